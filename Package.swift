@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "flotilla",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "flotilla", targets: ["flotilla"]),
+        .library(name: "FleetCore", targets: ["FleetCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // The fleet model, loading, validation and planning. No I/O.
+        .target(
+            name: "FleetCore",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // The `flotilla` commands: argument parsing, file reading, output.
+        .target(
+            name: "FleetCLI",
+            dependencies: [
+                "FleetCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "flotilla", dependencies: ["FleetCLI"]),
+        .executableTarget(
+            name: "flotilla-bench",
+            dependencies: ["FleetCore"],
+            path: "Benchmarks/PlanBenchmark"
+        ),
+        .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
+        .testTarget(
+            name: "FleetCLITests",
+            dependencies: ["FleetCLI", "FleetCore", "flotilla"],
+            exclude: ["Fixtures"]
+        ),
+    ]
+)
+
+// Every target compiles with the same language rules.
+for target in package.targets where [.executable, .test, .regular].contains(target.type) {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import FleetCore
+
+/// `flotilla plan [DIR] --devices FILE`: which devices would change, from what to what.
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show which devices the repository would change, from what to what, in which waves.",
+        discussion: "Exit status: 0 when nothing would change, 1 when something would, 2 on error."
+    )
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(help: "The device inventory: a JSON file of devices with their tags and app versions.")
+    var devices: String
+
+    @Option(help: "text, markdown (for a pull-request comment) or json.")
+    var format: OutputFormat = .text
+
+    @Option(help: "Devices listed per target before '… and N more'.")
+    var limit: Int = 20
+
+    func validate() throws {
+        guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
+    }
+
+    func run() throws {
+        let fleet = try repository.load(format: format)
+        let inventory = try InventoryFile.read(devices)
+        let plan: FleetPlan
+        do {
+            plan = try Planner.plan(fleet, inventory: inventory)
+        } catch {
+            throw CLIError("\(devices): \(error)")
+        }
+        switch format {
+        case .text: print(PlanRenderer.text(plan, limit: limit))
+        case .markdown: print(PlanRenderer.markdown(plan, limit: limit), terminator: "")
+        case .json: print(PlanRenderer.json(plan).serialized(pretty: true))
+        }
+        if plan.hasChanges { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,42 @@
+/// One problem found in the fleet repository, with where it is and why it is wrong.
+///
+/// Printed like a compiler's message, so editors and CI logs link straight to it:
+/// `apps/thermostat.yaml:12:14: error: unknown group 'canry'; did you mean 'canary'?`
+public struct Diagnostic: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Where the problem is.
+    public var location: SourceLocation
+    /// What is wrong, in a sentence that does not repeat the location.
+    public var message: String
+
+    public init(_ location: SourceLocation, _ message: String) {
+        self.location = location
+        self.message = message
+    }
+
+    public var description: String { "\(location): error: \(message)" }
+}
+
+/// The fleet repository did not load or validate; every problem found is listed, in file order.
+public struct FleetValidationError: Error, Sendable, CustomStringConvertible {
+    /// All problems, sorted by file, line and column.
+    public var diagnostics: [Diagnostic]
+
+    public init(diagnostics: [Diagnostic]) {
+        self.diagnostics = diagnostics.sorted { $0.location < $1.location }
+    }
+
+    public var description: String {
+        diagnostics.map(\.description).joined(separator: "\n")
+    }
+}
+
+/// Collects problems while a repository is loaded, so one pass reports all of them.
+final class DiagnosticSink {
+    private(set) var diagnostics: [Diagnostic] = []
+
+    var isEmpty: Bool { diagnostics.isEmpty }
+
+    func error(_ location: SourceLocation, _ message: String) {
+        diagnostics.append(Diagnostic(location, message))
+    }
+}

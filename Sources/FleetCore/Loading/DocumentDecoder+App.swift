@@ -1,0 +1,61 @@
+extension DocumentDecoder {
+    static let appKeys = ["name", "description", "flow", "parameters", "targets", "rollout", "selfHeal"]
+    static let targetKeys = ["group", "version", "parameters"]
+
+    func decodeApp(_ node: YAMLNode) -> (App, RolloutOverrides)? {
+        guard let fields = fields(node, kind: .app, known: Self.appKeys) else { return nil }
+        let name = name(fields, kind: .app)
+        let flow = fields.requiredString("flow")
+        let parameters = fields["parameters"].map { parameterValues($0) } ?? [:]
+        var targets: [App.Target] = []
+        if let list = fields.required("targets") {
+            if case .sequence(let items) = list.value {
+                if items.isEmpty { sink.error(list.location, "App '\(name?.value ?? "")' has no targets") }
+                targets = items.compactMap(decodeTarget)
+            } else {
+                sink.error(list.location, "expected a list for 'targets', found \(list.kindDescription)")
+            }
+        }
+        let rollout = fields["rollout"].map(decodeRollout) ?? RolloutOverrides()
+        let selfHeal = fields.bool("selfHeal") ?? false
+        guard let name, let flow else { return nil }
+        let app = App(name: name.value, flow: flow, parameters: parameters, targets: targets,
+                      rollout: .builtIn, selfHeal: selfHeal, location: node.location)
+        return (app, rollout)
+    }
+
+    private func decodeTarget(_ node: YAMLNode) -> App.Target? {
+        guard let fields = Fields(node, owner: "target", known: Self.targetKeys, sink: sink) else { return nil }
+        let group = fields.requiredString("group")
+        let version = fields.requiredString("version")
+        if let version, let problem = Self.versionProblem(version.value) {
+            sink.error(version.location, "invalid version '\(version.value)': \(problem)")
+        }
+        let parameters = fields["parameters"].map { parameterValues($0) } ?? [:]
+        guard let group, let version else { return nil }
+        return App.Target(group: group, version: version, parameters: parameters, location: node.location)
+    }
+
+    /// Parameter values are scalars; their types are checked against the flow once it is known.
+    private func parameterValues(_ node: YAMLNode) -> [String: Located<String>] {
+        var values: [String: Located<String>] = [:]
+        for (name, value) in Scalars.mapping(node, "parameters", sink) ?? [] {
+            guard case .scalar(let text, _) = value.value, !value.isNull else {
+                sink.error(value.location, "expected a single value for parameter '\(name.value)', found \(value.kindDescription)")
+                continue
+            }
+            values[name.value] = Located(text, at: value.location)
+        }
+        return values
+    }
+
+    /// Versions are what agents report: 1–128 letters, digits, '.', '-', '+', '_' and '~'.
+    static func versionProblem(_ version: String) -> String? {
+        let scalars = version.unicodeScalars
+        guard !scalars.isEmpty, scalars.count <= 128 else { return "use 1 to 128 characters" }
+        let allowed = scalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || ".-+_~".unicodeScalars.contains($0)
+        }
+        return allowed ? nil : "use only letters, digits, '.', '-', '+', '_' and '~'"
+    }
+}

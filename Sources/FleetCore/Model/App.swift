@@ -1,0 +1,23 @@
+/// `kind: App`: what version of an app each group of devices runs, and how it gets there.
+public struct App: Sendable {
+    public var name: String
+    /// The flow that installs it.
+    public var flow: Located<String>
+    /// Parameters for every target, overridden by a target's own.
+    public var parameters: [String: Located<String>]
+    /// Ordered: the first target whose group holds a device decides that device's version.
+    public var targets: [Target]
+    /// The rollout settings, with fleet.yaml's defaults and the built-in ones filled in.
+    public var rollout: RolloutPolicy
+    /// Whether devices that drift from the desired version are put back.
+    public var selfHeal: Bool
+    public var location: SourceLocation
+
+    /// One entry of `targets`.
+    public struct Target: Sendable {
+        public var group: Located<String>
+        public var version: Located<String>
+        public var parameters: [String: Located<String>]
+        public var location: SourceLocation
+    }
+}

@@ -1,0 +1,52 @@
+/// `fleet.yaml`: the settings that hold for the whole fleet.
+public struct Fleet: Sendable {
+    /// The project on the fleet server that these devices belong to.
+    public var project: String
+    /// Rollout settings for apps that do not set their own.
+    public var rolloutDefaults: RolloutPolicy
+    /// Where `download` steps may fetch from. Empty means no downloads are allowed.
+    public var artifactSources: [ArtifactSource]
+    /// How the controller reports back.
+    public var status: StatusSettings
+    public var location: SourceLocation
+}
+
+/// An allowed artifact source: a URL prefix such as `https://artifacts.example.com/releases/`.
+public struct ArtifactSource: Hashable, Sendable, CustomStringConvertible {
+    public var url: WebURL
+    public var location: SourceLocation
+
+    /// Whether `candidate` is under this source: same scheme, host and port, and a path that
+    /// starts with this one at a segment boundary.
+    public func allows(_ candidate: WebURL) -> Bool {
+        guard candidate.scheme == url.scheme, candidate.host == url.host, candidate.port == url.port else {
+            return false
+        }
+        if url.path.hasSuffix("/") || url.path.isEmpty { return candidate.path.hasPrefix(url.path) }
+        return candidate.path == url.path || candidate.path.hasPrefix(url.path + "/")
+    }
+
+    public var description: String { url.description }
+}
+
+/// Where and how the controller reports status.
+public struct StatusSettings: Hashable, Sendable {
+    public enum Forge: String, Hashable, Sendable, CaseIterable {
+        case none, github, gitlab, gitea
+    }
+
+    /// Which forge's commit-status API to post to.
+    public var forge: Forge = .none
+    /// The repository on the forge: `owner/name` (GitHub, Gitea) or a project id or path (GitLab).
+    public var repository: String? = nil
+    /// The API base URL, for self-hosted forges.
+    public var apiURL: String? = nil
+    /// The first part of each status context: `<prefix>/<app>`.
+    public var contextPrefix: String = "flotilla"
+    /// Whether to write a note on each reconciled commit under `refs/notes/flotilla`.
+    public var notes: Bool = true
+    /// The branch that holds STATUS.md and status.json.
+    public var branch: String = "flotilla/status"
+
+    public init() {}
+}

@@ -1,0 +1,48 @@
+/// How a new version reaches the devices of one app target.
+public struct RolloutPolicy: Hashable, Sendable {
+    /// What happens to devices already changed when a rollout aborts.
+    public enum OnAbort: String, Hashable, Sendable, CaseIterable {
+        /// Give them the last good version back.
+        case rollback
+        /// Leave them as they are and hold the rollout for an operator.
+        case pause
+    }
+
+    /// Devices per wave: a count, or a percentage of the devices the rollout changes.
+    public var batchSize: Quantity
+    /// Devices updating at once, at most.
+    public var maxUnavailable: Quantity
+    /// Failures tolerated before the rollout aborts.
+    public var maxFailures: Quantity
+    public var onAbort: OnAbort
+    /// An execution with no progress for this long is timed out.
+    public var executionTimeout: Duration
+
+    /// The settings used when neither the app nor fleet.yaml says otherwise.
+    public static let builtIn = RolloutPolicy(
+        batchSize: .percent(25), maxUnavailable: .percent(25), maxFailures: .percent(5),
+        onAbort: .rollback, executionTimeout: .seconds(1_800))
+
+    public init(batchSize: Quantity, maxUnavailable: Quantity, maxFailures: Quantity,
+                onAbort: OnAbort, executionTimeout: Duration) {
+        self.batchSize = batchSize
+        self.maxUnavailable = maxUnavailable
+        self.maxFailures = maxFailures
+        self.onAbort = onAbort
+        self.executionTimeout = executionTimeout
+    }
+
+    /// The waves for `count` devices: sizes of at most `batchSize` each, in order.
+    public func waveSizes(for count: Int) -> [Int] {
+        guard count > 0 else { return [] }
+        let batch = max(1, batchSize.devices(of: count))
+        var sizes: [Int] = []
+        sizes.reserveCapacity(count / batch + 1)
+        var remaining = count
+        while remaining > 0 {
+            sizes.append(min(batch, remaining))
+            remaining -= batch
+        }
+        return sizes
+    }
+}

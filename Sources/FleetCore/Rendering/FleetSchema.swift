@@ -1,0 +1,175 @@
+/// A JSON Schema (draft 2020-12) of the fleet repository's YAML files, for editors that check
+/// files as people type (yaml-language-server). The property lists are the loader's own.
+public enum FleetSchema {
+    public static let id = "https://flotilla.dev/schema/v1/fleet.json"
+
+    public static func document() -> JSONValue {
+        let kinds = DocumentKind.allCases.map(\.rawValue)
+        return .object([
+            ("$schema", .string("https://json-schema.org/draft/2020-12/schema")),
+            ("$id", .string(id)),
+            ("title", .string("Flotilla fleet repository file")),
+            ("description", .string("fleet.yaml, groups/, devices/, flows/ and apps/ of a Flotilla fleet repository.")),
+            ("type", .string("object")),
+            ("required", .array([.string("kind")])),
+            ("properties", .object([("kind", .object([("enum", .array(kinds.map(JSONValue.string)))]))])),
+            ("allOf", .array(kinds.map { kind in
+                .object([
+                    ("if", .object([("properties", .object([("kind", .object([("const", .string(kind))]))]))])),
+                    ("then", ref(kind)),
+                ])
+            })),
+            ("$defs", .object(definitions)),
+        ])
+    }
+
+    private static var definitions: [(String, JSONValue)] {
+        [
+            ("Fleet", kind("Fleet", required: ["project"], [
+                ("project", text("The project on the fleet server these devices belong to.", pattern: namePattern)),
+                ("description", text("What this fleet is.")),
+                ("defaults", strictObject([("rollout", ref("Rollout"))], description: "Settings for apps that do not set their own.")),
+                ("artifacts", strictObject([("allow", .object([
+                    ("type", .string("array")), ("items", text("A URL prefix download steps may fetch from.", format: "uri")),
+                ]))], description: "Where download steps may fetch from.")),
+                ("status", strictObject([
+                    ("forge", enumeration(StatusSettings.Forge.allCases.map(\.rawValue), "The forge whose commit-status API to post to.")),
+                    ("repository", text("owner/name on GitHub or Gitea; project id or path on GitLab.")),
+                    ("apiURL", text("API base URL of a self-hosted forge.", format: "uri")),
+                    ("contextPrefix", text("First part of each status context, <prefix>/<app>.")),
+                    ("notes", .object([("type", .string("boolean")), ("description", .string("Write a git note on each reconciled commit."))])),
+                    ("branch", text("The branch that holds STATUS.md and status.json.")),
+                ], description: "How the controller reports status.")),
+            ])),
+            ("Group", kind("Group", required: ["name"], [
+                ("name", text("The group's name.", pattern: namePattern)),
+                ("description", text("What the group is for.")),
+                ("selector", text("Label selector over device tags, e.g. \"site in (berlin,paris),ring!=canary\".")),
+                ("devices", .object([("type", .string("array")), ("items", text("A device id."))])),
+            ])),
+            ("Devices", kind("Devices", required: ["devices"], [
+                ("devices", .object([
+                    ("type", .string("object")),
+                    ("description", .string("Tags declared per device id.")),
+                    ("additionalProperties", strictObject([
+                        ("tags", .object([("type", .string("object")), ("additionalProperties", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))]))])),
+                        ("description", text("What the device is.")),
+                    ], nullable: true)),
+                ])),
+            ])),
+            ("UpdateFlow", kind("UpdateFlow", required: ["name", "steps"], [
+                ("name", text("The flow's name.", pattern: namePattern)),
+                ("description", text("What the flow installs.")),
+                ("parameters", .object([("type", .string("object")), ("additionalProperties", ref("Parameter"))])),
+                ("steps", .object([("type", .string("array")), ("minItems", .int(1)), ("items", ref("Step"))])),
+                ("rollback", .object([("type", .string("array")), ("items", ref("Step"))])),
+            ])),
+            ("App", kind("App", required: ["name", "flow", "targets"], [
+                ("name", text("The app's name.", pattern: namePattern)),
+                ("description", text("What the app is.")),
+                ("flow", text("The UpdateFlow that installs it.")),
+                ("parameters", ref("ParameterValues")),
+                ("targets", .object([
+                    ("type", .string("array")), ("minItems", .int(1)),
+                    ("description", .string("Ordered: the first target whose group holds a device wins.")),
+                    ("items", strictObject([
+                        ("group", text("A Group name.")),
+                        ("version", .object([("type", .array([.string("string"), .string("number")]))])),
+                        ("parameters", ref("ParameterValues")),
+                    ], required: ["group", "version"])),
+                ])),
+                ("rollout", ref("Rollout")),
+                ("selfHeal", .object([("type", .string("boolean")), ("description", .string("Put back devices that drift."))])),
+            ])),
+            ("Rollout", strictObject([
+                ("batchSize", quantity("Devices per wave.")),
+                ("maxUnavailable", quantity("Devices updating at once, at most.")),
+                ("maxFailures", quantity("Failures tolerated before the rollout aborts.")),
+                ("onAbort", enumeration(RolloutPolicy.OnAbort.allCases.map(\.rawValue), "What happens to changed devices on abort.")),
+                ("executionTimeout", duration("An execution with no progress for this long is timed out.")),
+            ])),
+            ("Parameter", strictObject([
+                ("type", enumeration(ParameterSpec.Kind.names, "The parameter's type.")),
+                ("required", .object([("type", .string("boolean"))])),
+                ("default", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))])),
+                ("description", text("What the parameter means.")),
+                ("values", .object([("type", .string("array")), ("items", .object([("type", .string("string"))]))])),
+            ], required: ["type"])),
+            ("ParameterValues", .object([
+                ("type", .string("object")),
+                ("additionalProperties", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))])),
+            ])),
+            ("Step", strictObject([
+                ("name", text("The step's name, unique in the flow.")),
+                ("run", text("A command run through /bin/sh -c.")),
+                ("script", text("An inline script.")),
+                ("download", strictObject([
+                    ("url", text("http(s) URL under an allowed artifact source.")),
+                    ("sha256", text("Expected SHA-256 of the file.")),
+                    ("destination", text("Where the file goes.")),
+                ], required: ["url", "sha256", "destination"])),
+                ("compose", strictObject([
+                    ("project", text("The compose project name.")),
+                    ("file", text("The compose file.")),
+                    ("action", enumeration(Step.ComposeAction.allCases.map(\.rawValue), "up or down.")),
+                ], required: ["project", "file"])),
+                ("install", text("Path of a .deb to install with dpkg -i.")),
+                ("timeout", duration("How long the step may run.")),
+                ("retries", .object([("type", .string("integer")), ("minimum", .int(0)), ("maximum", .int(100))])),
+                ("onFailure", enumeration(Step.OnFailure.allCases.map(\.rawValue), "What to do when the step fails.")),
+                ("idempotent", .object([("type", .string("boolean")), ("description", .string("Safe to run again after an interruption."))])),
+            ], oneOfKeys: Step.Action.keys)),
+        ]
+    }
+
+    static let namePattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+    private static func ref(_ name: String) -> JSONValue { .object([("$ref", .string("#/$defs/\(name)"))]) }
+
+    private static func kind(_ name: String, required: [String], _ properties: [(String, JSONValue)]) -> JSONValue {
+        let common: [(String, JSONValue)] = [
+            ("apiVersion", .object([("const", .string(FleetLoader.apiVersion))])),
+            ("kind", .object([("const", .string(name))])),
+        ]
+        return strictObject(common + properties, required: ["kind"] + required)
+    }
+
+    private static func strictObject(_ properties: [(String, JSONValue)], required: [String] = [], description: String? = nil,
+                                     nullable: Bool = false, oneOfKeys: [String] = []) -> JSONValue {
+        var members: [(String, JSONValue)] = [("type", nullable ? .array([.string("object"), .string("null")]) : .string("object"))]
+        if let description { members.append(("description", .string(description))) }
+        members.append(("properties", .object(properties)))
+        members.append(("additionalProperties", .bool(false)))
+        if !required.isEmpty { members.append(("required", .array(required.map(JSONValue.string)))) }
+        if !oneOfKeys.isEmpty {
+            members.append(("oneOf", .array(oneOfKeys.map { .object([("required", .array([.string($0)]))]) })))
+        }
+        return .object(members)
+    }
+
+    private static func text(_ description: String, pattern: String? = nil, format: String? = nil) -> JSONValue {
+        var members: [(String, JSONValue)] = [("type", .string("string")), ("description", .string(description))]
+        if let pattern { members.append(("pattern", .string(pattern))) }
+        if let format { members.append(("format", .string(format))) }
+        return .object(members)
+    }
+
+    private static func enumeration(_ values: [String], _ description: String) -> JSONValue {
+        .object([("enum", .array(values.map(JSONValue.string))), ("description", .string(description))])
+    }
+
+    private static func quantity(_ description: String) -> JSONValue {
+        .object([
+            ("description", .string(description + " A count such as 5, or a percentage such as 10%.")),
+            ("oneOf", .array([
+                .object([("type", .string("integer")), ("minimum", .int(0))]),
+                .object([("type", .string("string")), ("pattern", .string("^[0-9]+(\\.[0-9]+)?%$"))]),
+            ])),
+        ])
+    }
+
+    private static func duration(_ description: String) -> JSONValue {
+        .object([("type", .string("string")), ("description", .string(description + " Such as 30s, 5m, 2h or 1h30m.")),
+                 ("pattern", .string("^([0-9]+(ms|s|m|h|d))+$"))])
+    }
+}

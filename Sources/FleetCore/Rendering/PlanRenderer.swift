@@ -1,0 +1,136 @@
+/// Plans as people and tools read them: a terminal listing, a pull-request comment, JSON.
+public enum PlanRenderer {
+    /// Terminal text: per app and target, the devices that change, up to `limit` per target.
+    public static func text(_ plan: FleetPlan, limit: Int = 20) -> String {
+        var lines: [String] = []
+        for app in plan.apps {
+            lines.append("\(app.name)")
+            for target in app.targets {
+                let header = "  \(target.target.group) → \(target.target.version):"
+                if target.changes.isEmpty {
+                    lines.append("\(header) up to date (\(count(target.unchanged.count, "device")))")
+                    continue
+                }
+                lines.append("\(header) \(changeSummary(target)), \(target.unchanged.count) unchanged; waves \(waveSummary(target.waves))")
+                for change in target.changes.prefix(limit) {
+                    let symbol = change.kind == .install ? "+" : "~"
+                    let from = plan.fromVersion(change) ?? "(not installed)"
+                    let offline = plan.inventory.online[Int(change.device)] ? "" : " (offline)"
+                    lines.append("    \(symbol) \(plan.deviceID(change.device))\(offline)  \(from) → \(target.target.version)")
+                }
+                if target.changes.count > limit {
+                    lines.append("    … and \(target.changes.count - limit) more")
+                }
+            }
+            if !app.notTargeted.isEmpty {
+                lines.append("  not targeted, left as they are: \(count(app.notTargeted.count, "device"))")
+            }
+        }
+        lines.append("")
+        lines.append(verdict(plan))
+        return lines.joined(separator: "\n")
+    }
+
+    /// Markdown for a pull-request comment: a summary table, then the devices per target.
+    public static func markdown(_ plan: FleetPlan, limit: Int = 50) -> String {
+        var lines = ["## Flotilla plan", "", verdict(plan), ""]
+        lines.append("| App | Target | Version | Changing | Unchanged | Offline | Waves |")
+        lines.append("|---|---|---|---:|---:|---:|---|")
+        for app in plan.apps {
+            for target in app.targets {
+                let changing = target.changes.isEmpty ? "0" : "**\(target.changes.count)** (\(kindSummary(target)))"
+                lines.append("| \(app.name) | \(target.target.group) | `\(target.target.version)` | \(changing) | "
+                             + "\(target.unchanged.count) | \(target.offlineCount) | \(waveSummary(target.waves)) |")
+            }
+        }
+        for app in plan.apps {
+            for target in app.targets where !target.changes.isEmpty {
+                lines += ["", "<details><summary>\(app.name) → \(target.target.group) (\(target.target.version)): "
+                          + "\(count(target.changes.count, "device"))</summary>", ""]
+                lines.append("| Device | From | To | |")
+                lines.append("|---|---|---|---|")
+                for change in target.changes.prefix(limit) {
+                    let from = plan.fromVersion(change).map { "`\($0)`" } ?? "—"
+                    let note = plan.inventory.online[Int(change.device)] ? change.kind.rawValue : "\(change.kind.rawValue), offline"
+                    lines.append("| `\(plan.deviceID(change.device))` | \(from) | `\(target.target.version)` | \(note) |")
+                }
+                if target.changes.count > limit {
+                    lines += ["", "_and \(target.changes.count - limit) more_"]
+                }
+                lines += ["", "</details>"]
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Every device change, for tools.
+    public static func json(_ plan: FleetPlan) -> JSONValue {
+        .object([
+            ("changes", .int(plan.changeCount)),
+            ("devices", .int(plan.inventory.count)),
+            ("apps", .array(plan.apps.map { app in
+                .object([
+                    ("name", .string(app.name)),
+                    ("targets", .array(app.targets.map { target in
+                        .object([
+                            ("group", .string(target.target.group)),
+                            ("version", .string(target.target.version)),
+                            ("flow", .string(target.target.flow)),
+                            ("digest", .string(target.target.digest)),
+                            ("unchanged", .int(target.unchanged.count)),
+                            ("offline", .int(target.offlineCount)),
+                            ("waves", .array(target.waves.map(JSONValue.int))),
+                            ("changes", .array(target.changes.map { change in
+                                .object([
+                                    ("device", .string(plan.deviceID(change.device))),
+                                    ("kind", .string(change.kind.rawValue)),
+                                    ("from", plan.fromVersion(change).map(JSONValue.string) ?? .null),
+                                    ("to", .string(target.target.version)),
+                                    ("online", .bool(plan.inventory.online[Int(change.device)])),
+                                ])
+                            })),
+                        ])
+                    })),
+                    ("notTargeted", .array(app.notTargeted.map { .string(plan.deviceID($0)) })),
+                ])
+            })),
+        ])
+    }
+
+    /// One sentence: what the plan does overall.
+    public static func verdict(_ plan: FleetPlan) -> String {
+        guard plan.hasChanges else { return "No changes: every device already runs what the repository says." }
+        let apps = plan.apps.filter { $0.changeCount > 0 }.count
+        return "\(count(plan.changeCount, "change")) across \(count(apps, "app")) (\(count(plan.inventory.count, "device")) in the inventory)."
+    }
+
+    /// Wave sizes with runs folded: `4×25, 1×3`.
+    public static func waveSummary(_ waves: [Int]) -> String {
+        guard !waves.isEmpty else { return "—" }
+        var parts: [String] = []
+        var index = 0
+        while index < waves.count {
+            var end = index
+            while end + 1 < waves.count, waves[end + 1] == waves[index] { end += 1 }
+            parts.append("\(end - index + 1)×\(waves[index])")
+            index = end + 1
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    private static func changeSummary(_ target: TargetPlan) -> String {
+        "\(target.changes.count) to change (\(kindSummary(target)))"
+    }
+
+    private static func kindSummary(_ target: TargetPlan) -> String {
+        var counts: [DeviceChange.Kind: Int] = [:]
+        for change in target.changes { counts[change.kind, default: 0] += 1 }
+        return [DeviceChange.Kind.install, .update, .reconfigure].compactMap { kind in
+            counts[kind].map { "\($0) \(kind.rawValue)" }
+        }.joined(separator: ", ")
+    }
+
+    static func count(_ number: Int, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
+    }
+}

@@ -1,0 +1,80 @@
+/// A label selector over device tags, in the syntax kubectl knows.
+///
+/// Requirements are joined by commas, and all must hold:
+/// `site in (berlin,paris),ring!=canary,!decommissioned`.
+///
+/// | form | holds when |
+/// |---|---|
+/// | `key` | the device has the tag |
+/// | `!key` | the device does not have the tag |
+/// | `key=value`, `key==value` | the tag has that value |
+/// | `key!=value` | the tag is absent or has another value |
+/// | `key in (a,b)` | the tag has one of the values |
+/// | `key notin (a,b)` | the tag is absent or has none of the values |
+///
+/// An empty selector selects every device, as in kubectl.
+public struct LabelSelector: Hashable, Sendable, CustomStringConvertible {
+    public enum Operator: String, Hashable, Sendable {
+        case exists, doesNotExist, equals, notEquals, `in`, notIn
+    }
+
+    public struct Requirement: Hashable, Sendable {
+        public var key: String
+        public var op: Operator
+        /// Sorted, without duplicates; empty for `exists` and `doesNotExist`.
+        public var values: [String]
+    }
+
+    public var requirements: [Requirement]
+
+    /// A syntax error, with the column (from 0) inside the selector text where it was found.
+    public struct ParseError: Error, Sendable, Equatable {
+        public var offset: Int
+        public var reason: String
+
+        public init(offset: Int, reason: String) {
+            self.offset = offset
+            self.reason = reason
+        }
+    }
+
+    /// Parses selector text; fails with the offset of the first problem.
+    public init(parsing text: String) throws(ParseError) {
+        var parser = SelectorParser(text)
+        requirements = try parser.parseRequirements()
+    }
+
+    /// Whether a device with these tags is selected.
+    public func matches(_ tags: [String: String]) -> Bool {
+        requirements.allSatisfy { $0.matches(tags[$0.key]) }
+    }
+
+    public var description: String {
+        requirements.map(\.description).joined(separator: ",")
+    }
+}
+
+extension LabelSelector.Requirement: CustomStringConvertible {
+    /// Whether a device whose value for `key` is `value` (nil when absent) meets this requirement.
+    public func matches(_ value: String?) -> Bool {
+        switch op {
+        case .exists: return value != nil
+        case .doesNotExist: return value == nil
+        case .equals: return value == values[0]
+        case .notEquals: return value != values[0]
+        case .in: return value.map(values.contains) ?? false
+        case .notIn: return value.map { !values.contains($0) } ?? true
+        }
+    }
+
+    public var description: String {
+        switch op {
+        case .exists: return key
+        case .doesNotExist: return "!" + key
+        case .equals: return "\(key)=\(values[0])"
+        case .notEquals: return "\(key)!=\(values[0])"
+        case .in: return "\(key) in (\(values.joined(separator: ",")))"
+        case .notIn: return "\(key) notin (\(values.joined(separator: ",")))"
+        }
+    }
+}

@@ -1,0 +1,169 @@
+/// Cross-checks the documents of a repository and resolves each app target.
+struct FleetCompiler {
+    let documents: LoadedDocuments
+    let sink: DiagnosticSink
+
+    init(documents: LoadedDocuments, sink: DiagnosticSink) {
+        self.documents = documents
+        self.sink = sink
+    }
+
+    func compile() -> CompiledFleet? {
+        guard let fleet = checkFleet() else { return nil }
+        let groups = unique(documents.groups, kind: "Group", name: \.name, location: \.location)
+        let devices = unique(documents.devices, kind: "device", name: \.id, location: \.location)
+        let flows = unique(documents.flows, kind: "UpdateFlow", name: \.name, location: \.location)
+        var rollouts: [String: RolloutOverrides] = [:]
+        for (app, overrides) in zip(documents.apps, documents.appRollouts) where rollouts[app.name] == nil {
+            rollouts[app.name] = overrides
+        }
+        let apps = unique(documents.apps, kind: "App", name: \.name, location: \.location)
+
+        let deviceIDs = Set(devices.map(\.id))
+        for group in groups {
+            for id in group.deviceIDs where !deviceIDs.contains(id.value) && !documents.incomplete.contains(.devices) {
+                sink.error(id.location, "device '\(id.value)' is not declared in devices/" + Suggestion.hint(for: id.value, in: deviceIDs))
+            }
+        }
+        let flowsByName = Dictionary(flows.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let groupNames = Set(groups.map(\.name))
+        let compiledApps: [CompiledApp] = apps.compactMap { app in
+            var app = app
+            app.rollout = (rollouts[app.name] ?? RolloutOverrides()).applied(over: fleet.rolloutDefaults)
+            return compileApp(app, fleet: fleet, flows: flowsByName, groups: groupNames)
+        }
+        return CompiledFleet(fleet: fleet, groups: groups, devices: devices, flows: flows, apps: compiledApps)
+    }
+
+    private func checkFleet() -> Fleet? {
+        if documents.fleetFiles.isEmpty {
+            sink.error(SourceLocation(path: "fleet.yaml"),
+                       "not found; a fleet repository has a fleet.yaml (kind: Fleet) at its root")
+            return nil
+        }
+        if documents.fleetFiles.count > 1 {
+            sink.error(SourceLocation(path: documents.fleetFiles[1]), "both fleet.yaml and fleet.yml exist; keep one")
+        }
+        if documents.fleets.count > 1 {
+            sink.error(documents.fleets[1].location, "fleet.yaml declares more than one Fleet")
+        }
+        if documents.fleets.isEmpty, sink.isEmpty {
+            sink.error(SourceLocation(path: documents.fleetFiles[0], line: 1, column: 1), "fleet.yaml has no 'kind: Fleet' document")
+        }
+        return documents.fleets.first
+    }
+
+    /// The items with distinct names, sorted; a repeated name is reported at its second place.
+    private func unique<Item>(_ items: [Item], kind: String, name: KeyPath<Item, String>,
+                              location: KeyPath<Item, SourceLocation>) -> [Item] {
+        var seen: [String: SourceLocation] = [:]
+        var kept: [Item] = []
+        for item in items {
+            if let first = seen[item[keyPath: name]] {
+                sink.error(item[keyPath: location], "duplicate \(kind) '\(item[keyPath: name])'; first declared at \(first)")
+                continue
+            }
+            seen[item[keyPath: name]] = item[keyPath: location]
+            kept.append(item)
+        }
+        return kept.sorted { $0[keyPath: name] < $1[keyPath: name] }
+    }
+
+    private func compileApp(_ app: App, fleet: Fleet, flows: [String: UpdateFlow], groups: Set<String>) -> CompiledApp? {
+        guard let flow = flows[app.flow.value] else {
+            if documents.incomplete.contains(.updateFlow) { return nil }
+            sink.error(app.flow.location, "App '\(app.name)' uses flow '\(app.flow.value)', which is not declared in flows/"
+                       + Suggestion.hint(for: app.flow.value, in: flows.keys))
+            return nil
+        }
+        checkDeclared(app.parameters, in: flow, owner: "App '\(app.name)'")
+        var targets: [DesiredTarget] = []
+        var seenGroups: [String: SourceLocation] = [:]
+        for target in app.targets {
+            guard groups.contains(target.group.value) else {
+                if documents.incomplete.contains(.group) { continue }
+                sink.error(target.group.location, "unknown group '\(target.group.value)'" + Suggestion.hint(for: target.group.value, in: groups))
+                continue
+            }
+            if let first = seenGroups[target.group.value] {
+                sink.error(target.group.location, "group '\(target.group.value)' is already targeted at line \(first.line); "
+                           + "this target would never apply because the first match wins")
+                continue
+            }
+            seenGroups[target.group.value] = target.group.location
+            checkDeclared(target.parameters, in: flow, owner: "the target for group '\(target.group.value)'")
+            guard let resolved = resolve(app: app, target: target, flow: flow) else { continue }
+            checkDownloads(app: app, target: target, flow: flow, parameters: resolved, fleet: fleet)
+            targets.append(DesiredTarget(app: app.name, group: target.group.value, version: target.version.value,
+                                         flow: flow.name, parameters: resolved))
+        }
+        return CompiledApp(app: app, flow: flow, targets: targets)
+    }
+
+    private func checkDeclared(_ values: [String: Located<String>], in flow: UpdateFlow, owner: String) {
+        for (name, value) in values.sorted(by: { $0.value.location < $1.value.location }) {
+            guard let spec = flow.parameter(named: name) else {
+                sink.error(value.location, "\(owner) sets parameter '\(name)', which flow '\(flow.name)' does not declare"
+                           + Suggestion.hint(for: name, in: flow.parameters.map(\.name)))
+                continue
+            }
+            if let problem = spec.problem(with: value.value) {
+                sink.error(value.location, "parameter '\(name)' (\(spec.kind.name)): \(problem), found '\(value.value)'")
+            }
+        }
+    }
+
+    /// Target over app over flow default; reports required parameters left without a value.
+    private func resolve(app: App, target: App.Target, flow: UpdateFlow) -> [String: String]? {
+        var resolved: [String: String] = [:]
+        var complete = true
+        for spec in flow.parameters {
+            if let value = target.parameters[spec.name] ?? app.parameters[spec.name] {
+                resolved[spec.name] = value.value
+            } else if let value = spec.defaultValue {
+                resolved[spec.name] = value
+            } else if spec.required {
+                sink.error(target.location, "required parameter '\(spec.name)' of flow '\(flow.name)' has no value "
+                           + "for group '\(target.group.value)'; set it in the App's or the target's parameters")
+                complete = false
+            }
+        }
+        return complete ? resolved : nil
+    }
+
+    /// Download URLs, once parameters are filled in, must lie under an allowed artifact source.
+    private func checkDownloads(app: App, target: App.Target, flow: UpdateFlow, parameters: [String: String], fleet: Fleet) {
+        let builtIns = ["version": target.version.value, "app": app.name, "device": "DEVICE"]
+        for step in flow.steps + flow.rollback {
+            guard case .download(let template, _, _) = step.action else { continue }
+            let url = Template.render(template) { parameters[$0] ?? builtIns[$0] }
+            // Blame the value the URL came from: the target's parameter, the app's, or the flow itself.
+            let source = Template.references(in: template).map { $0.map(\.name) }.value ?? []
+            let location = source.lazy.compactMap { target.parameters[$0]?.location ?? app.parameters[$0]?.location }.first
+                ?? step.location
+            // A url parameter whose own value is invalid was reported already.
+            let invalidSource = source.contains { name in
+                guard let spec = flow.parameter(named: name), let value = parameters[name] else { return false }
+                return spec.problem(with: value) != nil
+            }
+            switch WebURL.parse(url) {
+            case .failure where invalidSource:
+                continue
+            case .failure(let problem):
+                sink.error(location, "download URL '\(url)' of step '\(step.name)' for group '\(target.group.value)' is invalid: \(problem.reason)")
+            case .success(let parsed):
+                guard !fleet.artifactSources.contains(where: { $0.allows(parsed) }) else { continue }
+                let allowed = fleet.artifactSources.isEmpty ? "none are allowed yet" : fleet.artifactSources.map(\.description).joined(separator: ", ")
+                sink.error(location, "download URL '\(url)' of step '\(step.name)' is outside the artifact allowlist "
+                           + "(fleet.yaml artifacts.allow: \(allowed))")
+            }
+        }
+    }
+}
+
+extension Result {
+    var value: Success? {
+        if case .success(let value) = self { return value }
+        return nil
+    }
+}

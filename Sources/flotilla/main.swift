@@ -1,0 +1,3 @@
+import FleetCLI
+
+FlotillaCommand.runMain()

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+/// The `flotilla` binary as scripts and CI use it: exit codes, streams and formats.
+struct CommandLineTests {
+    let template = TestPaths.template
+    let inventory = TestPaths.template + "/inventory.example.json"
+
+    @Test func validateAcceptsTheTemplate() throws {
+        let result = try CommandResult.run(["validate", template])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("valid: project acme-climate, 2 apps, 5 groups, 2 flows"))
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func validateReportsErrorsLikeACompilerAndExitsTwo() throws {
+        let result = try CommandResult.run(["validate", TestPaths.brokenFixtures + "/many-errors-in-many-files"])
+        #expect(result.status == 2)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.split(separator: "\n") == [
+            "apps/web.yaml:3:7: error: App 'web' uses flow 'basik', which is not declared in flows/; did you mean 'basic'?",
+            "fleet.yaml:6:18: error: 'maxFailures' is 101%, over 100%",
+            "groups/canary.yaml:3:23: error: invalid selector: expected a requirement after ','",
+            "3 errors",
+        ])
+    }
+
+    @Test func validateSpeaksJSONForTools() throws {
+        let result = try CommandResult.run(["validate", TestPaths.brokenFixtures + "/dangling-group", "--format", "json"])
+        #expect(result.status == 2)
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(json?["valid"] as? Bool == false)
+        let errors = json?["errors"] as? [[String: Any]]
+        #expect(errors?.count == 1)
+        #expect(errors?.first?["path"] as? String == "apps/web.yaml")
+        #expect(errors?.first?["line"] as? Int == 5)
+        #expect(errors?.first?["column"] as? Int == 12)
+        #expect(errors?.first?["message"] as? String == "unknown group 'canry'; did you mean 'canary'?")
+    }
+
+    @Test func aMissingDirectoryIsAClearErrorNotACrash() throws {
+        let result = try CommandResult.run(["validate", "/nonexistent/fleet"])
+        #expect(result.status == 2)
+        #expect(result.stderr == "error: /nonexistent/fleet: no such directory\n")
+    }
+
+    @Test func anUnknownFlagExitsTwoAndNamesTheFlag() throws {
+        let result = try CommandResult.run(["plan", template, "--devices", inventory, "--formatt", "json"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("Unknown option '--formatt'"))
+        #expect(!result.stderr.contains("Swift"))
+    }
+
+    @Test func planExitsOneWhenDevicesWouldChange() throws {
+        let result = try CommandResult.run(["plan", template, "--devices", inventory])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("    ~ thermo-berlin-004  2.4.0 → 2.4.1"))
+        #expect(result.stdout.contains("    + thermo-paris-004 (offline)  (not installed) → 2.4.1"))
+        #expect(result.stdout.hasSuffix("8 changes across 2 apps (20 devices in the inventory).\n"))
+    }
+
+    @Test func planExitsZeroWhenNothingWouldChange() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The devices report exactly what the template wants them to run.
+        let converged = """
+            {"devices": [
+              {"id": "thermo-lab-01", "tags": {"hw": "rpi4"}, "apps": {"thermostat": "2.5.0"}},
+              {"id": "thermo-oslo-001", "tags": {"hw": "rpi4", "site": "oslo"}, "apps": {"thermostat": "2.3.9"}},
+              {"id": "gw-paris-01", "tags": {"hw": "gateway", "site": "paris"}, "apps": {"telemetry": "1.7.3"}}
+            ]}
+            """
+        FileManager.default.createFile(atPath: directory + "/devices.json", contents: Data(converged.utf8))
+        let result = try CommandResult.run(["plan", template, "--devices", directory + "/devices.json"])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasSuffix("No changes: every device already runs what the repository says.\n"))
+    }
+
+    @Test func planExitsTwoOnAnInvalidRepository() throws {
+        let result = try CommandResult.run(["plan", TestPaths.brokenFixtures + "/bad-duration", "--devices", inventory])
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("fleet.yaml:7:23: error: invalid duration '5 minutes'"))
+    }
+
+    @Test func planExitsTwoOnABrokenInventoryAndSaysWhere() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        FileManager.default.createFile(atPath: directory + "/devices.json",
+                                       contents: Data(#"{"devices": [{"id": "a"}, {"id": "b", "online": "yes"}]}"#.utf8))
+        let result = try CommandResult.run(["plan", template, "--devices", directory + "/devices.json"])
+        #expect(result.status == 2)
+        #expect(result.stderr == "error: \(directory)/devices.json: devices[1].online: expected true or false\n")
+    }
+
+    @Test func planRefusesAnInventoryThatListsADeviceTwice() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        FileManager.default.createFile(atPath: directory + "/devices.json",
+                                       contents: Data(#"[{"id": "b"}, {"id": "a"}, {"id": "b"}]"#.utf8))
+        let result = try CommandResult.run(["plan", template, "--devices", directory + "/devices.json"])
+        #expect(result.status == 2)
+        #expect(result.stderr == "error: \(directory)/devices.json: device 'b' appears more than once in the inventory\n")
+    }
+
+    @Test func planMarkdownIsAPullRequestComment() throws {
+        let result = try CommandResult.run(["plan", template, "--devices", inventory, "--format", "markdown", "--limit", "1"])
+        #expect(result.status == 1)
+        #expect(result.stdout.hasPrefix("## Flotilla plan\n\n8 changes across 2 apps"))
+        #expect(result.stdout.contains("| thermostat | europe | `2.4.1` | **2** (1 install, 1 update) | 8 | 1 | 2×1 |"))
+        #expect(result.stdout.contains("_and 1 more_"))
+    }
+
+    @Test func planJSONListsEveryChange() throws {
+        let result = try CommandResult.run(["plan", template, "--devices", inventory, "--format", "json"])
+        #expect(result.status == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(json?["changes"] as? Int == 8)
+        let apps = json?["apps"] as? [[String: Any]]
+        #expect(apps?.map { $0["name"] as? String } == ["telemetry", "thermostat"])
+    }
+
+    @Test func schemaIsJSONSchema2020() throws {
+        let result = try CommandResult.run(["schema"])
+        #expect(result.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(json?["$schema"] as? String == "https://json-schema.org/draft/2020-12/schema")
+        let committed = try String(contentsOfFile: template + "/.flotilla/schema.json", encoding: .utf8)
+        #expect(committed == result.stdout, "regenerate fleet-repo-template/.flotilla/schema.json with `flotilla schema`")
+    }
+
+    @Test func versionIsPrinted() throws {
+        let result = try CommandResult.run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "0.1.0\n")
+    }
+}

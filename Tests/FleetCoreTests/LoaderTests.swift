@@ -1,0 +1,86 @@
+@testable import FleetCore
+import Foundation
+import Testing
+
+struct LoaderTests {
+    @Test func loadsMultiDocumentFilesAndResolvesTargets() throws {
+        let fleet = try FleetFixtures.load(FleetFixtures.shop)
+        #expect(fleet.groups.map(\.name) == ["berlin", "canary", "everyone", "vip"])
+        #expect(fleet.apps.map(\.name) == ["printer", "web"])
+        let web = try #require(fleet.apps.last)
+        #expect(web.targets.map(\.group) == ["vip", "canary", "berlin", "everyone"])
+        #expect(web.targets[0].parameters == ["color": "blue"])
+        #expect(web.targets[1].parameters == ["color": "red"])
+        // App rollout over fleet defaults over the built-in policy.
+        #expect(web.app.rollout.batchSize == .percent(50))
+        #expect(web.app.rollout.maxFailures == .count(0))
+        #expect(web.app.rollout.maxUnavailable == RolloutPolicy.builtIn.maxUnavailable)
+    }
+
+    @Test func digestsChangeWithVersionAndParametersOnly() throws {
+        let fleet = try FleetFixtures.load(FleetFixtures.shop)
+        let web = try #require(fleet.apps.last)
+        #expect(Set(web.targets.map(\.digest)).count == 4)
+        var files = FleetFixtures.shop
+        files["flows/simple.yaml"] = files["flows/simple.yaml"]!.replacingOccurrences(of: "install ${app}", with: "setup ${app}")
+        let reworded = try FleetFixtures.load(files)
+        #expect(reworded.apps.last?.targets.map(\.digest) == web.targets.map(\.digest))
+    }
+
+    @Test func collectsEveryErrorNotOnlyTheFirst() {
+        var files = FleetFixtures.shop
+        files["apps/web.yaml"] = """
+            kind: App
+            name: web
+            flow: simple
+            targets:
+              - {group: vip, version: "3.0", parameters: {color: green}}
+              - {group: nobody, version: "2.1"}
+            rollout: {batchSize: 0%, maxUnavailable: 200%}
+            selfheal: true
+            """
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
+        #expect(error?.diagnostics.map(\.description) == [
+            "apps/web.yaml:5:54: error: parameter 'color' (enum): expected one of red, blue, found 'green'",
+            "apps/web.yaml:6:13: error: unknown group 'nobody'",
+            "apps/web.yaml:7:22: error: 'batchSize' must be more than 0%, found 0%",
+            "apps/web.yaml:7:42: error: 'maxUnavailable' is 200%, over 100%",
+            "apps/web.yaml:8:1: error: unknown key 'selfheal' in App; did you mean 'selfHeal'?",
+        ])
+    }
+
+    @Test func aBuiltInNameCannotBeAParameter() {
+        var files = FleetFixtures.shop
+        files["flows/simple.yaml"] = """
+            kind: UpdateFlow
+            name: simple
+            parameters:
+              version: {type: string}
+            steps:
+              - run: echo ${version}
+            """
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
+        #expect(error?.diagnostics.map(\.description).contains("flows/simple.yaml:4:3: error: 'version' is built in; choose another parameter name") == true)
+    }
+
+    @Test func quotedSelectorErrorsPointInsideTheQuotes() {
+        var files = FleetFixtures.shop
+        files["groups/all.yaml"] = "kind: Group\nname: canary\nselector: 'ring in canary'\n"
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
+        #expect(error?.diagnostics.first?.description == "groups/all.yaml:3:20: error: invalid selector: expected '(' to open the list of values")
+    }
+
+    @Test func filesOutsideTheFleetFoldersAreIgnored() throws {
+        var files = FleetFixtures.shop
+        files["README.md"] = "not yaml: [\n"
+        files["docs/notes.yaml"] = "kind: Gadget\n"
+        files["groups/README.md"] = "# groups\n"
+        #expect(throws: Never.self) { try FleetFixtures.load(files) }
+    }
+
+    @Test func anEmptyDocumentIsSkipped() throws {
+        var files = FleetFixtures.shop
+        files["groups/empty.yaml"] = "# nothing here yet\n---\n"
+        #expect(try FleetFixtures.load(files).groups.count == 4)
+    }
+}

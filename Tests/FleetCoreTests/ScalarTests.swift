@@ -1,0 +1,99 @@
+@testable import FleetCore
+import Testing
+
+struct DurationTests {
+    static let valid: [(String, Int64)] = [
+        ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000), ("1h30m", 5_400_000), ("500ms", 500), ("7d", 604_800_000), ("0s", 0),
+    ]
+
+    @Test(arguments: valid)
+    func parses(_ row: (String, Int64)) throws {
+        #expect(try DurationText.parse(row.0).get() == .milliseconds(row.1))
+    }
+
+    @Test(arguments: ["", "30", "5 minutes", "m5", "3w", "1.5h", "99999999999999999999s"])
+    func rejects(_ text: String) {
+        #expect(throws: DurationText.Problem.self) { try DurationText.parse(text).get() }
+    }
+
+    @Test func formatsShortest() {
+        #expect(DurationText.format(.seconds(90)) == "1m30s")
+        #expect(DurationText.format(.milliseconds(3_600_250)) == "1h250ms")
+        #expect(DurationText.format(.zero) == "0s")
+    }
+}
+
+struct QuantityTests {
+    @Test func parsesCountsAndPercentages() {
+        #expect(Quantity.parse("5") == .count(5))
+        #expect(Quantity.parse("12.5%") == .percent(12.5))
+        #expect(Quantity.parse("five") == nil)
+        #expect(Quantity.parse("%") == nil)
+    }
+
+    @Test func batchesRoundUpAndAllowancesRoundDown() {
+        #expect(Quantity.percent(10).devices(of: 5) == 1)
+        #expect(Quantity.percent(25).devices(of: 10) == 3)
+        #expect(Quantity.percent(5).allowance(of: 10) == 0)
+        #expect(Quantity.percent(5).allowance(of: 40) == 2)
+        #expect(Quantity.count(7).devices(of: 3) == 7)
+    }
+
+    @Test func wavesCoverEveryDeviceOnce() {
+        let policy = RolloutPolicy(batchSize: .percent(30), maxUnavailable: .count(1), maxFailures: .count(0),
+                                   onAbort: .rollback, executionTimeout: .seconds(60))
+        #expect(policy.waveSizes(for: 10) == [3, 3, 3, 1])
+        #expect(policy.waveSizes(for: 0) == [])
+        #expect(PlanRenderer.waveSummary([3, 3, 3, 1]) == "3×3, 1×1")
+    }
+}
+
+struct TemplateTests {
+    @Test func findsReferencesWithOffsets() throws {
+        let references = try Template.references(in: "curl ${url}/${version}.tgz").get()
+        #expect(references == [Template.Reference(name: "url", offset: 5), Template.Reference(name: "version", offset: 12)])
+    }
+
+    @Test func rendersAndEscapes() {
+        let values = ["app": "web", "version": "1.2"]
+        #expect(Template.render("/opt/${app}/${version}", { values[$0] }) == "/opt/web/1.2")
+        #expect(Template.render("echo $${HOME} $PATH", { values[$0] }) == "echo ${HOME} $PATH")
+        #expect(Template.render("${missing}", { values[$0] }) == "${missing}")
+    }
+
+    @Test func reportsSyntaxErrors() {
+        #expect(throws: Template.Problem(offset: 5, reason: "'${' is not closed by '}'")) { try Template.references(in: "echo ${app").get() }
+        #expect(throws: Template.Problem(offset: 0, reason: "'${a-b}' is not a parameter name; names are letters, digits and '_'")) {
+            try Template.references(in: "${a-b}").get()
+        }
+    }
+}
+
+struct SHA256Tests {
+    @Test func matchesTheStandardVectors() {
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256.hex(Array(repeating: UInt8(ascii: "a"), count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
+
+struct WebURLTests {
+    @Test func allowlistMatchesAtSegmentBoundaries() throws {
+        let source = ArtifactSource(url: try WebURL.parse("https://artifacts.example.com/releases").get(), location: SourceLocation(path: "fleet.yaml"))
+        func allows(_ text: String) throws -> Bool { source.allows(try WebURL.parse(text).get()) }
+        #expect(try allows("https://artifacts.example.com/releases/web/1.0.tgz"))
+        #expect(try allows("https://ARTIFACTS.example.com/releases/web.tgz"))
+        #expect(try !allows("https://artifacts.example.com/releases-evil/web.tgz"))
+        #expect(try !allows("http://artifacts.example.com/releases/web.tgz"))
+        #expect(try !allows("https://artifacts.example.com:8443/releases/web.tgz"))
+        #expect(try !allows("https://artifacts.example.com.evil.net/releases/web.tgz"))
+    }
+
+    @Test(arguments: ["ftp://x/y", "https://user@host/x", "https:///x", "https://host/a/../b", "https://host/%2E%2E/b", "https://host:99999/"])
+    func refusesTricks(_ text: String) {
+        #expect(throws: WebURL.Problem.self) { try WebURL.parse(text).get() }
+    }
+}
