@@ -18,11 +18,16 @@ let package = Package(
             name: "FleetCore",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
+        // libgit2, through pkg-config.
+        .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        // Git in safe Swift: fetch, trees without checkout, notes, status branch, signatures.
+        .target(name: "FleetGit", dependencies: ["CLibGit2", "FleetCore"]),
         // The `flotilla` commands: argument parsing, file reading, output.
         .target(
             name: "FleetCLI",
             dependencies: [
                 "FleetCore",
+                "FleetGit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -33,6 +38,9 @@ let package = Package(
             path: "Benchmarks/PlanBenchmark"
         ),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
+        // Test support: a real git daemon on loopback, fleets to work with.
+        .target(name: "FleetTesting", dependencies: ["FleetCore"]),
+        .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(
             name: "FleetCLITests",
             dependencies: ["FleetCLI", "FleetCore", "flotilla"],

@@ -1,0 +1,150 @@
+import FleetCore
+import FleetGit
+import FleetTesting
+import Foundation
+import Testing
+
+/// A mirror against a real git daemon on loopback, fed by commits made with the git CLI.
+@Suite(.serialized)
+struct GitMirrorTests {
+    let daemon: GitDaemon
+    let cache: String
+
+    init() throws {
+        daemon = try GitDaemon()
+        cache = daemon.root + "/cache"
+    }
+
+    static let template: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path + "/fleet-repo-template"
+    }()
+
+    @Test func fetchesAndReadsTheTreeWithoutACheckout() throws {
+        let work = try daemon.createRepository("fleet", contents: Self.template)
+        let head = try work.git("rev-parse", "HEAD")
+        let mirror = try GitMirror(url: daemon.url("fleet"), cacheDirectory: cache)
+
+        let first = try mirror.fetch("main")
+        #expect(first.ref == "refs/heads/main")
+        #expect(first.commit.hex == head)
+        #expect(first.previous == nil)
+        #expect(!first.forcePushed)
+
+        let fleet = try FleetLoader.load(try mirror.fleetTree(at: first.commit))
+        #expect(fleet.fleet.project == "acme-climate")
+        #expect(fleet.apps.map(\.name) == ["telemetry", "thermostat"])
+
+        let again = try mirror.fetch("main")
+        #expect(again.commit == first.commit)
+        #expect(again.previous == first.commit)
+        #expect(!again.changed)
+    }
+
+    @Test func seesANewCommitAndTheChangedPaths() throws {
+        let work = try daemon.createRepository("fleet", contents: Self.template)
+        let mirror = try GitMirror(url: daemon.url("fleet"), cacheDirectory: cache)
+        let before = try mirror.fetch("main").commit
+        let thermostat = try String(contentsOfFile: work.path + "/apps/thermostat.yaml", encoding: .utf8)
+        try work.write("apps/thermostat.yaml", thermostat.replacingOccurrences(of: "version: 2.5.0", with: "version: 2.5.1"))
+        try work.write("groups/oslo.yaml", "kind: Group\nname: oslo\nselector: site=oslo\n")
+        try work.commitAll("Bump thermostat canary to 2.5.1")
+        try work.git("push", "--quiet", "origin", "main")
+
+        let after = try mirror.fetch("main")
+        #expect(after.changed)
+        #expect(after.previous == before)
+        #expect(!after.forcePushed)
+        #expect(try mirror.changedPaths(from: before, to: after.commit) == ["apps/thermostat.yaml", "groups/oslo.yaml"])
+        let fleet = try FleetLoader.load(try mirror.fleetTree(at: after.commit))
+        #expect(fleet.apps.first { $0.name == "thermostat" }?.targets.first?.version == "2.5.1")
+    }
+
+    @Test func reportsAForcePushWithoutFailing() throws {
+        let work = try daemon.createRepository("fleet", contents: Self.template)
+        try work.write("notes.txt", "one\n")
+        try work.commitAll("One more")
+        try work.git("push", "--quiet", "origin", "main")
+        let mirror = try GitMirror(url: daemon.url("fleet"), cacheDirectory: cache)
+        let seen = try mirror.fetch("main").commit
+
+        try work.git("reset", "--quiet", "--hard", "HEAD~1")
+        try work.write("notes.txt", "rewritten\n")
+        let rewritten = try work.commitAll("Rewritten history")
+        try work.git("push", "--quiet", "--force", "origin", "main")
+
+        let result = try mirror.fetch("main")
+        #expect(result.commit.hex == rewritten)
+        #expect(result.previous == seen)
+        #expect(result.forcePushed)
+        // The next fetch is a normal one again.
+        #expect(try !mirror.fetch("main").forcePushed)
+    }
+
+    @Test func fetchesATag() throws {
+        let work = try daemon.createRepository("fleet", contents: Self.template)
+        try work.git("tag", "-a", "release-1", "-m", "Release 1")
+        try work.git("push", "--quiet", "origin", "release-1")
+        let mirror = try GitMirror(url: daemon.url("fleet"), cacheDirectory: cache)
+        let result = try mirror.fetch("release-1")
+        #expect(result.ref == "refs/tags/release-1")
+        #expect(result.commit.hex == (try work.git("rev-parse", "HEAD")))
+    }
+
+    @Test func aMissingRefIsAClearError() throws {
+        _ = try daemon.createRepository("fleet", contents: Self.template)
+        let mirror = try GitMirror(url: daemon.url("fleet"), cacheDirectory: cache)
+        let error = #expect(throws: GitError.self) { try mirror.fetch("release") }
+        #expect(error?.code == .notFound)
+        #expect(error?.description == "fetch release from \(daemon.url("fleet")): the remote has no branch or tag 'release'")
+    }
+
+    @Test func anUnreachableRemoteFailsAndLeavesTheCacheAsItWas() throws {
+        _ = try daemon.createRepository("fleet", contents: Self.template)
+        let mirror = try GitMirror(url: daemon.url("fleet"), cacheDirectory: cache)
+        let seen = try mirror.fetch("main").commit
+        daemon.stop()
+
+        let error = #expect(throws: GitError.self) { try mirror.fetch("main") }
+        #expect(error?.code == .unreachable)
+        #expect(error?.operation == "fetch main from \(daemon.url("fleet"))")
+        #expect(try mirror.resolve("main") == seen)
+        #expect(try FleetLoader.load(try mirror.fleetTree(at: seen)).apps.count == 2)
+    }
+
+    @Test func anUnknownSchemeIsRefusedInOneSentence() {
+        let error = #expect(throws: GitError.self) { try GitMirror(url: "svn://example.com/fleet", cacheDirectory: cache) }
+        #expect(error?.code == .unsupportedTransport)
+        #expect(error?.message == "unknown URL scheme; use a path, file://, git://, https://, ssh:// or user@host:path")
+    }
+
+    @Test func credentialsInAURLNeverAppearInErrors() {
+        #expect(RemoteURL.redact("https://bot:s3cret@forge.example/acme/fleet.git failed") == "https://***@forge.example/acme/fleet.git failed")
+        #expect(GitCredentials(token: "s3cret").description == "token ***")
+    }
+
+    @Test func readsAFleetOfTwoThousandFiles() throws {
+        let work = try daemon.createRepository("big", contents: Self.template)
+        for index in 0..<2_000 {
+            try work.write(String(format: "devices/rack-%04d.yaml", index),
+                           "kind: Devices\ndevices:\n  node-\(index):\n    tags: {rack: r\(index % 40), hw: rpi4}\n")
+        }
+        try work.commitAll("Two thousand device files")
+        try work.git("push", "--quiet", "origin", "main")
+        let mirror = try GitMirror(url: daemon.url("big"), cacheDirectory: cache)
+        let tree = try mirror.fleetTree(at: try mirror.fetch("main").commit)
+        #expect(tree.entries.count == 2_000 + 12)
+        let fleet = try FleetLoader.load(tree)
+        #expect(fleet.devices.count == 2_004)
+    }
+
+    @Test func readsFromALocalPathAndAFileURL() throws {
+        let work = try daemon.createRepository("fleet", contents: Self.template)
+        let head = try work.git("rev-parse", "HEAD")
+        for url in [daemon.root + "/fleet.git", "file://" + daemon.root + "/fleet.git"] {
+            let mirror = try GitMirror(url: url, cacheDirectory: cache)
+            #expect(try mirror.fetch("main").commit.hex == head)
+        }
+    }
+}
