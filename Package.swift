@@ -37,13 +37,18 @@ let package = Package(
             dependencies: ["FleetCore"],
             path: "Benchmarks/PlanBenchmark"
         ),
+        .executableTarget(
+            name: "flotilla-git-bench",
+            dependencies: ["FleetGit", "FleetTesting"],
+            path: "Benchmarks/GitBenchmark"
+        ),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         // Test support: a real git daemon on loopback, fleets to work with.
         .target(name: "FleetTesting", dependencies: ["FleetCore"]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(
             name: "FleetCLITests",
-            dependencies: ["FleetCLI", "FleetCore", "flotilla"],
+            dependencies: ["FleetCLI", "FleetCore", "FleetTesting", "flotilla"],
             exclude: ["Fixtures"]
         ),
     ]

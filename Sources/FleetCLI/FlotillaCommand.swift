@@ -61,23 +61,3 @@ enum Output {
         error("\(diagnostics.count) error\(diagnostics.count == 1 ? "" : "s")")
     }
 }
-
-/// The repository directory, shared by commands that read one.
-struct RepositoryOptions: ParsableArguments {
-    @Argument(help: "The fleet repository's root directory.")
-    var directory: String = "."
-
-    func load(format: OutputFormat) throws -> CompiledFleet {
-        let tree = try FleetDirectory.read(directory)
-        do {
-            return try FleetLoader.load(tree)
-        } catch {
-            if format == .json {
-                print(DiagnosticRenderer.json(error.diagnostics).serialized(pretty: true))
-            } else {
-                Output.report(error.diagnostics)
-            }
-            throw ExitCode(2)
-        }
-    }
-}

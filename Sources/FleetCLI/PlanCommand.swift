@@ -9,7 +9,7 @@ struct PlanCommand: ParsableCommand {
         discussion: "Exit status: 0 when nothing would change, 1 when something would, 2 on error."
     )
 
-    @OptionGroup var repository: RepositoryOptions
+    @OptionGroup var source: FleetSource
 
     @Option(help: "The device inventory: a JSON file of devices with their tags and app versions.")
     var devices: String
@@ -20,18 +20,24 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Devices listed per target before '… and N more'.")
     var limit: Int = 20
 
+    @Option(help: "With --head: show only what changing the repository from this revision does (a pull request's base).")
+    var base: String?
+
+    @Option(help: "With --base: the revision to plan (a pull request's head).")
+    var head: String?
+
     func validate() throws {
         guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
+        guard (base == nil) == (head == nil) else { throw ValidationError("--base and --head go together") }
     }
 
     func run() throws {
-        let fleet = try repository.load(format: format)
+        let fleet = try source.load(at: head, format: format)
         let inventory = try InventoryFile.read(devices)
-        let plan: FleetPlan
-        do {
-            plan = try Planner.plan(fleet, inventory: inventory)
-        } catch {
-            throw CLIError("\(devices): \(error)")
+        var plan = try makePlan(fleet, inventory)
+        if let base {
+            let baseFleet = try source.load(at: base, format: format)
+            plan = plan.changes(since: try makePlan(baseFleet, inventory))
         }
         switch format {
         case .text: print(PlanRenderer.text(plan, limit: limit))
@@ -39,5 +45,13 @@ struct PlanCommand: ParsableCommand {
         case .json: print(PlanRenderer.json(plan).serialized(pretty: true))
         }
         if plan.hasChanges { throw ExitCode(1) }
+    }
+
+    private func makePlan(_ fleet: CompiledFleet, _ inventory: DeviceInventory) throws -> FleetPlan {
+        do {
+            return try Planner.plan(fleet, inventory: inventory)
+        } catch {
+            throw CLIError("\(devices): \(error)")
+        }
     }
 }

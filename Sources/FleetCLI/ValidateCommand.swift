@@ -9,7 +9,7 @@ struct ValidateCommand: ParsableCommand {
         discussion: "Exit status: 0 when valid, 2 when not."
     )
 
-    @OptionGroup var repository: RepositoryOptions
+    @OptionGroup var source: FleetSource
 
     @Option(help: "text or json.")
     var format: OutputFormat = .text
@@ -21,7 +21,7 @@ struct ValidateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let fleet = try repository.load(format: format)
+        let fleet = try source.load(format: format)
         if format == .json {
             print(DiagnosticRenderer.json([]).serialized(pretty: true))
             return

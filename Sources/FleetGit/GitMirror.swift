@@ -80,12 +80,22 @@ public final class GitMirror: @unchecked Sendable {
         return try repository.fleetTree(at: commit)
     }
 
+    /// The remote's refs and the objects they point at, as `git ls-remote` lists them.
+    public func remoteRefs() throws(GitError) -> [String: CommitID] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try listRemote(operation: "list refs of \(remote)")
+    }
+
     /// The commit `revision` names in the cache (a fetched ref's mirror name, or an id).
     public func resolve(_ revision: String) throws(GitError) -> CommitID {
         lock.lock()
         defer { lock.unlock() }
         if let id = CommitID(revision), repository.contains(id) { return id }
-        for candidate in [Self.mirrorRef("refs/heads/\(revision)"), Self.mirrorRef("refs/tags/\(revision)"), revision] {
+        // `main~1` names the mirrored main; the suffix after the name is kept.
+        let nameEnd = revision.firstIndex { "~^@:".contains($0) } ?? revision.endIndex
+        let name = revision[..<nameEnd], suffix = revision[nameEnd...]
+        for candidate in [Self.mirrorRef("refs/heads/\(name)") + suffix, Self.mirrorRef("refs/tags/\(name)") + suffix, revision] {
             if let id = try? repository.resolve(candidate) { return id }
         }
         throw GitError(.notFound, operation: "resolve '\(revision)' in the cache of \(remote)", message: "not fetched, or no such revision")

@@ -31,11 +31,15 @@ public enum GitCommand {
         try? stdin.fileHandleForWriting.close()
         // Drain stderr on another thread so a chatty command cannot block on a full pipe.
         let errorBox = ErrorBox()
-        let reader = Thread { errorBox.data = errors.fileHandleForReading.readDataToEndOfFile() }
+        let finished = DispatchSemaphore(value: 0)
+        let reader = Thread {
+            errorBox.data = errors.fileHandleForReading.readDataToEndOfFile()
+            finished.signal()
+        }
         reader.start()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        while !errorBox.done { usleep(1_000) }
+        finished.wait()
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard process.terminationStatus == 0 else {
             throw Failure(arguments: arguments, status: process.terminationStatus,
@@ -51,6 +55,5 @@ public enum GitCommand {
             get { lock.withLock { stored } }
             set { lock.withLock { stored = newValue } }
         }
-        var done: Bool { data != nil }
     }
 }

@@ -4,6 +4,8 @@ public struct FleetPlan: Sendable {
     public var inventory: DeviceInventory
     /// In app-name order.
     public var apps: [AppPlan]
+    /// True when the plan shows only what a change of the repository does (`changes(since:)`).
+    public var isChangeOnly = false
 
     /// Whether any device would change.
     public var hasChanges: Bool { apps.contains { $0.changeCount > 0 } }

@@ -99,9 +99,13 @@ public enum PlanRenderer {
 
     /// One sentence: what the plan does overall.
     public static func verdict(_ plan: FleetPlan) -> String {
-        guard plan.hasChanges else { return "No changes: every device already runs what the repository says." }
+        guard plan.hasChanges else {
+            return plan.isChangeOnly ? "No changes: this change moves no device."
+                : "No changes: every device already runs what the repository says."
+        }
         let apps = plan.apps.filter { $0.changeCount > 0 }.count
-        return "\(count(plan.changeCount, "change")) across \(count(apps, "app")) (\(count(plan.inventory.count, "device")) in the inventory)."
+        return "\(count(plan.changeCount, "change")) across \(count(apps, "app"))\(plan.isChangeOnly ? " from this change" : "") "
+            + "(\(count(plan.inventory.count, "device")) in the inventory)."
     }
 
     /// Wave sizes with runs folded: `4×25, 1×3`.
