@@ -44,11 +44,11 @@ let package = Package(
         ),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         // Test support: a real git daemon on loopback, fleets to work with.
-        .target(name: "FleetTesting", dependencies: ["FleetCore"]),
+        .target(name: "FleetTesting", dependencies: ["FleetCore", "FleetGit"]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(
             name: "FleetCLITests",
-            dependencies: ["FleetCLI", "FleetCore", "FleetTesting", "flotilla"],
+            dependencies: ["FleetCLI", "FleetCore", "FleetGit", "FleetTesting", "flotilla"],
             exclude: ["Fixtures"]
         ),
     ]

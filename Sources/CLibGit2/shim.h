@@ -2,6 +2,11 @@
 #define FLOTILLA_CLIBGIT2_SHIM_H
 
 #include <git2.h>
+#include <spawn.h>
+
+// glibc declares this only under _GNU_SOURCE; FleetGit starts ssh-keygen, gpg and git in a
+// given directory without changing the whole process's one.
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
 
 // Swift cannot call C variadic functions; these wrap the git_libgit2_opts calls Flotilla makes.
 

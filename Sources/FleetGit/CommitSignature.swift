@@ -125,27 +125,14 @@ enum SignatureTools {
         guard FileManager.default.isExecutableFile(atPath: tool) else {
             throw GitError(.failed, operation: operation, message: "\(tool) is not installed")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
+        let result: ChildProcess.Result
         do {
-            try process.run()
+            result = try ChildProcess.run(tool, arguments, input: input)
         } catch {
-            throw GitError(.failed, operation: operation, message: "cannot run \(tool): \(error.localizedDescription)")
+            throw GitError(.failed, operation: operation, message: error.message)
         }
-        // The signed data is small (a commit header and message), well within a pipe's buffer.
-        stdin.fileHandleForWriting.write(Data(input))
-        try? stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let outputText = String(decoding: output, as: UTF8.self), errorText = String(decoding: errors, as: UTF8.self)
-        let combined = (outputText + errorText).trimmingCharacters(in: .whitespacesAndNewlines)
-        return Outcome(status: process.terminationStatus, output: outputText, combined: combined)
+        let combined = (result.outputText + result.errorText).trimmingCharacters(in: .whitespacesAndNewlines)
+        return Outcome(status: result.status, output: result.outputText, combined: combined)
     }
 
     private static func write(_ data: Data, to path: String, operation: String) throws(GitError) {

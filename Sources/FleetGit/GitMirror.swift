@@ -159,7 +159,7 @@ public final class GitMirror: @unchecked Sendable {
     /// Like `Libgit2.check`, but names a refused SSH host key and a failed connection plainly.
     func check(_ result: Int32, _ operation: String, session: RemoteSession) throws(GitError) {
         guard result < 0 else { return }
-        if let problem = session.hostKeyProblem {
+        if let problem = session.hostKeyProblem ?? session.authenticationProblem {
             throw GitError(.authentication, operation: operation, message: problem)
         }
         var error = Libgit2.error(result, operation)

@@ -11,6 +11,8 @@ final class RemoteSession {
     var rejections: [String: String] = [:]
     /// Why the SSH host key was not accepted, if it was not.
     var hostKeyProblem: String?
+    /// Why authentication failed, in words for the operator.
+    var authenticationProblem: String?
 
     init(credentials: GitCredentials) {
         self.credentials = credentials
@@ -51,10 +53,17 @@ final class RemoteSession {
             triedPassword = true
             return git_credential_userpass_plaintext_new(out, username ?? "x-access-token", token)
         }
-        if allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0, let username {
+        if allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0, let username, !triedKey, !triedPassword {
             return git_credential_username_new(out, username)
         }
-        return GIT_PASSTHROUGH.rawValue
+        if triedKey, let key = credentials.sshPrivateKey {
+            authenticationProblem = "the server refused the SSH key \(key)"
+        } else if triedPassword {
+            authenticationProblem = "the server refused the token"
+        } else {
+            authenticationProblem = "the remote requires authentication; give a token (FLOTILLA_GIT_TOKEN) or an SSH key"
+        }
+        return GIT_EUSER.rawValue
     }
 
     /// TLS: libgit2's own verdict stands. SSH: the host key must match the pinned fingerprint.

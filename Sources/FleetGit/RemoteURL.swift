@@ -42,18 +42,26 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { Self.redact(text) }
 
-    /// The text with any `user:password@` in URLs replaced by `***@`.
+    /// The text with secrets in URLs replaced by `***`: any user information of http(s) URLs
+    /// (a token may stand alone before the `@`), and the password of others.
     public static func redact(_ text: String) -> String {
         var output = ""
         var rest = Substring(text)
         while let scheme = rest.range(of: "://") {
+            let isWeb = rest[..<scheme.lowerBound].lowercased().hasSuffix("http") || rest[..<scheme.lowerBound].lowercased().hasSuffix("https")
             output += rest[..<scheme.upperBound]
             rest = rest[scheme.upperBound...]
             let authorityEnd = rest.firstIndex { $0 == "/" || $0 == " " || $0 == "'" || $0 == "\"" } ?? rest.endIndex
-            if let at = rest[..<authorityEnd].lastIndex(of: "@") {
-                output += "***@"
-                rest = rest[rest.index(after: at)...]
+            guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { continue }
+            let userInfo = rest[..<at]
+            if isWeb {
+                output += "***"
+            } else if let colon = userInfo.firstIndex(of: ":") {
+                output += userInfo[..<colon] + ":***"
+            } else {
+                output += userInfo
             }
+            rest = rest[at...]
         }
         return output + rest
     }

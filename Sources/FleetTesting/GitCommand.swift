@@ -1,3 +1,4 @@
+package import FleetGit
 import Foundation
 
 /// The git command line, run as a user would, with a fixed identity and no global config.
@@ -12,48 +13,18 @@ public enum GitCommand {
     /// Runs `git` with `arguments` in `directory`; returns its standard output, trimmed.
     @discardableResult
     public static func run(_ arguments: [String], in directory: String? = nil, input: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = ["-c", "user.name=Fleet Operator", "-c", "user.email=operator@example.com",
-                             "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "advice.detachedHead=false"] + arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var environment = ProcessInfo.processInfo.environment
         environment["GIT_CONFIG_NOSYSTEM"] = "1"
         environment["GIT_CONFIG_GLOBAL"] = "/dev/null"
         environment["GIT_TERMINAL_PROMPT"] = "0"
-        process.environment = environment
-        let output = Pipe(), errors = Pipe(), stdin = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try? stdin.fileHandleForWriting.close()
-        // Drain stderr on another thread so a chatty command cannot block on a full pipe.
-        let errorBox = ErrorBox()
-        let finished = DispatchSemaphore(value: 0)
-        let reader = Thread {
-            errorBox.data = errors.fileHandleForReading.readDataToEndOfFile()
-            finished.signal()
-        }
-        reader.start()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        finished.wait()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus == 0 else {
-            throw Failure(arguments: arguments, status: process.terminationStatus,
-                          output: text + String(decoding: errorBox.data ?? Data(), as: UTF8.self))
+        let fullArguments = ["-c", "user.name=Fleet Operator", "-c", "user.email=operator@example.com",
+                             "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "advice.detachedHead=false"] + arguments
+        let result = try ChildProcess.run("/usr/bin/git", fullArguments, directory: directory, environment: environment,
+                                          input: Array((input ?? "").utf8))
+        let text = result.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard result.status == 0 else {
+            throw Failure(arguments: arguments, status: result.status, output: text + result.errorText)
         }
         return text
-    }
-
-    private final class ErrorBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var stored: Data?
-        var data: Data? {
-            get { lock.withLock { stored } }
-            set { lock.withLock { stored = newValue } }
-        }
     }
 }

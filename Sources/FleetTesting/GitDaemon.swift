@@ -1,3 +1,4 @@
+import FleetGit
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -8,20 +9,16 @@ import Glibc
 public final class GitDaemon: @unchecked Sendable {
     public let root: String
     public let port: Int
-    private let process: Process
+    private var pid: Int32?
 
     public init() throws {
         root = NSTemporaryDirectory() + "flotilla-git-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         port = try Self.freePort()
-        process = Process()
-        // git-daemon itself, not the `git` wrapper, so that terminating it stops the server.
-        process.executableURL = URL(fileURLWithPath: try GitCommand.run(["--exec-path"]) + "/git-daemon")
-        process.arguments = ["--reuseaddr", "--base-path=\(root)", "--export-all", "--enable=receive-pack",
-                             "--listen=127.0.0.1", "--port=\(port)", root]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        // git-daemon itself, not the `git` wrapper, so that killing it stops the server.
+        pid = try ChildProcess.start(try GitCommand.run(["--exec-path"]) + "/git-daemon",
+                                     ["--reuseaddr", "--base-path=\(root)", "--export-all", "--enable=receive-pack",
+                                      "--listen=127.0.0.1", "--port=\(port)", root])
         try waitUntilListening()
     }
 
@@ -32,10 +29,9 @@ public final class GitDaemon: @unchecked Sendable {
 
     /// Stops the daemon; its repositories stay until the object goes away.
     public func stop() {
-        guard process.isRunning else { return }
-        // SIGKILL: a child spawned from a test thread may inherit a mask that blocks SIGTERM.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        guard let pid else { return }
+        ChildProcess.kill(pid)
+        self.pid = nil
     }
 
     /// The git:// URL of repository `name`.
@@ -67,7 +63,7 @@ public final class GitDaemon: @unchecked Sendable {
         return WorkTree(path: work)
     }
 
-    private static func freePort() throws -> Int {
+    static func freePort() throws -> Int {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw POSIXError(.EMFILE) }
         defer { close(socket) }
@@ -89,7 +85,7 @@ public final class GitDaemon: @unchecked Sendable {
     private func waitUntilListening() throws {
         for _ in 0..<500 {
             if Self.canConnect(port: port) { return }
-            guard process.isRunning else { break }
+            guard let pid, ChildProcess.isRunning(pid) else { break }
             usleep(10_000)
         }
         stop()

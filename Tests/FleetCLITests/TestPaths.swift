@@ -1,3 +1,4 @@
+import FleetGit
 import Foundation
 
 /// Where the tests find the repository's files and the built binary.
@@ -37,21 +38,7 @@ struct CommandResult {
     var stderr: String
 
     static func run(_ arguments: [String]) throws -> CommandResult {
-        let directory = try TestPaths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let outPath = directory + "/out", errPath = directory + "/err"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestPaths.flotilla)
-        process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus,
-                             stdout: try String(contentsOfFile: outPath, encoding: .utf8),
-                             stderr: try String(contentsOfFile: errPath, encoding: .utf8))
+        let result = try ChildProcess.run(TestPaths.flotilla, arguments)
+        return CommandResult(status: result.status, stdout: result.outputText, stderr: result.errorText)
     }
 }

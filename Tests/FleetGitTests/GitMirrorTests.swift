@@ -121,6 +121,9 @@ struct GitMirrorTests {
 
     @Test func credentialsInAURLNeverAppearInErrors() {
         #expect(RemoteURL.redact("https://bot:s3cret@forge.example/acme/fleet.git failed") == "https://***@forge.example/acme/fleet.git failed")
+        #expect(RemoteURL.redact("fetch https://ghp_token@forge.example/a.git") == "fetch https://***@forge.example/a.git")
+        #expect(RemoteURL.redact("ssh://git@forge.example/a.git and ssh://git:pw@forge.example/b.git")
+                == "ssh://git@forge.example/a.git and ssh://git:***@forge.example/b.git")
         #expect(GitCredentials(token: "s3cret").description == "token ***")
     }
 

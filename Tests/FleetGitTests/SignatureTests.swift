@@ -16,7 +16,7 @@ struct SignatureTests {
         keys = daemon.root + "/keys"
         try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
         for name in ["operator", "stranger"] {
-            try Self.sshKeygen(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", "\(keys)/\(name)"])
+            try SSHServer.keygen(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", "\(keys)/\(name)"])
         }
         let operatorKey = try String(contentsOfFile: "\(keys)/operator.pub", encoding: .utf8)
         try Data("operator@example.com \(operatorKey)".utf8).write(to: URL(fileURLWithPath: "\(keys)/allowed_signers"))
@@ -71,15 +71,5 @@ struct SignatureTests {
         let mirror = try GitMirror(url: daemon.url("fleet"), cacheDirectory: daemon.root + "/cache")
         #expect(try mirror.fetch("main").commit == commit)
         #expect(try mirror.verifySignature(of: commit, trusted: trusted).verdict == .good)
-    }
-
-    static func sshKeygen(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh-keygen")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
     }
 }
