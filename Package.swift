@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
     ],
     targets: [
         // The fleet model, loading, validation and planning. No I/O.
@@ -22,6 +23,15 @@ let package = Package(
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         // Git in safe Swift: fetch, trees without checkout, notes, status branch, signatures.
         .target(name: "FleetGit", dependencies: ["CLibGit2", "FleetCore"]),
+        // Wire types shared by server, agent and CLI; FoundationEssentials only.
+        .target(name: "FleetProtocol"),
+        // The store protocol, records and an in-memory store.
+        .target(name: "FleetStore", dependencies: ["FleetProtocol"]),
+        // The embedded store: SQLite through GRDB.
+        .target(
+            name: "FleetStoreSQLite",
+            dependencies: ["FleetStore", "FleetProtocol", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // The `flotilla` commands: argument parsing, file reading, output.
         .target(
             name: "FleetCLI",
@@ -45,6 +55,7 @@ let package = Package(
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         // Test support: a real git daemon on loopback, fleets to work with.
         .target(name: "FleetTesting", dependencies: ["FleetCore", "FleetGit"]),
+        .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol"]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(
             name: "FleetCLITests",

@@ -1,0 +1,118 @@
+/// `POST /agent/v1/heartbeat`: what a device reports about itself, every interval.
+public struct Heartbeat: Codable, Sendable, Equatable {
+    /// Made by the agent, unique per report, so a retried report is counted once.
+    public var reportID: String
+    /// When the agent made the report, in milliseconds since 1970.
+    public var sentAtMilliseconds: Int64?
+    public var cpuPercent: Double?
+    public var memory: Memory?
+    public var disks: [Disk]?
+    public var uptimeSeconds: Int64?
+    /// 1, 5 and 15 minute load averages.
+    public var load: [Double]?
+    public var processes: [MonitoredProcess]?
+    /// Values the device's own apps publish.
+    public var custom: [String: String]?
+    /// Installed apps and their versions.
+    public var apps: [String: InstalledApp]?
+    public var agentVersion: String?
+
+    public struct Memory: Codable, Sendable, Equatable {
+        public var usedBytes: Int64
+        public var totalBytes: Int64
+
+        public init(usedBytes: Int64, totalBytes: Int64) {
+            self.usedBytes = usedBytes
+            self.totalBytes = totalBytes
+        }
+    }
+
+    public struct Disk: Codable, Sendable, Equatable {
+        public var mount: String
+        public var usedBytes: Int64
+        public var totalBytes: Int64
+
+        public init(mount: String, usedBytes: Int64, totalBytes: Int64) {
+            self.mount = mount
+            self.usedBytes = usedBytes
+            self.totalBytes = totalBytes
+        }
+    }
+
+    public struct MonitoredProcess: Codable, Sendable, Equatable {
+        public var name: String
+        public var running: Bool
+
+        public init(name: String, running: Bool) {
+            self.name = name
+            self.running = running
+        }
+    }
+
+    public init(reportID: String, sentAtMilliseconds: Int64? = nil, cpuPercent: Double? = nil, memory: Memory? = nil,
+                disks: [Disk]? = nil, uptimeSeconds: Int64? = nil, load: [Double]? = nil, processes: [MonitoredProcess]? = nil,
+                custom: [String: String]? = nil, apps: [String: InstalledApp]? = nil, agentVersion: String? = nil) {
+        self.reportID = reportID
+        self.sentAtMilliseconds = sentAtMilliseconds
+        self.cpuPercent = cpuPercent
+        self.memory = memory
+        self.disks = disks
+        self.uptimeSeconds = uptimeSeconds
+        self.load = load
+        self.processes = processes
+        self.custom = custom
+        self.apps = apps
+        self.agentVersion = agentVersion
+    }
+}
+
+/// An installed app as the agent reports it.
+public struct InstalledApp: Codable, Sendable, Equatable {
+    public var version: String
+    /// The digest of the deployment that installed it, when known.
+    public var digest: String?
+
+    public init(version: String, digest: String? = nil) {
+        self.version = version
+        self.digest = digest
+    }
+}
+
+/// The server's answer to a heartbeat, sent once the report is durable.
+public struct HeartbeatAcknowledgement: Codable, Sendable, Equatable {
+    /// The report this acknowledges.
+    public var reportID: String
+    /// False when the report had been received before and was not counted again.
+    public var accepted: Bool
+    /// How often to send a heartbeat, in seconds.
+    public var heartbeatIntervalSeconds: Int
+
+    public init(reportID: String, accepted: Bool, heartbeatIntervalSeconds: Int) {
+        self.reportID = reportID
+        self.accepted = accepted
+        self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+    }
+}
+
+/// Every error the server returns: what went wrong, and the request field when one is to blame.
+public struct ErrorResponse: Codable, Sendable, Equatable {
+    public struct Detail: Codable, Sendable, Equatable {
+        /// A stable, machine-readable code such as `invalid_field` or `token_expired`.
+        public var code: String
+        public var message: String
+        /// The JSON path of the offending field, e.g. `disks[1].mount`.
+        public var field: String?
+
+        public init(code: String, message: String, field: String? = nil) {
+            self.code = code
+            self.message = message
+            self.field = field
+        }
+    }
+
+    public var error: Detail
+
+    public init(code: String, message: String, field: String? = nil) {
+        error = Detail(code: code, message: message, field: field)
+    }
+}

@@ -1,0 +1,48 @@
+import FleetProtocol
+public import Foundation
+
+/// Where the server keeps projects, tokens, devices, heartbeats and the audit log.
+///
+/// Implementations: `MemoryFleetStore` (tests, a throwaway server) and `SQLiteFleetStore`
+/// (the embedded default). One conformance suite runs against every implementation.
+public protocol FleetStore: Sendable {
+    /// Creates the project if it does not exist.
+    func ensureProject(_ name: String, at date: Date) async throws
+    func projects() async throws -> [ProjectRecord]
+
+    func insertToken(_ token: AccessTokenRecord) async throws
+    func token(id: String) async throws -> AccessTokenRecord?
+    func tokens(project: String) async throws -> [AccessTokenRecord]
+    func revokeToken(id: String) async throws
+
+    /// Registers `device`, or returns the device already registered for its project and
+    /// hardware id (the same hardware enrolling again is the same device).
+    func enroll(_ device: DeviceRecord) async throws -> DeviceRecord
+    func device(id: String) async throws -> DeviceRecord?
+    func devices(project: String) async throws -> [DeviceRecord]
+    /// Marks the device deleted; its hardware id can enroll afresh only as a new device.
+    func deleteDevice(id: String) async throws
+
+    /// Stores heartbeats in one transaction, in order. Returns, for each, whether it was new:
+    /// a report id seen before for the same device is not stored again.
+    func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool]
+    /// The device's most recent heartbeats, newest first.
+    func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord]
+    /// Forgets heartbeats received before `date` (the metrics history is bounded).
+    func pruneHeartbeats(before date: Date) async throws
+
+    func appendAudit(_ entry: AuditRecord) async throws
+    /// The project's audit log, newest first.
+    func audit(project: String, limit: Int) async throws -> [AuditRecord]
+}
+
+extension DeviceRecord {
+    /// The device after `heartbeat`: its apps, agent version and last-seen time.
+    public func updated(by heartbeat: HeartbeatRecord) -> DeviceRecord {
+        var device = self
+        device.lastHeartbeatAt = max(device.lastHeartbeatAt ?? heartbeat.receivedAt, heartbeat.receivedAt)
+        if let apps = heartbeat.report.apps { device.apps = apps }
+        if let version = heartbeat.report.agentVersion { device.attributes["agentVersion"] = version }
+        return device
+    }
+}

@@ -1,0 +1,85 @@
+import FleetProtocol
+public import Foundation
+
+/// A store in memory: for tests, and for a server that keeps nothing.
+public actor MemoryFleetStore: FleetStore {
+    private var projectRecords: [String: ProjectRecord] = [:]
+    private var tokenRecords: [String: AccessTokenRecord] = [:]
+    private var deviceRecords: [String: DeviceRecord] = [:]
+    private var heartbeatRecords: [String: [HeartbeatRecord]] = [:]
+    private var seenReports: [String: Set<String>] = [:]
+    private var auditRecords: [AuditRecord] = []
+
+    public init() {}
+
+    public func ensureProject(_ name: String, at date: Date) {
+        if projectRecords[name] == nil { projectRecords[name] = ProjectRecord(name: name, createdAt: date) }
+    }
+
+    public func projects() -> [ProjectRecord] { projectRecords.values.sorted { $0.name < $1.name } }
+
+    public func insertToken(_ token: AccessTokenRecord) throws {
+        guard tokenRecords[token.id] == nil else { throw StoreError(.duplicate, "token \(token.id) exists") }
+        tokenRecords[token.id] = token
+    }
+
+    public func token(id: String) -> AccessTokenRecord? { tokenRecords[id] }
+
+    public func tokens(project: String) -> [AccessTokenRecord] {
+        tokenRecords.values.filter { $0.project == project }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    public func revokeToken(id: String) throws {
+        guard tokenRecords[id] != nil else { throw StoreError(.notFound, "no token \(id)") }
+        tokenRecords[id]?.revoked = true
+    }
+
+    public func enroll(_ device: DeviceRecord) throws -> DeviceRecord {
+        if let existing = deviceRecords.values.first(where: { $0.project == device.project && $0.hardwareID == device.hardwareID && !$0.deleted }) {
+            return existing
+        }
+        guard deviceRecords[device.id] == nil else { throw StoreError(.duplicate, "device \(device.id) exists") }
+        deviceRecords[device.id] = device
+        return device
+    }
+
+    public func device(id: String) -> DeviceRecord? { deviceRecords[id] }
+
+    public func devices(project: String) -> [DeviceRecord] {
+        deviceRecords.values.filter { $0.project == project && !$0.deleted }.sorted { $0.id < $1.id }
+    }
+
+    public func deleteDevice(id: String) throws {
+        guard deviceRecords[id] != nil else { throw StoreError(.notFound, "no device \(id)") }
+        deviceRecords[id]?.deleted = true
+    }
+
+    public func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) throws -> [Bool] {
+        heartbeats.map { heartbeat in
+            guard let device = deviceRecords[heartbeat.deviceID],
+                  seenReports[heartbeat.deviceID, default: []].insert(heartbeat.report.reportID).inserted
+            else { return false }
+            heartbeatRecords[heartbeat.deviceID, default: []].append(heartbeat)
+            deviceRecords[heartbeat.deviceID] = device.updated(by: heartbeat)
+            return true
+        }
+    }
+
+    public func heartbeats(deviceID: String, limit: Int) -> [HeartbeatRecord] {
+        Array((heartbeatRecords[deviceID] ?? []).reversed().prefix(limit))
+    }
+
+    public func pruneHeartbeats(before date: Date) {
+        for (device, records) in heartbeatRecords {
+            let kept = records.filter { $0.receivedAt >= date }
+            heartbeatRecords[device] = kept
+            seenReports[device] = Set(kept.map(\.report.reportID))
+        }
+    }
+
+    public func appendAudit(_ entry: AuditRecord) { auditRecords.append(entry) }
+
+    public func audit(project: String, limit: Int) -> [AuditRecord] {
+        Array(auditRecords.filter { $0.project == project }.reversed().prefix(limit))
+    }
+}

@@ -1,0 +1,128 @@
+public import FleetProtocol
+public import Foundation
+
+/// A project: the fleet of one repository, and the scope of every token.
+public struct ProjectRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var createdAt: Date
+
+    public init(name: String, createdAt: Date) {
+        self.name = name
+        self.createdAt = createdAt
+    }
+}
+
+/// A token: one that enrolls devices, or one that an operator uses on the API. Only a hash of
+/// its secret is stored.
+public struct AccessTokenRecord: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case enrollment, `operator`
+    }
+
+    /// The public part of the token, `fl_e_<id>` / `fl_o_<id>` before the secret.
+    public var id: String
+    public var kind: Kind
+    public var project: String
+    /// Enrolled devices get this group's name as a tag (`group`), when set.
+    public var group: String?
+    /// SHA-256 of the secret, hexadecimal.
+    public var secretHash: String
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var revoked: Bool
+
+    public init(id: String, kind: Kind, project: String, group: String? = nil, secretHash: String, createdAt: Date,
+                expiresAt: Date? = nil, revoked: Bool = false) {
+        self.id = id
+        self.kind = kind
+        self.project = project
+        self.group = group
+        self.secretHash = secretHash
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revoked = revoked
+    }
+}
+
+/// A device in the registry.
+public struct DeviceRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var project: String
+    public var name: String
+    public var hardwareID: String
+    /// SHA-256 of the secret the agent generated at enrollment.
+    public var secretHash: String
+    public var reportedTags: [String: String]
+    public var attributes: [String: String]
+    public var apps: [String: InstalledApp]
+    public var enrolledAt: Date
+    public var lastHeartbeatAt: Date?
+    /// Deleted by an operator: its agent gets 410 Gone and stops.
+    public var deleted: Bool
+
+    public init(id: String, project: String, name: String, hardwareID: String, secretHash: String, reportedTags: [String: String] = [:],
+                attributes: [String: String] = [:], apps: [String: InstalledApp] = [:], enrolledAt: Date,
+                lastHeartbeatAt: Date? = nil, deleted: Bool = false) {
+        self.id = id
+        self.project = project
+        self.name = name
+        self.hardwareID = hardwareID
+        self.secretHash = secretHash
+        self.reportedTags = reportedTags
+        self.attributes = attributes
+        self.apps = apps
+        self.enrolledAt = enrolledAt
+        self.lastHeartbeatAt = lastHeartbeatAt
+        self.deleted = deleted
+    }
+}
+
+/// One heartbeat as stored: the device, when it arrived, and the report.
+public struct HeartbeatRecord: Codable, Sendable, Equatable {
+    public var deviceID: String
+    public var receivedAt: Date
+    public var report: Heartbeat
+
+    public init(deviceID: String, receivedAt: Date, report: Heartbeat) {
+        self.deviceID = deviceID
+        self.receivedAt = receivedAt
+        self.report = report
+    }
+}
+
+/// Who did what, when.
+public struct AuditRecord: Codable, Sendable, Equatable {
+    public var at: Date
+    public var project: String
+    /// `operator:<token id>`, `device:<id>` or `cli`.
+    public var actor: String
+    public var action: String
+    public var subject: String
+    public var detail: String
+
+    public init(at: Date, project: String, actor: String, action: String, subject: String, detail: String = "") {
+        self.at = at
+        self.project = project
+        self.actor = actor
+        self.action = action
+        self.subject = subject
+        self.detail = detail
+    }
+}
+
+/// Why a store operation failed.
+public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case duplicate, notFound, unavailable, corrupt
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,254 @@
+public import FleetStore
+import FleetProtocol
+public import Foundation
+import GRDB
+
+/// The embedded store: one SQLite file in WAL mode, migrated by named, append-only steps.
+///
+/// Writes that belong together run in one transaction; heartbeats arrive in batches and are
+/// committed together, so the write rate scales with batches, not devices.
+public final class SQLiteFleetStore: FleetStore {
+    private let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating and migrating) the database at `path`.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(.unavailable, "cannot open the database \(path): \(error)")
+        }
+    }
+
+    /// Named and append-only: a released migration is never edited, only followed by another.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("2026-11-29 registry") { db in
+            try db.execute(sql: """
+                CREATE TABLE project (name TEXT PRIMARY KEY, created_at REAL NOT NULL);
+                CREATE TABLE access_token (
+                    id TEXT PRIMARY KEY, kind TEXT NOT NULL, project TEXT NOT NULL REFERENCES project(name),
+                    grp TEXT, secret_hash TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL,
+                    revoked INTEGER NOT NULL DEFAULT 0);
+                CREATE INDEX access_token_project ON access_token(project);
+                CREATE TABLE device (
+                    id TEXT PRIMARY KEY, project TEXT NOT NULL REFERENCES project(name), name TEXT NOT NULL,
+                    hardware_id TEXT NOT NULL, secret_hash TEXT NOT NULL, reported_tags TEXT NOT NULL,
+                    attributes TEXT NOT NULL, apps TEXT NOT NULL, enrolled_at REAL NOT NULL,
+                    last_heartbeat_at REAL, deleted INTEGER NOT NULL DEFAULT 0);
+                CREATE UNIQUE INDEX device_live_hardware ON device(project, hardware_id) WHERE deleted = 0;
+                CREATE TABLE heartbeat (
+                    device_id TEXT NOT NULL REFERENCES device(id), report_id TEXT NOT NULL,
+                    received_at REAL NOT NULL, report TEXT NOT NULL,
+                    PRIMARY KEY (device_id, report_id));
+                CREATE INDEX heartbeat_received ON heartbeat(device_id, received_at);
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, project TEXT NOT NULL,
+                    actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
+                CREATE INDEX audit_project ON audit(project, seq);
+                """)
+        }
+        return migrator
+    }
+
+    public func ensureProject(_ name: String, at date: Date) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
+                           arguments: [name, date.timeIntervalSince1970])
+        }
+    }
+
+    public func projects() async throws -> [ProjectRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT name, created_at FROM project ORDER BY name").map {
+                ProjectRecord(name: $0["name"], createdAt: Date(timeIntervalSince1970: $0["created_at"]))
+            }
+        }
+    }
+
+    public func insertToken(_ token: AccessTokenRecord) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
+                           arguments: [token.project, token.createdAt.timeIntervalSince1970])
+            try db.execute(sql: """
+                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [token.id, token.kind.rawValue, token.project, token.group, token.secretHash,
+                                 token.createdAt.timeIntervalSince1970, token.expiresAt?.timeIntervalSince1970, token.revoked])
+        }
+    }
+
+    public func token(id: String) async throws -> AccessTokenRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM access_token WHERE id = ?", arguments: [id]).map(Self.token) }
+    }
+
+    public func tokens(project: String) async throws -> [AccessTokenRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM access_token WHERE project = ? ORDER BY created_at, id", arguments: [project]).map(Self.token)
+        }
+    }
+
+    public func revokeToken(id: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE access_token SET revoked = 1 WHERE id = ?", arguments: [id])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "no token \(id)") }
+        }
+    }
+
+    public func enroll(_ device: DeviceRecord) async throws -> DeviceRecord {
+        try await write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE project = ? AND hardware_id = ? AND deleted = 0",
+                                          arguments: [device.project, device.hardwareID]) {
+                return try Self.device(row)
+            }
+            try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
+                           arguments: [device.project, device.enrolledAt.timeIntervalSince1970])
+            try db.execute(sql: """
+                INSERT INTO device (id, project, name, hardware_id, secret_hash, reported_tags, attributes, apps, enrolled_at, last_heartbeat_at, deleted)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [device.id, device.project, device.name, device.hardwareID, device.secretHash,
+                                 try Self.json(device.reportedTags), try Self.json(device.attributes), try Self.json(device.apps),
+                                 device.enrolledAt.timeIntervalSince1970, device.lastHeartbeatAt?.timeIntervalSince1970, device.deleted])
+            return device
+        }
+    }
+
+    public func device(id: String) async throws -> DeviceRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]).map(Self.device) }
+    }
+
+    public func devices(project: String) async throws -> [DeviceRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM device WHERE project = ? AND deleted = 0 ORDER BY id", arguments: [project]).map(Self.device)
+        }
+    }
+
+    public func deleteDevice(id: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE device SET deleted = 1 WHERE id = ?", arguments: [id])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "no device \(id)") }
+        }
+    }
+
+    public func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] {
+        try await write { db in
+            let encoder = JSONEncoder()
+            var accepted: [Bool] = []
+            accepted.reserveCapacity(heartbeats.count)
+            var touched: [String: DeviceRecord] = [:]
+            for heartbeat in heartbeats {
+                guard let device = try touched[heartbeat.deviceID]
+                        ?? Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [heartbeat.deviceID]).map(Self.device)
+                else {
+                    accepted.append(false)
+                    continue
+                }
+                try db.execute(sql: "INSERT OR IGNORE INTO heartbeat (device_id, report_id, received_at, report) VALUES (?, ?, ?, ?)",
+                               arguments: [heartbeat.deviceID, heartbeat.report.reportID, heartbeat.receivedAt.timeIntervalSince1970,
+                                           String(decoding: try encoder.encode(heartbeat.report), as: UTF8.self)])
+                let isNew = db.changesCount > 0
+                accepted.append(isNew)
+                touched[heartbeat.deviceID] = isNew ? device.updated(by: heartbeat) : device
+            }
+            for device in touched.values {
+                try db.execute(sql: "UPDATE device SET apps = ?, attributes = ?, last_heartbeat_at = ? WHERE id = ?",
+                               arguments: [try Self.json(device.apps), try Self.json(device.attributes),
+                                           device.lastHeartbeatAt?.timeIntervalSince1970, device.id])
+            }
+            return accepted
+        }
+    }
+
+    public func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] {
+        try await read { db in
+            let decoder = JSONDecoder()
+            return try Row.fetchAll(db, sql: """
+                SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? ORDER BY received_at DESC, rowid DESC LIMIT ?
+                """, arguments: [deviceID, limit]).map { row in
+                HeartbeatRecord(deviceID: row["device_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+                                report: try decoder.decode(Heartbeat.self, from: Data((row["report"] as String).utf8)))
+            }
+        }
+    }
+
+    public func pruneHeartbeats(before date: Date) async throws {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM heartbeat WHERE received_at < ?", arguments: [date.timeIntervalSince1970])
+        }
+    }
+
+    public func appendAudit(_ entry: AuditRecord) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO audit (at, project, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [entry.at.timeIntervalSince1970, entry.project, entry.actor, entry.action, entry.subject, entry.detail])
+        }
+    }
+
+    public func audit(project: String, limit: Int) async throws -> [AuditRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE project = ? ORDER BY seq DESC LIMIT ?", arguments: [project, limit]).map {
+                AuditRecord(at: Date(timeIntervalSince1970: $0["at"]), project: $0["project"], actor: $0["actor"],
+                            action: $0["action"], subject: $0["subject"], detail: $0["detail"])
+            }
+        }
+    }
+
+    // MARK: - Rows
+
+    private func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as StoreError {
+            throw error
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw StoreError(.duplicate, error.message ?? "constraint violated")
+        } catch let error as DatabaseError {
+            throw StoreError(.unavailable, error.message ?? "database error")
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError {
+            throw StoreError(.unavailable, error.message ?? "database error")
+        }
+    }
+
+    private static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError(.corrupt, "a stored \(type) does not decode: \(error)")
+        }
+    }
+
+    private static func token(_ row: Row) -> AccessTokenRecord {
+        AccessTokenRecord(id: row["id"], kind: AccessTokenRecord.Kind(rawValue: row["kind"]) ?? .enrollment, project: row["project"],
+                          group: row["grp"], secretHash: row["secret_hash"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                          expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), revoked: row["revoked"])
+    }
+
+    private static func device(_ row: Row) throws -> DeviceRecord {
+        DeviceRecord(id: row["id"], project: row["project"], name: row["name"], hardwareID: row["hardware_id"],
+                     secretHash: row["secret_hash"], reportedTags: try decode([String: String].self, row["reported_tags"]),
+                     attributes: try decode([String: String].self, row["attributes"]),
+                     apps: try decode([String: InstalledApp].self, row["apps"]),
+                     enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
+                     lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                     deleted: row["deleted"])
+    }
+}
