@@ -12,6 +12,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.5.0"),
     ],
     targets: [
         // The fleet model, loading, validation and planning. No I/O.
@@ -32,13 +36,31 @@ let package = Package(
             name: "FleetStoreSQLite",
             dependencies: ["FleetStore", "FleetProtocol", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // The server: agent API, operator API, heartbeat ingest.
+        .target(
+            name: "FleetServer",
+            dependencies: [
+                "FleetCore", "FleetProtocol", "FleetStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The `flotilla` commands: argument parsing, file reading, output.
         .target(
             name: "FleetCLI",
             dependencies: [
                 "FleetCore",
                 "FleetGit",
+                "FleetServer",
+                "FleetStore",
+                "FleetStoreSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "flotilla", dependencies: ["FleetCLI"]),
@@ -55,6 +77,13 @@ let package = Package(
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         // Test support: a real git daemon on loopback, fleets to work with.
         .target(name: "FleetTesting", dependencies: ["FleetCore", "FleetGit"]),
+        .testTarget(
+            name: "FleetServerTests",
+            dependencies: [
+                "FleetServer", "FleetStore", "FleetProtocol",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol"]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(

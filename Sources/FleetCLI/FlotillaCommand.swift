@@ -3,7 +3,7 @@ import FleetCore
 import Foundation
 
 /// `flotilla`: GitOps for fleets of IoT and edge devices.
-public struct FlotillaCommand: ParsableCommand {
+public struct FlotillaCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "flotilla",
         abstract: "GitOps for fleets of IoT and edge devices.",
@@ -12,16 +12,20 @@ public struct FlotillaCommand: ParsableCommand {
             2 invalid input or error.
             """,
         version: FlotillaVersion.current,
-        subcommands: [ValidateCommand.self, PlanCommand.self, SchemaCommand.self]
+        subcommands: [ValidateCommand.self, PlanCommand.self, SchemaCommand.self, ServeCommand.self, TokenCommand.self]
     )
 
     public init() {}
 
     /// Runs the command line and exits with a status scripts can rely on: argument errors are 2, like every other bad input.
-    public static func runMain(_ arguments: [String]? = nil) -> Never {
+    public static func runMain(_ arguments: [String]? = nil) async -> Never {
         do {
             var command = try parseAsRoot(arguments)
-            try command.run()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
             Foundation.exit(0)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)

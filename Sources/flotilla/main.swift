@@ -1,3 +1,3 @@
 import FleetCLI
 
-FlotillaCommand.runMain()
+await FlotillaCommand.runMain()

@@ -1,0 +1,75 @@
+import ArgumentParser
+import FleetServer
+import FleetStoreSQLite
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `flotilla serve`: the fleet server, with an embedded SQLite database.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the fleet server: device registry, enrollment, heartbeats, the operator API.",
+        discussion: "Stops gracefully on SIGTERM or SIGINT, committing heartbeats still waiting."
+    )
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "Address to listen on, host:port.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(help: "Seconds between device heartbeats.")
+    var heartbeatInterval: Int = 25
+
+    @Option(help: "Missed heartbeats after which a device is offline.")
+    var offlineAfter: Int = 3
+
+    func validate() throws {
+        guard Self.split(listen) != nil else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:8080") }
+        guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
+        guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
+    }
+
+    static func split(_ address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (0...65_535).contains(port), colon > address.startIndex
+        else { return nil }
+        return (String(address[..<colon]), port)
+    }
+
+    func run() async throws {
+        let (host, port) = Self.split(listen)!
+        let store = try data.openStore()
+        let tokens = try await DeviceTokens.load(keyFile: data.directory + "/device-signing-key.pem")
+        var logger = Logger(label: "flotilla")
+        logger.logLevel = .info
+        let configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
+                                                heartbeatIntervalSeconds: heartbeatInterval, missedHeartbeatsBeforeOffline: offlineAfter)
+        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, logger: logger)
+        logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)"])
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The server's data directory, shared by the commands that open its database.
+struct DataOptions: ParsableArguments {
+    @Option(name: .customLong("data"), help: "The data directory (database, signing key).")
+    var directory: String = "./flotilla-data"
+
+    func openStore() throws -> SQLiteFleetStore {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIError("\(directory): cannot create the data directory: \(error.localizedDescription)")
+        }
+        do {
+            return try SQLiteFleetStore(path: directory + "/flotilla.sqlite")
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Hummingbird
+import FleetCore
+public import FleetStore
+public import Foundation
+
+/// Enrollment and operator tokens: `fle_<id>_<secret>` and `flo_<id>_<secret>`. The id finds
+/// the record; only a hash of the secret is stored, so a database leak leaks no token.
+public enum AccessTokens {
+    /// A new token: its record for the store, and the text to hand to the person, once.
+    public static func make(kind: AccessTokenRecord.Kind, project: String, group: String? = nil,
+                            expiresAt: Date? = nil, now: Date = Date()) -> (record: AccessTokenRecord, text: String) {
+        let id = randomHex(bytes: 6), secret = randomHex(bytes: 16)
+        let record = AccessTokenRecord(id: id, kind: kind, project: project, group: group, secretHash: hash(secret),
+                                       createdAt: now, expiresAt: expiresAt)
+        return (record, "\(prefix(kind))_\(id)_\(secret)")
+    }
+
+    /// The id and secret of a token's text, when it has the shape of one of `kind`.
+    static func parse(_ text: String, kind: AccessTokenRecord.Kind) -> (id: String, secret: String)? {
+        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == prefix(kind), parts[1].count == 12, parts[2].count == 32 else { return nil }
+        return (String(parts[1]), String(parts[2]))
+    }
+
+    /// Checks a presented token against the store: exists, of this kind, not revoked, not expired, secret matches.
+    static func verify(_ text: String, kind: AccessTokenRecord.Kind, store: any FleetStore, now: Date) async throws -> AccessTokenRecord {
+        let name = kind == .enrollment ? "enrollment token" : "operator token"
+        guard let (id, secret) = parse(text, kind: kind) else {
+            throw APIError.unauthorized("not a valid \(name)")
+        }
+        guard let record = try await store.token(id: id), record.kind == kind, record.secretHash == hash(secret) else {
+            throw APIError.unauthorized("unknown \(name)")
+        }
+        guard !record.revoked else { throw APIError(.unauthorized, "token_revoked", "the \(name) was revoked") }
+        if let expiry = record.expiresAt, expiry <= now {
+            throw APIError(.unauthorized, "token_expired", "the \(name) expired")
+        }
+        return record
+    }
+
+    static func hash(_ secret: String) -> String { SHA256.hex(Array(secret.utf8)) }
+
+    private static func prefix(_ kind: AccessTokenRecord.Kind) -> String { kind == .enrollment ? "fle" : "flo" }
+
+    /// Hexadecimal from the system's cryptographic random source.
+    static func randomHex(bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return String(byte >> 4, radix: 16) + String(byte & 0xf, radix: 16)
+        }.joined()
+    }
+}

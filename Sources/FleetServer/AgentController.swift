@@ -1,0 +1,80 @@
+import FleetProtocol
+import FleetStore
+import Foundation
+import Hummingbird
+
+/// `/agent/v1`: what devices call. A device sees its own data and nothing else.
+struct AgentController: Sendable {
+    let store: any FleetStore
+    let tokens: DeviceTokens
+    let directory: DeviceDirectory
+    let ingest: HeartbeatIngest
+    let configuration: ServerConfiguration
+
+    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.post("enroll") { request, _ in try await enroll(request) }
+        group.post("heartbeat") { request, _ in try await heartbeat(request) }
+    }
+
+    private func enroll(_ request: Request) async throws -> Response {
+        let body = try await JSONBody.decode(EnrollmentRequest.self, from: request, limit: configuration.maximumBodyBytes)
+        let now = Date()
+        let token = try await AccessTokens.verify(body.token, kind: .enrollment, store: store, now: now)
+        try Validate.text(body.hardwareID, field: "hardwareID", maximum: 256)
+        guard body.deviceSecret.utf8.count >= 16, body.deviceSecret.utf8.count <= 256 else {
+            throw APIError.invalid("'deviceSecret' must be 16 to 256 characters", field: "deviceSecret")
+        }
+        var tags = body.tags ?? [:]
+        if let group = token.group { tags["group"] = group }
+        let candidate = DeviceRecord(id: "d-" + AccessTokens.randomHex(bytes: 8), project: token.project,
+                                     name: body.name ?? body.hardwareID, hardwareID: body.hardwareID,
+                                     secretHash: AccessTokens.hash(body.deviceSecret), reportedTags: tags,
+                                     attributes: body.attributes ?? [:], enrolledAt: now)
+        let device = try await store.enroll(candidate)
+        await directory.remember(device)
+        let again = device.id != candidate.id
+        try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
+                                                action: again ? "device.reenroll" : "device.enroll", subject: device.id,
+                                                detail: "hardware \(body.hardwareID)"))
+        let response = EnrollmentResponse(deviceID: device.id, project: device.project,
+                                          deviceToken: try await tokens.issue(device: device.id, project: device.project, now: now),
+                                          heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds)
+        return try JSONBody.response(response, status: again ? .ok : .created)
+    }
+
+    private func heartbeat(_ request: Request) async throws -> Response {
+        let device = try await authenticate(request)
+        let report = try await JSONBody.decode(Heartbeat.self, from: request, limit: configuration.maximumBodyBytes)
+        try Validate.text(report.reportID, field: "reportID", maximum: 128)
+        if let cpu = report.cpuPercent, !(0...100).contains(cpu) || cpu.isNaN {
+            throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")
+        }
+        let accepted = try await ingest.submit(HeartbeatRecord(deviceID: device, receivedAt: Date(), report: report))
+        return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
+                                                              heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds))
+    }
+
+    /// The device a request's bearer token names; 410 Gone when an operator deleted it.
+    private func authenticate(_ request: Request) async throws -> String {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError.unauthorized("a device token is required (Authorization: Bearer …)")
+        }
+        let (device, project) = try await tokens.verify(String(header.dropFirst("Bearer ".count)))
+        guard let entry = try await directory.entry(for: device), entry.project == project else {
+            throw APIError.unauthorized("unknown device")
+        }
+        guard !entry.deleted else {
+            throw APIError(.gone, "device_deleted", "this device was deleted by an operator; stop and enroll again if it should return")
+        }
+        return device
+    }
+}
+
+/// Checks shared by the controllers.
+enum Validate {
+    static func text(_ value: String, field: String, maximum: Int) throws {
+        guard !value.isEmpty, value.utf8.count <= maximum else {
+            throw APIError.invalid("'\(field)' must be 1 to \(maximum) characters", field: field)
+        }
+    }
+}

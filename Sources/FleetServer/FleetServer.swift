@@ -1,0 +1,53 @@
+public import FleetStore
+import Foundation
+public import Hummingbird
+public import Logging
+
+/// The fleet server: the agent API, the operator API, and the services behind them.
+public enum FleetServer {
+    /// Builds the application; run it with `runService()` or in a `ServiceGroup`.
+    public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
+                                        tokens: DeviceTokens, logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
+        let directory = DeviceDirectory(store: store)
+        let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
+                                     interval: .milliseconds(configuration.batchMilliseconds))
+        let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest)
+        return Application(router: router,
+                           configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
+                           services: [ingest], logger: logger)
+    }
+
+    static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
+                            directory: DeviceDirectory, ingest: HeartbeatIngest) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get("healthz") { _, _ in Response(status: .ok) }
+        AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, configuration: configuration)
+            .addRoutes(to: router.group("agent/v1"))
+        OperatorController(store: store, directory: directory, configuration: configuration)
+            .addRoutes(to: router.group("api/v1"))
+        return router
+    }
+}
+
+/// Turns every error into the API's JSON error: a client's mistake is a 4xx that says why,
+/// anything else a 500 that says nothing internal.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "bad_request"
+            throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)
+        } catch let error as StoreError where error.code == .duplicate {
+            throw APIError(.conflict, "conflict", "that already exists")
+        } catch {
+            context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(describing: type(of: error)))"])
+            throw APIError(.internalServerError, "internal", "the server could not complete the request")
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import FleetProtocol
+import Foundation
+import Hummingbird
+
+/// Request and response bodies as JSON, strictly: a size limit, and a 400 that names the field
+/// for malformed JSON, a wrong type, a missing field or a field the API does not know.
+enum JSONBody {
+    static func decode<T: Codable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "the request body is larger than \(limit) bytes")
+        }
+        return try decode(type, from: Data(buffer.readableBytesView))
+    }
+
+    static func decode<T: Codable>(_ type: T.Type, from data: Data) throws -> T {
+        let value: T
+        do {
+            value = try JSONDecoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw describe(error)
+        }
+        // What the type kept, encoded again: any key of the request it lacks is unknown.
+        let sent = try? JSONDecoder().decode(JSONTree.self, from: data)
+        let kept = try? JSONDecoder().decode(JSONTree.self, from: JSONEncoder().encode(value))
+        if let sent, let kept, let unknown = sent.firstKey(missingFrom: kept, path: "") {
+            throw APIError.invalid("unknown field '\(unknown)'", field: unknown)
+        }
+        return value
+    }
+
+    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    private static func describe(_ error: DecodingError) -> APIError {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            let text = codingPath.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }.joined()
+            return text.hasPrefix(".") ? String(text.dropFirst()) : text
+        }
+        switch error {
+        case .typeMismatch(_, let context):
+            let field = path(context.codingPath)
+            return .invalid("'\(field)' has the wrong type", field: field.isEmpty ? nil : field)
+        case .valueNotFound(_, let context):
+            let field = path(context.codingPath)
+            return .invalid("'\(field)' must not be null", field: field)
+        case .keyNotFound(let key, let context):
+            let field = path(context.codingPath + [key])
+            return .invalid("'\(field)' is required", field: field)
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            return APIError(.badRequest, "malformed_json", "the body is not valid JSON")
+        case .dataCorrupted(let context):
+            let field = path(context.codingPath)
+            return .invalid("'\(field)' has an invalid value", field: field)
+        @unknown default:
+            return APIError(.badRequest, "malformed_json", "the body is not valid JSON")
+        }
+    }
+}
+
+/// Any JSON, to compare the keys a client sent with the keys a type knows.
+enum JSONTree: Decodable, Equatable {
+    case object([String: JSONTree])
+    case array([JSONTree])
+    case scalar
+    case null
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let object = try? container.decode([String: JSONTree].self) { self = .object(object) }
+        else if let array = try? container.decode([JSONTree].self) { self = .array(array) }
+        else { self = .scalar }
+    }
+
+    /// The path of the first key present here but not in `other` (nulls do not count).
+    func firstKey(missingFrom other: JSONTree, path: String) -> String? {
+        switch (self, other) {
+        case (.object(let mine), .object(let theirs)):
+            for key in mine.keys.sorted() {
+                let child = path.isEmpty ? key : "\(path).\(key)"
+                guard let counterpart = theirs[key] else {
+                    if mine[key] == .null { continue }
+                    return child
+                }
+                if let found = mine[key]!.firstKey(missingFrom: counterpart, path: child) { return found }
+            }
+            return nil
+        case (.array(let mine), .array(let theirs)):
+            for (index, item) in zip(mine.indices, mine) where index < theirs.count {
+                if let found = item.firstKey(missingFrom: theirs[index], path: "\(path)[\(index)]") { return found }
+            }
+            return nil
+        default:
+            return nil
+        }
+    }
+}

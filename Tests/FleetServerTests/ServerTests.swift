@@ -1,0 +1,238 @@
+import FleetProtocol
+@testable import FleetServer
+import FleetStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The agent and operator APIs through the real router, against an in-memory store.
+struct ServerTests {
+    let store = MemoryFleetStore()
+    let configuration = ServerConfiguration(maximumBodyBytes: 4_096, batchMilliseconds: 5)
+
+    /// A server with one project, an enrollment token and an operator token, and a client.
+    func withServer(_ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
+        let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
+        let deviceTokens = try await DeviceTokens.load(keyFile: keyFile)
+        let now = Date()
+        let enrollment = AccessTokens.make(kind: .enrollment, project: "acme", group: "canary", now: now)
+        let expired = AccessTokens.make(kind: .enrollment, project: "acme", expiresAt: now.addingTimeInterval(-1), now: now)
+        let operatorToken = AccessTokens.make(kind: .operator, project: "acme", now: now)
+        let otherOperator = AccessTokens.make(kind: .operator, project: "other", now: now)
+        for made in [enrollment, expired, operatorToken, otherOperator] { try await store.insertToken(made.record) }
+        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens)
+        let tokens = Tokens(enrollment: enrollment.text, expired: expired.text, operator: operatorToken.text, otherOperator: otherOperator.text)
+        try await app.test(.router) { client in try await body(client, tokens) }
+    }
+
+    struct Tokens: Sendable {
+        var enrollment: String
+        var expired: String
+        var `operator`: String
+        var otherOperator: String
+    }
+
+    static func json(_ value: some Encodable) throws -> ByteBuffer {
+        ByteBuffer(bytes: try JSONEncoder().encode(value))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(type, from: Data(response.body.readableBytesView))
+    }
+
+    static func error(_ response: TestResponse) throws -> ErrorResponse.Detail {
+        try decode(ErrorResponse.self, response).error
+    }
+
+    func enroll(_ client: some TestClientProtocol, token: String, hardware: String = "serial-1") async throws -> TestResponse {
+        try await client.execute(uri: "/agent/v1/enroll", method: .post,
+                                 body: Self.json(EnrollmentRequest(token: token, hardwareID: hardware, deviceSecret: "secret-of-\(hardware)-0000",
+                                                                   tags: ["site": "berlin"], attributes: ["arch": "arm64"])))
+    }
+
+    @Test func enrollHeartbeatAndSeeTheDeviceThroughTheOperatorAPI() async throws {
+        try await withServer { client, tokens in
+            let first = try await enroll(client, token: tokens.enrollment)
+            #expect(first.status == .created)
+            let enrolled = try Self.decode(EnrollmentResponse.self, first)
+            #expect(enrolled.project == "acme")
+            #expect(enrolled.heartbeatIntervalSeconds == 25)
+
+            // The same hardware enrolling again is the same device.
+            let again = try await enroll(client, token: tokens.enrollment)
+            #expect(again.status == .ok)
+            #expect(try Self.decode(EnrollmentResponse.self, again).deviceID == enrolled.deviceID)
+
+            let beat = Heartbeat(reportID: "r-1", cpuPercent: 7.5, memory: .init(usedBytes: 100, totalBytes: 1_000),
+                                 disks: [.init(mount: "/", usedBytes: 5, totalBytes: 10)], load: [0.1, 0.2, 0.3],
+                                 apps: ["thermostat": InstalledApp(version: "2.4.1")], agentVersion: "0.1.0")
+            let auth: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
+            let ack = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: Self.json(beat))
+            #expect(ack.status == .ok)
+            #expect(try Self.decode(HeartbeatAcknowledgement.self, ack) == HeartbeatAcknowledgement(reportID: "r-1", accepted: true, heartbeatIntervalSeconds: 25))
+            // A retried report is acknowledged but not counted twice.
+            let retry = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: Self.json(beat))
+            #expect(try Self.decode(HeartbeatAcknowledgement.self, retry).accepted == false)
+            #expect(try await store.heartbeats(deviceID: enrolled.deviceID, limit: 10).count == 1)
+
+            let operatorAuth: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            let list = try await client.execute(uri: "/api/v1/devices?selector=site%3Dberlin,group%3Dcanary&online=true", method: .get, headers: operatorAuth)
+            #expect(list.status == .ok)
+            let devices = try Self.decode([String: [OperatorController.DeviceView]].self, list)["devices"] ?? []
+            #expect(devices.map(\.id) == [enrolled.deviceID])
+            #expect(devices.first?.apps == ["thermostat": InstalledApp(version: "2.4.1")])
+            #expect(devices.first?.attributes["agentVersion"] == "0.1.0")
+            let byVersion = try await client.execute(uri: "/api/v1/devices?app=thermostat&version=2.5.0", method: .get, headers: operatorAuth)
+            #expect((try Self.decode([String: [OperatorController.DeviceView]].self, byVersion)["devices"] ?? []).isEmpty)
+
+            let detail = try await client.execute(uri: "/api/v1/devices/\(enrolled.deviceID)", method: .get, headers: operatorAuth)
+            #expect(try Self.decode(OperatorController.DeviceDetail.self, detail).heartbeats == [beat])
+            // The secret's hash never leaves the server.
+            #expect(!String(buffer: detail.body).contains("secret"))
+        }
+    }
+
+    @Test func aDeletedDeviceIsGoneForItsAgent() async throws {
+        try await withServer { client, tokens in
+            let enrolled = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let deleted = try await client.execute(uri: "/api/v1/devices/\(enrolled.deviceID)", method: .delete,
+                                                   headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(deleted.status == .noContent)
+            let beat = try await client.execute(uri: "/agent/v1/heartbeat", method: .post,
+                                                headers: [.authorization: "Bearer \(enrolled.deviceToken)"],
+                                                body: Self.json(Heartbeat(reportID: "r-1")))
+            #expect(beat.status == .gone)
+            #expect(try Self.error(beat).code == "device_deleted")
+            // Enrolling again after deletion makes a new device.
+            let fresh = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            #expect(fresh.deviceID != enrolled.deviceID)
+            let audit = try await store.audit(project: "acme", limit: 10).map(\.action)
+            #expect(audit == ["device.enroll", "device.delete", "device.enroll"])
+        }
+    }
+
+    /// (path, body, expected status, expected code, expected field) for the agent's enrollment.
+    static let enrollmentCases: [(String, String, HTTPResponse.Status, String, String?)] = [
+        ("malformed JSON", #"{"token": "#, .badRequest, "malformed_json", nil),
+        ("unknown field", #"{"token":"x","hardwareID":"h","deviceSecret":"0123456789abcdef","colour":"red"}"#, .badRequest, "invalid_field", "colour"),
+        ("wrong type", #"{"token":"x","hardwareID":42,"deviceSecret":"0123456789abcdef"}"#, .badRequest, "invalid_field", "hardwareID"),
+        ("missing field", #"{"token":"x","hardwareID":"h"}"#, .badRequest, "invalid_field", "deviceSecret"),
+        ("nested wrong type", #"{"token":"x","hardwareID":"h","deviceSecret":"0123456789abcdef","tags":{"a":1}}"#, .badRequest, "invalid_field", "tags.a"),
+        ("forged token", #"{"token":"fle_000000000000_00000000000000000000000000000000","hardwareID":"h","deviceSecret":"0123456789abcdef"}"#, .unauthorized, "unauthorized", nil),
+        ("not a token", #"{"token":"hello","hardwareID":"h","deviceSecret":"0123456789abcdef"}"#, .unauthorized, "unauthorized", nil),
+        ("too large", #"{"token":""# + String(repeating: "x", count: 5_000) + #""}"#, .contentTooLarge, "body_too_large", nil),
+    ]
+
+    @Test(arguments: enrollmentCases)
+    func enrollmentRejectsBadInput(_ testCase: (String, String, HTTPResponse.Status, String, String?)) async throws {
+        try await withServer { client, _ in
+            let response = try await client.execute(uri: "/agent/v1/enroll", method: .post, body: ByteBuffer(string: testCase.1))
+            #expect(response.status == testCase.2, "\(testCase.0)")
+            let error = try Self.error(response)
+            #expect(error.code == testCase.3, "\(testCase.0)")
+            #expect(error.field == testCase.4, "\(testCase.0)")
+        }
+    }
+
+    @Test func expiredAndWrongKindTokensAreRefused() async throws {
+        try await withServer { client, tokens in
+            let expired = try await enroll(client, token: tokens.expired)
+            #expect(expired.status == .unauthorized)
+            #expect(try Self.error(expired).code == "token_expired")
+            // An operator token does not enroll devices.
+            let operatorToken = try await enroll(client, token: tokens.operator)
+            #expect(operatorToken.status == .unauthorized)
+            // An enrollment token does not open the operator API.
+            let api = try await client.execute(uri: "/api/v1/devices", method: .get, headers: [.authorization: "Bearer \(tokens.enrollment)"])
+            #expect(api.status == .unauthorized)
+        }
+    }
+
+    @Test func heartbeatsNeedAValidDeviceTokenAndValidFields() async throws {
+        try await withServer { client, tokens in
+            let enrolled = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let none = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, body: Self.json(Heartbeat(reportID: "r")))
+            #expect(none.status == .unauthorized)
+            var forged = enrolled.deviceToken
+            forged.removeLast(4)
+            forged += "AAAA"
+            let bad = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: [.authorization: "Bearer \(forged)"],
+                                               body: Self.json(Heartbeat(reportID: "r")))
+            #expect(bad.status == .unauthorized)
+            #expect(try Self.error(bad).message == "not a valid device token")
+
+            let auth: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
+            for (body, field) in [(#"{"reportID":"r","cpuPercent":250}"#, "cpuPercent"), (#"{"reportID":""}"#, "reportID"),
+                                  (#"{"reportID":"r","disks":[{"mount":"/","usedBytes":1}]}"#, "disks[0].totalBytes"),
+                                  (#"{"reportID":"r","memory":{"usedBytes":1,"totalBytes":2,"swap":3}}"#, "memory.swap")] {
+                let response = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: ByteBuffer(string: body))
+                #expect(response.status == .badRequest, "\(body)")
+                #expect(try Self.error(response).field == field, "\(body)")
+            }
+        }
+    }
+
+    @Test func operatorsSeeOnlyTheirProject() async throws {
+        try await withServer { client, tokens in
+            let enrolled = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let other: HTTPFields = [.authorization: "Bearer \(tokens.otherOperator)"]
+            let detail = try await client.execute(uri: "/api/v1/devices/\(enrolled.deviceID)", method: .get, headers: other)
+            #expect(detail.status == .notFound)
+            let list = try await client.execute(uri: "/api/v1/devices", method: .get, headers: other)
+            #expect((try Self.decode([String: [OperatorController.DeviceView]].self, list)["devices"] ?? []).isEmpty)
+            let selector = try await client.execute(uri: "/api/v1/devices?selector=site%20in%20(berlin", method: .get,
+                                                    headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(selector.status == .badRequest)
+            #expect(try Self.error(selector).message == "invalid selector at column 16: expected ')' to close the list of values")
+            #expect(try Self.error(selector).field == "selector")
+        }
+    }
+
+    @Test func operatorsMakeTokensThatWork() async throws {
+        try await withServer { client, tokens in
+            let made = try await client.execute(uri: "/api/v1/tokens", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
+                                                body: ByteBuffer(string: #"{"kind":"enrollment","group":"lab","expiresInSeconds":600}"#))
+            #expect(made.status == .created)
+            let created = try Self.decode(OperatorController.CreatedToken.self, made)
+            #expect(created.info.group == "lab")
+            #expect(try await enroll(client, token: created.token, hardware: "serial-9").status == .created)
+            let badKind = try await client.execute(uri: "/api/v1/tokens", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
+                                                   body: ByteBuffer(string: #"{"kind":"admin"}"#))
+            #expect(badKind.status == .badRequest)
+            #expect(try Self.error(badKind).field == "kind")
+        }
+    }
+
+    @Test func unknownRoutesAnswerInJSON() async throws {
+        try await withServer { client, _ in
+            let response = try await client.execute(uri: "/api/v2/nothing", method: .get)
+            #expect(response.status == .notFound)
+            #expect(try Self.error(response).code == "not_found")
+        }
+    }
+}
+
+/// The group commit behind heartbeats.
+struct HeartbeatIngestTests {
+    @Test func concurrentReportsShareBatchesAndAreDurableWhenAcknowledged() async throws {
+        let store = MemoryFleetStore()
+        _ = try await store.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "h", secretHash: "x", enrolledAt: Date()))
+        let ingest = HeartbeatIngest(store: store, batchSize: 1_000, interval: .milliseconds(20))
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    try await ingest.submit(HeartbeatRecord(deviceID: "d1", receivedAt: Date(), report: Heartbeat(reportID: "r\(index % 100)")))
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 100)
+        #expect(try await store.heartbeats(deviceID: "d1", limit: 1_000).count == 100)
+        let batches = await ingest.committedBatches
+        #expect(batches >= 1 && batches < 20, "200 reports took \(batches) commits")
+    }
+}
