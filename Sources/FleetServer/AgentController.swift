@@ -9,11 +9,67 @@ struct AgentController: Sendable {
     let tokens: DeviceTokens
     let directory: DeviceDirectory
     let ingest: HeartbeatIngest
+    let board: AssignmentBoard
     let configuration: ServerConfiguration
 
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.post("enroll") { request, _ in try await enroll(request) }
         group.post("heartbeat") { request, _ in try await heartbeat(request) }
+        group.get("assignments") { request, _ in try await assignments(request) }
+        group.post("executions/:id/report") { request, context in
+            try await report(request, execution: try context.parameters.require("id"))
+        }
+    }
+
+    /// Answers at once when the device's work differs from what its `If-None-Match` names;
+    /// otherwise waits for a change, up to the long-poll limit, then answers 304.
+    private func assignments(_ request: Request) async throws -> Response {
+        let device = try await authenticate(request)
+        let known = request.headers[.ifNoneMatch]
+        var executions = try await store.activeExecutions(deviceID: device)
+        var tag = Assignments.entityTag(executions)
+        if tag == known {
+            await board.wait(device: device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+            executions = try await store.activeExecutions(deviceID: device)
+            tag = Assignments.entityTag(executions)
+            if tag == known { return Response(status: .notModified, headers: [.eTag: tag]) }
+        }
+        var list: [Assignment] = []
+        for execution in executions {
+            guard let deployment = try await store.deployment(id: execution.deploymentID) else { continue }
+            list.append(Assignments.render(execution, of: deployment))
+        }
+        var response = try JSONBody.response(AssignmentList(assignments: list))
+        response.headers[.eTag] = tag
+        return response
+    }
+
+    struct ReportAcknowledgement: Codable {
+        var reportID: String
+        var accepted: Bool
+        var state: ExecutionState
+    }
+
+    private func report(_ request: Request, execution: String) async throws -> Response {
+        let device = try await authenticate(request)
+        let report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
+        try Validate.text(report.reportID, field: "reportID", maximum: 128)
+        guard [.running, .succeeded, .failed].contains(report.state) else {
+            throw APIError.invalid("'state' from a device is running, succeeded or failed", field: "state")
+        }
+        if let output = report.step?.outputTail, output.utf8.count > 16 * 1024 {
+            throw APIError.invalid("'step.outputTail' is limited to 16 KiB; send the tail", field: "step.outputTail")
+        }
+        switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
+        case .applied(let record):
+            return try JSONBody.response(ReportAcknowledgement(reportID: report.reportID, accepted: true, state: record.state))
+        case .duplicate(let record):
+            return try JSONBody.response(ReportAcknowledgement(reportID: report.reportID, accepted: false, state: record.state))
+        case .finished(let record):
+            throw APIError(.conflict, "execution_finished", "the execution is already \(record.state.rawValue)")
+        case .notFound:
+            throw APIError.notFound("no execution '\(execution)' for this device")
+        }
     }
 
     private func enroll(_ request: Request) async throws -> Response {

@@ -11,21 +11,23 @@ public enum FleetServer {
         let directory = DeviceDirectory(store: store)
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds))
-        let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest)
+        let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
+                                 board: AssignmentBoard())
         return Application(router: router,
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
                            services: [ingest], logger: logger)
     }
 
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
-                            directory: DeviceDirectory, ingest: HeartbeatIngest) -> Router<BasicRequestContext> {
+                            directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get("healthz") { _, _ in Response(status: .ok) }
-        AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, configuration: configuration)
+        AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration)
             .addRoutes(to: router.group("agent/v1"))
-        OperatorController(store: store, directory: directory, configuration: configuration)
-            .addRoutes(to: router.group("api/v1"))
+        let operators = router.group("api/v1")
+        OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
+        DeploymentController(store: store, board: board, configuration: configuration).addRoutes(to: operators)
         return router
     }
 }

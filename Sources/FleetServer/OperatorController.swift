@@ -145,9 +145,6 @@ struct OperatorController: Sendable {
     }
 
     private func authenticate(_ request: Request) async throws -> AccessTokenRecord {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
-            throw APIError.unauthorized("an operator token is required (Authorization: Bearer …)")
-        }
-        return try await AccessTokens.verify(String(header.dropFirst("Bearer ".count)), kind: .operator, store: store, now: Date())
+        try await OperatorAuth.authenticate(request, store: store)
     }
 }

@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var batchMilliseconds: Int
     /// … or as soon as this many are waiting.
     public var batchSize: Int
+    /// How long a poll for assignments waits for work before answering 304.
+    public var longPollSeconds: Double = 30
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = "./flotilla-data",
                 heartbeatIntervalSeconds: Int = 25, missedHeartbeatsBeforeOffline: Int = 3, maximumBodyBytes: Int = 64 * 1024,

@@ -1,4 +1,4 @@
-import FleetProtocol
+public import FleetProtocol
 public import Foundation
 
 /// Where the server keeps projects, tokens, devices, heartbeats and the audit log.
@@ -30,6 +30,19 @@ public protocol FleetStore: Sendable {
     func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord]
     /// Forgets heartbeats received before `date` (the metrics history is bounded).
     func pruneHeartbeats(before date: Date) async throws
+
+    /// Stores a deployment and one queued execution per device, in one transaction.
+    func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws
+    func deployment(id: String) async throws -> DeploymentRecord?
+    /// The project's deployments, newest first.
+    func deployments(project: String, limit: Int) async throws -> [DeploymentRecord]
+    func executions(deploymentID: String) async throws -> [ExecutionRecord]
+    /// The device's executions that are not final, oldest first.
+    func activeExecutions(deviceID: String) async throws -> [ExecutionRecord]
+    /// Applies a device's report to its execution, once per report id.
+    func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome
+    /// Marks the deployment aborted and cancels its executions that are not final; returns them.
+    func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord]
 
     func appendAudit(_ entry: AuditRecord) async throws
     /// The project's audit log, newest first.

@@ -1,4 +1,4 @@
-import FleetProtocol
+public import FleetProtocol
 public import Foundation
 
 /// A store in memory: for tests, and for a server that keeps nothing.
@@ -9,6 +9,11 @@ public actor MemoryFleetStore: FleetStore {
     private var heartbeatRecords: [String: [HeartbeatRecord]] = [:]
     private var seenReports: [String: Set<String>] = [:]
     private var auditRecords: [AuditRecord] = []
+    private var deploymentRecords: [String: DeploymentRecord] = [:]
+    private var deploymentOrder: [String] = []
+    private var executionRecords: [String: ExecutionRecord] = [:]
+    private var executionOrder: [String] = []
+    private var appliedReports: [String: Set<String>] = [:]
 
     public init() {}
 
@@ -75,6 +80,55 @@ public actor MemoryFleetStore: FleetStore {
             heartbeatRecords[device] = kept
             seenReports[device] = Set(kept.map(\.report.reportID))
         }
+    }
+
+    public func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) throws {
+        guard deploymentRecords[deployment.id] == nil else { throw StoreError(.duplicate, "deployment \(deployment.id) exists") }
+        deploymentRecords[deployment.id] = deployment
+        deploymentOrder.append(deployment.id)
+        for execution in executions {
+            executionRecords[execution.id] = execution
+            executionOrder.append(execution.id)
+        }
+    }
+
+    public func deployment(id: String) -> DeploymentRecord? { deploymentRecords[id] }
+
+    public func deployments(project: String, limit: Int) -> [DeploymentRecord] {
+        Array(deploymentOrder.reversed().compactMap { deploymentRecords[$0] }.filter { $0.project == project }.prefix(limit))
+    }
+
+    public func executions(deploymentID: String) -> [ExecutionRecord] {
+        executionOrder.compactMap { executionRecords[$0] }.filter { $0.deploymentID == deploymentID }
+    }
+
+    public func activeExecutions(deviceID: String) -> [ExecutionRecord] {
+        executionOrder.compactMap { executionRecords[$0] }.filter { $0.deviceID == deviceID && !$0.state.isFinal }
+    }
+
+    public func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) -> ExecutionReportOutcome {
+        guard let execution = executionRecords[executionID], execution.deviceID == deviceID else { return .notFound }
+        if appliedReports[executionID, default: []].contains(report.reportID) { return .duplicate(execution) }
+        guard let next = execution.applying(report, at: date) else { return .finished(execution) }
+        appliedReports[executionID, default: []].insert(report.reportID)
+        executionRecords[executionID] = next
+        return .applied(next)
+    }
+
+    public func abortDeployment(id: String, at date: Date) throws -> [ExecutionRecord] {
+        guard deploymentRecords[id] != nil else { throw StoreError(.notFound, "no deployment \(id)") }
+        deploymentRecords[id]?.aborted = true
+        var cancelled: [ExecutionRecord] = []
+        for executionID in executionOrder {
+            guard var execution = executionRecords[executionID], execution.deploymentID == id, !execution.state.isFinal else { continue }
+            execution.state = .cancelled
+            execution.message = "the deployment was aborted"
+            execution.updatedAt = date
+            execution.revision += 1
+            executionRecords[executionID] = execution
+            cancelled.append(execution)
+        }
+        return cancelled
     }
 
     public func appendAudit(_ entry: AuditRecord) { auditRecords.append(entry) }

@@ -1,5 +1,5 @@
 public import FleetStore
-import FleetProtocol
+public import FleetProtocol
 public import Foundation
 import GRDB
 
@@ -53,6 +53,23 @@ public final class SQLiteFleetStore: FleetStore {
                     seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, project TEXT NOT NULL,
                     actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
                 CREATE INDEX audit_project ON audit(project, seq);
+                """)
+        }
+        migrator.registerMigration("2026-11-29 deployments") { db in
+            try db.execute(sql: """
+                CREATE TABLE deployment (
+                    id TEXT PRIMARY KEY, project TEXT NOT NULL REFERENCES project(name), created_at REAL NOT NULL,
+                    aborted INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL);
+                CREATE INDEX deployment_project ON deployment(project, created_at);
+                CREATE TABLE execution (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                    deployment_id TEXT NOT NULL REFERENCES deployment(id), device_id TEXT NOT NULL,
+                    state TEXT NOT NULL, body TEXT NOT NULL);
+                CREATE INDEX execution_deployment ON execution(deployment_id, seq);
+                CREATE INDEX execution_device_state ON execution(device_id, state);
+                CREATE TABLE execution_report (
+                    execution_id TEXT NOT NULL REFERENCES execution(id), report_id TEXT NOT NULL,
+                    PRIMARY KEY (execution_id, report_id));
                 """)
         }
         return migrator
@@ -182,6 +199,93 @@ public final class SQLiteFleetStore: FleetStore {
         try await write { db in
             try db.execute(sql: "DELETE FROM heartbeat WHERE received_at < ?", arguments: [date.timeIntervalSince1970])
         }
+    }
+
+    public func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
+                           arguments: [deployment.project, deployment.createdAt.timeIntervalSince1970])
+            try db.execute(sql: "INSERT INTO deployment (id, project, created_at, aborted, body) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [deployment.id, deployment.project, deployment.createdAt.timeIntervalSince1970,
+                                       deployment.aborted, try Self.json(deployment)])
+            for execution in executions { try Self.insert(execution, db) }
+        }
+    }
+
+    public func deployment(id: String) async throws -> DeploymentRecord? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT body FROM deployment WHERE id = ?", arguments: [id]).map { try Self.decode(DeploymentRecord.self, $0) }
+        }
+    }
+
+    public func deployments(project: String, limit: Int) async throws -> [DeploymentRecord] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM deployment WHERE project = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                arguments: [project, limit]).map { try Self.decode(DeploymentRecord.self, $0) }
+        }
+    }
+
+    public func executions(deploymentID: String) async throws -> [ExecutionRecord] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM execution WHERE deployment_id = ? ORDER BY seq", arguments: [deploymentID])
+                .map { try Self.decode(ExecutionRecord.self, $0) }
+        }
+    }
+
+    public func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] {
+        try await read { db in
+            try String.fetchAll(db, sql: """
+                SELECT body FROM execution WHERE device_id = ? AND state IN ('queued', 'assigned', 'running') ORDER BY seq
+                """, arguments: [deviceID]).map { try Self.decode(ExecutionRecord.self, $0) }
+        }
+    }
+
+    public func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome {
+        try await write { db in
+            guard let body = try String.fetchOne(db, sql: "SELECT body FROM execution WHERE id = ? AND device_id = ?",
+                                                 arguments: [executionID, deviceID]) else { return .notFound }
+            let execution = try Self.decode(ExecutionRecord.self, body)
+            let seen = try Bool.fetchOne(db, sql: "SELECT 1 FROM execution_report WHERE execution_id = ? AND report_id = ?",
+                                         arguments: [executionID, report.reportID]) ?? false
+            if seen { return .duplicate(execution) }
+            guard let next = execution.applying(report, at: date) else { return .finished(execution) }
+            try db.execute(sql: "INSERT INTO execution_report (execution_id, report_id) VALUES (?, ?)", arguments: [executionID, report.reportID])
+            try Self.update(next, db)
+            return .applied(next)
+        }
+    }
+
+    public func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord] {
+        try await write { db in
+            guard let body = try String.fetchOne(db, sql: "SELECT body FROM deployment WHERE id = ?", arguments: [id]) else {
+                throw StoreError(.notFound, "no deployment \(id)")
+            }
+            var deployment = try Self.decode(DeploymentRecord.self, body)
+            deployment.aborted = true
+            try db.execute(sql: "UPDATE deployment SET aborted = 1, body = ? WHERE id = ?", arguments: [try Self.json(deployment), id])
+            let active = try String.fetchAll(db, sql: """
+                SELECT body FROM execution WHERE deployment_id = ? AND state IN ('queued', 'assigned', 'running') ORDER BY seq
+                """, arguments: [id]).map { try Self.decode(ExecutionRecord.self, $0) }
+            return try active.map { execution in
+                var cancelled = execution
+                cancelled.state = .cancelled
+                cancelled.message = "the deployment was aborted"
+                cancelled.updatedAt = date
+                cancelled.revision += 1
+                try Self.update(cancelled, db)
+                return cancelled
+            }
+        }
+    }
+
+    private static func insert(_ execution: ExecutionRecord, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO execution (id, deployment_id, device_id, state, body) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [execution.id, execution.deploymentID, execution.deviceID, execution.state.rawValue, try json(execution)])
+    }
+
+    private static func update(_ execution: ExecutionRecord, _ db: Database) throws {
+        try db.execute(sql: "UPDATE execution SET state = ?, body = ? WHERE id = ?",
+                       arguments: [execution.state.rawValue, try json(execution), execution.id])
     }
 
     public func appendAudit(_ entry: AuditRecord) async throws {

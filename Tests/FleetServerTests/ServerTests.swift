@@ -9,10 +9,14 @@ import Testing
 /// The agent and operator APIs through the real router, against an in-memory store.
 struct ServerTests {
     let store = MemoryFleetStore()
-    let configuration = ServerConfiguration(maximumBodyBytes: 4_096, batchMilliseconds: 5)
+    let configuration: ServerConfiguration = {
+        var configuration = ServerConfiguration(maximumBodyBytes: 4_096, batchMilliseconds: 5)
+        configuration.longPollSeconds = 3
+        return configuration
+    }()
 
     /// A server with one project, an enrollment token and an operator token, and a client.
-    func withServer(_ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
+    func withServer(longPollSeconds: Double? = nil, _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
         let deviceTokens = try await DeviceTokens.load(keyFile: keyFile)
@@ -22,6 +26,8 @@ struct ServerTests {
         let operatorToken = AccessTokens.make(kind: .operator, project: "acme", now: now)
         let otherOperator = AccessTokens.make(kind: .operator, project: "other", now: now)
         for made in [enrollment, expired, operatorToken, otherOperator] { try await store.insertToken(made.record) }
+        var configuration = self.configuration
+        if let longPollSeconds { configuration.longPollSeconds = longPollSeconds }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens)
         let tokens = Tokens(enrollment: enrollment.text, expired: expired.text, operator: operatorToken.text, otherOperator: otherOperator.text)
         try await app.test(.router) { client in try await body(client, tokens) }

@@ -102,6 +102,57 @@ struct StoreConformanceTests {
         #expect(try await store.audit(project: "acme", limit: 1).map(\.subject) == ["t2"])
     }
 
+    func deployment(_ id: String, at offset: TimeInterval = 0) -> DeploymentRecord {
+        DeploymentRecord(id: id, project: "acme", app: "thermostat", version: "2.5.0", flow: "compose-app", digest: "abc",
+                         parameters: ["healthUrl": "http://127.0.0.1/healthz"],
+                         steps: [AssignedStep(name: "start", kind: .run, command: "start ${app} ${version}", timeoutSeconds: 60,
+                                              retries: 0, onFailure: "rollback", idempotent: false)],
+                         rollback: [], artifactAllowlist: ["https://cdn.example.com/"], createdAt: now.addingTimeInterval(offset),
+                         createdBy: "operator:t1")
+    }
+
+    @Test(arguments: Kind.allCases)
+    func deploymentsAndExecutionsFollowReports(_ kind: Kind) async throws {
+        let store = try kind.make()
+        let executions = ["d1", "d2"].map { ExecutionRecord(id: "e-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now) }
+        try await store.createDeployment(deployment("dep1"), executions: executions)
+        try await store.createDeployment(deployment("dep2", at: 10), executions: [])
+        #expect(try await store.deployment(id: "dep1") == deployment("dep1"))
+        #expect(try await store.deployments(project: "acme", limit: 10).map(\.id) == ["dep2", "dep1"])
+        #expect(try await store.activeExecutions(deviceID: "d1").map(\.id) == ["e-d1"])
+
+        let step = StepResult(index: 0, name: "start", status: .succeeded, exitCode: 0, outputTail: "ok")
+        let running = ExecutionReport(reportID: "p1", state: .running, step: step)
+        guard case .applied(let applied) = try await store.applyExecutionReport(executionID: "e-d1", deviceID: "d1", report: running, at: now) else {
+            Issue.record("the first report should apply")
+            return
+        }
+        #expect(applied.state == .running)
+        #expect(applied.results == [step])
+        #expect(applied.revision == 1)
+        // The same report again changes nothing; another device cannot report on it.
+        #expect(try await store.applyExecutionReport(executionID: "e-d1", deviceID: "d1", report: running, at: now) == .duplicate(applied))
+        #expect(try await store.applyExecutionReport(executionID: "e-d1", deviceID: "d2", report: running, at: now) == .notFound)
+
+        let done = ExecutionReport(reportID: "p2", state: .succeeded)
+        guard case .applied(let finished) = try await store.applyExecutionReport(executionID: "e-d1", deviceID: "d1", report: done, at: now) else {
+            Issue.record("the final report should apply")
+            return
+        }
+        #expect(finished.state == .succeeded)
+        #expect(try await store.activeExecutions(deviceID: "d1").isEmpty)
+        // A final execution takes no more reports.
+        let late = ExecutionReport(reportID: "p3", state: .failed)
+        #expect(try await store.applyExecutionReport(executionID: "e-d1", deviceID: "d1", report: late, at: now) == .finished(finished))
+
+        let cancelled = try await store.abortDeployment(id: "dep1", at: now)
+        #expect(cancelled.map(\.id) == ["e-d2"])
+        #expect(cancelled.first?.state == .cancelled)
+        #expect(try await store.deployment(id: "dep1")?.aborted == true)
+        #expect(try await store.executions(deploymentID: "dep1").map(\.state) == [.succeeded, .cancelled])
+        await #expect(throws: StoreError.self) { try await store.abortDeployment(id: "nope", at: now) }
+    }
+
     @Test func theSQLiteStoreKeepsItsDataAcrossReopening() async throws {
         let path = NSTemporaryDirectory() + "flotilla-store-\(UUID().uuidString).sqlite"
         do {

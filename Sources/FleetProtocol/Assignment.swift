@@ -1,0 +1,137 @@
+/// One step as the agent runs it, with every `${…}` already filled in for this device.
+public struct AssignedStep: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        case run, script, download, compose, install
+    }
+
+    public var name: String
+    public var kind: Kind
+    /// `run`: the command; `script`: the script; `install`: the package path.
+    public var command: String?
+    /// `download`: source URL, expected SHA-256 and destination path.
+    public var url: String?
+    public var sha256: String?
+    public var destination: String?
+    /// `compose`: project, file and `up` or `down`.
+    public var project: String?
+    public var file: String?
+    public var action: String?
+    public var timeoutSeconds: Int
+    public var retries: Int
+    /// `rollback`, `continue` or `abort`.
+    public var onFailure: String
+    public var idempotent: Bool
+
+    public init(name: String, kind: Kind, command: String? = nil, url: String? = nil, sha256: String? = nil, destination: String? = nil,
+                project: String? = nil, file: String? = nil, action: String? = nil, timeoutSeconds: Int, retries: Int,
+                onFailure: String, idempotent: Bool) {
+        self.name = name
+        self.kind = kind
+        self.command = command
+        self.url = url
+        self.sha256 = sha256
+        self.destination = destination
+        self.project = project
+        self.file = file
+        self.action = action
+        self.timeoutSeconds = timeoutSeconds
+        self.retries = retries
+        self.onFailure = onFailure
+        self.idempotent = idempotent
+    }
+}
+
+/// Work for one device: run these steps to install `version` of `app`.
+public struct Assignment: Codable, Sendable, Equatable {
+    public var executionID: String
+    public var deploymentID: String
+    public var app: String
+    public var version: String
+    /// The deployment's digest, reported back with the installed app once it succeeds.
+    public var digest: String
+    public var steps: [AssignedStep]
+    public var rollback: [AssignedStep]
+    /// URL prefixes downloads may come from.
+    public var artifactAllowlist: [String]
+
+    public init(executionID: String, deploymentID: String, app: String, version: String, digest: String,
+                steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String]) {
+        self.executionID = executionID
+        self.deploymentID = deploymentID
+        self.app = app
+        self.version = version
+        self.digest = digest
+        self.steps = steps
+        self.rollback = rollback
+        self.artifactAllowlist = artifactAllowlist
+    }
+}
+
+/// `GET /agent/v1/assignments`: the device's unfinished executions, oldest first.
+public struct AssignmentList: Codable, Sendable, Equatable {
+    public var assignments: [Assignment]
+
+    public init(assignments: [Assignment]) {
+        self.assignments = assignments
+    }
+}
+
+/// The states an execution moves through.
+public enum ExecutionState: String, Codable, Sendable, CaseIterable {
+    case queued, assigned, running, succeeded, failed, timedOut, cancelled
+
+    /// Whether nothing more will happen to the execution.
+    public var isFinal: Bool {
+        switch self {
+        case .succeeded, .failed, .timedOut, .cancelled: true
+        case .queued, .assigned, .running: false
+        }
+    }
+}
+
+/// What happened to one step.
+public struct StepResult: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable {
+        case succeeded, failed, skipped
+    }
+
+    /// Position in the steps, or in the rollback steps when `rollback` is true.
+    public var index: Int
+    public var name: String
+    public var status: Status
+    public var rollback: Bool
+    public var attempts: Int
+    public var exitCode: Int?
+    /// The last lines of its output.
+    public var outputTail: String?
+
+    public init(index: Int, name: String, status: Status, rollback: Bool = false, attempts: Int = 1, exitCode: Int? = nil,
+                outputTail: String? = nil) {
+        self.index = index
+        self.name = name
+        self.status = status
+        self.rollback = rollback
+        self.attempts = attempts
+        self.exitCode = exitCode
+        self.outputTail = outputTail
+    }
+}
+
+/// `POST /agent/v1/executions/{id}/report`: progress or the outcome of an execution.
+public struct ExecutionReport: Codable, Sendable, Equatable {
+    /// Made by the agent, unique per report, so a retried report is applied once.
+    public var reportID: String
+    /// `running` while steps go on; `succeeded` or `failed` at the end.
+    public var state: ExecutionState
+    /// The step this report is about, if any.
+    public var step: StepResult?
+    /// Why it failed, in a sentence.
+    public var message: String?
+
+    public init(reportID: String, state: ExecutionState, step: StepResult? = nil, message: String? = nil) {
+        self.reportID = reportID
+        self.state = state
+        self.step = step
+        self.message = message
+    }
+}

@@ -1,0 +1,55 @@
+import FleetCore
+import FleetProtocol
+import FleetStore
+
+/// Turns stored executions into what a device runs: step templates filled in for that device.
+enum Assignments {
+    static func render(_ execution: ExecutionRecord, of deployment: DeploymentRecord) -> Assignment {
+        var values = deployment.parameters
+        values["version"] = deployment.version
+        values["app"] = deployment.app
+        values["device"] = execution.deviceID
+        func fill(_ steps: [AssignedStep]) -> [AssignedStep] {
+            steps.map { step in
+                var step = step
+                func apply(_ text: String?) -> String? { text.map { Template.render($0) { values[$0] } } }
+                step.command = apply(step.command)
+                step.url = apply(step.url)
+                step.sha256 = apply(step.sha256)
+                step.destination = apply(step.destination)
+                step.project = apply(step.project)
+                step.file = apply(step.file)
+                return step
+            }
+        }
+        return Assignment(executionID: execution.id, deploymentID: deployment.id, app: deployment.app, version: deployment.version,
+                          digest: deployment.digest, steps: fill(deployment.steps), rollback: fill(deployment.rollback),
+                          artifactAllowlist: deployment.artifactAllowlist)
+    }
+
+    /// An entity tag over the executions' ids and revisions: it changes whenever the work does.
+    static func entityTag(_ executions: [ExecutionRecord]) -> String {
+        let text = executions.map { "\($0.id)@\($0.revision)" }.joined(separator: ",")
+        return "\"" + String(SHA256.hex(Array(text.utf8)).prefix(32)) + "\""
+    }
+
+    /// Template errors in a deployment's steps: every `${…}` must name a parameter or a built-in.
+    static func problems(in deployment: DeploymentRecord) -> (message: String, field: String)? {
+        let known = Set(deployment.parameters.keys).union(Template.builtIns)
+        for (list, steps) in [("steps", deployment.steps), ("rollback", deployment.rollback)] {
+            for (index, step) in steps.enumerated() {
+                for text in [step.command, step.url, step.sha256, step.destination, step.project, step.file].compactMap({ $0 }) {
+                    switch Template.references(in: text) {
+                    case .failure(let problem):
+                        return (problem.reason, "\(list)[\(index)]")
+                    case .success(let references):
+                        if let unknown = references.first(where: { !known.contains($0.name) }) {
+                            return ("'${\(unknown.name)}' is neither a parameter nor one of \(Template.builtIns.joined(separator: ", "))", "\(list)[\(index)]")
+                        }
+                    }
+                }
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,102 @@
+import FleetProtocol
+import FleetStore
+import Foundation
+import Hummingbird
+
+/// `/api/v1/deployments`: an app version with its flow, for a set of devices.
+struct DeploymentController: Sendable {
+    let store: any FleetStore
+    let board: AssignmentBoard
+    let configuration: ServerConfiguration
+
+    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.post("deployments") { request, _ in try await create(request) }
+        group.get("deployments") { request, _ in
+            let token = try await OperatorAuth.authenticate(request, store: store)
+            return try JSONBody.response(["deployments": try await store.deployments(project: token.project, limit: 100)])
+        }
+        group.get("deployments/:id") { request, context in
+            let token = try await OperatorAuth.authenticate(request, store: store)
+            let deployment = try await find(try context.parameters.require("id"), project: token.project)
+            return try JSONBody.response(Detail(deployment: deployment, executions: try await store.executions(deploymentID: deployment.id)))
+        }
+        group.post("deployments/:id/abort") { request, context in
+            let token = try await OperatorAuth.authenticate(request, store: store)
+            let deployment = try await find(try context.parameters.require("id"), project: token.project)
+            let cancelled = try await store.abortDeployment(id: deployment.id, at: Date())
+            await board.notify(cancelled.map(\.deviceID))
+            try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
+                                                    action: "deployment.abort", subject: deployment.id, detail: "\(cancelled.count) cancelled"))
+            return try JSONBody.response(Detail(deployment: try await find(deployment.id, project: token.project),
+                                                executions: try await store.executions(deploymentID: deployment.id)))
+        }
+    }
+
+    /// What an operator (or the controller) asks for.
+    struct Request: Codable {
+        var app: String
+        var version: String
+        var flow: String
+        var digest: String?
+        var parameters: [String: String]?
+        var steps: [AssignedStep]
+        var rollback: [AssignedStep]?
+        var artifactAllowlist: [String]?
+        var devices: [String]
+    }
+
+    struct Detail: Codable {
+        var deployment: DeploymentRecord
+        var executions: [ExecutionRecord]
+    }
+
+    private func create(_ request: Hummingbird.Request) async throws -> Response {
+        let token = try await OperatorAuth.authenticate(request, store: store)
+        let body = try await JSONBody.decode(Request.self, from: request, limit: configuration.maximumBodyBytes)
+        try Validate.text(body.app, field: "app", maximum: 63)
+        try Validate.text(body.version, field: "version", maximum: 128)
+        try Validate.text(body.flow, field: "flow", maximum: 63)
+        guard !body.steps.isEmpty else { throw APIError.invalid("'steps' must not be empty", field: "steps") }
+        guard !body.devices.isEmpty else { throw APIError.invalid("'devices' must not be empty", field: "devices") }
+        guard Set(body.devices).count == body.devices.count else { throw APIError.invalid("'devices' lists a device twice", field: "devices") }
+        for (index, id) in body.devices.enumerated() {
+            guard let device = try await store.device(id: id), device.project == token.project, !device.deleted else {
+                throw APIError.invalid("no device '\(id)' in project \(token.project)", field: "devices[\(index)]")
+            }
+        }
+        let now = Date()
+        let id = "dep-" + AccessTokens.randomHex(bytes: 8)
+        let deployment = DeploymentRecord(id: id, project: token.project, app: body.app, version: body.version, flow: body.flow,
+                                          digest: body.digest ?? "", parameters: body.parameters ?? [:], steps: body.steps,
+                                          rollback: body.rollback ?? [], artifactAllowlist: body.artifactAllowlist ?? [],
+                                          createdAt: now, createdBy: "operator:\(token.id)")
+        if let problem = Assignments.problems(in: deployment) {
+            throw APIError.invalid(problem.message, field: problem.field)
+        }
+        let executions = body.devices.map { device in
+            ExecutionRecord(id: "ex-" + AccessTokens.randomHex(bytes: 8), deploymentID: id, deviceID: device, updatedAt: now)
+        }
+        try await store.createDeployment(deployment, executions: executions)
+        await board.notify(body.devices)
+        try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)", action: "deployment.create",
+                                                subject: id, detail: "\(body.app) \(body.version) to \(body.devices.count) devices"))
+        return try JSONBody.response(Detail(deployment: deployment, executions: executions), status: .created)
+    }
+
+    private func find(_ id: String, project: String) async throws -> DeploymentRecord {
+        guard let deployment = try await store.deployment(id: id), deployment.project == project else {
+            throw APIError.notFound("no deployment '\(id)' in project \(project)")
+        }
+        return deployment
+    }
+}
+
+/// Operator authentication, shared by the operator controllers.
+enum OperatorAuth {
+    static func authenticate(_ request: Hummingbird.Request, store: any FleetStore) async throws -> AccessTokenRecord {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError.unauthorized("an operator token is required (Authorization: Bearer …)")
+        }
+        return try await AccessTokens.verify(String(header.dropFirst("Bearer ".count)), kind: .operator, store: store, now: Date())
+    }
+}

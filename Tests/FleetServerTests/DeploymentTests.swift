@@ -1,0 +1,143 @@
+import FleetProtocol
+@testable import FleetServer
+import FleetStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Deployments from the operator API to the devices' long-polls and reports.
+extension ServerTests {
+    static let steps = [
+        AssignedStep(name: "fetch", kind: .download, url: "https://cdn.example.com/${app}/${version}.tgz", sha256: "${sum}",
+                     destination: "/opt/${app}/${device}.tgz", timeoutSeconds: 60, retries: 2, onFailure: "abort", idempotent: true),
+        AssignedStep(name: "start", kind: .run, command: "start ${app} --device ${device}", timeoutSeconds: 30, retries: 0,
+                     onFailure: "rollback", idempotent: false),
+    ]
+
+    func deploy(_ client: some TestClientProtocol, _ tokens: Tokens, devices: [String], version: String = "2.5.0",
+                steps: [AssignedStep] = steps) async throws -> TestResponse {
+        let body = DeploymentController.Request(app: "thermostat", version: version, flow: "compose-app", digest: "d1",
+                                                parameters: ["sum": String(repeating: "a", count: 64)], steps: steps, rollback: nil,
+                                                artifactAllowlist: ["https://cdn.example.com/"], devices: devices)
+        return try await client.execute(uri: "/api/v1/deployments", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
+                                        body: Self.json(body))
+    }
+
+    @Test func aDeploymentReachesItsDevicesAndTheirReportsComeBack() async throws {
+        try await withServer { client, tokens in
+            let one = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-1"))
+            let two = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-2"))
+            let created = try await deploy(client, tokens, devices: [one.deviceID, two.deviceID])
+            #expect(created.status == .created)
+            let detail = try Self.decode(DeploymentController.Detail.self, created)
+            #expect(detail.executions.map(\.state) == [.queued, .queued])
+
+            let auth: HTTPFields = [.authorization: "Bearer \(one.deviceToken)"]
+            let polled = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
+            #expect(polled.status == .ok)
+            let list = try Self.decode(AssignmentList.self, polled)
+            let assignment = try #require(list.assignments.first)
+            #expect(list.assignments.count == 1)
+            // Templates are filled in for this device.
+            #expect(assignment.steps[0].url == "https://cdn.example.com/thermostat/2.5.0.tgz")
+            #expect(assignment.steps[0].destination == "/opt/thermostat/\(one.deviceID).tgz")
+            #expect(assignment.steps[1].command == "start thermostat --device \(one.deviceID)")
+            #expect(assignment.artifactAllowlist == ["https://cdn.example.com/"])
+            let tag = try #require(polled.headers[.eTag])
+
+            // Progress, once per report id.
+            let execution = assignment.executionID
+            let step = StepResult(index: 0, name: "fetch", status: .succeeded, exitCode: 0, outputTail: "200 OK")
+            let progress = ExecutionReport(reportID: "p-1", state: .running, step: step)
+            let first = try await client.execute(uri: "/agent/v1/executions/\(execution)/report", method: .post, headers: auth, body: Self.json(progress))
+            #expect(first.status == .ok)
+            let again = try await client.execute(uri: "/agent/v1/executions/\(execution)/report", method: .post, headers: auth, body: Self.json(progress))
+            #expect(String(buffer: again.body).contains("\"accepted\":false"))
+
+            // The work changed (a step reported), so the old tag no longer matches: an answer at once.
+            let changed = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth.merging([.ifNoneMatch: tag]))
+            #expect(changed.status == .ok)
+
+            let done = ExecutionReport(reportID: "p-2", state: .succeeded)
+            _ = try await client.execute(uri: "/agent/v1/executions/\(execution)/report", method: .post, headers: auth, body: Self.json(done))
+            let late = try await client.execute(uri: "/agent/v1/executions/\(execution)/report", method: .post, headers: auth,
+                                                body: Self.json(ExecutionReport(reportID: "p-3", state: .failed)))
+            #expect(late.status == .conflict)
+            #expect(try Self.error(late).code == "execution_finished")
+            // Another device cannot report on it.
+            let stranger = try await client.execute(uri: "/agent/v1/executions/\(execution)/report", method: .post,
+                                                    headers: [.authorization: "Bearer \(two.deviceToken)"],
+                                                    body: Self.json(ExecutionReport(reportID: "p-9", state: .running)))
+            #expect(stranger.status == .notFound)
+
+            // Abort cancels what has not finished.
+            let aborted = try await client.execute(uri: "/api/v1/deployments/\(detail.deployment.id)/abort", method: .post,
+                                                   headers: [.authorization: "Bearer \(tokens.operator)"])
+            let states = try Self.decode(DeploymentController.Detail.self, aborted).executions.map(\.state)
+            #expect(states == [.succeeded, .cancelled])
+            let empty = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: [.authorization: "Bearer \(two.deviceToken)"])
+            #expect(try Self.decode(AssignmentList.self, empty).assignments.isEmpty)
+        }
+    }
+
+    @Test func aLongPollAnswersWhenWorkArrives() async throws {
+        // A long limit: answering well before it shows the poll was woken, not timed out.
+        try await withServer(longPollSeconds: 60) { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
+            let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
+            let tag = try #require(idle.headers[.eTag])
+
+            let start = ContinuousClock.now
+            async let waiting = client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth.merging([.ifNoneMatch: tag]))
+            try await Task.sleep(for: .milliseconds(200))
+            _ = try await deploy(client, tokens, devices: [device.deviceID])
+            let woken = try await waiting
+            #expect(woken.status == .ok)
+            #expect(try Self.decode(AssignmentList.self, woken).assignments.count == 1)
+            #expect(ContinuousClock.now - start < .seconds(30), "the poll should end when work arrives, not at its limit")
+        }
+    }
+
+    @Test func aLongPollWithNothingNewAnswers304AtItsLimit() async throws {
+        try await withServer(longPollSeconds: 0.5) { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
+            let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
+            let tag = try #require(idle.headers[.eTag])
+            let start = ContinuousClock.now
+            let quiet = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth.merging([.ifNoneMatch: tag]))
+            #expect(quiet.status == .notModified)
+            #expect(quiet.headers[.eTag] == tag)
+            #expect(ContinuousClock.now - start >= .milliseconds(500))
+        }
+    }
+
+    @Test func badDeploymentsAreRefusedWithTheField() async throws {
+        try await withServer { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            var typo = Self.steps
+            typo[1].command = "start ${ap}"
+            let template = try await deploy(client, tokens, devices: [device.deviceID], steps: typo)
+            #expect(template.status == .badRequest)
+            #expect(try Self.error(template).field == "steps[1]")
+            let unknown = try await deploy(client, tokens, devices: [device.deviceID, "d-nowhere"])
+            #expect(try Self.error(unknown).field == "devices[1]")
+            let none = try await deploy(client, tokens, devices: [])
+            #expect(try Self.error(none).field == "devices")
+            let state = try await client.execute(uri: "/agent/v1/executions/x/report", method: .post,
+                                                 headers: [.authorization: "Bearer \(device.deviceToken)"],
+                                                 body: ByteBuffer(string: #"{"reportID":"r","state":"cancelled"}"#))
+            #expect(try Self.error(state).field == "state")
+        }
+    }
+}
+
+extension HTTPFields {
+    func merging(_ other: HTTPFields) -> HTTPFields {
+        var fields = self
+        for field in other { fields.append(field) }
+        return fields
+    }
+}
