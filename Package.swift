@@ -82,6 +82,8 @@ let package = Package(
             dependencies: [
                 "FleetServer", "FleetStore", "FleetProtocol",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol"]),

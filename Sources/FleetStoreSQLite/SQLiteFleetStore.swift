@@ -155,29 +155,35 @@ public final class SQLiteFleetStore: FleetStore {
     }
 
     public func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] {
-        try await write { db in
-            let encoder = JSONEncoder()
+        // Encoded outside the write lock: the lock is held only for the statements.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let rows = try heartbeats.map { heartbeat in
+            (heartbeat, String(decoding: try encoder.encode(heartbeat.report), as: UTF8.self),
+             try heartbeat.report.apps.map { String(decoding: try encoder.encode($0), as: UTF8.self) })
+        }
+        return try await write { db in
+            // Devices' rows are updated in SQL (json_set), so no row is read and decoded per report.
+            let insert = try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO heartbeat (device_id, report_id, received_at, report)
+                SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM device WHERE id = ?)
+                """)
+            let touch = try db.cachedStatement(sql: """
+                UPDATE device SET last_heartbeat_at = max(coalesce(last_heartbeat_at, 0), ?),
+                    apps = coalesce(?, apps),
+                    attributes = CASE WHEN ? IS NULL THEN attributes ELSE json_set(attributes, '$.agentVersion', ?) END
+                WHERE id = ?
+                """)
             var accepted: [Bool] = []
-            accepted.reserveCapacity(heartbeats.count)
-            var touched: [String: DeviceRecord] = [:]
-            for heartbeat in heartbeats {
-                guard let device = try touched[heartbeat.deviceID]
-                        ?? Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [heartbeat.deviceID]).map(Self.device)
-                else {
-                    accepted.append(false)
-                    continue
-                }
-                try db.execute(sql: "INSERT OR IGNORE INTO heartbeat (device_id, report_id, received_at, report) VALUES (?, ?, ?, ?)",
-                               arguments: [heartbeat.deviceID, heartbeat.report.reportID, heartbeat.receivedAt.timeIntervalSince1970,
-                                           String(decoding: try encoder.encode(heartbeat.report), as: UTF8.self)])
+            accepted.reserveCapacity(rows.count)
+            for (heartbeat, report, apps) in rows {
+                let at = heartbeat.receivedAt.timeIntervalSince1970
+                try insert.execute(arguments: [heartbeat.deviceID, heartbeat.report.reportID, at, report, heartbeat.deviceID])
                 let isNew = db.changesCount > 0
                 accepted.append(isNew)
-                touched[heartbeat.deviceID] = isNew ? device.updated(by: heartbeat) : device
-            }
-            for device in touched.values {
-                try db.execute(sql: "UPDATE device SET apps = ?, attributes = ?, last_heartbeat_at = ? WHERE id = ?",
-                               arguments: [try Self.json(device.apps), try Self.json(device.attributes),
-                                           device.lastHeartbeatAt?.timeIntervalSince1970, device.id])
+                guard isNew else { continue }
+                let version = heartbeat.report.agentVersion
+                try touch.execute(arguments: [at, apps, version, version, heartbeat.deviceID])
             }
             return accepted
         }

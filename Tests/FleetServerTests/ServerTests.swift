@@ -4,6 +4,8 @@ import FleetStore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
+import ServiceLifecycle
 import Testing
 
 /// The agent and operator APIs through the real router, against an in-memory store.
@@ -241,4 +243,79 @@ struct HeartbeatIngestTests {
         let batches = await ingest.committedBatches
         #expect(batches >= 1 && batches < 20, "200 reports took \(batches) commits")
     }
+}
+
+/// Shutting down commits what is waiting, so an acknowledged heartbeat is never lost.
+struct GracefulShutdownTests {
+    /// A store whose first heartbeat commit is held until released, so reports pile up behind it.
+    actor HeldStore {
+        let inner = MemoryFleetStore()
+        private var held: CheckedContinuation<Void, Never>?
+        private var holding = true
+        private(set) var started = false
+
+        func recordHeartbeats(_ records: [HeartbeatRecord]) async throws -> [Bool] {
+            if holding {
+                holding = false
+                started = true
+                await withCheckedContinuation { held = $0 }
+            }
+            return try await inner.recordHeartbeats(records)
+        }
+
+        func release() { held?.resume(); held = nil }
+    }
+
+    @Test func shutdownCommitsHeartbeatsStillWaiting() async throws {
+        let held = HeldStore()
+        _ = try await held.inner.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "h", secretHash: "x", enrolledAt: Date()))
+        let store = HeldFleetStore(held: held)
+        // A batch window far longer than the test: only the shutdown commits the second report.
+        let ingest = HeartbeatIngest(store: store, batchSize: 1_000, interval: .seconds(600))
+        let group = ServiceGroup(configuration: .init(services: [ingest], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        func report(_ id: String) -> HeartbeatRecord { HeartbeatRecord(deviceID: "d1", receivedAt: Date(), report: Heartbeat(reportID: id)) }
+        let first = Task { try await ingest.submit(report("r1")) }
+        while !(await held.started) { try await Task.sleep(for: .milliseconds(5)) }
+        let second = Task { try await ingest.submit(report("r2")) }
+        while await ingest.waiting == 0 { try await Task.sleep(for: .milliseconds(5)) }
+
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(try await second.value == true)
+        await held.release()
+        #expect(try await first.value == true)
+        #expect(Set(try await held.inner.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID)) == ["r1", "r2"])
+    }
+}
+
+/// Forwards to a `HeldStore` for heartbeats; nothing else is used by the ingest.
+struct HeldFleetStore: FleetStore {
+    let held: GracefulShutdownTests.HeldStore
+    func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] { try await held.recordHeartbeats(heartbeats) }
+    func ensureProject(_ name: String, at date: Date) async throws { try await held.inner.ensureProject(name, at: date) }
+    func projects() async throws -> [ProjectRecord] { try await held.inner.projects() }
+    func insertToken(_ token: AccessTokenRecord) async throws { try await held.inner.insertToken(token) }
+    func token(id: String) async throws -> AccessTokenRecord? { try await held.inner.token(id: id) }
+    func tokens(project: String) async throws -> [AccessTokenRecord] { try await held.inner.tokens(project: project) }
+    func revokeToken(id: String) async throws { try await held.inner.revokeToken(id: id) }
+    func enroll(_ device: DeviceRecord) async throws -> DeviceRecord { try await held.inner.enroll(device) }
+    func device(id: String) async throws -> DeviceRecord? { try await held.inner.device(id: id) }
+    func devices(project: String) async throws -> [DeviceRecord] { try await held.inner.devices(project: project) }
+    func deleteDevice(id: String) async throws { try await held.inner.deleteDevice(id: id) }
+    func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] { try await held.inner.heartbeats(deviceID: deviceID, limit: limit) }
+    func pruneHeartbeats(before date: Date) async throws { try await held.inner.pruneHeartbeats(before: date) }
+    func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws {
+        try await held.inner.createDeployment(deployment, executions: executions)
+    }
+    func deployment(id: String) async throws -> DeploymentRecord? { try await held.inner.deployment(id: id) }
+    func deployments(project: String, limit: Int) async throws -> [DeploymentRecord] { try await held.inner.deployments(project: project, limit: limit) }
+    func executions(deploymentID: String) async throws -> [ExecutionRecord] { try await held.inner.executions(deploymentID: deploymentID) }
+    func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] { try await held.inner.activeExecutions(deviceID: deviceID) }
+    func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome {
+        try await held.inner.applyExecutionReport(executionID: executionID, deviceID: deviceID, report: report, at: date)
+    }
+    func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord] { try await held.inner.abortDeployment(id: id, at: date) }
+    func appendAudit(_ entry: AuditRecord) async throws { try await held.inner.appendAudit(entry) }
+    func audit(project: String, limit: Int) async throws -> [AuditRecord] { try await held.inner.audit(project: project, limit: limit) }
 }
