@@ -106,6 +106,7 @@ struct AgentController: Sendable {
             throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")
         }
         let accepted = try await ingest.submit(HeartbeatRecord(deviceID: device, receivedAt: Date(), report: report))
+        await directory.heard(device)
         return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
                                                               heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds))
     }

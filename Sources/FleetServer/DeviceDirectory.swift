@@ -31,4 +31,18 @@ actor DeviceDirectory {
     func markDeleted(_ device: String) {
         entries[device]?.deleted = true
     }
+
+    private var lastHeard: [String: ContinuousClock.Instant] = [:]
+
+    /// Notes that `device` was heard from now.
+    func heard(_ device: String) {
+        lastHeard[device] = .now
+    }
+
+    /// Devices heard from within `window`.
+    func onlineCount(within window: Duration) -> Int {
+        let cutoff = ContinuousClock.now - window
+        lastHeard = lastHeard.filter { $0.value >= cutoff }
+        return lastHeard.count
+    }
 }

@@ -1,5 +1,6 @@
 public import FleetStore
 import Foundation
+import Prometheus
 public import Hummingbird
 public import Logging
 
@@ -9,20 +10,29 @@ public enum FleetServer {
     public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
                                         tokens: DeviceTokens, logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
         let directory = DeviceDirectory(store: store)
+        let metrics = ServerMetrics()
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
-                                     interval: .milliseconds(configuration.batchMilliseconds))
+                                     interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
-                                 board: AssignmentBoard())
+                                 board: AssignmentBoard(), metrics: metrics)
         return Application(router: router,
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
                            services: [ingest], logger: logger)
     }
 
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
-                            directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard) -> Router<BasicRequestContext> {
+                            directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard,
+                            metrics: ServerMetrics) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
         router.get("healthz") { _, _ in Response(status: .ok) }
+        router.get("metrics") { _, _ in
+            let window = Duration.seconds(configuration.offlineAfterSeconds)
+            metrics.devicesOnline.set(Double(await directory.onlineCount(within: window)))
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
+        }
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration)
             .addRoutes(to: router.group("agent/v1"))
         let operators = router.group("api/v1")

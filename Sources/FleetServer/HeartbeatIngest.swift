@@ -1,5 +1,6 @@
 import FleetStore
 import Foundation
+import Prometheus
 import ServiceLifecycle
 
 /// The heartbeat hot path, as a group commit: when no commit is running, waiting reports are
@@ -11,6 +12,7 @@ import ServiceLifecycle
 /// alongside (SQLite still serialises the writes).
 actor HeartbeatIngest: Service {
     private let store: any FleetStore
+    private let metrics: ServerMetrics?
     private let batchSize: Int
     private let interval: Duration
     private var pending: [(record: HeartbeatRecord, reply: CheckedContinuation<Bool, any Error>)] = []
@@ -22,8 +24,9 @@ actor HeartbeatIngest: Service {
     /// Reports waiting for the next commit.
     var waiting: Int { pending.count }
 
-    init(store: any FleetStore, batchSize: Int, interval: Duration) {
+    init(store: any FleetStore, batchSize: Int, interval: Duration, metrics: ServerMetrics? = nil) {
         self.store = store
+        self.metrics = metrics
         self.batchSize = batchSize
         self.interval = interval
     }
@@ -72,6 +75,11 @@ actor HeartbeatIngest: Service {
             let accepted = try await store.recordHeartbeats(batch.map(\.record))
             committedBatches += 1
             committedReports += batch.count
+            metrics?.batches.increment()
+            metrics?.batchSize.record(Double(batch.count))
+            let stored = accepted.filter { $0 }.count
+            metrics?.heartbeats.increment(by: Int64(stored))
+            metrics?.duplicateHeartbeats.increment(by: Int64(batch.count - stored))
             for (entry, isNew) in zip(batch, accepted) { entry.reply.resume(returning: isNew) }
         } catch {
             for entry in batch { entry.reply.resume(throwing: error) }

@@ -141,3 +141,28 @@ extension HTTPFields {
         return fields
     }
 }
+
+extension ServerTests {
+    @Test func metricsCountHeartbeatsRequestsAndOnlineDevices() async throws {
+        try await withServer { client, tokens in
+            let enrolled = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let auth: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
+            for id in ["r1", "r2", "r2"] {
+                _ = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: Self.json(Heartbeat(reportID: id)))
+            }
+            _ = try await client.execute(uri: "/api/v1/devices", method: .get)
+            let scrape = try await client.execute(uri: "/metrics", method: .get)
+            #expect(scrape.status == .ok)
+            let text = String(buffer: scrape.body)
+            let lines = Set(text.split(separator: "\n").map(String.init))
+            #expect(lines.contains("flotilla_heartbeats_total 2"))
+            #expect(lines.contains("flotilla_heartbeats_duplicate_total 1"))
+            #expect(lines.contains("flotilla_devices_online 1.0"))
+            #expect(lines.contains(#"flotilla_http_requests_total{status="4xx"} 1"#))
+            #expect(lines.contains(#"flotilla_http_requests_total{status="2xx"} 4"#))
+            #expect(text.contains("flotilla_heartbeat_batch_size_count"))
+            // Tokens never appear in what is scraped.
+            #expect(!text.contains(enrolled.deviceToken))
+        }
+    }
+}

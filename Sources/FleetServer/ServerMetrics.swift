@@ -1,0 +1,65 @@
+import Foundation
+import Hummingbird
+import Prometheus
+
+/// The server's Prometheus metrics, in a registry of its own (no process-wide bootstrap), served
+/// at `/metrics` in the text exposition format.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let heartbeats: Counter
+    let duplicateHeartbeats: Counter
+    let batches: Counter
+    let batchSize: ValueHistogram
+    let devicesOnline: Gauge
+    private let requestDuration: DurationHistogram
+
+    init() {
+        heartbeats = registry.makeCounter(name: "flotilla_heartbeats_total", help: "Heartbeats stored.")
+        duplicateHeartbeats = registry.makeCounter(name: "flotilla_heartbeats_duplicate_total",
+                                                   help: "Heartbeats acknowledged again without storing (a retried report id).")
+        batches = registry.makeCounter(name: "flotilla_heartbeat_batches_total", help: "Heartbeat group commits.")
+        batchSize = registry.makeValueHistogram(name: "flotilla_heartbeat_batch_size", buckets: [1, 8, 32, 128, 512, 2_048],
+                                                help: "Heartbeats per group commit.")
+        devicesOnline = registry.makeGauge(name: "flotilla_devices_online", help: "Devices heard from within the offline window.")
+        requestDuration = registry.makeDurationHistogram(
+            name: "flotilla_http_request_duration_seconds",
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(35)],
+            help: "HTTP request latency, long-polls included.")
+    }
+
+    func recordRequest(status: Int, duration: Duration) {
+        requestCounter(statusClass: "\(status / 100)xx").increment()
+        requestDuration.record(duration)
+    }
+
+    private func requestCounter(statusClass: String) -> Counter {
+        registry.makeCounter(name: "flotilla_http_requests_total", labels: [("status", statusClass)], help: "HTTP requests answered.")
+    }
+
+    func exposition() -> String {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+}
+
+/// Counts and times every request for `/metrics`.
+struct MetricsMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            metrics.recordRequest(status: response.status.code, duration: ContinuousClock.now - start)
+            return response
+        } catch let error as APIError {
+            metrics.recordRequest(status: error.status.code, duration: ContinuousClock.now - start)
+            throw error
+        } catch {
+            metrics.recordRequest(status: 500, duration: ContinuousClock.now - start)
+            throw error
+        }
+    }
+}
