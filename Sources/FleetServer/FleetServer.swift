@@ -27,6 +27,10 @@ public enum FleetServer {
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
         router.get("healthz") { _, _ in Response(status: .ok) }
+        router.get("api/v1/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
         router.get("metrics") { _, _ in
             let window = Duration.seconds(configuration.offlineAfterSeconds)
             metrics.devicesOnline.set(Double(await directory.onlineCount(within: window)))

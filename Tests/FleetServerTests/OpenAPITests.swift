@@ -1,0 +1,54 @@
+@testable import FleetServer
+import FleetStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The OpenAPI document says what the server does: the same routes, the same text as the copy
+/// kept in docs/.
+struct OpenAPITests {
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    @Test func theDocumentAndTheRoutesAgree() async throws {
+        let store = MemoryFleetStore()
+        let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
+        let router = FleetServer.buildRouter(configuration: ServerConfiguration(), store: store,
+                                             tokens: try await DeviceTokens.load(keyFile: keyFile),
+                                             directory: DeviceDirectory(store: store),
+                                             ingest: HeartbeatIngest(store: store, batchSize: 1, interval: .milliseconds(1)),
+                                             board: AssignmentBoard(), metrics: ServerMetrics())
+        let served = Set(router.routes.map { route in
+            let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+            return "\(route.method.rawValue) /" + path.joined(separator: "/")
+        }).subtracting(["GET /healthz", "GET /metrics", "GET /api/v1/openapi.json"])
+
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
+        #expect(document["openapi"] as? String == "3.1.0")
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        let documented = Set(paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } })
+        #expect(served == documented)
+        #expect(served.count == 14)
+    }
+
+    @Test func theCopyInDocsIsTheServedDocument() throws {
+        let copy = try String(contentsOfFile: Self.packageRoot + "/docs/openapi.json", encoding: .utf8)
+        #expect(copy.trimmingCharacters(in: .whitespacesAndNewlines) == OpenAPIDocument.json.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
+
+extension ServerTests {
+    @Test func theOpenAPIDocumentIsServed() async throws {
+        try await withServer { client, _ in
+            let response = try await client.execute(uri: "/api/v1/openapi.json", method: .get)
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "application/json")
+            #expect(String(buffer: response.body) == OpenAPIDocument.json)
+        }
+    }
+}
