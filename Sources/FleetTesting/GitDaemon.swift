@@ -63,7 +63,7 @@ public final class GitDaemon: @unchecked Sendable {
         return WorkTree(path: work)
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw POSIXError(.EMFILE) }
         defer { close(socket) }
@@ -92,7 +92,7 @@ public final class GitDaemon: @unchecked Sendable {
         throw GitCommand.Failure(arguments: ["daemon"], status: -1, output: "git daemon did not start listening on port \(port)")
     }
 
-    static func canConnect(port: Int) -> Bool {
+    public static func canConnect(port: Int) -> Bool {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socket) }
         var address = sockaddr_in()

@@ -1,0 +1,84 @@
+import FleetGit
+import FleetTesting
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// `flotilla token create` and `flotilla serve` as an operator runs them: real processes, real
+/// HTTP on loopback, a real SQLite file, and SIGTERM to stop.
+@Suite(.serialized)
+struct ServeCommandTests {
+    @Test func serveEnrollsAndStoresHeartbeatsThenStopsCleanlyOnSIGTERM() async throws {
+        let data = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let token = try CommandResult.run(["token", "create", "--project", "acme", "--data", data])
+        #expect(token.status == 0)
+        let enrollmentToken = token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(enrollmentToken.hasPrefix("fle_"))
+        let operatorToken = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--data", data])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let port = try GitDaemon.freePort()
+        let server = try ChildProcess.start(TestPaths.flotilla, ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"])
+        defer { if ChildProcess.isRunning(server) { ChildProcess.kill(server) } }
+        for _ in 0..<500 where !GitDaemon.canConnect(port: port) { try await Task.sleep(for: .milliseconds(10)) }
+
+        let base = "http://127.0.0.1:\(port)"
+        let enrolled = try await post("\(base)/agent/v1/enroll",
+                                      ["token": enrollmentToken, "hardwareID": "serial-1", "deviceSecret": "0123456789abcdef0123"])
+        #expect(enrolled.status == 201)
+        let deviceToken = try #require(enrolled.json["deviceToken"] as? String)
+        let beat = try await post("\(base)/agent/v1/heartbeat", ["reportID": "r-1", "agentVersion": "0.1.0"], bearer: deviceToken)
+        #expect(beat.status == 200)
+        let devices = try await get("\(base)/api/v1/devices?online=true", bearer: operatorToken)
+        #expect(devices.status == 200)
+        #expect((devices.json["devices"] as? [[String: Any]])?.count == 1)
+
+        // SIGTERM: a graceful stop, status 0, and the data is on disk.
+        kill(server, SIGTERM)
+        var exited = false
+        for _ in 0..<500 {
+            if !ChildProcess.isRunning(server) { exited = true; break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(exited, "flotilla serve did not stop on SIGTERM")
+        let rows = try ChildProcess.run("/usr/bin/sqlite3", [data + "/flotilla.sqlite", "SELECT report_id FROM heartbeat"])
+        #expect(rows.outputText == "r-1\n")
+        let keyMode = try FileManager.default.attributesOfItem(atPath: data + "/device-signing-key.pem")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+    }
+
+    @Test func tokenCreateRefusesABadDuration() throws {
+        let result = try CommandResult.run(["token", "create", "--project", "acme", "--expires", "7 days", "--data", "/tmp/unused"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("--expires: spaces are not allowed"))
+    }
+
+    struct HTTPResult {
+        var status: Int
+        var json: [String: Any]
+    }
+
+    func post(_ url: String, _ body: [String: Any], bearer: String? = nil) async throws -> HTTPResult {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = "POST"
+        request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let bearer { request.setValue("Bearer \(bearer)", forHTTPHeaderField: "Authorization") }
+        return try await send(request)
+    }
+
+    func get(_ url: String, bearer: String) async throws -> HTTPResult {
+        var request = URLRequest(url: URL(string: url)!)
+        request.setValue("Bearer \(bearer)", forHTTPHeaderField: "Authorization")
+        return try await send(request)
+    }
+
+    func send(_ request: URLRequest) async throws -> HTTPResult {
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        return HTTPResult(status: (response as? HTTPURLResponse)?.statusCode ?? 0, json: json)
+    }
+}
