@@ -17,7 +17,9 @@ public enum FleetServer {
                                  board: AssignmentBoard(), metrics: metrics)
         return Application(router: router,
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
-                           services: [ingest], logger: logger)
+                           services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
+                                                                 every: configuration.retentionCheckInterval)],
+                           logger: logger)
     }
 
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,

@@ -16,6 +16,10 @@ public struct ServerConfiguration: Sendable {
     public var batchSize: Int
     /// How long a poll for assignments waits for work before answering 304.
     public var longPollSeconds: Double = 30
+    /// How long heartbeats are kept as history.
+    public var heartbeatRetention: Duration = .seconds(24 * 3_600)
+    /// How often old heartbeats are pruned.
+    public var retentionCheckInterval: Duration = .seconds(600)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = "./flotilla-data",
                 heartbeatIntervalSeconds: Int = 25, missedHeartbeatsBeforeOffline: Int = 3, maximumBodyBytes: Int = 64 * 1024,

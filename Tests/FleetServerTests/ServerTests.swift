@@ -319,3 +319,23 @@ struct HeldFleetStore: FleetStore {
     func appendAudit(_ entry: AuditRecord) async throws { try await held.inner.appendAudit(entry) }
     func audit(project: String, limit: Int) async throws -> [AuditRecord] { try await held.inner.audit(project: project, limit: limit) }
 }
+
+/// The metrics history stays bounded.
+struct HeartbeatRetentionTests {
+    @Test func oldHeartbeatsArePrunedAndRecentOnesKept() async throws {
+        let store = MemoryFleetStore()
+        _ = try await store.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "h", secretHash: "x", enrolledAt: Date()))
+        _ = try await store.recordHeartbeats([
+            HeartbeatRecord(deviceID: "d1", receivedAt: Date().addingTimeInterval(-7_200), report: Heartbeat(reportID: "old")),
+            HeartbeatRecord(deviceID: "d1", receivedAt: Date(), report: Heartbeat(reportID: "new")),
+        ])
+        let retention = HeartbeatRetention(store: store, retention: .seconds(3_600), every: .milliseconds(10))
+        let running = Task { try await retention.run() }
+        for _ in 0..<500 where try await store.heartbeats(deviceID: "d1", limit: 10).count > 1 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        running.cancel()
+        try await running.value
+        #expect(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID) == ["new"])
+    }
+}
