@@ -34,7 +34,7 @@ struct TokenCommand: AsyncParsableCommand {
         var `operator` = false
 
         func validate() throws {
-            if let problem = DocumentDecoderNames.problem(project) { throw ValidationError("--project: \(problem)") }
+            if let problem = FleetNames.problem(project) { throw ValidationError("--project: \(problem)") }
             if let expires, case .failure(let problem) = DurationText.parse(expires) {
                 throw ValidationError("--expires: \(problem.reason)")
             }
@@ -54,17 +54,5 @@ struct TokenCommand: AsyncParsableCommand {
                                                     subject: made.record.id, detail: made.record.kind.rawValue))
             print(made.text)
         }
-    }
-}
-
-/// Project names follow the same rule as names in the fleet repository.
-enum DocumentDecoderNames {
-    static func problem(_ name: String) -> String? {
-        let scalars = name.unicodeScalars
-        guard !scalars.isEmpty, scalars.count <= 63,
-              scalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }),
-              scalars.first != "-", scalars.last != "-"
-        else { return "use 1 to 63 lower-case letters, digits and '-'" }
-        return nil
     }
 }

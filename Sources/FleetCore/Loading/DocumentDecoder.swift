@@ -58,6 +58,15 @@ struct DocumentDecoder {
     }
 
     static func nameProblem(_ name: String) -> String? {
+        FleetNames.problem(name)
+    }
+}
+
+/// The rule for names of projects, groups, flows and apps: lower-case letters, digits and '-',
+/// 1 to 63 characters, starting and ending with a letter or digit.
+public enum FleetNames {
+    /// Why `name` is not a valid name, or nil when it is.
+    public static func problem(_ name: String) -> String? {
         let scalars = name.unicodeScalars
         guard !scalars.isEmpty, scalars.count <= 63 else { return "use 1 to 63 characters" }
         let allowed = scalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
