@@ -1,10 +1,15 @@
 import Foundation
 import JWTKit
+import Synchronization
 
 /// Per-device JWTs, signed with an Ed25519 key made on first start and kept in the data
 /// directory with mode 0600.
 public struct DeviceTokens: Sendable {
     private let keys: JWTKeyCollection
+    /// Tokens whose signature was checked already: the Ed25519 check is the largest cost of a
+    /// heartbeat, and a device sends the same token every time. Keyed by the whole token, so a
+    /// forged one never matches; deletion is checked on every request apart from this.
+    private let verified = VerifiedTokens()
 
     /// What a device token says.
     struct Claims: JWTPayload {
@@ -36,11 +41,30 @@ public struct DeviceTokens: Sendable {
 
     /// The device and project a token names, or an `APIError` saying why it is not accepted.
     func verify(_ token: String) async throws -> (device: String, project: String) {
+        if let known = verified.lookup(token) { return known }
         do {
             let claims = try await keys.verify(token, as: Claims.self)
+            verified.remember(token, device: claims.sub.value, project: claims.project)
             return (claims.sub.value, claims.project)
         } catch {
             throw APIError.unauthorized("not a valid device token")
+        }
+    }
+}
+
+/// A bounded set of checked tokens, forgotten whole when full.
+final class VerifiedTokens: Sendable {
+    private let state = Mutex<[String: (device: String, project: String)]>([:])
+    private let capacity = 250_000
+
+    func lookup(_ token: String) -> (device: String, project: String)? {
+        state.withLock { $0[token] }
+    }
+
+    func remember(_ token: String, device: String, project: String) {
+        state.withLock { entries in
+            if entries.count >= capacity { entries.removeAll() }
+            entries[token] = (device, project)
         }
     }
 }
