@@ -38,11 +38,10 @@ struct MembershipIndex {
     /// Per-device answers, reused across the apps of one device.
     struct Cache {
         var answers: [Int8]
-        var device = -1
         var declaredTags: [(key: Int32, value: Int32)]?
 
-        mutating func reset(for device: Int) {
-            self.device = device
+        /// Forgets the previous device's answers.
+        mutating func reset() {
             for index in answers.indices { answers[index] = -1 }
             declaredTags = nil
         }

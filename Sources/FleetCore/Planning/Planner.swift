@@ -21,7 +21,7 @@ public enum Planner {
 
         for deviceIndex in order {
             let device = Int(deviceIndex)
-            membership.reset(for: device)
+            membership.reset()
             for (appNumber, app) in apps.enumerated() {
                 let slot = inventory.appSlot(device: device, name: app.name)
                 guard let targetNumber = app.targets.firstIndex(where: { groups.contains(device, group: $0.group, cache: &membership, inventory: inventory) }) else {
