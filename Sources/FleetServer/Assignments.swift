@@ -39,12 +39,12 @@ enum Assignments {
         for (list, steps) in [("steps", deployment.steps), ("rollback", deployment.rollback)] {
             for (index, step) in steps.enumerated() {
                 for text in [step.command, step.url, step.sha256, step.destination, step.project, step.file].compactMap({ $0 }) {
-                    switch Template.references(in: text) {
+                    switch Template.unknownReferences(in: text, known: known) {
                     case .failure(let problem):
                         return (problem.reason, "\(list)[\(index)]")
-                    case .success(let references):
-                        if let unknown = references.first(where: { !known.contains($0.name) }) {
-                            return ("'${\(unknown.name)}' is neither a parameter nor one of \(Template.builtIns.joined(separator: ", "))", "\(list)[\(index)]")
+                    case .success(let unknown):
+                        if let first = unknown.first {
+                            return ("'${\(first.name)}' is neither a parameter nor one of \(Template.builtIns.joined(separator: ", "))", "\(list)[\(index)]")
                         }
                     }
                 }

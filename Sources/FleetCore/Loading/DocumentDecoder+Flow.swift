@@ -138,11 +138,11 @@ struct TemplateField {
             // Columns inside a single-line scalar are exact; a block scalar is reported where it starts.
             text.value.contains("\n") ? node.location : node.location.advanced(byColumns: node.contentColumnOffset + offset)
         }
-        switch Template.references(in: text.value) {
+        switch Template.unknownReferences(in: text.value, known: known) {
         case .failure(let problem):
             sink.error(location(problem.offset), "in step '\(step)': \(problem.reason)")
-        case .success(let references):
-            for reference in references where !known.contains(reference.name) {
+        case .success(let unknown):
+            for reference in unknown {
                 sink.error(location(reference.offset), "step '\(step)' uses '${\(reference.name)}', which is neither a declared parameter "
                            + "nor one of \(Template.builtIns.joined(separator: ", "))" + Suggestion.hint(for: reference.name, in: known.sorted()))
             }

@@ -34,6 +34,12 @@ public enum Template {
         return failure.map { .failure($0) } ?? .success(references)
     }
 
+    /// The references to names outside `known`, in order, or the first syntax problem. Loaders
+    /// and servers word the message for their own readers.
+    public static func unknownReferences(in template: String, known: Set<String>) -> Result<[Reference], Problem> {
+        references(in: template).map { $0.filter { !known.contains($0.name) } }
+    }
+
     /// The template with each `${name}` replaced by `value(name)`; names without a value stay as written.
     public static func render(_ template: String, _ value: (String) -> String?) -> String {
         guard template.contains("$") else { return template }
