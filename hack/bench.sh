@@ -58,19 +58,25 @@ bench_heartbeat() {
   echo "==> heartbeat: wrk, 2 threads, 64 connections, ${duration}s each"
   FLOTILLA_TOKENS="$work/tokens" wrk -t2 -c64 -d"${duration}s" -s hack/bench/heartbeat.lua "http://127.0.0.1:$nginx_port/agent/v1/heartbeat" > "$work/nginx.out"
   FLOTILLA_TOKENS="$work/tokens" wrk -t2 -c64 -d"${duration}s" -s hack/bench/heartbeat.lua "http://127.0.0.1:$port/agent/v1/heartbeat" > "$work/flotilla.out"
-  local nginx_rate flotilla_rate flotilla_requests flotilla_errors stored
+  # The framework's own ceiling on this machine: the same server answering an empty route.
+  wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$port/healthz" > "$work/empty.out"
+  local nginx_rate flotilla_rate flotilla_requests flotilla_errors stored empty_rate
   nginx_rate=$(awk '/Requests\/sec/ {print $2}' "$work/nginx.out")
   flotilla_rate=$(awk '/Requests\/sec/ {print $2}' "$work/flotilla.out")
   flotilla_requests=$(awk '/requests in/ {print $1}' "$work/flotilla.out")
   flotilla_errors=$(awk '/Non-2xx/ {print $5}' "$work/flotilla.out")
+  empty_rate=$(awk '/Requests\/sec/ {print $2}' "$work/empty.out")
   grep -E "Latency|Requests/sec|requests in|Non-2xx|Socket errors" "$work/flotilla.out" | sed 's/^/    flotilla /'
   grep -E "Latency|Requests/sec" "$work/nginx.out" | sed 's/^/    nginx    /'
   kill "$server"; wait "$server" 2>/dev/null; server=""
   stored=$(sqlite3 "$work/data/flotilla.sqlite" "SELECT count(*) FROM heartbeat")
   echo "nginx (204, no work):      $nginx_rate requests/s"
+  echo "flotilla empty route:      $empty_rate requests/s (GET /healthz: HTTP server and middleware, no work)"
   echo "flotilla heartbeats:       $flotilla_rate requests/s (${flotilla_errors:-0} not 2xx)"
   echo "durable after shutdown:    $stored rows for $flotilla_requests completed requests"
   awk -v f="$flotilla_rate" -v n="$nginx_rate" 'BEGIN { printf "ratio flotilla / nginx:     %.2f×  (target ≥ 0.5×)\n", f / n }'
+  awk -v e="$empty_rate" -v n="$nginx_rate" 'BEGIN { printf "ratio empty route / nginx:  %.2f×  (the most any handler could reach here)\n", e / n }'
+  awk -v f="$flotilla_rate" -v e="$empty_rate" 'BEGIN { printf "ratio heartbeat / empty:    %.2f×\n", f / e }'
 
   echo "==> heartbeat: resident memory with 100,000 registered devices"
   "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" > "$work/serve2.log" 2>&1 &

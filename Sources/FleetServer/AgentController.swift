@@ -87,7 +87,7 @@ struct AgentController: Sendable {
                                      secretHash: AccessTokens.hash(body.deviceSecret), reportedTags: tags,
                                      attributes: body.attributes ?? [:], enrolledAt: now)
         let device = try await store.enroll(candidate)
-        await directory.remember(device)
+        directory.remember(device)
         let again = device.id != candidate.id
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
                                                 action: again ? "device.reenroll" : "device.enroll", subject: device.id,
@@ -106,7 +106,7 @@ struct AgentController: Sendable {
             throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")
         }
         let accepted = try await ingest.submit(HeartbeatRecord(deviceID: device, receivedAt: Date(), report: report))
-        await directory.heard(device)
+        directory.heard(device)
         return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
                                                               heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds))
     }

@@ -35,7 +35,7 @@ public enum FleetServer {
         }
         router.get("metrics") { _, _ in
             let window = Duration.seconds(configuration.offlineAfterSeconds)
-            metrics.devicesOnline.set(Double(await directory.onlineCount(within: window)))
+            metrics.devicesOnline.set(Double(directory.onlineCount(within: window)))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }

@@ -15,6 +15,31 @@ enum JSONBody {
         return try decode(type, from: Data(buffer.readableBytesView))
     }
 
+    /// The hot path: types that read themselves from a parsed document, refusing unknown keys
+    /// as they go, with no Codable and no second pass.
+    static func decode<T: Codable & WireDecodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "the request body is larger than \(limit) bytes")
+        }
+        do {
+            return try T.decode(wire: buffer.readableBytesView)
+        } catch let error where error.field.isEmpty {
+            throw APIError(.badRequest, "malformed_json", error.message)
+        } catch {
+            throw APIError.invalid(error.message, field: error.field)
+        }
+    }
+
+    static func response<T: Encodable & WireEncodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        var writer = WireWriter()
+        value.write(to: &writer)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: writer.bytes)))
+    }
+
     static func decode<T: Codable>(_ type: T.Type, from data: Data) throws -> T {
         let value: T
         do {

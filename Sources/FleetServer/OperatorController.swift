@@ -123,7 +123,7 @@ struct OperatorController: Sendable {
             throw APIError.notFound("no device '\(id)' in project \(token.project)")
         }
         try await store.deleteDevice(id: id)
-        await directory.markDeleted(id)
+        directory.markDeleted(id)
         try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
                                                 action: "device.delete", subject: id))
         return Response(status: .noContent)

@@ -155,12 +155,10 @@ public final class SQLiteFleetStore: FleetStore {
     }
 
     public func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] {
-        // Encoded outside the write lock: the lock is held only for the statements.
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let rows = try heartbeats.map { heartbeat in
-            (heartbeat, String(decoding: try encoder.encode(heartbeat.report), as: UTF8.self),
-             try heartbeat.report.apps.map { String(decoding: try encoder.encode($0), as: UTF8.self) })
+        // Encoded outside the write lock: the lock is held only for the statements. The wire
+        // writer gives the same JSON as JSONEncoder with sorted keys, at a fraction of the cost.
+        let rows = heartbeats.map { heartbeat in
+            (heartbeat, heartbeat.report.wireJSON(), heartbeat.report.apps.map { $0.wireJSON() })
         }
         return try await write { db in
             // Devices' rows are updated in SQL (json_set), so no row is read and decoded per report.

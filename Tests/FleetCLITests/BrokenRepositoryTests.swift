@@ -32,7 +32,7 @@ struct BrokenRepositoryTests {
         let line = Array("# padding padding padding padding padding padding padding padding\n".utf8)
         var bytes: [UInt8] = []
         while bytes.count < 10 * 1_048_576 { bytes += line }
-        FileManager.default.createFile(atPath: directory + "/groups/huge.yaml", contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: directory + "/groups/huge.yaml", contents: Data(bytes))
 
         let tree = try FleetDirectory.read(directory)
         guard case .tooLarge(let size) = tree.entries["groups/huge.yaml"] else {

@@ -70,7 +70,7 @@ struct CommandLineTests {
               {"id": "gw-paris-01", "tags": {"hw": "gateway", "site": "paris"}, "apps": {"telemetry": "1.7.3"}}
             ]}
             """
-        FileManager.default.createFile(atPath: directory + "/devices.json", contents: Data(converged.utf8))
+        _ = FileManager.default.createFile(atPath: directory + "/devices.json", contents: Data(converged.utf8))
         let result = try CommandResult.run(["plan", template, "--devices", directory + "/devices.json"])
         #expect(result.status == 0)
         #expect(result.stdout.hasSuffix("No changes: every device already runs what the repository says.\n"))
@@ -85,7 +85,7 @@ struct CommandLineTests {
     @Test func planExitsTwoOnABrokenInventoryAndSaysWhere() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        FileManager.default.createFile(atPath: directory + "/devices.json",
+        _ = FileManager.default.createFile(atPath: directory + "/devices.json",
                                        contents: Data(#"{"devices": [{"id": "a"}, {"id": "b", "online": "yes"}]}"#.utf8))
         let result = try CommandResult.run(["plan", template, "--devices", directory + "/devices.json"])
         #expect(result.status == 2)
@@ -95,7 +95,7 @@ struct CommandLineTests {
     @Test func planRefusesAnInventoryThatListsADeviceTwice() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        FileManager.default.createFile(atPath: directory + "/devices.json",
+        _ = FileManager.default.createFile(atPath: directory + "/devices.json",
                                        contents: Data(#"[{"id": "b"}, {"id": "a"}, {"id": "b"}]"#.utf8))
         let result = try CommandResult.run(["plan", template, "--devices", directory + "/devices.json"])
         #expect(result.status == 2)
