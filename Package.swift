@@ -22,7 +22,7 @@ let package = Package(
         // The fleet model, loading, validation and planning. No I/O.
         .target(
             name: "FleetCore",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["FleetProtocol", .product(name: "Yams", package: "Yams")]
         ),
         // libgit2, through pkg-config.
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),

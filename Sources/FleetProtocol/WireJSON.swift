@@ -155,6 +155,34 @@ public struct WireObject {
         return try Self.double(value, path: child(key))
     }
 
+    public mutating func int(_ key: String) throws(WireDecodingError) -> Int {
+        Int(try int64(key))
+    }
+
+    public mutating func optionalInt(_ key: String) throws(WireDecodingError) -> Int? {
+        try optionalInt64(key).map { Int($0) }
+    }
+
+    public mutating func optionalBool(_ key: String) throws(WireDecodingError) -> Bool? {
+        guard let value = optional(key) else { return nil }
+        guard case .bool(let flag) = value else { throw Self.wrongType(child(key)) }
+        return flag
+    }
+
+    public mutating func array<T>(_ key: String, _ element: (WireJSON, String) throws(WireDecodingError) -> T)
+        throws(WireDecodingError) -> [T] {
+        _ = try required(key)
+        return try optionalArray(key, element) ?? []
+    }
+
+    public mutating func optionalStrings(_ key: String) throws(WireDecodingError) -> [String]? {
+        try optionalArray(key) { (value, path) throws(WireDecodingError) in try Self.string(value, path: path) }
+    }
+
+    public mutating func optionalStringMap(_ key: String) throws(WireDecodingError) -> [String: String]? {
+        try optionalMap(key) { (value, path) throws(WireDecodingError) in try Self.string(value, path: path) }
+    }
+
     public mutating func bool(_ key: String) throws(WireDecodingError) -> Bool {
         guard case .bool(let flag) = try required(key) else { throw Self.wrongType(child(key)) }
         return flag
@@ -286,6 +314,16 @@ public struct WireWriter {
         key(name)
         beginArray()
         for item in value { item.write(to: &self) }
+        endArray()
+    }
+
+    public mutating func field(_ name: String, _ value: Int?) { if let value { key(name); int(Int64(value)) } }
+
+    public mutating func field(_ name: String, _ value: [String]?) {
+        guard let value else { return }
+        key(name)
+        beginArray()
+        for item in value { string(item) }
         endArray()
     }
 

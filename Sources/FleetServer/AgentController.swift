@@ -44,12 +44,6 @@ struct AgentController: Sendable {
         return response
     }
 
-    struct ReportAcknowledgement: Codable {
-        var reportID: String
-        var accepted: Bool
-        var state: ExecutionState
-    }
-
     private func report(_ request: Request, execution: String) async throws -> Response {
         let device = try await authenticate(request)
         let report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
@@ -62,9 +56,9 @@ struct AgentController: Sendable {
         }
         switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
         case .applied(let record):
-            return try JSONBody.response(ReportAcknowledgement(reportID: report.reportID, accepted: true, state: record.state))
+            return try JSONBody.response(ExecutionReportAcknowledgement(reportID: report.reportID, accepted: true, state: record.state))
         case .duplicate(let record):
-            return try JSONBody.response(ReportAcknowledgement(reportID: report.reportID, accepted: false, state: record.state))
+            return try JSONBody.response(ExecutionReportAcknowledgement(reportID: report.reportID, accepted: false, state: record.state))
         case .finished(let record):
             throw APIError(.conflict, "execution_finished", "the execution is already \(record.state.rawValue)")
         case .notFound:

@@ -99,3 +99,39 @@ import Testing
         #expect(heartbeat == Heartbeat(reportID: "r", uptimeSeconds: 12))
     }
 }
+
+/// Every type the agent sends or receives reads and writes the same JSON as its Codable form.
+@Suite struct WireFormsAgreeWithCodable {
+    static let step = AssignedStep(name: "fetch \"it\"", kind: .download, url: "https://a/b", sha256: String(repeating: "a", count: 64),
+                                   destination: "/opt/x", timeoutSeconds: 30, retries: 2, onFailure: "rollback", idempotent: true)
+
+    func roundTrip<T: Codable & Equatable & WireDecodable & WireEncodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let codable = try encoder.encode(value)
+        #expect(try T.decode(wire: codable) == value)
+        #expect(try JSONDecoder().decode(T.self, from: Data(value.wireJSON().utf8)) == value)
+        #expect(value.wireJSON() == String(decoding: codable, as: UTF8.self))
+    }
+
+    @Test func eachType() throws {
+        try roundTrip(EnrollmentRequest(token: "t", hardwareID: "h", deviceSecret: "s", name: "n", tags: ["a": "b"], attributes: ["arch": "x86_64"]))
+        try roundTrip(EnrollmentResponse(deviceID: "d", project: "p", deviceToken: "jwt", heartbeatIntervalSeconds: 25))
+        try roundTrip(Self.step)
+        try roundTrip(Assignment(executionID: "e", deploymentID: "dep", app: "web", version: "1.2", digest: "abc",
+                                 steps: [Self.step, AssignedStep(name: "run", kind: .run, command: "echo hi\nexit 0", timeoutSeconds: 5,
+                                                                 retries: 0, onFailure: "continue", idempotent: false)],
+                                 rollback: [], artifactAllowlist: ["https://a/"]))
+        try roundTrip(StepResult(index: 2, name: "n", status: .failed, rollback: true, attempts: 3, exitCode: 7, outputTail: "line\n"))
+        try roundTrip(ExecutionReport(reportID: "r", state: .failed, step: StepResult(index: 0, name: "n", status: .succeeded), message: "why"))
+    }
+
+    @Test func serverAnswersAreReadLeniently() throws {
+        let list = try AssignmentList.decode(wire: Array(#"{"assignments":[],"newField":1}"#.utf8))
+        #expect(list.assignments.isEmpty)
+        let error = try ErrorResponse.decode(wire: Array(#"{"error":{"code":"c","message":"m","field":"f","hint":"h"}}"#.utf8))
+        #expect(error == ErrorResponse(code: "c", message: "m", field: "f"))
+        let ack = try ExecutionReportAcknowledgement.decode(wire: Array(#"{"reportID":"r","accepted":false,"state":"succeeded"}"#.utf8))
+        #expect(ack == ExecutionReportAcknowledgement(reportID: "r", accepted: false, state: .succeeded))
+    }
+}
