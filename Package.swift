@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "flotilla", targets: ["flotilla"]),
+        .executable(name: "flotilla-agent", targets: ["flotilla-agent"]),
         .library(name: "FleetCore", targets: ["FleetCore"]),
     ],
     dependencies: [
@@ -17,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.20.0"),
     ],
     targets: [
         // The fleet model, loading, validation and planning. No I/O.
@@ -30,6 +32,13 @@ let package = Package(
         .target(name: "FleetGit", dependencies: ["CLibGit2", "FleetCore"]),
         // Wire types shared by server, agent and CLI; FoundationEssentials only.
         .target(name: "FleetProtocol"),
+        // libcurl and libyaml for the agent, through pkg-config.
+        .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // The device agent: configuration, metrics, the execution state machine, its journal,
+        // step runners, the outbox. The standard library, Glibc, libcurl and libyaml only.
+        .target(name: "FleetAgent", dependencies: ["FleetProtocol", "CLibCurl", "CLibYAML"]),
+        .executableTarget(name: "flotilla-agent", dependencies: ["FleetAgent"]),
         // The store protocol, records and an in-memory store.
         .target(name: "FleetStore", dependencies: ["FleetProtocol"]),
         // The embedded store: SQLite through GRDB.
@@ -58,6 +67,8 @@ let package = Package(
                 "FleetServer",
                 "FleetStore",
                 "FleetStoreSQLite",
+                "FleetAgent",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -89,6 +100,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FleetProtocolTests", dependencies: ["FleetProtocol"]),
+        .testTarget(name: "FleetAgentTests", dependencies: ["FleetAgent", "FleetProtocol", "FleetGit", "FleetTesting"]),
         .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol"]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(

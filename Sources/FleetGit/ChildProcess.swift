@@ -44,6 +44,23 @@ package enum ChildProcess {
         return try spawn(executable, arguments, directory: nil, environment: nil, standardInput: null, standardOutput: null, standardError: null)
     }
 
+    /// Starts `executable` in the background with extra environment variables, its output and
+    /// errors appended to `logPath`; stop it with `kill` or reap it with `waitForExit`.
+    package static func start(_ executable: String, _ arguments: [String], environment extra: [String: String],
+                              logPath: String) throws(Failure) -> Int32 {
+        let null = open("/dev/null", O_RDWR)
+        defer { close(null) }
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard log >= 0 else { throw Failure(message: "cannot open \(logPath)") }
+        defer { close(log) }
+        let environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
+        return try spawn(executable, arguments, directory: nil, environment: environment, standardInput: null, standardOutput: log,
+                         standardError: log)
+    }
+
+    /// Waits for a started child to end; its exit status, or 128 + the signal that ended it.
+    package static func waitForExit(_ pid: Int32) -> Int32 { wait(pid) }
+
     /// Kills a started child at once and reaps it.
     package static func kill(_ pid: Int32) {
         _ = Glibc.kill(pid, SIGKILL)

@@ -18,13 +18,7 @@ public struct ArtifactSource: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether `candidate` is under this source: same scheme, host and port, and a path that
     /// starts with this one at a segment boundary.
-    public func allows(_ candidate: WebURL) -> Bool {
-        guard candidate.scheme == url.scheme, candidate.host == url.host, candidate.port == url.port else {
-            return false
-        }
-        if url.path.hasSuffix("/") || url.path.isEmpty { return candidate.path.hasPrefix(url.path) }
-        return candidate.path == url.path || candidate.path.hasPrefix(url.path + "/")
-    }
+    public func allows(_ candidate: WebURL) -> Bool { url.contains(candidate) }
 
     public var description: String { url.description }
 }

@@ -58,4 +58,13 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
         ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
             || scalar == "-" || scalar == "." || scalar == "[" || scalar == "]" || scalar == ":"
     }
+
+    /// Whether `candidate` lies under this URL as an allowed source: same scheme, host and port,
+    /// and a path that starts with this one at a segment boundary.
+    public func contains(_ candidate: WebURL) -> Bool {
+        guard candidate.scheme == scheme, candidate.host == host, candidate.port == port else { return false }
+        if path.hasSuffix("/") || path.isEmpty { return candidate.path.hasPrefix(path) }
+        return candidate.path == path || candidate.path.hasPrefix(path + "/")
+    }
 }
+

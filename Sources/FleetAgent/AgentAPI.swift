@@ -1,0 +1,106 @@
+public import FleetProtocol
+
+/// The server's agent API (`/agent/v1`), as the agent calls it.
+public final class AgentAPI {
+    /// Why a call did not get what it asked for.
+    public enum Failure: Error, CustomStringConvertible {
+        /// No answer (network, TLS, timeout) or a server-side error: try again later.
+        case unavailable(String, retryAfterSeconds: Int?)
+        /// The device token was refused.
+        case unauthorized(String)
+        /// An operator deleted this device: the agent stops.
+        case deleted
+        /// The server refused the request itself; sending it again will not help.
+        case rejected(status: Int, String)
+
+        public var description: String {
+            switch self {
+            case .unavailable(let why, _): "server unavailable: \(why)"
+            case .unauthorized(let why): "refused: \(why)"
+            case .deleted: "this device was deleted by an operator"
+            case .rejected(let status, let why): "rejected (\(status)): \(why)"
+            }
+        }
+    }
+
+    private let base: String
+    private let client: HTTPClient
+    public var deviceToken: String?
+
+    public init(server: String, caFile: String? = nil, deviceToken: String? = nil) {
+        base = server.hasSuffix("/") ? String(server.dropLast()) : server
+        client = HTTPClient(caFile: caFile)
+        self.deviceToken = deviceToken
+    }
+
+    public func enroll(_ request: EnrollmentRequest) throws(Failure) -> EnrollmentResponse {
+        let response = try call("POST", "/agent/v1/enroll", body: request.wireJSON(), authenticated: false)
+        return try decode(EnrollmentResponse.self, response)
+    }
+
+    public func heartbeat(_ body: [UInt8]) throws(Failure) -> HeartbeatAcknowledgement {
+        let response = try call("POST", "/agent/v1/heartbeat", bytes: body)
+        return try decode(HeartbeatAcknowledgement.self, response)
+    }
+
+    public enum Assignments {
+        case changed(AssignmentList, entityTag: String?)
+        case unchanged
+    }
+
+    /// Long-polls: the server answers at once when the work differs from `entityTag`, else
+    /// within `waitSeconds`.
+    public func assignments(entityTag: String?, waitSeconds: Int) throws(Failure) -> Assignments {
+        var headers: [String] = []
+        if let entityTag { headers.append("If-None-Match: \(entityTag)") }
+        let response = try call("GET", "/agent/v1/assignments", headers: headers, timeoutSeconds: waitSeconds + 15)
+        if response.status == 304 { return .unchanged }
+        return .changed(try decode(AssignmentList.self, response), entityTag: response.entityTag)
+    }
+
+    public func report(execution: String, _ body: [UInt8]) throws(Failure) -> ExecutionReportAcknowledgement {
+        let response = try call("POST", "/agent/v1/executions/\(execution)/report", bytes: body)
+        return try decode(ExecutionReportAcknowledgement.self, response)
+    }
+
+    private func call(_ method: String, _ path: String, body: String, authenticated: Bool = true) throws(Failure) -> HTTPClient.Response {
+        try call(method, path, bytes: Array(body.utf8), authenticated: authenticated)
+    }
+
+    private func call(_ method: String, _ path: String, headers: [String] = [], bytes: [UInt8]? = nil, authenticated: Bool = true,
+                      timeoutSeconds: Int = 30) throws(Failure) -> HTTPClient.Response {
+        var headers = headers
+        if bytes != nil { headers.append("Content-Type: application/json") }
+        if authenticated, let deviceToken { headers.append("Authorization: Bearer \(deviceToken)") }
+        let response: HTTPClient.Response
+        do {
+            response = try client.send(method, base + path, headers: headers, body: bytes, timeoutSeconds: timeoutSeconds)
+        } catch {
+            throw .unavailable(error.description, retryAfterSeconds: nil)
+        }
+        switch response.status {
+        case 200..<300, 304:
+            return response
+        case 401:
+            throw .unauthorized(Self.message(response))
+        case 410:
+            throw .deleted
+        case 408, 425, 429, 500...:
+            throw .unavailable("HTTP \(response.status): \(Self.message(response))", retryAfterSeconds: response.retryAfterSeconds)
+        default:
+            throw .rejected(status: response.status, Self.message(response))
+        }
+    }
+
+    private func decode<T: WireDecodable>(_ type: T.Type, _ response: HTTPClient.Response) throws(Failure) -> T {
+        do {
+            return try T.decode(wire: response.body)
+        } catch {
+            throw .unavailable("the server's answer could not be read: \(error.message)", retryAfterSeconds: nil)
+        }
+    }
+
+    private static func message(_ response: HTTPClient.Response) -> String {
+        (try? ErrorResponse.decode(wire: response.body)).map(\.error.message) ?? "HTTP \(response.status)"
+    }
+}

@@ -1,0 +1,230 @@
+import CLibYAML
+
+/// The agent's settings: a YAML file (`/etc/flotilla/agent.yaml` by default), then flags.
+public struct AgentConfiguration: Sendable, Equatable {
+    public var server: String?
+    public var enrollmentToken: String?
+    public var dataDirectory = "/var/lib/flotilla"
+    public var heartbeatIntervalSeconds = 25
+    public var name: String?
+    /// Defaults to /etc/machine-id.
+    public var hardwareID: String?
+    public var tags: [String: String] = [:]
+    public var mounts: [String] = ["/"]
+    public var processes: [SystemMetrics.Watched] = []
+    /// A JSON file or a directory of small files whose values go out with each heartbeat.
+    public var custom: String?
+    /// Directories downloads may be written under.
+    public var allowedRoots: [String] = ["/opt", "/var/lib/flotilla"]
+    /// Reports kept on disk while the server cannot be reached.
+    public var outboxLimit = 1_000
+    /// A CA bundle for a server with a private certificate.
+    public var caFile: String?
+    public var retryDelaySeconds = 1.0
+
+    public init() {}
+
+    static let keys = ["server", "enrollmentToken", "dataDirectory", "heartbeatIntervalSeconds", "name", "hardwareID", "tags",
+                       "mounts", "processes", "custom", "allowedRoots", "outboxLimit", "caFile", "retryDelaySeconds"]
+
+    /// Reads a configuration file; errors say `file:line:column: what`.
+    public static func load(path: String) throws(AgentError) -> AgentConfiguration {
+        guard let bytes = try Files.read(path, limit: 1 << 20) else { throw AgentError("\(path): no such file") }
+        return try parse(bytes, file: path)
+    }
+
+    public static func parse(_ bytes: [UInt8], file: String) throws(AgentError) -> AgentConfiguration {
+        var configuration = AgentConfiguration()
+        let root: YAMLNode
+        do {
+            guard let document = try YAMLNode.parse(bytes) else { return configuration }
+            root = document
+        } catch {
+            throw AgentError("\(file):\(error.line):\(error.column): \(error.message)")
+        }
+        func fail(_ node: YAMLNode, _ message: String) -> AgentError {
+            AgentError("\(file):\(node.line):\(node.column): \(message)")
+        }
+        guard case .mapping(let entries) = root.value else { throw fail(root, "expected a mapping of settings") }
+        for (key, value) in entries {
+            func text() throws(AgentError) -> String {
+                guard case .scalar(let text) = value.value else { throw fail(value, "'\(key.text)' must be a single value") }
+                return text
+            }
+            func integer(_ range: ClosedRange<Int>) throws(AgentError) -> Int {
+                guard let number = Int(try text()), range.contains(number) else {
+                    throw fail(value, "'\(key.text)' must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+                }
+                return number
+            }
+            func list() throws(AgentError) -> [YAMLNode] {
+                guard case .sequence(let items) = value.value else { throw fail(value, "'\(key.text)' must be a list") }
+                return items
+            }
+            func strings() throws(AgentError) -> [String] {
+                var result: [String] = []
+                for item in try list() {
+                    guard case .scalar(let text) = item.value else { throw fail(item, "'\(key.text)' must be a list of values") }
+                    result.append(text)
+                }
+                return result
+            }
+            switch key.text {
+            case "server": configuration.server = try text()
+            case "enrollmentToken": configuration.enrollmentToken = try text()
+            case "dataDirectory": configuration.dataDirectory = try text()
+            case "heartbeatIntervalSeconds": configuration.heartbeatIntervalSeconds = try integer(1...3_600)
+            case "name": configuration.name = try text()
+            case "hardwareID": configuration.hardwareID = try text()
+            case "custom": configuration.custom = try text()
+            case "caFile": configuration.caFile = try text()
+            case "outboxLimit": configuration.outboxLimit = try integer(1...1_000_000)
+            case "retryDelaySeconds":
+                guard let seconds = Double(try text()), seconds >= 0, seconds <= 300 else {
+                    throw fail(value, "'retryDelaySeconds' must be a number of seconds from 0 to 300")
+                }
+                configuration.retryDelaySeconds = seconds
+            case "mounts": configuration.mounts = try strings()
+            case "allowedRoots":
+                configuration.allowedRoots = try strings()
+                for root in configuration.allowedRoots where !root.hasPrefix("/") || root == "/" {
+                    throw fail(value, "'allowedRoots' entries must be absolute directories other than /: '\(root)'")
+                }
+            case "tags":
+                guard case .mapping(let pairs) = value.value else { throw fail(value, "'tags' must be a mapping of tag to value") }
+                for (tag, tagValue) in pairs {
+                    guard case .scalar(let text) = tagValue.value else { throw fail(tagValue, "tag '\(tag.text)' must have a single value") }
+                    configuration.tags[tag.text] = text
+                }
+            case "processes":
+                configuration.processes = []
+                for item in try list() {
+                    switch item.value {
+                    case .scalar(let name):
+                        configuration.processes.append(.init(name: name))
+                    case .mapping(let pairs):
+                        var name: String?, pidfile: String?
+                        for (field, fieldValue) in pairs {
+                            guard case .scalar(let text) = fieldValue.value else { throw fail(fieldValue, "'\(field.text)' must be a single value") }
+                            switch field.text {
+                            case "name": name = text
+                            case "pidfile": pidfile = text
+                            default: throw fail(field, "unknown key '\(field.text)' in a process (name, pidfile)")
+                            }
+                        }
+                        guard let name else { throw fail(item, "a process needs a name") }
+                        configuration.processes.append(.init(name: name, pidfile: pidfile))
+                    case .sequence:
+                        throw fail(item, "a process is a name or a mapping with name and pidfile")
+                    }
+                }
+            default:
+                throw fail(key, "unknown setting '\(key.text)' (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+        return configuration
+    }
+}
+
+/// A YAML document as plain nodes with their positions, read with libyaml's event parser.
+struct YAMLNode {
+    indirect enum Value {
+        case scalar(String)
+        case sequence([YAMLNode])
+        case mapping([(key: YAMLNode, value: YAMLNode)])
+    }
+
+    struct Problem: Error {
+        var line: Int
+        var column: Int
+        var message: String
+    }
+
+    var value: Value
+    var line: Int
+    var column: Int
+
+    var text: String {
+        if case .scalar(let text) = value { return text }
+        return ""
+    }
+
+    /// The first document, or nil for an empty file. Anchors and aliases are refused.
+    static func parse(_ bytes: [UInt8]) throws(Problem) -> YAMLNode? {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) != 0 else { throw Problem(line: 1, column: 1, message: "cannot start the YAML parser") }
+        defer { yaml_parser_delete(&parser) }
+        return try bytes.withUnsafeBufferPointer { (buffer) throws(Problem) -> YAMLNode? in
+            yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            var reader = EventReader(parser: &parser)
+            return try reader.document()
+        }
+    }
+
+    private struct EventReader {
+        var parser: UnsafeMutablePointer<yaml_parser_t>
+
+        init(parser: UnsafeMutablePointer<yaml_parser_t>) { self.parser = parser }
+
+        mutating func next() throws(Problem) -> yaml_event_t {
+            var event = yaml_event_t()
+            guard yaml_parser_parse(parser, &event) != 0 else {
+                let mark = parser.pointee.problem_mark
+                let message = parser.pointee.problem.map { String(cString: $0) } ?? "invalid YAML"
+                throw Problem(line: Int(mark.line) + 1, column: Int(mark.column) + 1, message: message)
+            }
+            return event
+        }
+
+        mutating func document() throws(Problem) -> YAMLNode? {
+            while true {
+                var event = try next()
+                defer { yaml_event_delete(&event) }
+                switch event.type {
+                case YAML_STREAM_START_EVENT, YAML_DOCUMENT_START_EVENT: continue
+                case YAML_STREAM_END_EVENT, YAML_DOCUMENT_END_EVENT: return nil
+                default: return try node(from: &event)
+                }
+            }
+        }
+
+        mutating func node(from event: inout yaml_event_t) throws(Problem) -> YAMLNode {
+            let line = Int(event.start_mark.line) + 1, column = Int(event.start_mark.column) + 1
+            switch event.type {
+            case YAML_SCALAR_EVENT:
+                let scalar = event.data.scalar
+                let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
+                return YAMLNode(value: .scalar(text), line: line, column: column)
+            case YAML_SEQUENCE_START_EVENT:
+                var items: [YAMLNode] = []
+                while true {
+                    var inner = try next()
+                    defer { yaml_event_delete(&inner) }
+                    if inner.type == YAML_SEQUENCE_END_EVENT { break }
+                    items.append(try node(from: &inner))
+                }
+                return YAMLNode(value: .sequence(items), line: line, column: column)
+            case YAML_MAPPING_START_EVENT:
+                var pairs: [(key: YAMLNode, value: YAMLNode)] = []
+                while true {
+                    var keyEvent = try next()
+                    defer { yaml_event_delete(&keyEvent) }
+                    if keyEvent.type == YAML_MAPPING_END_EVENT { break }
+                    let key = try node(from: &keyEvent)
+                    guard case .scalar = key.value else { throw Problem(line: key.line, column: key.column, message: "keys must be plain values") }
+                    if pairs.contains(where: { $0.key.text == key.text }) {
+                        throw Problem(line: key.line, column: key.column, message: "'\(key.text)' is set twice")
+                    }
+                    var valueEvent = try next()
+                    defer { yaml_event_delete(&valueEvent) }
+                    pairs.append((key, try node(from: &valueEvent)))
+                }
+                return YAMLNode(value: .mapping(pairs), line: line, column: column)
+            case YAML_ALIAS_EVENT:
+                throw Problem(line: line, column: column, message: "aliases are not supported in the agent's configuration")
+            default:
+                throw Problem(line: line, column: column, message: "unexpected YAML structure")
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Glibc
+
+/// An error from the operating system or from the agent's own checks, said in one sentence.
+public struct AgentError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) { self.description = description }
+
+    static func system(_ what: String, _ path: String, errno code: Int32 = errno) -> AgentError {
+        AgentError("\(what) \(path): \(String(cString: strerror(code)))")
+    }
+}
+
+/// Files the way the agent needs them: whole reads, and writes that are either complete on disk
+/// or not there at all — even across a power cut.
+public enum Files {
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The whole file, or nil when it does not exist; at most `limit` bytes are read.
+    public static func read(_ path: String, limit: Int = 16 << 20) throws(AgentError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw .system("cannot open", path)
+        }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while result.count < limit {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, limit - result.count)) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .system("cannot read", path)
+            }
+            if count == 0 { break }
+            result.append(contentsOf: chunk[0..<count])
+        }
+        return result
+    }
+
+    public static func readText(_ path: String, limit: Int = 16 << 20) throws(AgentError) -> String? {
+        try read(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path` and
+    /// fsyncs the directory: after a crash the file holds either the old or the new content.
+    public static func writeAtomically(_ path: String, _ bytes: some Collection<UInt8>, mode: UInt32 = 0o600) throws(AgentError) {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .system("cannot create", temporary) }
+        var failure: AgentError?
+        let data = Array(bytes)
+        var written = 0
+        while written < data.count {
+            let count = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                failure = .system("cannot write", temporary)
+                break
+            }
+            written += count
+        }
+        if failure == nil, fsync(fd) != 0 { failure = .system("cannot sync", temporary) }
+        close(fd)
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
+        guard rename(temporary, path) == 0 else {
+            let error = AgentError.system("cannot rename into", path)
+            unlink(temporary)
+            throw error
+        }
+        syncDirectory(of: path)
+    }
+
+    /// Makes the directory entry of `path` durable (a rename or unlink in it).
+    public static func syncDirectory(of path: String) {
+        let directory = parent(of: path)
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
+    }
+
+    public static func parent(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        if slash == path.utf8.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// Creates `path` and its parents (mode 0700 for the ones made here).
+    public static func makeDirectories(_ path: String, mode: UInt32 = 0o700) throws(AgentError) {
+        if isDirectory(path) { return }
+        let up = parent(of: path)
+        if up != path, up != "/", up != "." { try makeDirectories(up, mode: mode) }
+        if mkdir(path, mode) != 0, errno != EEXIST { throw .system("cannot create directory", path) }
+    }
+
+    public static func remove(_ path: String) {
+        if unlink(path) == 0 { syncDirectory(of: path) }
+    }
+
+    /// Names in a directory, sorted, without "." and "..".
+    public static func list(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
+
+/// Clocks and waiting.
+public enum Clock {
+    /// Seconds on a clock that never goes back, for intervals and deadlines.
+    public static func monotonic() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    /// Milliseconds since 1970, for reports.
+    public static func epochMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    public static func sleep(seconds: Double) {
+        guard seconds > 0 else { return }
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+    }
+}
+
+/// Random identifiers.
+public enum Random {
+    public static func hex(bytes count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for _ in 0..<count {
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces, tabs and line breaks.
+    var trimmed: String {
+        let bytes = Array(utf8)
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(decoding: bytes[first...last], as: UTF8.self)
+    }
+
+    func split(byte separator: UInt8) -> [Substring] {
+        split(separator: Character(Unicode.Scalar(separator)), omittingEmptySubsequences: true)
+    }
+}

@@ -1,0 +1,148 @@
+import Glibc
+
+/// Runs a program with a deadline, capturing the tail of its output (standard output and error
+/// together). On timeout its whole process group gets SIGTERM, then SIGKILL five seconds later.
+public enum ProcessRunner {
+    public struct Outcome: Sendable {
+        /// The exit status; nil when it was killed by a signal or timed out.
+        public var exitCode: Int?
+        public var timedOut: Bool
+        public var signal: Int32?
+        /// The last `tailBytes` of what it wrote.
+        public var output: String
+
+        public var succeeded: Bool { exitCode == 0 }
+
+        /// A sentence for a failed run.
+        public var failure: String {
+            if timedOut { return "timed out" }
+            if let signal { return "killed by signal \(signal)" }
+            return "exited with status \(exitCode ?? -1)"
+        }
+    }
+
+    public static let tailBytes = 4_096
+
+    /// Runs `arguments` (the first is looked up on PATH) with `environment` added to the agent's.
+    public static func run(_ arguments: [String], environment: [String: String] = [:],
+                           timeoutSeconds: Double) throws(AgentError) -> Outcome {
+        var pipeEnds: [Int32] = [0, 0]
+        guard pipe(&pipeEnds) == 0 else { throw .system("cannot make a pipe for", arguments[0]) }
+        // Only the child's copies (dup2'd onto 1 and 2) survive the exec.
+        _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(pipeEnds[1], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Its own process group, so a timeout stops its children too; default signal handling.
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var variables: [String] = []
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            let name = text.prefix(while: { $0 != "=" })
+            if environment[String(name)] == nil { variables.append(text) }
+            index += 1
+        }
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) { variables.append("\(name)=\(value)") }
+
+        var pid: pid_t = 0
+        let status = withCStrings(arguments) { argv in
+            withCStrings(variables) { envp in posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp) }
+        }
+        close(pipeEnds[1])
+        guard status == 0 else {
+            close(pipeEnds[0])
+            throw AgentError("cannot start \(arguments[0]): \(String(cString: strerror(status)))")
+        }
+
+        let deadline = Clock.monotonic() + timeoutSeconds
+        var tail: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        var timedOut = false
+        var killAt: Double?
+        var open = true
+        while open {
+            let now = Clock.monotonic()
+            if !timedOut, now >= deadline {
+                timedOut = true
+                kill(-pid, SIGTERM)
+                killAt = now + 5
+            }
+            if let at = killAt, now >= at {
+                kill(-pid, SIGKILL)
+                killAt = nil
+            }
+            let wait = timedOut ? 0.2 : min(deadline - now, 0.5)
+            var descriptor = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(max(wait, 0.01) * 1000))
+            if ready < 0, errno != EINTR { break }
+            guard ready > 0 else {
+                // Children that keep the pipe open after the program exits must not hold the step.
+                var probe: Int32 = 0
+                if waitpid(pid, &probe, WNOHANG) == pid {
+                    return finish(pid: nil, status: probe, tail: tail, timedOut: timedOut, pipe: pipeEnds[0])
+                }
+                continue
+            }
+            let count = buffer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { open = false; break }
+            tail.append(contentsOf: buffer[0..<count])
+            if tail.count > tailBytes * 2 { tail.removeFirst(tail.count - tailBytes) }
+        }
+        return finish(pid: pid, status: 0, tail: tail, timedOut: timedOut, pipe: pipeEnds[0], deadline: deadline)
+    }
+
+    private static func finish(pid: pid_t?, status: Int32, tail: [UInt8], timedOut: Bool, pipe: Int32,
+                               deadline: Double = 0) -> Outcome {
+        close(pipe)
+        var status = status
+        if let pid {
+            // The pipe closed; the program may still be running (it closed its output).
+            var timedOut = timedOut
+            while true {
+                let done = waitpid(pid, &status, WNOHANG)
+                if done == pid || (done < 0 && errno != EINTR) { break }
+                if !timedOut, Clock.monotonic() >= deadline {
+                    timedOut = true
+                    kill(-pid, SIGTERM)
+                    Clock.sleep(seconds: 2)
+                    kill(-pid, SIGKILL)
+                }
+                Clock.sleep(seconds: 0.02)
+            }
+            return outcome(status: status, tail: tail, timedOut: timedOut)
+        }
+        return outcome(status: status, tail: tail, timedOut: timedOut)
+    }
+
+    private static func outcome(status: Int32, tail: [UInt8], timedOut: Bool) -> Outcome {
+        let kept = tail.count > tailBytes ? Array(tail.suffix(tailBytes)) : tail
+        let exited = status & 0x7f == 0
+        return Outcome(exitCode: exited && !timedOut ? Int((status >> 8) & 0xff) : nil, timedOut: timedOut,
+                       signal: exited ? nil : status & 0x7f, output: String(decoding: kept, as: UTF8.self))
+    }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        var pointers = strings.map { strdup($0) }
+        pointers.append(nil)
+        defer { for pointer in pointers { free(pointer) } }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

@@ -1,0 +1,205 @@
+import CLibCurl
+public import FleetProtocol
+import Glibc
+
+/// What running one step came to, after its retries.
+public struct StepOutcome: Sendable {
+    public var succeeded: Bool
+    public var attempts: Int
+    public var exitCode: Int?
+    public var output: String?
+    /// Why it failed, in a few words.
+    public var reason: String?
+
+    public init(succeeded: Bool, attempts: Int = 1, exitCode: Int? = nil, output: String? = nil, reason: String? = nil) {
+        self.succeeded = succeeded
+        self.attempts = attempts
+        self.exitCode = exitCode
+        self.output = output
+        self.reason = reason
+    }
+}
+
+/// Runs steps. The agent runs them for real; `flotilla sim` supplies a simulated one.
+public protocol StepExecutor {
+    func execute(_ step: AssignedStep, of assignment: Assignment) -> StepOutcome
+}
+
+/// Runs steps on this machine: shell commands and scripts, downloads, docker compose, dpkg.
+public struct SystemStepExecutor: StepExecutor, Sendable {
+    /// Directories downloads may be written under.
+    public var allowedRoots: [String]
+    /// Seconds before the first retry; doubled for each one after, up to 30.
+    public var retryDelaySeconds: Double
+    public var caFile: String?
+
+    public init(allowedRoots: [String], retryDelaySeconds: Double = 1, caFile: String? = nil) {
+        self.allowedRoots = allowedRoots
+        self.retryDelaySeconds = retryDelaySeconds
+        self.caFile = caFile
+    }
+
+    public func execute(_ step: AssignedStep, of assignment: Assignment) -> StepOutcome {
+        // Refusals do not improve with retries.
+        if let refusal = refusal(step, of: assignment) { return StepOutcome(succeeded: false, reason: refusal) }
+        var outcome = StepOutcome(succeeded: false)
+        for attempt in 1...max(1, step.retries + 1) {
+            if attempt > 1 {
+                Clock.sleep(seconds: min(30, retryDelaySeconds * Double(1 << min(attempt - 2, 5))))
+                Log.info("step '\(step.name)': attempt \(attempt) of \(step.retries + 1)")
+            }
+            outcome = once(step, of: assignment)
+            outcome.attempts = attempt
+            if outcome.succeeded { break }
+        }
+        return outcome
+    }
+
+    /// Why the step must not run at all: a download outside the allowlist or the allowed roots.
+    func refusal(_ step: AssignedStep, of assignment: Assignment) -> String? {
+        guard step.kind == .download else { return nil }
+        guard let url = step.url, let sha256 = step.sha256, let destination = step.destination else {
+            return "a download needs url, sha256 and destination"
+        }
+        switch WebURL.parse(url) {
+        case .failure(let problem):
+            return "download URL '\(url)' is invalid: \(problem.reason)"
+        case .success(let parsed):
+            let sources = assignment.artifactAllowlist.compactMap { try? WebURL.parse($0).get() }
+            guard sources.contains(where: { $0.contains(parsed) }) else {
+                return "download URL '\(url)' is outside the artifact allowlist"
+            }
+        }
+        guard sha256.utf8.count == 64, sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+            return "sha256 must be 64 lower-case hexadecimal digits"
+        }
+        guard Self.isUnder(destination, roots: allowedRoots) else {
+            return "destination '\(destination)' is outside the allowed roots (\(allowedRoots.joined(separator: ", ")))"
+        }
+        return nil
+    }
+
+    /// Whether `path` is absolute, has no `.` or `..` segments, and lies under one of `roots`.
+    static func isUnder(_ path: String, roots: [String]) -> Bool {
+        guard path.hasPrefix("/") else { return false }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard !segments.contains(where: { $0 == "." || $0 == ".." }) else { return false }
+        return roots.contains { root in
+            let trimmed = root.hasSuffix("/") ? String(root.dropLast()) : root
+            return !trimmed.isEmpty && path.hasPrefix(trimmed + "/")
+        }
+    }
+
+    private func environment(_ assignment: Assignment) -> [String: String] {
+        ["FLOTILLA_APP": assignment.app, "FLOTILLA_VERSION": assignment.version, "FLOTILLA_EXECUTION": assignment.executionID]
+    }
+
+    private func once(_ step: AssignedStep, of assignment: Assignment) -> StepOutcome {
+        let timeout = Double(max(step.timeoutSeconds, 1))
+        let arguments: [String]
+        switch step.kind {
+        case .run, .script:
+            guard let command = step.command else { return StepOutcome(succeeded: false, reason: "no command") }
+            arguments = ["/bin/sh", "-c", command]
+        case .compose:
+            guard let project = step.project, let file = step.file else {
+                return StepOutcome(succeeded: false, reason: "compose needs a project and a file")
+            }
+            let action = step.action == "down" ? ["down"] : ["up", "-d"]
+            arguments = ["docker", "compose", "-p", project, "-f", file] + action
+        case .install:
+            guard let package = step.command else { return StepOutcome(succeeded: false, reason: "install needs a package path") }
+            arguments = ["dpkg", "-i", package]
+        case .download:
+            return download(step, timeoutSeconds: Int(timeout))
+        }
+        do {
+            let result = try ProcessRunner.run(arguments, environment: environment(assignment), timeoutSeconds: timeout)
+            return StepOutcome(succeeded: result.succeeded, exitCode: result.exitCode, output: result.output,
+                               reason: result.succeeded ? nil : result.failure)
+        } catch {
+            return StepOutcome(succeeded: false, reason: error.description)
+        }
+    }
+
+    /// Into a temporary file beside the destination, hashed as it arrives, checked, synced and
+    /// renamed into place: the destination is never a partial or unverified file.
+    private func download(_ step: AssignedStep, timeoutSeconds: Int) -> StepOutcome {
+        let url = step.url!, expected = step.sha256!, destination = step.destination!
+        do {
+            try Files.makeDirectories(Files.parent(of: destination), mode: 0o755)
+        } catch {
+            return StepOutcome(succeeded: false, reason: error.description)
+        }
+        let partial = destination + ".flotilla-partial"
+        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return StepOutcome(succeeded: false, reason: AgentError.system("cannot create", partial).description) }
+        let sink = DownloadSink(fd: fd)
+        let status = Self.fetch(url, into: sink, timeoutSeconds: timeoutSeconds, caFile: caFile)
+        let synced = fsync(fd) == 0
+        close(fd)
+        func fail(_ reason: String) -> StepOutcome {
+            unlink(partial)
+            return StepOutcome(succeeded: false, reason: reason)
+        }
+        if let error = status.error { return fail(error) }
+        guard (200..<300).contains(status.code) else { return fail("download answered HTTP \(status.code)") }
+        guard sink.failed == nil else { return fail(sink.failed!) }
+        guard synced else { return fail("cannot sync \(partial)") }
+        var hasher = sink.hasher
+        let actual = hasher.finalizeHex()
+        guard actual == expected else {
+            return fail("sha256 mismatch: expected \(expected), got \(actual) (\(sink.bytes) bytes)")
+        }
+        guard rename(partial, destination) == 0 else { return fail(AgentError.system("cannot move into", destination).description) }
+        Files.syncDirectory(of: destination)
+        return StepOutcome(succeeded: true, output: "\(sink.bytes) bytes, sha256 \(actual)")
+    }
+
+    private static func fetch(_ url: String, into sink: DownloadSink, timeoutSeconds: Int, caFile: String?) -> (code: Int, error: String?) {
+        guard let handle = curl_easy_init() else { return (0, "libcurl could not make a handle") }
+        defer { curl_easy_cleanup(handle) }
+        let context = Unmanaged.passRetained(sink)
+        defer { context.release() }
+        flotilla_curl_setopt_string(handle, CURLOPT_URL, url)
+        flotilla_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        flotilla_curl_setopt_long(handle, CURLOPT_TIMEOUT, timeoutSeconds)
+        flotilla_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        flotilla_curl_setopt_long(handle, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS))
+        if let caFile { flotilla_curl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
+        flotilla_curl_setopt_write(handle, CURLOPT_WRITEFUNCTION, { data, size, count, context in
+            let sink = Unmanaged<DownloadSink>.fromOpaque(context!).takeUnretainedValue()
+            let total = size * count
+            guard let data, total > 0 else { return total }
+            let bytes = UnsafeRawBufferPointer(start: data, count: total)
+            sink.hasher.update(bytes)
+            var offset = 0
+            while offset < total {
+                let written = write(sink.fd, bytes.baseAddress! + offset, total - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    sink.failed = "cannot write the download: \(String(cString: strerror(errno)))"
+                    return 0
+                }
+                offset += written
+            }
+            sink.bytes += total
+            return total
+        })
+        flotilla_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
+        let code = curl_easy_perform(handle)
+        guard code == CURLE_OK else { return (0, "download failed: \(String(cString: curl_easy_strerror(code)))") }
+        var status = 0
+        flotilla_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return (status, nil)
+    }
+}
+
+private final class DownloadSink {
+    let fd: Int32
+    var hasher = SHA256.Hasher()
+    var bytes = 0
+    var failed: String?
+
+    init(fd: Int32) { self.fd = fd }
+}

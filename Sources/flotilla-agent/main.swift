@@ -1,0 +1,76 @@
+import FleetAgent
+import Glibc
+
+let usage = """
+    usage: flotilla-agent [--config FILE] [--server URL] [--token TOKEN] [--data DIR] [--interval SECONDS]
+                          [--name NAME] [--hardware-id ID] [--verbose]
+           flotilla-agent --version
+
+    Enrolls this device with a Flotilla server once, then sends heartbeats and runs the update
+    flows the server assigns. Settings come from FILE (default /etc/flotilla/agent.yaml, when it
+    exists), then from flags. FLOTILLA_ENROLLMENT_TOKEN is read when no token is given.
+
+    """
+
+func fail(_ message: String, code: Int32 = 2) -> Never {
+    _ = "flotilla-agent: \(message)\n".utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    exit(code)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+var flags: [String: String] = [:]
+var configPath: String?
+while !arguments.isEmpty {
+    let flag = arguments.removeFirst()
+    switch flag {
+    case "--version":
+        print("flotilla-agent \(Agent.version)")
+        exit(0)
+    case "--help", "-h":
+        print(usage, terminator: "")
+        exit(0)
+    case "--verbose":
+        Log.verbose = true
+    case "--config", "--server", "--token", "--data", "--interval", "--name", "--hardware-id":
+        guard !arguments.isEmpty else { fail("\(flag) needs a value") }
+        let value = arguments.removeFirst()
+        if flag == "--config" { configPath = value } else { flags[flag] = value }
+    default:
+        fail("unknown option '\(flag)'\n\(usage)")
+    }
+}
+
+var configuration = AgentConfiguration()
+do {
+    if let configPath {
+        configuration = try AgentConfiguration.load(path: configPath)
+    } else if access("/etc/flotilla/agent.yaml", R_OK) == 0 {
+        configuration = try AgentConfiguration.load(path: "/etc/flotilla/agent.yaml")
+    }
+} catch {
+    fail(error.description)
+}
+if let value = flags["--server"] { configuration.server = value }
+if let value = flags["--token"] { configuration.enrollmentToken = value }
+if configuration.enrollmentToken == nil, let value = getenv("FLOTILLA_ENROLLMENT_TOKEN") { configuration.enrollmentToken = String(cString: value) }
+if let value = flags["--data"] { configuration.dataDirectory = value }
+if let value = flags["--name"] { configuration.name = value }
+if let value = flags["--hardware-id"] { configuration.hardwareID = value }
+if let value = flags["--interval"] {
+    guard let seconds = Int(value), (1...3_600).contains(seconds) else { fail("--interval must be a whole number of seconds from 1 to 3600") }
+    configuration.heartbeatIntervalSeconds = seconds
+}
+guard configuration.server != nil else { fail("no server: set 'server' in \(configPath ?? "/etc/flotilla/agent.yaml") or pass --server URL") }
+
+let executor = SystemStepExecutor(allowedRoots: configuration.allowedRoots, retryDelaySeconds: configuration.retryDelaySeconds,
+                                  caFile: configuration.caFile)
+let fault = getenv("FLOTILLA_AGENT_FAULT").map { String(cString: $0) }
+do {
+    let agent = try Agent(configuration: configuration, executor: executor, fault: fault)
+    try agent.run()
+} catch let stop as Agent.Stop {
+    if case .deleted = stop { fail(stop.description, code: 3) }
+    fail(stop.description)
+} catch {
+    fail("\(error)")
+}
