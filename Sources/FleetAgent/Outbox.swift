@@ -26,21 +26,27 @@ public final class Outbox: Sendable {
     public var isEmpty: Bool { entries.isEmpty }
 
     public func enqueue(heartbeat: [UInt8]) throws(AgentError) {
+        makeRoom()
+        try write(name: "heartbeat", heartbeat)
+    }
+
+    /// At the limit, drops the oldest heartbeats; execution reports stay even beyond it.
+    private func makeRoom() {
         var waiting = entries
-        var heartbeats = waiting.filter { $0.contains("-heartbeat") }
+        var heartbeats = waiting.filter { $0.hasSuffix("-heartbeat.json") }
         while waiting.count >= limit, let oldest = heartbeats.first {
             Files.remove(directory + "/" + oldest)
             heartbeats.removeFirst()
             waiting.removeAll { $0 == oldest }
             Log.debug("outbox full: dropped the oldest heartbeat")
         }
-        try write(name: "heartbeat", heartbeat)
     }
 
     public func enqueue(report: ExecutionReport, execution: String) throws(AgentError) {
         guard !execution.isEmpty, execution.utf8.allSatisfy({ Self.safe($0) }) else {
             throw AgentError("execution id '\(execution)' has characters that cannot name a file")
         }
+        makeRoom()
         try write(name: "report-" + execution, Array(report.wireJSON().utf8))
     }
 

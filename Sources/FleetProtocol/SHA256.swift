@@ -22,39 +22,52 @@ public enum SHA256 {
     /// A digest fed in pieces.
     public struct Hasher: Sendable {
         private var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        private var block: [UInt8] = []
+        /// Bytes of an unfinished 64-byte block.
+        private var pending: [UInt8] = []
         private var length: UInt64 = 0
-        private var schedule = [UInt32](repeating: 0, count: 64)
 
-        public init() { block.reserveCapacity(64) }
+        public init() { pending.reserveCapacity(64) }
 
         public mutating func update(_ bytes: some Sequence<UInt8>) {
-            for byte in bytes {
-                length &+= 1
-                block.append(byte)
-                if block.count == 64 {
-                    compress()
-                    block.removeAll(keepingCapacity: true)
-                }
+            let done: Void? = bytes.withContiguousStorageIfAvailable { buffer in update(UnsafeRawBufferPointer(buffer)) }
+            if done == nil {
+                let copy = Array(bytes)
+                copy.withUnsafeBytes { update($0) }
             }
         }
 
         public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-            update(UnsafeBufferPointer(start: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count: bytes.count))
+            guard var base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+            var count = bytes.count
+            length &+= UInt64(count)
+            if !pending.isEmpty {
+                let take = min(64 - pending.count, count)
+                pending.append(contentsOf: UnsafeBufferPointer(start: base, count: take))
+                base += take
+                count -= take
+                guard pending.count == 64 else { return }
+                pending.withUnsafeBufferPointer { compress($0.baseAddress!) }
+                pending.removeAll(keepingCapacity: true)
+            }
+            while count >= 64 {
+                compress(base)
+                base += 64
+                count -= 64
+            }
+            pending.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
         }
 
         /// The digest as 64 lower-case hexadecimal digits; the hasher is spent.
         public mutating func finalizeHex() -> String {
             let bitLength = length &* 8
-            block.append(0x80)
-            if block.count > 56 {
-                while block.count < 64 { block.append(0) }
-                compress()
-                block.removeAll(keepingCapacity: true)
+            var tail = pending
+            tail.append(0x80)
+            while tail.count % 64 != 56 { tail.append(0) }
+            for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+            tail.withUnsafeBufferPointer { buffer in
+                for offset in stride(from: 0, to: buffer.count, by: 64) { compress(buffer.baseAddress! + offset) }
             }
-            while block.count < 56 { block.append(0) }
-            for shift in stride(from: 56, through: 0, by: -8) { block.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
-            compress()
+            pending.removeAll()
             let digits = Array("0123456789abcdef".utf8)
             var text: [UInt8] = []
             text.reserveCapacity(64)
@@ -64,28 +77,34 @@ public enum SHA256 {
             return String(decoding: text, as: UTF8.self)
         }
 
-        private mutating func compress() {
-            for t in 0..<16 {
-                let i = t * 4
-                schedule[t] = UInt32(block[i]) << 24 | UInt32(block[i + 1]) << 16 | UInt32(block[i + 2]) << 8 | UInt32(block[i + 3])
+        private mutating func compress(_ block: UnsafePointer<UInt8>) {
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+                for t in 0..<16 {
+                    let i = t * 4
+                    w[t] = UInt32(block[i]) << 24 | UInt32(block[i + 1]) << 16 | UInt32(block[i + 2]) << 8 | UInt32(block[i + 3])
+                }
+                for t in 16..<64 {
+                    let s0 = w[t - 15].rotatedRight(7) ^ w[t - 15].rotatedRight(18) ^ (w[t - 15] >> 3)
+                    let s1 = w[t - 2].rotatedRight(17) ^ w[t - 2].rotatedRight(19) ^ (w[t - 2] >> 10)
+                    w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+                }
+                state.withUnsafeMutableBufferPointer { h in
+                    SHA256.k.withUnsafeBufferPointer { k in
+                        var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+                        for t in 0..<64 {
+                            let s1 = e.rotatedRight(6) ^ e.rotatedRight(11) ^ e.rotatedRight(25)
+                            let choice = (e & f) ^ (~e & g)
+                            let t1 = hh &+ s1 &+ choice &+ k[t] &+ w[t]
+                            let s0 = a.rotatedRight(2) ^ a.rotatedRight(13) ^ a.rotatedRight(22)
+                            let majority = (a & b) ^ (a & c) ^ (b & c)
+                            let t2 = s0 &+ majority
+                            (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
+                        }
+                        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
+                        h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+                    }
+                }
             }
-            for t in 16..<64 {
-                let s0 = schedule[t - 15].rotatedRight(7) ^ schedule[t - 15].rotatedRight(18) ^ (schedule[t - 15] >> 3)
-                let s1 = schedule[t - 2].rotatedRight(17) ^ schedule[t - 2].rotatedRight(19) ^ (schedule[t - 2] >> 10)
-                schedule[t] = schedule[t - 16] &+ s0 &+ schedule[t - 7] &+ s1
-            }
-            var (a, b, c, d, e, f, g, hh) = (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7])
-            for t in 0..<64 {
-                let s1 = e.rotatedRight(6) ^ e.rotatedRight(11) ^ e.rotatedRight(25)
-                let choice = (e & f) ^ (~e & g)
-                let t1 = hh &+ s1 &+ choice &+ SHA256.k[t] &+ schedule[t]
-                let s0 = a.rotatedRight(2) ^ a.rotatedRight(13) ^ a.rotatedRight(22)
-                let majority = (a & b) ^ (a & c) ^ (b & c)
-                let t2 = s0 &+ majority
-                (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
-            }
-            state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d
-            state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= hh
         }
     }
 }

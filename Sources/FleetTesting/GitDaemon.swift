@@ -92,6 +92,17 @@ public final class GitDaemon: @unchecked Sendable {
         throw GitCommand.Failure(arguments: ["daemon"], status: -1, output: "git daemon did not start listening on port \(port)")
     }
 
+    /// Waits until something accepts connections on `port` (at most `seconds`); whether it did.
+    @discardableResult
+    public static func waitUntilListening(port: Int, seconds: Double = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if canConnect(port: port) { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
     public static func canConnect(port: Int) -> Bool {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socket) }

@@ -40,9 +40,7 @@ public final class SSHServer: @unchecked Sendable {
             """
         try Data(config.utf8).write(to: URL(fileURLWithPath: directory + "/sshd_config"))
         pid = try ChildProcess.start("/usr/sbin/sshd", ["-f", directory + "/sshd_config", "-D", "-e"])
-        for _ in 0..<500 where !GitDaemon.canConnect(port: port) {
-            usleep(10_000)
-        }
+        GitDaemon.waitUntilListening(port: port)
     }
 
     deinit {

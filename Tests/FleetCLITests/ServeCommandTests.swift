@@ -23,7 +23,7 @@ struct ServeCommandTests {
         let port = try GitDaemon.freePort()
         let server = try ChildProcess.start(TestPaths.flotilla, ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"])
         defer { if ChildProcess.isRunning(server) { ChildProcess.kill(server) } }
-        for _ in 0..<500 where !GitDaemon.canConnect(port: port) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(GitDaemon.waitUntilListening(port: port))
 
         let base = "http://127.0.0.1:\(port)"
         let enrolled = try await post("\(base)/agent/v1/enroll",

@@ -1,0 +1,126 @@
+@testable import FleetAgent
+import FleetProtocol
+import Foundation
+import Testing
+
+func temporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "flotilla-agent-test-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func write(_ text: String, to path: String) throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+@Suite struct AgentConfigurationTests {
+    @Test func readsEverySetting() throws {
+        let text = """
+            server: https://fleet.example.com
+            enrollmentToken: fle_abc
+            dataDirectory: /var/lib/x
+            heartbeatIntervalSeconds: 10
+            hardwareID: serial-9
+            tags: {site: berlin, ring: canary}
+            mounts: [/, /data]
+            processes:
+              - nginx
+              - {name: app, pidfile: /run/app.pid}
+            custom: /var/lib/x/custom
+            allowedRoots: [/opt/apps]
+            outboxLimit: 50
+            """
+        let configuration = try AgentConfiguration.parse(Array(text.utf8), file: "agent.yaml")
+        #expect(configuration.server == "https://fleet.example.com")
+        #expect(configuration.heartbeatIntervalSeconds == 10)
+        #expect(configuration.tags == ["site": "berlin", "ring": "canary"])
+        #expect(configuration.mounts == ["/", "/data"])
+        #expect(configuration.processes == [.init(name: "nginx"), .init(name: "app", pidfile: "/run/app.pid")])
+        #expect(configuration.allowedRoots == ["/opt/apps"])
+        #expect(configuration.outboxLimit == 50)
+    }
+
+    @Test(arguments: [
+        ("server: x\nintervall: 3\n", "agent.yaml:2:1: unknown setting 'intervall'"),
+        ("heartbeatIntervalSeconds: fast\n", "agent.yaml:1:27: 'heartbeatIntervalSeconds' must be a whole number from 1 to 3600"),
+        ("mounts: /\n", "agent.yaml:1:9: 'mounts' must be a list"),
+        ("allowedRoots: [/]\n", "agent.yaml:1:15: 'allowedRoots' entries must be absolute directories other than /: '/'"),
+        ("a: &x 1\nb: *x\n", "agent.yaml:2:4: aliases are not supported"),
+        ("server: [1,\n", "agent.yaml:2:1:"),
+        ("server: a\nserver: b\n", "agent.yaml:2:1: 'server' is set twice"),
+        ("processes: [{pid: 3}]\n", "agent.yaml:1:14: unknown key 'pid' in a process"),
+    ])
+    func errorsNameFileLineAndColumn(_ testCase: (String, String)) {
+        do {
+            _ = try AgentConfiguration.parse(Array(testCase.0.utf8), file: "agent.yaml")
+            Issue.record("accepted \(testCase.0)")
+        } catch {
+            #expect(error.description.hasPrefix(testCase.1), "\(error.description)")
+        }
+    }
+}
+
+@Suite struct SystemMetricsTests {
+    @Test func readsProcFiles() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2 3 4\n", to: root + "/stat")
+        try write("MemTotal:        2000 kB\nMemFree:          500 kB\nMemAvailable:    1500 kB\n", to: root + "/meminfo")
+        try write("3600.52 7000.00\n", to: root + "/uptime")
+        try write("0.10 0.25 1.50 1/100 42\n", to: root + "/loadavg")
+        try write("nginx\n", to: root + "/42/comm")
+        try write("a-very-long-process-name\n".prefix(15) + "\n", to: root + "/43/comm")
+        let metrics = SystemMetrics(procRoot: root)
+        // 300 more busy ticks out of 1,000: 30 %.
+        try write("cpu  250 0 250 1500 0 0 0 0 0 0\n", to: root + "/stat")
+        #expect(metrics.cpuPercent() == 30)
+        #expect(metrics.memory() == Heartbeat.Memory(usedBytes: 500 * 1024, totalBytes: 2000 * 1024))
+        #expect(metrics.uptimeSeconds() == 3600)
+        #expect(metrics.load() == [0.1, 0.25, 1.5])
+        let pidfile = root + "/self.pid"
+        try write("\(getpid())\n", to: pidfile)
+        #expect(metrics.processes([.init(name: "nginx"), .init(name: "postgres"), .init(name: "a-very-long-process-name"),
+                                   .init(name: "me", pidfile: pidfile), .init(name: "gone", pidfile: root + "/none.pid")])
+            == [.init(name: "nginx", running: true), .init(name: "postgres", running: false),
+                .init(name: "a-very-long-process-name", running: true), .init(name: "me", running: true), .init(name: "gone", running: false)])
+        let disks = metrics.disks(["/", "/no/such/mount"])
+        #expect(disks.count == 1 && disks[0].mount == "/" && disks[0].totalBytes > 0)
+    }
+
+    @Test func customDataFromAFileOrADirectory() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write(#"{"firmware":"1.4","temperature":41.5,"door":true,"nested":{"x":1}}"#, to: root + "/custom.json")
+        #expect(CustomData.read(root + "/custom.json") == ["firmware": "1.4", "temperature": "41.5", "door": "true"])
+        try write("  3.2.1\n", to: root + "/dir/firmware")
+        try write("ok", to: root + "/dir/status")
+        try write("x", to: root + "/dir/.hidden")
+        #expect(CustomData.read(root + "/dir") == ["firmware": "3.2.1", "status": "ok"])
+        #expect(CustomData.read(root + "/missing").isEmpty)
+    }
+}
+
+@Suite struct OutboxTests {
+    @Test func dropsOldestHeartbeatsFirstAndNeverReports() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let outbox = try Outbox(directory: root + "/outbox", limit: 3)
+        try outbox.enqueue(heartbeat: Array(#"{"reportID":"h1"}"#.utf8))
+        try outbox.enqueue(report: ExecutionReport(reportID: "r1", state: .running), execution: "ex-1")
+        try outbox.enqueue(heartbeat: Array(#"{"reportID":"h2"}"#.utf8))
+        try outbox.enqueue(heartbeat: Array(#"{"reportID":"h3"}"#.utf8))
+        try outbox.enqueue(report: ExecutionReport(reportID: "r2", state: .running), execution: "ex-1")
+        try outbox.enqueue(report: ExecutionReport(reportID: "r3", state: .succeeded), execution: "ex-1")
+        let contents = try outbox.entries.map { try String(contentsOfFile: root + "/outbox/" + $0, encoding: .utf8) }
+        #expect(contents.map { $0.contains("r1") || $0.contains("r2") || $0.contains("r3") } == [true, true, true])
+        try outbox.enqueue(heartbeat: Array(#"{"reportID":"h4"}"#.utf8))
+        #expect(outbox.entries.count == 4)
+        // A new outbox over the same directory numbers on from the last entry: order survives a restart.
+        let reopened = try Outbox(directory: root + "/outbox", limit: 10)
+        try reopened.enqueue(heartbeat: Array(#"{"reportID":"h5"}"#.utf8))
+        #expect(reopened.entries.last?.hasSuffix("-heartbeat.json") == true)
+        #expect(reopened.entries.sorted() == reopened.entries)
+        #expect(throws: AgentError.self) { try outbox.enqueue(report: ExecutionReport(reportID: "r", state: .running), execution: "../x") }
+    }
+}

@@ -1,0 +1,121 @@
+@testable import FleetAgent
+import FleetGit
+import FleetProtocol
+import FleetTesting
+import Foundation
+import Testing
+
+@Suite(.serialized) struct StepExecutorTests {
+    static func assignment(allowlist: [String] = []) -> Assignment {
+        Assignment(executionID: "ex-1", deploymentID: "dep-1", app: "web", version: "2.0", digest: "", steps: [], rollback: [],
+                   artifactAllowlist: allowlist)
+    }
+
+    static func run(_ command: String, kind: AssignedStep.Kind = .run, timeout: Int = 10, retries: Int = 0) -> AssignedStep {
+        AssignedStep(name: "s", kind: kind, command: command, timeoutSeconds: timeout, retries: retries, onFailure: "rollback", idempotent: false)
+    }
+
+    @Test func runCapturesTheTailAndTheExitStatus() {
+        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
+        let ok = executor.execute(Self.run("echo out; echo err >&2; echo $FLOTILLA_APP $FLOTILLA_VERSION"), of: Self.assignment())
+        #expect(ok.succeeded && ok.exitCode == 0)
+        #expect(ok.output == "out\nerr\nweb 2.0\n")
+        let long = executor.execute(Self.run("seq 1 20000; exit 4"), of: Self.assignment())
+        #expect(!long.succeeded && long.exitCode == 4 && long.reason == "exited with status 4")
+        #expect(long.output!.utf8.count <= ProcessRunner.tailBytes && long.output!.hasSuffix("19999\n20000\n"))
+        let script = executor.execute(Self.run("set -e\nx=1\nfalse\necho never", kind: .script), of: Self.assignment())
+        #expect(!script.succeeded && script.output == "")
+    }
+
+    @Test func aTimeoutKillsTheWholeProcessGroup() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
+        let started = Date()
+        // The child's own child would keep running without a group kill and write the file.
+        let outcome = executor.execute(Self.run("(sleep 2; touch \(root)/survived) & sleep 30", timeout: 1), of: Self.assignment())
+        #expect(!outcome.succeeded && outcome.reason == "timed out")
+        #expect(Date().timeIntervalSince(started) < 10)
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(!FileManager.default.fileExists(atPath: root + "/survived"))
+    }
+
+    @Test func retriesUntilSuccess() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
+        // Fails twice, then succeeds: three attempts.
+        let command = "n=$(cat \(root)/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > \(root)/n; [ $n -ge 3 ]"
+        let outcome = executor.execute(Self.run(command, retries: 5), of: Self.assignment())
+        #expect(outcome.succeeded && outcome.attempts == 3)
+        let exhausted = executor.execute(Self.run("false", retries: 2), of: Self.assignment())
+        #expect(!exhausted.succeeded && exhausted.attempts == 3)
+    }
+
+    /// A stand-in `docker` and `dpkg` on PATH record their arguments: no engine runs here.
+    @Test func composeAndInstallCallTheirTools() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for tool in ["docker", "dpkg"] {
+            try write("#!/bin/sh\necho \"$(basename $0) $*\" >> \(root)/calls\n", to: root + "/bin/" + tool)
+            chmod(root + "/bin/" + tool, 0o755)
+        }
+        let path = String(cString: getenv("PATH"))
+        setenv("PATH", root + "/bin:" + path, 1)
+        defer { setenv("PATH", path, 1) }
+        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
+        let up = AssignedStep(name: "up", kind: .compose, project: "web", file: "/opt/web/compose.yaml", action: "up",
+                              timeoutSeconds: 10, retries: 0, onFailure: "rollback", idempotent: true)
+        var down = up
+        down.action = "down"
+        #expect(executor.execute(up, of: Self.assignment()).succeeded)
+        #expect(executor.execute(down, of: Self.assignment()).succeeded)
+        #expect(executor.execute(Self.run("/tmp/web_2.0_amd64.deb", kind: .install), of: Self.assignment()).succeeded)
+        #expect(try String(contentsOfFile: root + "/calls", encoding: .utf8) == """
+            docker compose -p web -f /opt/web/compose.yaml up -d
+            docker compose -p web -f /opt/web/compose.yaml down
+            dpkg -i /tmp/web_2.0_amd64.deb
+
+            """)
+    }
+
+    @Test func downloadsAreVerifiedAndRefusedOutsideTheirBounds() async throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let payload = String(repeating: "flotilla artifact\n", count: 10_000)
+        try write(payload, to: root + "/www/releases/web-2.0.tar")
+        let port = try GitDaemon.freePort()
+        let server = try ChildProcess.start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", root + "/www", "\(port)"])
+        defer { ChildProcess.kill(server) }
+        #expect(GitDaemon.waitUntilListening(port: port))
+
+        let base = "http://127.0.0.1:\(port)"
+        let digest = SHA256.hex(Array(payload.utf8))
+        let executor = SystemStepExecutor(allowedRoots: [root + "/apps"], retryDelaySeconds: 0)
+        let assignment = Self.assignment(allowlist: [base + "/releases/"])
+        func download(_ url: String, _ sha: String, _ destination: String) -> AssignedStep {
+            AssignedStep(name: "fetch", kind: .download, url: url, sha256: sha, destination: destination, timeoutSeconds: 10, retries: 0,
+                         onFailure: "rollback", idempotent: true)
+        }
+        let destination = root + "/apps/web/web.tar"
+        let good = executor.execute(download(base + "/releases/web-2.0.tar", digest, destination), of: assignment)
+        #expect(good.succeeded, "\(good.reason ?? "")")
+        #expect(try String(contentsOfFile: destination, encoding: .utf8) == payload)
+
+        let other = root + "/apps/web/other.tar"
+        let mismatch = executor.execute(download(base + "/releases/web-2.0.tar", String(repeating: "0", count: 64), other), of: assignment)
+        #expect(!mismatch.succeeded)
+        #expect(mismatch.reason?.hasPrefix("sha256 mismatch: expected 0000") == true)
+        #expect(!FileManager.default.fileExists(atPath: other))
+        #expect(!FileManager.default.fileExists(atPath: other + ".flotilla-partial"))
+
+        let outside = executor.execute(download(base + "/private/key", digest, destination), of: assignment)
+        #expect(outside.reason == "download URL '\(base)/private/key' is outside the artifact allowlist")
+        let sneaky = executor.execute(download(base + "/releases/../private/key", digest, destination), of: assignment)
+        #expect(sneaky.reason?.contains("'.' and '..' path segments are not allowed") == true)
+        let escape = executor.execute(download(base + "/releases/web-2.0.tar", digest, root + "/apps/../etc/passwd"), of: assignment)
+        #expect(escape.reason?.hasPrefix("destination '\(root)/apps/../etc/passwd' is outside the allowed roots") == true)
+        let missing = executor.execute(download(base + "/releases/none.tar", digest, root + "/apps/none"), of: assignment)
+        #expect(missing.reason == "download answered HTTP 404")
+    }
+}
