@@ -58,8 +58,14 @@ package enum ChildProcess {
                          standardError: log)
     }
 
-    /// Waits for a started child to end; its exit status, or 128 + the signal that ended it.
-    package static func waitForExit(_ pid: Int32) -> Int32 { wait(pid) }
+    /// A started child's exit status (128 + signal when a signal ended it), reaping it; nil
+    /// while it runs.
+    package static func exitStatus(_ pid: Int32) -> Int32? {
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
 
     /// Kills a started child at once and reaps it.
     package static func kill(_ pid: Int32) {

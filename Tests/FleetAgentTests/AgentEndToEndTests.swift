@@ -1,0 +1,153 @@
+import FleetGit
+import FleetProtocol
+import FleetTesting
+import Foundation
+import Testing
+
+/// The real `flotilla-agent` against a real `flotilla serve` on loopback.
+@Suite(.serialized)
+struct AgentEndToEndTests {
+    @Test func enrollsAndItsHeartbeatsReachTheOperatorAPI() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server, settings: """
+            custom: CUSTOM
+            processes: [flotilla-agent, postgres]
+            mounts: [/]
+            tags: {site: berlin}
+            """)
+        try write("1.4\n", to: agent.root + "/custom/firmware")
+        try String(contentsOfFile: agent.root + "/agent.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "CUSTOM", with: agent.root + "/custom").write(toFile: agent.root + "/agent.yaml", atomically: true, encoding: .utf8)
+        try agent.start()
+        let id = try await agent.deviceID()
+        let beat = try await eventually(seconds: 20, "a heartbeat with custom data") { () -> [String: Any]? in
+            let detail = try await server.get("/api/v1/devices/\(id)")
+            let beats = detail["heartbeats"] as? [[String: Any]] ?? []
+            return beats.first { ($0["custom"] as? [String: String])?["firmware"] == "1.4" }
+        }
+        #expect(beat["agentVersion"] as? String == "0.1.0")
+        #expect(((beat["memory"] as? [String: Any])?["totalBytes"] as? Int ?? 0) > 0)
+        #expect((beat["disks"] as? [[String: Any]])?.first?["mount"] as? String == "/")
+        #expect((beat["load"] as? [Double])?.count == 3)
+        let processes = beat["processes"] as? [[String: Any]] ?? []
+        #expect(processes.map { $0["name"] as? String } == ["flotilla-agent", "postgres"])
+        #expect(processes.map { $0["running"] as? Bool } == [true, false])
+        let device = try #require(try await server.device(hardwareID: agent.hardwareID))
+        #expect((device["tags"] as? [String: String])?["site"] == "berlin")
+        #expect((device["attributes"] as? [String: String])?["agentVersion"] == "0.1.0")
+        #expect(device["online"] as? Bool == true)
+        // The identity is kept 0600, and a restart does not enroll again.
+        let mode = try FileManager.default.attributesOfItem(atPath: agent.data + "/identity.json")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        agent.kill()
+        try agent.start()
+        try await Task.sleep(for: .seconds(1.5))
+        #expect((try await server.get("/api/v1/devices")["devices"] as? [[String: Any]])?.count == 1)
+    }
+
+    @Test func aDeploymentRunsRealStepsAndReportsEachOne() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        try agent.start()
+        let device = try await agent.deviceID()
+        let apps = agent.root + "/apps"
+        let execution = try await server.deploy(to: device, steps: [
+            step("prepare", "mkdir -p \(apps)/web && echo $FLOTILLA_VERSION > \(apps)/web/VERSION"),
+            step("check", "echo checking; test -s \(apps)/web/VERSION"),
+            step("optional", "echo 'not there'; exit 7", onFailure: "continue"),
+        ])
+        let result = try await server.finalExecution(execution)
+        #expect(result["state"] as? String == "succeeded")
+        let steps = result["results"] as? [[String: Any]] ?? []
+        #expect(steps.map { $0["name"] as? String } == ["prepare", "check", "optional"])
+        #expect(steps.map { $0["status"] as? String } == ["succeeded", "succeeded", "failed"])
+        #expect(steps.map { $0["outputTail"] as? String } == ["", "checking\n", "not there\n"])
+        #expect(steps[2]["exitCode"] as? Int == 7)
+        #expect(try String(contentsOfFile: apps + "/web/VERSION", encoding: .utf8) == "2.0.0\n")
+        // The installed version reaches the server with the next heartbeat.
+        let installed = try await eventually(seconds: 10, "the new version in the device's apps") { () -> String? in
+            let device = try await server.device(hardwareID: agent.hardwareID)
+            return ((device?["apps"] as? [String: Any])?["web"] as? [String: Any])?["version"] as? String
+        }
+        #expect(installed == "2.0.0")
+    }
+
+    @Test func aBadDigestOrAnURLOutsideTheAllowlistFailsAndRollsBack() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        let files = agent.root + "/www"
+        try write("release 3\n", to: files + "/releases/web-3.tar")
+        let port = try GitDaemon.freePort()
+        let web = try ChildProcess.start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", files, "\(port)"])
+        defer { ChildProcess.kill(web) }
+        #expect(GitDaemon.waitUntilListening(port: port))
+        try agent.start()
+        let device = try await agent.deviceID()
+        let apps = agent.root + "/apps"
+        let undo = [step("undo", "echo rolled-back >> \(apps)/log", onFailure: "continue")]
+        func fetch(_ url: String, _ sha: String) -> [String: Any] {
+            ["name": "fetch", "kind": "download", "url": url, "sha256": sha, "destination": apps + "/web.tar", "timeoutSeconds": 10,
+             "retries": 1, "onFailure": "rollback", "idempotent": true]
+        }
+        let allowlist = ["http://127.0.0.1:\(port)/releases/"]
+        let wrong = try await server.deploy(to: device, version: "3.0.0", steps: [
+            step("before", "mkdir -p \(apps) && echo before >> \(apps)/log"),
+            fetch("http://127.0.0.1:\(port)/releases/web-3.tar", String(repeating: "a", count: 64)),
+            step("after", "echo after >> \(apps)/log"),
+        ], rollback: undo, allowlist: allowlist)
+        let failed = try await server.finalExecution(wrong)
+        #expect(failed["state"] as? String == "failed")
+        #expect((failed["message"] as? String)?.contains("sha256 mismatch") == true)
+        let results = failed["results"] as? [[String: Any]] ?? []
+        #expect(results.map { $0["name"] as? String } == ["before", "fetch", "undo"])
+        #expect(results.map { $0["rollback"] as? Bool } == [false, false, true])
+        #expect(results[1]["attempts"] as? Int == 2)
+        #expect(try String(contentsOfFile: apps + "/log", encoding: .utf8) == "before\nrolled-back\n")
+        #expect(!FileManager.default.fileExists(atPath: apps + "/web.tar"))
+
+        let outside = try await server.deploy(to: device, version: "3.0.1", steps: [
+            fetch("http://127.0.0.1:\(port)/elsewhere/web-3.tar", SHA256.hex(Array("release 3\n".utf8))),
+        ], rollback: undo, allowlist: allowlist)
+        let refused = try await server.finalExecution(outside)
+        #expect(refused["state"] as? String == "failed")
+        #expect((refused["message"] as? String)?.contains("outside the artifact allowlist") == true)
+        // Neither version was installed.
+        try await Task.sleep(for: .seconds(1.5))
+        let device2 = try await server.device(hardwareID: agent.hardwareID)
+        #expect((device2?["apps"] as? [String: Any])?["web"] == nil)
+    }
+
+    @Test func reportsQueuedWhileTheServerIsDownArriveOnce() async throws {
+        let server = try ServerUnderTest(heartbeatInterval: 1)
+        let agent = try AgentUnderTest(server: server)
+        try agent.start()
+        let device = try await agent.deviceID()
+        let marks = agent.root + "/apps"
+        let execution = try await server.deploy(to: device, steps: [
+            step("long", "mkdir -p \(marks) && touch \(marks)/started && sleep 2 && echo finished"),
+            step("next", "echo next"),
+        ])
+        _ = try await eventually(seconds: 20, "the step to start") { FileManager.default.fileExists(atPath: marks + "/started") ? true : nil }
+        server.kill()
+        // The steps finish and heartbeats go on while nothing answers: all of it waits on disk.
+        let queued = try await eventually(seconds: 20, "reports to queue") { () -> [String]? in
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: agent.data + "/outbox")) ?? []
+            return names.contains { $0.contains("report") && $0.count > 0 } && names.filter { $0.hasSuffix("heartbeat.json") }.count >= 3
+                && agent.logText.contains("execution \(execution) succeeded") ? names : nil
+        }
+        #expect(queued.filter { $0.contains("-report-") }.count == 3)
+        try server.start()
+        let result = try await server.finalExecution(execution)
+        #expect(result["state"] as? String == "succeeded")
+        #expect((result["results"] as? [[String: Any]])?.map { $0["name"] as? String } == ["long", "next"])
+        _ = try await eventually(seconds: 20, "the outbox to drain") { () -> Bool? in
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: agent.data + "/outbox")) ?? []
+            return names.filter { $0.hasSuffix(".json") }.isEmpty ? true : nil
+        }
+        // Every heartbeat made while the server was away is stored, and none twice.
+        let rows = try ChildProcess.run("/usr/bin/sqlite3", [server.root + "/server/flotilla.sqlite",
+                                                              "SELECT count(*), count(DISTINCT report_id) FROM heartbeat"]).outputText
+        let counts = rows.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
+        #expect(counts.count == 2 && counts[0] == counts[1] && counts[0] >= queued.filter { $0.hasSuffix("heartbeat.json") }.count)
+    }
+}

@@ -1,0 +1,84 @@
+import FleetGit
+import Foundation
+import Testing
+
+/// The agent killed with SIGKILL at every step boundary and in the middle of a step, then
+/// started again: a finished step never runs twice; an interrupted step counts as failed and
+/// leads to rollback, unless it is idempotent, in which case it runs again.
+///
+/// The flow: `prepare` (not idempotent), `fetch` (idempotent), `switch` (not idempotent), and a
+/// rollback step `undo`. Each step appends its name to a log, so the log is what really ran.
+@Suite(.serialized)
+struct CrashMatrixTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        /// `begun`, `ran` or `completed` (the agent kills itself there), or `midway` (killed from outside).
+        var point: String
+        var step: Int
+        var expectedLog: [String]
+        var expectedState: String
+        var testDescription: String { "\(point) step \(step)" }
+    }
+
+    static let names = ["prepare", "fetch", "switch"]
+
+    static let cases: [Case] = [
+        // Killed after journaling the start, before the step ran: nothing of it happened.
+        Case(point: "begun", step: 0, expectedLog: ["undo"], expectedState: "failed"),
+        Case(point: "begun", step: 1, expectedLog: ["prepare", "fetch", "switch"], expectedState: "succeeded"),
+        Case(point: "begun", step: 2, expectedLog: ["prepare", "fetch", "undo"], expectedState: "failed"),
+        // Killed after the step ran, before its result was journaled: it may have done its work.
+        Case(point: "ran", step: 0, expectedLog: ["prepare", "undo"], expectedState: "failed"),
+        Case(point: "ran", step: 1, expectedLog: ["prepare", "fetch", "fetch", "switch"], expectedState: "succeeded"),
+        Case(point: "ran", step: 2, expectedLog: ["prepare", "fetch", "switch", "undo"], expectedState: "failed"),
+        // Killed after the result was journaled: the restart goes on with the next step.
+        Case(point: "completed", step: 0, expectedLog: ["prepare", "fetch", "switch"], expectedState: "succeeded"),
+        Case(point: "completed", step: 1, expectedLog: ["prepare", "fetch", "switch"], expectedState: "succeeded"),
+        Case(point: "completed", step: 2, expectedLog: ["prepare", "fetch", "switch"], expectedState: "succeeded"),
+        // Killed from outside while the step's command runs.
+        Case(point: "midway", step: 0, expectedLog: ["prepare", "undo"], expectedState: "failed"),
+        Case(point: "midway", step: 1, expectedLog: ["prepare", "fetch", "fetch", "switch"], expectedState: "succeeded"),
+        Case(point: "midway", step: 2, expectedLog: ["prepare", "fetch", "switch", "undo"], expectedState: "failed"),
+    ]
+
+    @Test(arguments: cases)
+    func killedAndRestarted(_ testCase: Case) async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        let log = agent.root + "/apps/log"
+        let midway = agent.root + "/apps/midway"
+        try FileManager.default.createDirectory(atPath: agent.root + "/apps", withIntermediateDirectories: true)
+        try agent.start(fault: testCase.point == "midway" ? nil : "\(testCase.point):step:\(testCase.step)")
+        let device = try await agent.deviceID()
+        let steps = Self.names.enumerated().map { index, name in
+            // The step to be killed midway marks that it is running, then waits to be killed — only
+            // on its first run; a second run (an idempotent one) goes straight through.
+            let pause = testCase.point == "midway" && index == testCase.step
+                ? " && if [ ! -e \(midway) ]; then touch \(midway); sleep 30; fi" : ""
+            return step(name, "echo \(name) >> \(log)\(pause)", idempotent: index == 1)
+        }
+        let execution = try await server.deploy(to: device, steps: steps,
+                                                rollback: [step("undo", "echo undo >> \(log)", onFailure: "continue")])
+        if testCase.point == "midway" {
+            _ = try await eventually(seconds: 20, "the step to start") { FileManager.default.fileExists(atPath: midway) ? true : nil }
+            agent.kill()
+        } else {
+            #expect(try await agent.waitForExit() == 128 + SIGKILL, "the agent should have killed itself at \(testCase.testDescription)")
+        }
+        try agent.start()
+        let result = try await server.finalExecution(execution)
+        #expect(result["state"] as? String == testCase.expectedState, "\(agent.logText)")
+        let ran = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(ran == testCase.expectedLog)
+        // The server saw each step's result once, in order, and nothing after the final report.
+        let reported = (result["results"] as? [[String: Any]] ?? []).map { ($0["rollback"] as? Bool == true ? "undo:" : "") + ($0["name"] as? String ?? "") }
+        let expectedResults = testCase.expectedState == "succeeded" ? Self.names : Array(Self.names[0...testCase.step]) + ["undo:undo"]
+        #expect(reported == expectedResults)
+        // The installed version changed only when the whole flow succeeded.
+        let installed = try await eventually(seconds: 10, "a heartbeat after the execution") { () -> [String: Any]? in
+            let device = try await server.device(hardwareID: agent.hardwareID)
+            let apps = device?["apps"] as? [String: Any] ?? [:]
+            return testCase.expectedState == "succeeded" ? (apps["web"] != nil ? apps : nil) : apps
+        }
+        #expect((installed["web"] != nil) == (testCase.expectedState == "succeeded"))
+    }
+}

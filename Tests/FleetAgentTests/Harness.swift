@@ -1,0 +1,204 @@
+import FleetGit
+import FleetTesting
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// The built binaries, found beside the test bundle.
+enum Binaries {
+    static func find(_ name: String) -> String {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for directory in [besideTests, besideTests.deletingLastPathComponent()] {
+            let candidate = directory.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/" + name).path
+    }
+
+    static let flotilla = find("flotilla")
+    static let agent = find("flotilla-agent")
+}
+
+/// A real `flotilla serve` on a loopback port with its own data directory, an enrollment token
+/// and an operator token; stopped with SIGKILL when dropped.
+final class ServerUnderTest: @unchecked Sendable {
+    let root: String
+    let port: Int
+    let enrollmentToken: String
+    let operatorToken: String
+    private(set) var pid: Int32 = 0
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    init(heartbeatInterval: Int = 1) throws {
+        let root = try temporaryDirectory()
+        self.root = root
+        port = try GitDaemon.freePort()
+        func token(_ extra: [String]) throws -> String {
+            let result = try ChildProcess.run(Binaries.flotilla, ["token", "create", "--project", "acme", "--data", root + "/server"] + extra)
+            return result.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        enrollmentToken = try token([])
+        operatorToken = try token(["--operator"])
+        self.heartbeatInterval = heartbeatInterval
+        try start()
+    }
+
+    private let heartbeatInterval: Int
+
+    func start() throws {
+        pid = try ChildProcess.start(Binaries.flotilla, ["serve", "--data", root + "/server", "--listen", "127.0.0.1:\(port)",
+                                                         "--heartbeat-interval", "\(heartbeatInterval)"],
+                                     environment: [:], logPath: root + "/server.log")
+        guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw TestFailure("flotilla serve did not start") }
+    }
+
+    /// Stops the server the hard way, as a crash or a pulled cable would.
+    func kill() {
+        if pid > 0 { ChildProcess.kill(pid) }
+        pid = 0
+    }
+
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func get(_ path: String) async throws -> [String: Any] {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.setValue("Bearer \(operatorToken)", forHTTPHeaderField: "Authorization")
+        let (data, _) = try await URLSession.shared.data(for: request)
+        return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    func post(_ path: String, _ body: [String: Any]) async throws -> (status: Int, json: [String: Any]) {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        request.setValue("Bearer \(operatorToken)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+    }
+
+    func device(hardwareID: String) async throws -> [String: Any]? {
+        let devices = try await get("/api/v1/devices")["devices"] as? [[String: Any]] ?? []
+        return devices.first { $0["hardwareID"] as? String == hardwareID }
+    }
+
+    /// Deploys `steps` (and `rollback`) to one device; returns the execution id.
+    func deploy(to device: String, version: String = "2.0.0", steps: [[String: Any]], rollback: [[String: Any]] = [],
+                allowlist: [String] = []) async throws -> String {
+        let created = try await post("/api/v1/deployments", [
+            "app": "web", "version": version, "flow": "test", "devices": [device], "digest": "digest-\(version)",
+            "steps": steps, "rollback": rollback, "artifactAllowlist": allowlist,
+        ])
+        guard created.status == 201, let executions = created.json["executions"] as? [[String: Any]],
+              let id = executions.first?["id"] as? String, let deployment = created.json["deployment"] as? [String: Any] else {
+            throw TestFailure("deployment not created: \(created)")
+        }
+        deployments[id] = deployment["id"] as? String
+        return id
+    }
+
+    private var deployments: [String: String] = [:]
+
+    /// The execution as the server has it.
+    func execution(_ id: String) async throws -> [String: Any] {
+        guard let deployment = deployments[id] else { throw TestFailure("unknown execution \(id)") }
+        let detail = try await get("/api/v1/deployments/\(deployment)")
+        return (detail["executions"] as? [[String: Any]] ?? []).first { $0["id"] as? String == id } ?? [:]
+    }
+
+    /// Waits until the execution is final; returns it.
+    func finalExecution(_ id: String, seconds: Double = 30) async throws -> [String: Any] {
+        try await eventually(seconds: seconds, "execution \(id) to finish") {
+            let execution = try await self.execution(id)
+            let state = execution["state"] as? String ?? ""
+            return ["succeeded", "failed", "timedOut", "cancelled"].contains(state) ? execution : nil
+        }
+    }
+}
+
+/// A real `flotilla-agent` process with its own data directory and configuration.
+final class AgentUnderTest: @unchecked Sendable {
+    let root: String
+    let hardwareID: String
+    let server: ServerUnderTest
+    private(set) var pid: Int32 = 0
+    var data: String { root + "/data" }
+    var log: String { root + "/agent.log" }
+
+    init(server: ServerUnderTest, settings: String = "") throws {
+        root = try temporaryDirectory()
+        hardwareID = "hw-" + UUID().uuidString.prefix(8).lowercased()
+        self.server = server
+        try write("""
+            server: \(server.base)
+            enrollmentToken: \(server.enrollmentToken)
+            dataDirectory: \(root)/data
+            hardwareID: \(hardwareID)
+            retryDelaySeconds: 0
+            allowedRoots: [\(root)/apps]
+            \(settings)
+            """, to: root + "/agent.yaml")
+    }
+
+    func start(fault: String? = nil) throws {
+        pid = try ChildProcess.start(Binaries.agent, ["--config", root + "/agent.yaml"],
+                                     environment: fault.map { ["FLOTILLA_AGENT_FAULT": $0] } ?? [:], logPath: log)
+    }
+
+    /// Waits for the agent to end by itself; its exit status (137 after SIGKILL).
+    func waitForExit(seconds: Double = 30) async throws -> Int32 {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if let status = ChildProcess.exitStatus(pid) {
+                pid = 0
+                return status
+            }
+            guard Date() < deadline else { throw TestFailure("the agent did not stop; log:\n\(logText)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func kill() {
+        if pid > 0 { ChildProcess.kill(pid) }
+        pid = 0
+    }
+
+    var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    func deviceID(seconds: Double = 20) async throws -> String {
+        try await eventually(seconds: seconds, "device \(hardwareID) to enroll") {
+            try await self.server.device(hardwareID: self.hardwareID)?["id"] as? String
+        }
+    }
+
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `check` until it gives a value, or fails after `seconds`.
+func eventually<T>(seconds: Double, _ what: String, _ check: () async throws -> T?) async throws -> T {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if let value = try await check() { return value }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw TestFailure("timed out waiting for \(what)")
+}
+
+func step(_ name: String, _ command: String, onFailure: String = "rollback", idempotent: Bool = false, kind: String = "run",
+          timeout: Int = 20) -> [String: Any] {
+    ["name": name, "kind": kind, "command": command, "timeoutSeconds": timeout, "retries": 0, "onFailure": onFailure, "idempotent": idempotent]
+}
