@@ -41,6 +41,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (host, port) = Self.split(listen)!
+        // Every device may hold a long-poll open.
+        raiseOpenFileLimit()
         let store = try data.openStore()
         let tokens = try await DeviceTokens.load(keyFile: data.directory + "/device-signing-key.pem")
         var logger = Logger(label: "flotilla")

@@ -52,7 +52,7 @@ struct DeploymentController: Sendable {
 
     private func create(_ request: Hummingbird.Request) async throws -> Response {
         let token = try await OperatorAuth.authenticate(request, store: store)
-        let body = try await JSONBody.decode(Request.self, from: request, limit: configuration.maximumBodyBytes)
+        let body = try await JSONBody.decode(Request.self, from: request, limit: configuration.maximumOperatorBodyBytes)
         try Validate.text(body.app, field: "app", maximum: 63)
         try Validate.text(body.version, field: "version", maximum: 128)
         try Validate.text(body.flow, field: "flow", maximum: 63)

@@ -10,6 +10,8 @@ public struct ServerConfiguration: Sendable {
     public var missedHeartbeatsBeforeOffline: Int
     /// Request bodies larger than this are refused with 413.
     public var maximumBodyBytes: Int
+    /// Operator requests may be larger: a deployment lists every device it reaches.
+    public var maximumOperatorBodyBytes = 8 << 20
     /// Heartbeats are committed together at least this often, in milliseconds.
     public var batchMilliseconds: Int
     /// … or as soon as this many are waiting.

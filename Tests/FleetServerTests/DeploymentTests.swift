@@ -132,6 +132,22 @@ extension ServerTests {
             #expect(try Self.error(state).field == "state")
         }
     }
+
+    /// A deployment names every device it reaches, so operator bodies have a limit of their own,
+    /// larger than the agent's.
+    @Test func deploymentBodiesHaveTheOperatorLimit() async throws {
+        try await withServer { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            var long = Self.steps
+            long[1].command = "start ${app} # " + String(repeating: "x", count: 6_000)
+            let accepted = try await deploy(client, tokens, devices: [device.deviceID], steps: long)
+            #expect(accepted.status == .created)
+            long[1].command = "start ${app} # " + String(repeating: "x", count: 20_000)
+            let refused = try await deploy(client, tokens, devices: [device.deviceID], steps: long)
+            #expect(refused.status == .contentTooLarge)
+            #expect(try Self.error(refused).code == "body_too_large")
+        }
+    }
 }
 
 extension HTTPFields {

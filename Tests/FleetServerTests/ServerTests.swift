@@ -13,6 +13,7 @@ struct ServerTests {
     let store = MemoryFleetStore()
     let configuration: ServerConfiguration = {
         var configuration = ServerConfiguration(maximumBodyBytes: 4_096, batchMilliseconds: 5)
+        configuration.maximumOperatorBodyBytes = 16_384
         configuration.longPollSeconds = 3
         return configuration
     }()
