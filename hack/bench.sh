@@ -5,6 +5,10 @@
 #   ./hack/bench.sh git [N]    polling an unchanged remote, N rounds (default 200), against git ls-remote
 #   ./hack/bench.sh heartbeat  heartbeat ingest with wrk at 64 connections, against nginx answering 204;
 #                              then resident memory with 100,000 registered devices
+#   ./hack/bench.sh agent      the agent's stripped static binary and idle resident memory, against an
+#                              empty static Swift program built the same way
+#   ./hack/bench.sh sim [N]    N simulated devices (default 10,000) in one process: enrollment, steady
+#                              heartbeats, and a deployment to all of them until it converges
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/setup.sh
@@ -90,10 +94,97 @@ bench_heartbeat() {
   echo "peak resident (VmHWM):     $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status")"
 }
 
+# The agent as shipped: release, static Swift standard library, stripped; idle after enrolling.
+bench_agent() {
+  echo "==> agent: release builds (static standard library)"
+  swift build -c release --product flotilla-agent --static-swift-stdlib --scratch-path .build-agent 2>&1 | tail -n 1
+  swift build -c release --product flotilla 2>&1 | tail -n 1
+  local flotilla
+  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  work=$(mktemp -d)
+  cleanup() {
+    # SIGKILL for the floor: it is a bare program that may have inherited a blocked SIGTERM.
+    if [ -n "${floor:-}" ]; then kill -KILL "$floor" 2>/dev/null || true; wait "$floor" 2>/dev/null || true; fi
+    for pid in ${agent:-} ${server:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  cp .build-agent/release/flotilla-agent "$work/flotilla-agent"
+  strip "$work/flotilla-agent"
+  # The floor: a Swift program that only sleeps, built and stripped the same way.
+  printf 'import Glibc\nwhile true { sleep(60) }\n' > "$work/floor.swift"
+  swiftc -O -static-stdlib "$work/floor.swift" -o "$work/floor" && strip "$work/floor"
+
+  local port=18482 token
+  token=$("$flotilla" token create --project bench --data "$work/data")
+  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" > "$work/serve.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  "$work/flotilla-agent" --server "http://127.0.0.1:$port" --token "$token" --data "$work/agent" --hardware-id bench-1 \
+    > "$work/agent.log" 2>&1 &
+  agent=$!
+  "$work/floor" & floor=$!
+  echo "==> agent: enrolled and idle for ${AGENT_IDLE_SECONDS:-15} s (heartbeats, one long-poll open)"
+  sleep "${AGENT_IDLE_SECONDS:-15}"
+  grep -q "enrolled as" "$work/agent.log" || { echo "the agent did not enroll:"; cat "$work/agent.log"; exit 1; }
+  local size floor_size rss pss private floor_rss
+  size=$(stat -c %s "$work/flotilla-agent"); floor_size=$(stat -c %s "$work/floor")
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$agent/status")
+  pss=$(awk '/^Pss:/ {print $2}' "/proc/$agent/smaps_rollup")
+  private=$(awk '/^RssAnon/ {print $2}' "/proc/$agent/status")
+  floor_rss=$(awk '/^VmRSS/ {print $2}' "/proc/$floor/status")
+  awk -v s="$size" -v f="$floor_size" 'BEGIN { printf "binary, stripped:          %.1f MB (empty Swift program: %.1f MB; target < 12 MB; Connect ~4 MB)\n", s / 1e6, f / 1e6 }'
+  awk -v r="$rss" -v f="$floor_rss" 'BEGIN { printf "idle resident (VmRSS):     %.1f MB (empty Swift program: %.1f MB, ratio %.1f×; target < 10 MB; Connect ~11 MB)\n", r / 1024, f / 1024, r / f }'
+  awk -v p="$pss" -v q="$private" 'BEGIN { printf "proportional (Pss):        %.1f MB; anonymous (heap, stacks): %.1f MB\n", p / 1024, q / 1024 }'
+  echo "largest resident mappings (kB):"
+  awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {rss[name]+=$2} END {for (n in rss) if (rss[n] >= 256) printf "    %6d  %s\n", rss[n], (n == "" ? "[anonymous]" : n)}' \
+    "/proc/$agent/smaps" | sort -rn | head -8
+}
+
+# Many devices in one `flotilla sim` process against a release server.
+bench_sim() {
+  local devices=${1:-10000}
+  echo "==> sim: release build"
+  swift build -c release --product flotilla 2>&1 | tail -n 1
+  local flotilla
+  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  work=$(mktemp -d)
+  cleanup() {
+    for pid in ${sim:-} ${server:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  local port=18483 token operator
+  token=$("$flotilla" token create --project bench --data "$work/data")
+  operator=$("$flotilla" token create --project bench --operator --data "$work/data")
+  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --heartbeat-interval 10 > "$work/serve.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "==> sim: $devices devices, heartbeat every 10 s, steps of 0.2-1.0 s"
+  "$flotilla" sim --server "http://127.0.0.1:$port" --token "$token" --devices "$devices" --fail-rate 0 --offline-rate 0 \
+    --step-seconds 0.2-1.0 --status-every 10 > "$work/sim.log" 2>&1 &
+  sim=$!
+  python3 hack/bench/fleet.py wait-online 127.0.0.1 "$port" "$operator" "$devices" 600
+  local t0 t1 c0 c1
+  t0=$(date +%s.%N); c0=$(awk '{print $14 + $15}' "/proc/$sim/stat")
+  sleep 20
+  t1=$(date +%s.%N); c1=$(awk '{print $14 + $15}' "/proc/$sim/stat")
+  awk -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" -v n="$devices" \
+    'BEGIN { printf "steady state:              sim process at %.0f%% of one core for %d devices (%.1f ms of CPU per device-minute)\n", c / (t1 - t0), n, c * 10 / n * 60 / (t1 - t0) }'
+  echo "sim resident (VmRSS):      $(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$sim/status") ($(awk '/VmRSS/ {printf "%.1f kB", $2 / '"$devices"'}' "/proc/$sim/status") per device)"
+  echo "server resident (VmRSS):   $(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status")"
+  echo "==> sim: deploying to every device"
+  python3 hack/bench/fleet.py deploy-all 127.0.0.1 "$port" "$operator" 2.5.0 600 | tee "$work/deploy.out"
+  awk -F= '/converged_seconds/ { printf "convergence:               %.1f s against 1.2 s of simulated work per device (ratio %.1f×)\n", $2, $2 / 1.2 }' "$work/deploy.out"
+  tail -n 1 "$work/sim.log"
+}
+
 case "$which" in
   plan) bench_plan "${2:-}" ;;
   git) bench_git "${2:-}" ;;
   heartbeat) bench_heartbeat ;;
-  all) bench_plan; bench_git; bench_heartbeat ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|git [ROUNDS]|heartbeat|all]" >&2; exit 2 ;;
+  agent) bench_agent ;;
+  sim) bench_sim "${2:-}" ;;
+  all) bench_plan; bench_git; bench_heartbeat; bench_agent; bench_sim ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|git [ROUNDS]|heartbeat|agent|sim [DEVICES]|all]" >&2; exit 2 ;;
 esac

@@ -17,6 +17,16 @@ func fail(_ message: String, code: Int32 = 2) -> Never {
     exit(code)
 }
 
+// A parent may hand down blocked or ignored stop signals; the agent must stop on them (its
+// journal makes any stop safe), so they get their default actions back.
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+for stop in [SIGTERM, SIGINT, SIGHUP] {
+    sigaddset(&stopSignals, stop)
+    signal(stop, SIG_DFL)
+}
+pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 var flags: [String: String] = [:]
 var configPath: String?
