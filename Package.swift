@@ -59,6 +59,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The controller: watches the fleet repository and rolls its desired state out.
+        .target(
+            name: "FleetController",
+            dependencies: [
+                "FleetCore", "FleetGit", "FleetProtocol", "FleetServer", "FleetStore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The `flotilla` commands: argument parsing, file reading, output.
         .target(
             name: "FleetCLI",
@@ -69,6 +78,7 @@ let package = Package(
                 "FleetStore",
                 "FleetStoreSQLite",
                 "FleetAgent",
+                "FleetController",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,6 @@
 import ArgumentParser
+import FleetController
+import FleetGit
 import FleetServer
 import FleetStoreSQLite
 import Foundation
@@ -26,7 +28,25 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Missed heartbeats after which a device is offline.")
     var offlineAfter: Int = 3
 
+    @Option(help: ArgumentHelp("Watch this fleet repository and roll it out: a path, file://, git://, https:// or ssh:// URL.",
+                               discussion: "An HTTPS token is read from FLOTILLA_GIT_TOKEN."))
+    var repo: String?
+
+    @Option(help: "The branch to reconcile, with --repo.")
+    var branch: String = "main"
+
+    @Option(help: "Seconds between polls of the repository, with --repo.")
+    var pollInterval: Double = 15
+
+    @Option(help: "Seconds between reconcile passes, with --repo.")
+    var reconcileInterval: Double = 2
+
+    @Flag(help: "Do not write notes and the status branch into the repository.")
+    var noRepositoryStatus = false
+
     func validate() throws {
+        if repo == nil, branch != "main" { throw ValidationError("--branch goes with --repo") }
+        guard pollInterval > 0, reconcileInterval > 0 else { throw ValidationError("--poll-interval and --reconcile-interval must be positive") }
         guard Self.split(listen) != nil else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:8080") }
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
@@ -49,7 +69,22 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = .info
         let configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
                                                 heartbeatIntervalSeconds: heartbeatInterval, missedHeartbeatsBeforeOffline: offlineAfter)
-        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, logger: logger)
+        let board = AssignmentBoard()
+        var services: [any Service] = []
+        if let repo {
+            let environment = ProcessInfo.processInfo.environment
+            let controller = FleetController(
+                configuration: ControllerConfiguration(
+                    repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
+                    reconcileInterval: .milliseconds(Int(reconcileInterval * 1_000)), offlineAfterSeconds: configuration.offlineAfterSeconds,
+                    writeStatus: !noRepositoryStatus,
+                    credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"])),
+                store: store, deployer: Deployer(store: store, board: board), logger: logger)
+            services.append(controller)
+            logger.info("reconciling", metadata: ["repository": "\(RemoteURL.redact(repo))", "branch": "\(branch)"])
+        }
+        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, board: board,
+                                               services: services, logger: logger)
         logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)"])
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -159,6 +159,7 @@ final class SimulationStats: Sendable {
 }
 
 struct Simulation: Sendable {
+    static let shard = 256
     var server: String
     var token: String
     var count: Int
@@ -171,10 +172,14 @@ struct Simulation: Sendable {
     var enrollConcurrency: Int
 
     func run(duration: Double, statusEvery: Double) async throws {
+        // One HTTP client per shard of devices: a connection pool's request queue is searched
+        // linearly, so one pool for ten thousand devices spends its time searching.
         var configuration = AsyncHTTPClient.HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: count * 2 + 64)
+        configuration.connectionPool = .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.shard * 2 + 16)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
-        let client = AsyncHTTPClient.HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let clients = (0..<(count + Self.shard - 1) / Self.shard).map { _ in
+            AsyncHTTPClient.HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        }
         let stats = SimulationStats()
         let gate = EnrollmentGate(slots: enrollConcurrency)
         var generator = SeededGenerator(seed: seed)
@@ -195,7 +200,8 @@ struct Simulation: Sendable {
             group.addTask {
                 await withTaskGroup(of: Void.self) { devices in
                     for index in 0..<count {
-                        let device = SimulatedDevice(simulation: self, index: index, startsOffline: offline.contains(index), client: client,
+                        let device = SimulatedDevice(simulation: self, index: index, startsOffline: offline.contains(index),
+                                                     client: clients[index / Self.shard],
                                                      stats: stats, gate: gate)
                         devices.addTask { await device.run() }
                     }
@@ -206,7 +212,7 @@ struct Simulation: Sendable {
             group.cancelAll()
         }
         print(stats.line(devices: count))
-        try await client.shutdown()
+        for client in clients { try await client.shutdown() }
     }
 }
 

@@ -1,7 +1,9 @@
 /// Wakes devices that are long-polling for assignments when their work changes.
-actor AssignmentBoard {
+public actor AssignmentBoard {
     private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
     private var nextWaiter = 0
+
+    public init() {}
 
     /// Returns when `device`'s assignments may have changed, or after `timeout`.
     func wait(device: String, timeout: Duration) async {
@@ -18,7 +20,7 @@ actor AssignmentBoard {
     }
 
     /// Wakes every device in `devices` that is waiting.
-    func notify(_ devices: some Sequence<String>) {
+    public func notify(_ devices: some Sequence<String> & Sendable) {
         for device in devices {
             for continuation in (waiters.removeValue(forKey: device) ?? [:]).values { continuation.resume() }
         }

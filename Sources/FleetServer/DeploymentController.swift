@@ -23,8 +23,7 @@ struct DeploymentController: Sendable {
         group.post("deployments/:id/abort") { request, context in
             let token = try await OperatorAuth.authenticate(request, store: store)
             let deployment = try await find(try context.parameters.require("id"), project: token.project)
-            let cancelled = try await store.abortDeployment(id: deployment.id, at: Date())
-            await board.notify(cancelled.map(\.deviceID))
+            let cancelled = try await Deployer(store: store, board: board).abort(deployment.id, at: Date())
             try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
                                                     action: "deployment.abort", subject: deployment.id, detail: "\(cancelled.count) cancelled"))
             return try JSONBody.response(Detail(deployment: try await find(deployment.id, project: token.project),
@@ -65,7 +64,7 @@ struct DeploymentController: Sendable {
             }
         }
         let now = Date()
-        let id = "dep-" + AccessTokens.randomHex(bytes: 8)
+        let id = Deployer.newDeploymentID()
         let deployment = DeploymentRecord(id: id, project: token.project, app: body.app, version: body.version, flow: body.flow,
                                           digest: body.digest ?? "", parameters: body.parameters ?? [:], steps: body.steps,
                                           rollback: body.rollback ?? [], artifactAllowlist: body.artifactAllowlist ?? [],
@@ -73,11 +72,7 @@ struct DeploymentController: Sendable {
         if let problem = Assignments.problems(in: deployment) {
             throw APIError.invalid(problem.message, field: problem.field)
         }
-        let executions = body.devices.map { device in
-            ExecutionRecord(id: "ex-" + AccessTokens.randomHex(bytes: 8), deploymentID: id, deviceID: device, updatedAt: now)
-        }
-        try await store.createDeployment(deployment, executions: executions)
-        await board.notify(body.devices)
+        let executions = try await Deployer(store: store, board: board).create(deployment, devices: body.devices, at: now)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)", action: "deployment.create",
                                                 subject: id, detail: "\(body.app) \(body.version) to \(body.devices.count) devices"))
         return try JSONBody.response(Detail(deployment: deployment, executions: executions), status: .created)

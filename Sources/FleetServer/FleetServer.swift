@@ -1,6 +1,7 @@
 public import FleetStore
 import Foundation
 import Prometheus
+public import ServiceLifecycle
 public import Hummingbird
 public import Logging
 
@@ -8,17 +9,18 @@ public import Logging
 public enum FleetServer {
     /// Builds the application; run it with `runService()` or in a `ServiceGroup`.
     public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
-                                        tokens: DeviceTokens, logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
+                                        tokens: DeviceTokens, board: AssignmentBoard = AssignmentBoard(), services: [any Service] = [],
+                                        logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
         let directory = DeviceDirectory(store: store)
         let metrics = ServerMetrics()
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
-                                 board: AssignmentBoard(), metrics: metrics)
+                                 board: board, metrics: metrics)
         return Application(router: router,
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
                            services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
-                                                                 every: configuration.retentionCheckInterval)],
+                                                                 every: configuration.retentionCheckInterval)] + services,
                            logger: logger)
     }
 

@@ -1,0 +1,359 @@
+public import FleetCore
+public import FleetGit
+import FleetProtocol
+public import FleetServer
+public import FleetStore
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+
+/// How the controller watches and reports.
+public struct ControllerConfiguration: Sendable {
+    /// The fleet repository: a path, file://, git://, https:// or ssh:// URL.
+    public var repository: String
+    public var branch: String
+    /// Where the bare mirror of the repository is kept.
+    public var cacheDirectory: String
+    /// How often the repository is polled (with up to 10% jitter).
+    public var pollInterval: Duration
+    /// How often the desired state is compared with the devices.
+    public var reconcileInterval: Duration
+    /// A device is offline after this long without a heartbeat.
+    public var offlineAfterSeconds: Double
+    /// Write a note on each reconciled commit and STATUS.md / status.json to the status branch.
+    public var writeStatus: Bool
+    public var credentials: GitCredentials
+
+    public init(repository: String, branch: String = "main", cacheDirectory: String, pollInterval: Duration = .seconds(15),
+                reconcileInterval: Duration = .seconds(2), offlineAfterSeconds: Double = 75, writeStatus: Bool = true,
+                credentials: GitCredentials = GitCredentials()) {
+        self.repository = repository
+        self.branch = branch
+        self.cacheDirectory = cacheDirectory
+        self.pollInterval = pollInterval
+        self.reconcileInterval = reconcileInterval
+        self.offlineAfterSeconds = offlineAfterSeconds
+        self.writeStatus = writeStatus
+        self.credentials = credentials
+    }
+}
+
+/// Merge-to-deploy: polls the fleet repository, compiles each new head, and rolls the desired
+/// state out to the devices in waves until they converge. A commit that does not validate
+/// changes nothing: the last good desired state stays in force and the commit's note says why.
+///
+/// Everything it decides is derived from the repository and the store on every pass, so it
+/// keeps no state of its own that a restart — or kill -9 — could lose.
+public actor FleetController: Service {
+    public struct Desired: Sendable {
+        public var commit: CommitID
+        public var fleet: CompiledFleet
+    }
+
+    private let configuration: ControllerConfiguration
+    private let store: any FleetStore
+    private let deployer: Deployer
+    private let logger: Logger
+    private var mirror: GitMirror?
+    public private(set) var desired: Desired?
+    public private(set) var head: CommitID?
+    /// The first errors of the head commit, when it does not validate.
+    public private(set) var headErrors: [String] = []
+    public private(set) var status: FleetStatusReport?
+    private var nextPoll = ContinuousClock.now
+    private var lastNote: [CommitID: String] = [:]
+    private var lastStatusFiles: [String: [UInt8]] = [:]
+
+    public init(configuration: ControllerConfiguration, store: any FleetStore, deployer: Deployer, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.deployer = deployer
+        self.logger = logger
+    }
+
+    /// Polls at once on the next pass (a webhook or `flotilla reconcile` asks for this).
+    public func requestPoll() { nextPoll = .now }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            await pass()
+            let interval = configuration.reconcileInterval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    /// One pass: poll when due, then reconcile.
+    public func pass() async {
+        if ContinuousClock.now >= nextPoll {
+            let jitter = Double.random(in: 0...0.1)
+            nextPoll = .now + configuration.pollInterval + configuration.pollInterval * jitter
+            await poll()
+        }
+        guard desired != nil else { return }
+        do {
+            try await reconcile()
+        } catch {
+            logger.error("reconcile failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Watching
+
+    func poll() async {
+        do {
+            if mirror == nil {
+                mirror = try GitMirror(url: configuration.repository, cacheDirectory: configuration.cacheDirectory,
+                                       credentials: configuration.credentials)
+            }
+            let fetched = try mirror!.fetch(configuration.branch)
+            guard fetched.commit != head else { return }
+            head = fetched.commit
+            if fetched.forcePushed { logger.warning("the branch was force-pushed", metadata: ["commit": "\(fetched.commit)"]) }
+            let tree = try mirror!.fleetTree(at: fetched.commit)
+            do {
+                let fleet = try FleetLoader.load(tree)
+                desired = Desired(commit: fetched.commit, fleet: fleet)
+                headErrors = []
+                logger.info("new desired state", metadata: ["commit": "\(fetched.commit)"])
+            } catch {
+                headErrors = error.diagnostics.prefix(5).map { "\($0.location.path):\($0.location.line):\($0.location.column): \($0.message)" }
+                logger.warning("commit does not validate; the last good state stays in force",
+                               metadata: ["commit": "\(fetched.commit)", "errors": "\(error.diagnostics.count)"])
+                await writeNote(Self.invalidNote(commit: fetched.commit, errors: headErrors, total: error.diagnostics.count,
+                                                 lastGood: desired?.commit), on: fetched.commit)
+            }
+        } catch {
+            logger.error("cannot read the fleet repository", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func invalidNote(commit: CommitID, errors: [String], total: Int, lastGood: CommitID?) -> String {
+        var text = "flotilla: failure — this commit does not validate; nothing was deployed.\n"
+        text += lastGood.map { "The desired state stays at \($0).\n" } ?? "No earlier commit validated.\n"
+        text += "\n" + errors.joined(separator: "\n") + "\n"
+        if total > errors.count { text += "… and \(total - errors.count) more\n" }
+        return text
+    }
+
+    // MARK: Reconciling
+
+    func reconcile() async throws {
+        guard let desired else { return }
+        let fleet = desired.fleet
+        let project = fleet.fleet.project
+        let now = Date()
+        let records = try await store.devices(project: project).filter { !$0.deleted }
+        let inventory = DeviceInventory(records.map { record in
+            ReportedDevice(id: record.id, tags: record.reportedTags,
+                           apps: record.apps.mapValues { ReportedApp(version: $0.version, digest: $0.digest) },
+                           online: record.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false)
+        })
+        let plan = try Planner.plan(fleet, inventory: inventory)
+        let ours = try await store.deployments(project: project, limit: 10_000).filter { $0.createdBy.hasPrefix("controller") }
+        var executions: [String: [ExecutionRecord]] = [:]
+        for deployment in ours { executions[deployment.id] = try await store.executions(deploymentID: deployment.id) }
+
+        var report = FleetStatusReport(commit: desired.commit.description, head: head?.description ?? desired.commit.description,
+                                       headErrors: headErrors, apps: [])
+        for appPlan in plan.apps {
+            guard let app = fleet.apps.first(where: { $0.name == appPlan.name }) else { continue }
+            let appDeployments = ours.filter { $0.app == app.name }
+            let wanted = Set(app.targets.map(\.digest))
+            // A deployment of a digest no target wants any more is superseded: what has not
+            // finished is cancelled, so no device runs both.
+            for deployment in appDeployments where !wanted.contains(deployment.digest) && !deployment.aborted
+                && !wanted.contains(where: { deployment.createdBy == "controller:rollback:\($0)" }) {
+                if executions[deployment.id]?.contains(where: { !$0.state.isFinal }) == true {
+                    logger.info("superseded", metadata: ["deployment": "\(deployment.id)", "app": "\(app.name)"])
+                    try await deployer.abort(deployment.id, at: now)
+                    executions[deployment.id] = try await store.executions(deploymentID: deployment.id)
+                }
+            }
+            var busy: [String: String] = [:]
+            for deployment in appDeployments {
+                for execution in executions[deployment.id] ?? [] where !execution.state.isFinal { busy[execution.deviceID] = deployment.digest }
+            }
+            var appStatus = FleetStatusReport.App(name: app.name, targets: [], drifted: [])
+            for targetPlan in appPlan.targets {
+                let target = targetPlan.target
+                var progress = RolloutProgress()
+                for deployment in appDeployments where deployment.digest == target.digest && deployment.createdBy == "controller" {
+                    for execution in executions[deployment.id] ?? [] {
+                        switch execution.state {
+                        case .succeeded: progress.succeeded.insert(execution.deviceID)
+                        case .failed, .timedOut: progress.failed.insert(execution.deviceID)
+                        case .cancelled: break
+                        case .queued, .assigned, .running: progress.active.insert(execution.deviceID)
+                        }
+                    }
+                }
+                let pending = targetPlan.changes.map { plan.deviceID($0.device) }.filter { busy[$0] == nil || busy[$0] == target.digest }
+                let step = RolloutStep.next(pending: pending, progress: progress, policy: targetPlan.rollout)
+                switch step {
+                case .deploy(let devices):
+                    let record = DeploymentRecord(
+                        id: Deployer.newDeploymentID(), project: project, app: app.name, version: target.version, flow: app.flow.name,
+                        digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(Self.assigned),
+                        rollback: app.flow.rollback.map(Self.assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
+                        createdAt: now, createdBy: "controller")
+                    try await deployer.create(record, devices: devices, at: now)
+                    try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.create",
+                                                            subject: record.id,
+                                                            detail: "\(app.name) \(target.version) to \(devices.count) devices at \(desired.commit)"))
+                    logger.info("wave", metadata: ["app": "\(app.name)", "version": "\(target.version)", "devices": "\(devices.count)"])
+                case .aborted(_, _, let changed) where targetPlan.rollout.onAbort == .rollback:
+                    try await rollBack(changed, app: app.name, abortedDigest: target.digest, deployments: appDeployments,
+                                       executions: executions, project: project, now: now)
+                default:
+                    break
+                }
+                appStatus.targets.append(.init(group: target.group, version: target.version, devices: targetPlan.unchanged.count + targetPlan.changes.count,
+                                               converged: targetPlan.unchanged.count, updating: progress.active.count,
+                                               failed: progress.failed.count, offline: targetPlan.offlineCount, state: step.label))
+            }
+            report.apps.append(appStatus)
+        }
+        status = report
+        if configuration.writeStatus { await publish(report, commit: desired.commit) }
+    }
+
+    /// Gives the devices an aborted rollout changed the version they had before it.
+    private func rollBack(_ devices: [String], app: String, abortedDigest: String, deployments: [DeploymentRecord],
+                          executions: [String: [ExecutionRecord]], project: String, now: Date) async throws {
+        let marker = "controller:rollback:\(abortedDigest)"
+        let done = Set(deployments.filter { $0.createdBy == marker }.flatMap { executions[$0.id] ?? [] }.map(\.deviceID))
+        var byDeployment: [String: [String]] = [:]
+        for device in devices where !done.contains(device) {
+            // The newest earlier deployment of another digest this device completed.
+            let lastGood = deployments.filter { $0.digest != abortedDigest && $0.createdBy != marker }
+                .sorted { $0.createdAt > $1.createdAt }
+                .first { deployment in executions[deployment.id]?.contains { $0.deviceID == device && $0.state == .succeeded } == true }
+            if let lastGood { byDeployment[lastGood.id, default: []].append(device) }
+        }
+        for (id, devices) in byDeployment {
+            guard var record = deployments.first(where: { $0.id == id }) else { continue }
+            record.id = Deployer.newDeploymentID()
+            record.createdAt = now
+            record.createdBy = marker
+            record.aborted = false
+            try await deployer.create(record, devices: devices, at: now)
+            try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.rollback",
+                                                    subject: record.id, detail: "\(app) back to \(record.version) on \(devices.count) devices"))
+            logger.warning("rollout aborted; rolling back", metadata: ["app": "\(app)", "version": "\(record.version)", "devices": "\(devices.count)"])
+        }
+    }
+
+    static func assigned(_ step: Step) -> AssignedStep {
+        var assigned = AssignedStep(name: step.name, kind: .run, timeoutSeconds: Int(step.timeout.components.seconds), retries: step.retries,
+                                    onFailure: step.onFailure.rawValue, idempotent: step.idempotent)
+        switch step.action {
+        case .run(let command): assigned.command = command
+        case .script(let script): assigned.kind = .script; assigned.command = script
+        case .download(let url, let sha256, let destination):
+            assigned.kind = .download; assigned.url = url; assigned.sha256 = sha256; assigned.destination = destination
+        case .compose(let project, let file, let action):
+            assigned.kind = .compose; assigned.project = project; assigned.file = file; assigned.action = action.rawValue
+        case .install(let package): assigned.kind = .install; assigned.command = package
+        }
+        return assigned
+    }
+
+    // MARK: Reporting in the repository
+
+    private func publish(_ report: FleetStatusReport, commit: CommitID) async {
+        await writeNote(report.note, on: commit)
+        let files = ["STATUS.md": Array(report.markdown.utf8), "status.json": report.json]
+        guard files != lastStatusFiles, let mirror else { return }
+        do {
+            _ = try mirror.commitFiles(files, to: desired.map { _ in "flotilla/status" } ?? "flotilla/status",
+                                       message: "flotilla: status at \(commit.description.prefix(12))")
+            lastStatusFiles = files
+        } catch {
+            logger.warning("cannot write the status branch", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func writeNote(_ text: String, on commit: CommitID) async {
+        guard configuration.writeStatus, lastNote[commit] != text, let mirror else { return }
+        do {
+            _ = try mirror.writeNote(text, on: commit)
+            lastNote[commit] = text
+        } catch {
+            logger.warning("cannot write the note", metadata: ["commit": "\(commit)", "error": "\(error)"])
+        }
+    }
+}
+
+extension RolloutStep {
+    var label: String {
+        switch self {
+        case .converged: "converged"
+        case .waiting, .deploy: "updating"
+        case .aborted: "aborted"
+        case .finishedWithFailures: "failed"
+        }
+    }
+}
+
+/// What the controller last saw, per app and target: for the note, STATUS.md and status.json.
+public struct FleetStatusReport: Codable, Sendable, Equatable {
+    public struct Target: Codable, Sendable, Equatable {
+        public var group: String
+        public var version: String
+        public var devices: Int
+        public var converged: Int
+        public var updating: Int
+        public var failed: Int
+        public var offline: Int
+        /// converged, updating, aborted or failed.
+        public var state: String
+    }
+
+    public struct App: Codable, Sendable, Equatable {
+        public var name: String
+        public var targets: [Target]
+        public var drifted: [String]
+    }
+
+    public var commit: String
+    public var head: String
+    public var headErrors: [String]
+    public var apps: [App]
+
+    /// The overall word for an app: failure when a target aborted, pending while any updates.
+    public static func state(of app: App) -> String {
+        if app.targets.contains(where: { $0.state == "aborted" || $0.state == "failed" }) { return "failure" }
+        if app.targets.contains(where: { $0.state == "updating" }) { return "pending" }
+        return "success"
+    }
+
+    var note: String {
+        var text = ""
+        for app in apps {
+            text += "flotilla/\(app.name): \(Self.state(of: app))\n"
+            for target in app.targets {
+                text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
+                    + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.state))\n"
+            }
+        }
+        return text
+    }
+
+    var markdown: String {
+        var text = "# Fleet status\n\nReconciled commit `\(commit)`"
+        text += head == commit ? ".\n" : "; the branch head `\(head)` does not validate:\n\n" + headErrors.map { "- `\($0)`" }.joined(separator: "\n") + "\n"
+        for app in apps {
+            text += "\n## \(app.name): \(Self.state(of: app))\n\n| group | version | converged | updating | failed | offline | state |\n|---|---|---|---|---|---|---|\n"
+            for target in app.targets {
+                text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.state) |\n"
+            }
+        }
+        return text
+    }
+
+    var json: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+}

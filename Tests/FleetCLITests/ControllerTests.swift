@@ -1,0 +1,168 @@
+import FleetGit
+import FleetTesting
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// Merge-to-deploy end to end: a real git daemon serving a repository made from
+/// fleet-repo-template, `flotilla serve --repo`, and `flotilla sim` devices.
+@Suite(.serialized)
+struct ControllerTests {
+    final class Fleet: @unchecked Sendable {
+        let data: String
+        let daemon: GitDaemon
+        let work: WorkTree
+        let port: Int
+        let operatorToken: String
+        var server: Int32 = 0
+        var sim: Int32 = 0
+        var base: String { "http://127.0.0.1:\(port)" }
+
+        init(devices: Int, failRate: Double = 0) throws {
+            data = try TestPaths.temporaryDirectory()
+            daemon = try GitDaemon()
+            work = try daemon.createRepository("fleet", contents: TestPaths.template)
+            let enrollment = try CommandResult.run(["token", "create", "--project", "acme-climate", "--data", data + "/server"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            operatorToken = try CommandResult.run(["token", "create", "--project", "acme-climate", "--operator", "--data", data + "/server"])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            port = try GitDaemon.freePort()
+            server = try ChildProcess.start(TestPaths.flotilla, [
+                "serve", "--data", data + "/server", "--listen", "127.0.0.1:\(port)", "--heartbeat-interval", "1",
+                "--repo", daemon.url("fleet"), "--poll-interval", "0.5", "--reconcile-interval", "0.3",
+            ], environment: [:], logPath: data + "/server.log")
+            guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw CLIFailure("the server did not start") }
+            sim = try ChildProcess.start(TestPaths.flotilla, [
+                "sim", "--server", base, "--token", enrollment, "--devices", "\(devices)", "--fail-rate", "\(failRate)",
+                "--offline-rate", "0", "--step-seconds", "0.02-0.1", "--seed", "3",
+            ], environment: [:], logPath: data + "/sim.log")
+        }
+
+        deinit {
+            if sim > 0 { ChildProcess.kill(sim) }
+            if server > 0 { ChildProcess.kill(server) }
+            daemon.stop()
+            try? FileManager.default.removeItem(atPath: data)
+        }
+
+        func get(_ path: String) async throws -> [String: Any] {
+            var request = URLRequest(url: URL(string: base + path)!)
+            request.setValue("Bearer \(operatorToken)", forHTTPHeaderField: "Authorization")
+            let (body, _) = try await URLSession.shared.data(for: request)
+            return ((try JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:]
+        }
+
+        /// Devices with their tags and installed thermostat version.
+        func devices() async throws -> [(tags: [String: String], thermostat: String?)] {
+            (try await get("/api/v1/devices")["devices"] as? [[String: Any]] ?? []).map { device in
+                (device["tags"] as? [String: String] ?? [:],
+                 ((device["apps"] as? [String: Any])?["thermostat"] as? [String: Any])?["version"] as? String)
+            }
+        }
+
+        func deploymentCount() async throws -> Int { (try await get("/api/v1/deployments")["deployments"] as? [Any])?.count ?? 0 }
+
+        /// Waits until every device runs what `expected` says for its tags.
+        func waitUntil(seconds: Double, _ expected: ([String: String]) -> String?) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                let devices = try await devices()
+                if !devices.isEmpty, devices.allSatisfy({ $0.thermostat == expected($0.tags) }) { return true }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            return false
+        }
+
+        /// The controller's note on `commit`, fetched as a user would.
+        func note(on commit: String) throws -> String? {
+            _ = try? work.git("fetch", "--quiet", "origin", "+refs/notes/flotilla:refs/notes/flotilla")
+            return try? work.git("notes", "--ref=flotilla", "show", commit)
+        }
+    }
+
+    /// The template's thermostat targets, in order: canary ring, European sites, every thermostat.
+    static func thermostat(europe: String) -> ([String: String]) -> String? {
+        { tags in
+            guard ["rpi3", "rpi4"].contains(tags["hw"] ?? "") else { return nil }
+            if tags["ring"] == "canary" { return "2.5.0" }
+            if ["berlin", "paris", "madrid"].contains(tags["site"] ?? "") { return europe }
+            return "2.3.9"
+        }
+    }
+
+    @Test func mergeToDeployConvergesAndAnInvalidCommitChangesNothing() async throws {
+        let fleet = try Fleet(devices: 16)
+        let converged = try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1"))
+        let log = (try? String(contentsOfFile: fleet.data + "/server.log", encoding: .utf8)) ?? ""
+        #expect(converged, "\(log.suffix(2_000))")
+        let first = try fleet.work.git("rev-parse", "HEAD")
+        #expect(try fleet.note(on: first)?.contains("flotilla/thermostat: success") == true)
+
+        // A version bump, committed and pushed as a user would.
+        let app = fleet.work.path + "/apps/thermostat.yaml"
+        let text = try String(contentsOfFile: app, encoding: .utf8)
+        try text.replacingOccurrences(of: "version: 2.4.1", with: "version: 2.4.2")
+            .replacingOccurrences(of: "thermostat/2.4.1/", with: "thermostat/2.4.2/").write(toFile: app, atomically: true, encoding: .utf8)
+        let bump = try fleet.work.commitAll("thermostat 2.4.2 for Europe")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.2")))
+        var note: String?
+        for _ in 0..<50 {
+            note = try fleet.note(on: bump)
+            if note?.contains("europe → 2.4.2") == true && note?.contains("flotilla/thermostat: success") == true { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(note?.contains("europe → 2.4.2") == true, "\(note ?? "no note")")
+
+        // An invalid commit: a failure note, nothing deployed, the last good state kept.
+        let deployments = try await fleet.deploymentCount()
+        try (text + "\nunknownKey: 1\n").write(toFile: app, atomically: true, encoding: .utf8)
+        let broken = try fleet.work.commitAll("a typo")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        var failure: String?
+        for _ in 0..<50 {
+            failure = try fleet.note(on: broken)
+            if failure != nil { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(failure?.hasPrefix("flotilla: failure — this commit does not validate; nothing was deployed.") == true, "\(failure ?? "no note")")
+        #expect(failure?.contains("apps/thermostat.yaml:") == true)
+        #expect(failure?.contains("The desired state stays at \(bump)") == true)
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try await fleet.deploymentCount() == deployments)
+        #expect(try await fleet.waitUntil(seconds: 1, Self.thermostat(europe: "2.4.2")))
+
+        // The status branch tells people and tools the same.
+        _ = try fleet.work.git("fetch", "--quiet", "origin", "flotilla/status")
+        let status = try fleet.work.git("show", "FETCH_HEAD:STATUS.md")
+        #expect(status.contains("## thermostat: success"))
+        #expect(status.contains("does not validate"))
+    }
+
+    @Test func failuresOverTheThresholdAbortAndRollBack() async throws {
+        // Every step fails half the time: more than the one failure thermostat tolerates.
+        let fleet = try Fleet(devices: 16, failRate: 0.5)
+        try await Task.sleep(for: .seconds(1))
+        var note: String?
+        let first = try fleet.work.git("rev-parse", "HEAD")
+        for _ in 0..<200 {
+            note = try fleet.note(on: first)
+            if note?.contains("flotilla/thermostat: failure") == true { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(note?.contains("flotilla/thermostat: failure") == true, "\(note ?? "no note")")
+        #expect(note?.contains("(aborted)") == true)
+        // No more waves once aborted: the deployment count stays put.
+        let count = try await fleet.deploymentCount()
+        try await Task.sleep(for: .seconds(2))
+        // (A first install has no earlier version to roll back to, so nothing else is deployed.)
+        #expect(try await fleet.deploymentCount() == count)
+    }
+}
+
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
