@@ -1,40 +1,118 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: build Flotilla, check the fleet repository
-# template, and show what it would do to the sample fleet in fleet-repo-template/.
+# The main job, end to end on this machine: a fleet repository made from fleet-repo-template/
+# served by git daemon, `flotilla serve --repo` reconciling it on SQLite, 50 devices simulated by
+# `flotilla sim`, the fleet converging, then a version bump committed as a person would and
+# rolled out in waves to convergence. Everything it starts is stopped when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/setup.sh
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+DEVICES=${DEMO_DEVICES:-50}
 
 say "Building flotilla"
 swift build --product flotilla 2>&1 | tail -n 1
 flotilla=$(swift build --show-bin-path)/flotilla
 
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 say "Validating fleet-repo-template/ (errors would print as path:line:column)"
 "$flotilla" validate fleet-repo-template
 
-say "Planning against the sample inventory (fleet-repo-template/inventory.example.json)"
-set +e
-"$flotilla" plan fleet-repo-template --devices fleet-repo-template/inventory.example.json
-status=$?
-set -e
-echo "(plan exit status $status: 0 nothing changes, 1 devices change, 2 error)"
+say "A fleet repository made from fleet-repo-template/, served by git daemon"
+git init --quiet --bare "$work/fleet.git"
+git clone --quiet "$work/fleet.git" "$work/clone" 2>/dev/null
+cp -r fleet-repo-template/. "$work/clone/"
+git -C "$work/clone" add --all
+git -C "$work/clone" -c user.name=Operator -c user.email=ops@acme.example commit --quiet -m "Our fleet"
+git -C "$work/clone" push --quiet origin HEAD:main
+git_port=$(free_port)
+git daemon --reuseaddr --base-path="$work" --export-all --enable=receive-pack --listen=127.0.0.1 --port="$git_port" "$work" \
+  > "$work/git-daemon.log" 2>&1 &
+pids+=($!)
+repo="git://127.0.0.1:$git_port/fleet.git"
+for _ in $(seq 100); do git ls-remote "$repo" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "$repo"
 
-say "An operator bumps thermostat for the europe group to 2.5.0, in a scratch copy"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cp -r fleet-repo-template "$work/fleet"
-sed -i 's|^    version: 2.4.1$|    version: 2.5.0|; s|thermostat/2.4.1/compose.yaml|thermostat/2.5.0/compose.yaml|' "$work/fleet/apps/thermostat.yaml"
-"$flotilla" validate "$work/fleet"
+say "Starting flotilla serve --repo $repo (SQLite in $work/data)"
+enrollment=$("$flotilla" token create --project acme-climate --data "$work/data")
+operator=$("$flotilla" token create --project acme-climate --operator --data "$work/data")
+port=$(free_port)
+"$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "$repo" --heartbeat-interval 2 \
+  --poll-interval 2 --reconcile-interval 1 > "$work/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "listening on 127.0.0.1:$port; operator API token in \$operator"
 
-say "The plan a pull request would show for that change (Markdown)"
-set +e
-"$flotilla" plan "$work/fleet" --devices fleet-repo-template/inventory.example.json --format markdown --limit 5
-set -e
+say "Enrolling $DEVICES simulated devices (flotilla sim; 10% of them offline for the first 20 s)"
+"$flotilla" sim --server "http://127.0.0.1:$port" --token "$enrollment" --devices "$DEVICES" --fail-rate 0 \
+  --offline-rate 0.1 --offline-seconds 20 --step-seconds 0.3-1.5 --status-every 10 > "$work/sim.log" 2>&1 &
+pids+=($!)
 
-say "A mistake in the same change is caught with its place"
-sed -i '0,/^    version: 2.5.0$/s//    version: 2.5.0\n    paramters: {}/' "$work/fleet/apps/thermostat.yaml"
-"$flotilla" validate "$work/fleet" || true
+# The controller's own report, as anyone with the repository reads it: STATUS.md on flotilla/status.
+status_of() {
+  git -C "$work/clone" fetch --quiet origin "+flotilla/status:refs/remotes/origin/flotilla/status" 2>/dev/null || return 1
+  git -C "$work/clone" show "origin/flotilla/status:status.json" 2>/dev/null
+}
+# Waits until the controller has reconciled `$1` and every app succeeded; prints progress.
+wait_converged() {
+  local commit=$1 deadline=$((SECONDS + ${2:-240})) last=""
+  while [ $SECONDS -lt $deadline ]; do
+    if status_of > "$work/status.json"; then
+      line=$(python3 - "$commit" "$work/status.json" <<'EOF'
+import json, sys
+status = json.load(open(sys.argv[2]))
+parts = []
+done = status["commit"] == sys.argv[1]
+for app in status["apps"]:
+    for target in app["targets"]:
+        parts.append(f'{app["name"]}/{target["group"]}@{target["version"]} {target["converged"]}/{target["devices"]}')
+        done = done and target["state"] == "converged"
+print(("CONVERGED " if done else "") + "  ".join(parts))
+EOF
+)
+      if [ "$line" != "$last" ]; then echo "    ${line#CONVERGED }"; last=$line; fi
+      [[ $line == CONVERGED* ]] && return 0
+    fi
+    sleep 1
+  done
+  echo "not converged in time; the server's log:"; tail -n 20 "$work/serve.log"; return 1
+}
 
-say "Done"
+say "Waiting for the fleet to converge on $(git -C "$work/clone" rev-parse --short HEAD) (converged/devices per app target)"
+wait_converged "$(git -C "$work/clone" rev-parse HEAD)" 300
+
+say "An operator bumps thermostat for the europe group to 2.4.2 and pushes"
+sed -i 's|^    version: 2.4.1$|    version: 2.4.2|; s|thermostat/2.4.1/compose.yaml|thermostat/2.4.2/compose.yaml|' "$work/clone/apps/thermostat.yaml"
+git -C "$work/clone" diff --stat
+git -C "$work/clone" -c user.name=Operator -c user.email=ops@acme.example commit --quiet -am "thermostat 2.4.2 for Europe"
+git -C "$work/clone" push --quiet origin HEAD:main
+"$flotilla" plan "$work/clone" --base HEAD~1 --head HEAD --devices <(curl -fs -H "Authorization: Bearer $operator" \
+  "http://127.0.0.1:$port/api/v1/devices" | python3 -c '
+import json, sys
+devices = json.load(sys.stdin)["devices"]
+print(json.dumps({"devices": [{"id": d["id"], "tags": d["tags"], "online": d["online"],
+  "apps": {name: app for name, app in d["apps"].items()}} for d in devices]}))') --limit 5 || true
+
+say "The rollout, wave by wave, until the fleet converges again"
+wait_converged "$(git -C "$work/clone" rev-parse HEAD)" 240
+
+say "What the controller wrote into the repository: git log --notes=flotilla"
+git -C "$work/clone" fetch --quiet origin "+refs/notes/flotilla:refs/notes/flotilla"
+git -C "$work/clone" log --notes=flotilla -2 --format='%h %s%n%N'
+
+say "STATUS.md on the flotilla/status branch"
+git -C "$work/clone" show origin/flotilla/status:STATUS.md
+
+say "The simulator's last word"
+grep "^sim:" "$work/sim.log" | tail -n 1
+say "Done: everything started here is stopped now"
