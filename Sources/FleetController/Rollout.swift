@@ -38,7 +38,9 @@ public enum RolloutStep: Sendable, Equatable {
     ///     (online first); devices busy with another execution of the app are left out by the caller.
     ///   - progress: this rollout's executions so far.
     public static func next(pending: [String], progress: RolloutProgress, policy: RolloutPolicy) -> RolloutStep {
-        let candidates = pending.filter { !progress.failed.contains($0) && !progress.active.contains($0) }
+        // A device that finished this rollout is done with it, even before its next heartbeat
+        // reports the new version.
+        let candidates = pending.filter { !progress.failed.contains($0) && !progress.active.contains($0) && !progress.succeeded.contains($0) }
         let total = Set(pending).union(progress.succeeded).union(progress.failed).union(progress.active).count
         let allowed = policy.maxFailures.allowance(of: total)
         if progress.failed.count > allowed {

@@ -20,7 +20,9 @@ struct ControllerTests {
         var sim: Int32 = 0
         var base: String { "http://127.0.0.1:\(port)" }
 
-        init(devices: Int, failRate: Double = 0) throws {
+        private var serverArguments: [String] = []
+
+        init(devices: Int, failRate: Double = 0, stepSeconds: String = "0.02-0.1") throws {
             data = try TestPaths.temporaryDirectory()
             daemon = try GitDaemon()
             work = try daemon.createRepository("fleet", contents: TestPaths.template)
@@ -29,15 +31,26 @@ struct ControllerTests {
             operatorToken = try CommandResult.run(["token", "create", "--project", "acme-climate", "--operator", "--data", data + "/server"])
                 .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             port = try GitDaemon.freePort()
-            server = try ChildProcess.start(TestPaths.flotilla, [
+            serverArguments = [
                 "serve", "--data", data + "/server", "--listen", "127.0.0.1:\(port)", "--heartbeat-interval", "1",
                 "--repo", daemon.url("fleet"), "--poll-interval", "0.5", "--reconcile-interval", "0.3",
-            ], environment: [:], logPath: data + "/server.log")
-            guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw CLIFailure("the server did not start") }
+            ]
+            try startServer()
             sim = try ChildProcess.start(TestPaths.flotilla, [
                 "sim", "--server", base, "--token", enrollment, "--devices", "\(devices)", "--fail-rate", "\(failRate)",
-                "--offline-rate", "0", "--step-seconds", "0.02-0.1", "--seed", "3",
+                "--offline-rate", "0", "--step-seconds", stepSeconds, "--seed", "3",
             ], environment: [:], logPath: data + "/sim.log")
+        }
+
+        func startServer() throws {
+            server = try ChildProcess.start(TestPaths.flotilla, serverArguments, environment: [:], logPath: data + "/server.log")
+            guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw CLIFailure("the server did not start") }
+        }
+
+        /// SIGKILL, as a crash or a power cut would stop it.
+        func killServer() {
+            ChildProcess.kill(server)
+            server = 0
         }
 
         deinit {
@@ -139,6 +152,35 @@ struct ControllerTests {
         let status = try fleet.work.git("show", "FETCH_HEAD:STATUS.md")
         #expect(status.contains("## thermostat: success"))
         #expect(status.contains("does not validate"))
+    }
+
+    @Test func aServerKilledMidRolloutResumesWithoutDeployingTwice() async throws {
+        let fleet = try Fleet(devices: 16, stepSeconds: "0.4-0.8")
+        // Kill it once the first waves are out and some devices are mid-flow.
+        var count = 0
+        for _ in 0..<300 {
+            count = try await fleet.deploymentCount()
+            if count >= 2 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(count >= 2)
+        fleet.killServer()
+        try await Task.sleep(for: .seconds(1))
+        try fleet.startServer()
+        #expect(try await fleet.waitUntil(seconds: 90, Self.thermostat(europe: "2.4.1")))
+        // Every device got each desired version exactly once.
+        let deployments = try await fleet.get("/api/v1/deployments")["deployments"] as? [[String: Any]] ?? []
+        var runs: [String: Int] = [:]
+        for deployment in deployments {
+            let id = try #require(deployment["id"] as? String)
+            let digest = deployment["digest"] as? String ?? ""
+            for execution in try await fleet.get("/api/v1/deployments/\(id)")["executions"] as? [[String: Any]] ?? []
+            where execution["state"] as? String != "cancelled" {
+                runs["\(digest) \(execution["deviceID"] as? String ?? "")", default: 0] += 1
+            }
+        }
+        #expect(!runs.isEmpty)
+        #expect(runs.filter { $0.value > 1 }.isEmpty, "deployed twice: \(runs.filter { $0.value > 1 })")
     }
 
     @Test func failuresOverTheThresholdAbortAndRollBack() async throws {
