@@ -58,10 +58,10 @@ struct DeploymentController: Sendable {
         guard !body.steps.isEmpty else { throw APIError.invalid("'steps' must not be empty", field: "steps") }
         guard !body.devices.isEmpty else { throw APIError.invalid("'devices' must not be empty", field: "devices") }
         guard Set(body.devices).count == body.devices.count else { throw APIError.invalid("'devices' lists a device twice", field: "devices") }
-        for (index, id) in body.devices.enumerated() {
-            guard let device = try await store.device(id: id), device.project == token.project, !device.deleted else {
-                throw APIError.invalid("no device '\(id)' in project \(token.project)", field: "devices[\(index)]")
-            }
+        // One read of the project's devices, not one per listed device: a deployment may name thousands.
+        let known = Set(try await store.devices(project: token.project).filter { !$0.deleted }.map(\.id))
+        for (index, id) in body.devices.enumerated() where !known.contains(id) {
+            throw APIError.invalid("no device '\(id)' in project \(token.project)", field: "devices[\(index)]")
         }
         let now = Date()
         let id = Deployer.newDeploymentID()
