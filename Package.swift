@@ -64,6 +64,9 @@ let package = Package(
             name: "FleetController",
             dependencies: [
                 "FleetCore", "FleetGit", "FleetProtocol", "FleetServer", "FleetStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -113,7 +116,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FleetProtocolTests", dependencies: ["FleetProtocol"]),
-        .testTarget(name: "FleetControllerTests", dependencies: ["FleetController", "FleetCore"]),
+        .testTarget(
+            name: "FleetControllerTests",
+            dependencies: ["FleetController", "FleetCore", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
         .testTarget(name: "FleetAgentTests", dependencies: ["FleetAgent", "FleetProtocol", "FleetGit", "FleetTesting"]),
         .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol"]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),

@@ -41,6 +41,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between reconcile passes, with --repo.")
     var reconcileInterval: Double = 2
 
+    @Option(help: ArgumentHelp("A file holding the token for the forge's commit-status API (fleet.yaml status.forge).",
+                               discussion: "Or FLOTILLA_FORGE_TOKEN in the environment. The token is never logged."))
+    var forgeTokenFile: String?
+
+    func forgeToken(_ environment: [String: String]) throws -> String? {
+        if let forgeTokenFile {
+            guard let text = try? String(contentsOfFile: forgeTokenFile, encoding: .utf8) else {
+                throw ValidationError("--forge-token-file: cannot read \(forgeTokenFile)")
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return environment["FLOTILLA_FORGE_TOKEN"]
+    }
+
     @Flag(help: "Do not write notes and the status branch into the repository.")
     var noRepositoryStatus = false
 
@@ -78,7 +92,8 @@ struct ServeCommand: AsyncParsableCommand {
                     repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
                     reconcileInterval: .milliseconds(Int(reconcileInterval * 1_000)), offlineAfterSeconds: configuration.offlineAfterSeconds,
                     writeStatus: !noRepositoryStatus,
-                    credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"])),
+                    credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"]),
+                    forgeToken: try forgeToken(environment)),
                 store: store, deployer: Deployer(store: store, board: board), logger: logger)
             services.append(controller)
             logger.info("reconciling", metadata: ["repository": "\(RemoteURL.redact(repo))", "branch": "\(branch)"])

@@ -23,10 +23,13 @@ public struct ControllerConfiguration: Sendable {
     /// Write a note on each reconciled commit and STATUS.md / status.json to the status branch.
     public var writeStatus: Bool
     public var credentials: GitCredentials
+    /// The token for the forge's commit-status API (fleet.yaml `status.forge`); never logged.
+    public var forgeToken: String?
 
     public init(repository: String, branch: String = "main", cacheDirectory: String, pollInterval: Duration = .seconds(15),
                 reconcileInterval: Duration = .seconds(2), offlineAfterSeconds: Double = 75, writeStatus: Bool = true,
-                credentials: GitCredentials = GitCredentials()) {
+                credentials: GitCredentials = GitCredentials(), forgeToken: String? = nil) {
+        self.forgeToken = forgeToken
         self.repository = repository
         self.branch = branch
         self.cacheDirectory = cacheDirectory
@@ -63,6 +66,7 @@ public actor FleetController: Service {
     private var nextPoll = ContinuousClock.now
     private var lastNote: [CommitID: String] = [:]
     private var lastStatusFiles: [String: [UInt8]] = [:]
+    private var reporter: (key: String, reporter: CommitStatusReporter)?
 
     public init(configuration: ControllerConfiguration, store: any FleetStore, deployer: Deployer, logger: Logger) {
         self.configuration = configuration
@@ -121,6 +125,13 @@ public actor FleetController: Service {
                                metadata: ["commit": "\(fetched.commit)", "errors": "\(error.diagnostics.count)"])
                 await writeNote(Self.invalidNote(commit: fetched.commit, errors: headErrors, total: error.diagnostics.count,
                                                  lastGood: desired?.commit), on: fetched.commit)
+                if let fleet = desired?.fleet, let reporter = reporter(for: fleet) {
+                    let contexts = fleet.apps.isEmpty ? ["fleet"] : fleet.apps.map(\.name)
+                    for app in contexts {
+                        await postStatus(reporter, commit: fetched.commit, context: "\(fleet.fleet.status.contextPrefix)/\(app)", state: .failure,
+                                     description: "does not validate: \(headErrors.first ?? "see the note") — nothing deployed")
+                    }
+                }
             }
         } catch {
             logger.error("cannot read the fleet repository", metadata: ["error": "\(error)"])
@@ -215,6 +226,17 @@ public actor FleetController: Service {
         }
         status = report
         if configuration.writeStatus { await publish(report, commit: desired.commit) }
+        if let reporter = reporter(for: fleet) {
+            for app in report.apps {
+                let state: CommitStatusReporter.State = switch FleetStatusReport.state(of: app) {
+                case "failure": .failure
+                case "pending": .pending
+                default: .success
+                }
+                await postStatus(reporter, commit: desired.commit, context: "\(fleet.fleet.status.contextPrefix)/\(app.name)", state: state,
+                             description: app.summary)
+            }
+        }
     }
 
     /// Gives the devices an aborted rollout changed the version they had before it.
@@ -256,6 +278,28 @@ public actor FleetController: Service {
         case .install(let package): assigned.kind = .install; assigned.command = package
         }
         return assigned
+    }
+
+    // MARK: Reporting on the forge
+
+    /// The reporter for the fleet's `status` settings, when they name a forge and a token is set.
+    private func reporter(for fleet: CompiledFleet) -> CommitStatusReporter? {
+        let settings = fleet.fleet.status
+        guard settings.forge != .none, let repository = settings.repository, let token = configuration.forgeToken else { return nil }
+        let key = "\(settings.forge.rawValue) \(repository) \(settings.apiURL ?? "")"
+        if let reporter, reporter.key == key { return reporter.reporter }
+        let made = CommitStatusReporter(settings: .init(forge: settings.forge, repository: repository, apiURL: settings.apiURL, token: token))
+        reporter = (key, made)
+        return made
+    }
+
+    private func postStatus(_ reporter: CommitStatusReporter, commit: CommitID, context: String, state: CommitStatusReporter.State,
+                        description: String) async {
+        do {
+            try await reporter.post(commit: commit.description, context: context, state: state, description: description)
+        } catch {
+            logger.warning("cannot post a commit status", metadata: ["context": "\(context)", "error": "\(error)"])
+        }
     }
 
     // MARK: Reporting in the repository
@@ -313,6 +357,21 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         public var name: String
         public var targets: [Target]
         public var drifted: [String]
+
+        /// "12/50 devices at 2.5.0", or per version when targets differ.
+        public var summary: String {
+            let converged = targets.reduce(0) { $0 + $1.converged }
+            let devices = targets.reduce(0) { $0 + $1.devices }
+            let versions = targets.filter { $0.devices > 0 }.map(\.version)
+            let failed = targets.reduce(0) { $0 + $1.failed }
+            var text = Set(versions).count == 1
+                ? "\(converged)/\(devices) devices at \(versions[0])"
+                : "\(converged)/\(devices) devices at their version (" + targets.filter { $0.devices > 0 }
+                    .map { "\($0.group) \($0.version)" }.joined(separator: ", ") + ")"
+            if failed > 0 { text += "; \(failed) failed" }
+            if targets.contains(where: { $0.state == "aborted" }) { text += "; rollout aborted" }
+            return text
+        }
     }
 
     public var commit: String

@@ -1,0 +1,121 @@
+import FleetController
+import FleetCore
+import Foundation
+import Hummingbird
+import Synchronization
+import Testing
+
+/// Each forge's reporter against a local HTTP server that records what arrives, checked against
+/// that forge's documented commit-status API.
+@Suite(.serialized)
+struct CommitStatusReporterTests {
+    struct Received: Sendable {
+        var method: String
+        var path: String
+        var headers: [String: String]
+        var body: [String: String]
+    }
+
+    final class Recorder: Sendable {
+        let received = Mutex<[Received]>([])
+        /// Status to answer with, and an optional Retry-After.
+        let answer = Mutex<(Int, String?)>((201, nil))
+    }
+
+    final class FakeForge: Sendable {
+        let recorder = Recorder()
+        let port: Int
+        let task: Task<Void, any Error>
+
+        init() async throws {
+            let router = Router()
+            let recorder = recorder
+            router.post("**") { request, _ -> Response in
+                let buffer = try await request.body.collect(upTo: 65_536)
+                let body = (try? JSONDecoder().decode([String: String].self, from: Data(buffer.readableBytesView))) ?? [:]
+                var headers: [String: String] = [:]
+                for field in request.headers { headers[field.name.canonicalName] = field.value }
+                recorder.received.withLock { $0.append(Received(method: "\(request.method)", path: request.uri.path, headers: headers, body: body)) }
+                let (status, retryAfter) = recorder.answer.withLock { $0 }
+                var response = Response(status: .init(code: status))
+                if let retryAfter { response.headers[.retryAfter] = retryAfter }
+                return response
+            }
+            // Port 0, and the port the server got is read once it listens.
+            let (ports, listening) = AsyncStream.makeStream(of: Int.self)
+            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                                  onServerRunning: { channel in
+                                      listening.yield(channel.localAddress?.port ?? 0)
+                                      listening.finish()
+                                  })
+            task = Task { try await app.runService() }
+            var bound = 0
+            for await port in ports { bound = port }
+            port = bound
+        }
+
+        var url: String { "http://127.0.0.1:\(port)" }
+
+        deinit { task.cancel() }
+    }
+
+    static let sha = String(repeating: "ab", count: 20)
+
+    @Test func gitHub() async throws {
+        let forge = try await FakeForge()
+        let reporter = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: forge.url, token: "t0ken"))
+        #expect(try await reporter.post(commit: Self.sha, context: "flotilla/thermostat", state: .pending, description: "12/50 devices at 2.5.0"))
+        let request = try #require(forge.recorder.received.withLock { $0.first })
+        #expect(request.method == "POST")
+        #expect(request.path == "/repos/acme/fleet/statuses/\(Self.sha)")
+        #expect(request.headers["authorization"] == "Bearer t0ken")
+        #expect(request.headers["accept"] == "application/vnd.github+json")
+        #expect(request.headers["x-github-api-version"] == "2022-11-28")
+        #expect(request.headers["user-agent"] == "flotilla")
+        #expect(request.body == ["state": "pending", "context": "flotilla/thermostat", "description": "12/50 devices at 2.5.0"])
+    }
+
+    @Test func gitLab() async throws {
+        let forge = try await FakeForge()
+        let reporter = CommitStatusReporter(settings: .init(forge: .gitlab, repository: "acme/fleet", apiURL: forge.url + "/api/v4", token: "t0ken"))
+        try await reporter.post(commit: Self.sha, context: "flotilla/thermostat", state: .failure, description: "rollout aborted")
+        let request = try #require(forge.recorder.received.withLock { $0.first })
+        // The project is its URL-encoded path; GitLab calls the context "name" and failure "failed".
+        #expect(request.path == "/api/v4/projects/acme%2Ffleet/statuses/\(Self.sha)")
+        #expect(request.headers["private-token"] == "t0ken")
+        #expect(request.headers["authorization"] == nil)
+        #expect(request.body == ["state": "failed", "name": "flotilla/thermostat", "description": "rollout aborted"])
+    }
+
+    @Test func giteaAndForgejo() async throws {
+        let forge = try await FakeForge()
+        let reporter = CommitStatusReporter(settings: .init(forge: .gitea, repository: "acme/fleet", apiURL: forge.url + "/api/v1", token: "t0ken"))
+        try await reporter.post(commit: Self.sha, context: "flotilla/thermostat", state: .success, description: "50/50 devices at 2.5.0")
+        let request = try #require(forge.recorder.received.withLock { $0.first })
+        #expect(request.path == "/api/v1/repos/acme/fleet/statuses/\(Self.sha)")
+        #expect(request.headers["authorization"] == "token t0ken")
+        #expect(request.body == ["state": "success", "context": "flotilla/thermostat", "description": "50/50 devices at 2.5.0"])
+    }
+
+    @Test func postsOnlyOnChangeShortensAndBacksOffWhenLimited() async throws {
+        let forge = try await FakeForge()
+        let reporter = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: forge.url, token: "t"))
+        #expect(try await reporter.post(commit: Self.sha, context: "c", state: .pending, description: "1/2"))
+        #expect(try await reporter.post(commit: Self.sha, context: "c", state: .pending, description: "1/2") == false)
+        #expect(try await reporter.post(commit: Self.sha, context: "c", state: .success, description: String(repeating: "x", count: 300)))
+        let long = try #require(forge.recorder.received.withLock { $0.last?.body["description"] })
+        #expect(long.count == 140 && long.hasSuffix("…"))
+
+        forge.recorder.answer.withLock { $0 = (429, "2") }
+        await #expect(throws: CommitStatusReporter.Failure.self) {
+            try await reporter.post(commit: Self.sha, context: "c", state: .failure, description: "now")
+        }
+        forge.recorder.answer.withLock { $0 = (201, nil) }
+        // Within Retry-After nothing is sent; after it, the post goes through.
+        #expect(try await reporter.post(commit: Self.sha, context: "c", state: .failure, description: "now") == false)
+        #expect(forge.recorder.received.withLock { $0.count } == 3)
+        try await Task.sleep(for: .seconds(2.2))
+        #expect(try await reporter.post(commit: Self.sha, context: "c", state: .failure, description: "now"))
+        #expect(forge.recorder.received.withLock { $0.count } == 4)
+    }
+}
