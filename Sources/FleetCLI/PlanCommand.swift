@@ -2,7 +2,7 @@ import ArgumentParser
 import FleetCore
 
 /// `flotilla plan [DIR] --devices FILE`: which devices would change, from what to what.
-struct PlanCommand: ParsableCommand {
+struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show which devices the repository would change, from what to what, in which waves.",
@@ -12,7 +12,11 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var source: FleetSource
 
     @Option(help: "The device inventory: a JSON file of devices with their tags and app versions.")
-    var devices: String
+    var devices: String?
+
+    @Option(help: ArgumentHelp("Take the live device inventory from this server instead of a file.",
+                               discussion: "The operator token is read from FLOTILLA_TOKEN."))
+    var server: String?
 
     @Option(help: "text, markdown (for a pull-request comment) or json.")
     var format: OutputFormat = .text
@@ -29,11 +33,18 @@ struct PlanCommand: ParsableCommand {
     func validate() throws {
         guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
         guard (base == nil) == (head == nil) else { throw ValidationError("--base and --head go together") }
+        guard (devices == nil) != (server == nil) else { throw ValidationError("give the devices with --devices FILE or --server URL (one of them)") }
     }
 
-    func run() throws {
+    func run() async throws {
         let fleet = try source.load(at: head, format: format)
-        let inventory = try InventoryFile.read(devices)
+        let inventory: DeviceInventory
+        if let server {
+            let client = try ServerClient(server: server)
+            inventory = try InventoryFile.parse(try await client.get("/api/v1/devices"), path: client.base + "/api/v1/devices")
+        } else {
+            inventory = try InventoryFile.read(devices!)
+        }
         var plan = try makePlan(fleet, inventory)
         if let base {
             let baseFleet = try source.load(at: base, format: format)
@@ -51,7 +62,7 @@ struct PlanCommand: ParsableCommand {
         do {
             return try Planner.plan(fleet, inventory: inventory)
         } catch {
-            throw CLIError("\(devices): \(error)")
+            throw CLIError("\(devices ?? server ?? ""): \(error)")
         }
     }
 }

@@ -45,6 +45,20 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Or FLOTILLA_FORGE_TOKEN in the environment. The token is never logged."))
     var forgeTokenFile: String?
 
+    @Option(help: ArgumentHelp("A file holding the secret push webhooks at /hooks/git are signed with.",
+                               discussion: "Or FLOTILLA_WEBHOOK_SECRET. GitHub and Gitea sign with HMAC-SHA256; GitLab sends the secret as X-Gitlab-Token."))
+    var webhookSecretFile: String?
+
+    func webhookSecret(_ environment: [String: String]) throws -> String? {
+        if let webhookSecretFile {
+            guard let text = try? String(contentsOfFile: webhookSecretFile, encoding: .utf8) else {
+                throw ValidationError("--webhook-secret-file: cannot read \(webhookSecretFile)")
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return environment["FLOTILLA_WEBHOOK_SECRET"]
+    }
+
     func forgeToken(_ environment: [String: String]) throws -> String? {
         if let forgeTokenFile {
             guard let text = try? String(contentsOfFile: forgeTokenFile, encoding: .utf8) else {
@@ -85,8 +99,9 @@ struct ServeCommand: AsyncParsableCommand {
                                                 heartbeatIntervalSeconds: heartbeatInterval, missedHeartbeatsBeforeOffline: offlineAfter)
         let board = AssignmentBoard()
         var services: [any Service] = []
+        var handle: (any ControllerHandle)?
+        let environment = ProcessInfo.processInfo.environment
         if let repo {
-            let environment = ProcessInfo.processInfo.environment
             let controller = FleetController(
                 configuration: ControllerConfiguration(
                     repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
@@ -96,10 +111,12 @@ struct ServeCommand: AsyncParsableCommand {
                     forgeToken: try forgeToken(environment)),
                 store: store, deployer: Deployer(store: store, board: board), logger: logger)
             services.append(controller)
+            handle = controller
             logger.info("reconciling", metadata: ["repository": "\(RemoteURL.redact(repo))", "branch": "\(branch)"])
         }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, board: board,
-                                               services: services, logger: logger)
+                                               services: services, controller: handle,
+                                               hookSecret: repo == nil ? nil : try webhookSecret(environment), logger: logger)
         logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)"])
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

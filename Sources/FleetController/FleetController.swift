@@ -47,7 +47,7 @@ public struct ControllerConfiguration: Sendable {
 ///
 /// Everything it decides is derived from the repository and the store on every pass, so it
 /// keeps no state of its own that a restart — or kill -9 — could lose.
-public actor FleetController: Service {
+public actor FleetController: Service, ControllerHandle {
     public struct Desired: Sendable {
         public var commit: CommitID
         public var fleet: CompiledFleet
@@ -76,14 +76,36 @@ public actor FleetController: Service {
     }
 
     /// Polls at once on the next pass (a webhook or `flotilla reconcile` asks for this).
-    public func requestPoll() { nextPoll = .now }
+    public func requestPoll() {
+        nextPoll = .now
+        wake?.resume()
+        wake = nil
+    }
+
+    public func statusJSON() -> [UInt8]? { status?.json }
+
+    private var wake: CheckedContinuation<Void, Never>?
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             await pass()
-            let interval = configuration.reconcileInterval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            await nap(configuration.reconcileInterval)
         }
+    }
+
+    /// Sleeps until the next pass is due, a poll is requested, or shutdown begins.
+    private func nap(_ interval: Duration) async {
+        let timer = Task { [weak self] in
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            await self?.requestPollWake()
+        }
+        await withCheckedContinuation { wake = $0 }
+        timer.cancel()
+    }
+
+    private func requestPollWake() {
+        wake?.resume()
+        wake = nil
     }
 
     /// One pass: poll when due, then reconcile.

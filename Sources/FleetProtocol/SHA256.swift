@@ -19,6 +19,33 @@ public enum SHA256 {
         return hasher.finalizeHex()
     }
 
+    /// HMAC-SHA256 (RFC 2104) of `message` under `key`, as 64 lower-case hexadecimal digits.
+    public static func hmacHex(key: [UInt8], message: [UInt8]) -> String {
+        var key = key
+        if key.count > 64 {
+            var hasher = Hasher()
+            hasher.update(key)
+            key = hasher.finalize()
+        }
+        key += [UInt8](repeating: 0, count: 64 - key.count)
+        var inner = Hasher()
+        inner.update(key.map { $0 ^ 0x36 })
+        inner.update(message)
+        var outer = Hasher()
+        outer.update(key.map { $0 ^ 0x5c })
+        outer.update(inner.finalize())
+        return outer.finalizeHex()
+    }
+
+    /// Compares two texts in time that depends on their length only, for secrets and signatures.
+    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let left = Array(a.utf8), right = Array(b.utf8)
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
+    }
+
     /// A digest fed in pieces.
     public struct Hasher: Sendable {
         private var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
@@ -59,6 +86,18 @@ public enum SHA256 {
 
         /// The digest as 64 lower-case hexadecimal digits; the hasher is spent.
         public mutating func finalizeHex() -> String {
+            let digits = Array("0123456789abcdef".utf8)
+            var text: [UInt8] = []
+            text.reserveCapacity(64)
+            for byte in finalize() {
+                text.append(digits[Int(byte >> 4)])
+                text.append(digits[Int(byte & 0xf)])
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
+
+        /// The 32 bytes of the digest; the hasher is spent.
+        public mutating func finalize() -> [UInt8] {
             let bitLength = length &* 8
             var tail = pending
             tail.append(0x80)
@@ -68,13 +107,12 @@ public enum SHA256 {
                 for offset in stride(from: 0, to: buffer.count, by: 64) { compress(buffer.baseAddress! + offset) }
             }
             pending.removeAll()
-            let digits = Array("0123456789abcdef".utf8)
-            var text: [UInt8] = []
-            text.reserveCapacity(64)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(32)
             for word in state {
-                for shift in stride(from: 28, through: 0, by: -4) { text.append(digits[Int((word >> UInt32(shift)) & 0xf)]) }
+                for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt32(shift))) }
             }
-            return String(decoding: text, as: UTF8.self)
+            return bytes
         }
 
         private mutating func compress(_ block: UnsafePointer<UInt8>) {

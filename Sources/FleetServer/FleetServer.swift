@@ -10,6 +10,7 @@ public enum FleetServer {
     /// Builds the application; run it with `runService()` or in a `ServiceGroup`.
     public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
                                         tokens: DeviceTokens, board: AssignmentBoard = AssignmentBoard(), services: [any Service] = [],
+                                        controller: (any ControllerHandle)? = nil, hookSecret: String? = nil,
                                         logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
         let directory = DeviceDirectory(store: store)
         let metrics = ServerMetrics()
@@ -17,6 +18,7 @@ public enum FleetServer {
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
                                  board: board, metrics: metrics)
+        ControllerRoutes(controller: controller, hookSecret: hookSecret, store: store).addRoutes(to: router)
         return Application(router: router,
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
                            services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,

@@ -1,3 +1,4 @@
+import FleetCore
 import FleetGit
 import FleetTesting
 import Foundation
@@ -22,7 +23,8 @@ struct ControllerTests {
 
         private var serverArguments: [String] = []
 
-        init(devices: Int, failRate: Double = 0, stepSeconds: String = "0.02-0.1") throws {
+        init(devices: Int, failRate: Double = 0, stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
+             webhookSecret: String? = nil) throws {
             data = try TestPaths.temporaryDirectory()
             daemon = try GitDaemon()
             work = try daemon.createRepository("fleet", contents: TestPaths.template)
@@ -33,8 +35,12 @@ struct ControllerTests {
             port = try GitDaemon.freePort()
             serverArguments = [
                 "serve", "--data", data + "/server", "--listen", "127.0.0.1:\(port)", "--heartbeat-interval", "1",
-                "--repo", daemon.url("fleet"), "--poll-interval", "0.5", "--reconcile-interval", "0.3",
+                "--repo", daemon.url("fleet"), "--poll-interval", pollInterval, "--reconcile-interval", "0.3",
             ]
+            if let webhookSecret {
+                try webhookSecret.write(toFile: data + "/webhook-secret", atomically: true, encoding: .utf8)
+                serverArguments += ["--webhook-secret-file", data + "/webhook-secret"]
+            }
             try startServer()
             sim = try ChildProcess.start(TestPaths.flotilla, [
                 "sim", "--server", base, "--token", enrollment, "--devices", "\(devices)", "--fail-rate", "\(failRate)",
@@ -152,6 +158,70 @@ struct ControllerTests {
         let status = try fleet.work.git("show", "FETCH_HEAD:STATUS.md")
         #expect(status.contains("## thermostat: success"))
         #expect(status.contains("does not validate"))
+    }
+
+    /// Push webhooks, verified before anything is fetched; and the operator commands that read
+    /// the controller: status, reconcile, plan --server.
+    @Test func signedWebhooksTriggerAReconcileAndBadOnesChangeNothing() async throws {
+        // Polling every minute: only a webhook (or flotilla reconcile) brings a new commit in soon.
+        let fleet = try Fleet(devices: 6, pollInterval: "60", webhookSecret: "s3cret")
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        func reconciled() async throws -> String? { try await fleet.get("/api/v1/status")["commit"] as? String }
+        let first = try await reconciled()
+
+        let app = fleet.work.path + "/apps/thermostat.yaml"
+        try String(contentsOfFile: app, encoding: .utf8).replacingOccurrences(of: "version: 2.4.1", with: "version: 2.4.2")
+            .write(toFile: app, atomically: true, encoding: .utf8)
+        let bump = try fleet.work.commitAll("thermostat 2.4.2")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+
+        let payload = Data(#"{"ref":"refs/heads/main","after":"\#(bump)"}"#.utf8)
+        func hook(_ headers: [String: String]) async throws -> Int {
+            var request = URLRequest(url: URL(string: fleet.base + "/hooks/git")!)
+            request.httpMethod = "POST"
+            request.httpBody = payload
+            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+            let (_, response) = try await URLSession.shared.data(for: request)
+            return (response as? HTTPURLResponse)?.statusCode ?? 0
+        }
+        let signature = SHA256.hmacHex(key: Array("s3cret".utf8), message: Array(payload))
+        #expect(try await hook([:]) == 401)
+        #expect(try await hook(["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)]) == 401)
+        #expect(try await hook(["X-Gitlab-Token": "guess"]) == 401)
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try await reconciled() == first, "a refused webhook must not bring the commit in")
+
+        #expect(try await hook(["X-Hub-Signature-256": "sha256=" + signature, "X-GitHub-Event": "push"]) == 202)
+        _ = try await eventuallyValue(seconds: 20) { try await reconciled() == bump ? true : nil }
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.2")))
+        #expect(try await hook(["X-Gitea-Signature": signature]) == 202)
+        #expect(try await hook(["X-Gitlab-Token": "s3cret"]) == 202)
+
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOTILLA_TOKEN"] = fleet.operatorToken
+        let status = try ChildProcess.run(TestPaths.flotilla, ["status", "--server", fleet.base], environment: environment)
+        #expect(status.status == 0, "\(status.errorText)")
+        #expect(status.outputText.hasPrefix("commit \(bump.prefix(12))"))
+        #expect(status.outputText.contains("thermostat") && status.outputText.contains("europe") && status.outputText.contains("2.4.2"))
+        let reconcile = try ChildProcess.run(TestPaths.flotilla, ["reconcile", "--server", fleet.base], environment: environment)
+        #expect(reconcile.outputText == "reconcile requested\n")
+        // The plan a pull request would show, against the live devices: reverting moves Europe back.
+        let plan = try ChildProcess.run(TestPaths.flotilla, ["plan", fleet.work.path, "--server", fleet.base, "--base", "HEAD", "--head", "HEAD~1"],
+                                        environment: environment)
+        #expect(plan.status == 1, "\(plan.errorText)")
+        #expect(plan.outputText.contains("2.4.2 → 2.4.1"), "\(plan.outputText)")
+        environment["FLOTILLA_TOKEN"] = nil
+        let noToken = try ChildProcess.run(TestPaths.flotilla, ["status", "--server", fleet.base], environment: environment)
+        #expect(noToken.status == 2 && noToken.errorText.contains("FLOTILLA_TOKEN"))
+    }
+
+    func eventuallyValue<T>(seconds: Double, _ check: () async throws -> T?) async throws -> T {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let value = try await check() { return value }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw CLIFailure("timed out")
     }
 
     @Test func aServerKilledMidRolloutResumesWithoutDeployingTwice() async throws {

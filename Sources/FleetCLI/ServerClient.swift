@@ -1,0 +1,123 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The operator API as the command line calls it, with the operator token from FLOTILLA_TOKEN.
+struct ServerClient {
+    let base: String
+    let token: String
+
+    init(server: String) throws {
+        guard server.hasPrefix("http://") || server.hasPrefix("https://") else {
+            throw ValidationError("--server must be an http(s) URL, e.g. http://127.0.0.1:8080")
+        }
+        guard let token = ProcessInfo.processInfo.environment["FLOTILLA_TOKEN"], !token.isEmpty else {
+            throw ValidationError("set FLOTILLA_TOKEN to an operator token (flotilla token create --operator)")
+        }
+        base = server.hasSuffix("/") ? String(server.dropLast()) : server
+        self.token = token
+    }
+
+    func get(_ path: String) async throws -> Data { try await send(.GET, path) }
+
+    func post(_ path: String) async throws -> Data { try await send(.POST, path) }
+
+    private func send(_ method: HTTPMethod, _ path: String) async throws -> Data {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        } catch {
+            throw CLIError("cannot reach \(base): \(error)")
+        }
+        let body = Data(try await response.body.collect(upTo: 256 << 20).readableBytesView)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let message = ((try? JSONSerialization.jsonObject(with: body)) as? [String: [String: Any]])?["error"]?["message"] as? String
+            throw CLIError("\(base)\(path): \(response.status.code) \(message ?? response.status.reasonPhrase)")
+        }
+        return body
+    }
+}
+
+/// `flotilla status`: what the controller last saw, per app and target.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the controller's view of the fleet: per app the commit, each target's version and its device counts.",
+        discussion: "Reads GET /api/v1/status with the operator token in FLOTILLA_TOKEN."
+    )
+
+    @Option(help: "The server's base URL.")
+    var server: String = "http://127.0.0.1:8080"
+
+    @Flag(help: "Refresh in place until interrupted.")
+    var watch = false
+
+    @Option(help: "Seconds between refreshes with --watch.")
+    var interval: Double = 2
+
+    @Option(help: "text or json.")
+    var format: String = "text"
+
+    func validate() throws {
+        guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
+        guard interval > 0 else { throw ValidationError("--interval must be positive") }
+    }
+
+    func run() async throws {
+        let client = try ServerClient(server: server)
+        repeat {
+            let body = try await client.get("/api/v1/status")
+            let text = format == "json" ? String(decoding: body, as: UTF8.self) : try Self.render(body)
+            // Clear the screen and go home, so --watch refreshes in place.
+            if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            print(text)
+            if watch { try await Task.sleep(for: .seconds(interval)) }
+        } while watch
+    }
+
+    static func render(_ body: Data) throws -> String {
+        guard let status = try JSONSerialization.jsonObject(with: body) as? [String: Any] else { throw CLIError("the server's status could not be read") }
+        var lines = ["commit \((status["commit"] as? String ?? "").prefix(12))"]
+        if let head = status["head"] as? String, head != status["commit"] as? String {
+            lines.append("head   \(head.prefix(12)) does not validate:")
+            lines += (status["headErrors"] as? [String] ?? []).map { "  \($0)" }
+        }
+        for app in status["apps"] as? [[String: Any]] ?? [] {
+            lines.append("")
+            lines.append("\(app["name"] as? String ?? "")")
+            lines.append("  GROUP                VERSION         CONVERGED  UPDATING  FAILED  OFFLINE  STATE")
+            for target in app["targets"] as? [[String: Any]] ?? [] {
+                func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+                lines.append("  " + pad(target["group"] as? String ?? "", 20) + " " + pad(target["version"] as? String ?? "", 15) + " "
+                             + pad("\(target["converged"] as? Int ?? 0)/\(target["devices"] as? Int ?? 0)", 10) + " "
+                             + pad("\(target["updating"] as? Int ?? 0)", 9) + " " + pad("\(target["failed"] as? Int ?? 0)", 7) + " "
+                             + pad("\(target["offline"] as? Int ?? 0)", 8) + " " + (target["state"] as? String ?? ""))
+            }
+            let drifted = app["drifted"] as? [String] ?? []
+            if !drifted.isEmpty { lines.append("  drifted: " + drifted.joined(separator: ", ")) }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `flotilla reconcile`: asks the controller to poll the repository now.
+struct ReconcileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Ask the controller to poll the fleet repository and reconcile now.",
+        discussion: "Calls POST /api/v1/reconcile with the operator token in FLOTILLA_TOKEN."
+    )
+
+    @Option(help: "The server's base URL.")
+    var server: String = "http://127.0.0.1:8080"
+
+    func run() async throws {
+        _ = try await ServerClient(server: server).post("/api/v1/reconcile")
+        print("reconcile requested")
+    }
+}
