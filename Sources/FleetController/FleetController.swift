@@ -25,6 +25,8 @@ public struct ControllerConfiguration: Sendable {
     public var credentials: GitCredentials
     /// The token for the forge's commit-status API (fleet.yaml `status.forge`); never logged.
     public var forgeToken: String?
+    /// A drifting device of a `selfHeal: true` app is corrected at most this often.
+    public var selfHealInterval: Duration = .seconds(600)
 
     public init(repository: String, branch: String = "main", cacheDirectory: String, pollInterval: Duration = .seconds(15),
                 reconcileInterval: Duration = .seconds(2), offlineAfterSeconds: Double = 75, writeStatus: Bool = true,
@@ -176,6 +178,7 @@ public actor FleetController: Service, ControllerHandle {
         let project = fleet.fleet.project
         let now = Date()
         let records = try await store.devices(project: project).filter { !$0.deleted }
+        let lastHeard = Dictionary(uniqueKeysWithValues: records.map { ($0.id, $0.lastHeartbeatAt) })
         let inventory = DeviceInventory(records.map { record in
             ReportedDevice(id: record.id, tags: record.reportedTags,
                            apps: record.apps.mapValues { ReportedApp(version: $0.version, digest: $0.digest) },
@@ -210,10 +213,13 @@ public actor FleetController: Service, ControllerHandle {
             for targetPlan in appPlan.targets {
                 let target = targetPlan.target
                 var progress = RolloutProgress()
+                var finishedAt: [String: Date] = [:]
                 for deployment in appDeployments where deployment.digest == target.digest && deployment.createdBy == "controller" {
                     for execution in executions[deployment.id] ?? [] {
                         switch execution.state {
-                        case .succeeded: progress.succeeded.insert(execution.deviceID)
+                        case .succeeded:
+                            progress.succeeded.insert(execution.deviceID)
+                            finishedAt[execution.deviceID] = max(finishedAt[execution.deviceID] ?? .distantPast, execution.updatedAt)
                         case .failed, .timedOut: progress.failed.insert(execution.deviceID)
                         case .cancelled: break
                         case .queued, .assigned, .running: progress.active.insert(execution.deviceID)
@@ -221,6 +227,17 @@ public actor FleetController: Service, ControllerHandle {
                     }
                 }
                 let pending = targetPlan.changes.map { plan.deviceID($0.device) }.filter { busy[$0] == nil || busy[$0] == target.digest }
+                // Drift: a device that finished this rollout, has reported since, and reports
+                // something else — with nothing in flight for it.
+                let drifted = pending.filter { device in
+                    guard busy[device] == nil, let finished = finishedAt[device], let heard = lastHeard[device] ?? nil else { return false }
+                    return heard > finished
+                }
+                appStatus.drifted += drifted
+                if app.app.selfHeal, !drifted.isEmpty {
+                    try await heal(drifted, app: app, target: target, fleet: fleet, deployments: appDeployments, executions: executions,
+                                   project: project, now: now)
+                }
                 let step = RolloutStep.next(pending: pending, progress: progress, policy: targetPlan.rollout)
                 switch step {
                 case .deploy(let devices):
@@ -259,6 +276,25 @@ public actor FleetController: Service, ControllerHandle {
                              description: app.summary)
             }
         }
+    }
+
+    /// Puts drifted devices back on the target's version, each at most once per selfHealInterval.
+    private func heal(_ devices: [String], app: CompiledApp, target: DesiredTarget, fleet: CompiledFleet, deployments: [DeploymentRecord],
+                      executions: [String: [ExecutionRecord]], project: String, now: Date) async throws {
+        let window = Double(configuration.selfHealInterval.components.seconds)
+        let recent = Set(deployments.filter { $0.createdBy == "controller:heal" && now.timeIntervalSince($0.createdAt) < window }
+            .flatMap { executions[$0.id] ?? [] }.map(\.deviceID))
+        let due = devices.filter { !recent.contains($0) }
+        guard !due.isEmpty else { return }
+        let record = DeploymentRecord(
+            id: Deployer.newDeploymentID(), project: project, app: app.name, version: target.version, flow: app.flow.name,
+            digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(Self.assigned),
+            rollback: app.flow.rollback.map(Self.assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
+            createdAt: now, createdBy: "controller:heal")
+        try await deployer.create(record, devices: due, at: now)
+        try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.heal", subject: record.id,
+                                                detail: "\(app.name) \(target.version) back on drifted \(due.joined(separator: ", "))"))
+        logger.warning("drift corrected", metadata: ["app": "\(app.name)", "version": "\(target.version)", "devices": "\(due.count)"])
     }
 
     /// Gives the devices an aborted rollout changed the version they had before it.
@@ -416,6 +452,7 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
                 text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
                     + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.state))\n"
             }
+            if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
         }
         return text
     }
@@ -428,6 +465,7 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
             for target in app.targets {
                 text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.state) |\n"
             }
+            if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
         }
         return text
     }

@@ -17,6 +17,7 @@ struct ControllerTests {
         let work: WorkTree
         let port: Int
         let operatorToken: String
+        let enrollmentToken: String
         var server: Int32 = 0
         var sim: Int32 = 0
         var base: String { "http://127.0.0.1:\(port)" }
@@ -32,6 +33,7 @@ struct ControllerTests {
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             operatorToken = try CommandResult.run(["token", "create", "--project", "acme-climate", "--operator", "--data", data + "/server"])
                 .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            enrollmentToken = enrollment
             port = try GitDaemon.freePort()
             serverArguments = [
                 "serve", "--data", data + "/server", "--listen", "127.0.0.1:\(port)", "--heartbeat-interval", "1",
@@ -213,6 +215,82 @@ struct ControllerTests {
         environment["FLOTILLA_TOKEN"] = nil
         let noToken = try ChildProcess.run(TestPaths.flotilla, ["status", "--server", fleet.base], environment: environment)
         #expect(noToken.status == 2 && noToken.errorText.contains("FLOTILLA_TOKEN"))
+    }
+
+    /// A device driven by hand through the agent API, to make it drift.
+    struct HandDevice {
+        let base: String
+        let token: String
+        let id: String
+
+        static func enroll(_ fleet: Fleet, tags: [String: String]) async throws -> HandDevice {
+            let body = try JSONSerialization.data(withJSONObject: ["token": fleet.enrollmentToken, "hardwareID": "by-hand",
+                                                                   "deviceSecret": "0123456789abcdef0123", "tags": tags])
+            let answer = try await send(fleet.base + "/agent/v1/enroll", method: "POST", token: nil, body: body)
+            return HandDevice(base: fleet.base, token: answer["deviceToken"] as! String, id: answer["deviceID"] as! String)
+        }
+
+        static func send(_ url: String, method: String, token: String?, body: Data?) async throws -> [String: Any] {
+            var request = URLRequest(url: URL(string: url)!)
+            request.httpMethod = method
+            request.httpBody = body
+            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            let (data, _) = try await URLSession.shared.data(for: request)
+            return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any]) ?? [:]
+        }
+
+        func heartbeat(thermostat: String?, digest: String?) async throws {
+            var beat: [String: Any] = ["reportID": UUID().uuidString]
+            if let thermostat { beat["apps"] = ["thermostat": ["version": thermostat, "digest": digest ?? ""]] }
+            _ = try await Self.send(base + "/agent/v1/heartbeat", method: "POST", token: token, body: try JSONSerialization.data(withJSONObject: beat))
+        }
+
+        /// Unfinished assignments (answered at once when there is work).
+        func assignments() async throws -> [[String: Any]] {
+            try await Self.send(base + "/agent/v1/assignments", method: "GET", token: token, body: nil)["assignments"] as? [[String: Any]] ?? []
+        }
+
+        func succeed(_ execution: String) async throws {
+            _ = try await Self.send(base + "/agent/v1/executions/\(execution)/report", method: "POST", token: token,
+                                    body: try JSONSerialization.data(withJSONObject: ["reportID": "\(execution)-final", "state": "succeeded"]))
+        }
+    }
+
+    @Test func driftIsReportedAndSelfHealedOncePerInterval() async throws {
+        let fleet = try Fleet(devices: 1)
+        let device = try await HandDevice.enroll(fleet, tags: ["hw": "rpi4", "ring": "canary", "site": "berlin"])
+        try await device.heartbeat(thermostat: nil, digest: nil)
+        // The canary target's rollout reaches it; it succeeds and reports 2.5.0.
+        let first = try await eventuallyValue(seconds: 30) { try await device.assignments().first }
+        #expect(first["version"] as? String == "2.5.0")
+        try await device.succeed(first["executionID"] as! String)
+        let digest = first["digest"] as? String
+        try await Task.sleep(for: .milliseconds(50))
+        try await device.heartbeat(thermostat: "2.5.0", digest: digest)
+        try await Task.sleep(for: .seconds(1))
+        #expect((try await fleet.get("/api/v1/status")["apps"] as? [[String: Any]])?.first { $0["name"] as? String == "thermostat" }?["drifted"] as? [String] == [])
+
+        // Someone puts 2.4.0 on it by hand: drift, reported, and healed with a new execution.
+        try await device.heartbeat(thermostat: "2.4.0", digest: nil)
+        let drifted = try await eventuallyValue(seconds: 20) { () -> [String]? in
+            let apps = try await fleet.get("/api/v1/status")["apps"] as? [[String: Any]] ?? []
+            let list = apps.first { $0["name"] as? String == "thermostat" }?["drifted"] as? [String] ?? []
+            return list.isEmpty ? nil : list
+        }
+        #expect(drifted == [device.id])
+        let heal = try await eventuallyValue(seconds: 20) { try await device.assignments().first }
+        #expect(heal["version"] as? String == "2.5.0")
+        #expect(heal["executionID"] as? String != first["executionID"] as? String)
+        try await device.succeed(heal["executionID"] as! String)
+        try await device.heartbeat(thermostat: "2.5.0", digest: digest)
+
+        // It drifts again at once: reported, but not healed again within the interval.
+        try await Task.sleep(for: .milliseconds(50))
+        try await device.heartbeat(thermostat: "2.4.0", digest: nil)
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await device.assignments().isEmpty)
+        let note = try fleet.note(on: try fleet.work.git("rev-parse", "HEAD"))
+        #expect(note?.contains("drifted: \(device.id)") == true, "\(note ?? "no note")")
     }
 
     func eventuallyValue<T>(seconds: Double, _ check: () async throws -> T?) async throws -> T {
