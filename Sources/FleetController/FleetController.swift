@@ -205,6 +205,18 @@ public actor FleetController: Service, ControllerHandle {
                     executions[deployment.id] = try await store.executions(deploymentID: deployment.id)
                 }
             }
+            // An execution with no progress past its rollout's timeout is timed out: it counts as a
+            // failure and frees its device.
+            let timeout = Double(app.app.rollout.executionTimeout.components.seconds)
+            for deployment in appDeployments {
+                for execution in executions[deployment.id] ?? [] where !execution.state.isFinal && now.timeIntervalSince(execution.updatedAt) > timeout {
+                    if try await store.timeOutExecution(id: execution.id, staleBefore: now.addingTimeInterval(-timeout), at: now) != nil {
+                        logger.warning("execution timed out", metadata: ["execution": "\(execution.id)", "device": "\(execution.deviceID)"])
+                        executions[deployment.id] = try await store.executions(deploymentID: deployment.id)
+                        await deployer.board.notify([execution.deviceID])
+                    }
+                }
+            }
             var busy: [String: String] = [:]
             for deployment in appDeployments {
                 for execution in executions[deployment.id] ?? [] where !execution.state.isFinal { busy[execution.deviceID] = deployment.digest }

@@ -43,6 +43,9 @@ public protocol FleetStore: Sendable {
     func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome
     /// Marks the deployment aborted and cancels its executions that are not final; returns them.
     func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord]
+    /// Marks the execution timed out when it is still unfinished and has not moved since
+    /// `staleBefore`; returns it then, nil otherwise (finished, or progress came meanwhile).
+    func timeOutExecution(id: String, staleBefore: Date, at date: Date) async throws -> ExecutionRecord?
 
     func appendAudit(_ entry: AuditRecord) async throws
     /// The project's audit log, newest first.

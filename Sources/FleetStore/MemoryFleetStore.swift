@@ -131,6 +131,16 @@ public actor MemoryFleetStore: FleetStore {
         return cancelled
     }
 
+    public func timeOutExecution(id: String, staleBefore: Date, at date: Date) -> ExecutionRecord? {
+        guard var execution = executionRecords[id], !execution.state.isFinal, execution.updatedAt < staleBefore else { return nil }
+        execution.state = .timedOut
+        execution.message = "no progress reported in time"
+        execution.updatedAt = date
+        execution.revision += 1
+        executionRecords[id] = execution
+        return execution
+    }
+
     public func appendAudit(_ entry: AuditRecord) { auditRecords.append(entry) }
 
     public func audit(project: String, limit: Int) -> [AuditRecord] {

@@ -282,6 +282,20 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
+    public func timeOutExecution(id: String, staleBefore: Date, at date: Date) async throws -> ExecutionRecord? {
+        try await write { db in
+            guard let body = try String.fetchOne(db, sql: "SELECT body FROM execution WHERE id = ?", arguments: [id]) else { return nil }
+            var execution = try Self.decode(ExecutionRecord.self, body)
+            guard !execution.state.isFinal, execution.updatedAt < staleBefore else { return nil }
+            execution.state = .timedOut
+            execution.message = "no progress reported in time"
+            execution.updatedAt = date
+            execution.revision += 1
+            try Self.update(execution, db)
+            return execution
+        }
+    }
+
     private static func insert(_ execution: ExecutionRecord, _ db: Database) throws {
         try db.execute(sql: "INSERT INTO execution (id, deployment_id, device_id, state, body) VALUES (?, ?, ?, ?, ?)",
                        arguments: [execution.id, execution.deploymentID, execution.deviceID, execution.state.rawValue, try json(execution)])

@@ -293,6 +293,28 @@ struct ControllerTests {
         #expect(note?.contains("drifted: \(device.id)") == true, "\(note ?? "no note")")
     }
 
+    @Test func anExecutionWithNoProgressTimesOut() async throws {
+        let fleet = try Fleet(devices: 1)
+        let configuration = fleet.work.path + "/fleet.yaml"
+        try String(contentsOfFile: configuration, encoding: .utf8).replacingOccurrences(of: "executionTimeout: 30m", with: "executionTimeout: 2s")
+            .write(toFile: configuration, atomically: true, encoding: .utf8)
+        try fleet.work.commitAll("time executions out after 2 s")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        // A device that takes its work and is never heard of again.
+        let device = try await HandDevice.enroll(fleet, tags: ["hw": "rpi4", "ring": "canary", "site": "berlin"])
+        try await device.heartbeat(thermostat: nil, digest: nil)
+        let assignment = try await eventuallyValue(seconds: 30) { try await device.assignments().first }
+        let execution = try #require(assignment["executionID"] as? String)
+        let deploymentID = try #require(assignment["deploymentID"] as? String)
+        let state = try await eventuallyValue(seconds: 20) { () -> String? in
+            let detail = try await fleet.get("/api/v1/deployments/\(deploymentID)")
+            let record = (detail["executions"] as? [[String: Any]] ?? []).first { $0["id"] as? String == execution }
+            return record?["state"] as? String == "timedOut" ? "timedOut" : nil
+        }
+        #expect(state == "timedOut")
+        #expect(try await device.assignments().allSatisfy { $0["executionID"] as? String != execution })
+    }
+
     func eventuallyValue<T>(seconds: Double, _ check: () async throws -> T?) async throws -> T {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {

@@ -317,6 +317,9 @@ struct HeldFleetStore: FleetStore {
         try await held.inner.applyExecutionReport(executionID: executionID, deviceID: deviceID, report: report, at: date)
     }
     func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord] { try await held.inner.abortDeployment(id: id, at: date) }
+    func timeOutExecution(id: String, staleBefore: Date, at date: Date) async throws -> ExecutionRecord? {
+        try await held.inner.timeOutExecution(id: id, staleBefore: staleBefore, at: date)
+    }
     func appendAudit(_ entry: AuditRecord) async throws { try await held.inner.appendAudit(entry) }
     func audit(project: String, limit: Int) async throws -> [AuditRecord] { try await held.inner.audit(project: project, limit: limit) }
 }

@@ -153,6 +153,25 @@ struct StoreConformanceTests {
         await #expect(throws: StoreError.self) { try await store.abortDeployment(id: "nope", at: now) }
     }
 
+    @Test(arguments: Kind.allCases)
+    func staleExecutionsTimeOutAndOthersDoNot(_ kind: Kind) async throws {
+        let store = try kind.make()
+        let executions = ["d1", "d2"].map { ExecutionRecord(id: "e-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now) }
+        try await store.createDeployment(deployment("dep1"), executions: executions)
+        // Progress after the cutoff keeps an execution alive.
+        let later = now.addingTimeInterval(60)
+        _ = try await store.applyExecutionReport(executionID: "e-d2", deviceID: "d2", report: ExecutionReport(reportID: "r", state: .running), at: later)
+        let cutoff = now.addingTimeInterval(30)
+        let timedOut = try await store.timeOutExecution(id: "e-d1", staleBefore: cutoff, at: later)
+        #expect(timedOut?.state == .timedOut)
+        #expect(timedOut?.message == "no progress reported in time")
+        #expect(try await store.timeOutExecution(id: "e-d2", staleBefore: cutoff, at: later) == nil)
+        // A final execution stays as it is.
+        #expect(try await store.timeOutExecution(id: "e-d1", staleBefore: later.addingTimeInterval(1), at: later) == nil)
+        #expect(try await store.executions(deploymentID: "dep1").map(\.state) == [.timedOut, .running])
+        #expect(try await store.activeExecutions(deviceID: "d1").isEmpty)
+    }
+
     @Test func theSQLiteStoreKeepsItsDataAcrossReopening() async throws {
         let path = NSTemporaryDirectory() + "flotilla-store-\(UUID().uuidString).sqlite"
         do {
