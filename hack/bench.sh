@@ -7,6 +7,8 @@
 #                              then resident memory with 100,000 registered devices
 #   ./hack/bench.sh agent      the agent's stripped static binary and idle resident memory, against an
 #                              empty static Swift program built the same way
+#   ./hack/bench.sh controller commit → first execution, by push webhook and by poll (15 s), against one
+#                              git fetch of the same repository
 #   ./hack/bench.sh sim [N]    N simulated devices (default 10,000) in one process: enrollment, steady
 #                              heartbeats, and a deployment to all of them until it converges
 set -euo pipefail
@@ -179,12 +181,52 @@ bench_sim() {
   tail -n 1 "$work/sim.log"
 }
 
+# The controller's reaction time, with 50 simulated devices on a template fleet.
+bench_controller() {
+  echo "==> controller: release build"
+  swift build -c release --product flotilla 2>&1 | tail -n 1
+  local flotilla
+  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  work=$(mktemp -d)
+  cleanup() {
+    for pid in ${sim:-} ${server:-} ${daemon:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  git init --quiet --bare "$work/fleet.git"
+  git clone --quiet "$work/fleet.git" "$work/clone" 2>/dev/null
+  cp -r fleet-repo-template/. "$work/clone/"
+  git -C "$work/clone" add --all
+  git -C "$work/clone" -c user.name=Bench -c user.email=bench@example.com commit --quiet -m fleet
+  git -C "$work/clone" push --quiet origin HEAD:main
+  local git_port=18484 port=18485 token operator
+  git daemon --reuseaddr --base-path="$work" --export-all --enable=receive-pack --listen=127.0.0.1 --port="$git_port" "$work" \
+    > "$work/daemon.log" 2>&1 &
+  daemon=$!
+  sleep 0.5
+  echo "webhook-secret" > "$work/secret"
+  token=$("$flotilla" token create --project acme-climate --data "$work/data")
+  operator=$("$flotilla" token create --project acme-climate --operator --data "$work/data")
+  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
+    --webhook-secret-file "$work/secret" --heartbeat-interval 5 > "$work/serve.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  "$flotilla" sim --server "http://127.0.0.1:$port" --token "$token" --devices 50 --fail-rate 0 --offline-rate 0 \
+    --step-seconds 0.1-0.3 > "$work/sim.log" 2>&1 &
+  sim=$!
+  python3 hack/bench/fleet.py wait-online 127.0.0.1 "$port" "$operator" 50 120
+  sleep 5
+  echo "==> controller: ${CONTROLLER_ROUNDS:-3} rounds of a version bump, by webhook then by poll (every 15 s)"
+  python3 hack/bench/controller.py "$work/clone" 127.0.0.1 "$port" "$operator" webhook-secret "${CONTROLLER_ROUNDS:-3}"
+}
+
 case "$which" in
   plan) bench_plan "${2:-}" ;;
   git) bench_git "${2:-}" ;;
   heartbeat) bench_heartbeat ;;
   agent) bench_agent ;;
   sim) bench_sim "${2:-}" ;;
-  all) bench_plan; bench_git; bench_heartbeat; bench_agent; bench_sim ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|git [ROUNDS]|heartbeat|agent|sim [DEVICES]|all]" >&2; exit 2 ;;
+  controller) bench_controller ;;
+  all) bench_plan; bench_git; bench_heartbeat; bench_agent; bench_controller; bench_sim ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|git [ROUNDS]|heartbeat|agent|controller|sim [DEVICES]|all]" >&2; exit 2 ;;
 esac

@@ -253,11 +253,7 @@ public actor FleetController: Service, ControllerHandle {
                 let step = RolloutStep.next(pending: pending, progress: progress, policy: targetPlan.rollout)
                 switch step {
                 case .deploy(let devices):
-                    let record = DeploymentRecord(
-                        id: Deployer.newDeploymentID(), project: project, app: app.name, version: target.version, flow: app.flow.name,
-                        digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(Self.assigned),
-                        rollback: app.flow.rollback.map(Self.assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
-                        createdAt: now, createdBy: "controller")
+                    let record = Self.deployment(of: app, target: target, fleet: fleet, createdBy: "controller", at: now)
                     try await deployer.create(record, devices: devices, at: now)
                     try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.create",
                                                             subject: record.id,
@@ -298,11 +294,7 @@ public actor FleetController: Service, ControllerHandle {
             .flatMap { executions[$0.id] ?? [] }.map(\.deviceID))
         let due = devices.filter { !recent.contains($0) }
         guard !due.isEmpty else { return }
-        let record = DeploymentRecord(
-            id: Deployer.newDeploymentID(), project: project, app: app.name, version: target.version, flow: app.flow.name,
-            digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(Self.assigned),
-            rollback: app.flow.rollback.map(Self.assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
-            createdAt: now, createdBy: "controller:heal")
+        let record = Self.deployment(of: app, target: target, fleet: fleet, createdBy: "controller:heal", at: now)
         try await deployer.create(record, devices: due, at: now)
         try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.heal", subject: record.id,
                                                 detail: "\(app.name) \(target.version) back on drifted \(due.joined(separator: ", "))"))
@@ -333,6 +325,14 @@ public actor FleetController: Service, ControllerHandle {
                                                     subject: record.id, detail: "\(app) back to \(record.version) on \(devices.count) devices"))
             logger.warning("rollout aborted; rolling back", metadata: ["app": "\(app)", "version": "\(record.version)", "devices": "\(devices.count)"])
         }
+    }
+
+    /// A deployment of `target`'s version with the app's flow, as the compiled fleet resolves it.
+    static func deployment(of app: CompiledApp, target: DesiredTarget, fleet: CompiledFleet, createdBy: String, at now: Date) -> DeploymentRecord {
+        DeploymentRecord(id: Deployer.newDeploymentID(), project: fleet.fleet.project, app: app.name, version: target.version,
+                         flow: app.flow.name, digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(assigned),
+                         rollback: app.flow.rollback.map(assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
+                         createdAt: now, createdBy: createdBy)
     }
 
     static func assigned(_ step: Step) -> AssignedStep {
