@@ -121,3 +121,42 @@ struct ReconcileCommand: AsyncParsableCommand {
         print("reconcile requested")
     }
 }
+
+/// `flotilla suspend APP` and `flotilla resume APP`: hold or release an app's rollouts.
+struct SuspendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suspend",
+        abstract: "Hold an app's new waves, heals and rollbacks (what runs, runs on) until it is resumed.",
+        discussion: "Calls POST /api/v1/apps/APP/suspend with the operator token in FLOTILLA_TOKEN. A suspension survives a restart."
+    )
+
+    @Argument(help: "The app, as named in apps/*.yaml.")
+    var app: String
+
+    @Option(help: "The server's base URL.")
+    var server: String = "http://127.0.0.1:8080"
+
+    func run() async throws {
+        _ = try await ServerClient(server: server).post("/api/v1/apps/\(app)/suspend")
+        print("\(app) suspended")
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Let a suspended app's rollouts go on.",
+        discussion: "Calls POST /api/v1/apps/APP/resume with the operator token in FLOTILLA_TOKEN."
+    )
+
+    @Argument(help: "The app, as named in apps/*.yaml.")
+    var app: String
+
+    @Option(help: "The server's base URL.")
+    var server: String = "http://127.0.0.1:8080"
+
+    func run() async throws {
+        _ = try await ServerClient(server: server).post("/api/v1/apps/\(app)/resume")
+        print("\(app) resumed")
+    }
+}

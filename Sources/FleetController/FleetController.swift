@@ -75,6 +75,7 @@ public actor FleetController: Service, ControllerHandle {
         self.store = store
         self.deployer = deployer
         self.logger = logger
+        suspended = Self.loadSuspended(configuration)
     }
 
     /// Polls at once on the next pass (a webhook or `flotilla reconcile` asks for this).
@@ -85,6 +86,26 @@ public actor FleetController: Service, ControllerHandle {
     }
 
     public func statusJSON() -> [UInt8]? { status?.json }
+
+    /// Apps whose new waves, heals and rollbacks are held; kept in the cache directory, so a
+    /// suspension survives a restart.
+    private var suspended: Set<String>
+
+    private var suspendedPath: String { configuration.cacheDirectory + "/suspended-apps.json" }
+
+    private static func loadSuspended(_ configuration: ControllerConfiguration) -> Set<String> {
+        guard let data = FileManager.default.contents(atPath: configuration.cacheDirectory + "/suspended-apps.json"),
+              let names = try? JSONDecoder().decode([String].self, from: data) else { return [] }
+        return Set(names)
+    }
+
+    public func setSuspended(_ suspend: Bool, app: String) throws {
+        if suspend { suspended.insert(app) } else { suspended.remove(app) }
+        try FileManager.default.createDirectory(atPath: configuration.cacheDirectory, withIntermediateDirectories: true)
+        try JSONEncoder().encode(suspended.sorted()).write(to: URL(fileURLWithPath: suspendedPath), options: .atomic)
+        logger.info(suspend ? "app suspended" : "app resumed", metadata: ["app": "\(app)"])
+        requestPoll()
+    }
 
     private var wake: CheckedContinuation<Void, Never>?
 
@@ -221,13 +242,25 @@ public actor FleetController: Service, ControllerHandle {
             for deployment in appDeployments {
                 for execution in executions[deployment.id] ?? [] where !execution.state.isFinal { busy[execution.deviceID] = deployment.digest }
             }
+            // Each device's newest execution of the app that was not cancelled: only that one says
+            // where the device stands, so after a revert to an earlier version, that version's old
+            // successes no longer count.
+            var newest: [String: (at: Date, execution: String)] = [:]
+            for deployment in appDeployments {
+                for execution in executions[deployment.id] ?? [] where execution.state != .cancelled {
+                    if let known = newest[execution.deviceID], known.at >= deployment.createdAt { continue }
+                    newest[execution.deviceID] = (deployment.createdAt, execution.id)
+                }
+            }
             var appStatus = FleetStatusReport.App(name: app.name, targets: [], drifted: [])
             for targetPlan in appPlan.targets {
                 let target = targetPlan.target
                 var progress = RolloutProgress()
                 var finishedAt: [String: Date] = [:]
-                for deployment in appDeployments where deployment.digest == target.digest && deployment.createdBy == "controller" {
-                    for execution in executions[deployment.id] ?? [] {
+                for deployment in appDeployments where deployment.digest == target.digest
+                    && (deployment.createdBy == "controller" || deployment.createdBy == "controller:heal") {
+                    for execution in executions[deployment.id] ?? [] where newest[execution.deviceID]?.execution == execution.id
+                        || (execution.state.isFinal == false) {
                         switch execution.state {
                         case .succeeded:
                             progress.succeeded.insert(execution.deviceID)
@@ -246,12 +279,13 @@ public actor FleetController: Service, ControllerHandle {
                     return heard > finished
                 }
                 appStatus.drifted += drifted
-                if app.app.selfHeal, !drifted.isEmpty {
+                let held = suspended.contains(app.name)
+                if app.app.selfHeal, !drifted.isEmpty, !held {
                     try await heal(drifted, app: app, target: target, fleet: fleet, deployments: appDeployments, executions: executions,
                                    project: project, now: now)
                 }
                 let step = RolloutStep.next(pending: pending, progress: progress, policy: targetPlan.rollout)
-                switch step {
+                switch held ? .waiting(active: 0) : step {
                 case .deploy(let devices):
                     let record = Self.deployment(of: app, target: target, fleet: fleet, createdBy: "controller", at: now)
                     try await deployer.create(record, devices: devices, at: now)
@@ -267,7 +301,8 @@ public actor FleetController: Service, ControllerHandle {
                 }
                 appStatus.targets.append(.init(group: target.group, version: target.version, devices: targetPlan.unchanged.count + targetPlan.changes.count,
                                                converged: targetPlan.unchanged.count, updating: progress.active.count,
-                                               failed: progress.failed.count, offline: targetPlan.offlineCount, state: step.label))
+                                               failed: progress.failed.count, offline: targetPlan.offlineCount,
+                                               state: held && step != .converged ? "suspended" : step.label))
             }
             report.apps.append(appStatus)
         }

@@ -10,6 +10,8 @@ public protocol ControllerHandle: Sendable {
     func requestPoll() async
     /// The last status report as JSON, nil before the first reconcile.
     func statusJSON() async -> [UInt8]?
+    /// Holds (or releases) new waves, heals and rollbacks of `app`; what runs, runs on.
+    func setSuspended(_ suspended: Bool, app: String) async throws
 }
 
 /// Push webhooks from GitHub, GitLab and Gitea/Forgejo at `/hooks/git`, verified before anything
@@ -27,6 +29,18 @@ struct ControllerRoutes: Sendable {
             guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
             await controller.requestPoll()
             return try JSONBody.response(["reconcile": "requested"], status: .accepted)
+        }
+        for (verb, suspended) in [("suspend", true), ("resume", false)] {
+            api.post("apps/:app/\(verb)") { request, context in
+                let token = try await OperatorAuth.authenticate(request, store: store)
+                guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
+                let app = try context.parameters.require("app")
+                try Validate.text(app, field: "app", maximum: 63)
+                try await controller.setSuspended(suspended, app: app)
+                try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
+                                                        action: "app.\(verb)", subject: app, detail: ""))
+                return try JSONBody.response(["app": app, "state": suspended ? "suspended" : "resumed"])
+            }
         }
         api.get("status") { request, _ in
             _ = try await OperatorAuth.authenticate(request, store: store)

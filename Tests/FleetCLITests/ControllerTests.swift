@@ -315,6 +315,41 @@ struct ControllerTests {
         #expect(try await device.assignments().allSatisfy { $0["executionID"] as? String != execution })
     }
 
+    @Test func suspendHoldsAnAppResumeReleasesItAndARevertConvergesBack() async throws {
+        let fleet = try Fleet(devices: 8)
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOTILLA_TOKEN"] = fleet.operatorToken
+        let suspend = try ChildProcess.run(TestPaths.flotilla, ["suspend", "thermostat", "--server", fleet.base], environment: environment)
+        #expect(suspend.outputText == "thermostat suspended\n", "\(suspend.errorText)")
+
+        // Without self-healing, so that only the rollout can bring devices back after the revert.
+        let app = fleet.work.path + "/apps/thermostat.yaml"
+        try String(contentsOfFile: app, encoding: .utf8).replacingOccurrences(of: "selfHeal: true", with: "selfHeal: false")
+            .write(toFile: app, atomically: true, encoding: .utf8)
+        try fleet.work.commitAll("no self-healing for thermostat")
+        try String(contentsOfFile: app, encoding: .utf8).replacingOccurrences(of: "version: 2.4.1", with: "version: 2.4.2")
+            .write(toFile: app, atomically: true, encoding: .utf8)
+        let bump = try fleet.work.commitAll("thermostat 2.4.2")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        _ = try await eventuallyValue(seconds: 20) { try await fleet.get("/api/v1/status")["commit"] as? String == bump ? true : nil }
+        try await Task.sleep(for: .seconds(1.5))
+        // Reconciled, but held: no device moved, and the status says why.
+        #expect(try await fleet.waitUntil(seconds: 1, Self.thermostat(europe: "2.4.1")))
+        let apps = try await fleet.get("/api/v1/status")["apps"] as? [[String: Any]] ?? []
+        let targets = apps.first { $0["name"] as? String == "thermostat" }?["targets"] as? [[String: Any]] ?? []
+        #expect(targets.first { $0["group"] as? String == "europe" }?["state"] as? String == "suspended")
+
+        let resume = try ChildProcess.run(TestPaths.flotilla, ["resume", "thermostat", "--server", fleet.base], environment: environment)
+        #expect(resume.outputText == "thermostat resumed\n")
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.2")))
+
+        // A revert is a commit like any other: the fleet converges back.
+        try fleet.work.git("revert", "--no-edit", "HEAD")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+    }
+
     func eventuallyValue<T>(seconds: Double, _ check: () async throws -> T?) async throws -> T {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
