@@ -17,8 +17,7 @@ public enum FleetServer {
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
-                                 board: board, metrics: metrics)
-        ControllerRoutes(controller: controller, hookSecret: hookSecret, store: store).addRoutes(to: router)
+                                 board: board, metrics: metrics, controller: controller, hookSecret: hookSecret)
         return Application(router: router,
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
                            services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
@@ -28,7 +27,8 @@ public enum FleetServer {
 
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
                             directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard,
-                            metrics: ServerMetrics) -> Router<BasicRequestContext> {
+                            metrics: ServerMetrics, controller: (any ControllerHandle)? = nil,
+                            hookSecret: String? = nil) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
@@ -48,6 +48,7 @@ public enum FleetServer {
         let operators = router.group("api/v1")
         OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
         DeploymentController(store: store, board: board, configuration: configuration).addRoutes(to: operators)
+        ControllerRoutes(controller: controller, hookSecret: hookSecret, store: store).addRoutes(to: router)
         return router
     }
 }

@@ -903,6 +903,315 @@ enum OpenAPIDocument {
           }
         }
       }
+    },
+    "/hooks/git": {
+      "post": {
+        "operationId": "pushWebhook",
+        "summary": "A push event from GitHub, GitLab or Gitea/Forgejo; verified before anything is fetched.",
+        "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). The body is not interpreted: a verified push asks the controller to poll now.",
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object"
+              }
+            }
+          }
+        },
+        "responses": {
+          "202": {
+            "description": "Accepted: the controller polls the repository now.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "reconcile": {
+                      "type": "string",
+                      "const": "requested"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "Unsigned, or the signature does not match.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No controller runs, or no webhook secret is set.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/api/v1/reconcile": {
+      "post": {
+        "operationId": "reconcile",
+        "summary": "Ask the controller to poll the fleet repository and reconcile now.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "responses": {
+          "202": {
+            "description": "Accepted: the controller polls the repository now.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "reconcile": {
+                      "type": "string",
+                      "const": "requested"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No controller runs here.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/api/v1/status": {
+      "get": {
+        "operationId": "controllerStatus",
+        "summary": "The controller's last report: the reconciled commit, per app and target the version and device counts, drifted devices.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The report, as status.json on the status branch.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FleetStatus"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No controller runs here.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "No commit reconciled yet.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/api/v1/apps/{app}/suspend": {
+      "post": {
+        "operationId": "suspendApp",
+        "summary": "Hold the app's new waves, heals and rollbacks; what runs, runs on.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "app",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Suspended.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "app": {
+                      "type": "string"
+                    },
+                    "state": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No controller runs here.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/api/v1/apps/{app}/resume": {
+      "post": {
+        "operationId": "resumeApp",
+        "summary": "Let a suspended app's rollouts go on.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "app",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Resumed.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "app": {
+                      "type": "string"
+                    },
+                    "state": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No controller runs here.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          }
+        }
+      }
     }
   },
   "components": {
@@ -919,6 +1228,87 @@ enum OpenAPIDocument {
       }
     },
     "schemas": {
+      "FleetStatus": {
+        "type": "object",
+        "required": [
+          "commit",
+          "head",
+          "headErrors",
+          "apps"
+        ],
+        "properties": {
+          "commit": {
+            "type": "string",
+            "description": "The commit whose desired state is in force."
+          },
+          "head": {
+            "type": "string",
+            "description": "The branch head; differs from commit when the head does not validate."
+          },
+          "headErrors": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            }
+          },
+          "apps": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "name": {
+                  "type": "string"
+                },
+                "drifted": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                },
+                "targets": {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "properties": {
+                      "group": {
+                        "type": "string"
+                      },
+                      "version": {
+                        "type": "string"
+                      },
+                      "devices": {
+                        "type": "integer"
+                      },
+                      "converged": {
+                        "type": "integer"
+                      },
+                      "updating": {
+                        "type": "integer"
+                      },
+                      "failed": {
+                        "type": "integer"
+                      },
+                      "offline": {
+                        "type": "integer"
+                      },
+                      "state": {
+                        "type": "string",
+                        "enum": [
+                          "converged",
+                          "updating",
+                          "aborted",
+                          "failed",
+                          "suspended"
+                        ]
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      },
       "ErrorResponse": {
         "type": "object",
         "properties": {
