@@ -62,8 +62,15 @@ public enum ProcessRunner {
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) { variables.append("\(name)=\(value)") }
 
         var pid: pid_t = 0
-        let status = withCStrings(arguments) { argv in
-            withCStrings(variables) { envp in posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp) }
+        var status: Int32 = 0
+        // ETXTBSY: a program written a moment ago may still be open for writing in a child another
+        // thread is starting; that passes within milliseconds.
+        for attempt in 0..<5 {
+            status = withCStrings(arguments) { argv in
+                withCStrings(variables) { envp in posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp) }
+            }
+            guard status == ETXTBSY, attempt < 4 else { break }
+            Clock.sleep(seconds: 0.05 * Double(attempt + 1))
         }
         close(pipeEnds[1])
         guard status == 0 else {

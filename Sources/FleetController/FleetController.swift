@@ -307,7 +307,7 @@ public actor FleetController: Service, ControllerHandle {
             report.apps.append(appStatus)
         }
         status = report
-        if configuration.writeStatus { await publish(report, commit: desired.commit) }
+        if configuration.writeStatus { await publish(report, commit: desired.commit, settings: fleet.fleet.status) }
         if let reporter = reporter(for: fleet) {
             for app in report.apps {
                 let state: CommitStatusReporter.State = switch FleetStatusReport.state(of: app) {
@@ -409,13 +409,13 @@ public actor FleetController: Service, ControllerHandle {
 
     // MARK: Reporting in the repository
 
-    private func publish(_ report: FleetStatusReport, commit: CommitID) async {
-        await writeNote(report.note, on: commit)
+    /// The note (unless fleet.yaml says `notes: false`) and the status branch fleet.yaml names.
+    private func publish(_ report: FleetStatusReport, commit: CommitID, settings: StatusSettings) async {
+        if settings.notes { await writeNote(report.note, on: commit) }
         let files = ["STATUS.md": Array(report.markdown.utf8), "status.json": report.json]
         guard files != lastStatusFiles, let mirror else { return }
         do {
-            _ = try mirror.commitFiles(files, to: desired.map { _ in "flotilla/status" } ?? "flotilla/status",
-                                       message: "flotilla: status at \(commit.description.prefix(12))")
+            _ = try mirror.commitFiles(files, to: settings.branch, message: "flotilla: status at \(commit.description.prefix(12))")
             lastStatusFiles = files
         } catch {
             logger.warning("cannot write the status branch", metadata: ["error": "\(error)"])

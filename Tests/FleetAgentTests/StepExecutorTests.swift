@@ -3,6 +3,7 @@ import FleetGit
 import FleetProtocol
 import FleetTesting
 import Foundation
+import Glibc
 import Testing
 
 @Suite(.serialized) struct StepExecutorTests {
@@ -56,9 +57,13 @@ import Testing
     @Test func composeAndInstallCallTheirTools() throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
         for tool in ["docker", "dpkg"] {
-            try write("#!/bin/sh\necho \"$(basename $0) $*\" >> \(root)/calls\n", to: root + "/bin/" + tool)
-            chmod(root + "/bin/" + tool, 0o755)
+            // Written with O_CLOEXEC, so no child another test starts meanwhile keeps it open for writing.
+            let fd = open(root + "/bin/" + tool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+            let script = Array("#!/bin/sh\necho \"$(basename $0) $*\" >> \(root)/calls\n".utf8)
+            #expect(script.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == script.count)
+            close(fd)
         }
         let path = String(cString: getenv("PATH"))
         setenv("PATH", root + "/bin:" + path, 1)

@@ -350,6 +350,44 @@ struct ControllerTests {
         #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
     }
 
+    @Test func aDeviceOfflineDuringTheRolloutIsUpdatedWhenItReturns() async throws {
+        let fleet = try Fleet(devices: 4)
+        let device = try await HandDevice.enroll(fleet, tags: ["hw": "rpi4", "ring": "stable", "site": "paris"])
+        try await device.heartbeat(thermostat: nil, digest: nil)
+        let first = try await eventuallyValue(seconds: 30) { try await device.assignments().first }
+        #expect(first["version"] as? String == "2.4.1")
+        try await device.succeed(first["executionID"] as! String)
+        try await Task.sleep(for: .milliseconds(50))
+        try await device.heartbeat(thermostat: "2.4.1", digest: first["digest"] as? String)
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+
+        // It goes quiet (offline after three missed one-second heartbeats), then a bump is merged.
+        try await Task.sleep(for: .seconds(4))
+        let app = fleet.work.path + "/apps/thermostat.yaml"
+        try String(contentsOfFile: app, encoding: .utf8).replacingOccurrences(of: "version: 2.4.1", with: "version: 2.4.2")
+            .write(toFile: app, atomically: true, encoding: .utf8)
+        try fleet.work.commitAll("thermostat 2.4.2")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        // The others move on; the quiet one is still at 2.4.1 and counted offline.
+        _ = try await eventuallyValue(seconds: 60) { () -> Bool? in
+            let devices = try await fleet.devices()
+            let others = devices.filter { $0.tags["site"] == "paris" ? false : Self.thermostat(europe: "2.4.2")($0.tags) != nil }
+            return others.allSatisfy { $0.thermostat == Self.thermostat(europe: "2.4.2")($0.tags) } ? true : nil
+        }
+        let apps = try await fleet.get("/api/v1/status")["apps"] as? [[String: Any]] ?? []
+        let europe = (apps.first { $0["name"] as? String == "thermostat" }?["targets"] as? [[String: Any]] ?? [])
+            .first { $0["group"] as? String == "europe" }
+        #expect((europe?["offline"] as? Int ?? 0) >= 1)
+
+        // It comes back: its work is waiting, it runs it, and the fleet converges.
+        try await device.heartbeat(thermostat: "2.4.1", digest: first["digest"] as? String)
+        let update = try await eventuallyValue(seconds: 30) { try await device.assignments().first { $0["version"] as? String == "2.4.2" } }
+        try await device.succeed(update["executionID"] as! String)
+        try await Task.sleep(for: .milliseconds(50))
+        try await device.heartbeat(thermostat: "2.4.2", digest: update["digest"] as? String)
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.2")))
+    }
+
     func eventuallyValue<T>(seconds: Double, _ check: () async throws -> T?) async throws -> T {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
