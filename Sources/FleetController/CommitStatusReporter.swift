@@ -54,6 +54,28 @@ public actor CommitStatusReporter {
         }
     }
 
+    /// Where people read the full report: STATUS.md on the status branch, in the forge's web view.
+    /// The web root is the API root without its API path (GitHub's public API lives elsewhere).
+    public func reportURL(statusBranch: String) -> String? {
+        guard let root else { return nil }
+        let repository = settings.repository
+        switch settings.forge {
+        case .github:
+            let web = root == "https://api.github.com" ? "https://github.com" : Self.trimming(root, suffix: "/api/v3")
+            return "\(web)/\(repository)/blob/\(statusBranch)/STATUS.md"
+        case .gitlab:
+            return "\(Self.trimming(root, suffix: "/api/v4"))/\(repository)/-/blob/\(statusBranch)/STATUS.md"
+        case .gitea:
+            return "\(Self.trimming(root, suffix: "/api/v1"))/\(repository)/src/branch/\(statusBranch)/STATUS.md"
+        case .none:
+            return nil
+        }
+    }
+
+    private static func trimming(_ text: String, suffix: String) -> String {
+        text.hasSuffix(suffix) ? String(text.dropLast(suffix.count)) : text
+    }
+
     /// Posts `state` for `context` on `commit` unless that exact status was posted already.
     /// Returns whether a request was sent.
     @discardableResult

@@ -161,6 +161,10 @@ public actor FleetController: Service, ControllerHandle {
             let tree = try mirror!.fleetTree(at: fetched.commit)
             do {
                 let fleet = try FleetLoader.load(tree)
+                if let previous = desired, let text = lastNote[previous.commit], previous.commit != fetched.commit {
+                    // The commit before keeps its history, and says it is no longer the one in force.
+                    await writeNote(text + "superseded by \(fetched.commit)\n", on: previous.commit)
+                }
                 desired = Desired(commit: fetched.commit, fleet: fleet)
                 headErrors = []
                 logger.info("new desired state", metadata: ["commit": "\(fetched.commit)"])
@@ -401,7 +405,9 @@ public actor FleetController: Service, ControllerHandle {
     private func postStatus(_ reporter: CommitStatusReporter, commit: CommitID, context: String, state: CommitStatusReporter.State,
                         description: String) async {
         do {
-            try await reporter.post(commit: commit.description, context: context, state: state, description: description)
+            var report: String?
+            if let branch = desired?.fleet.fleet.status.branch { report = await reporter.reportURL(statusBranch: branch) }
+            try await reporter.post(commit: commit.description, context: context, state: state, description: description, targetURL: report)
         } catch {
             logger.warning("cannot post a commit status", metadata: ["context": "\(context)", "error": "\(error)"])
         }

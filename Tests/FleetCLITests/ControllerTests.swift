@@ -136,6 +136,8 @@ struct ControllerTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(note?.contains("europe → 2.4.2") == true, "\(note ?? "no note")")
+        // The commit before keeps its history and says it is no longer in force.
+        #expect(try fleet.note(on: first)?.contains("superseded by \(bump)") == true)
 
         // An invalid commit: a failure note, nothing deployed, the last good state kept.
         let deployments = try await fleet.deploymentCount()

@@ -73,6 +73,10 @@ struct CommitStatusReporterTests {
         #expect(request.headers["x-github-api-version"] == "2022-11-28")
         #expect(request.headers["user-agent"] == "flotilla")
         #expect(request.body == ["state": "pending", "context": "flotilla/thermostat", "description": "12/50 devices at 2.5.0"])
+        let github = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: nil, token: "t"))
+        #expect(await github.reportURL(statusBranch: "flotilla/status") == "https://github.com/acme/fleet/blob/flotilla/status/STATUS.md")
+        let enterprise = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: "https://git.acme.example/api/v3", token: "t"))
+        #expect(await enterprise.reportURL(statusBranch: "flotilla/status") == "https://git.acme.example/acme/fleet/blob/flotilla/status/STATUS.md")
     }
 
     @Test func gitLab() async throws {
@@ -85,6 +89,8 @@ struct CommitStatusReporterTests {
         #expect(request.headers["private-token"] == "t0ken")
         #expect(request.headers["authorization"] == nil)
         #expect(request.body == ["state": "failed", "name": "flotilla/thermostat", "description": "rollout aborted"])
+        let gitlab = CommitStatusReporter(settings: .init(forge: .gitlab, repository: "acme/fleet", apiURL: nil, token: "t"))
+        #expect(await gitlab.reportURL(statusBranch: "flotilla/status") == "https://gitlab.com/acme/fleet/-/blob/flotilla/status/STATUS.md")
     }
 
     @Test func giteaAndForgejo() async throws {
@@ -95,12 +101,14 @@ struct CommitStatusReporterTests {
         #expect(request.path == "/api/v1/repos/acme/fleet/statuses/\(Self.sha)")
         #expect(request.headers["authorization"] == "token t0ken")
         #expect(request.body == ["state": "success", "context": "flotilla/thermostat", "description": "50/50 devices at 2.5.0"])
+        #expect(await reporter.reportURL(statusBranch: "flotilla/status") == "\(forge.url)/acme/fleet/src/branch/flotilla/status/STATUS.md")
     }
 
     @Test func postsOnlyOnChangeShortensAndBacksOffWhenLimited() async throws {
         let forge = try await FakeForge()
         let reporter = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: forge.url, token: "t"))
-        #expect(try await reporter.post(commit: Self.sha, context: "c", state: .pending, description: "1/2"))
+        #expect(try await reporter.post(commit: Self.sha, context: "c", state: .pending, description: "1/2", targetURL: "https://x/STATUS.md"))
+        #expect(forge.recorder.received.withLock { $0.last?.body["target_url"] } == "https://x/STATUS.md")
         #expect(try await reporter.post(commit: Self.sha, context: "c", state: .pending, description: "1/2") == false)
         #expect(try await reporter.post(commit: Self.sha, context: "c", state: .success, description: String(repeating: "x", count: 300)))
         let long = try #require(forge.recorder.received.withLock { $0.last?.body["description"] })
