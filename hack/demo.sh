@@ -76,7 +76,7 @@ done = status["commit"] == sys.argv[1]
 for app in status["apps"]:
     for target in app["targets"]:
         parts.append(f'{app["name"]}/{target["group"]}@{target["version"]} {target["converged"]}/{target["devices"]}')
-        done = done and target["state"] == "converged"
+        done = done and target["state"] == "converged" and target["converged"] == target["devices"]
 print(("CONVERGED " if done else "") + "  ".join(parts))
 EOF
 )
@@ -114,5 +114,5 @@ say "STATUS.md on the flotilla/status branch"
 git -C "$work/clone" show origin/flotilla/status:STATUS.md
 
 say "The simulator's last word"
-grep "^sim:" "$work/sim.log" | tail -n 1
+grep "^sim:" "$work/sim.log" | tail -n 1 || true
 say "Done: everything started here is stopped now"

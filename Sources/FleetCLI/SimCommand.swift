@@ -184,7 +184,7 @@ struct Simulation: Sendable {
         let gate = EnrollmentGate(slots: enrollConcurrency)
         var generator = SeededGenerator(seed: seed)
         let offline = Set((0..<count).shuffled(using: &generator).prefix(Int((Double(count) * offlineRate).rounded())))
-        print("sim: \(count) devices against \(server) (seed \(seed), fail rate \(failRate), \(offline.count) offline for \(Int(offlineSeconds)) s)")
+        say("sim: \(count) devices against \(server) (seed \(seed), fail rate \(failRate), \(offline.count) offline for \(Int(offlineSeconds)) s)")
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -194,7 +194,7 @@ struct Simulation: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(statusEvery))
-                    if !Task.isCancelled { print(stats.line(devices: count)) }
+                    if !Task.isCancelled { say(stats.line(devices: count)) }
                 }
             }
             group.addTask {
@@ -211,7 +211,7 @@ struct Simulation: Sendable {
             await group.next()
             group.cancelAll()
         }
-        print(stats.line(devices: count))
+        say(stats.line(devices: count))
         for client in clients { try await client.shutdown() }
     }
 }
@@ -295,7 +295,7 @@ struct SimulatedDevice: Sendable {
                 stats.enrolled.add(1, ordering: .relaxed)
                 return enrolled.deviceToken
             case .success(let response) where response.status < 500 && response.status != 429:
-                print("sim: \(hardwareID) cannot enroll: HTTP \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+                say("sim: \(hardwareID) cannot enroll: HTTP \(response.status) \(String(decoding: response.body, as: UTF8.self))")
                 return nil
             default:
                 stats.errors.add(1, ordering: .relaxed)
@@ -421,4 +421,10 @@ struct SimulatedDevice: Sendable {
             return .failure(error)
         }
     }
+}
+
+/// A line on standard output, written at once: progress reaches a log file as it is made, not
+/// when a buffer fills.
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }

@@ -306,7 +306,7 @@ public actor FleetController: Service, ControllerHandle {
                 appStatus.targets.append(.init(group: target.group, version: target.version, devices: targetPlan.unchanged.count + targetPlan.changes.count,
                                                converged: targetPlan.unchanged.count, updating: progress.active.count,
                                                failed: progress.failed.count, offline: targetPlan.offlineCount,
-                                               state: held && step != .converged ? "suspended" : step.label))
+                                               state: Self.label(step, held: held, remaining: targetPlan.changes.count, drifted: drifted.count)))
             }
             report.apps.append(appStatus)
         }
@@ -364,6 +364,14 @@ public actor FleetController: Service, ControllerHandle {
                                                     subject: record.id, detail: "\(app) back to \(record.version) on \(devices.count) devices"))
             logger.warning("rollout aborted; rolling back", metadata: ["app": "\(app)", "version": "\(record.version)", "devices": "\(devices.count)"])
         }
+    }
+
+    /// The word for a target in the report: converged only when every device reports the version
+    /// (a finished device whose heartbeat has not come yet is still updating).
+    static func label(_ step: RolloutStep, held: Bool, remaining: Int, drifted: Int) -> String {
+        if held, step != .converged || remaining > 0 { return "suspended" }
+        guard step == .converged, remaining > 0 else { return step.label }
+        return remaining == drifted ? "drifted" : "updating"
     }
 
     /// A deployment of `target`'s version with the app's flow, as the compiled fleet resolves it.

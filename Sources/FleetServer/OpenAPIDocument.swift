@@ -1298,7 +1298,8 @@ enum OpenAPIDocument {
                           "updating",
                           "aborted",
                           "failed",
-                          "suspended"
+                          "suspended",
+                          "drifted"
                         ]
                       }
                     }
