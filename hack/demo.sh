@@ -115,4 +115,8 @@ git -C "$work/clone" show origin/flotilla/status:STATUS.md
 
 say "The simulator's last word"
 grep "^sim:" "$work/sim.log" | tail -n 1 || true
+if grep -qE "warning|error" "$work/serve.log"; then
+  say "What the server warned about"
+  grep -E "warning|error" "$work/serve.log" | tail -n 8
+fi
 say "Done: everything started here is stopped now"
