@@ -68,15 +68,19 @@ wait_converged() {
   local commit=$1 deadline=$((SECONDS + ${2:-240})) last=""
   while [ $SECONDS -lt $deadline ]; do
     if status_of > "$work/status.json"; then
-      line=$(python3 - "$commit" "$work/status.json" <<'EOF'
+      line=$(python3 - "$commit" "$work/status.json" "$DEVICES" <<'EOF'
 import json, sys
 status = json.load(open(sys.argv[2]))
 parts = []
 done = status["commit"] == sys.argv[1]
+total = 0
 for app in status["apps"]:
     for target in app["targets"]:
         parts.append(f'{app["name"]}/{target["group"]}@{target["version"]} {target["converged"]}/{target["devices"]}')
         done = done and target["state"] == "converged" and target["converged"] == target["devices"]
+        total += target["devices"]
+# Every device runs exactly one of the two apps (thermostats or gateways): all must be counted.
+done = done and total == int(sys.argv[3])
 print(("CONVERGED " if done else "") + "  ".join(parts))
 EOF
 )
@@ -96,12 +100,7 @@ sed -i 's|^    version: 2.4.1$|    version: 2.4.2|; s|thermostat/2.4.1/compose.y
 git -C "$work/clone" diff --stat
 git -C "$work/clone" -c user.name=Operator -c user.email=ops@acme.example commit --quiet -am "thermostat 2.4.2 for Europe"
 git -C "$work/clone" push --quiet origin HEAD:main
-"$flotilla" plan "$work/clone" --base HEAD~1 --head HEAD --devices <(curl -fs -H "Authorization: Bearer $operator" \
-  "http://127.0.0.1:$port/api/v1/devices" | python3 -c '
-import json, sys
-devices = json.load(sys.stdin)["devices"]
-print(json.dumps({"devices": [{"id": d["id"], "tags": d["tags"], "online": d["online"],
-  "apps": {name: app for name, app in d["apps"].items()}} for d in devices]}))') --limit 5 || true
+FLOTILLA_TOKEN=$operator "$flotilla" plan "$work/clone" --base HEAD~1 --head HEAD --server "http://127.0.0.1:$port" --limit 5 || true
 
 say "The rollout, wave by wave, until the fleet converges again"
 wait_converged "$(git -C "$work/clone" rev-parse HEAD)" 240
