@@ -49,24 +49,11 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Or FLOTILLA_WEBHOOK_SECRET. GitHub and Gitea sign with HMAC-SHA256; GitLab sends the secret as X-Gitlab-Token."))
     var webhookSecretFile: String?
 
-    func webhookSecret(_ environment: [String: String]) throws -> String? {
-        if let webhookSecretFile {
-            guard let text = try? String(contentsOfFile: webhookSecretFile, encoding: .utf8) else {
-                throw ValidationError("--webhook-secret-file: cannot read \(webhookSecretFile)")
-            }
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return environment["FLOTILLA_WEBHOOK_SECRET"]
-    }
-
-    func forgeToken(_ environment: [String: String]) throws -> String? {
-        if let forgeTokenFile {
-            guard let text = try? String(contentsOfFile: forgeTokenFile, encoding: .utf8) else {
-                throw ValidationError("--forge-token-file: cannot read \(forgeTokenFile)")
-            }
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return environment["FLOTILLA_FORGE_TOKEN"]
+    /// A secret from the file a flag names (trimmed), else from the environment; never logged.
+    static func secret(file: String?, flag: String, variable: String, _ environment: [String: String]) throws -> String? {
+        guard let file else { return environment[variable] }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("\(flag): cannot read \(file)") }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Flag(help: "Do not write notes and the status branch into the repository.")
@@ -108,7 +95,7 @@ struct ServeCommand: AsyncParsableCommand {
                     reconcileInterval: .milliseconds(Int(reconcileInterval * 1_000)), offlineAfterSeconds: configuration.offlineAfterSeconds,
                     writeStatus: !noRepositoryStatus,
                     credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"]),
-                    forgeToken: try forgeToken(environment)),
+                    forgeToken: try Self.secret(file: forgeTokenFile, flag: "--forge-token-file", variable: "FLOTILLA_FORGE_TOKEN", environment)),
                 store: store, deployer: Deployer(store: store, board: board), logger: logger)
             services.append(controller)
             handle = controller
@@ -116,7 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, board: board,
                                                services: services, controller: handle,
-                                               hookSecret: repo == nil ? nil : try webhookSecret(environment), logger: logger)
+                                               hookSecret: repo == nil ? nil : try Self.secret(file: webhookSecretFile, flag: "--webhook-secret-file", variable: "FLOTILLA_WEBHOOK_SECRET", environment), logger: logger)
         logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)"])
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

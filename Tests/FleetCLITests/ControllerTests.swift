@@ -119,7 +119,14 @@ struct ControllerTests {
         let log = (try? String(contentsOfFile: fleet.data + "/server.log", encoding: .utf8)) ?? ""
         #expect(converged, "\(log.suffix(2_000))")
         let first = try fleet.work.git("rev-parse", "HEAD")
-        #expect(try fleet.note(on: first)?.contains("flotilla/thermostat: success") == true)
+        // The note follows the devices' reports by one pass: wait for it as for the others.
+        var firstNote: String?
+        for _ in 0..<50 {
+            firstNote = try fleet.note(on: first)
+            if firstNote?.contains("flotilla/thermostat: success") == true { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(firstNote?.contains("flotilla/thermostat: success") == true)
 
         // A version bump, committed and pushed as a user would.
         let app = fleet.work.path + "/apps/thermostat.yaml"
