@@ -35,6 +35,10 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "The chance that a step fails, 0 to 1.")
     var failRate: Double = 0.05
 
+    @Option(help: ArgumentHelp("A bad release: executions of VERSION fail at the last step that can fail them, VERSION[:CHANCE] (repeatable; CHANCE 0 to 1, default 1).",
+                               valueName: "version"))
+    var failVersion: [String] = []
+
     @Option(help: "The share of devices that start offline, 0 to 1; they come online after --offline-seconds.")
     var offlineRate: Double = 0.1
 
@@ -65,6 +69,7 @@ struct SimCommand: AsyncParsableCommand {
         guard (0...1).contains(offlineRate) else { throw ValidationError("--offline-rate must be from 0 to 1") }
         guard parsedStepSeconds != nil else { throw ValidationError("--step-seconds must be MIN-MAX, e.g. 0.2-1.0") }
         _ = try tagTemplate()
+        _ = try failingVersions()
         guard resolvedToken != nil else { throw ValidationError("an enrollment token is needed: --token or FLOTILLA_ENROLLMENT_TOKEN") }
         guard server.hasPrefix("http://") || server.hasPrefix("https://") else { throw ValidationError("--server must be an http(s) URL") }
     }
@@ -82,6 +87,19 @@ struct SimCommand: AsyncParsableCommand {
         ("site", [("berlin", 4), ("paris", 3), ("madrid", 2), ("lisbon", 1)]),
         ("ring", [("canary", 1), ("stable", 19)]),
     ]
+
+    func failingVersions() throws -> [String: Double] {
+        var versions: [String: Double] = [:]
+        for text in failVersion {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard let version = parts.first, !version.isEmpty, parts.count <= 2,
+                  let chance = parts.count == 2 ? Double(parts[1]) : 1, (0...1).contains(chance) else {
+                throw ValidationError("--fail-version '\(text)': expected VERSION or VERSION:CHANCE with CHANCE from 0 to 1")
+            }
+            versions[String(version)] = chance
+        }
+        return versions
+    }
 
     func tagTemplate() throws -> [(String, [(String, Double)])] {
         var template = Self.defaultTags
@@ -110,6 +128,7 @@ struct SimCommand: AsyncParsableCommand {
         raiseOpenFileLimit()
         let simulation = Simulation(
             server: server.hasSuffix("/") ? String(server.dropLast()) : server, token: resolvedToken!, count: devices, failRate: failRate,
+            failingVersions: try failingVersions(),
             offlineRate: offlineRate, offlineSeconds: offlineSeconds, seed: seed, stepSeconds: parsedStepSeconds!,
             tags: try tagTemplate(), enrollConcurrency: max(1, enrollConcurrency))
         try await simulation.run(duration: duration, statusEvery: statusEvery)
@@ -164,6 +183,8 @@ struct Simulation: Sendable {
     var token: String
     var count: Int
     var failRate: Double
+    /// Versions whose executions fail, with the chance that they do.
+    var failingVersions: [String: Double] = [:]
     var offlineRate: Double
     var offlineSeconds: Double
     var seed: UInt64
@@ -363,10 +384,14 @@ struct SimulatedDevice: Sendable {
         stats.running.add(1, ordering: .relaxed)
         defer { stats.running.subtract(1, ordering: .relaxed) }
         var progress = ExecutionProgress(assignment: assignment)
-        while progress.current != nil, !Task.isCancelled {
+        let doomed = simulation.failingVersions[assignment.version].map { $0 >= 1 || state.random(in: 0...1) < $0 } ?? false
+        // A bad release fails where it would show: the last step whose failure fails the flow.
+        let failing = assignment.steps.lastIndex { $0.onFailure != "continue" } ?? assignment.steps.count - 1
+        while let current = progress.current, !Task.isCancelled {
             progress.begin()
             try? await Task.sleep(for: .seconds(state.random(in: simulation.stepSeconds)))
-            let succeeded = state.random(in: 0...1) >= simulation.failRate
+            let bad = doomed && !current.rollback && current.index == failing
+            let succeeded = !bad && state.random(in: 0...1) >= simulation.failRate
             let result = progress.complete(succeeded: succeeded, exitCode: succeeded ? 0 : 1,
                                            output: succeeded ? "ok\n" : "simulated failure\n", reason: succeeded ? nil : "simulated failure")
             await report(progress.report(for: result), execution: assignment.executionID, token: token)

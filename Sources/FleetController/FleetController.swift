@@ -87,6 +87,8 @@ public actor FleetController: Service, ControllerHandle {
 
     public func statusJSON() -> [UInt8]? { status?.json }
 
+    public nonisolated var watchedBranch: String { configuration.branch }
+
     /// Apps whose new waves, heals and rollbacks are held; kept in the cache directory, so a
     /// suspension survives a restart.
     private var suspended: Set<String>

@@ -12,6 +12,8 @@ public protocol ControllerHandle: Sendable {
     func statusJSON() async -> [UInt8]?
     /// Holds (or releases) new waves, heals and rollbacks of `app`; what runs, runs on.
     func setSuspended(_ suspended: Bool, app: String) async throws
+    /// The branch it reconciles; a push webhook for another ref is acknowledged and ignored.
+    var watchedBranch: String { get }
 }
 
 /// Push webhooks from GitHub, GitLab and Gitea/Forgejo at `/hooks/git`, verified before anything
@@ -79,7 +81,15 @@ struct ControllerRoutes: Sendable {
             throw APIError.unauthorized("a signed push event is required (X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token)")
         }
         guard verified else { throw APIError.unauthorized("the webhook signature does not match") }
-        await controller.requestPoll()
-        return try JSONBody.response(["reconcile": "requested"], status: .accepted)
+        let event = header("X-GitHub-Event") ?? header("X-Gitea-Event") ?? header("X-Forgejo-Event") ?? header("X-Gitlab-Event")
+        switch PushEvent.classify(event: event, body: body, branch: controller.watchedBranch) {
+        case .ping:
+            return try JSONBody.response(["pong": "verified"])
+        case .ignored(let reason):
+            return try JSONBody.response(["reconcile": "ignored", "reason": reason], status: .accepted)
+        case .poll:
+            await controller.requestPoll()
+            return try JSONBody.response(["reconcile": "requested"], status: .accepted)
+        }
     }
 }

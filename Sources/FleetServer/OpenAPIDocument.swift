@@ -908,7 +908,7 @@ enum OpenAPIDocument {
       "post": {
         "operationId": "pushWebhook",
         "summary": "A push event from GitHub, GitLab or Gitea/Forgejo; verified before anything is fetched.",
-        "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). The body is not interpreted: a verified push asks the controller to poll now.",
+        "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). A verified push to the watched branch asks the controller to poll now; a push to another ref, or another event (X-GitHub-Event, X-Gitea-Event, X-Forgejo-Event, X-Gitlab-Event), is acknowledged and ignored; GitHub's ping is answered. A delivery whose body has no ref is taken as a push.",
         "requestBody": {
           "required": true,
           "content": {
@@ -920,8 +920,24 @@ enum OpenAPIDocument {
           }
         },
         "responses": {
+          "200": {
+            "description": "GitHub's ping, verified; nothing is fetched.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "pong": {
+                      "type": "string",
+                      "const": "verified"
+                    }
+                  }
+                }
+              }
+            }
+          },
           "202": {
-            "description": "Accepted: the controller polls the repository now.",
+            "description": "Accepted: requested — the controller polls the repository now; ignored — not a push to the watched branch, and reason says why.",
             "content": {
               "application/json": {
                 "schema": {
@@ -929,7 +945,10 @@ enum OpenAPIDocument {
                   "properties": {
                     "reconcile": {
                       "type": "string",
-                      "const": "requested"
+                      "enum": ["requested", "ignored"]
+                    },
+                    "reason": {
+                      "type": "string"
                     }
                   }
                 }
@@ -979,8 +998,24 @@ enum OpenAPIDocument {
           }
         ],
         "responses": {
+          "200": {
+            "description": "GitHub's ping, verified; nothing is fetched.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "pong": {
+                      "type": "string",
+                      "const": "verified"
+                    }
+                  }
+                }
+              }
+            }
+          },
           "202": {
-            "description": "Accepted: the controller polls the repository now.",
+            "description": "Accepted: requested — the controller polls the repository now; ignored — not a push to the watched branch, and reason says why.",
             "content": {
               "application/json": {
                 "schema": {
@@ -988,7 +1023,10 @@ enum OpenAPIDocument {
                   "properties": {
                     "reconcile": {
                       "type": "string",
-                      "const": "requested"
+                      "enum": ["requested", "ignored"]
+                    },
+                    "reason": {
+                      "type": "string"
                     }
                   }
                 }

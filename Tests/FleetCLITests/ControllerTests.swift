@@ -24,7 +24,7 @@ struct ControllerTests {
 
         private var serverArguments: [String] = []
 
-        init(devices: Int, failRate: Double = 0, stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
+        init(devices: Int, failRate: Double = 0, failVersions: [String] = [], stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
              webhookSecret: String? = nil) throws {
             data = try TestPaths.temporaryDirectory()
             daemon = try GitDaemon()
@@ -47,7 +47,7 @@ struct ControllerTests {
             sim = try ChildProcess.start(TestPaths.flotilla, [
                 "sim", "--server", base, "--token", enrollment, "--devices", "\(devices)", "--fail-rate", "\(failRate)",
                 "--offline-rate", "0", "--step-seconds", stepSeconds, "--seed", "3",
-            ], environment: [:], logPath: data + "/sim.log")
+            ] + failVersions.flatMap { ["--fail-version", $0] }, environment: [:], logPath: data + "/sim.log")
         }
 
         func startServer() throws {
@@ -186,7 +186,7 @@ struct ControllerTests {
         let bump = try fleet.work.commitAll("thermostat 2.4.2")
         try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
 
-        let payload = Data(#"{"ref":"refs/heads/main","after":"\#(bump)"}"#.utf8)
+        var payload = Data(#"{"ref":"refs/heads/main","after":"\#(bump)"}"#.utf8)
         func hook(_ headers: [String: String]) async throws -> Int {
             var request = URLRequest(url: URL(string: fleet.base + "/hooks/git")!)
             request.httpMethod = "POST"
@@ -195,12 +195,22 @@ struct ControllerTests {
             let (_, response) = try await URLSession.shared.data(for: request)
             return (response as? HTTPURLResponse)?.statusCode ?? 0
         }
-        let signature = SHA256.hmacHex(key: Array("s3cret".utf8), message: Array(payload))
+        var signature = SHA256.hmacHex(key: Array("s3cret".utf8), message: Array(payload))
         #expect(try await hook([:]) == 401)
         #expect(try await hook(["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)]) == 401)
         #expect(try await hook(["X-Gitlab-Token": "guess"]) == 401)
         try await Task.sleep(for: .seconds(1.5))
         #expect(try await reconciled() == first, "a refused webhook must not bring the commit in")
+
+        // Signed, but a push to another branch (the status branch, say): acknowledged, not polled.
+        payload = Data(#"{"ref":"refs/heads/flotilla/status","after":"\#(bump)"}"#.utf8)
+        let otherBranch = SHA256.hmacHex(key: Array("s3cret".utf8), message: Array(payload))
+        #expect(try await hook(["X-Hub-Signature-256": "sha256=" + otherBranch, "X-GitHub-Event": "push"]) == 202)
+        #expect(try await hook(["X-Hub-Signature-256": "sha256=" + otherBranch, "X-GitHub-Event": "ping"]) == 200)
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try await reconciled() == first, "a push to another branch must not bring the commit in")
+        payload = Data(#"{"ref":"refs/heads/main","after":"\#(bump)"}"#.utf8)
+        signature = SHA256.hmacHex(key: Array("s3cret".utf8), message: Array(payload))
 
         #expect(try await hook(["X-Hub-Signature-256": "sha256=" + signature, "X-GitHub-Event": "push"]) == 202)
         _ = try await eventuallyValue(seconds: 20) { try await reconciled() == bump ? true : nil }
@@ -436,23 +446,54 @@ struct ControllerTests {
     }
 
     @Test func failuresOverTheThresholdAbortAndRollBack() async throws {
-        // Every step fails half the time: more than the one failure thermostat tolerates.
-        let fleet = try Fleet(devices: 16, failRate: 0.5)
-        try await Task.sleep(for: .seconds(1))
+        // A bad release: 2.6.0 fails on half the devices that try it, more than the one failure
+        // thermostat tolerates.
+        let fleet = try Fleet(devices: 24, failVersions: ["2.6.0:0.5"])
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        let app = fleet.work.path + "/apps/thermostat.yaml"
+        try String(contentsOfFile: app, encoding: .utf8).replacingOccurrences(of: "version: 2.4.1", with: "version: 2.6.0")
+            .write(toFile: app, atomically: true, encoding: .utf8)
+        let bump = try fleet.work.commitAll("thermostat 2.6.0 in Europe")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+
         var note: String?
-        let first = try fleet.work.git("rev-parse", "HEAD")
-        for _ in 0..<200 {
-            note = try fleet.note(on: first)
+        for _ in 0..<300 {
+            note = try fleet.note(on: bump)
             if note?.contains("flotilla/thermostat: failure") == true { break }
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(note?.contains("flotilla/thermostat: failure") == true, "\(note ?? "no note")")
-        #expect(note?.contains("(aborted)") == true)
-        // No more waves once aborted: the deployment count stays put.
+        #expect(note?.contains("(aborted)") == true, "\(note ?? "no note")")
+
+        // The devices the aborted rollout changed, and the rollback that gives them 2.4.1 back.
+        func deployments() async throws -> [[String: Any]] { try await fleet.get("/api/v1/deployments")["deployments"] as? [[String: Any]] ?? [] }
+        func devices(of deployment: [String: Any], _ state: String) async throws -> Set<String> {
+            let id = try #require(deployment["id"] as? String)
+            return Set((try await fleet.get("/api/v1/deployments/\(id)")["executions"] as? [[String: Any]] ?? [])
+                .filter { $0["state"] as? String == state }.compactMap { $0["deviceID"] as? String })
+        }
+        var changed = Set<String>()
+        var failed = Set<String>()
+        for deployment in try await deployments() where deployment["version"] as? String == "2.6.0" {
+            #expect(deployment["createdBy"] as? String == "controller")
+            changed.formUnion(try await devices(of: deployment, "succeeded"))
+            failed.formUnion(try await devices(of: deployment, "failed"))
+        }
+        #expect(failed.count > 1, "the abort needs more failures than maxFailures: \(failed)")
+        #expect(!changed.isEmpty, "no device took 2.6.0 before the abort, so nothing is rolled back")
+        // Every device ends where it was before the bad release: the changed ones rolled back.
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        var rolledBack = Set<String>()
+        for deployment in try await deployments() where (deployment["createdBy"] as? String)?.hasPrefix("controller:rollback:") == true {
+            #expect(deployment["version"] as? String == "2.4.1")
+            rolledBack.formUnion(try await devices(of: deployment, "succeeded"))
+        }
+        #expect(rolledBack == changed)
+        // No more waves once aborted, and the rollback is not undone by self-healing.
         let count = try await fleet.deploymentCount()
         try await Task.sleep(for: .seconds(2))
-        // (A first install has no earlier version to roll back to, so nothing else is deployed.)
         #expect(try await fleet.deploymentCount() == count)
+        #expect(try await fleet.waitUntil(seconds: 1, Self.thermostat(europe: "2.4.1")))
     }
 }
 

@@ -95,5 +95,10 @@ struct SimCommandTests {
         let tags = try CommandResult.run(["sim", "--token", "t", "--tag", "hw"])
         #expect(tags.status == 2)
         #expect(tags.stderr.contains("--tag 'hw': expected KEY=VALUE[:WEIGHT]"))
+        for bad in ["2.6.0:1.5", ":0.5", "2.6.0:half", "2.6.0:0.5:1"] {
+            let version = try CommandResult.run(["sim", "--token", "t", "--fail-version", bad])
+            #expect(version.status == 2)
+            #expect(version.stderr.contains("--fail-version '\(bad)': expected VERSION or VERSION:CHANCE"), "\(version.stderr)")
+        }
     }
 }
