@@ -9,6 +9,10 @@
 #                              empty static Swift program built the same way
 #   ./hack/bench.sh controller commit → first execution, by push webhook and by poll (15 s), against one
 #                              git fetch of the same repository
+#   ./hack/bench.sh converge [N]
+#                              N simulated devices (default 10,000) on the template fleet converging on a
+#                              version bump of every thermostat target through the controller, against one
+#                              deployment of a flow as long to all of them at once
 #   ./hack/bench.sh sim [N]    N simulated devices (default 10,000) in one process: enrollment, steady
 #                              heartbeats, and a deployment to all of them until it converges
 set -euo pipefail
@@ -220,6 +224,52 @@ bench_controller() {
   python3 hack/bench/controller.py "$work/clone" 127.0.0.1 "$port" "$operator" webhook-secret "${CONTROLLER_ROUNDS:-3}"
 }
 
+# The whole loop at scale: a version bump pushed to the fleet repository until every simulated
+# device reports it, driven by the controller in waves.
+bench_converge() {
+  local devices=${1:-10000}
+  echo "==> converge: release build"
+  swift build -c release --product flotilla 2>&1 | tail -n 1
+  local flotilla
+  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  work=$(mktemp -d)
+  cleanup() {
+    for pid in ${sim:-} ${server:-} ${daemon:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  git init --quiet --bare "$work/fleet.git"
+  git clone --quiet "$work/fleet.git" "$work/clone" 2>/dev/null
+  cp -r fleet-repo-template/. "$work/clone/"
+  # The template's rollout is sized for tens of devices (10 at once, one failure tolerated);
+  # a fleet of thousands says it in percentages.
+  sed -i 's/maxUnavailable: 10 .*/maxUnavailable: 20%/' "$work/clone/fleet.yaml"
+  sed -i 's/maxFailures: 1$/maxFailures: 1%/' "$work/clone/apps/thermostat.yaml"
+  git -C "$work/clone" add --all
+  git -C "$work/clone" -c user.name=Bench -c user.email=bench@example.com commit --quiet -m fleet
+  git -C "$work/clone" push --quiet origin HEAD:main
+  local git_port=18486 port=18487 token operator
+  git daemon --reuseaddr --base-path="$work" --export-all --enable=receive-pack --listen=127.0.0.1 --port="$git_port" "$work" \
+    > "$work/daemon.log" 2>&1 &
+  daemon=$!
+  sleep 0.5
+  echo "webhook-secret" > "$work/secret"
+  token=$("$flotilla" token create --project acme-climate --data "$work/data")
+  operator=$("$flotilla" token create --project acme-climate --operator --data "$work/data")
+  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
+    --webhook-secret-file "$work/secret" --heartbeat-interval 10 > "$work/serve.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  # Thermostats only: the template's gateways take telemetry one device at a time.
+  echo "==> converge: $devices thermostats, heartbeat every 10 s, 4 steps of 0.2-1.0 s each"
+  "$flotilla" sim --server "http://127.0.0.1:$port" --token "$token" --devices "$devices" --fail-rate 0 --offline-rate 0 \
+    --tag hw=rpi4:2,rpi3:1 --step-seconds 0.2-1.0 --status-every 30 > "$work/sim.log" 2>&1 &
+  sim=$!
+  python3 hack/bench/fleet.py wait-online 127.0.0.1 "$port" "$operator" "$devices" 900
+  python3 hack/bench/converge.py "$work/clone" 127.0.0.1 "$port" "$operator" webhook-secret "$devices" 1800
+  echo "server resident (VmRSS):   $(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status"); peak $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status")"
+}
+
 case "$which" in
   plan) bench_plan "${2:-}" ;;
   git) bench_git "${2:-}" ;;
@@ -227,6 +277,7 @@ case "$which" in
   agent) bench_agent ;;
   sim) bench_sim "${2:-}" ;;
   controller) bench_controller ;;
-  all) bench_plan; bench_git; bench_heartbeat; bench_agent; bench_controller; bench_sim ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|git [ROUNDS]|heartbeat|agent|controller|sim [DEVICES]|all]" >&2; exit 2 ;;
+  converge) bench_converge "${2:-}" ;;
+  all) bench_plan; bench_git; bench_heartbeat; bench_agent; bench_controller; bench_sim; bench_converge ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|git [ROUNDS]|heartbeat|agent|controller|sim [DEVICES]|converge [DEVICES]|all]" >&2; exit 2 ;;
 esac

@@ -169,6 +169,13 @@ final class SimulationStats: Sendable {
     let failed = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
 
+    /// The first few request errors are said in full; the rest are counted.
+    private let said = Atomic<Int>(0)
+
+    func noteError(_ text: String) {
+        if said.add(1, ordering: .relaxed).newValue <= 5 { say("sim: request error: \(text)") }
+    }
+
     func line(devices: Int) -> String {
         "sim: \(enrolled.load(ordering: .relaxed))/\(devices) enrolled, \(online.load(ordering: .relaxed)) online, "
             + "\(heartbeats.load(ordering: .relaxed)) heartbeats; executions: \(running.load(ordering: .relaxed)) running, "
@@ -196,7 +203,10 @@ struct Simulation: Sendable {
         // One HTTP client per shard of devices: a connection pool's request queue is searched
         // linearly, so one pool for ten thousand devices spends its time searching.
         var configuration = AsyncHTTPClient.HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.shard * 2 + 16)
+        // Connections outlive the heartbeat interval, as an agent's keep-alive does: closing them
+        // between heartbeats makes a connection per request, and ten thousand devices then run
+        // a loopback out of ephemeral ports (each closed one waits a minute in TIME_WAIT).
+        configuration.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.shard * 3 + 16)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
         let clients = (0..<(count + Self.shard - 1) / Self.shard).map { _ in
             AsyncHTTPClient.HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -443,6 +453,7 @@ struct SimulatedDevice: Sendable {
             return .success(Answer(status: Int(response.status.code), body: Array(bytes.readableBytesView),
                                    entityTag: response.headers.first(name: "ETag")))
         } catch {
+            if !Task.isCancelled { stats.noteError("\(method) \(path.split(separator: "/").prefix(3).joined(separator: "/")): \(error)") }
             return .failure(error)
         }
     }

@@ -111,6 +111,10 @@ public actor FleetController: Service, ControllerHandle {
 
     private var wake: CheckedContinuation<Void, Never>?
 
+    /// Devices that looked drifted ("app device"), with the heartbeat that first showed it; a
+    /// later heartbeat still showing it confirms the drift.
+    private var driftSuspects: [String: Date] = [:]
+
     public func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             await pass()
@@ -141,12 +145,21 @@ public actor FleetController: Service, ControllerHandle {
             await poll()
         }
         guard desired != nil else { return }
+        let started = ContinuousClock.now
         do {
             try await reconcile()
         } catch {
             logger.error("reconcile failed", metadata: ["error": "\(error)"])
         }
+        let elapsed = ContinuousClock.now - started
+        passMetrics.passes += 1
+        passMetrics.lastPassSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        passMetrics.passSeconds += passMetrics.lastPassSeconds
     }
+
+    private var passMetrics = ControllerMetrics()
+
+    public func metrics() -> ControllerMetrics { passMetrics }
 
     // MARK: Watching
 
@@ -213,9 +226,13 @@ public actor FleetController: Service, ControllerHandle {
         })
         let plan = try Planner.plan(fleet, inventory: inventory)
         let ours = try await store.deployments(project: project, limit: 10_000).filter { $0.createdBy.hasPrefix("controller") }
-        var executions: [String: [ExecutionRecord]] = [:]
-        for deployment in ours { executions[deployment.id] = try await store.executions(deploymentID: deployment.id) }
+        var executions: [String: [ExecutionSummary]] = [:]
+        for execution in try await store.executionSummaries(deploymentIDs: ours.map(\.id)) {
+            executions[execution.deploymentID, default: []].append(execution)
+        }
 
+        var suspectsNow: [String: Date] = [:]
+        defer { driftSuspects = suspectsNow }
         var report = FleetStatusReport(commit: desired.commit.description, head: head?.description ?? desired.commit.description,
                                        headErrors: headErrors, apps: [])
         for appPlan in plan.apps {
@@ -229,7 +246,7 @@ public actor FleetController: Service, ControllerHandle {
                 if executions[deployment.id]?.contains(where: { !$0.state.isFinal }) == true {
                     logger.info("superseded", metadata: ["deployment": "\(deployment.id)", "app": "\(app.name)"])
                     try await deployer.abort(deployment.id, at: now)
-                    executions[deployment.id] = try await store.executions(deploymentID: deployment.id)
+                    executions[deployment.id] = try await store.executionSummaries(deploymentIDs: [deployment.id])
                 }
             }
             // An execution with no progress past its rollout's timeout is timed out: it counts as a
@@ -239,7 +256,7 @@ public actor FleetController: Service, ControllerHandle {
                 for execution in executions[deployment.id] ?? [] where !execution.state.isFinal && now.timeIntervalSince(execution.updatedAt) > timeout {
                     if try await store.timeOutExecution(id: execution.id, staleBefore: now.addingTimeInterval(-timeout), at: now) != nil {
                         logger.warning("execution timed out", metadata: ["execution": "\(execution.id)", "device": "\(execution.deviceID)"])
-                        executions[deployment.id] = try await store.executions(deploymentID: deployment.id)
+                        executions[deployment.id] = try await store.executionSummaries(deploymentIDs: [deployment.id])
                         await deployer.board.notify([execution.deviceID])
                     }
                 }
@@ -279,10 +296,20 @@ public actor FleetController: Service, ControllerHandle {
                 }
                 let pending = targetPlan.changes.map { plan.deviceID($0.device) }.filter { busy[$0] == nil || busy[$0] == target.digest }
                 // Drift: a device that finished this rollout, has reported since, and reports
-                // something else — with nothing in flight for it.
-                let drifted = pending.filter { device in
-                    guard busy[device] == nil, let finished = finishedAt[device], let heard = lastHeard[device] ?? nil else { return false }
-                    return heard > finished
+                // something else — with nothing in flight for it. Seen in two heartbeats: one
+                // built before the execution ended can arrive after its final report.
+                let suspects = pending.compactMap { device -> (String, Date)? in
+                    guard busy[device] == nil, let finished = finishedAt[device], let heard = lastHeard[device] ?? nil, heard > finished else {
+                        return nil
+                    }
+                    return (device, heard)
+                }
+                var drifted: [String] = []
+                for (device, heard) in suspects {
+                    let key = app.name + " " + device
+                    let first = driftSuspects[key] ?? heard
+                    suspectsNow[key] = first
+                    if heard > first { drifted.append(device) }
                 }
                 appStatus.drifted += drifted
                 let held = suspended.contains(app.name)
@@ -329,7 +356,7 @@ public actor FleetController: Service, ControllerHandle {
 
     /// Puts drifted devices back on the target's version, each at most once per selfHealInterval.
     private func heal(_ devices: [String], app: CompiledApp, target: DesiredTarget, fleet: CompiledFleet, deployments: [DeploymentRecord],
-                      executions: [String: [ExecutionRecord]], project: String, now: Date) async throws {
+                      executions: [String: [ExecutionSummary]], project: String, now: Date) async throws {
         let window = Double(configuration.selfHealInterval.components.seconds)
         let recent = Set(deployments.filter { $0.createdBy == "controller:heal" && now.timeIntervalSince($0.createdAt) < window }
             .flatMap { executions[$0.id] ?? [] }.map(\.deviceID))
@@ -344,7 +371,7 @@ public actor FleetController: Service, ControllerHandle {
 
     /// Gives the devices an aborted rollout changed the version they had before it.
     private func rollBack(_ devices: [String], app: String, abortedDigest: String, deployments: [DeploymentRecord],
-                          executions: [String: [ExecutionRecord]], project: String, now: Date) async throws {
+                          executions: [String: [ExecutionSummary]], project: String, now: Date) async throws {
         let marker = "controller:rollback:\(abortedDigest)"
         let done = Set(deployments.filter { $0.createdBy == marker }.flatMap { executions[$0.id] ?? [] }.map(\.deviceID))
         var byDeployment: [String: [String]] = [:]

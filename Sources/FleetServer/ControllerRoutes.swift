@@ -14,6 +14,33 @@ public protocol ControllerHandle: Sendable {
     func setSuspended(_ suspended: Bool, app: String) async throws
     /// The branch it reconciles; a push webhook for another ref is acknowledged and ignored.
     var watchedBranch: String { get }
+    /// Its reconcile passes so far, for `/metrics`.
+    func metrics() async -> ControllerMetrics
+}
+
+/// How much work the controller's reconcile passes are.
+public struct ControllerMetrics: Sendable, Equatable {
+    public var passes = 0
+    public var passSeconds = 0.0
+    public var lastPassSeconds = 0.0
+
+    public init() {}
+
+    /// The Prometheus text exposition of these numbers.
+    public var exposition: String {
+        """
+        # HELP flotilla_controller_passes_total Reconcile passes of the fleet repository's desired state.
+        # TYPE flotilla_controller_passes_total counter
+        flotilla_controller_passes_total \(passes)
+        # HELP flotilla_controller_pass_seconds_total Time spent in reconcile passes.
+        # TYPE flotilla_controller_pass_seconds_total counter
+        flotilla_controller_pass_seconds_total \(passSeconds)
+        # HELP flotilla_controller_last_pass_seconds How long the last reconcile pass took.
+        # TYPE flotilla_controller_last_pass_seconds gauge
+        flotilla_controller_last_pass_seconds \(lastPassSeconds)
+
+        """
+    }
 }
 
 /// Push webhooks from GitHub, GitLab and Gitea/Forgejo at `/hooks/git`, verified before anything

@@ -40,8 +40,9 @@ public enum FleetServer {
         router.get("metrics") { _, _ in
             let window = Duration.seconds(configuration.offlineAfterSeconds)
             metrics.devicesOnline.set(Double(directory.onlineCount(within: window)))
+            let controllerLines = await controller?.metrics().exposition ?? ""
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition() + controllerLines)))
         }
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration)
             .addRoutes(to: router.group("agent/v1"))

@@ -40,6 +40,23 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
 }
 
 /// One device's part in a deployment.
+/// An execution without its step results and message.
+public struct ExecutionSummary: Sendable, Equatable {
+    public var id: String
+    public var deploymentID: String
+    public var deviceID: String
+    public var state: ExecutionState
+    public var updatedAt: Date
+
+    public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date) {
+        self.id = id
+        self.deploymentID = deploymentID
+        self.deviceID = deviceID
+        self.state = state
+        self.updatedAt = updatedAt
+    }
+}
+
 public struct ExecutionRecord: Codable, Sendable, Equatable {
     public var id: String
     public var deploymentID: String
@@ -62,6 +79,10 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
         self.message = message
         self.updatedAt = updatedAt
         self.revision = revision
+    }
+
+    public var summary: ExecutionSummary {
+        ExecutionSummary(id: id, deploymentID: deploymentID, deviceID: deviceID, state: state, updatedAt: updatedAt)
     }
 
     /// The execution after `report`, or nil when the report may not apply (it is already final).

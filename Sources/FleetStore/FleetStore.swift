@@ -37,6 +37,9 @@ public protocol FleetStore: Sendable {
     /// The project's deployments, newest first.
     func deployments(project: String, limit: Int) async throws -> [DeploymentRecord]
     func executions(deploymentID: String) async throws -> [ExecutionRecord]
+    /// Where each execution of these deployments stands, without its step results: what the
+    /// controller reads on every pass. In creation order.
+    func executionSummaries(deploymentIDs: [String]) async throws -> [ExecutionSummary]
     /// The device's executions that are not final, oldest first.
     func activeExecutions(deviceID: String) async throws -> [ExecutionRecord]
     /// Applies a device's report to its execution, once per report id.

@@ -102,6 +102,11 @@ public actor MemoryFleetStore: FleetStore {
         executionOrder.compactMap { executionRecords[$0] }.filter { $0.deploymentID == deploymentID }
     }
 
+    public func executionSummaries(deploymentIDs: [String]) -> [ExecutionSummary] {
+        let wanted = Set(deploymentIDs)
+        return executionOrder.compactMap { executionRecords[$0] }.filter { wanted.contains($0.deploymentID) }.map(\.summary)
+    }
+
     public func activeExecutions(deviceID: String) -> [ExecutionRecord] {
         executionOrder.compactMap { executionRecords[$0] }.filter { $0.deviceID == deviceID && !$0.state.isFinal }
     }

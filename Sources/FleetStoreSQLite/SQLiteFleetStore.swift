@@ -236,6 +236,31 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
+    public func executionSummaries(deploymentIDs: [String]) async throws -> [ExecutionSummary] {
+        guard !deploymentIDs.isEmpty else { return [] }
+        return try await read { db in
+            var summaries: [(seq: Int64, summary: ExecutionSummary)] = []
+            // Columns and one field of the body read by SQLite itself: no record is decoded.
+            // (`updatedAt` is JSONEncoder's default date: seconds since 2001-01-01.)
+            for chunk in stride(from: 0, to: deploymentIDs.count, by: 500).map({ deploymentIDs[$0..<min($0 + 500, deploymentIDs.count)] }) {
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT seq, id, deployment_id, device_id, state, json_extract(body, '$.updatedAt') AS updated_at
+                    FROM execution WHERE deployment_id IN (\(marks))
+                    """, arguments: StatementArguments(Array(chunk)))
+                while let row = try rows.next() {
+                    let state: String = row["state"]
+                    guard let known = ExecutionState(rawValue: state), let updated = row["updated_at"] as Double? else {
+                        throw StoreError(.corrupt, "execution \(row["id"] as String) has state '\(state)' or no updatedAt")
+                    }
+                    summaries.append((row["seq"], ExecutionSummary(id: row["id"], deploymentID: row["deployment_id"], deviceID: row["device_id"],
+                                                                   state: known, updatedAt: Date(timeIntervalSinceReferenceDate: updated))))
+                }
+            }
+            return summaries.sorted { $0.seq < $1.seq }.map(\.summary)
+        }
+    }
+
     public func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] {
         try await read { db in
             try String.fetchAll(db, sql: """
@@ -358,6 +383,33 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
+    /// Devices' small JSON columns are read with the wire reader: every controller pass reads
+    /// every device, and JSONDecoder costs several times as much.
+    private static func stringMap(_ text: String, column: String) throws -> [String: String] {
+        guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored \(column) is not a JSON object") }
+        var map: [String: String] = [:]
+        map.reserveCapacity(members.count)
+        for member in members {
+            guard case .string(let value) = member.value else { throw StoreError(.corrupt, "a stored \(column) value is not a string") }
+            map[member.key] = value
+        }
+        return map
+    }
+
+    private static func apps(_ text: String) throws -> [String: InstalledApp] {
+        guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored apps is not a JSON object") }
+        var apps: [String: InstalledApp] = [:]
+        apps.reserveCapacity(members.count)
+        for member in members {
+            do {
+                apps[member.key] = try InstalledApp(wire: member.value, path: member.key)
+            } catch {
+                throw StoreError(.corrupt, "a stored app does not decode: \(error.message)")
+            }
+        }
+        return apps
+    }
+
     private static func token(_ row: Row) -> AccessTokenRecord {
         AccessTokenRecord(id: row["id"], kind: AccessTokenRecord.Kind(rawValue: row["kind"]) ?? .enrollment, project: row["project"],
                           group: row["grp"], secretHash: row["secret_hash"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
@@ -366,9 +418,9 @@ public final class SQLiteFleetStore: FleetStore {
 
     private static func device(_ row: Row) throws -> DeviceRecord {
         DeviceRecord(id: row["id"], project: row["project"], name: row["name"], hardwareID: row["hardware_id"],
-                     secretHash: row["secret_hash"], reportedTags: try decode([String: String].self, row["reported_tags"]),
-                     attributes: try decode([String: String].self, row["attributes"]),
-                     apps: try decode([String: InstalledApp].self, row["apps"]),
+                     secretHash: row["secret_hash"], reportedTags: try stringMap(row["reported_tags"], column: "reported_tags"),
+                     attributes: try stringMap(row["attributes"], column: "attributes"),
+                     apps: try apps(row["apps"]),
                      enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
                      lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                      deleted: row["deleted"])

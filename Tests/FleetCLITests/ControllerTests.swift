@@ -231,6 +231,12 @@ struct ControllerTests {
                                         environment: environment)
         #expect(plan.status == 1, "\(plan.errorText)")
         #expect(plan.outputText.contains("2.4.2 → 2.4.1"), "\(plan.outputText)")
+        // The controller's passes are counted and timed for Prometheus.
+        let (metricsBody, _) = try await URLSession.shared.data(from: URL(string: fleet.base + "/metrics")!)
+        let metrics = String(decoding: metricsBody, as: UTF8.self)
+        let passes = metrics.split(separator: "\n").first { $0.hasPrefix("flotilla_controller_passes_total ") }
+        #expect((passes?.split(separator: " ").last.flatMap { Int($0) } ?? 0) > 1, "\(metrics)")
+        #expect(metrics.contains("flotilla_controller_pass_seconds_total ") && metrics.contains("# TYPE flotilla_controller_last_pass_seconds gauge"))
         environment["FLOTILLA_TOKEN"] = nil
         let noToken = try ChildProcess.run(TestPaths.flotilla, ["status", "--server", fleet.base], environment: environment)
         #expect(noToken.status == 2 && noToken.errorText.contains("FLOTILLA_TOKEN"))
@@ -284,14 +290,20 @@ struct ControllerTests {
         #expect(first["version"] as? String == "2.5.0")
         try await device.succeed(first["executionID"] as! String)
         let digest = first["digest"] as? String
+        // A heartbeat built before the execution ended arrives after it: not drift, and not healed.
         try await Task.sleep(for: .milliseconds(50))
+        try await device.heartbeat(thermostat: nil, digest: nil)
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try await device.assignments().isEmpty, "a late heartbeat was taken for drift")
         try await device.heartbeat(thermostat: "2.5.0", digest: digest)
         try await Task.sleep(for: .seconds(1))
         #expect((try await fleet.get("/api/v1/status")["apps"] as? [[String: Any]])?.first { $0["name"] as? String == "thermostat" }?["drifted"] as? [String] == [])
 
-        // Someone puts 2.4.0 on it by hand: drift, reported, and healed with a new execution.
-        try await device.heartbeat(thermostat: "2.4.0", digest: nil)
+        // Someone puts 2.4.0 on it by hand: drift, seen in its heartbeats, reported, and healed
+        // with a new execution.
         let drifted = try await eventuallyValue(seconds: 20) { () -> [String]? in
+            try await device.heartbeat(thermostat: "2.4.0", digest: nil)
+            try await Task.sleep(for: .milliseconds(400))
             let apps = try await fleet.get("/api/v1/status")["apps"] as? [[String: Any]] ?? []
             let list = apps.first { $0["name"] as? String == "thermostat" }?["drifted"] as? [String] ?? []
             return list.isEmpty ? nil : list
@@ -304,9 +316,11 @@ struct ControllerTests {
         try await device.heartbeat(thermostat: "2.5.0", digest: digest)
 
         // It drifts again at once: reported, but not healed again within the interval.
-        try await Task.sleep(for: .milliseconds(50))
-        try await device.heartbeat(thermostat: "2.4.0", digest: nil)
-        try await Task.sleep(for: .seconds(2))
+        for _ in 0..<5 {
+            try await Task.sleep(for: .milliseconds(400))
+            try await device.heartbeat(thermostat: "2.4.0", digest: nil)
+        }
+        try await Task.sleep(for: .seconds(1))
         #expect(try await device.assignments().isEmpty)
         let note = try fleet.note(on: try fleet.work.git("rev-parse", "HEAD"))
         #expect(note?.contains("drifted: \(device.id)") == true, "\(note ?? "no note")")

@@ -312,6 +312,7 @@ struct HeldFleetStore: FleetStore {
     func deployment(id: String) async throws -> DeploymentRecord? { try await held.inner.deployment(id: id) }
     func deployments(project: String, limit: Int) async throws -> [DeploymentRecord] { try await held.inner.deployments(project: project, limit: limit) }
     func executions(deploymentID: String) async throws -> [ExecutionRecord] { try await held.inner.executions(deploymentID: deploymentID) }
+    func executionSummaries(deploymentIDs: [String]) async throws -> [ExecutionSummary] { try await held.inner.executionSummaries(deploymentIDs: deploymentIDs) }
     func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] { try await held.inner.activeExecutions(deviceID: deviceID) }
     func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome {
         try await held.inner.applyExecutionReport(executionID: executionID, deviceID: deviceID, report: report, at: date)

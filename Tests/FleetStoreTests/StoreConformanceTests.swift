@@ -172,6 +172,29 @@ struct StoreConformanceTests {
         #expect(try await store.activeExecutions(deviceID: "d1").isEmpty)
     }
 
+    @Test(arguments: Kind.allCases)
+    func summariesAreTheExecutionsWithoutTheirResults(_ kind: Kind) async throws {
+        let store = try kind.make()
+        try await store.createDeployment(deployment("dep1"), executions: ["d1", "d2"].map {
+            ExecutionRecord(id: "e1-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now)
+        })
+        try await store.createDeployment(deployment("dep2"), executions: [ExecutionRecord(id: "e2-d1", deploymentID: "dep2", deviceID: "d1", updatedAt: now)])
+        try await store.createDeployment(deployment("dep3"), executions: [ExecutionRecord(id: "e3-d3", deploymentID: "dep3", deviceID: "d3", updatedAt: now)])
+        let later = now.addingTimeInterval(12.5)
+        _ = try await store.applyExecutionReport(executionID: "e1-d2", deviceID: "d2",
+                                                 report: ExecutionReport(reportID: "r", state: .failed, message: "no"), at: later)
+        let summaries = try await store.executionSummaries(deploymentIDs: ["dep2", "dep1"])
+        var expected: [ExecutionSummary] = []
+        for id in ["dep1", "dep2"] { expected += try await store.executions(deploymentID: id).map(\.summary) }
+        #expect(summaries == expected)
+        #expect(summaries.map(\.id) == ["e1-d1", "e1-d2", "e2-d1"])
+        #expect(summaries[1].state == .failed && summaries[1].updatedAt == later)
+        #expect(try await store.executionSummaries(deploymentIDs: []).isEmpty)
+        // More deployments than one statement takes.
+        let many = (0..<1_200).map { "dep-\($0)" } + ["dep3"]
+        #expect(try await store.executionSummaries(deploymentIDs: many).map(\.id) == ["e3-d3"])
+    }
+
     @Test func theSQLiteStoreKeepsItsDataAcrossReopening() async throws {
         let path = NSTemporaryDirectory() + "flotilla-store-\(UUID().uuidString).sqlite"
         do {

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""A fleet of simulated devices converging on a new version through the controller
+(hack/bench.sh converge), against one deployment of a flow as long to every device at once.
+
+usage: converge.py CLONE HOST PORT OPERATOR_TOKEN WEBHOOK_SECRET DEVICES TIMEOUT
+"""
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+clone, host, port, token, secret = sys.argv[1:6]
+devices, timeout = int(sys.argv[6]), float(sys.argv[7])
+base = f"http://{host}:{port}"
+
+
+def api(path, body=None):
+    request = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.load(response)
+
+
+def git(*arguments):
+    return subprocess.run(["git", "-C", clone, *arguments], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def thermostat(status):
+    return next(app for app in status["apps"] if app["name"] == "thermostat")
+
+
+def wait_converged(commit, started, label):
+    """Until the controller reports `commit` with every thermostat device at its target's version."""
+    last = 0
+    while time.monotonic() - started < timeout:
+        try:
+            status = api("/api/v1/status")
+        except urllib.error.HTTPError:
+            time.sleep(1)
+            continue
+        app = thermostat(status)
+        total = sum(target["devices"] for target in app["targets"])
+        converged = sum(target["converged"] for target in app["targets"])
+        updating = sum(target["updating"] for target in app["targets"])
+        if status["commit"] == commit and total == devices and converged == devices:
+            return time.monotonic() - started
+        if time.monotonic() - last >= 15:
+            last = time.monotonic()
+            print(f"    {label}: {converged}/{total} converged, {updating} updating after {time.monotonic() - started:.0f} s", flush=True)
+        time.sleep(1)
+    sys.exit(f"{label}: not converged after {timeout:.0f} s")
+
+
+def main():
+    head = git("rev-parse", "HEAD")
+    started = time.monotonic()
+    seconds = wait_converged(head, started, "first commit")
+    print(f"first commit converged:    {seconds:.1f} s after every device was online (installing from nothing)", flush=True)
+
+    # The baseline: one deployment of a flow with as many steps, to every device at once, no waves.
+    flow = 4
+    ids = [device["id"] for device in api("/api/v1/devices")["devices"]]
+    step = {"kind": "run", "command": "true", "timeoutSeconds": 60, "retries": 0, "onFailure": "rollback", "idempotent": False}
+    started = time.monotonic()
+    deployment = api("/api/v1/deployments", {
+        "app": "baseline", "version": "1.0.0", "flow": "baseline", "devices": ids,
+        "steps": [dict(step, name=f"step {n + 1}") for n in range(flow)]})["deployment"]["id"]
+    while True:
+        time.sleep(1)
+        states = [execution["state"] for execution in api(f"/api/v1/deployments/{deployment}")["executions"]]
+        if all(state in ("succeeded", "failed", "timedOut", "cancelled") for state in states):
+            break
+        if time.monotonic() - started > timeout:
+            sys.exit(f"baseline: not finished after {timeout:.0f} s")
+    baseline = time.monotonic() - started
+    print(f"baseline:                  {baseline:.1f} s for one deployment of {flow} steps to all {len(ids)} devices at once "
+          f"({states.count('succeeded')} succeeded)", flush=True)
+
+    # A user's version bump of every thermostat target, pushed, with the forge's webhook.
+    path = f"{clone}/apps/thermostat.yaml"
+    text = open(path).read()
+    for old, new in (("version: 2.5.0", "version: 2.6.0"), ("version: 2.4.1", "version: 2.5.0"), ("version: 2.3.9", "version: 2.4.1")):
+        text = text.replace(old, new)
+    open(path, "w").write(text)
+    git("-c", "user.name=Bench", "-c", "user.email=bench@example.com", "commit", "--quiet", "-am", "thermostat: every ring one release on")
+    before = {d["id"] for d in api("/api/v1/deployments")["deployments"]}
+    started = time.monotonic()
+    git("push", "--quiet", "origin", "HEAD:main")
+    bump = git("rev-parse", "HEAD")
+    body = json.dumps({"ref": "refs/heads/main", "after": bump}).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    urllib.request.urlopen(urllib.request.Request(base + "/hooks/git", data=body, method="POST",
+                                                  headers={"X-Hub-Signature-256": signature, "X-GitHub-Event": "push"}),
+                           timeout=10).read()
+    seconds = wait_converged(bump, started, "version bump")
+    waves = [d for d in api("/api/v1/deployments")["deployments"] if d["id"] not in before and d["createdBy"] == "controller"]
+    print(f"version bump converged:    {seconds:.1f} s from push to every device reporting its new version, "
+          f"{len(waves)} waves over 3 targets", flush=True)
+    print(f"ratio bump / baseline:     {seconds / baseline:.2f}×  (waves of 20% run one after another by policy)")
+
+
+main()
