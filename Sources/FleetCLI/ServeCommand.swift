@@ -41,6 +41,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between reconcile passes, with --repo.")
     var reconcileInterval: Double = 2
 
+    @Option(help: ArgumentHelp("Least seconds between two writes of a rollout's changing counts, with --repo.",
+                               discussion: "To the note, the status branch and the forge; a change of state is written at once."))
+    var statusInterval: Double = 10
+
     @Option(help: ArgumentHelp("A file holding the token for the forge's commit-status API (fleet.yaml status.forge).",
                                discussion: "Or FLOTILLA_FORGE_TOKEN in the environment. The token is never logged."))
     var forgeTokenFile: String?
@@ -62,6 +66,7 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         if repo == nil, branch != "main" { throw ValidationError("--branch goes with --repo") }
         guard pollInterval > 0, reconcileInterval > 0 else { throw ValidationError("--poll-interval and --reconcile-interval must be positive") }
+        guard statusInterval >= 0 else { throw ValidationError("--status-interval must not be negative") }
         guard Self.split(listen) != nil else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:8080") }
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
@@ -89,13 +94,15 @@ struct ServeCommand: AsyncParsableCommand {
         var handle: (any ControllerHandle)?
         let environment = ProcessInfo.processInfo.environment
         if let repo {
+            var controllerConfiguration = ControllerConfiguration(
+                repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
+                reconcileInterval: .milliseconds(Int(reconcileInterval * 1_000)), offlineAfterSeconds: configuration.offlineAfterSeconds,
+                writeStatus: !noRepositoryStatus,
+                credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"]),
+                forgeToken: try Self.secret(file: forgeTokenFile, flag: "--forge-token-file", variable: "FLOTILLA_FORGE_TOKEN", environment))
+            controllerConfiguration.statusInterval = .milliseconds(Int(statusInterval * 1_000))
             let controller = FleetController(
-                configuration: ControllerConfiguration(
-                    repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
-                    reconcileInterval: .milliseconds(Int(reconcileInterval * 1_000)), offlineAfterSeconds: configuration.offlineAfterSeconds,
-                    writeStatus: !noRepositoryStatus,
-                    credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"]),
-                    forgeToken: try Self.secret(file: forgeTokenFile, flag: "--forge-token-file", variable: "FLOTILLA_FORGE_TOKEN", environment)),
+                configuration: controllerConfiguration,
                 store: store, deployer: Deployer(store: store, board: board), logger: logger)
             services.append(controller)
             handle = controller

@@ -27,6 +27,10 @@ public struct ControllerConfiguration: Sendable {
     public var forgeToken: String?
     /// A drifting device of a `selfHeal: true` app is corrected at most this often.
     public var selfHealInterval: Duration = .seconds(600)
+    /// While a rollout runs its counts change on every pass; they are written to the note, the
+    /// status branch and the forge at most this often. A change of state (pending, success,
+    /// failure) or of commit is written at once.
+    public var statusInterval: Duration = .seconds(10)
 
     public init(repository: String, branch: String = "main", cacheDirectory: String, pollInterval: Duration = .seconds(15),
                 reconcileInterval: Duration = .seconds(2), offlineAfterSeconds: Double = 75, writeStatus: Bool = true,
@@ -158,6 +162,9 @@ public actor FleetController: Service, ControllerHandle {
     }
 
     private var passMetrics = ControllerMetrics()
+
+    /// The commit and app states last written out, and when.
+    private var lastPublished: (states: [String], at: Date) = ([], .distantPast)
 
     public func metrics() -> ControllerMetrics { passMetrics }
 
@@ -340,6 +347,14 @@ public actor FleetController: Service, ControllerHandle {
             report.apps.append(appStatus)
         }
         status = report
+        // What is written at once when it changes: the commit and the branch head (valid or
+        // not), each app's and target's state, and the drifted devices. Counts alone wait for the interval.
+        let states = [desired.commit.description, report.head, "\(report.headErrors)"] + report.apps.map { app in
+            "\(app.name) \(FleetStatusReport.state(of: app)) \(app.targets.map(\.state)) \(app.drifted)"
+        }
+        let interval = Double(configuration.statusInterval.components.seconds) + Double(configuration.statusInterval.components.attoseconds) / 1e18
+        guard states != lastPublished.states || now.timeIntervalSince(lastPublished.at) >= interval else { return }
+        lastPublished = (states, now)
         if configuration.writeStatus { await publish(report, commit: desired.commit, settings: fleet.fleet.status) }
         if let reporter = reporter(for: fleet) {
             for app in report.apps {

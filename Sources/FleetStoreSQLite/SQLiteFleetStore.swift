@@ -232,7 +232,7 @@ public final class SQLiteFleetStore: FleetStore {
     public func executions(deploymentID: String) async throws -> [ExecutionRecord] {
         try await read { db in
             try String.fetchAll(db, sql: "SELECT body FROM execution WHERE deployment_id = ? ORDER BY seq", arguments: [deploymentID])
-                .map { try Self.decode(ExecutionRecord.self, $0) }
+                .map { try Self.execution($0) }
         }
     }
 
@@ -263,22 +263,24 @@ public final class SQLiteFleetStore: FleetStore {
 
     public func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] {
         try await read { db in
-            try String.fetchAll(db, sql: """
+            try String.fetchAll(db.cachedStatement(sql: """
                 SELECT body FROM execution WHERE device_id = ? AND state IN ('queued', 'assigned', 'running') ORDER BY seq
-                """, arguments: [deviceID]).map { try Self.decode(ExecutionRecord.self, $0) }
+                """), arguments: [deviceID]).map { try Self.execution($0) }
         }
     }
 
     public func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome {
         try await write { db in
-            guard let body = try String.fetchOne(db, sql: "SELECT body FROM execution WHERE id = ? AND device_id = ?",
+            // Every report of every device comes this way: prepared statements are kept.
+            guard let body = try String.fetchOne(db.cachedStatement(sql: "SELECT body FROM execution WHERE id = ? AND device_id = ?"),
                                                  arguments: [executionID, deviceID]) else { return .notFound }
-            let execution = try Self.decode(ExecutionRecord.self, body)
-            let seen = try Bool.fetchOne(db, sql: "SELECT 1 FROM execution_report WHERE execution_id = ? AND report_id = ?",
+            let execution = try Self.execution(body)
+            let seen = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM execution_report WHERE execution_id = ? AND report_id = ?"),
                                          arguments: [executionID, report.reportID]) ?? false
             if seen { return .duplicate(execution) }
             guard let next = execution.applying(report, at: date) else { return .finished(execution) }
-            try db.execute(sql: "INSERT INTO execution_report (execution_id, report_id) VALUES (?, ?)", arguments: [executionID, report.reportID])
+            try db.cachedStatement(sql: "INSERT INTO execution_report (execution_id, report_id) VALUES (?, ?)")
+                .execute(arguments: [executionID, report.reportID])
             try Self.update(next, db)
             return .applied(next)
         }
@@ -294,7 +296,7 @@ public final class SQLiteFleetStore: FleetStore {
             try db.execute(sql: "UPDATE deployment SET aborted = 1, body = ? WHERE id = ?", arguments: [try Self.json(deployment), id])
             let active = try String.fetchAll(db, sql: """
                 SELECT body FROM execution WHERE deployment_id = ? AND state IN ('queued', 'assigned', 'running') ORDER BY seq
-                """, arguments: [id]).map { try Self.decode(ExecutionRecord.self, $0) }
+                """, arguments: [id]).map { try Self.execution($0) }
             return try active.map { execution in
                 var cancelled = execution
                 cancelled.state = .cancelled
@@ -310,7 +312,7 @@ public final class SQLiteFleetStore: FleetStore {
     public func timeOutExecution(id: String, staleBefore: Date, at date: Date) async throws -> ExecutionRecord? {
         try await write { db in
             guard let body = try String.fetchOne(db, sql: "SELECT body FROM execution WHERE id = ?", arguments: [id]) else { return nil }
-            var execution = try Self.decode(ExecutionRecord.self, body)
+            var execution = try Self.execution(body)
             guard !execution.state.isFinal, execution.updatedAt < staleBefore else { return nil }
             execution.state = .timedOut
             execution.message = "no progress reported in time"
@@ -323,12 +325,20 @@ public final class SQLiteFleetStore: FleetStore {
 
     private static func insert(_ execution: ExecutionRecord, _ db: Database) throws {
         try db.execute(sql: "INSERT INTO execution (id, deployment_id, device_id, state, body) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [execution.id, execution.deploymentID, execution.deviceID, execution.state.rawValue, try json(execution)])
+                       arguments: [execution.id, execution.deploymentID, execution.deviceID, execution.state.rawValue, execution.wireJSON()])
     }
 
     private static func update(_ execution: ExecutionRecord, _ db: Database) throws {
-        try db.execute(sql: "UPDATE execution SET state = ?, body = ? WHERE id = ?",
-                       arguments: [execution.state.rawValue, try json(execution), execution.id])
+        try db.cachedStatement(sql: "UPDATE execution SET state = ?, body = ? WHERE id = ?")
+            .execute(arguments: [execution.state.rawValue, execution.wireJSON(), execution.id])
+    }
+
+    private static func execution(_ body: String) throws -> ExecutionRecord {
+        do {
+            return try ExecutionRecord.decode(wire: body.utf8)
+        } catch {
+            throw StoreError(.corrupt, "a stored execution does not decode: \(error.message)")
+        }
     }
 
     public func appendAudit(_ entry: AuditRecord) async throws {

@@ -25,7 +25,7 @@ struct ControllerTests {
         private var serverArguments: [String] = []
 
         init(devices: Int, failRate: Double = 0, failVersions: [String] = [], stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
-             webhookSecret: String? = nil) throws {
+             webhookSecret: String? = nil, serverFlags: [String] = []) throws {
             data = try TestPaths.temporaryDirectory()
             daemon = try GitDaemon()
             work = try daemon.createRepository("fleet", contents: TestPaths.template)
@@ -38,7 +38,7 @@ struct ControllerTests {
             serverArguments = [
                 "serve", "--data", data + "/server", "--listen", "127.0.0.1:\(port)", "--heartbeat-interval", "1",
                 "--repo", daemon.url("fleet"), "--poll-interval", pollInterval, "--reconcile-interval", "0.3",
-            ]
+            ] + serverFlags
             if let webhookSecret {
                 try webhookSecret.write(toFile: data + "/webhook-secret", atomically: true, encoding: .utf8)
                 serverArguments += ["--webhook-secret-file", data + "/webhook-secret"]
@@ -240,6 +240,26 @@ struct ControllerTests {
         environment["FLOTILLA_TOKEN"] = nil
         let noToken = try ChildProcess.run(TestPaths.flotilla, ["status", "--server", fleet.base], environment: environment)
         #expect(noToken.status == 2 && noToken.errorText.contains("FLOTILLA_TOKEN"))
+    }
+
+    /// A rollout's counts change on every pass; the status branch and the note take them only
+    /// when a state changes or the status interval has passed, not once per pass.
+    @Test func statusIsWrittenOnChangesOfStateNotOnEveryPass() async throws {
+        let fleet = try Fleet(devices: 16, stepSeconds: "0.2-0.4", serverFlags: ["--status-interval", "3600"])
+        #expect(try await fleet.waitUntil(seconds: 90, Self.thermostat(europe: "2.4.1")))
+        let head = try fleet.work.git("rev-parse", "HEAD")
+        let note = try await eventuallyValue(seconds: 20) { () -> String? in
+            let note = try fleet.note(on: head)
+            return note?.contains("flotilla/thermostat: success") == true && note?.contains("flotilla/telemetry: success") == true ? note : nil
+        }
+        // The last write has the final counts: every target converged, none updating.
+        let targets = note.split(separator: "\n").filter { $0.contains(" → ") }
+        #expect(!targets.isEmpty && targets.allSatisfy { $0.contains(" 0 updating") && $0.hasSuffix("(converged)") }, "\(note)")
+        let waves = try await fleet.deploymentCount()
+        try fleet.work.git("fetch", "--quiet", "origin", "flotilla/status")
+        let writes = Int(try fleet.work.git("rev-list", "--count", "FETCH_HEAD")) ?? 0
+        #expect(waves >= 4, "the rollout should take several waves")
+        #expect(writes >= 1 && writes <= 8, "\(writes) status commits for one rollout")
     }
 
     /// A device driven by hand through the agent API, to make it drift.
@@ -497,10 +517,14 @@ struct ControllerTests {
         #expect(!changed.isEmpty, "no device took 2.6.0 before the abort, so nothing is rolled back")
         // Every device ends where it was before the bad release: the changed ones rolled back.
         #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
-        var rolledBack = Set<String>()
-        for deployment in try await deployments() where (deployment["createdBy"] as? String)?.hasPrefix("controller:rollback:") == true {
-            #expect(deployment["version"] as? String == "2.4.1")
-            rolledBack.formUnion(try await devices(of: deployment, "succeeded"))
+        // (A device reports its version in a heartbeat that can come before its final report.)
+        let rolledBack = try await eventuallyValue(seconds: 20) { () -> Set<String>? in
+            var rolledBack = Set<String>()
+            for deployment in try await deployments() where (deployment["createdBy"] as? String)?.hasPrefix("controller:rollback:") == true {
+                #expect(deployment["version"] as? String == "2.4.1")
+                rolledBack.formUnion(try await devices(of: deployment, "succeeded"))
+            }
+            return rolledBack == changed ? rolledBack : nil
         }
         #expect(rolledBack == changed)
         // No more waves once aborted, and the rollback is not undone by self-healing.

@@ -29,6 +29,14 @@ def git(*arguments):
     return subprocess.run(["git", "-C", clone, *arguments], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def controller_metrics():
+    """The controller's pass count and seconds from /metrics."""
+    with urllib.request.urlopen(base + "/metrics", timeout=60) as response:
+        lines = response.read().decode().split("\n")
+    value = lambda name: float(next(line.split()[1] for line in lines if line.startswith(name + " ")))
+    return value("flotilla_controller_passes_total"), value("flotilla_controller_pass_seconds_total")
+
+
 def thermostat(status):
     return next(app for app in status["apps"] if app["name"] == "thermostat")
 
@@ -88,6 +96,7 @@ def main():
     open(path, "w").write(text)
     git("-c", "user.name=Bench", "-c", "user.email=bench@example.com", "commit", "--quiet", "-am", "thermostat: every ring one release on")
     before = {d["id"] for d in api("/api/v1/deployments")["deployments"]}
+    passes0, pass_seconds0 = controller_metrics()
     started = time.monotonic()
     git("push", "--quiet", "origin", "HEAD:main")
     bump = git("rev-parse", "HEAD")
@@ -100,6 +109,10 @@ def main():
     waves = [d for d in api("/api/v1/deployments")["deployments"] if d["id"] not in before and d["createdBy"] == "controller"]
     print(f"version bump converged:    {seconds:.1f} s from push to every device reporting its new version, "
           f"{len(waves)} waves over 3 targets", flush=True)
+    passes, pass_seconds = controller_metrics()
+    passes, pass_seconds = passes - passes0, pass_seconds - pass_seconds0
+    print(f"controller passes:         {passes:.0f} during the rollout, {pass_seconds / max(passes, 1) * 1000:.0f} ms each on average "
+          f"({pass_seconds / seconds * 100:.0f}% of one core)")
     print(f"ratio bump / baseline:     {seconds / baseline:.2f}×  (waves of 20% run one after another by policy)")
 
 
