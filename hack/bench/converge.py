@@ -111,8 +111,8 @@ def main():
           f"{len(waves)} waves over 3 targets", flush=True)
     passes, pass_seconds = controller_metrics()
     passes, pass_seconds = passes - passes0, pass_seconds - pass_seconds0
-    print(f"controller passes:         {passes:.0f} during the rollout, {pass_seconds / max(passes, 1) * 1000:.0f} ms each on average "
-          f"({pass_seconds / seconds * 100:.0f}% of one core)")
+    print(f"controller passes:         {passes:.0f} during the rollout, {pass_seconds / max(passes, 1) * 1000:.0f} ms of wall time each "
+          f"on average, {pass_seconds / seconds * 100:.0f}% of the rollout (one pass every {seconds / max(passes, 1):.1f} s)")
     print(f"ratio bump / baseline:     {seconds / baseline:.2f}×  (waves of 20% run one after another by policy)")
 
 
