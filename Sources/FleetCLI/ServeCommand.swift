@@ -1,5 +1,6 @@
 import ArgumentParser
 import FleetController
+import FleetCore
 import FleetGit
 import FleetServer
 import FleetStoreSQLite
@@ -45,6 +46,25 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "To the note, the status branch and the forge; a change of state is written at once."))
     var statusInterval: Double = 10
 
+    @Option(help: ArgumentHelp("The forge whose commit-status API gets statuses: github, gitlab, gitea or none.",
+                               discussion: "Overrides fleet.yaml status.forge, as do the other --forge-* and --status-context-prefix flags."))
+    var forge: String?
+
+    @Option(help: "The repository on the forge: owner/name (GitHub, Gitea) or a project id or path (GitLab).")
+    var forgeRepository: String?
+
+    @Option(help: "The forge's API base URL, for a self-hosted forge.")
+    var forgeApiURL: String?
+
+    @Option(help: ArgumentHelp("Commit statuses are <prefix>/<app>; the default is fleet.yaml's (flotilla).",
+                               discussion: "Two controllers reading one repository need two prefixes, so neither overwrites the other."))
+    var statusContextPrefix: String?
+
+    var statusOverrides: StatusOverrides {
+        StatusOverrides(forge: forge.flatMap(StatusSettings.Forge.init(rawValue:)), repository: forgeRepository, apiURL: forgeApiURL,
+                        contextPrefix: statusContextPrefix)
+    }
+
     @Option(help: ArgumentHelp("A file holding the token for the forge's commit-status API (fleet.yaml status.forge).",
                                discussion: "Or FLOTILLA_FORGE_TOKEN in the environment. The token is never logged."))
     var forgeTokenFile: String?
@@ -67,6 +87,21 @@ struct ServeCommand: AsyncParsableCommand {
         if repo == nil, branch != "main" { throw ValidationError("--branch goes with --repo") }
         guard pollInterval > 0, reconcileInterval > 0 else { throw ValidationError("--poll-interval and --reconcile-interval must be positive") }
         guard statusInterval >= 0 else { throw ValidationError("--status-interval must not be negative") }
+        if let forge, StatusSettings.Forge(rawValue: forge) == nil {
+            throw ValidationError("--forge must be one of \(StatusSettings.Forge.allCases.map(\.rawValue).joined(separator: ", ")), not '\(forge)'")
+        }
+        if let forgeApiURL, !(forgeApiURL.hasPrefix("https://") || forgeApiURL.hasPrefix("http://")) || forgeApiURL.contains(" ") {
+            throw ValidationError("--forge-api-url must be an http(s) URL, not '\(forgeApiURL)'")
+        }
+        if let forgeRepository, forgeRepository.isEmpty || forgeRepository.contains(" ") {
+            throw ValidationError("--forge-repository must be owner/name or a GitLab project id or path")
+        }
+        if let prefix = statusContextPrefix, prefix.isEmpty || prefix.count > 64 || prefix.contains(where: { $0.isWhitespace }) {
+            throw ValidationError("--status-context-prefix must be 1 to 64 characters without spaces")
+        }
+        if repo == nil, forge != nil || forgeRepository != nil || forgeApiURL != nil || statusContextPrefix != nil {
+            throw ValidationError("--forge, --forge-repository, --forge-api-url and --status-context-prefix go with --repo")
+        }
         guard Self.split(listen) != nil else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:8080") }
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
@@ -101,6 +136,7 @@ struct ServeCommand: AsyncParsableCommand {
                 credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"]),
                 forgeToken: try Self.secret(file: forgeTokenFile, flag: "--forge-token-file", variable: "FLOTILLA_FORGE_TOKEN", environment))
             controllerConfiguration.statusInterval = .milliseconds(Int(statusInterval * 1_000))
+            controllerConfiguration.statusOverrides = statusOverrides
             let controller = FleetController(
                 configuration: controllerConfiguration,
                 store: store, deployer: Deployer(store: store, board: board), logger: logger)

@@ -31,6 +31,9 @@ public struct ControllerConfiguration: Sendable {
     /// status branch and the forge at most this often. A change of state (pending, success,
     /// failure) or of commit is written at once.
     public var statusInterval: Duration = .seconds(10)
+    /// fleet.yaml's `status:` as flags override it: two controllers reading one repository
+    /// (staging and production, say) post under two context prefixes.
+    public var statusOverrides = StatusOverrides()
 
     public init(repository: String, branch: String = "main", cacheDirectory: String, pollInterval: Duration = .seconds(15),
                 reconcileInterval: Duration = .seconds(2), offlineAfterSeconds: Double = 75, writeStatus: Bool = true,
@@ -44,6 +47,30 @@ public struct ControllerConfiguration: Sendable {
         self.offlineAfterSeconds = offlineAfterSeconds
         self.writeStatus = writeStatus
         self.credentials = credentials
+    }
+}
+
+/// Where commit statuses go when flags say otherwise than fleet.yaml.
+public struct StatusOverrides: Sendable, Equatable {
+    public var forge: StatusSettings.Forge?
+    public var repository: String?
+    public var apiURL: String?
+    public var contextPrefix: String?
+
+    public init(forge: StatusSettings.Forge? = nil, repository: String? = nil, apiURL: String? = nil, contextPrefix: String? = nil) {
+        self.forge = forge
+        self.repository = repository
+        self.apiURL = apiURL
+        self.contextPrefix = contextPrefix
+    }
+
+    public func applied(to settings: StatusSettings) -> StatusSettings {
+        var settings = settings
+        if let forge { settings.forge = forge }
+        if let repository { settings.repository = repository }
+        if let apiURL { settings.apiURL = apiURL }
+        if let contextPrefix { settings.contextPrefix = contextPrefix }
+        return settings
     }
 }
 
@@ -199,7 +226,7 @@ public actor FleetController: Service, ControllerHandle {
                 if let fleet = desired?.fleet, let reporter = reporter(for: fleet) {
                     let contexts = fleet.apps.isEmpty ? ["fleet"] : fleet.apps.map(\.name)
                     for app in contexts {
-                        await postStatus(reporter, commit: fetched.commit, context: "\(fleet.fleet.status.contextPrefix)/\(app)", state: .failure,
+                        await postStatus(reporter, commit: fetched.commit, context: "\(statusSettings(fleet).contextPrefix)/\(app)", state: .failure,
                                      description: "does not validate: \(headErrors.first ?? "see the note") — nothing deployed")
                     }
                 }
@@ -355,7 +382,7 @@ public actor FleetController: Service, ControllerHandle {
         let interval = Double(configuration.statusInterval.components.seconds) + Double(configuration.statusInterval.components.attoseconds) / 1e18
         guard states != lastPublished.states || now.timeIntervalSince(lastPublished.at) >= interval else { return }
         lastPublished = (states, now)
-        if configuration.writeStatus { await publish(report, commit: desired.commit, settings: fleet.fleet.status) }
+        if configuration.writeStatus { await publish(report, commit: desired.commit, settings: statusSettings(fleet)) }
         if let reporter = reporter(for: fleet) {
             for app in report.apps {
                 let state: CommitStatusReporter.State = switch FleetStatusReport.state(of: app) {
@@ -363,7 +390,7 @@ public actor FleetController: Service, ControllerHandle {
                 case "pending": .pending
                 default: .success
                 }
-                await postStatus(reporter, commit: desired.commit, context: "\(fleet.fleet.status.contextPrefix)/\(app.name)", state: state,
+                await postStatus(reporter, commit: desired.commit, context: "\(statusSettings(fleet).contextPrefix)/\(app.name)", state: state,
                              description: app.summary)
             }
         }
@@ -444,8 +471,13 @@ public actor FleetController: Service, ControllerHandle {
     // MARK: Reporting on the forge
 
     /// The reporter for the fleet's `status` settings, when they name a forge and a token is set.
+    /// fleet.yaml's status settings with the flags' overrides.
+    private func statusSettings(_ fleet: CompiledFleet) -> StatusSettings {
+        configuration.statusOverrides.applied(to: fleet.fleet.status)
+    }
+
     private func reporter(for fleet: CompiledFleet) -> CommitStatusReporter? {
-        let settings = fleet.fleet.status
+        let settings = statusSettings(fleet)
         guard settings.forge != .none, let repository = settings.repository, let token = configuration.forgeToken else { return nil }
         let key = "\(settings.forge.rawValue) \(repository) \(settings.apiURL ?? "")"
         if let reporter, reporter.key == key { return reporter.reporter }
@@ -458,7 +490,7 @@ public actor FleetController: Service, ControllerHandle {
                         description: String) async {
         do {
             var report: String?
-            if let branch = desired?.fleet.fleet.status.branch { report = await reporter.reportURL(statusBranch: branch) }
+            if let fleet = desired?.fleet { report = await reporter.reportURL(statusBranch: statusSettings(fleet).branch) }
             try await reporter.post(commit: commit.description, context: context, state: state, description: description, targetURL: report)
         } catch {
             logger.warning("cannot post a commit status", metadata: ["context": "\(context)", "error": "\(error)"])
@@ -469,7 +501,7 @@ public actor FleetController: Service, ControllerHandle {
 
     /// The note (unless fleet.yaml says `notes: false`) and the status branch fleet.yaml names.
     private func publish(_ report: FleetStatusReport, commit: CommitID, settings: StatusSettings) async {
-        if settings.notes { await writeNote(report.note, on: commit) }
+        if settings.notes { await writeNote(report.note(prefix: settings.contextPrefix), on: commit) }
         let files = ["STATUS.md": Array(report.markdown.utf8), "status.json": report.json]
         guard files != lastStatusFiles, let mirror else { return }
         do {
@@ -549,10 +581,11 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         return "success"
     }
 
-    var note: String {
+    /// The note's text, each app under its commit-status context.
+    func note(prefix: String) -> String {
         var text = ""
         for app in apps {
-            text += "flotilla/\(app.name): \(Self.state(of: app))\n"
+            text += "\(prefix)/\(app.name): \(Self.state(of: app))\n"
             for target in app.targets {
                 text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
                     + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.state))\n"

@@ -23,9 +23,11 @@ struct ControllerTests {
         var base: String { "http://127.0.0.1:\(port)" }
 
         private var serverArguments: [String] = []
+        private let serverEnvironment: [String: String]
 
         init(devices: Int, failRate: Double = 0, failVersions: [String] = [], stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
-             webhookSecret: String? = nil, serverFlags: [String] = []) throws {
+             webhookSecret: String? = nil, serverFlags: [String] = [], serverEnvironment: [String: String] = [:]) throws {
+            self.serverEnvironment = serverEnvironment
             data = try TestPaths.temporaryDirectory()
             daemon = try GitDaemon()
             work = try daemon.createRepository("fleet", contents: TestPaths.template)
@@ -51,7 +53,7 @@ struct ControllerTests {
         }
 
         func startServer() throws {
-            server = try ChildProcess.start(TestPaths.flotilla, serverArguments, environment: [:], logPath: data + "/server.log")
+            server = try ChildProcess.start(TestPaths.flotilla, serverArguments, environment: serverEnvironment, logPath: data + "/server.log")
             guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw CLIFailure("the server did not start") }
         }
 
@@ -260,6 +262,56 @@ struct ControllerTests {
         let writes = Int(try fleet.work.git("rev-list", "--count", "FETCH_HEAD")) ?? 0
         #expect(waves >= 4, "the rollout should take several waves")
         #expect(writes >= 1 && writes <= 8, "\(writes) status commits for one rollout")
+    }
+
+    /// Flags choose the forge and the context prefix over fleet.yaml's: a second controller on
+    /// the same repository posts under its own prefix. The forge is a local server that records
+    /// what it is sent.
+    @Test func flagsChooseTheForgeAndTheContextPrefix() async throws {
+        let root = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try """
+        import http.server, json, sys
+        class Forge(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with open(sys.argv[2], "a") as log:
+                    log.write(json.dumps({"path": self.path, "authorization": self.headers.get("Authorization"),
+                                          "body": json.loads(body)}) + "\\n")
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            def log_message(self, *arguments):
+                pass
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Forge).serve_forever()
+        """.write(toFile: root + "/forge.py", atomically: true, encoding: .utf8)
+        let forgePort = try GitDaemon.freePort()
+        let forge = try ChildProcess.start("/usr/bin/python3", [root + "/forge.py", "\(forgePort)", root + "/posted.jsonl"])
+        defer { ChildProcess.kill(forge) }
+        #expect(GitDaemon.waitUntilListening(port: forgePort))
+
+        let fleet = try Fleet(devices: 4, serverFlags: [
+            "--forge", "gitea", "--forge-repository", "ops/fleet", "--forge-api-url", "http://127.0.0.1:\(forgePort)",
+            "--status-context-prefix", "staging",
+        ], serverEnvironment: ["FLOTILLA_FORGE_TOKEN": "forge-secret-token"])
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        let head = try fleet.work.git("rev-parse", "HEAD")
+        let posted = try await eventuallyValue(seconds: 20) { () -> [[String: Any]]? in
+            let lines = (try? String(contentsOfFile: root + "/posted.jsonl", encoding: .utf8))?.split(separator: "\n") ?? []
+            let posts = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let success = posts.contains { (($0["body"] as? [String: Any])?["context"] as? String) == "staging/thermostat"
+                && (($0["body"] as? [String: Any])?["state"] as? String) == "success" }
+            return success ? posts : nil
+        }
+        // Gitea's API, not GitHub's that fleet.yaml names; every context under the flag's prefix.
+        #expect(posted.allSatisfy { $0["path"] as? String == "/repos/ops/fleet/statuses/\(head)" })
+        #expect(posted.allSatisfy { $0["authorization"] as? String == "token forge-secret-token" })
+        #expect(posted.allSatisfy { (($0["body"] as? [String: Any])?["context"] as? String)?.hasPrefix("staging/") == true })
+        // The note speaks of the same contexts; the token is in no log.
+        let note = try await eventuallyValue(seconds: 10) { try fleet.note(on: head).flatMap { $0.contains("thermostat: success") ? $0 : nil } }
+        #expect(note.contains("staging/thermostat: success") && !note.contains("flotilla/"), "\(note)")
+        #expect(!(try String(contentsOfFile: fleet.data + "/server.log", encoding: .utf8)).contains("forge-secret-token"))
     }
 
     /// A device driven by hand through the agent API, to make it drift.

@@ -50,6 +50,21 @@ struct ServeCommandTests {
         #expect(keyMode == 0o600)
     }
 
+    @Test(arguments: [
+        (["--forge", "bitbucket"], "--forge must be one of none, github, gitlab, gitea, not 'bitbucket'"),
+        (["--forge-api-url", "ftp://forge"], "--forge-api-url must be an http(s) URL, not 'ftp://forge'"),
+        (["--status-context-prefix", "two words"], "--status-context-prefix must be 1 to 64 characters without spaces"),
+        (["--status-interval=-1"], "--status-interval must not be negative"),
+    ])
+    func serveRefusesBadStatusFlags(flags: [String], message: String) throws {
+        let result = try CommandResult.run(["serve", "--repo", "git://127.0.0.1:1/fleet.git", "--data", "/tmp/unused"] + flags)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        let withoutRepository = try CommandResult.run(["serve", "--data", "/tmp/unused", "--status-context-prefix", "staging"])
+        #expect(withoutRepository.status == 2)
+        #expect(withoutRepository.stderr.contains("go with --repo"))
+    }
+
     @Test func tokenCreateRefusesABadDuration() throws {
         let result = try CommandResult.run(["token", "create", "--project", "acme", "--expires", "7 days", "--data", "/tmp/unused"])
         #expect(result.status == 2)
