@@ -153,14 +153,41 @@ public actor FleetController: Service, ControllerHandle {
         }
     }
 
-    /// Sleeps until the next pass is due, a poll is requested, or shutdown begins.
+    /// Sleeps until the next pass is due, a poll is requested, an execution ends, or shutdown
+    /// begins. What came while the last pass ran shortens the sleep.
     private func nap(_ interval: Duration) async {
-        let timer = Task { [weak self] in
+        var interval = interval
+        if ContinuousClock.now >= nextPoll { interval = .zero } else if executionsEnded { interval = min(interval, Self.settle) }
+        let timer = Task { [weak self, interval] in
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             await self?.requestPollWake()
         }
         await withCheckedContinuation { wake = $0 }
         timer.cancel()
+    }
+
+    /// How long after an execution ends the next pass comes: a wave's executions end close
+    /// together, and one pass takes them all.
+    static let settle: Duration = .milliseconds(250)
+
+    /// Whether an execution ended since the last pass read the store.
+    private var executionsEnded = false
+    private var settling = false
+
+    /// A device finished an execution: the next wave may be due now, not at the next interval.
+    public func executionEnded() {
+        executionsEnded = true
+        guard wake != nil, !settling else { return }
+        settling = true
+        Task { [weak self] in
+            try? await Task.sleep(for: Self.settle)
+            await self?.settled()
+        }
+    }
+
+    private func settled() {
+        settling = false
+        requestPollWake()
     }
 
     private func requestPollWake() {
@@ -248,6 +275,7 @@ public actor FleetController: Service, ControllerHandle {
 
     func reconcile() async throws {
         guard let desired else { return }
+        executionsEnded = false
         let fleet = desired.fleet
         let project = fleet.fleet.project
         let now = Date()
@@ -296,8 +324,13 @@ public actor FleetController: Service, ControllerHandle {
                 }
             }
             var busy: [String: String] = [:]
+            // Drifted devices a heal is correcting: still drifted until it ends.
+            var healing = Set<String>()
             for deployment in appDeployments {
-                for execution in executions[deployment.id] ?? [] where !execution.state.isFinal { busy[execution.deviceID] = deployment.digest }
+                for execution in executions[deployment.id] ?? [] where !execution.state.isFinal {
+                    busy[execution.deviceID] = deployment.digest
+                    if deployment.createdBy == "controller:heal" { healing.insert(execution.deviceID) }
+                }
             }
             // Each device's newest execution of the app that was not cancelled: only that one says
             // where the device stands, so after a revert to an earlier version, that version's old
@@ -345,6 +378,7 @@ public actor FleetController: Service, ControllerHandle {
                     suspectsNow[key] = first
                     if heard > first { drifted.append(device) }
                 }
+                drifted += pending.filter { healing.contains($0) && busy[$0] == target.digest }
                 appStatus.drifted += drifted
                 let held = suspended.contains(app.name)
                 if app.app.selfHeal, !drifted.isEmpty, !held {

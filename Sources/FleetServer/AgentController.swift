@@ -11,6 +11,8 @@ struct AgentController: Sendable {
     let ingest: HeartbeatIngest
     let board: AssignmentBoard
     let configuration: ServerConfiguration
+    /// Told when an execution ends, so the next wave of a rollout need not wait for a pass.
+    var controller: (any ControllerHandle)? = nil
 
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.post("enroll") { request, _ in try await enroll(request) }
@@ -56,6 +58,7 @@ struct AgentController: Sendable {
         }
         switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
         case .applied(let record):
+            if record.state.isFinal, let controller { Task { await controller.executionEnded() } }
             return try JSONBody.response(ExecutionReportAcknowledgement(reportID: report.reportID, accepted: true, state: record.state))
         case .duplicate(let record):
             return try JSONBody.response(ExecutionReportAcknowledgement(reportID: report.reportID, accepted: false, state: record.state))

@@ -16,6 +16,8 @@ public protocol ControllerHandle: Sendable {
     var watchedBranch: String { get }
     /// Its reconcile passes so far, for `/metrics`.
     func metrics() async -> ControllerMetrics
+    /// A device's execution reached a final state: the rollout it belongs to may move on.
+    func executionEnded() async
 }
 
 /// How much work the controller's reconcile passes are.

@@ -44,7 +44,8 @@ public enum FleetServer {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition() + controllerLines)))
         }
-        AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration)
+        AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
+                        controller: controller)
             .addRoutes(to: router.group("agent/v1"))
         let operators = router.group("api/v1")
         OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)

@@ -244,6 +244,22 @@ struct ControllerTests {
         #expect(noToken.status == 2 && noToken.errorText.contains("FLOTILLA_TOKEN"))
     }
 
+    /// The next wave follows the end of the last one, not the next reconcile interval: here
+    /// passes are 60 s apart, and the four waves of Europe still finish within seconds.
+    @Test func theNextWaveStartsWhenTheLastEndsNotAtTheNextPass() async throws {
+        let fleet = try Fleet(devices: 16, pollInterval: "60", serverFlags: ["--reconcile-interval", "60"])
+        let online = try await eventuallyValue(seconds: 30) { () -> Int? in
+            let count = (try await fleet.get("/api/v1/devices")["devices"] as? [Any])?.count ?? 0
+            return count == 16 ? count : nil
+        }
+        #expect(online == 16)
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOTILLA_TOKEN"] = fleet.operatorToken
+        #expect(try ChildProcess.run(TestPaths.flotilla, ["reconcile", "--server", fleet.base], environment: environment).status == 0)
+        #expect(try await fleet.waitUntil(seconds: 30, Self.thermostat(europe: "2.4.1")))
+        #expect(try await fleet.deploymentCount() >= 4, "Europe's rollout should take several waves")
+    }
+
     /// A rollout's counts change on every pass; the status branch and the note take them only
     /// when a state changes or the status interval has passed, not once per pass.
     @Test func statusIsWrittenOnChangesOfStateNotOnEveryPass() async throws {
