@@ -185,11 +185,13 @@ bench_sim() {
   tail -n 1 "$work/sim.log"
 }
 
-# The controller's reaction time, with 50 simulated devices on a template fleet.
-bench_controller() {
-  echo "==> controller: release build"
+# A fleet repository made from the template (after $1, a command run in its clone), served by
+# git daemon, and a release `flotilla serve --repo` with a webhook secret; sets flotilla, work,
+# port, token and operator, and stops all it starts on exit.
+start_controlled_fleet() {
+  local prepare=$1 git_port=$2 heartbeat=$3
+  port=$4
   swift build -c release --product flotilla 2>&1 | tail -n 1
-  local flotilla
   flotilla="$(swift build -c release --show-bin-path)/flotilla"
   work=$(mktemp -d)
   cleanup() {
@@ -200,10 +202,10 @@ bench_controller() {
   git init --quiet --bare "$work/fleet.git"
   git clone --quiet "$work/fleet.git" "$work/clone" 2>/dev/null
   cp -r fleet-repo-template/. "$work/clone/"
+  (cd "$work/clone" && eval "$prepare")
   git -C "$work/clone" add --all
   git -C "$work/clone" -c user.name=Bench -c user.email=bench@example.com commit --quiet -m fleet
   git -C "$work/clone" push --quiet origin HEAD:main
-  local git_port=18484 port=18485 token operator
   git daemon --reuseaddr --base-path="$work" --export-all --enable=receive-pack --listen=127.0.0.1 --port="$git_port" "$work" \
     > "$work/daemon.log" 2>&1 &
   daemon=$!
@@ -212,9 +214,15 @@ bench_controller() {
   token=$("$flotilla" token create --project acme-climate --data "$work/data")
   operator=$("$flotilla" token create --project acme-climate --operator --data "$work/data")
   "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
-    --webhook-secret-file "$work/secret" --heartbeat-interval 5 > "$work/serve.log" 2>&1 &
+    --webhook-secret-file "$work/secret" --heartbeat-interval "$heartbeat" > "$work/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# The controller's reaction time, with 50 simulated devices on a template fleet.
+bench_controller() {
+  echo "==> controller: release build"
+  start_controlled_fleet true 18484 5 18485
   "$flotilla" sim --server "http://127.0.0.1:$port" --token "$token" --devices 50 --fail-rate 0 --offline-rate 0 \
     --step-seconds 0.1-0.3 > "$work/sim.log" 2>&1 &
   sim=$!
@@ -229,37 +237,10 @@ bench_controller() {
 bench_converge() {
   local devices=${1:-10000}
   echo "==> converge: release build"
-  swift build -c release --product flotilla 2>&1 | tail -n 1
-  local flotilla
-  flotilla="$(swift build -c release --show-bin-path)/flotilla"
-  work=$(mktemp -d)
-  cleanup() {
-    for pid in ${sim:-} ${server:-} ${daemon:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-  }
-  trap cleanup EXIT
-  git init --quiet --bare "$work/fleet.git"
-  git clone --quiet "$work/fleet.git" "$work/clone" 2>/dev/null
-  cp -r fleet-repo-template/. "$work/clone/"
   # The template's rollout is sized for tens of devices (10 at once, one failure tolerated);
   # a fleet of thousands says it in percentages.
-  sed -i 's/maxUnavailable: 10 .*/maxUnavailable: 20%/' "$work/clone/fleet.yaml"
-  sed -i 's/maxFailures: 1$/maxFailures: 1%/' "$work/clone/apps/thermostat.yaml"
-  git -C "$work/clone" add --all
-  git -C "$work/clone" -c user.name=Bench -c user.email=bench@example.com commit --quiet -m fleet
-  git -C "$work/clone" push --quiet origin HEAD:main
-  local git_port=18486 port=18487 token operator
-  git daemon --reuseaddr --base-path="$work" --export-all --enable=receive-pack --listen=127.0.0.1 --port="$git_port" "$work" \
-    > "$work/daemon.log" 2>&1 &
-  daemon=$!
-  sleep 0.5
-  echo "webhook-secret" > "$work/secret"
-  token=$("$flotilla" token create --project acme-climate --data "$work/data")
-  operator=$("$flotilla" token create --project acme-climate --operator --data "$work/data")
-  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
-    --webhook-secret-file "$work/secret" --heartbeat-interval 10 > "$work/serve.log" 2>&1 &
-  server=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  start_controlled_fleet "sed -i 's/maxUnavailable: 10 .*/maxUnavailable: 20%/' fleet.yaml && sed -i 's/maxFailures: 1\$/maxFailures: 1%/' apps/thermostat.yaml" \
+    18486 10 18487
   # Thermostats only: the template's gateways take telemetry one device at a time.
   echo "==> converge: $devices thermostats, heartbeat every 10 s, 4 steps of 0.2-1.0 s each"
   "$flotilla" sim --server "http://127.0.0.1:$port" --token "$token" --devices "$devices" --fail-rate 0 --offline-rate 0 \
