@@ -230,11 +230,12 @@ public actor FleetController: Service, ControllerHandle {
                 mirror = try GitMirror(url: configuration.repository, cacheDirectory: configuration.cacheDirectory,
                                        credentials: configuration.credentials)
             }
-            let fetched = try mirror!.fetch(configuration.branch)
+            let mirror = mirror!, branch = configuration.branch
+            let fetched = try await Self.offPool { try mirror.fetch(branch) }
             guard fetched.commit != head else { return }
             head = fetched.commit
             if fetched.forcePushed { logger.warning("the branch was force-pushed", metadata: ["commit": "\(fetched.commit)"]) }
-            let tree = try mirror!.fleetTree(at: fetched.commit)
+            let tree = try await Self.offPool { try mirror.fleetTree(at: fetched.commit) }
             do {
                 let fleet = try FleetLoader.load(tree)
                 if let previous = desired, let text = lastNote[previous.commit], previous.commit != fetched.commit {
@@ -505,6 +506,17 @@ public actor FleetController: Service, ControllerHandle {
     // MARK: Reporting on the forge
 
     /// The reporter for the fleet's `status` settings, when they name a forge and a token is set.
+    /// git's blocking work — network round trips through libgit2, object writes — runs on a
+    /// thread of its own, one operation at a time, never on the cooperative pool the server's
+    /// requests share.
+    private static let gitQueue = DispatchQueue(label: "flotilla.controller.git")
+
+    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            gitQueue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
     /// fleet.yaml's status settings with the flags' overrides.
     private func statusSettings(_ fleet: CompiledFleet) -> StatusSettings {
         configuration.statusOverrides.applied(to: fleet.fleet.status)
@@ -539,7 +551,8 @@ public actor FleetController: Service, ControllerHandle {
         let files = ["STATUS.md": Array(report.markdown.utf8), "status.json": report.json]
         guard files != lastStatusFiles, let mirror else { return }
         do {
-            _ = try mirror.commitFiles(files, to: settings.branch, message: "flotilla: status at \(commit.description.prefix(12))")
+            let message = "flotilla: status at \(commit.description.prefix(12))", branch = settings.branch
+            _ = try await Self.offPool { try mirror.commitFiles(files, to: branch, message: message) }
             lastStatusFiles = files
         } catch {
             logger.warning("cannot write the status branch", metadata: ["error": "\(error)"])
@@ -549,7 +562,7 @@ public actor FleetController: Service, ControllerHandle {
     private func writeNote(_ text: String, on commit: CommitID) async {
         guard configuration.writeStatus, lastNote[commit] != text, let mirror else { return }
         do {
-            _ = try mirror.writeNote(text, on: commit)
+            _ = try await Self.offPool { try mirror.writeNote(text, on: commit) }
             lastNote[commit] = text
         } catch {
             logger.warning("cannot write the note", metadata: ["commit": "\(commit)", "error": "\(error)"])
