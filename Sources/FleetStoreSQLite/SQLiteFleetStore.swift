@@ -9,6 +9,7 @@ import GRDB
 /// committed together, so the write rate scales with batches, not devices.
 public final class SQLiteFleetStore: FleetStore {
     private let pool: DatabasePool
+    private let deploymentCache = DeploymentCache()
     public let path: String
 
     /// Opens (creating and migrating) the database at `path`.
@@ -223,9 +224,22 @@ public final class SQLiteFleetStore: FleetStore {
     }
 
     public func deployments(project: String, limit: Int) async throws -> [DeploymentRecord] {
-        try await read { db in
-            try String.fetchAll(db, sql: "SELECT body FROM deployment WHERE project = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                                arguments: [project, limit]).map { try Self.decode(DeploymentRecord.self, $0) }
+        let cache = deploymentCache
+        return try await read { db in
+            // The controller lists up to 10,000 deployments on every pass; a deployment's body
+            // changes only when it is aborted, so decoded ones are kept and only new or newly
+            // aborted ones are read and decoded again.
+            let rows = try Row.fetchAll(db, sql: "SELECT id, aborted FROM deployment WHERE project = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                        arguments: [project, limit])
+            let body = try db.cachedStatement(sql: "SELECT body FROM deployment WHERE id = ?")
+            return try rows.map { row in
+                let id: String = row["id"], aborted: Bool = row["aborted"]
+                if let known = cache.record(id: id, aborted: aborted) { return known }
+                guard let text = try String.fetchOne(body, arguments: [id]) else { throw StoreError(.corrupt, "deployment \(id) has no body") }
+                let record = try Self.decode(DeploymentRecord.self, text)
+                cache.keep(record)
+                return record
+            }
         }
     }
 
@@ -434,5 +448,23 @@ public final class SQLiteFleetStore: FleetStore {
                      enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
                      lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                      deleted: row["deleted"])
+    }
+}
+
+/// Decoded deployments by id, valid while their `aborted` flag is what was decoded. Bounded: it
+/// starts over past 50,000 entries.
+final class DeploymentCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var records: [String: DeploymentRecord] = [:]
+
+    func record(id: String, aborted: Bool) -> DeploymentRecord? {
+        lock.withLock { records[id].flatMap { $0.aborted == aborted ? $0 : nil } }
+    }
+
+    func keep(_ record: DeploymentRecord) {
+        lock.withLock {
+            if records.count >= 50_000 { records.removeAll(keepingCapacity: true) }
+            records[record.id] = record
+        }
     }
 }

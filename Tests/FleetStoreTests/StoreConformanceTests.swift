@@ -145,7 +145,11 @@ struct StoreConformanceTests {
         let late = ExecutionReport(reportID: "p3", state: .failed)
         #expect(try await store.applyExecutionReport(executionID: "e-d1", deviceID: "d1", report: late, at: now) == .finished(finished))
 
+        // Listed before the abort and after it: the list shows the abort (a store may keep
+        // decoded deployments between lists).
+        #expect(try await store.deployments(project: "acme", limit: 10).first { $0.id == "dep1" }?.aborted == false)
         let cancelled = try await store.abortDeployment(id: "dep1", at: now)
+        #expect(try await store.deployments(project: "acme", limit: 10).first { $0.id == "dep1" }?.aborted == true)
         #expect(cancelled.map(\.id) == ["e-d2"])
         #expect(cancelled.first?.state == .cancelled)
         #expect(try await store.deployment(id: "dep1")?.aborted == true)
