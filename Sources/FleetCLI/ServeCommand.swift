@@ -57,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
     var forgeApiURL: String?
 
     @Option(help: ArgumentHelp("Commit statuses are <prefix>/<app>; the default is fleet.yaml's (flotilla).",
-                               discussion: "Two controllers reading one repository need two prefixes, so neither overwrites the other."))
+                               discussion: "Two controllers reading one repository need two prefixes, so neither overwrites the other: with this flag, notes go under refs/notes/<prefix> and the status branch is <prefix>/status."))
     var statusContextPrefix: String?
 
     var statusOverrides: StatusOverrides {
@@ -96,8 +96,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let forgeRepository, forgeRepository.isEmpty || forgeRepository.contains(" ") {
             throw ValidationError("--forge-repository must be owner/name or a GitLab project id or path")
         }
-        if let prefix = statusContextPrefix, prefix.isEmpty || prefix.count > 64 || prefix.contains(where: { $0.isWhitespace }) {
-            throw ValidationError("--status-context-prefix must be 1 to 64 characters without spaces")
+        // It names a ref and a branch too, so it is kept to characters git takes anywhere.
+        if let prefix = statusContextPrefix, prefix.isEmpty || prefix.count > 64 || prefix.hasPrefix(".") || prefix.hasPrefix("-")
+            || !prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+            throw ValidationError("--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
         }
         if repo == nil, forge != nil || forgeRepository != nil || forgeApiURL != nil || statusContextPrefix != nil {
             throw ValidationError("--forge, --forge-repository, --forge-api-url and --status-context-prefix go with --repo")

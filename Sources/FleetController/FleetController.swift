@@ -64,14 +64,23 @@ public struct StatusOverrides: Sendable, Equatable {
         self.contextPrefix = contextPrefix
     }
 
+    /// fleet.yaml's settings with these. A prefix given here is a second controller's: its
+    /// status branch becomes `<prefix>/status`, as its notes go under `refs/notes/<prefix>`.
     public func applied(to settings: StatusSettings) -> StatusSettings {
         var settings = settings
         if let forge { settings.forge = forge }
         if let repository { settings.repository = repository }
         if let apiURL { settings.apiURL = apiURL }
-        if let contextPrefix { settings.contextPrefix = contextPrefix }
+        if let contextPrefix {
+            settings.contextPrefix = contextPrefix
+            settings.branch = contextPrefix + "/status"
+        }
         return settings
     }
+
+    /// Where this controller's notes go: `refs/notes/flotilla`, or `refs/notes/<prefix>` for a
+    /// prefix given here.
+    public var notesRef: String { contextPrefix.map { "refs/notes/" + $0 } ?? GitMirror.notesRef }
 }
 
 /// Merge-to-deploy: polls the fleet repository, compiles each new head, and rolls the desired
@@ -562,7 +571,8 @@ public actor FleetController: Service, ControllerHandle {
     private func writeNote(_ text: String, on commit: CommitID) async {
         guard configuration.writeStatus, lastNote[commit] != text, let mirror else { return }
         do {
-            _ = try await Self.offPool { try mirror.writeNote(text, on: commit) }
+            let ref = configuration.statusOverrides.notesRef
+            _ = try await Self.offPool { try mirror.writeNote(text, on: commit, ref: ref) }
             lastNote[commit] = text
         } catch {
             logger.warning("cannot write the note", metadata: ["commit": "\(commit)", "error": "\(error)"])

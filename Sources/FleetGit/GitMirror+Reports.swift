@@ -13,37 +13,37 @@ extension GitMirror {
     /// How often a push is tried again after the remote moved under it.
     static let pushAttempts = 6
 
-    /// Writes `text` as the note on `commit` under `refs/notes/flotilla` and pushes it,
+    /// Writes `text` as the note on `commit` under `ref` (`refs/notes/flotilla`) and pushes it,
     /// replacing an older note. Returns false, touching nothing, when the note already says this.
     @discardableResult
-    public func writeNote(_ text: String, on commit: CommitID) throws(GitError) -> Bool {
+    public func writeNote(_ text: String, on commit: CommitID, ref: String = notesRef) throws(GitError) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         let operation = "write note on \(commit.short) to \(remote)"
         return try retryingPush(operation: operation) { () throws(GitError) -> String? in
-            try download(["+\(Self.notesRef):\(Self.notesRef)"], operation: operation)
-            if try readNote(on: commit) == text { return nil }
+            try download(["+\(ref):\(ref)"], operation: operation)
+            if try readNote(on: commit, ref: ref) == text { return nil }
             var signature: UnsafeMutablePointer<git_signature>?
             try Libgit2.check(git_signature_now(&signature, Self.author.name, Self.author.email), operation)
             defer { git_signature_free(signature) }
             var noteID = git_oid()
             var target = commit.oid
-            try Libgit2.check(git_note_create(&noteID, repository.handle, Self.notesRef, signature, signature, &target, text, 1), operation)
-            return "\(Self.notesRef):\(Self.notesRef)"
+            try Libgit2.check(git_note_create(&noteID, repository.handle, ref, signature, signature, &target, text, 1), operation)
+            return "\(ref):\(ref)"
         }
     }
 
     /// The note on `commit` in the cache, if any.
-    public func note(on commit: CommitID) throws(GitError) -> String? {
+    public func note(on commit: CommitID, ref: String = notesRef) throws(GitError) -> String? {
         lock.lock()
         defer { lock.unlock() }
-        return try readNote(on: commit)
+        return try readNote(on: commit, ref: ref)
     }
 
-    private func readNote(on commit: CommitID) throws(GitError) -> String? {
+    private func readNote(on commit: CommitID, ref: String) throws(GitError) -> String? {
         var note: OpaquePointer?
         var target = commit.oid
-        let result = git_note_read(&note, repository.handle, Self.notesRef, &target)
+        let result = git_note_read(&note, repository.handle, ref, &target)
         if result == GIT_ENOTFOUND.rawValue { return nil }
         try Libgit2.check(result, "read note on \(commit.short)")
         defer { git_note_free(note) }

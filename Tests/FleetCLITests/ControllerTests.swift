@@ -99,9 +99,9 @@ struct ControllerTests {
         }
 
         /// The controller's note on `commit`, fetched as a user would.
-        func note(on commit: String) throws -> String? {
-            _ = try? work.git("fetch", "--quiet", "origin", "+refs/notes/flotilla:refs/notes/flotilla")
-            return try? work.git("notes", "--ref=flotilla", "show", commit)
+        func note(on commit: String, ref: String = "flotilla") throws -> String? {
+            _ = try? work.git("fetch", "--quiet", "origin", "+refs/notes/\(ref):refs/notes/\(ref)")
+            return try? work.git("notes", "--ref=\(ref)", "show", commit)
         }
     }
 
@@ -324,9 +324,16 @@ struct ControllerTests {
         #expect(posted.allSatisfy { $0["path"] as? String == "/repos/ops/fleet/statuses/\(head)" })
         #expect(posted.allSatisfy { $0["authorization"] as? String == "token forge-secret-token" })
         #expect(posted.allSatisfy { (($0["body"] as? [String: Any])?["context"] as? String)?.hasPrefix("staging/") == true })
-        // The note speaks of the same contexts; the token is in no log.
-        let note = try await eventuallyValue(seconds: 10) { try fleet.note(on: head).flatMap { $0.contains("thermostat: success") ? $0 : nil } }
+        // Its note and status branch are its own, beside any other controller's; the note speaks
+        // of the same contexts. The token is in no log.
+        let note = try await eventuallyValue(seconds: 10) {
+            try fleet.note(on: head, ref: "staging").flatMap { $0.contains("thermostat: success") ? $0 : nil }
+        }
         #expect(note.contains("staging/thermostat: success") && !note.contains("flotilla/"), "\(note)")
+        #expect(try fleet.note(on: head) == nil, "refs/notes/flotilla is another controller's")
+        try fleet.work.git("fetch", "--quiet", "origin", "staging/status")
+        #expect(try fleet.work.git("show", "FETCH_HEAD:STATUS.md").contains("## thermostat: success"))
+        #expect((try? fleet.work.git("ls-remote", "--exit-code", "origin", "refs/heads/flotilla/status")) == nil)
         #expect(!(try String(contentsOfFile: fleet.data + "/server.log", encoding: .utf8)).contains("forge-secret-token"))
     }
 

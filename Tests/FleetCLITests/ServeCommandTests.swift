@@ -53,7 +53,8 @@ struct ServeCommandTests {
     @Test(arguments: [
         (["--forge", "bitbucket"], "--forge must be one of none, github, gitlab, gitea, not 'bitbucket'"),
         (["--forge-api-url", "ftp://forge"], "--forge-api-url must be an http(s) URL, not 'ftp://forge'"),
-        (["--status-context-prefix", "two words"], "--status-context-prefix must be 1 to 64 characters without spaces"),
+        (["--status-context-prefix", "two words"], "--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-'"),
+        (["--status-context-prefix", "a/b"], "--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-'"),
         (["--status-interval=-1"], "--status-interval must not be negative"),
     ])
     func serveRefusesBadStatusFlags(flags: [String], message: String) throws {
