@@ -15,10 +15,7 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         self.state = state
         results = try object.array("results") { (value, path) throws(WireDecodingError) in try StepResult(wire: value, path: path) }
         message = try object.optionalString("message")
-        guard let updated = object.optional("updatedAt") else {
-            throw WireDecodingError(field: object.child("updatedAt"), message: "'\(object.child("updatedAt"))' is required")
-        }
-        updatedAt = Date(timeIntervalSinceReferenceDate: try WireObject.double(updated, path: object.child("updatedAt")))
+        updatedAt = Date(timeIntervalSinceReferenceDate: try WireObject.double(object.required("updatedAt"), path: object.child("updatedAt")))
         revision = try object.int("revision")
         try object.finish()
     }

@@ -409,29 +409,18 @@ public final class SQLiteFleetStore: FleetStore {
 
     /// Devices' small JSON columns are read with the wire reader: every controller pass reads
     /// every device, and JSONDecoder costs several times as much.
-    private static func stringMap(_ text: String, column: String) throws -> [String: String] {
+    private static func map<T>(_ text: String, column: String, _ element: (WireJSON, String) throws(WireDecodingError) -> T) throws -> [String: T] {
         guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored \(column) is not a JSON object") }
-        var map: [String: String] = [:]
+        var map: [String: T] = [:]
         map.reserveCapacity(members.count)
         for member in members {
-            guard case .string(let value) = member.value else { throw StoreError(.corrupt, "a stored \(column) value is not a string") }
-            map[member.key] = value
-        }
-        return map
-    }
-
-    private static func apps(_ text: String) throws -> [String: InstalledApp] {
-        guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored apps is not a JSON object") }
-        var apps: [String: InstalledApp] = [:]
-        apps.reserveCapacity(members.count)
-        for member in members {
             do {
-                apps[member.key] = try InstalledApp(wire: member.value, path: member.key)
+                map[member.key] = try element(member.value, member.key)
             } catch {
-                throw StoreError(.corrupt, "a stored app does not decode: \(error.message)")
+                throw StoreError(.corrupt, "a stored \(column) does not decode: \(error.message)")
             }
         }
-        return apps
+        return map
     }
 
     private static func token(_ row: Row) -> AccessTokenRecord {
@@ -442,9 +431,9 @@ public final class SQLiteFleetStore: FleetStore {
 
     private static func device(_ row: Row) throws -> DeviceRecord {
         DeviceRecord(id: row["id"], project: row["project"], name: row["name"], hardwareID: row["hardware_id"],
-                     secretHash: row["secret_hash"], reportedTags: try stringMap(row["reported_tags"], column: "reported_tags"),
-                     attributes: try stringMap(row["attributes"], column: "attributes"),
-                     apps: try apps(row["apps"]),
+                     secretHash: row["secret_hash"], reportedTags: try map(row["reported_tags"], column: "reported_tags", WireObject.string),
+                     attributes: try map(row["attributes"], column: "attributes", WireObject.string),
+                     apps: try map(row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
                      enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
                      lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                      deleted: row["deleted"])

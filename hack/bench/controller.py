@@ -11,14 +11,14 @@ import sys
 import time
 import urllib.request
 
+from fleet import call
+
 clone, host, port, token, secret, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
 base = f"http://{host}:{port}"
 
 
 def api(path):
-    request = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + token})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
+    return call(base, token, path)
 
 
 def git(*arguments):

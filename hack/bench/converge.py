@@ -12,17 +12,15 @@ import sys
 import time
 import urllib.request
 
+from fleet import call, deploy_all
+
 clone, host, port, token, secret = sys.argv[1:6]
 devices, timeout = int(sys.argv[6]), float(sys.argv[7])
 base = f"http://{host}:{port}"
 
 
 def api(path, body=None):
-    request = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.load(response)
+    return call(base, token, path, body)
 
 
 def git(*arguments):
@@ -71,22 +69,9 @@ def main():
 
     # The baseline: one deployment of a flow with as many steps, to every device at once, no waves.
     flow = 4
-    ids = [device["id"] for device in api("/api/v1/devices")["devices"]]
-    step = {"kind": "run", "command": "true", "timeoutSeconds": 60, "retries": 0, "onFailure": "rollback", "idempotent": False}
-    started = time.monotonic()
-    deployment = api("/api/v1/deployments", {
-        "app": "baseline", "version": "1.0.0", "flow": "baseline", "devices": ids,
-        "steps": [dict(step, name=f"step {n + 1}") for n in range(flow)]})["deployment"]["id"]
-    while True:
-        time.sleep(1)
-        states = [execution["state"] for execution in api(f"/api/v1/deployments/{deployment}")["executions"]]
-        if all(state in ("succeeded", "failed", "timedOut", "cancelled") for state in states):
-            break
-        if time.monotonic() - started > timeout:
-            sys.exit(f"baseline: not finished after {timeout:.0f} s")
-    baseline = time.monotonic() - started
-    print(f"baseline:                  {baseline:.1f} s for one deployment of {flow} steps to all {len(ids)} devices at once "
-          f"({states.count('succeeded')} succeeded)", flush=True)
+    baseline, states = deploy_all(base, token, "baseline", "1.0.0", [f"step {n + 1}" for n in range(flow)], timeout, poll=1)
+    print(f"baseline:                  {baseline:.1f} s for one deployment of {flow} steps to all {sum(states.values())} devices at once "
+          f"({states.get('succeeded', 0)} succeeded)", flush=True)
 
     # A user's version bump of every thermostat target, pushed, with the forge's webhook.
     path = f"{clone}/apps/thermostat.yaml"
