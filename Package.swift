@@ -82,7 +82,7 @@ let package = Package(
                 "FleetServer",
                 "FleetStore",
                 "FleetStoreSQLite",
-                "FleetAgent",
+                "FleetProtocol",
                 "FleetController",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -105,7 +105,12 @@ let package = Package(
             dependencies: ["FleetGit", "FleetTesting"],
             path: "Benchmarks/GitBenchmark"
         ),
-        .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
+        .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore", "FleetProtocol", "FleetSimulation"]),
+        // A deterministic fleet: virtual clock, the real decision, simulated devices. No I/O.
+        .target(name: "FleetSimulation", dependencies: ["FleetCore", "FleetStore", "FleetProtocol"]),
+        // Runs thousands of seeded scenarios, or replays one with its trace.
+        .executableTarget(name: "fleet-simulator", dependencies: ["FleetSimulation"]),
+        .testTarget(name: "FleetSimulationTests", dependencies: ["FleetSimulation", "FleetCore", "FleetStore", "FleetProtocol"], path: "Tests/FleetSimulationTests"),
         // Test support: a real git daemon on loopback, fleets to work with.
         .target(name: "FleetTesting", dependencies: ["FleetCore", "FleetGit"]),
         .testTarget(

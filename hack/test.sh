@@ -10,5 +10,15 @@ swift build --build-tests
 echo "==> the template's files against the JSON Schema that 'flotilla schema' prints"
 /usr/bin/python3 hack/check-schema.py .build/debug/flotilla fleet-repo-template
 
+echo "==> the rollout engine against the deterministic fleet simulator: 10,000 seeded scenarios"
+# Release build: the simulator runs the real decision thousands of times. Two processes, one per core.
+swift build -c release --product fleet-simulator --scratch-path .build-release
+.build-release/release/fleet-simulator --scenarios 5000 --first-seed 0 > .build-release/sim-a.log &
+simulator_a=$!
+.build-release/release/fleet-simulator --scenarios 5000 --first-seed 5000 > .build-release/sim-b.log || simulator_failed=1
+wait "$simulator_a" || simulator_failed=1
+cat .build-release/sim-a.log .build-release/sim-b.log
+[ -z "${simulator_failed:-}" ] || { echo "the simulator found a violation: replay the seed it names" >&2; exit 1; }
+
 echo "==> swift test"
 swift test --skip-build --disable-xctest

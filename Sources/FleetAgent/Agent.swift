@@ -7,7 +7,7 @@ import Synchronization
 /// directory, written atomically: its identity, the installed apps, the journal of the execution
 /// in progress, and the outbox of reports not yet delivered.
 public final class Agent: Sendable {
-    public static let version = "0.1.0"
+    public static let version = AgentRelease.version
 
     public enum Stop: Error, CustomStringConvertible {
         case configuration(String)
@@ -52,6 +52,9 @@ public final class Agent: Sendable {
     private let executor: any StepExecutor & Sendable
     private let outbox: Outbox
     private let apps: Mutex<[String: InstalledApp]>
+    /// The execution being run, for the heartbeat: the server does not give the device other
+    /// work while it resumes one the server had given up on.
+    private let executing = Mutex<String?>(nil)
     private let interval: Atomic<Int>
     private let stopped = Atomic<Bool>(false)
     private let heartbeatNow = Atomic<Bool>(false)
@@ -222,7 +225,8 @@ public final class Agent: Sendable {
         return Heartbeat(reportID: "h-" + Random.hex(bytes: 12), sentAtMilliseconds: Clock.epochMilliseconds(),
                          cpuPercent: metrics.cpuPercent(), memory: metrics.memory(), disks: metrics.disks(configuration.mounts),
                          uptimeSeconds: metrics.uptimeSeconds(), load: metrics.load(), processes: processes.isEmpty ? nil : processes,
-                         custom: custom.isEmpty ? nil : custom, apps: apps.withLock { $0 }, agentVersion: Self.version)
+                         custom: custom.isEmpty ? nil : custom, apps: apps.withLock { $0 }, agentVersion: Self.version,
+                         executing: executing.withLock { $0 })
     }
 
     // MARK: Work
@@ -271,6 +275,8 @@ public final class Agent: Sendable {
 
     /// Runs the execution's remaining steps, journaling before and after each one.
     private func run(_ progress: inout ExecutionProgress, _ api: AgentAPI) {
+        executing.withLock { $0 = progress.assignment.executionID }
+        defer { executing.withLock { $0 = nil } }
         while let (step, index, rollback) = progress.current {
             let point = "\(rollback ? "rollback" : "step"):\(index)"
             progress.begin()

@@ -1,6 +1,5 @@
 import ArgumentParser
 import AsyncHTTPClient
-import FleetAgent
 import FleetProtocol
 import Foundation
 import NIOCore
@@ -316,7 +315,7 @@ struct SimulatedDevice: Sendable {
         // A secret fixed by the seed: a restarted simulation is the same devices again.
         let secret = SHA256.hex(Array("sim-secret-\(simulation.seed)-\(index)".utf8))
         let request = EnrollmentRequest(token: simulation.token, hardwareID: hardwareID, deviceSecret: secret, name: hardwareID, tags: tags,
-                                        attributes: ["arch": "sim", "agentVersion": Agent.version, "os": "flotilla sim"])
+                                        attributes: ["arch": "sim", "agentVersion": AgentRelease.version, "os": "flotilla sim"])
         var delay = 0.5
         while !Task.isCancelled {
             switch await send("POST", "/agent/v1/enroll", body: request.wireJSON(), token: nil) {
@@ -348,7 +347,7 @@ struct SimulatedDevice: Sendable {
                                  sentAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000),
                                  cpuPercent: (state.random(in: 1...60) * 10).rounded() / 10,
                                  memory: .init(usedBytes: Int64(state.random(in: 100...400)) << 20, totalBytes: 1 << 30),
-                                 uptimeSeconds: Int64(ProcessInfo.processInfo.systemUptime), apps: apps, agentVersion: Agent.version)
+                                 uptimeSeconds: Int64(ProcessInfo.processInfo.systemUptime), apps: apps, agentVersion: AgentRelease.version)
             switch await send("POST", "/agent/v1/heartbeat", body: beat.wireJSON(), token: token) {
             case .success(let response) where response.status == 200:
                 stats.heartbeats.add(1, ordering: .relaxed)

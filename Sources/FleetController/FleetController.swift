@@ -151,10 +151,6 @@ public actor FleetController: Service, ControllerHandle {
 
     private var wake: CheckedContinuation<Void, Never>?
 
-    /// Devices that looked drifted ("app device"), with the heartbeat that first showed it; a
-    /// later heartbeat still showing it confirms the drift.
-    private var driftSuspects: [String: Date] = [:]
-
     public func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             await pass()
@@ -220,7 +216,7 @@ public actor FleetController: Service, ControllerHandle {
         }
         let elapsed = ContinuousClock.now - started
         passMetrics.passes += 1
-        passMetrics.lastPassSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        passMetrics.lastPassSeconds = elapsed.seconds
         passMetrics.passSeconds += passMetrics.lastPassSeconds
     }
 
@@ -283,148 +279,46 @@ public actor FleetController: Service, ControllerHandle {
 
     // MARK: Reconciling
 
+    /// One reconcile: gather a snapshot, decide, apply, report. The report is written even
+    /// when applying fails: an app whose actions fail carries the error, and the others go on.
     func reconcile() async throws {
         guard let desired else { return }
         executionsEnded = false
-        let fleet = desired.fleet
-        let project = fleet.fleet.project
         let now = Date()
-        let records = try await store.devices(project: project).filter { !$0.deleted }
-        let lastHeard = Dictionary(uniqueKeysWithValues: records.map { ($0.id, $0.lastHeartbeatAt) })
-        let inventory = DeviceInventory(records.map { record in
-            ReportedDevice(id: record.id, tags: record.reportedTags,
-                           apps: record.apps.mapValues { ReportedApp(version: $0.version, digest: $0.digest) },
-                           online: record.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false)
-        })
-        let plan = try Planner.plan(fleet, inventory: inventory)
-        let ours = try await store.deployments(project: project, limit: 10_000).filter { $0.createdBy.hasPrefix("controller") }
-        var executions: [String: [ExecutionSummary]] = [:]
-        for execution in try await store.executionSummaries(deploymentIDs: ours.map(\.id)) {
-            executions[execution.deploymentID, default: []].append(execution)
+        let gathered = try await SnapshotGatherer(store: store, settings: rolloutSettings)
+            .gather(desired: desired, head: head, headErrors: headErrors, suspended: suspended, now: now)
+        var decision = try RolloutDecision.decide(gathered.snapshot)
+        let applier = ActionApplier(store: store, deployer: deployer, logger: logger, fleet: desired.fleet, commit: desired.commit,
+                                    deployments: gathered.deployments)
+        var failures: [String: String] = [:]
+        for action in decision.actions where failures[action.app] == nil {
+            do {
+                try await applier.apply(action, at: now)
+            } catch {
+                failures[action.app] = "\(error)"
+                logger.error("cannot apply a rollout action", metadata: ["app": "\(action.app)", "error": "\(error)"])
+            }
         }
+        for index in decision.report.apps.indices {
+            decision.report.apps[index].error = failures[decision.report.apps[index].name]
+        }
+        await report(decision.report, desired: desired, now: now)
+    }
 
-        var suspectsNow: [String: Date] = [:]
-        defer { driftSuspects = suspectsNow }
-        var report = FleetStatusReport(commit: desired.commit.description, head: head?.description ?? desired.commit.description,
-                                       headErrors: headErrors, apps: [])
-        for appPlan in plan.apps {
-            guard let app = fleet.apps.first(where: { $0.name == appPlan.name }) else { continue }
-            let appDeployments = ours.filter { $0.app == app.name }
-            let wanted = Set(app.targets.map(\.digest))
-            // A deployment of a digest no target wants any more is superseded: what has not
-            // finished is cancelled, so no device runs both.
-            for deployment in appDeployments where !wanted.contains(deployment.digest) && !deployment.aborted
-                && !wanted.contains(where: { deployment.createdBy == "controller:rollback:\($0)" }) {
-                if executions[deployment.id]?.contains(where: { !$0.state.isFinal }) == true {
-                    logger.info("superseded", metadata: ["deployment": "\(deployment.id)", "app": "\(app.name)"])
-                    try await deployer.abort(deployment.id, at: now)
-                    executions[deployment.id] = try await store.executionSummaries(deploymentIDs: [deployment.id])
-                }
-            }
-            // An execution with no progress past its rollout's timeout is timed out: it counts as a
-            // failure and frees its device.
-            let timeout = Double(app.app.rollout.executionTimeout.components.seconds)
-            for deployment in appDeployments {
-                for execution in executions[deployment.id] ?? [] where !execution.state.isFinal && now.timeIntervalSince(execution.updatedAt) > timeout {
-                    if try await store.timeOutExecution(id: execution.id, staleBefore: now.addingTimeInterval(-timeout), at: now) != nil {
-                        logger.warning("execution timed out", metadata: ["execution": "\(execution.id)", "device": "\(execution.deviceID)"])
-                        executions[deployment.id] = try await store.executionSummaries(deploymentIDs: [deployment.id])
-                        await deployer.board.notify([execution.deviceID])
-                    }
-                }
-            }
-            var busy: [String: String] = [:]
-            // Drifted devices a heal is correcting: still drifted until it ends.
-            var healing = Set<String>()
-            for deployment in appDeployments {
-                for execution in executions[deployment.id] ?? [] where !execution.state.isFinal {
-                    busy[execution.deviceID] = deployment.digest
-                    if deployment.createdBy == "controller:heal" { healing.insert(execution.deviceID) }
-                }
-            }
-            // Each device's newest execution of the app that was not cancelled: only that one says
-            // where the device stands, so after a revert to an earlier version, that version's old
-            // successes no longer count.
-            var newest: [String: (at: Date, execution: String)] = [:]
-            for deployment in appDeployments {
-                for execution in executions[deployment.id] ?? [] where execution.state != .cancelled {
-                    if let known = newest[execution.deviceID], known.at >= deployment.createdAt { continue }
-                    newest[execution.deviceID] = (deployment.createdAt, execution.id)
-                }
-            }
-            var appStatus = FleetStatusReport.App(name: app.name, targets: [], drifted: [])
-            for targetPlan in appPlan.targets {
-                let target = targetPlan.target
-                var progress = RolloutProgress()
-                var finishedAt: [String: Date] = [:]
-                for deployment in appDeployments where deployment.digest == target.digest
-                    && (deployment.createdBy == "controller" || deployment.createdBy == "controller:heal") {
-                    for execution in executions[deployment.id] ?? [] where newest[execution.deviceID]?.execution == execution.id
-                        || (execution.state.isFinal == false) {
-                        switch execution.state {
-                        case .succeeded:
-                            progress.succeeded.insert(execution.deviceID)
-                            finishedAt[execution.deviceID] = max(finishedAt[execution.deviceID] ?? .distantPast, execution.updatedAt)
-                        case .failed, .timedOut: progress.failed.insert(execution.deviceID)
-                        case .cancelled: break
-                        case .queued, .assigned, .running: progress.active.insert(execution.deviceID)
-                        }
-                    }
-                }
-                let pending = targetPlan.changes.map { plan.deviceID($0.device) }.filter { busy[$0] == nil || busy[$0] == target.digest }
-                // Drift: a device that finished this rollout, has reported since, and reports
-                // something else — with nothing in flight for it. Seen in two heartbeats: one
-                // built before the execution ended can arrive after its final report.
-                let suspects = pending.compactMap { device -> (String, Date)? in
-                    guard busy[device] == nil, let finished = finishedAt[device], let heard = lastHeard[device] ?? nil, heard > finished else {
-                        return nil
-                    }
-                    return (device, heard)
-                }
-                var drifted: [String] = []
-                for (device, heard) in suspects {
-                    let key = app.name + " " + device
-                    let first = driftSuspects[key] ?? heard
-                    suspectsNow[key] = first
-                    if heard > first { drifted.append(device) }
-                }
-                drifted += pending.filter { healing.contains($0) && busy[$0] == target.digest }
-                appStatus.drifted += drifted
-                let held = suspended.contains(app.name)
-                if app.app.selfHeal, !drifted.isEmpty, !held {
-                    try await heal(drifted, app: app, target: target, fleet: fleet, deployments: appDeployments, executions: executions,
-                                   project: project, now: now)
-                }
-                let step = RolloutStep.next(pending: pending, progress: progress, policy: targetPlan.rollout)
-                switch held ? .waiting(active: 0) : step {
-                case .deploy(let devices):
-                    let record = Self.deployment(of: app, target: target, fleet: fleet, createdBy: "controller", at: now)
-                    try await deployer.create(record, devices: devices, at: now)
-                    try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.create",
-                                                            subject: record.id,
-                                                            detail: "\(app.name) \(target.version) to \(devices.count) devices at \(desired.commit)"))
-                    logger.info("wave", metadata: ["app": "\(app.name)", "version": "\(target.version)", "devices": "\(devices.count)"])
-                case .aborted(_, _, let changed) where targetPlan.rollout.onAbort == .rollback:
-                    try await rollBack(changed, app: app.name, abortedDigest: target.digest, deployments: appDeployments,
-                                       executions: executions, project: project, now: now)
-                default:
-                    break
-                }
-                appStatus.targets.append(.init(group: target.group, version: target.version, devices: targetPlan.unchanged.count + targetPlan.changes.count,
-                                               converged: targetPlan.unchanged.count, updating: progress.active.count,
-                                               failed: progress.failed.count, offline: targetPlan.offlineCount,
-                                               state: Self.label(step, held: held, remaining: targetPlan.changes.count, drifted: drifted.count)))
-            }
-            report.apps.append(appStatus)
-        }
+    private var rolloutSettings: RolloutSettings {
+        RolloutSettings(offlineAfter: configuration.offlineAfterSeconds, selfHealInterval: configuration.selfHealInterval.seconds)
+    }
+
+    /// Writes the report where people look: the note, the status branch, the forge. What is
+    /// written at once when it changes: the commit and the branch head (valid or not), each
+    /// app's and target's state, and the drifted devices. Counts alone wait for the interval.
+    private func report(_ report: FleetStatusReport, desired: Desired, now: Date) async {
         status = report
-        // What is written at once when it changes: the commit and the branch head (valid or
-        // not), each app's and target's state, and the drifted devices. Counts alone wait for the interval.
+        let fleet = desired.fleet
         let states = [desired.commit.description, report.head, "\(report.headErrors)"] + report.apps.map { app in
-            "\(app.name) \(FleetStatusReport.state(of: app)) \(app.targets.map(\.state)) \(app.drifted)"
+            "\(app.name) \(FleetStatusReport.state(of: app)) \(app.targets.map(\.label)) \(app.drifted) \(app.error ?? "")"
         }
-        let interval = Double(configuration.statusInterval.components.seconds) + Double(configuration.statusInterval.components.attoseconds) / 1e18
-        guard states != lastPublished.states || now.timeIntervalSince(lastPublished.at) >= interval else { return }
+        guard states != lastPublished.states || now.timeIntervalSince(lastPublished.at) >= configuration.statusInterval.seconds else { return }
         lastPublished = (states, now)
         if configuration.writeStatus { await publish(report, commit: desired.commit, settings: statusSettings(fleet)) }
         if let reporter = reporter(for: fleet) {
@@ -435,81 +329,9 @@ public actor FleetController: Service, ControllerHandle {
                 default: .success
                 }
                 await postStatus(reporter, commit: desired.commit, context: "\(statusSettings(fleet).contextPrefix)/\(app.name)", state: state,
-                             description: app.summary)
+                                 description: app.summary)
             }
         }
-    }
-
-    /// Puts drifted devices back on the target's version, each at most once per selfHealInterval.
-    private func heal(_ devices: [String], app: CompiledApp, target: DesiredTarget, fleet: CompiledFleet, deployments: [DeploymentRecord],
-                      executions: [String: [ExecutionSummary]], project: String, now: Date) async throws {
-        let window = Double(configuration.selfHealInterval.components.seconds)
-        let recent = Set(deployments.filter { $0.createdBy == "controller:heal" && now.timeIntervalSince($0.createdAt) < window }
-            .flatMap { executions[$0.id] ?? [] }.map(\.deviceID))
-        let due = devices.filter { !recent.contains($0) }
-        guard !due.isEmpty else { return }
-        let record = Self.deployment(of: app, target: target, fleet: fleet, createdBy: "controller:heal", at: now)
-        try await deployer.create(record, devices: due, at: now)
-        try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.heal", subject: record.id,
-                                                detail: "\(app.name) \(target.version) back on drifted \(due.joined(separator: ", "))"))
-        logger.warning("drift corrected", metadata: ["app": "\(app.name)", "version": "\(target.version)", "devices": "\(due.count)"])
-    }
-
-    /// Gives the devices an aborted rollout changed the version they had before it.
-    private func rollBack(_ devices: [String], app: String, abortedDigest: String, deployments: [DeploymentRecord],
-                          executions: [String: [ExecutionSummary]], project: String, now: Date) async throws {
-        let marker = "controller:rollback:\(abortedDigest)"
-        let done = Set(deployments.filter { $0.createdBy == marker }.flatMap { executions[$0.id] ?? [] }.map(\.deviceID))
-        var byDeployment: [String: [String]] = [:]
-        for device in devices where !done.contains(device) {
-            // The newest earlier deployment of another digest this device completed.
-            let lastGood = deployments.filter { $0.digest != abortedDigest && $0.createdBy != marker }
-                .sorted { $0.createdAt > $1.createdAt }
-                .first { deployment in executions[deployment.id]?.contains { $0.deviceID == device && $0.state == .succeeded } == true }
-            if let lastGood { byDeployment[lastGood.id, default: []].append(device) }
-        }
-        for (id, devices) in byDeployment {
-            guard var record = deployments.first(where: { $0.id == id }) else { continue }
-            record.id = Deployer.newDeploymentID()
-            record.createdAt = now
-            record.createdBy = marker
-            record.aborted = false
-            try await deployer.create(record, devices: devices, at: now)
-            try await store.appendAudit(AuditRecord(at: now, project: project, actor: "controller", action: "deployment.rollback",
-                                                    subject: record.id, detail: "\(app) back to \(record.version) on \(devices.count) devices"))
-            logger.warning("rollout aborted; rolling back", metadata: ["app": "\(app)", "version": "\(record.version)", "devices": "\(devices.count)"])
-        }
-    }
-
-    /// The word for a target in the report: converged only when every device reports the version
-    /// (a finished device whose heartbeat has not come yet is still updating).
-    static func label(_ step: RolloutStep, held: Bool, remaining: Int, drifted: Int) -> String {
-        if held, step != .converged || remaining > 0 { return "suspended" }
-        guard step == .converged, remaining > 0 else { return step.label }
-        return remaining == drifted ? "drifted" : "updating"
-    }
-
-    /// A deployment of `target`'s version with the app's flow, as the compiled fleet resolves it.
-    static func deployment(of app: CompiledApp, target: DesiredTarget, fleet: CompiledFleet, createdBy: String, at now: Date) -> DeploymentRecord {
-        DeploymentRecord(id: Deployer.newDeploymentID(), project: fleet.fleet.project, app: app.name, version: target.version,
-                         flow: app.flow.name, digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(assigned),
-                         rollback: app.flow.rollback.map(assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
-                         createdAt: now, createdBy: createdBy)
-    }
-
-    static func assigned(_ step: Step) -> AssignedStep {
-        var assigned = AssignedStep(name: step.name, kind: .run, timeoutSeconds: Int(step.timeout.components.seconds), retries: step.retries,
-                                    onFailure: step.onFailure.rawValue, idempotent: step.idempotent)
-        switch step.action {
-        case .run(let command): assigned.command = command
-        case .script(let script): assigned.kind = .script; assigned.command = script
-        case .download(let url, let sha256, let destination):
-            assigned.kind = .download; assigned.url = url; assigned.sha256 = sha256; assigned.destination = destination
-        case .compose(let project, let file, let action):
-            assigned.kind = .compose; assigned.project = project; assigned.file = file; assigned.action = action.rawValue
-        case .install(let package): assigned.kind = .install; assigned.command = package
-        }
-        return assigned
     }
 
     // MARK: Reporting on the forge
@@ -580,94 +402,16 @@ public actor FleetController: Service, ControllerHandle {
     }
 }
 
-extension RolloutStep {
-    var label: String {
-        switch self {
-        case .converged: "converged"
-        case .waiting, .deploy: "updating"
-        case .aborted: "aborted"
-        case .finishedWithFailures: "failed"
-        }
-    }
-}
-
-/// What the controller last saw, per app and target: for the note, STATUS.md and status.json.
-public struct FleetStatusReport: Codable, Sendable, Equatable {
-    public struct Target: Codable, Sendable, Equatable {
-        public var group: String
-        public var version: String
-        public var devices: Int
-        public var converged: Int
-        public var updating: Int
-        public var failed: Int
-        public var offline: Int
-        /// converged, updating, aborted or failed.
-        public var state: String
-    }
-
-    public struct App: Codable, Sendable, Equatable {
-        public var name: String
-        public var targets: [Target]
-        public var drifted: [String]
-
-        /// "12/50 devices at 2.5.0", or per version when targets differ.
-        public var summary: String {
-            let converged = targets.reduce(0) { $0 + $1.converged }
-            let devices = targets.reduce(0) { $0 + $1.devices }
-            let versions = targets.filter { $0.devices > 0 }.map(\.version)
-            let failed = targets.reduce(0) { $0 + $1.failed }
-            var text = Set(versions).count == 1
-                ? "\(converged)/\(devices) devices at \(versions[0])"
-                : "\(converged)/\(devices) devices at their version (" + targets.filter { $0.devices > 0 }
-                    .map { "\($0.group) \($0.version)" }.joined(separator: ", ") + ")"
-            if failed > 0 { text += "; \(failed) failed" }
-            if targets.contains(where: { $0.state == "aborted" }) { text += "; rollout aborted" }
-            return text
-        }
-    }
-
-    public var commit: String
-    public var head: String
-    public var headErrors: [String]
-    public var apps: [App]
-
-    /// The overall word for an app: failure when a target aborted, pending while any updates.
-    public static func state(of app: App) -> String {
-        if app.targets.contains(where: { $0.state == "aborted" || $0.state == "failed" }) { return "failure" }
-        if app.targets.contains(where: { $0.state == "updating" }) { return "pending" }
-        return "success"
-    }
-
-    /// The note's text, each app under its commit-status context.
-    func note(prefix: String) -> String {
-        var text = ""
-        for app in apps {
-            text += "\(prefix)/\(app.name): \(Self.state(of: app))\n"
-            for target in app.targets {
-                text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
-                    + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.state))\n"
-            }
-            if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
-        }
-        return text
-    }
-
-    var markdown: String {
-        var text = "# Fleet status\n\nReconciled commit `\(commit)`"
-        text += head == commit ? ".\n" : "; the branch head `\(head)` does not validate:\n\n" + headErrors.map { "- `\($0)`" }.joined(separator: "\n") + "\n"
-        for app in apps {
-            text += "\n## \(app.name): \(Self.state(of: app))\n\n| group | version | converged | updating | failed | offline | state |\n|---|---|---|---|---|---|---|\n"
-            for target in app.targets {
-                text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.state) |\n"
-            }
-            if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
-        }
-        return text
-    }
-
+extension FleetStatusReport {
+    /// status.json: the report with sorted keys.
     var json: [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return Array((try? encoder.encode(self)) ?? Data())
     }
+}
+
+extension Duration {
+    /// The duration in seconds, fractions included.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

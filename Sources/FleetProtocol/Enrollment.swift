@@ -41,3 +41,8 @@ public struct EnrollmentResponse: Codable, Sendable, Equatable {
         self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
     }
 }
+
+/// The agent's release, as `flotilla-agent --version` prints it and heartbeats report it.
+public enum AgentRelease {
+    public static let version = "0.1.0"
+}

@@ -22,6 +22,7 @@ extension Heartbeat: WireDecodable, WireEncodable {
         custom = try object.optionalMap("custom") { (value, path) throws(WireDecodingError) in try WireObject.string(value, path: path) }
         apps = try object.optionalMap("apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) }
         agentVersion = try object.optionalString("agentVersion")
+        executing = try object.optionalString("executing")
         try object.finish()
     }
 
@@ -32,6 +33,7 @@ extension Heartbeat: WireDecodable, WireEncodable {
         writer.field("cpuPercent", cpuPercent)
         writer.field("custom", custom)
         writer.field("disks", disks)
+        writer.field("executing", executing)
         writer.field("load", load)
         writer.field("memory", memory)
         writer.field("processes", processes)

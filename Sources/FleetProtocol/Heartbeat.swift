@@ -16,6 +16,10 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     /// Installed apps and their versions.
     public var apps: [String: InstalledApp]?
     public var agentVersion: String?
+    /// The execution the agent is working on (from its journal), if any: a device that returns
+    /// after an outage and resumes an execution the server gave up on says so here, so it is
+    /// not given another one meanwhile.
+    public var executing: String?
 
     public struct Memory: Codable, Sendable, Equatable {
         public var usedBytes: Int64
@@ -51,7 +55,8 @@ public struct Heartbeat: Codable, Sendable, Equatable {
 
     public init(reportID: String, sentAtMilliseconds: Int64? = nil, cpuPercent: Double? = nil, memory: Memory? = nil,
                 disks: [Disk]? = nil, uptimeSeconds: Int64? = nil, load: [Double]? = nil, processes: [MonitoredProcess]? = nil,
-                custom: [String: String]? = nil, apps: [String: InstalledApp]? = nil, agentVersion: String? = nil) {
+                custom: [String: String]? = nil, apps: [String: InstalledApp]? = nil, agentVersion: String? = nil,
+                executing: String? = nil) {
         self.reportID = reportID
         self.sentAtMilliseconds = sentAtMilliseconds
         self.cpuPercent = cpuPercent
@@ -63,6 +68,7 @@ public struct Heartbeat: Codable, Sendable, Equatable {
         self.custom = custom
         self.apps = apps
         self.agentVersion = agentVersion
+        self.executing = executing
     }
 }
 

@@ -36,6 +36,12 @@ struct AgentController: Sendable {
             tag = Assignments.entityTag(executions)
             if tag == known { return Response(status: .notModified, headers: [.eTag: tag]) }
         }
+        // The device takes what it is sent now: its timeout counts from here.
+        let queued = executions.filter { $0.state == .queued }.map(\.id)
+        if !queued.isEmpty {
+            executions = try await store.takeExecutions(ids: queued, deviceID: device, at: Date())
+            tag = Assignments.entityTag(executions)
+        }
         var list: [Assignment] = []
         for execution in executions {
             guard let deployment = try await store.deployment(id: execution.deploymentID) else { continue }

@@ -18,11 +18,17 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
     public var createdAt: Date
     /// `operator:<token id>` or `controller`.
     public var createdBy: String
+    /// What the deployment is for; the rollout decision reads this, never `createdBy`.
+    public var purpose: DeploymentPurpose
+    /// The target group a controller deployment is for (two targets can want one digest).
+    public var group: String?
+    /// Its rollout was aborted (past `maxFailures`, or by an operator): no new wave of this
+    /// digest starts. A superseded deployment has its executions cancelled but is not aborted.
     public var aborted: Bool
 
     public init(id: String, project: String, app: String, version: String, flow: String, digest: String, parameters: [String: String],
                 steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String], createdAt: Date, createdBy: String,
-                aborted: Bool = false) {
+                purpose: DeploymentPurpose = .manual, group: String? = nil, aborted: Bool = false) {
         self.id = id
         self.project = project
         self.app = app
@@ -35,7 +41,33 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
         self.artifactAllowlist = artifactAllowlist
         self.createdAt = createdAt
         self.createdBy = createdBy
+        self.purpose = purpose
+        self.group = group
         self.aborted = aborted
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, project, app, version, flow, digest, parameters, steps, rollback, artifactAllowlist, createdAt, createdBy, purpose, group, aborted
+    }
+
+    /// Rows stored before `purpose` existed carry it in `createdBy`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        project = try container.decode(String.self, forKey: .project)
+        app = try container.decode(String.self, forKey: .app)
+        version = try container.decode(String.self, forKey: .version)
+        flow = try container.decode(String.self, forKey: .flow)
+        digest = try container.decode(String.self, forKey: .digest)
+        parameters = try container.decode([String: String].self, forKey: .parameters)
+        steps = try container.decode([AssignedStep].self, forKey: .steps)
+        rollback = try container.decode([AssignedStep].self, forKey: .rollback)
+        artifactAllowlist = try container.decode([String].self, forKey: .artifactAllowlist)
+        createdAt = try container.decode(Date.self, forKey: .createdAt)
+        createdBy = try container.decode(String.self, forKey: .createdBy)
+        purpose = try container.decodeIfPresent(DeploymentPurpose.self, forKey: .purpose) ?? DeploymentPurpose(legacyCreatedBy: createdBy)
+        group = try container.decodeIfPresent(String.self, forKey: .group)
+        aborted = try container.decode(Bool.self, forKey: .aborted)
     }
 }
 
@@ -47,13 +79,16 @@ public struct ExecutionSummary: Sendable, Equatable {
     public var deviceID: String
     public var state: ExecutionState
     public var updatedAt: Date
+    /// When the device took it; nil while queued.
+    public var takenAt: Date?
 
-    public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date) {
+    public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date, takenAt: Date? = nil) {
         self.id = id
         self.deploymentID = deploymentID
         self.deviceID = deviceID
         self.state = state
         self.updatedAt = updatedAt
+        self.takenAt = takenAt
     }
 }
 
@@ -66,11 +101,14 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
     public var results: [StepResult]
     public var message: String?
     public var updatedAt: Date
+    /// When the device took it (the assignment list that carried it was sent); its timeout
+    /// counts from here.
+    public var takenAt: Date?
     /// Grows with every change, so a device can tell its assignments changed.
     public var revision: Int
 
     public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState = .queued, results: [StepResult] = [],
-                message: String? = nil, updatedAt: Date, revision: Int = 0) {
+                message: String? = nil, updatedAt: Date, takenAt: Date? = nil, revision: Int = 0) {
         self.id = id
         self.deploymentID = deploymentID
         self.deviceID = deviceID
@@ -78,23 +116,68 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
         self.results = results
         self.message = message
         self.updatedAt = updatedAt
+        self.takenAt = takenAt
         self.revision = revision
     }
 
     public var summary: ExecutionSummary {
-        ExecutionSummary(id: id, deploymentID: deploymentID, deviceID: deviceID, state: state, updatedAt: updatedAt)
+        ExecutionSummary(id: id, deploymentID: deploymentID, deviceID: deviceID, state: state, updatedAt: updatedAt, takenAt: takenAt)
     }
 
-    /// The execution after `report`, or nil when the report may not apply (it is already final).
+    /// The execution after `report`, or nil when the report may not apply (the device already
+    /// reported it final).
+    ///
+    /// What a device did is the truth: an execution the server gave up on (timed out, or
+    /// cancelled because it was superseded or its device went offline) still takes the device's
+    /// reports. A step result is recorded as it comes; a final report replaces the server's
+    /// verdict with the device's, so the server never believes a device runs something else
+    /// than it does.
     public func applying(_ report: ExecutionReport, at date: Date) -> ExecutionRecord? {
-        guard !state.isFinal else { return nil }
         var next = self
-        next.state = report.state == .queued || report.state == .assigned ? .running : report.state
+        switch state {
+        case .succeeded, .failed:
+            return nil
+        case .timedOut, .cancelled:
+            if report.state.isFinal {
+                next.state = report.state
+                next.message = [report.message, "reported after the server had marked it \(state.rawValue)"]
+                    .compactMap { $0 }.joined(separator: "; ")
+            }
+        case .queued, .assigned, .running:
+            if next.takenAt == nil { next.takenAt = date }
+            next.state = report.state == .queued || report.state == .assigned ? .running : report.state
+            if let message = report.message { next.message = message }
+        }
         if let step = report.step {
             next.results.removeAll { $0.index == step.index && $0.rollback == step.rollback }
             next.results.append(step)
         }
-        if let message = report.message { next.message = message }
+        next.updatedAt = date
+        next.revision += 1
+        return next
+    }
+
+    /// The execution once its device has taken it: the timeout counts from here, not from
+    /// when it was queued. Nil unless it was queued.
+    public func taken(at date: Date) -> ExecutionRecord? {
+        guard state == .queued else { return nil }
+        var next = self
+        next.state = .assigned
+        next.takenAt = date
+        next.updatedAt = date
+        next.revision += 1
+        return next
+    }
+
+    /// The execution ended by the server (`timedOut` or `cancelled`), or nil when it is final
+    /// already or has moved after `unlessUpdatedAfter` (progress came in meanwhile).
+    public func ended(as state: ExecutionState, message: String, unlessUpdatedAfter: Date? = nil, at date: Date) -> ExecutionRecord? {
+        precondition(state == .timedOut || state == .cancelled, "the server ends an execution as timedOut or cancelled")
+        guard !self.state.isFinal else { return nil }
+        if let unlessUpdatedAfter, updatedAt > unlessUpdatedAfter { return nil }
+        var next = self
+        next.state = state
+        next.message = message
         next.updatedAt = date
         next.revision += 1
         return next

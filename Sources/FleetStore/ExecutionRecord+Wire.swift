@@ -16,6 +16,7 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         results = try object.array("results") { (value, path) throws(WireDecodingError) in try StepResult(wire: value, path: path) }
         message = try object.optionalString("message")
         updatedAt = Date(timeIntervalSinceReferenceDate: try WireObject.double(object.required("updatedAt"), path: object.child("updatedAt")))
+        takenAt = try object.optionalDouble("takenAt").map(Date.init(timeIntervalSinceReferenceDate:))
         revision = try object.int("revision")
         try object.finish()
     }
@@ -32,6 +33,7 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         writer.endArray()
         writer.field("revision", revision)
         writer.field("state", state.rawValue)
+        writer.field("takenAt", takenAt?.timeIntervalSinceReferenceDate)
         writer.field("updatedAt", updatedAt.timeIntervalSinceReferenceDate)
         writer.endObject()
     }

@@ -46,9 +46,13 @@ public protocol FleetStore: Sendable {
     func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome
     /// Marks the deployment aborted and cancels its executions that are not final; returns them.
     func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord]
-    /// Marks the execution timed out when it is still unfinished and has not moved since
-    /// `staleBefore`; returns it then, nil otherwise (finished, or progress came meanwhile).
-    func timeOutExecution(id: String, staleBefore: Date, at date: Date) async throws -> ExecutionRecord?
+    /// Ends an unfinished execution as `timedOut` or `cancelled` (`ExecutionRecord.ended`),
+    /// unless it moved since `unlessUpdatedAfter`; returns it then, nil otherwise.
+    func endExecution(id: String, as state: ExecutionState, message: String, unlessUpdatedAfter: Date?, at date: Date) async throws
+        -> ExecutionRecord?
+    /// Marks the device's queued executions among `ids` as taken (`assigned`), in one
+    /// transaction; returns the device's unfinished executions as they are now, oldest first.
+    func takeExecutions(ids: [String], deviceID: String, at date: Date) async throws -> [ExecutionRecord]
 
     func appendAudit(_ entry: AuditRecord) async throws
     /// The project's audit log, newest first.
@@ -61,6 +65,7 @@ extension DeviceRecord {
         var device = self
         device.lastHeartbeatAt = max(device.lastHeartbeatAt ?? heartbeat.receivedAt, heartbeat.receivedAt)
         if let apps = heartbeat.report.apps { device.apps = apps }
+        device.executing = heartbeat.report.executing
         if let version = heartbeat.report.agentVersion { device.attributes["agentVersion"] = version }
         return device
     }

@@ -125,25 +125,28 @@ public actor MemoryFleetStore: FleetStore {
         deploymentRecords[id]?.aborted = true
         var cancelled: [ExecutionRecord] = []
         for executionID in executionOrder {
-            guard var execution = executionRecords[executionID], execution.deploymentID == id, !execution.state.isFinal else { continue }
-            execution.state = .cancelled
-            execution.message = "the deployment was aborted"
-            execution.updatedAt = date
-            execution.revision += 1
-            executionRecords[executionID] = execution
-            cancelled.append(execution)
+            guard let execution = executionRecords[executionID], execution.deploymentID == id,
+                  let ended = execution.ended(as: .cancelled, message: "the deployment was aborted", at: date) else { continue }
+            executionRecords[executionID] = ended
+            cancelled.append(ended)
         }
         return cancelled
     }
 
-    public func timeOutExecution(id: String, staleBefore: Date, at date: Date) -> ExecutionRecord? {
-        guard var execution = executionRecords[id], !execution.state.isFinal, execution.updatedAt < staleBefore else { return nil }
-        execution.state = .timedOut
-        execution.message = "no progress reported in time"
-        execution.updatedAt = date
-        execution.revision += 1
-        executionRecords[id] = execution
-        return execution
+    public func endExecution(id: String, as state: ExecutionState, message: String, unlessUpdatedAfter: Date?, at date: Date)
+        -> ExecutionRecord? {
+        guard let ended = executionRecords[id]?.ended(as: state, message: message, unlessUpdatedAfter: unlessUpdatedAfter, at: date)
+        else { return nil }
+        executionRecords[id] = ended
+        return ended
+    }
+
+    public func takeExecutions(ids: [String], deviceID: String, at date: Date) -> [ExecutionRecord] {
+        for id in ids {
+            guard let execution = executionRecords[id], execution.deviceID == deviceID, let taken = execution.taken(at: date) else { continue }
+            executionRecords[id] = taken
+        }
+        return activeExecutions(deviceID: deviceID)
     }
 
     public func appendAudit(_ entry: AuditRecord) { auditRecords.append(entry) }

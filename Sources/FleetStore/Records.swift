@@ -57,12 +57,14 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public var apps: [String: InstalledApp]
     public var enrolledAt: Date
     public var lastHeartbeatAt: Date?
+    /// The execution its last heartbeat said it works on, if any.
+    public var executing: String?
     /// Deleted by an operator: its agent gets 410 Gone and stops.
     public var deleted: Bool
 
     public init(id: String, project: String, name: String, hardwareID: String, secretHash: String, reportedTags: [String: String] = [:],
                 attributes: [String: String] = [:], apps: [String: InstalledApp] = [:], enrolledAt: Date,
-                lastHeartbeatAt: Date? = nil, deleted: Bool = false) {
+                lastHeartbeatAt: Date? = nil, executing: String? = nil, deleted: Bool = false) {
         self.id = id
         self.project = project
         self.name = name
@@ -73,6 +75,7 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
         self.apps = apps
         self.enrolledAt = enrolledAt
         self.lastHeartbeatAt = lastHeartbeatAt
+        self.executing = executing
         self.deleted = deleted
     }
 }

@@ -73,6 +73,10 @@ public final class SQLiteFleetStore: FleetStore {
                     PRIMARY KEY (execution_id, report_id));
                 """)
         }
+        migrator.registerMigration("2026-12-03 device executing") { db in
+            // The execution a device's last heartbeat says it works on (see Heartbeat.executing).
+            try db.execute(sql: "ALTER TABLE device ADD COLUMN executing TEXT")
+        }
         return migrator
     }
 
@@ -170,6 +174,7 @@ public final class SQLiteFleetStore: FleetStore {
             let touch = try db.cachedStatement(sql: """
                 UPDATE device SET last_heartbeat_at = max(coalesce(last_heartbeat_at, 0), ?),
                     apps = coalesce(?, apps),
+                    executing = ?,
                     attributes = CASE WHEN ? IS NULL THEN attributes ELSE json_set(attributes, '$.agentVersion', ?) END
                 WHERE id = ?
                 """)
@@ -182,7 +187,7 @@ public final class SQLiteFleetStore: FleetStore {
                 accepted.append(isNew)
                 guard isNew else { continue }
                 let version = heartbeat.report.agentVersion
-                try touch.execute(arguments: [at, apps, version, version, heartbeat.deviceID])
+                try touch.execute(arguments: [at, apps, heartbeat.report.executing, version, version, heartbeat.deviceID])
             }
             return accepted
         }
@@ -259,7 +264,8 @@ public final class SQLiteFleetStore: FleetStore {
             for chunk in stride(from: 0, to: deploymentIDs.count, by: 500).map({ deploymentIDs[$0..<min($0 + 500, deploymentIDs.count)] }) {
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchCursor(db, sql: """
-                    SELECT seq, id, deployment_id, device_id, state, json_extract(body, '$.updatedAt') AS updated_at
+                    SELECT seq, id, deployment_id, device_id, state, json_extract(body, '$.updatedAt') AS updated_at,
+                        json_extract(body, '$.takenAt') AS taken_at
                     FROM execution WHERE deployment_id IN (\(marks))
                     """, arguments: StatementArguments(Array(chunk)))
                 while let row = try rows.next() {
@@ -268,7 +274,8 @@ public final class SQLiteFleetStore: FleetStore {
                         throw StoreError(.corrupt, "execution \(row["id"] as String) has state '\(state)' or no updatedAt")
                     }
                     summaries.append((row["seq"], ExecutionSummary(id: row["id"], deploymentID: row["deployment_id"], deviceID: row["device_id"],
-                                                                   state: known, updatedAt: Date(timeIntervalSinceReferenceDate: updated))))
+                                                                   state: known, updatedAt: Date(timeIntervalSinceReferenceDate: updated),
+                                                                   takenAt: (row["taken_at"] as Double?).map(Date.init(timeIntervalSinceReferenceDate:)))))
                 }
             }
             return summaries.sorted { $0.seq < $1.seq }.map(\.summary)
@@ -311,29 +318,36 @@ public final class SQLiteFleetStore: FleetStore {
             let active = try String.fetchAll(db, sql: """
                 SELECT body FROM execution WHERE deployment_id = ? AND state IN ('queued', 'assigned', 'running') ORDER BY seq
                 """, arguments: [id]).map { try Self.execution($0) }
-            return try active.map { execution in
-                var cancelled = execution
-                cancelled.state = .cancelled
-                cancelled.message = "the deployment was aborted"
-                cancelled.updatedAt = date
-                cancelled.revision += 1
+            return try active.compactMap { execution in
+                guard let cancelled = execution.ended(as: .cancelled, message: "the deployment was aborted", at: date) else { return nil }
                 try Self.update(cancelled, db)
                 return cancelled
             }
         }
     }
 
-    public func timeOutExecution(id: String, staleBefore: Date, at date: Date) async throws -> ExecutionRecord? {
+    public func endExecution(id: String, as state: ExecutionState, message: String, unlessUpdatedAfter: Date?, at date: Date) async throws
+        -> ExecutionRecord? {
         try await write { db in
-            guard let body = try String.fetchOne(db, sql: "SELECT body FROM execution WHERE id = ?", arguments: [id]) else { return nil }
-            var execution = try Self.execution(body)
-            guard !execution.state.isFinal, execution.updatedAt < staleBefore else { return nil }
-            execution.state = .timedOut
-            execution.message = "no progress reported in time"
-            execution.updatedAt = date
-            execution.revision += 1
-            try Self.update(execution, db)
-            return execution
+            guard let body = try String.fetchOne(db, sql: "SELECT body FROM execution WHERE id = ?", arguments: [id]),
+                  let ended = try Self.execution(body).ended(as: state, message: message, unlessUpdatedAfter: unlessUpdatedAfter, at: date)
+            else { return nil }
+            try Self.update(ended, db)
+            return ended
+        }
+    }
+
+    public func takeExecutions(ids: [String], deviceID: String, at date: Date) async throws -> [ExecutionRecord] {
+        try await write { db in
+            let active = try String.fetchAll(db.cachedStatement(sql: """
+                SELECT body FROM execution WHERE device_id = ? AND state IN ('queued', 'assigned', 'running') ORDER BY seq
+                """), arguments: [deviceID]).map { try Self.execution($0) }
+            let wanted = Set(ids)
+            return try active.map { execution in
+                guard wanted.contains(execution.id), let taken = execution.taken(at: date) else { return execution }
+                try Self.update(taken, db)
+                return taken
+            }
         }
     }
 
@@ -436,7 +450,7 @@ public final class SQLiteFleetStore: FleetStore {
                      apps: try map(row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
                      enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
                      lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                     deleted: row["deleted"])
+                     executing: row["executing"], deleted: row["deleted"])
     }
 }
 

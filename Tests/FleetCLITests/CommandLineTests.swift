@@ -106,7 +106,10 @@ struct CommandLineTests {
         let result = try CommandResult.run(["plan", template, "--devices", inventory, "--format", "markdown", "--limit", "1"])
         #expect(result.status == 1)
         #expect(result.stdout.hasPrefix("## Flotilla plan\n\n8 changes across 2 apps"))
-        #expect(result.stdout.contains("| thermostat | europe | `2.4.1` | **2** (1 install, 1 update) | 8 | 1 | 2×1 |"))
+        // One of the two is offline: it is in no wave and waits.
+        #expect(result.stdout.contains("| thermostat | europe | `2.4.1` | **2** (1 install, 1 update) | 8 | 1 | 1×1 |"))
+        #expect(result.stdout.contains("1. wave of 1: `"))
+        #expect(result.stdout.contains("- waiting, offline (updated when heard again, not failed): `"))
         #expect(result.stdout.contains("_and 1 more_"))
     }
 

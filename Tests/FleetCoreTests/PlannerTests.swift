@@ -67,7 +67,9 @@ struct PlannerTests {
         let plan = try Planner.plan(fleet, inventory: inventory)
         let everyone = try #require(plan.apps.first { $0.name == "web" }?.targets[3])
         #expect(everyone.changes.count == 9)
-        #expect(everyone.waves == [5, 4])
+        // batchSize 50%, but the fleet's default maxUnavailable (25% of 9, rounded up) caps a wave at 3.
+        #expect(everyone.waves == [3, 3, 3])
+        #expect(everyone.waveDevices.map { $0.map { plan.deviceID($0.device) } } == [["d0", "d1", "d2"], ["d3", "d4", "d5"], ["d6", "d7", "d8"]])
         #expect(!plan.apps.contains { $0.name == "printer" && $0.changeCount > 0 })
     }
 

@@ -40,9 +40,15 @@ struct QuantityTests {
     }
 
     @Test func wavesCoverEveryDeviceOnce() {
-        let policy = RolloutPolicy(batchSize: .percent(30), maxUnavailable: .count(1), maxFailures: .count(0),
+        var policy = RolloutPolicy(batchSize: .percent(30), maxUnavailable: .count(5), maxFailures: .count(0),
                                    onAbort: .rollback, executionTimeout: .seconds(60))
         #expect(policy.waveSizes(for: 10) == [3, 3, 3, 1])
+        // A wave never holds more than maxUnavailable: 25% of 20 is 5, but at most 3 at once.
+        policy.batchSize = .percent(25)
+        policy.maxUnavailable = .count(3)
+        #expect(policy.waveSizes(for: 20) == [3, 3, 3, 3, 3, 3, 2])
+        // Percentages are of the whole rollout, offline devices included, though they are in no wave.
+        #expect(policy.waveSizes(for: 16, total: 20) == [3, 3, 3, 3, 3, 1])
         #expect(policy.waveSizes(for: 0) == [])
         #expect(PlanRenderer.waveSummary([3, 3, 3, 1]) == "3×3, 1×1")
     }

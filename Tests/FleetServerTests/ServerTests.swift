@@ -318,8 +318,12 @@ struct HeldFleetStore: FleetStore {
         try await held.inner.applyExecutionReport(executionID: executionID, deviceID: deviceID, report: report, at: date)
     }
     func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord] { try await held.inner.abortDeployment(id: id, at: date) }
-    func timeOutExecution(id: String, staleBefore: Date, at date: Date) async throws -> ExecutionRecord? {
-        try await held.inner.timeOutExecution(id: id, staleBefore: staleBefore, at: date)
+    func endExecution(id: String, as state: ExecutionState, message: String, unlessUpdatedAfter: Date?, at date: Date) async throws
+        -> ExecutionRecord? {
+        try await held.inner.endExecution(id: id, as: state, message: message, unlessUpdatedAfter: unlessUpdatedAfter, at: date)
+    }
+    func takeExecutions(ids: [String], deviceID: String, at date: Date) async throws -> [ExecutionRecord] {
+        try await held.inner.takeExecutions(ids: ids, deviceID: deviceID, at: date)
     }
     func appendAudit(_ entry: AuditRecord) async throws { try await held.inner.appendAudit(entry) }
     func audit(project: String, limit: Int) async throws -> [AuditRecord] { try await held.inner.audit(project: project, limit: limit) }

@@ -158,22 +158,85 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: Kind.allCases)
-    func staleExecutionsTimeOutAndOthersDoNot(_ kind: Kind) async throws {
+    func staleExecutionsEndAndOthersDoNot(_ kind: Kind) async throws {
         let store = try kind.make()
         let executions = ["d1", "d2"].map { ExecutionRecord(id: "e-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now) }
         try await store.createDeployment(deployment("dep1"), executions: executions)
-        // Progress after the cutoff keeps an execution alive.
+        // Progress after the decision looked keeps an execution alive.
         let later = now.addingTimeInterval(60)
         _ = try await store.applyExecutionReport(executionID: "e-d2", deviceID: "d2", report: ExecutionReport(reportID: "r", state: .running), at: later)
-        let cutoff = now.addingTimeInterval(30)
-        let timedOut = try await store.timeOutExecution(id: "e-d1", staleBefore: cutoff, at: later)
+        let timedOut = try await store.endExecution(id: "e-d1", as: .timedOut, message: "stalled", unlessUpdatedAfter: now, at: later)
         #expect(timedOut?.state == .timedOut)
-        #expect(timedOut?.message == "no progress reported in time")
-        #expect(try await store.timeOutExecution(id: "e-d2", staleBefore: cutoff, at: later) == nil)
+        #expect(timedOut?.message == "stalled")
+        #expect(try await store.endExecution(id: "e-d2", as: .timedOut, message: "stalled", unlessUpdatedAfter: now, at: later) == nil)
         // A final execution stays as it is.
-        #expect(try await store.timeOutExecution(id: "e-d1", staleBefore: later.addingTimeInterval(1), at: later) == nil)
+        #expect(try await store.endExecution(id: "e-d1", as: .cancelled, message: "x", unlessUpdatedAfter: nil, at: later) == nil)
         #expect(try await store.executions(deploymentID: "dep1").map(\.state) == [.timedOut, .running])
         #expect(try await store.activeExecutions(deviceID: "d1").isEmpty)
+    }
+
+    @Test(arguments: Kind.allCases)
+    func takingAnExecutionMarksItAssignedOnce(_ kind: Kind) async throws {
+        let store = try kind.make()
+        try await store.createDeployment(deployment("dep1"), executions: [
+            ExecutionRecord(id: "e-a", deploymentID: "dep1", deviceID: "d1", updatedAt: now),
+            ExecutionRecord(id: "e-b", deploymentID: "dep1", deviceID: "d2", updatedAt: now),
+        ])
+        let later = now.addingTimeInterval(5)
+        // Another device's execution is not taken by this one.
+        let taken = try await store.takeExecutions(ids: ["e-a", "e-b"], deviceID: "d1", at: later)
+        #expect(taken.map(\.id) == ["e-a"])
+        #expect(taken.first?.state == .assigned)
+        #expect(taken.first?.updatedAt == later)
+        #expect(try await store.executions(deploymentID: "dep1").map(\.state) == [.assigned, .queued])
+        // Taken again (a resent poll): unchanged.
+        let again = try await store.takeExecutions(ids: ["e-a"], deviceID: "d1", at: later.addingTimeInterval(5))
+        #expect(again.first?.updatedAt == later)
+        #expect(again.first?.revision == taken.first?.revision)
+    }
+
+    /// What a device did is the truth: a report for an execution the server gave up on is recorded.
+    @Test(arguments: Kind.allCases)
+    func aLateFinalReportReplacesTheServersVerdict(_ kind: Kind) async throws {
+        let store = try kind.make()
+        try await store.createDeployment(deployment("dep1"), executions: [ExecutionRecord(id: "e-a", deploymentID: "dep1", deviceID: "d1", updatedAt: now)])
+        _ = try await store.endExecution(id: "e-a", as: .timedOut, message: "stalled", unlessUpdatedAfter: nil, at: now)
+        let step = StepResult(index: 0, name: "install", status: .succeeded)
+        guard case .applied(let running) = try await store.applyExecutionReport(
+            executionID: "e-a", deviceID: "d1", report: ExecutionReport(reportID: "s0", state: .running, step: step), at: now) else {
+            Issue.record("a late step report was refused")
+            return
+        }
+        #expect(running.state == .timedOut, "a step report does not reopen it")
+        #expect(running.results == [step])
+        guard case .applied(let final) = try await store.applyExecutionReport(
+            executionID: "e-a", deviceID: "d1", report: ExecutionReport(reportID: "f", state: .succeeded), at: now) else {
+            Issue.record("a late final report was refused")
+            return
+        }
+        #expect(final.state == .succeeded)
+        #expect(final.message?.contains("after the server had marked it timedOut") == true)
+        // Once the device has said it is final, it stays so.
+        #expect(try await store.applyExecutionReport(executionID: "e-a", deviceID: "d1", report: ExecutionReport(reportID: "g", state: .failed),
+                                                     at: now) == .finished(final))
+    }
+
+    @Test(arguments: Kind.allCases)
+    func purposeAndExecutingAreKept(_ kind: Kind) async throws {
+        let store = try kind.make()
+        var record = deployment("dep1")
+        record.purpose = .rollback(abortedDigest: "abc")
+        try await store.createDeployment(record, executions: [])
+        #expect(try await store.deployment(id: "dep1")?.purpose == .rollback(abortedDigest: "abc"))
+        #expect(try await store.deployments(project: "acme", limit: 5).first?.purpose == .rollback(abortedDigest: "abc"))
+
+        _ = try await store.enroll(device("d1", hardware: "serial-1"))
+        var report = Heartbeat(reportID: "h1", executing: "e-9")
+        _ = try await store.recordHeartbeats([HeartbeatRecord(deviceID: "d1", receivedAt: now, report: report)])
+        #expect(try await store.device(id: "d1")?.executing == "e-9")
+        report = Heartbeat(reportID: "h2")
+        _ = try await store.recordHeartbeats([HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(1), report: report)])
+        #expect(try await store.device(id: "d1")?.executing == nil, "a heartbeat without it clears it")
     }
 
     @Test(arguments: Kind.allCases)

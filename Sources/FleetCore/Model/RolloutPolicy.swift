@@ -15,7 +15,8 @@ public struct RolloutPolicy: Hashable, Sendable {
     /// Failures tolerated before the rollout aborts.
     public var maxFailures: Quantity
     public var onAbort: OnAbort
-    /// An execution with no progress for this long is timed out.
+    /// An execution not finished this long after its device took it is ended: timed out (a
+    /// failure) when the device is online, cancelled (not a failure) when it is offline.
     public var executionTimeout: Duration
 
     /// The settings used when neither the app nor fleet.yaml says otherwise.
@@ -32,16 +33,24 @@ public struct RolloutPolicy: Hashable, Sendable {
         self.executionTimeout = executionTimeout
     }
 
-    /// The waves for `count` devices: sizes of at most `batchSize` each, in order.
-    public func waveSizes(for count: Int) -> [Int] {
+    /// Devices per wave in a rollout of `total` devices: `batchSize`, but never more than
+    /// `maxUnavailable` (all of a wave update at once), and at least one. The one rule both
+    /// `flotilla plan` and the controller use.
+    public func waveSize(total: Int) -> Int {
+        max(1, min(batchSize.devices(of: total), maxUnavailable.devices(of: total)))
+    }
+
+    /// The waves for `count` devices out of a rollout of `total`: sizes of `waveSize(total:)`
+    /// each, in order.
+    public func waveSizes(for count: Int, total: Int? = nil) -> [Int] {
         guard count > 0 else { return [] }
-        let batch = max(1, batchSize.devices(of: count))
+        let wave = waveSize(total: total ?? count)
         var sizes: [Int] = []
-        sizes.reserveCapacity(count / batch + 1)
+        sizes.reserveCapacity(count / wave + 1)
         var remaining = count
         while remaining > 0 {
-            sizes.append(min(batch, remaining))
-            remaining -= batch
+            sizes.append(min(wave, remaining))
+            remaining -= wave
         }
         return sizes
     }

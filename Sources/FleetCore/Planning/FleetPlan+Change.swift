@@ -18,7 +18,7 @@ extension FleetPlan {
                 var target = target
                 target.changes = target.changes.filter { baseDigest[$0.device] != target.target.digest }
                 target.offlineCount = target.changes.filter { !inventory.online[Int($0.device)] }.count
-                target.waves = target.rollout.waveSizes(for: target.changes.count)
+                target.waves = target.rollout.waveSizes(for: target.changes.count - target.offlineCount, total: target.changes.count)
                 return target
             }
             // Devices this change stops targeting, that were targeted before.

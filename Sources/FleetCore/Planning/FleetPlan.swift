@@ -41,10 +41,26 @@ public struct TargetPlan: Sendable {
     public var unchanged: [Int32]
     /// Devices that would change: online ones first, each part in id order.
     public var changes: [DeviceChange]
-    /// Wave sizes, in order, over `changes`.
+    /// Wave sizes, in order, over the online part of `changes` — the waves the controller
+    /// starts (`RolloutPolicy.waveSize`). Offline devices are in no wave: they wait.
     public var waves: [Int]
     /// Changing devices that are offline now and would be updated when they return.
     public var offlineCount: Int
+
+    /// Devices per wave (`RolloutPolicy.waveSize` over the rollout's devices).
+    public var waveSize: Int { rollout.waveSize(total: changes.count) }
+
+    /// The devices of each wave, in order: `changes` cut by `waves`.
+    public var waveDevices: [ArraySlice<DeviceChange>] {
+        var start = 0
+        return waves.map { size in
+            defer { start += size }
+            return changes[start..<start + size]
+        }
+    }
+
+    /// Changing devices that are offline: in no wave until they are heard again.
+    public var waiting: ArraySlice<DeviceChange> { changes[(changes.count - offlineCount)...] }
 }
 
 /// One device moving to a target's version.

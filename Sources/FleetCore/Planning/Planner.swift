@@ -81,7 +81,7 @@ private struct AppPlanBuilder {
         let targets = app.targets.indices.map { number in
             let changes = online[number] + offline[number]
             return TargetPlan(target: app.targets[number], rollout: app.app.rollout, unchanged: unchanged[number],
-                              changes: changes, waves: app.app.rollout.waveSizes(for: changes.count),
+                              changes: changes, waves: app.app.rollout.waveSizes(for: online[number].count, total: changes.count),
                               offlineCount: offline[number].count)
         }
         return AppPlan(name: app.name, targets: targets, notTargeted: notTargeted, untouchedCount: untouched)

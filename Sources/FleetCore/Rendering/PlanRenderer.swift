@@ -21,6 +21,13 @@ public enum PlanRenderer {
                 if target.changes.count > limit {
                     lines.append("    … and \(target.changes.count - limit) more")
                 }
+                for (number, wave) in target.waveDevices.enumerated().prefix(limit) {
+                    let names = wave.prefix(5).map { plan.deviceID($0.device) }.joined(separator: ", ")
+                    lines.append("    wave \(number + 1): \(names)\(wave.count > 5 ? " and \(wave.count - 5) more" : "")")
+                }
+                if target.offlineCount > 0 {
+                    lines.append("    waiting, offline: \(count(target.offlineCount, "device"))")
+                }
             }
             if !app.notTargeted.isEmpty {
                 lines.append("  not targeted, left as they are: \(count(app.notTargeted.count, "device"))")
@@ -57,10 +64,28 @@ public enum PlanRenderer {
                 if target.changes.count > limit {
                     lines += ["", "_and \(target.changes.count - limit) more_"]
                 }
-                lines += ["", "</details>"]
+                lines += [""] + waveLines(plan, target) + ["", "</details>"]
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The rollout in order, as the controller will run it: each wave with its first devices,
+    /// then the offline devices that wait for their next heartbeat.
+    static func waveLines(_ plan: FleetPlan, _ target: TargetPlan, shown: Int = 5) -> [String] {
+        func devices(_ changes: ArraySlice<DeviceChange>) -> String {
+            let names = changes.prefix(shown).map { "`\(plan.deviceID($0.device))`" }.joined(separator: ", ")
+            return changes.count > shown ? names + " and \(changes.count - shown) more" : names
+        }
+        var lines = ["Rollout: `batchSize` \(target.rollout.batchSize), `maxUnavailable` \(target.rollout.maxUnavailable) → "
+                     + "\(count(target.waveSize, "device")) per wave; the next wave starts when the last has finished.", ""]
+        for (number, wave) in target.waveDevices.enumerated() {
+            lines.append("\(number + 1). wave of \(wave.count): \(devices(wave))")
+        }
+        if target.offlineCount > 0 {
+            lines.append("- waiting, offline (updated when heard again, not failed): \(devices(target.waiting))")
+        }
+        return lines
     }
 
     /// Every device change, for tools.

@@ -1,5 +1,3 @@
-public import FleetProtocol
-
 /// Where one execution stands: the state machine that decides which step runs next and what a
 /// step's outcome leads to. Pure — no I/O — so the agent journals it and `flotilla sim` drives the
 /// same logic for thousands of simulated devices.

@@ -1,0 +1,46 @@
+import FleetCore
+import FleetGit
+import FleetProtocol
+import FleetStore
+import Foundation
+
+/// Gathers what the rollout decision reads from the store: the project's devices, its
+/// deployments and their executions. Reads only.
+struct SnapshotGatherer {
+    let store: any FleetStore
+    let settings: RolloutSettings
+    /// How many of the project's newest deployments are read.
+    var deploymentLimit = 10_000
+
+    struct Gathered {
+        var snapshot: FleetSnapshot
+        /// The deployments read, by id: a rollback copies one of them.
+        var deployments: [String: DeploymentRecord]
+    }
+
+    func gather(desired: FleetController.Desired, head: CommitID?, headErrors: [String], suspended: Set<String>, now: Date) async throws
+        -> Gathered {
+        let fleet = desired.fleet
+        let project = fleet.fleet.project
+        let records = try await store.devices(project: project).filter { !$0.deleted }
+        let devices = records.map { record in
+            FleetSnapshot.Device(id: record.id, tags: record.reportedTags.map { ($0.key, $0.value) },
+                                 apps: record.apps.map { (name: $0.key, version: $0.value.version, digest: $0.value.digest) },
+                                 lastHeard: record.lastHeartbeatAt, executing: record.executing)
+        }
+        let appNames = Set(fleet.apps.map(\.name))
+        let deployments = try await store.deployments(project: project, limit: deploymentLimit).filter { appNames.contains($0.app) }
+        let executions = try await store.executionSummaries(deploymentIDs: deployments.map(\.id)).map { summary in
+            FleetSnapshot.Execution(id: summary.id, deploymentID: summary.deploymentID, deviceID: summary.deviceID, state: summary.state,
+                                    updatedAt: summary.updatedAt, takenAt: summary.takenAt)
+        }
+        let snapshot = FleetSnapshot(
+            commit: desired.commit.description, head: head?.description, headErrors: headErrors, fleet: fleet, devices: devices,
+            deployments: deployments.map {
+                FleetSnapshot.Deployment(id: $0.id, app: $0.app, version: $0.version, digest: $0.digest, purpose: $0.purpose,
+                                         group: $0.group, createdAt: $0.createdAt, aborted: $0.aborted)
+            },
+            executions: executions, suspended: suspended, now: now, settings: settings)
+        return Gathered(snapshot: snapshot, deployments: Dictionary(deployments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
+    }
+}

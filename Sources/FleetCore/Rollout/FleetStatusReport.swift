@@ -1,0 +1,132 @@
+/// What the controller last saw, per app and target: for the note, STATUS.md, status.json,
+/// the API and the forge. Made by `RolloutDecision.decide` alongside its actions.
+public struct FleetStatusReport: Codable, Sendable, Equatable {
+    public struct Target: Codable, Sendable, Equatable {
+        public var group: String
+        public var version: String
+        public var devices: Int
+        public var converged: Int
+        public var updating: Int
+        public var failed: Int
+        /// Devices that still need the version and are offline: they wait, and are updated
+        /// when they are heard again. Never failures.
+        public var offline: Int
+        /// converged, updating, suspended, drifted, aborted or failed.
+        public var state: String
+        /// Why nothing starts now, when something holds the target.
+        public var reason: String?
+
+        public init(group: String, version: String, devices: Int, converged: Int, updating: Int, failed: Int, offline: Int, state: String,
+                    reason: String? = nil) {
+            self.group = group
+            self.version = version
+            self.devices = devices
+            self.converged = converged
+            self.updating = updating
+            self.failed = failed
+            self.offline = offline
+            self.state = state
+            self.reason = reason
+        }
+    }
+
+    public struct App: Codable, Sendable, Equatable {
+        public var name: String
+        public var targets: [Target]
+        public var drifted: [String]
+        /// Why the app could not be reconciled on the last pass (the store refused a write,
+        /// say); the others went on. Nil when all went well.
+        public var error: String?
+
+        public init(name: String, targets: [Target], drifted: [String], error: String? = nil) {
+            self.name = name
+            self.targets = targets
+            self.drifted = drifted
+            self.error = error
+        }
+
+        /// "12/50 devices at 2.5.0", or per version when targets differ; offline devices still
+        /// to update are named, not counted as failures.
+        public var summary: String {
+            let converged = targets.reduce(0) { $0 + $1.converged }
+            let devices = targets.reduce(0) { $0 + $1.devices }
+            let versions = targets.filter { $0.devices > 0 }.map(\.version)
+            let failed = targets.reduce(0) { $0 + $1.failed }
+            let offline = targets.reduce(0) { $0 + $1.offline }
+            var text = Set(versions).count == 1
+                ? "\(converged)/\(devices) devices at \(versions[0])"
+                : "\(converged)/\(devices) devices at their version (" + targets.filter { $0.devices > 0 }
+                    .map { "\($0.group) \($0.version)" }.joined(separator: ", ") + ")"
+            if offline > 0 { text += "; \(offline) offline pending" }
+            if failed > 0 { text += "; \(failed) failed" }
+            if targets.contains(where: { $0.state == "aborted" }) { text += "; rollout aborted" }
+            if let error { text += "; not reconciled: \(error)" }
+            return text
+        }
+    }
+
+    public var commit: String
+    public var head: String
+    public var headErrors: [String]
+    public var apps: [App]
+
+    public init(commit: String, head: String, headErrors: [String], apps: [App]) {
+        self.commit = commit
+        self.head = head
+        self.headErrors = headErrors
+        self.apps = apps
+    }
+
+    /// The overall word for an app: failure when a target aborted or failed (or the app could
+    /// not be reconciled), pending while any updates, success otherwise — also when the only
+    /// devices left are offline.
+    public static func state(of app: App) -> String {
+        if app.error != nil { return "failure" }
+        if app.targets.contains(where: { $0.state == "aborted" || $0.state == "failed" }) { return "failure" }
+        if app.targets.contains(where: { $0.state == "updating" }) { return "pending" }
+        return "success"
+    }
+}
+
+extension FleetStatusReport {
+    /// The note's text, each app under its commit-status context.
+    public func note(prefix: String) -> String {
+        var text = ""
+        for app in apps {
+            text += "\(prefix)/\(app.name): \(Self.state(of: app))\n"
+            if let error = app.error { text += "  not reconciled: \(error)\n" }
+            for target in app.targets {
+                text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
+                    + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.label))\n"
+            }
+            if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
+        }
+        return text
+    }
+
+    /// STATUS.md.
+    public var markdown: String {
+        var text = "# Fleet status\n\nReconciled commit `\(commit)`"
+        text += head == commit ? ".\n" : "; the branch head `\(head)` does not validate:\n\n" + headErrors.map { "- `\($0)`" }.joined(separator: "\n") + "\n"
+        for app in apps {
+            text += "\n## \(app.name): \(Self.state(of: app))\n\n"
+            if let error = app.error { text += "Not reconciled: \(error)\n\n" }
+            text += "| group | version | converged | updating | failed | offline | state |\n|---|---|---|---|---|---|---|\n"
+            for target in app.targets {
+                text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.label) |\n"
+            }
+            if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
+        }
+        return text
+    }
+}
+
+extension FleetStatusReport.Target {
+    /// The state with what qualifies it: "converged, 3 offline pending", "suspended (…)".
+    public var label: String {
+        var text = state
+        if state == "converged", offline > 0 { text += ", \(offline) offline pending" }
+        if let reason { text += " (\(reason))" }
+        return text
+    }
+}

@@ -1,0 +1,109 @@
+public import FoundationEssentials
+
+/// Where one target's rollout stands, from each of its devices' executions: the devices that
+/// finished it, failed it, are running it, and the ones still to go.
+struct TargetProgress {
+    /// Finished the rollout (their newest execution of the app is a success of this digest).
+    var succeeded: [Int32] = []
+    /// Failed it, or stalled while online. Never a device that merely went offline.
+    var failed: [Int32] = []
+    /// Running this digest now.
+    var active: [Int32] = []
+    /// Running this digest to heal drift.
+    var healing: Set<Int32> = []
+    /// Devices of the target with any execution of the app in flight (maxUnavailable counts these).
+    var inFlight = 0
+    /// Online devices that need the version and have nothing in flight, in the plan's order:
+    /// the next waves take them from the front.
+    var candidates: [Int32] = []
+    /// Offline devices that need the version: they wait, and become candidates when heard.
+    var offlineWaiting = 0
+    /// Devices that need the version and finished (succeeded) — waiting for a heartbeat to
+    /// confirm it, or drifted since — with when they finished.
+    var finishedAt: [Int32: Date] = [:]
+    /// Devices in the rollout: the base of its percentages. It stays the same while it runs:
+    /// a device that converged still counts.
+    var total = 0
+    /// Devices still changing that are not candidates, offline or finished (busy with another
+    /// version of the app).
+    var busyElsewhere = 0
+    private let changes: [Int32]
+    private let lastHeard: [Date?]
+
+    init(_ targetPlan: TargetPlan, ledger: AppLedger, snapshot: FleetSnapshot) {
+        let digest = targetPlan.target.digest
+        changes = targetPlan.changes.map(\.device)
+        lastHeard = snapshot.lastHeard
+        var counted = 0
+        func classify(_ device: Int32, changing: Bool) -> Bool {
+            if let index = ledger.inFlight[device] {
+                inFlight += 1
+                let deployment = snapshot.deployments[ledger.deploymentOf[index]]
+                guard deployment.digest == digest, deployment.purpose == .rollout || deployment.purpose == .heal else {
+                    if changing { busyElsewhere += 1 }
+                    return changing
+                }
+                active.append(device)
+                if deployment.purpose == .heal { healing.insert(device) }
+                return true
+            }
+            guard let index = ledger.newest[device] else { return false }
+            let deployment = snapshot.deployments[ledger.deploymentOf[index]]
+            guard deployment.digest == digest, deployment.purpose == .rollout || deployment.purpose == .heal else { return false }
+            switch ledger.executions[index].state {
+            case .succeeded:
+                succeeded.append(device)
+                if changing { finishedAt[device] = ledger.executions[index].updatedAt }
+                return true
+            case .failed, .timedOut:
+                failed.append(device)
+                return true
+            default:
+                return false
+            }
+        }
+        for change in targetPlan.changes {
+            if classify(change.device, changing: true) { continue }
+            if snapshot.inventory.online[Int(change.device)] { candidates.append(change.device) } else { offlineWaiting += 1 }
+        }
+        for device in targetPlan.unchanged where classify(device, changing: false) { counted += 1 }
+        total = changes.count + counted
+    }
+
+    /// Changing devices that finished this rollout and were heard `driftGrace` after it still
+    /// reporting another version, with nothing in flight; and those being healed.
+    func drifted(settings: RolloutSettings) -> [Int32] {
+        changes.filter { device in
+            if healing.contains(device) { return true }
+            guard let finished = finishedAt[device], let heard = lastHeard[Int(device)] else { return false }
+            return heard.timeIntervalSince(finished) >= settings.driftGrace
+        }
+    }
+
+    /// The drifted devices not healed within the self-heal interval.
+    func dueForHeal(_ drifted: [Int32], app: String, ledger: AppLedger, snapshot: FleetSnapshot) -> [Int32] {
+        let candidates = Set(drifted.filter { !healing.contains($0) && ledger.inFlight[$0] == nil })
+        guard !candidates.isEmpty else { return [] }
+        var recent = Set<Int32>()
+        for index in ledger.executions.indices where candidates.contains(ledger.deviceOf[index]) {
+            let deployment = snapshot.deployments[ledger.deploymentOf[index]]
+            if deployment.purpose == .heal, snapshot.now.timeIntervalSince(deployment.createdAt) < snapshot.settings.selfHealInterval {
+                recent.insert(ledger.deviceOf[index])
+            }
+        }
+        return drifted.filter { candidates.contains($0) && !recent.contains($0) }
+    }
+
+    /// Nothing left to do but wait for offline devices.
+    var isDone: Bool { active.isEmpty && candidates.isEmpty && busyElsewhere == 0 && finishedAt.isEmpty }
+
+    /// The target's word when no wave, abort or hold decided it.
+    func label(drifted: Int) -> String {
+        if !active.isEmpty || !candidates.isEmpty || busyElsewhere > 0 { return "updating" }
+        if !failed.isEmpty { return "failed" }
+        // Finished devices whose heartbeat has not confirmed the version yet, or drifted since.
+        let unconfirmed = finishedAt.count
+        if unconfirmed == 0 { return "converged" }
+        return unconfirmed == drifted ? "drifted" : "updating"
+    }
+}

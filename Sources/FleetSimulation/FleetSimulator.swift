@@ -1,0 +1,519 @@
+public import FleetCore
+import FleetProtocol
+import FleetStore
+public import FoundationEssentials
+
+/// A deterministic fleet: a virtual clock, the real rollout decision, the stores' own execution
+/// transitions (`ExecutionRecord.applying`, `taken`, `ended`), and devices that run the agent's
+/// real `ExecutionProgress`. No wall clock, no sockets: a seed gives the same run every time.
+///
+/// It checks the engine's invariants as it goes (`Violation`); `trace` tells, step by step,
+/// what happened, for replaying one seed.
+public final class FleetSimulator {
+    public let scenario: Scenario
+    public private(set) var violations: [Violation] = []
+    public private(set) var decisions = 0
+    private var trace: ((String) -> Void)?
+
+    // The server's side.
+    private var deployments: [DeploymentRecord] = []
+    private var deploymentIndex: [String: Int] = [:]
+    private var executions: [ExecutionRecord] = []
+    private var executionIndex: [String: Int] = [:]
+    /// Each device's executions, by index, in creation order.
+    private var executionsOf: [String: [Int]] = [:]
+    private var registry: [RegisteredDevice] = []
+    private var fleet: CompiledFleet
+    private var commit = "c0"
+    private var headErrors: [String] = []
+    private var suspended: Set<String> = []
+    private var nextID = 0
+    private var dirty = true
+    private var lastDecision = -1_000_000
+    private var lastReport: FleetStatusReport?
+    private var lastActions = 0
+
+    // The devices' side.
+    private var devices: [SimulatedDevice] = []
+    private var random: SeededGenerator
+
+    // What the invariants remember.
+    /// The rollout episode: grows each time the desired digest changes.
+    private var episode = 0
+    /// "group digest" of each rollout the decision aborted.
+    private var abortedDigests: Set<String> = []
+
+    static let start = Date(timeIntervalSinceReferenceDate: 820_000_000)
+    static let tick = 5
+    static let heartbeatEvery = 15
+    /// The controller decides when something changed, and at least this often.
+    static let decideAtLeastEvery = 60
+    let settings = RolloutSettings(offlineAfter: 45, selfHealInterval: 300, driftGrace: 10)
+
+    public init(seed: UInt64, trace: ((String) -> Void)? = nil) throws {
+        scenario = Scenario(seed: seed)
+        self.trace = trace
+        random = SeededGenerator(seed: seed ^ 0x5EED_F1EE_7000_0000)
+        fleet = try scenario.fleet(version: "1.0")
+        let initial = fleet.apps[0].targets
+        for (index, spec) in scenario.devices.enumerated() {
+            let id = index < 10 ? "d0\(index)" : "d\(index)"
+            let target = initial.first { $0.group == "all" || $0.group == spec.ring }!
+            devices.append(SimulatedDevice(id: id, spec: spec, installed: InstalledApp(version: "1.0", digest: target.digest)))
+            registry.append(RegisteredDevice(id: id, ring: spec.ring, apps: ["app": InstalledApp(version: "1.0", digest: target.digest)],
+                                             lastHeard: spec.firstHeard == 0 ? 0 : -86_400))
+        }
+        // The fleet has run 1.0 through the controller: that is what a rollback goes back to.
+        for target in initial {
+            let members = devices.filter { target.group == "all" || target.group == $0.spec.ring }.map(\.id)
+            guard !members.isEmpty else { continue }
+            let record = DeploymentRecord(id: newID("dep"), project: "sim", app: "app", version: "1.0", flow: "install", digest: target.digest,
+                                          parameters: target.parameters, steps: steps(version: "1.0"), rollback: [restoreStep], artifactAllowlist: [],
+                                          createdAt: date(-86_400), createdBy: "controller", purpose: .rollout, group: target.group)
+            create(record, devices: members)
+            for index in executions.indices where executions[index].deploymentID == record.id {
+                executions[index].state = .succeeded
+                executions[index].takenAt = date(-86_400)
+            }
+        }
+        log(0, "scenario: \(scenario.deviceCount) devices, \(scenario.twoTargets ? "targets canary, main" : "one target"), rollout \(scenario.policy), "
+            + "selfHeal \(scenario.selfHeal), steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
+    }
+
+    /// The calm phase's length: long enough for every wave to run one after the other.
+    var calmSeconds: Int {
+        let policy = fleet.apps[0].app.rollout
+        let waves = (scenario.deviceCount + policy.waveSize(total: scenario.deviceCount) - 1) / policy.waveSize(total: scenario.deviceCount)
+        let execution = scenario.stepCount * scenario.stepSeconds.upperBound + 2 * Self.tick + 2 * Self.heartbeatEvery
+        return (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 + scenario.executionTimeout + 600
+    }
+
+    /// Runs the scenario to its end; returns the violations found.
+    @discardableResult
+    public func run() -> [Violation] {
+        let end = scenario.chaosSeconds + calmSeconds
+        var second = 0
+        while second <= end, violations.isEmpty {
+            step(second)
+            // Calm and settled: nothing in flight, nothing queued on a device, the last decision
+            // did nothing. It would stay so; the end state is checked now.
+            if second >= scenario.chaosSeconds, settled { break }
+            second += Self.tick
+        }
+        if violations.isEmpty { checkConverged(at: min(second, end)) }
+        return violations
+    }
+
+    // MARK: One tick
+
+    private func step(_ second: Int) {
+        let calm = second >= scenario.chaosSeconds
+        if !calm { worldEvents(second) }
+        for index in devices.indices { device(index, at: second, calm: calm) }
+        let restart = scenario.restarts.contains { $0 / Self.tick == second / Self.tick }
+        // Something changed; or time alone may end an execution (every minute while any is in
+        // flight) or show drift past its grace (every five).
+        let due = second - lastDecision >= (inFlight > 0 ? Self.decideAtLeastEvery : 5 * Self.decideAtLeastEvery)
+        if dirty || restart || due { decide(at: second, restart: restart) }
+    }
+
+    /// Executions not final on the server.
+    private var inFlight: Int { executions.lazy.filter { !$0.state.isFinal }.count }
+
+    private var settled: Bool {
+        lastActions == 0 && !dirty && inFlight == 0 && devices.allSatisfy { $0.running == nil && $0.outbox.isEmpty }
+            && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted") } } == true
+    }
+
+    private func worldEvents(_ second: Int) {
+        for (at, change) in scenario.commits where at / Self.tick == second / Self.tick {
+            nextID += 1
+            switch change {
+            case .invalid:
+                headErrors = ["apps/app.yaml:1:1: does not validate"]
+                log(second, "commit c\(nextID): does not validate; the desired state stays at \(commit)")
+            case .version(let version):
+                guard let next = try? scenario.fleet(version: version) else { continue }
+                if next.apps[0].targets.map(\.digest) != fleet.apps[0].targets.map(\.digest) { episode += 1 }
+                fleet = next
+                commit = "c\(nextID)"
+                headErrors = []
+                log(second, "commit \(commit): \(change)")
+            }
+            dirty = true
+        }
+        for (at, length) in scenario.suspensions {
+            if at / Self.tick == second / Self.tick { suspended.insert("app"); dirty = true; log(second, "app suspended") }
+            if (at + length) / Self.tick == second / Self.tick { suspended.remove("app"); dirty = true; log(second, "app resumed") }
+        }
+        for (at, index) in scenario.tamper where at / Self.tick == second / Self.tick {
+            devices[index].installed = InstalledApp(version: "0.9", digest: nil)
+            devices[index].tampered = true
+            log(second, "\(devices[index].id) changed by hand to 0.9")
+        }
+    }
+
+    // MARK: Devices
+
+    private func device(_ index: Int, at second: Int, calm: Bool) {
+        let connected = calm || devices[index].spec.isConnected(at: second)
+        let powered = calm || !devices[index].spec.isPoweredOff(at: second)
+        if powered { advance(index, at: second, calm: calm) }
+        guard connected else { return }
+        // As the agent does: queued reports first, then the heartbeat, then assignments.
+        flushOutbox(index, at: second)
+        if second - devices[index].lastHeartbeat >= Self.heartbeatEvery || devices[index].heartbeatNow {
+            heartbeat(index, at: second)
+        }
+        if devices[index].running == nil { poll(index, at: second) }
+    }
+
+    /// Runs the device's execution on: a step ends, the next begins.
+    private func advance(_ index: Int, at second: Int, calm: Bool) {
+        guard var progress = devices[index].running else { return }
+        guard second >= devices[index].stepEndsAt else { return }
+        if progress.current != nil, devices[index].stepBegun {
+            let rate = calm ? 0 : scenario.failureRate[progress.assignment.version] ?? 0
+            let succeeded = Double.random(in: 0..<1, using: &random) >= rate
+            let result = progress.complete(succeeded: succeeded, exitCode: succeeded ? 0 : 1)
+            devices[index].outbox.append((progress.assignment.executionID, progress.report(for: result)))
+            devices[index].stepBegun = false
+        }
+        if progress.current != nil {
+            progress.begin()
+            devices[index].stepBegun = true
+            devices[index].stepEndsAt = second + Int.random(in: scenario.stepSeconds, using: &random)
+            devices[index].running = progress
+            return
+        }
+        // Finished: the installed version changes only when every step succeeded.
+        let report = progress.finalReport!
+        if report.state == .succeeded {
+            devices[index].installed = InstalledApp(version: progress.assignment.version, digest: progress.assignment.digest)
+            devices[index].tampered = false
+        }
+        devices[index].outcomes[progress.assignment.executionID] = report.state
+        devices[index].outbox.append((progress.assignment.executionID, report))
+        devices[index].finished.insert(progress.assignment.executionID)
+        devices[index].running = nil
+        devices[index].heartbeatNow = true
+        log(second, "\(devices[index].id) finished \(progress.assignment.executionID) (\(progress.assignment.version)): \(report.state.rawValue)")
+    }
+
+    private func flushOutbox(_ index: Int, at second: Int) {
+        while !devices[index].outbox.isEmpty {
+            let (id, report) = devices[index].outbox.removeFirst()
+            guard let at = executionIndex[id], let next = executions[at].applying(report, at: date(second)) else { continue }
+            if report.state.isFinal, executions[at].state.isFinal {
+                log(second, "\(devices[index].id) reported \(id) \(report.state.rawValue) after the server had marked it \(executions[at].state.rawValue)")
+            }
+            executions[at] = next
+            if report.state.isFinal { devices[index].delivered.insert(id); dirty = true }
+        }
+    }
+
+    private func heartbeat(_ index: Int, at second: Int) {
+        let device = devices[index]
+        let executing = device.running?.assignment.executionID
+        if registry[index].lastHeard + Int(settings.offlineAfter) < second || registry[index].apps["app"] != device.installed
+            || registry[index].executing != executing { dirty = true }
+        registry[index].lastHeard = second
+        registry[index].apps = ["app": device.installed]
+        registry[index].executing = executing
+        devices[index].lastHeartbeat = second
+        devices[index].heartbeatNow = false
+    }
+
+    /// Takes the assignments the server has for the device and starts the first not finished.
+    private func poll(_ index: Int, at second: Int) {
+        let id = devices[index].id
+        let active = (executionsOf[id] ?? []).filter { !executions[$0].state.isFinal }
+        guard !active.isEmpty else { return }
+        for at in active {
+            if let taken = executions[at].taken(at: date(second)) { executions[at] = taken; dirty = true }
+        }
+        guard let at = active.first(where: { !devices[index].finished.contains(executions[$0].id) }) else { return }
+        let execution = executions[at]
+        let deployment = deployments[deploymentIndex[execution.deploymentID]!]
+        let assignment = Assignment(executionID: execution.id, deploymentID: deployment.id, app: deployment.app, version: deployment.version,
+                                    digest: deployment.digest, steps: deployment.steps, rollback: deployment.rollback, artifactAllowlist: [])
+        devices[index].running = ExecutionProgress(assignment: assignment)
+        devices[index].stepBegun = false
+        devices[index].stepEndsAt = second
+        devices[index].received.append((execution.id, deployment.digest, deployment.purpose, episode))
+        log(second, "\(id) took \(execution.id) (\(deployment.version), \(deployment.purpose))")
+        checkReceivedOnce(index, at: second)
+    }
+
+    // MARK: The controller
+
+    private func snapshot(at second: Int, shuffled: Bool = false) -> FleetSnapshot {
+        let deviceList = registry.map { device in
+            FleetSnapshot.Device(id: device.id, tags: [("ring", device.ring)],
+                                 apps: device.apps.map { (name: $0.key, version: $0.value.version, digest: $0.value.digest) },
+                                 lastHeard: date(device.lastHeard), executing: device.executing)
+        }
+        var deploymentList = deployments.map {
+            FleetSnapshot.Deployment(id: $0.id, app: $0.app, version: $0.version, digest: $0.digest, purpose: $0.purpose,
+                                     group: $0.group, createdAt: $0.createdAt, aborted: $0.aborted)
+        }
+        if shuffled { deploymentList.reverse() }
+        return FleetSnapshot(commit: commit, headErrors: headErrors, fleet: fleet, devices: shuffled ? deviceList.reversed() : deviceList,
+                             deployments: deploymentList,
+                             executions: executions.map {
+                                 FleetSnapshot.Execution(id: $0.id, deploymentID: $0.deploymentID, deviceID: $0.deviceID, state: $0.state,
+                                                         updatedAt: $0.updatedAt, takenAt: $0.takenAt)
+                             },
+                             suspended: suspended, now: date(second), settings: settings)
+    }
+
+    private func decide(at second: Int, restart: Bool) {
+        dirty = false
+        lastDecision = second
+        decisions += 1
+        let decision: RolloutDecision
+        do {
+            decision = try RolloutDecision.decide(snapshot(at: second))
+        } catch {
+            violate(second, "the decision threw: \(error)")
+            return
+        }
+        if restart {
+            // A restarted controller has only what the store has, listed in another order.
+            let again = try? RolloutDecision.decide(snapshot(at: second, shuffled: true))
+            if again?.actions != decision.actions || again?.report != decision.report {
+                violate(second, "a restart changed the decision: \(decision.actions) before, \(again?.actions ?? []) after")
+            }
+            log(second, "controller restarted")
+        }
+        lastReport = decision.report
+        lastActions = decision.actions.filter { if case .hold = $0 { false } else { true } }.count
+        for action in decision.actions { apply(action, at: second) }
+        checkInvariants(at: second)
+    }
+
+    private func apply(_ action: RolloutAction, at second: Int) {
+        switch action {
+        case .startWave(let app, let group, let digest, let devices), .heal(let app, let group, let digest, let devices):
+            if case .startWave = action, abortedDigests.contains(group + " " + digest) {
+                violate(second, "a wave of \(digest.prefix(8)) started after its rollout aborted")
+            }
+            let target = fleet.apps[0].targets.first { $0.group == group && $0.digest == digest }!
+            let purpose: DeploymentPurpose = if case .heal = action { .heal } else { .rollout }
+            let record = DeploymentRecord(id: newID("dep"), project: "sim", app: app, version: target.version, flow: "install", digest: digest,
+                                          parameters: target.parameters, steps: steps(version: target.version), rollback: [restoreStep],
+                                          artifactAllowlist: [], createdAt: date(second), createdBy: "controller", purpose: purpose,
+                                          group: group)
+            create(record, devices: devices)
+            log(second, "\(purpose) \(record.id) \(app)/\(group) \(target.version) → \(devices.joined(separator: ","))")
+        case .abortRollout(_, let group, let digest, let ids, let failed, let allowed):
+            abortedDigests.insert(group + " " + digest)
+            for id in ids {
+                guard let at = deploymentIndex[id] else { continue }
+                deployments[at].aborted = true
+                for index in executions.indices where executions[index].deploymentID == id {
+                    if let ended = executions[index].ended(as: .cancelled, message: "the deployment was aborted", at: date(second)) {
+                        executions[index] = ended
+                    }
+                }
+            }
+            log(second, "rollout of \(group) aborted: \(failed) failed, \(allowed) allowed")
+        case .rollBack(_, let aborted, let restoring, let devices):
+            var record = deployments[deploymentIndex[restoring]!]
+            record.id = newID("dep")
+            record.createdAt = date(second)
+            record.purpose = .rollback(abortedDigest: aborted)
+            record.aborted = false
+            create(record, devices: devices)
+            log(second, "rollback \(record.id) to \(record.version) → \(devices.joined(separator: ","))")
+        case .end(_, let id, let device, let state, let reason, let unlessUpdatedAfter):
+            guard let at = executionIndex[id],
+                  let ended = executions[at].ended(as: state, message: reason.message, unlessUpdatedAfter: unlessUpdatedAfter, at: date(second))
+            else { return }
+            executions[at] = ended
+            if reason == .stalled {
+                let index = self.devices.firstIndex { $0.id == device }!
+                // Only a device that is really there can stall: one that is offline is never failed.
+                let window = stride(from: second - Int(settings.offlineAfter), through: second, by: Self.tick)
+                if second < scenario.chaosSeconds, !window.contains(where: { self.devices[index].spec.isConnected(at: $0) }) {
+                    violate(second, "\(device) was offline and its execution \(id) was counted as a failure (timedOut)")
+                }
+            }
+            log(second, "server ended \(id) of \(device): \(reason.rawValue) → \(state.rawValue)")
+        case .hold:
+            break
+        }
+    }
+
+    private func create(_ record: DeploymentRecord, devices: [String]) {
+        deploymentIndex[record.id] = deployments.count
+        deployments.append(record)
+        for device in devices {
+            let execution = ExecutionRecord(id: newID("ex"), deploymentID: record.id, deviceID: device, updatedAt: record.createdAt)
+            executionIndex[execution.id] = executions.count
+            executionsOf[device, default: []].append(executions.count)
+            executions.append(execution)
+        }
+        dirty = true
+    }
+
+    private func steps(version: String) -> [AssignedStep] {
+        (0..<scenario.stepCount).map { AssignedStep(name: "step\($0)", kind: .run, command: "install \(version) \($0)", timeoutSeconds: 60, retries: 0,
+                                                     onFailure: "rollback", idempotent: false) }
+    }
+
+    private let restoreStep = AssignedStep(name: "restore", kind: .run, command: "restore", timeoutSeconds: 60, retries: 0, onFailure: "continue",
+                                           idempotent: true)
+
+    // MARK: Invariants
+
+    private func checkInvariants(at second: Int) {
+        let app = fleet.apps[0]
+        let policy = app.app.rollout
+        var inFlightByDevice: [String: Int] = [:]
+        for execution in executions where !execution.state.isFinal {
+            inFlightByDevice[execution.deviceID, default: 0] += 1
+            let deployment = deployments[deploymentIndex[execution.deploymentID]!]
+            // No execution for a device outside its target.
+            if deployment.purpose == .rollout || deployment.purpose == .heal {
+                let ring = registry.first { $0.id == execution.deviceID }!.ring
+                let target = app.targets.first { $0.group == "all" || $0.group == ring }
+                if target?.digest != deployment.digest {
+                    violate(second, "\(execution.deviceID) has \(execution.id) of \(deployment.version), which its target does not want")
+                }
+            }
+            // Every execution is final within executionTimeout of the device taking it.
+            if let taken = execution.takenAt {
+                let age = date(second).timeIntervalSince(taken)
+                if age > Double(scenario.executionTimeout + Self.decideAtLeastEvery + Self.tick) {
+                    violate(second, "\(execution.id) on \(execution.deviceID) is \(execution.state.rawValue) \(Int(age)) s after it was taken")
+                }
+            }
+        }
+        for (device, count) in inFlightByDevice where count > 1 {
+            violate(second, "\(device) has \(count) executions of one app in flight")
+        }
+        // Never more than maxUnavailable devices of a target with an execution in flight.
+        for target in app.targets {
+            let members = registry.filter { target.group == "all" || target.group == $0.ring }
+            let limit = max(1, policy.maxUnavailable.devices(of: members.count))
+            let busy = members.filter { inFlightByDevice[$0.id] != nil }.count
+            if busy > limit { violate(second, "\(busy) devices of \(target.group) updating at once; maxUnavailable allows \(limit)") }
+        }
+        // No split fleet: what the server holds of a finished execution is what the device did.
+        for device in devices {
+            for id in device.delivered {
+                let state = executions[executionIndex[id]!].state
+                if state != device.outcomes[id] {
+                    violate(second, "\(device.id) finished \(id) as \(device.outcomes[id]!.rawValue) but the server holds \(state.rawValue)")
+                }
+            }
+        }
+    }
+
+    /// No device gets the same digest twice in one rollout, except by heal or rollback.
+    private func checkReceivedOnce(_ index: Int, at second: Int) {
+        let received = devices[index].received
+        guard let last = received.last, last.purpose == .rollout else { return }
+        let twice = received.dropLast().contains { $0.digest == last.digest && $0.episode == last.episode && $0.purpose == .rollout }
+        if twice { violate(second, "\(devices[index].id) was given \(last.digest.prefix(8)) twice in one rollout") }
+    }
+
+    /// After the calm phase: every target converged, or aborted with its changed devices rolled back.
+    private func checkConverged(at second: Int) {
+        decide(at: second, restart: false)
+        guard let report = lastReport, violations.isEmpty else { return }
+        let app = fleet.apps[0]
+        for (number, target) in app.targets.enumerated() {
+            let status = report.apps[0].targets[number]
+            let members = devices.indices.filter { target.group == "all" || target.group == registry[$0].ring }
+            if status.offline > 0 { violate(second, "\(status.offline) devices of \(target.group) still counted offline with every device online") }
+            switch status.state {
+            case "aborted":
+                if app.app.rollout.onAbort == .rollback, !suspended.contains("app") {
+                    // A rollback that itself failed is not retried: the device stays, reported as failed.
+                    for index in members where devices[index].installed.digest == target.digest && devices[index].received.contains(where: {
+                        $0.digest == target.digest && $0.purpose == .rollout }) && !devices[index].received.contains(where: {
+                        $0.purpose == .rollback(abortedDigest: target.digest) && devices[index].outcomes[$0.id] == .failed }) {
+                        violate(second, "\(devices[index].id) still runs the aborted \(target.version) after the rollback")
+                    }
+                }
+            case "failed":
+                // Failed devices are not retried; every other device converged.
+                continue
+            case "converged":
+                for index in members where devices[index].installed.version != target.version {
+                    violate(second, "\(target.group) says converged, but \(devices[index].id) runs \(devices[index].installed.version)")
+                }
+            case "drifted" where !app.app.selfHeal:
+                continue
+            case "suspended" where suspended.contains("app"):
+                continue
+            default:
+                violate(second, "\(target.group) is \(status.label) \(calmSeconds) s into a calm phase (bound from the policy)")
+            }
+        }
+    }
+
+    // MARK: Support
+
+    private func date(_ second: Int) -> Date { Self.start.addingTimeInterval(Double(second)) }
+
+    private func newID(_ prefix: String) -> String {
+        nextID += 1
+        return "\(prefix)\(nextID)"
+    }
+
+    private func violate(_ second: Int, _ message: String) {
+        violations.append(Violation(second: second, message: message))
+        log(second, "VIOLATION: " + message)
+    }
+
+    private func log(_ second: Int, _ line: @autoclosure () -> String) {
+        guard let trace else { return }
+        let time = String(second)
+        trace(String(repeating: " ", count: max(0, 6 - time.count)) + time + " s  " + line())
+    }
+}
+
+/// An invariant that did not hold, and when.
+public struct Violation: Sendable, Equatable, CustomStringConvertible {
+    public var second: Int
+    public var message: String
+
+    public var description: String { "at \(second) s: \(message)" }
+}
+
+/// The registry's row for a device, as heartbeats leave it.
+struct RegisteredDevice {
+    var id: String
+    var ring: String
+    var apps: [String: InstalledApp]
+    var lastHeard: Int
+    var executing: String?
+}
+
+/// A device as it really is.
+struct SimulatedDevice {
+    var id: String
+    var spec: SimulatedDeviceSpec
+    var installed: InstalledApp
+    var tampered = false
+    var running: ExecutionProgress?
+    var stepBegun = false
+    var stepEndsAt = 0
+    var lastHeartbeat = -1_000
+    var heartbeatNow = false
+    var outbox: [(String, ExecutionReport)] = []
+    var finished: Set<String> = []
+    var outcomes: [String: ExecutionState] = [:]
+    /// Final reports the server received.
+    var delivered: Set<String> = []
+    var received: [(id: String, digest: String, purpose: DeploymentPurpose, episode: Int)] = []
+
+    init(id: String, spec: SimulatedDeviceSpec, installed: InstalledApp) {
+        self.id = id
+        self.spec = spec
+        self.installed = installed
+    }
+}

@@ -1,0 +1,166 @@
+import FleetCore
+public import FoundationEssentials
+
+/// A generator that gives the same numbers for the same seed on every machine (SplitMix64).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var value = state
+        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+        return value ^ (value >> 31)
+    }
+}
+
+/// Everything one simulated run is made of, drawn from its seed: the fleet, its policy, the
+/// devices' outages, step durations, failure rates, commits arriving mid-rollout, suspensions
+/// and controller restarts.
+public struct Scenario: Sendable {
+    public var seed: UInt64
+    public var deviceCount: Int
+    /// Per device: its `ring` tag (canary or main) and the outages it will have.
+    public var devices: [SimulatedDeviceSpec]
+    public var policy: String
+    public var twoTargets: Bool
+    public var selfHeal: Bool
+    public var stepCount: Int
+    /// Seconds one step takes, at least and at most.
+    public var stepSeconds: ClosedRange<Int>
+    /// Chance that one step of a version fails, by version.
+    public var failureRate: [String: Double]
+    /// Commits after the first, at virtual seconds.
+    public var commits: [(at: Int, change: CommitChange)]
+    /// Suspensions: the app held from `at` for `seconds`.
+    public var suspensions: [(at: Int, seconds: Int)]
+    /// Controller restarts: all of its memory lost (it keeps none, which is the point).
+    public var restarts: [Int]
+    /// A device changed by hand (drift) at this second.
+    public var tamper: [(at: Int, device: Int)]
+    /// The run lasts this long, then a calm phase follows: every device online, nothing failing.
+    public var chaosSeconds: Int
+    public var executionTimeout: Int
+
+    public enum CommitChange: Sendable, Equatable, CustomStringConvertible {
+        /// The desired version becomes this.
+        case version(String)
+        /// A commit that does not validate: nothing changes.
+        case invalid
+
+        public var description: String {
+            switch self {
+            case .version(let version): "version \(version)"
+            case .invalid: "an invalid commit"
+            }
+        }
+    }
+
+    public init(seed: UInt64) {
+        var random = SeededGenerator(seed: seed)
+        self.seed = seed
+        deviceCount = Int.random(in: 1...24, using: &random)
+        twoTargets = Bool.random(using: &random)
+        selfHeal = Bool.random(using: &random)
+        stepCount = Int.random(in: 1...3, using: &random)
+        let low = Int.random(in: 5...60, using: &random)
+        stepSeconds = low...(low + Int.random(in: 0...120, using: &random))
+        executionTimeout = [120, 300, 600, 1_800].randomElement(using: &random)!
+        let batch = Bool.random(using: &random) ? "\(Int.random(in: 1...6, using: &random))" : "\([10, 25, 50, 100].randomElement(using: &random)!)%"
+        let unavailable = Bool.random(using: &random) ? "\(Int.random(in: 1...5, using: &random))" : "\([10, 25, 50, 100].randomElement(using: &random)!)%"
+        let failures = Bool.random(using: &random) ? "\(Int.random(in: 0...3, using: &random))" : "\([0, 5, 20, 50].randomElement(using: &random)!)%"
+        let onAbort = Bool.random(using: &random) ? "rollback" : "pause"
+        policy = "{batchSize: \"\(batch)\", maxUnavailable: \"\(unavailable)\", maxFailures: \"\(failures)\", onAbort: \(onAbort), executionTimeout: \(executionTimeout)s}"
+        chaosSeconds = Int.random(in: 1_800...14_400, using: &random)
+        let versions = ["2.0", "2.1", "3.0"]
+        var rates: [String: Double] = ["1.0": 0]
+        for version in versions { rates[version] = [0, 0, 0.02, 0.1, 0.4].randomElement(using: &random)! }
+        failureRate = rates
+        var commits: [(Int, CommitChange)] = [(0, .version("2.0"))]
+        for _ in 0..<Int.random(in: 0...3, using: &random) {
+            let at = Int.random(in: 30...max(30, chaosSeconds), using: &random)
+            let change: CommitChange = switch Int.random(in: 0...3, using: &random) {
+            case 0: .invalid
+            case 1: .version("1.0") // a revert
+            default: .version(versions[Int.random(in: 1..<versions.count, using: &random)])
+            }
+            commits.append((at, change))
+        }
+        self.commits = commits.sorted { $0.0 < $1.0 }
+        let suspendAt = Int.random(in: 0...chaosSeconds, using: &random)
+        suspensions = Bool.random(using: &random) ? [] : [(suspendAt, Int.random(in: 60...1_800, using: &random))]
+        let count = deviceCount, chaos = chaosSeconds
+        restarts = (0..<Int.random(in: 0...2, using: &random)).map { _ in Int.random(in: 0...chaos, using: &random) }.sorted()
+        tamper = (0..<Int.random(in: 0...1, using: &random)).map { _ in (Int.random(in: 600...chaos, using: &random), Int.random(in: 0..<count, using: &random)) }
+        devices = (0..<count).map { _ in SimulatedDeviceSpec(random: &random, chaosSeconds: chaos) }
+    }
+
+    /// The fleet repository at a commit that wants `version`, as files.
+    func files(version: String) -> [String: String] {
+        var files: [String: String] = [
+            "fleet.yaml": "kind: Fleet\nproject: sim\n",
+            "groups/rings.yaml": """
+                kind: Group
+                name: canary
+                selector: ring=canary
+                ---
+                kind: Group
+                name: main
+                selector: ring=main
+                ---
+                kind: Group
+                name: all
+                selector: ring
+                """,
+        ]
+        var flow = "kind: UpdateFlow\nname: install\nsteps:\n"
+        for step in 0..<stepCount { flow += "  - {name: step\(step), run: \"install ${version} \(step)\", onFailure: rollback}\n" }
+        flow += "rollback:\n  - {name: restore, run: \"restore\"}\n"
+        files["flows/install.yaml"] = flow
+        let targets = twoTargets
+            ? "  - {group: canary, version: \"\(version)\"}\n  - {group: main, version: \"\(version)\"}\n"
+            : "  - {group: all, version: \"\(version)\"}\n"
+        files["apps/app.yaml"] = "kind: App\nname: app\nflow: install\nselfHeal: \(selfHeal)\ntargets:\n\(targets)rollout: \(policy)\n"
+        return files
+    }
+
+    func fleet(version: String) throws -> CompiledFleet {
+        var tree = FleetTree()
+        for (path, text) in files(version: version) { tree.addFile(path, bytes: Array(text.utf8)) }
+        return try FleetLoader.load(tree)
+    }
+}
+
+/// One simulated device's nature: its tag and its outages.
+public struct SimulatedDeviceSpec: Sendable {
+    public var ring: String
+    /// Outages as virtual seconds: from, until. A power cut stops a running execution until
+    /// the device is back; a network outage lets it run on, its reports queued.
+    public var outages: [(from: Int, until: Int, powerCut: Bool)]
+    /// Offline from the start, heard first at this second (0: online from the start).
+    public var firstHeard: Int
+
+    init(random: inout SeededGenerator, chaosSeconds: Int) {
+        ring = Int.random(in: 0..<4, using: &random) == 0 ? "canary" : "main"
+        firstHeard = Int.random(in: 0..<5, using: &random) == 0 ? Int.random(in: 0...chaosSeconds, using: &random) : 0
+        var outages: [(Int, Int, Bool)] = []
+        var at = 0
+        for _ in 0..<Int.random(in: 0...3, using: &random) {
+            at += Int.random(in: 10...max(11, chaosSeconds / 2), using: &random)
+            let length = Int.random(in: 0..<3, using: &random) == 0 ? Int.random(in: 3_600...10_800, using: &random) : Int.random(in: 20...900, using: &random)
+            outages.append((at, at + length, Bool.random(using: &random)))
+            at += length
+        }
+        self.outages = outages
+    }
+
+    func isConnected(at second: Int) -> Bool {
+        second >= firstHeard && !outages.contains { second >= $0.from && second < $0.until }
+    }
+
+    func isPoweredOff(at second: Int) -> Bool {
+        outages.contains { second >= $0.from && second < $0.until && $0.powerCut }
+    }
+}
