@@ -101,6 +101,11 @@ let package = Package(
             path: "Benchmarks/PlanBenchmark"
         ),
         .executableTarget(
+            name: "flotilla-decision-bench",
+            dependencies: ["FleetCore", "FleetProtocol", "FleetSimulation"],
+            path: "Benchmarks/DecisionBenchmark"
+        ),
+        .executableTarget(
             name: "flotilla-git-bench",
             dependencies: ["FleetGit", "FleetTesting"],
             path: "Benchmarks/GitBenchmark"

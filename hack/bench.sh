@@ -2,6 +2,8 @@
 # Benchmarks, each printed as a ratio to a baseline measured in the same run.
 #   ./hack/bench.sh            all benchmarks
 #   ./hack/bench.sh plan [N]   planning N devices (default 1,000,000) × 3 apps, on one core
+#   ./hack/bench.sh decide [N] one rollout decision for N devices (default 100,000) × 3 apps, against one
+#                              pass over the same snapshot; and the simulator's scenarios per second
 #   ./hack/bench.sh git [N]    polling an unchanged remote, N rounds (default 200), against git ls-remote
 #   ./hack/bench.sh heartbeat  heartbeat ingest with wrk at 64 connections, against nginx answering 204;
 #                              then resident memory with 100,000 registered devices
@@ -26,6 +28,12 @@ bench_plan() {
   swift build -c release --product flotilla-bench 2>&1 | tail -n 1
   echo "==> plan: ${1:-1000000} devices × 3 apps, pinned to one core"
   taskset -c 0 "$(swift build -c release --show-bin-path)/flotilla-bench" "${1:-1000000}"
+}
+
+bench_decide() {
+  echo "==> the rollout decision: ${1:-100000} devices × 3 apps, one core; then the simulator's speed"
+  swift build -c release --product flotilla-decision-bench --scratch-path .build-release 2>&1 | tail -n 1
+  taskset -c 0 .build-release/release/flotilla-decision-bench "${1:-100000}"
 }
 
 bench_git() {
@@ -254,11 +262,12 @@ bench_converge() {
 case "$which" in
   plan) bench_plan "${2:-}" ;;
   git) bench_git "${2:-}" ;;
+  decide) bench_decide "${2:-}" ;;
   heartbeat) bench_heartbeat ;;
   agent) bench_agent ;;
   sim) bench_sim "${2:-}" ;;
   controller) bench_controller ;;
   converge) bench_converge "${2:-}" ;;
-  all) bench_plan; bench_git; bench_heartbeat; bench_agent; bench_controller; bench_sim; bench_converge ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|git [ROUNDS]|heartbeat|agent|controller|sim [DEVICES]|converge [DEVICES]|all]" >&2; exit 2 ;;
+  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_agent; bench_controller; bench_sim; bench_converge ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|agent|controller|sim [DEVICES]|converge [DEVICES]|all]" >&2; exit 2 ;;
 esac

@@ -47,8 +47,8 @@ struct AppLedger {
     var deviceOf: [Int32] = []
     /// Per device: its unfinished execution, or one the server gave up on that the device says it
     /// resumed; and its newest execution that was not cancelled (the one that says where it stands).
-    var inFlight: [Int32: Int] = [:]
-    var newest: [Int32: Int] = [:]
+    var inFlight = DeviceSlots()
+    var newest = DeviceSlots()
 
     static func build(_ snapshot: FleetSnapshot, plan: FleetPlan) -> [AppLedger] {
         var appNumber: [String: Int] = [:]
@@ -74,6 +74,8 @@ struct AppLedger {
 
     /// Fills `inFlight` and `newest` from the executions as the endings left them.
     mutating func indexDevices(_ snapshot: FleetSnapshot) {
+        inFlight = DeviceSlots(count: snapshot.inventory.count)
+        newest = DeviceSlots(count: snapshot.inventory.count)
         for index in executions.indices {
             let device = deviceOf[index]
             guard device >= 0 else { continue }
@@ -86,6 +88,19 @@ struct AppLedger {
                snapshot.deployments[deploymentOf[known]].createdAt > snapshot.deployments[deploymentOf[index]].createdAt { continue }
             newest[device] = index
         }
+    }
+}
+
+/// One execution index per device (an array, not a dictionary: the decision reads it for every
+/// device of a fleet of hundreds of thousands).
+struct DeviceSlots {
+    private var slots: [Int32] = []
+
+    init(count: Int = 0) { slots = Array(repeating: -1, count: count) }
+
+    subscript(device: Int32) -> Int? {
+        get { slots[Int(device)] < 0 ? nil : Int(slots[Int(device)]) }
+        set { slots[Int(device)] = newValue.map(Int32.init) ?? -1 }
     }
 }
 

@@ -1,0 +1,88 @@
+// One rollout decision for N devices (default 100,000) × 3 apps, mid-rollout (every device has
+// a finished execution per app, a wave is running), against a baseline measured in the same
+// run: one pass over the same snapshot that touches every device and execution once. Then the
+// simulator's speed in scenarios per second. Run through `./hack/bench.sh decide` (release).
+import FleetCore
+import FleetProtocol
+import FleetSimulation
+import Foundation
+
+let deviceCount = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 100_000
+let rounds = 5
+let now = Date(timeIntervalSinceReferenceDate: 800_000_000)
+
+var tree = FleetTree()
+let files = [
+    "fleet.yaml": "kind: Fleet\nproject: bench\n",
+    "groups/groups.yaml": "kind: Group\nname: canary\nselector: ring=canary\n---\nkind: Group\nname: rest\nselector: ring\n",
+    "flows/f.yaml": "kind: UpdateFlow\nname: f\nsteps:\n  - {name: s, run: \"install ${version}\"}\n",
+] .merging(["a", "b", "c"].map { app in
+    ("apps/\(app).yaml", "kind: App\nname: \(app)\nflow: f\ntargets:\n  - {group: canary, version: \"2.0\"}\n  - {group: rest, version: \"2.0\"}\n"
+        + "rollout: {batchSize: 5%, maxUnavailable: 5%, maxFailures: 5%}\n")
+}) { first, _ in first }
+for (path, text) in files { tree.addFile(path, bytes: Array(text.utf8)) }
+let fleet = try FleetLoader.load(tree)
+
+var devices: [FleetSnapshot.Device] = []
+var deployments: [FleetSnapshot.Deployment] = []
+var executions: [FleetSnapshot.Execution] = []
+for app in fleet.apps {
+    deployments.append(.init(id: "old-\(app.name)", app: app.name, version: "1.0", digest: "old", purpose: .rollout, createdAt: now.addingTimeInterval(-86_400)))
+    for target in app.targets {
+        deployments.append(.init(id: "w-\(app.name)-\(target.group)", app: app.name, version: "2.0", digest: target.digest, purpose: .rollout,
+                                 group: target.group, createdAt: now.addingTimeInterval(-60)))
+    }
+}
+for number in 0..<deviceCount {
+    let id = "device-\(number)"
+    let ring = number % 20 == 0 ? "canary" : "prod"
+    // A tenth of the rest have the new version; a few are running it now.
+    let updated = number % 10 == 1
+    devices.append(.init(id: id, tags: [("ring", ring), ("site", "s\(number % 8)")],
+                         apps: fleet.apps.map { app in (name: app.name, version: updated ? "2.0" : "1.0",
+                                                        digest: updated ? app.targets[ring == "canary" ? 0 : 1].digest : "old") },
+                         lastHeard: now.addingTimeInterval(number % 50 == 0 ? -3_600 : -5)))
+    for app in fleet.apps {
+        executions.append(.init(id: "e-\(app.name)-\(number)", deploymentID: "old-\(app.name)", deviceID: id, state: .succeeded,
+                                updatedAt: now.addingTimeInterval(-80_000), takenAt: now.addingTimeInterval(-80_000)))
+        if updated || number % 10 == 2 {
+            executions.append(.init(id: "n-\(app.name)-\(number)", deploymentID: "w-\(app.name)-\(ring == "canary" ? "canary" : "rest")",
+                                    deviceID: id, state: updated ? .succeeded : .running, updatedAt: now.addingTimeInterval(-10),
+                                    takenAt: now.addingTimeInterval(-30)))
+        }
+    }
+}
+let snapshot = FleetSnapshot(commit: "c", fleet: fleet, devices: devices, deployments: deployments, executions: executions, now: now)
+
+func seconds(_ work: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try work()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+var baseline = Double.infinity
+var decision = Double.infinity
+var actions = 0
+for _ in 0..<rounds {
+    baseline = min(baseline, seconds {
+        var hasher = Hasher()
+        for device in snapshot.inventory.ids { hasher.combine(device) }
+        for execution in snapshot.executions { hasher.combine(execution.deviceID); hasher.combine(execution.state) }
+        _ = hasher.finalize()
+    })
+    decision = min(decision, try seconds { actions = try RolloutDecision.decide(snapshot).actions.count })
+}
+print("decision: \(deviceCount) devices × 3 apps, \(executions.count) executions: \(String(format: "%.1f", decision * 1_000)) ms "
+      + "(\(actions) actions); baseline one pass \(String(format: "%.1f", baseline * 1_000)) ms; ratio \(String(format: "%.1f", decision / baseline))×")
+
+let scenarios = 500
+var decisions = 0
+let simulated = try seconds {
+    for seed in UInt64(0)..<UInt64(scenarios) {
+        let simulator = try FleetSimulator(seed: seed)
+        simulator.run()
+        decisions += simulator.decisions
+    }
+}
+print("simulator: \(scenarios) scenarios, \(decisions) decisions in \(String(format: "%.1f", simulated)) s: "
+      + "\(Int(Double(scenarios) / simulated)) scenarios/s")
