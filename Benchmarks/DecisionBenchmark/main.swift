@@ -86,3 +86,18 @@ let simulated = try seconds {
 }
 print("simulator: \(scenarios) scenarios, \(decisions) decisions in \(String(format: "%.1f", simulated)) s: "
       + "\(Int(Double(scenarios) / simulated)) scenarios/s")
+var planOnly = Double.infinity
+for _ in 0..<rounds { planOnly = min(planOnly, try seconds { _ = try Planner.plan(fleet, inventory: snapshot.inventory) }) }
+print("of which planning: \(String(format: "%.1f", planOnly * 1_000)) ms")
+var lookups = Double.infinity
+for _ in 0..<rounds {
+    lookups = min(lookups, seconds {
+        var index: [String: Int32] = [:]
+        index.reserveCapacity(snapshot.inventory.count)
+        for (number, id) in snapshot.inventory.ids.enumerated() { index[id] = Int32(number) }
+        var sum = 0
+        for execution in snapshot.executions { sum &+= Int(index[execution.deviceID] ?? 0) }
+        precondition(sum != -1)
+    })
+}
+print("of which string lookups: \(String(format: "%.1f", lookups * 1_000)) ms")

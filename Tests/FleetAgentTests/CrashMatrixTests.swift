@@ -73,11 +73,16 @@ struct CrashMatrixTests {
         let reported = (result["results"] as? [[String: Any]] ?? []).map { ($0["rollback"] as? Bool == true ? "undo:" : "") + ($0["name"] as? String ?? "") }
         let expectedResults = testCase.expectedState == "succeeded" ? Self.names : Array(Self.names[0...testCase.step]) + ["undo:undo"]
         #expect(reported == expectedResults)
-        // The installed version changed only when the whole flow succeeded.
-        let installed = try await eventually(seconds: 10, "a heartbeat after the execution") { () -> [String: Any]? in
+        // The installed version changed only when the whole flow succeeded. After a failure, a
+        // heartbeat sent after the final report must still show no app (ISO 8601 times to the
+        // second: a later second is later); after a success, a heartbeat shows it installed.
+        let finishedAt = try #require(result["updatedAt"] as? String)
+        let installed = try await eventually(seconds: 25, "a heartbeat after the execution") { () -> [String: Any]? in
             let device = try await server.device(hardwareID: agent.hardwareID)
             let apps = device?["apps"] as? [String: Any] ?? [:]
-            return testCase.expectedState == "succeeded" ? (apps["web"] != nil ? apps : nil) : apps
+            if testCase.expectedState == "succeeded" { return apps["web"] != nil ? apps : nil }
+            guard let heard = device?["lastHeartbeatAt"] as? String, heard > finishedAt else { return nil }
+            return apps
         }
         #expect((installed["web"] != nil) == (testCase.expectedState == "succeeded"))
     }

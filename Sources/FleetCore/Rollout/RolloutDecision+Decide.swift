@@ -18,14 +18,15 @@ extension RolloutDecision {
     public static func decide(_ snapshot: FleetSnapshot) throws(PlanError) -> RolloutDecision {
         let plan = try Planner.plan(snapshot.fleet, inventory: snapshot.inventory)
         let ledgers = AppLedger.build(snapshot, plan: plan)
+        let facts = DeploymentFacts(snapshot.deployments)
         var actions: [RolloutAction] = []
         var report = FleetStatusReport(commit: snapshot.commit, head: snapshot.head, headErrors: snapshot.headErrors, apps: [])
         for (number, appPlan) in plan.apps.enumerated() {
             let app = snapshot.fleet.apps[number]
             var ledger = ledgers[number]
-            var appDecision = AppDecision(app: app, snapshot: snapshot, plan: plan)
+            var appDecision = AppDecision(app: app, snapshot: snapshot, plan: plan, facts: facts)
             appDecision.endExecutions(&ledger)
-            ledger.indexDevices(snapshot)
+            ledger.indexDevices(snapshot, facts: facts)
             var status = FleetStatusReport.App(name: app.name, targets: [], drifted: [])
             for targetPlan in appPlan.targets {
                 status.targets.append(appDecision.decide(targetPlan, ledger: ledger, drifted: &status.drifted))
@@ -37,10 +38,52 @@ extension RolloutDecision {
     }
 }
 
+/// What the decision compares of every deployment, as plain columns: read once per execution of a
+/// fleet of hundreds of thousands, they must not cost a string comparison each.
+struct DeploymentFacts {
+    enum Kind: UInt8 { case manual, rollout, heal, rollback }
+
+    var created: [Double] = []
+    var kind: [Kind] = []
+    /// The digest as a number (`digestNumber`).
+    var digest: [Int32] = []
+    private var numbers: [String: Int32] = [:]
+
+    init(_ deployments: [FleetSnapshot.Deployment]) {
+        created.reserveCapacity(deployments.count)
+        for deployment in deployments {
+            created.append(deployment.createdAt.timeIntervalSinceReferenceDate)
+            let kind: Kind = switch deployment.purpose {
+            case .manual: .manual
+            case .rollout: .rollout
+            case .heal: .heal
+            case .rollback: .rollback
+            }
+            self.kind.append(kind)
+            digest.append(digestNumber(deployment.digest, adding: true))
+        }
+    }
+
+    /// The number of a digest; -1 for one no deployment has.
+    func digestNumber(_ digest: String) -> Int32 { numbers[digest] ?? -1 }
+
+    private mutating func digestNumber(_ digest: String, adding: Bool) -> Int32 {
+        if let known = numbers[digest] { return known }
+        let number = Int32(numbers.count)
+        numbers[digest] = number
+        return number
+    }
+
+    /// A rollout or a heal: the executions that say where a target's rollout stands.
+    func isRolloutOrHeal(_ index: Int) -> Bool { kind[index] == .rollout || kind[index] == .heal }
+}
+
 /// One app's deployments and executions, indexed for the decision.
 struct AppLedger {
-    /// The app's executions in creation order, with the state the decision has given them.
-    var executions: [FleetSnapshot.Execution] = []
+    /// The app's executions in creation order (indices into the snapshot's), and the state the
+    /// decision has given each.
+    var source: [Int32] = []
+    var state: [ExecutionState] = []
     /// For each execution, its deployment (index into the snapshot's deployments).
     var deploymentOf: [Int] = []
     /// For each execution, its device's inventory index, -1 for a device the registry no longer has.
@@ -53,39 +96,42 @@ struct AppLedger {
     static func build(_ snapshot: FleetSnapshot, plan: FleetPlan) -> [AppLedger] {
         var appNumber: [String: Int] = [:]
         for (number, app) in snapshot.fleet.apps.enumerated() { appNumber[app.name] = number }
-        var deploymentIndex: [String: (index: Int, app: Int)] = [:]
-        deploymentIndex.reserveCapacity(snapshot.deployments.count)
-        for (index, deployment) in snapshot.deployments.enumerated() {
-            guard let app = appNumber[deployment.app] else { continue }
-            deploymentIndex[deployment.id] = (index, app)
-        }
-        var deviceIndex: [String: Int32] = [:]
-        deviceIndex.reserveCapacity(snapshot.inventory.count)
-        for (index, id) in snapshot.inventory.ids.enumerated() { deviceIndex[id] = Int32(index) }
+        let deploymentIDs = snapshot.deployments.map(\.id)
+        let deploymentTable = IDTable(deploymentIDs)
+        let deploymentApp = snapshot.deployments.map { appNumber[$0.app] ?? -1 }
+        let deviceTable = IDTable(snapshot.inventory.ids)
         var ledgers = Array(repeating: AppLedger(), count: snapshot.fleet.apps.count)
-        for execution in snapshot.executions {
-            guard let (deployment, app) = deploymentIndex[execution.deploymentID] else { continue }
-            ledgers[app].executions.append(execution)
-            ledgers[app].deploymentOf.append(deployment)
-            ledgers[app].deviceOf.append(deviceIndex[execution.deviceID] ?? -1)
+        let ids = snapshot.inventory.ids
+        snapshot.executions.withUnsafeBufferPointer { executions in
+            for index in executions.indices {
+                guard let deployment = deploymentTable.position(of: executions[index].deploymentID, in: deploymentIDs) else { continue }
+                let app = deploymentApp[deployment]
+                guard app >= 0 else { continue }
+                ledgers[app].source.append(Int32(index))
+                ledgers[app].state.append(executions[index].state)
+                ledgers[app].deploymentOf.append(deployment)
+                ledgers[app].deviceOf.append(deviceTable.position(of: executions[index].deviceID, in: ids).map(Int32.init) ?? -1)
+            }
         }
         return ledgers
     }
 
+    /// The execution as the snapshot has it (its state may since have been ended: see `state`).
+    func execution(_ index: Int, _ snapshot: FleetSnapshot) -> FleetSnapshot.Execution { snapshot.executions[Int(source[index])] }
+
     /// Fills `inFlight` and `newest` from the executions as the endings left them.
-    mutating func indexDevices(_ snapshot: FleetSnapshot) {
+    mutating func indexDevices(_ snapshot: FleetSnapshot, facts: DeploymentFacts) {
         inFlight = DeviceSlots(count: snapshot.inventory.count)
         newest = DeviceSlots(count: snapshot.inventory.count)
-        for index in executions.indices {
+        for index in state.indices {
             let device = deviceOf[index]
             guard device >= 0 else { continue }
-            let execution = executions[index]
-            if !execution.state.isFinal || snapshot.executing[Int(device)] == execution.id {
+            let state = state[index]
+            if !state.isFinal || (snapshot.executing[Int(device)] != nil && snapshot.executing[Int(device)] == execution(index, snapshot).id) {
                 if inFlight[device] == nil { inFlight[device] = index }
             }
-            guard execution.state != .cancelled else { continue }
-            if let known = newest[device],
-               snapshot.deployments[deploymentOf[known]].createdAt > snapshot.deployments[deploymentOf[index]].createdAt { continue }
+            guard state != .cancelled else { continue }
+            if let known = newest[device], facts.created[deploymentOf[known]] > facts.created[deploymentOf[index]] { continue }
             newest[device] = index
         }
     }
@@ -113,10 +159,12 @@ struct AppDecision {
     let timeout: Double
     let wanted: Set<String>
     let held: Bool
+    let facts: DeploymentFacts
     var actions: [RolloutAction] = []
 
-    init(app: CompiledApp, snapshot: FleetSnapshot, plan: FleetPlan) {
+    init(app: CompiledApp, snapshot: FleetSnapshot, plan: FleetPlan, facts: DeploymentFacts) {
         self.app = app
+        self.facts = facts
         self.snapshot = snapshot
         self.plan = plan
         policy = app.app.rollout
@@ -143,8 +191,8 @@ struct AppDecision {
     /// Step 1: what the server gives up on. Only the controller's own executions; an operator's
     /// run as the operator asked.
     mutating func endExecutions(_ ledger: inout AppLedger) {
-        for index in ledger.executions.indices where !ledger.executions[index].state.isFinal {
-            let execution = ledger.executions[index]
+        for index in ledger.state.indices where !ledger.state[index].isFinal {
+            let execution = ledger.execution(index, snapshot)
             let deployment = deployment(ledger, index)
             guard deployment.purpose.isController else { continue }
             let device = ledger.deviceOf[index]
@@ -163,14 +211,14 @@ struct AppDecision {
             guard let reason else { continue }
             actions.append(.end(app: app.name, execution: execution.id, device: execution.deviceID, as: reason.state, reason: reason,
                                 unlessUpdatedAfter: execution.updatedAt))
-            ledger.executions[index].state = reason.state
+            ledger.state[index] = reason.state
         }
     }
 
     /// Step 2 for one target.
     mutating func decide(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String]) -> FleetStatusReport.Target {
         let target = targetPlan.target
-        let progress = TargetProgress(targetPlan, ledger: ledger, snapshot: snapshot)
+        let progress = TargetProgress(targetPlan, ledger: ledger, snapshot: snapshot, facts: facts)
         let total = progress.total
         let allowed = policy.maxFailures.allowance(of: total)
         var capacity = max(1, policy.maxUnavailable.devices(of: total)) - progress.inFlight
@@ -206,7 +254,7 @@ struct AppDecision {
             }
         } else {
             if app.app.selfHeal, capacity > 0 {
-                let due = progress.dueForHeal(driftedHere, app: app.name, ledger: ledger, snapshot: snapshot).prefix(capacity)
+                let due = progress.dueForHeal(driftedHere, ledger: ledger, snapshot: snapshot, facts: facts).prefix(capacity)
                 if !due.isEmpty {
                     actions.append(.heal(app: app.name, group: target.group, digest: target.digest, devices: due.map(plan.deviceID)))
                     capacity -= due.count
@@ -233,7 +281,7 @@ struct AppDecision {
         let wanted = Set(changed)
         // Each changed device's newest success of another digest.
         var lastGood: [Int32: Int] = [:]
-        for index in ledger.executions.indices where ledger.executions[index].state == .succeeded {
+        for index in ledger.state.indices where ledger.state[index] == .succeeded {
             let device = ledger.deviceOf[index]
             guard wanted.contains(device), deployment(ledger, index).digest != digest else { continue }
             if let known = lastGood[device], deployment(ledger, known).createdAt > deployment(ledger, index).createdAt { continue }

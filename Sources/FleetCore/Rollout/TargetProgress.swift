@@ -30,30 +30,30 @@ struct TargetProgress {
     private let changes: [Int32]
     private let lastHeard: [Date?]
 
-    init(_ targetPlan: TargetPlan, ledger: AppLedger, snapshot: FleetSnapshot) {
-        let digest = targetPlan.target.digest
+    init(_ targetPlan: TargetPlan, ledger: AppLedger, snapshot: FleetSnapshot, facts: DeploymentFacts) {
+        let digest = facts.digestNumber(targetPlan.target.digest)
         changes = targetPlan.changes.map(\.device)
         lastHeard = snapshot.lastHeard
         var counted = 0
         func classify(_ device: Int32, changing: Bool) -> Bool {
             if let index = ledger.inFlight[device] {
                 inFlight += 1
-                let deployment = snapshot.deployments[ledger.deploymentOf[index]]
-                guard deployment.digest == digest, deployment.purpose == .rollout || deployment.purpose == .heal else {
+                let deployment = ledger.deploymentOf[index]
+                guard facts.digest[deployment] == digest, facts.isRolloutOrHeal(deployment) else {
                     if changing { busyElsewhere += 1 }
                     return changing
                 }
                 active.append(device)
-                if deployment.purpose == .heal { healing.insert(device) }
+                if facts.kind[deployment] == .heal { healing.insert(device) }
                 return true
             }
             guard let index = ledger.newest[device] else { return false }
-            let deployment = snapshot.deployments[ledger.deploymentOf[index]]
-            guard deployment.digest == digest, deployment.purpose == .rollout || deployment.purpose == .heal else { return false }
-            switch ledger.executions[index].state {
+            let deployment = ledger.deploymentOf[index]
+            guard facts.digest[deployment] == digest, facts.isRolloutOrHeal(deployment) else { return false }
+            switch ledger.state[index] {
             case .succeeded:
                 succeeded.append(device)
-                if changing { finishedAt[device] = ledger.executions[index].updatedAt }
+                if changing { finishedAt[device] = ledger.execution(index, snapshot).updatedAt }
                 return true
             case .failed, .timedOut:
                 failed.append(device)
@@ -81,13 +81,14 @@ struct TargetProgress {
     }
 
     /// The drifted devices not healed within the self-heal interval.
-    func dueForHeal(_ drifted: [Int32], app: String, ledger: AppLedger, snapshot: FleetSnapshot) -> [Int32] {
+    func dueForHeal(_ drifted: [Int32], ledger: AppLedger, snapshot: FleetSnapshot, facts: DeploymentFacts) -> [Int32] {
         let candidates = Set(drifted.filter { !healing.contains($0) && ledger.inFlight[$0] == nil })
         guard !candidates.isEmpty else { return [] }
         var recent = Set<Int32>()
-        for index in ledger.executions.indices where candidates.contains(ledger.deviceOf[index]) {
-            let deployment = snapshot.deployments[ledger.deploymentOf[index]]
-            if deployment.purpose == .heal, snapshot.now.timeIntervalSince(deployment.createdAt) < snapshot.settings.selfHealInterval {
+        for index in ledger.state.indices where candidates.contains(ledger.deviceOf[index]) {
+            let deployment = ledger.deploymentOf[index]
+            if facts.kind[deployment] == .heal,
+               snapshot.now.timeIntervalSinceReferenceDate - facts.created[deployment] < snapshot.settings.selfHealInterval {
                 recent.insert(ledger.deviceOf[index])
             }
         }
