@@ -342,8 +342,8 @@ struct ControllerTests {
         let token: String
         let id: String
 
-        static func enroll(_ fleet: Fleet, tags: [String: String]) async throws -> HandDevice {
-            let body = try JSONSerialization.data(withJSONObject: ["token": fleet.enrollmentToken, "hardwareID": "by-hand",
+        static func enroll(_ fleet: Fleet, tags: [String: String], hardwareID: String = "by-hand") async throws -> HandDevice {
+            let body = try JSONSerialization.data(withJSONObject: ["token": fleet.enrollmentToken, "hardwareID": hardwareID,
                                                                    "deviceSecret": "0123456789abcdef0123", "tags": tags])
             let answer = try await send(fleet.base + "/agent/v1/enroll", method: "POST", token: nil, body: body)
             return HandDevice(base: fleet.base, token: answer["deviceToken"] as! String, id: answer["deviceID"] as! String)
@@ -360,7 +360,7 @@ struct ControllerTests {
 
         func heartbeat(thermostat: String?, digest: String?) async throws {
             var beat: [String: Any] = ["reportID": UUID().uuidString]
-            if let thermostat { beat["apps"] = ["thermostat": ["version": thermostat, "digest": digest ?? ""]] }
+            if let thermostat { beat["apps"] = ["thermostat": digest.map { ["version": thermostat, "digest": $0] } ?? ["version": thermostat]] }
             _ = try await Self.send(base + "/agent/v1/heartbeat", method: "POST", token: token, body: try JSONSerialization.data(withJSONObject: beat))
         }
 
@@ -373,6 +373,62 @@ struct ControllerTests {
             _ = try await Self.send(base + "/agent/v1/executions/\(execution)/report", method: "POST", token: token,
                                     body: try JSONSerialization.data(withJSONObject: ["reportID": "\(execution)-final", "state": "succeeded"]))
         }
+    }
+
+    /// Reproduces what used to abort a rollout: devices that went offline before a version bump,
+    /// `maxFailures: 1`, `onAbort: rollback` and a short `executionTimeout`. Offline devices are
+    /// put in no wave and never counted as failed; the target converges with them pending; one
+    /// that comes back gets the version.
+    @Test func offlineDevicesWaitAndAreUpdatedWhenTheyReturnNeverFailed() async throws {
+        let fleet = try Fleet(devices: 12)
+        let configuration = fleet.work.path + "/fleet.yaml"
+        try String(contentsOfFile: configuration, encoding: .utf8).replacingOccurrences(of: "executionTimeout: 30m", with: "executionTimeout: 3s")
+            .write(toFile: configuration, atomically: true, encoding: .utf8)
+        try fleet.work.commitAll("time executions out after 3 s")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        var away: [HandDevice] = []
+        for number in 0..<3 {
+            let device = try await HandDevice.enroll(fleet, tags: ["hw": "rpi4", "site": "paris", "ring": "prod", "away": "yes"], hardwareID: "away-\(number)")
+            try await device.heartbeat(thermostat: "2.4.1", digest: nil)
+            away.append(device)
+        }
+        let expected = { (europe: String) in { (tags: [String: String]) -> String? in tags["away"] == "yes" ? "2.4.1" : Self.thermostat(europe: europe)(tags) } }
+        #expect(try await fleet.waitUntil(seconds: 60, expected("2.4.1")))
+        // They go silent; three missed heartbeats later they are offline. Then the bump.
+        try await Task.sleep(for: .seconds(4))
+        let app = fleet.work.path + "/apps/thermostat.yaml"
+        try String(contentsOfFile: app, encoding: .utf8).replacingOccurrences(of: "version: 2.4.1", with: "version: 2.4.2")
+            .replacingOccurrences(of: "thermostat/2.4.1/", with: "thermostat/2.4.2/").write(toFile: app, atomically: true, encoding: .utf8)
+        let bump = try fleet.work.commitAll("thermostat 2.4.2 for Europe")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        #expect(try await fleet.waitUntil(seconds: 60, expected("2.4.2")))
+        let note = try await eventuallyValue(seconds: 30) { () -> String? in
+            try fleet.note(on: bump).flatMap { $0.contains("europe → 2.4.2") && $0.contains("offline pending") ? $0 : nil }
+        }
+        #expect(note.contains("flotilla/thermostat: success"), "\(note)")
+        #expect(note.contains("3 offline pending"), "\(note)")
+        #expect(!note.contains("aborted") && !note.contains("failure"), "\(note)")
+        // Nothing was given to them while they were away.
+        let ids = Set(away.map(\.id))
+        for deployment in try await fleet.get("/api/v1/deployments")["deployments"] as? [[String: Any]] ?? [] {
+            let detail = try await fleet.get("/api/v1/deployments/\(deployment["id"] as? String ?? "")")
+            let executions = detail["executions"] as? [[String: Any]] ?? []
+            #expect(!executions.contains { ids.contains($0["deviceID"] as? String ?? "") }, "an offline device was put in a wave")
+        }
+        // One comes back: it gets 2.4.2, once, and the target counts one fewer pending.
+        try await away[0].heartbeat(thermostat: "2.4.1", digest: nil)
+        let assignment = try await eventuallyValue(seconds: 30) { () -> [String: Any]? in
+            try await away[0].heartbeat(thermostat: "2.4.1", digest: nil)
+            return try await away[0].assignments().first
+        }
+        #expect(assignment["version"] as? String == "2.4.2")
+        try await away[0].succeed(try #require(assignment["executionID"] as? String))
+        try await away[0].heartbeat(thermostat: "2.4.2", digest: assignment["digest"] as? String)
+        let after = try await eventuallyValue(seconds: 30) { () -> String? in
+            try await away[0].heartbeat(thermostat: "2.4.2", digest: assignment["digest"] as? String)
+            return try fleet.note(on: bump).flatMap { $0.contains("2 offline pending") ? $0 : nil }
+        }
+        #expect(after.contains("flotilla/thermostat: success"), "\(after)")
     }
 
     @Test func driftIsReportedAndSelfHealedOncePerInterval() async throws {
