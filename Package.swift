@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.60.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        // Already in the build through jwt-kit; named here for the webhook HMAC.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // The fleet model, loading, validation and planning. No I/O.
@@ -41,7 +43,8 @@ let package = Package(
         // step runners, the outbox. The standard library, Glibc, libcurl and libyaml only.
         .target(name: "FleetAgent", dependencies: ["FleetProtocol", "CLibCurl", "CLibYAML"]),
         .executableTarget(name: "flotilla-agent", dependencies: ["FleetAgent"]),
-        // The store protocol, records and an in-memory store.
+        // The store protocol, records and an in-memory store; and the deployment seam the server and
+    // the controller share (Deployer, AssignmentBoard, ControllerHandle), so neither imports the other.
         .target(name: "FleetStore", dependencies: ["FleetProtocol"]),
         // The embedded store: SQLite through GRDB.
         .target(
@@ -56,6 +59,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -65,7 +69,7 @@ let package = Package(
         .target(
             name: "FleetController",
             dependencies: [
-                "FleetCore", "FleetGit", "FleetProtocol", "FleetServer", "FleetStore",
+                "FleetCore", "FleetGit", "FleetProtocol", "FleetStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -3,6 +3,7 @@ import FleetController
 import FleetCore
 import FleetGit
 import FleetServer
+import FleetStore
 import FleetStoreSQLite
 import Foundation
 import Hummingbird

@@ -1,7 +1,6 @@
 import FleetCore
 import FleetGit
 import FleetProtocol
-import FleetServer
 import FleetStore
 import Foundation
 import Logging

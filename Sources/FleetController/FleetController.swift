@@ -1,7 +1,6 @@
 public import FleetCore
 public import FleetGit
 import FleetProtocol
-public import FleetServer
 public import FleetStore
 public import Foundation
 public import Logging

@@ -19,33 +19,6 @@ public enum SHA256 {
         return hasher.finalizeHex()
     }
 
-    /// HMAC-SHA256 (RFC 2104) of `message` under `key`, as 64 lower-case hexadecimal digits.
-    public static func hmacHex(key: [UInt8], message: [UInt8]) -> String {
-        var key = key
-        if key.count > 64 {
-            var hasher = Hasher()
-            hasher.update(key)
-            key = hasher.finalize()
-        }
-        key += [UInt8](repeating: 0, count: 64 - key.count)
-        var inner = Hasher()
-        inner.update(key.map { $0 ^ 0x36 })
-        inner.update(message)
-        var outer = Hasher()
-        outer.update(key.map { $0 ^ 0x5c })
-        outer.update(inner.finalize())
-        return outer.finalizeHex()
-    }
-
-    /// Compares two texts in time that depends on their length only, for secrets and signatures.
-    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
-    }
-
     /// A digest fed in pieces.
     public struct Hasher: Sendable {
         private var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]

@@ -43,11 +43,5 @@ public enum AccessTokens {
     private static func prefix(_ kind: AccessTokenRecord.Kind) -> String { kind == .enrollment ? "fle" : "flo" }
 
     /// Hexadecimal from the system's cryptographic random source.
-    static func randomHex(bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            return String(byte >> 4, radix: 16) + String(byte & 0xf, radix: 16)
-        }.joined()
-    }
+    static func randomHex(bytes: Int) -> String { Deployer.randomHex(bytes: bytes) }
 }

@@ -1,49 +1,9 @@
 public import FleetStore
+import Crypto
 import FleetProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
-
-/// What the server needs of a controller running beside it: a way to ask for a poll now, and its
-/// last status. The server knows nothing of git; `flotilla serve --repo` wires one in.
-public protocol ControllerHandle: Sendable {
-    func requestPoll() async
-    /// The last status report as JSON, nil before the first reconcile.
-    func statusJSON() async -> [UInt8]?
-    /// Holds (or releases) new waves, heals and rollbacks of `app`; what runs, runs on.
-    func setSuspended(_ suspended: Bool, app: String) async throws
-    /// The branch it reconciles; a push webhook for another ref is acknowledged and ignored.
-    var watchedBranch: String { get }
-    /// Its reconcile passes so far, for `/metrics`.
-    func metrics() async -> ControllerMetrics
-    /// A device's execution reached a final state: the rollout it belongs to may move on.
-    func executionEnded() async
-}
-
-/// How much work the controller's reconcile passes are.
-public struct ControllerMetrics: Sendable, Equatable {
-    public var passes = 0
-    public var passSeconds = 0.0
-    public var lastPassSeconds = 0.0
-
-    public init() {}
-
-    /// The Prometheus text exposition of these numbers.
-    public var exposition: String {
-        """
-        # HELP flotilla_controller_passes_total Reconcile passes of the fleet repository's desired state.
-        # TYPE flotilla_controller_passes_total counter
-        flotilla_controller_passes_total \(passes)
-        # HELP flotilla_controller_pass_seconds_total Time spent in reconcile passes.
-        # TYPE flotilla_controller_pass_seconds_total counter
-        flotilla_controller_pass_seconds_total \(passSeconds)
-        # HELP flotilla_controller_last_pass_seconds How long the last reconcile pass took.
-        # TYPE flotilla_controller_last_pass_seconds gauge
-        flotilla_controller_last_pass_seconds \(lastPassSeconds)
-
-        """
-    }
-}
 
 /// Push webhooks from GitHub, GitLab and Gitea/Forgejo at `/hooks/git`, verified before anything
 /// is fetched; `POST /api/v1/reconcile` and `GET /api/v1/status` for operators.
@@ -97,15 +57,24 @@ struct ControllerRoutes: Sendable {
             throw APIError(.contentTooLarge, "body_too_large", "a push event is limited to 5 MiB")
         }
         let body = Array(buffer.readableBytesView)
-        let expected = SHA256.hmacHex(key: Array(hookSecret.utf8), message: body)
+        let key = SymmetricKey(data: Array(hookSecret.utf8))
+        // swift-crypto's HMAC and its constant-time check, over the hexadecimal MAC the forge sent.
+        func validMAC(_ hex: Substring) -> Bool {
+            guard let mac = Self.bytes(hex: hex) else { return false }
+            return HMAC<Crypto.SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: key)
+        }
         let header = { (name: String) in HTTPField.Name(name).flatMap { request.headers[$0] } }
         let verified: Bool
         if let signature = header("X-Hub-Signature-256") {
-            verified = SHA256.constantTimeEquals(signature, "sha256=" + expected)
+            verified = signature.hasPrefix("sha256=") && validMAC(signature.dropFirst("sha256=".count))
         } else if let signature = header("X-Gitea-Signature") ?? header("X-Forgejo-Signature") {
-            verified = SHA256.constantTimeEquals(signature, expected)
+            verified = validMAC(Substring(signature))
         } else if let token = header("X-Gitlab-Token") {
-            verified = SHA256.constantTimeEquals(token, hookSecret)
+            // GitLab sends the secret itself: compared as the MACs of both under a one-off key,
+            // so the comparison takes the same time wherever they differ.
+            let once = SymmetricKey(size: .bits256)
+            verified = HMAC<Crypto.SHA256>.isValidAuthenticationCode(HMAC<Crypto.SHA256>.authenticationCode(for: Array(token.utf8), using: once),
+                                                                     authenticating: Array(hookSecret.utf8), using: once)
         } else {
             throw APIError.unauthorized("a signed push event is required (X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token)")
         }
@@ -120,5 +89,26 @@ struct ControllerRoutes: Sendable {
             await controller.requestPoll()
             return try JSONBody.response(["reconcile": "requested"], status: .accepted)
         }
+    }
+
+    /// The bytes a hexadecimal string spells, or nil when it is not one.
+    static func bytes(hex: Substring) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func value(_ digit: UInt8) -> UInt8? {
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
     }
 }

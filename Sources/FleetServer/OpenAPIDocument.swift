@@ -1297,6 +1297,10 @@ enum OpenAPIDocument {
                 "name": {
                   "type": "string"
                 },
+                "error": {
+                  "type": "string",
+                  "description": "Why the app could not be reconciled on the last pass; absent when all went well."
+                },
                 "drifted": {
                   "type": "array",
                   "items": {
@@ -1327,7 +1331,12 @@ enum OpenAPIDocument {
                         "type": "integer"
                       },
                       "offline": {
-                        "type": "integer"
+                        "type": "integer",
+                        "description": "Devices that still need the version and are offline: they wait, never failures."
+                      },
+                      "reason": {
+                        "type": "string",
+                        "description": "Why nothing starts now, when something holds the target."
                       },
                       "state": {
                         "type": "string",
@@ -1549,6 +1558,10 @@ enum OpenAPIDocument {
           },
           "agentVersion": {
             "type": "string"
+          },
+          "executing": {
+            "type": "string",
+            "description": "The execution the agent works on, if any (resumed after a restart included)."
           }
         },
         "required": [
@@ -1943,8 +1956,18 @@ enum OpenAPIDocument {
           "createdBy": {
             "type": "string"
           },
+          "purpose": {
+            "type": "string",
+            "description": "Why it exists: manual (an operator's), rollout, heal, or rollback:<digest of the aborted rollout>.",
+            "pattern": "^(manual|rollout|heal|rollback:.+)$"
+          },
+          "group": {
+            "type": "string",
+            "description": "The target group a controller deployment is for."
+          },
           "aborted": {
-            "type": "boolean"
+            "type": "boolean",
+            "description": "Its rollout was aborted; a superseded deployment has its executions cancelled but is not aborted."
           }
         },
         "required": [
@@ -1960,6 +1983,7 @@ enum OpenAPIDocument {
           "artifactAllowlist",
           "createdAt",
           "createdBy",
+          "purpose",
           "aborted"
         ],
         "additionalProperties": false
@@ -1991,6 +2015,11 @@ enum OpenAPIDocument {
           "updatedAt": {
             "type": "string",
             "format": "date-time"
+          },
+          "takenAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the device took it; its execution timeout counts from here."
           },
           "revision": {
             "type": "integer"

@@ -31,3 +31,11 @@ struct PushEventTests {
             == .ignored("a push to refs/heads/main; this controller watches refs/heads/release"))
     }
 }
+
+/// A forge's hexadecimal MAC as bytes, before swift-crypto checks it.
+struct WebhookMACTests {
+    @Test(arguments: [("00ff10Ab", [0x00, 0xff, 0x10, 0xab] as [UInt8]?), ("abc", nil), ("zz", nil), ("", [])])
+    func hexadecimalMACs(_ text: String, _ bytes: [UInt8]?) {
+        #expect(ControllerRoutes.bytes(hex: Substring(text)) == bytes)
+    }
+}

@@ -6,7 +6,7 @@ public actor AssignmentBoard {
     public init() {}
 
     /// Returns when `device`'s assignments may have changed, or after `timeout`.
-    func wait(device: String, timeout: Duration) async {
+    public func wait(device: String, timeout: Duration) async {
         let id = nextWaiter
         nextWaiter += 1
         let timer = Task {

@@ -1,5 +1,4 @@
 public import FleetProtocol
-public import FleetStore
 public import Foundation
 
 /// Creates and aborts deployments and wakes the devices they concern: the one way both the
@@ -17,7 +16,7 @@ public struct Deployer: Sendable {
     @discardableResult
     public func create(_ deployment: DeploymentRecord, devices: [String], at date: Date) async throws -> [ExecutionRecord] {
         let executions = devices.map { device in
-            ExecutionRecord(id: "ex-" + AccessTokens.randomHex(bytes: 8), deploymentID: deployment.id, deviceID: device, updatedAt: date)
+            ExecutionRecord(id: "ex-" + Self.randomHex(bytes: 8), deploymentID: deployment.id, deviceID: device, updatedAt: date)
         }
         try await store.createDeployment(deployment, executions: executions)
         await board.notify(devices)
@@ -32,5 +31,14 @@ public struct Deployer: Sendable {
         return cancelled
     }
 
-    public static func newDeploymentID() -> String { "dep-" + AccessTokens.randomHex(bytes: 8) }
+    public static func newDeploymentID() -> String { "dep-" + randomHex(bytes: 8) }
+
+    /// `bytes` random bytes as lowercase hexadecimal.
+    public static func randomHex(bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return String(byte >> 4, radix: 16) + String(byte & 0xf, radix: 16)
+        }.joined()
+    }
 }
