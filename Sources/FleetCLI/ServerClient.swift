@@ -160,3 +160,43 @@ struct ResumeCommand: AsyncParsableCommand {
         print("\(app) resumed")
     }
 }
+
+/// `flotilla devices …`: operations on one device of the registry.
+struct DevicesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "devices",
+        abstract: "Operate on devices in the server's registry.",
+        subcommands: [ResetIdentity.self]
+    )
+
+    struct ResetIdentity: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-identity",
+            abstract: "Let a replaced board enroll as this device with a new device secret (audited).",
+            discussion: """
+                A device that enrolls again under a known hardware id must prove the device secret it enrolled with; \
+                a board that was replaced cannot. This forgets the device's secret, so its next enrollment sets a new one \
+                and it keeps its place, tags and history. Calls POST /api/v1/devices/ID/reset-identity with the operator \
+                token in FLOTILLA_TOKEN.
+                """
+        )
+
+        @Argument(help: "The device id (d-…), as `GET /api/v1/devices` lists it.")
+        var device: String
+
+        @Option(help: "The server's base URL.")
+        var server: String = "http://127.0.0.1:8080"
+
+        func validate() throws {
+            guard !device.isEmpty, device.utf8.allSatisfy({ $0 < 128 && (UInt8(ascii: "-") == $0 || UInt8(ascii: "_") == $0 || UInt8(ascii: ".") == $0
+                                                                || Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber) }) else {
+                throw ValidationError("'\(device)' is not a device id (letters, digits, '-', '_' and '.')")
+            }
+        }
+
+        func run() async throws {
+            _ = try await ServerClient(server: server).post("/api/v1/devices/\(device)/reset-identity")
+            print("\(device): identity reset; its next enrollment sets a new device secret")
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Crypto
 import FleetProtocol
 import FleetStore
 import Foundation
@@ -90,8 +91,18 @@ struct AgentController: Sendable {
                                      secretHash: AccessTokens.hash(body.deviceSecret), reportedTags: tags,
                                      attributes: body.attributes ?? [:], enrolledAt: now)
         let device = try await store.enroll(candidate)
-        directory.remember(device)
         let again = device.id != candidate.id
+        // The enrollment token is on every device: enrolling again as a known hardware id must
+        // prove that device's secret, or anyone holding one device could become any other.
+        if again, !DeviceSecret.matches(body.deviceSecret, storedHash: device.secretHash) {
+            try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
+                                                    action: "device.reenroll.refused", subject: device.id,
+                                                    detail: "hardware \(body.hardwareID): the device secret does not match"))
+            throw APIError(.forbidden, "device_secret_mismatch",
+                           "hardware '\(body.hardwareID)' is enrolled as \(device.id) with another device secret; if the board was "
+                           + "replaced, an operator resets its identity (flotilla devices reset-identity \(device.id))")
+        }
+        directory.remember(device)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
                                                 action: again ? "device.reenroll" : "device.enroll", subject: device.id,
                                                 detail: "hardware \(body.hardwareID)"))
@@ -136,5 +147,15 @@ enum Validate {
         guard !value.isEmpty, value.utf8.count <= maximum else {
             throw APIError.invalid("'\(field)' must be 1 to \(maximum) characters", field: field)
         }
+    }
+}
+
+/// A device's secret against the hash stored at its first enrollment.
+enum DeviceSecret {
+    /// Whether `secret` hashes to `storedHash`, compared in constant time: the two hashes are
+    /// hashed again by swift-crypto, whose digests compare in constant time (equal digests mean
+    /// equal hashes).
+    static func matches(_ secret: String, storedHash: String) -> Bool {
+        Crypto.SHA256.hash(data: Array(AccessTokens.hash(secret).utf8)) == Crypto.SHA256.hash(data: Array(storedHash.utf8))
     }
 }

@@ -55,6 +55,16 @@ enum OpenAPIDocument {
               }
             }
           },
+          "403": {
+            "description": "A device with this hardware id is enrolled with another device secret (code device_secret_mismatch); an operator can reset its identity.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
           "401": {
             "description": "The request was refused; the body says why and, where one is to blame, which field.",
             "content": {
@@ -549,6 +559,72 @@ enum OpenAPIDocument {
         "responses": {
           "204": {
             "description": "Deleted."
+          },
+          "401": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/api/v1/devices/{id}/reset-identity": {
+      "post": {
+        "operationId": "resetDeviceIdentity",
+        "summary": "Forget a device's secret, so a replaced board enrolls as it with a new one (audited).",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The identity was reset; the next enrollment of its hardware id sets the device secret.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "device": {
+                      "type": "string"
+                    },
+                    "identity": {
+                      "type": "string"
+                    }
+                  },
+                  "required": [
+                    "device",
+                    "identity"
+                  ],
+                  "additionalProperties": false
+                }
+              }
+            }
           },
           "401": {
             "description": "The request was refused; the body says why and, where one is to blame, which field.",

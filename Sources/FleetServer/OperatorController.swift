@@ -18,6 +18,7 @@ struct OperatorController: Sendable {
         group.get("devices") { request, _ in try await listDevices(request) }
         group.get("devices/:id") { request, context in try await showDevice(request, id: try context.parameters.require("id")) }
         group.delete("devices/:id") { request, context in try await deleteDevice(request, id: try context.parameters.require("id")) }
+        group.post("devices/:id/reset-identity") { request, context in try await resetIdentity(request, id: try context.parameters.require("id")) }
         group.get("tokens") { request, _ in
             let token = try await authenticate(request)
             return try JSONBody.response(["tokens": try await store.tokens(project: token.project).map(TokenView.init)])
@@ -115,6 +116,18 @@ struct OperatorController: Sendable {
         }
         let history = try await store.heartbeats(deviceID: id, limit: 100).map(\.report)
         return try JSONBody.response(DeviceDetail(device: view(device, now: Date()), heartbeats: history))
+    }
+
+    /// A replaced board: its next enrollment under the same hardware id sets a new device secret.
+    private func resetIdentity(_ request: Request, id: String) async throws -> Response {
+        let token = try await authenticate(request)
+        guard let device = try await store.device(id: id), device.project == token.project, !device.deleted else {
+            throw APIError.notFound("no device '\(id)' in project \(token.project)")
+        }
+        try await store.resetIdentity(deviceID: id)
+        try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
+                                                action: "device.reset-identity", subject: id, detail: "hardware \(device.hardwareID)"))
+        return try JSONBody.response(["device": id, "identity": "reset: the next enrollment of hardware '\(device.hardwareID)' sets its secret"])
     }
 
     private func deleteDevice(_ request: Request, id: String) async throws -> Response {

@@ -16,8 +16,13 @@ public protocol FleetStore: Sendable {
     func revokeToken(id: String) async throws
 
     /// Registers `device`, or returns the device already registered for its project and
-    /// hardware id (the same hardware enrolling again is the same device).
+    /// hardware id (the same hardware enrolling again is the same device; the caller checks it
+    /// proves the device secret). A device whose identity an operator reset takes the new
+    /// device's secret hash.
     func enroll(_ device: DeviceRecord) async throws -> DeviceRecord
+    /// Forgets the device's secret, so the next enrollment of its hardware id sets a new one (a
+    /// replaced board keeps its place in the fleet).
+    func resetIdentity(deviceID: String) async throws
     func device(id: String) async throws -> DeviceRecord?
     func devices(project: String) async throws -> [DeviceRecord]
     /// Marks the device deleted; its hardware id can enroll afresh only as a new device.

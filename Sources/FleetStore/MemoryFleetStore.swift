@@ -40,7 +40,11 @@ public actor MemoryFleetStore: FleetStore {
     }
 
     public func enroll(_ device: DeviceRecord) throws -> DeviceRecord {
-        if let existing = deviceRecords.values.first(where: { $0.project == device.project && $0.hardwareID == device.hardwareID && !$0.deleted }) {
+        if var existing = deviceRecords.values.first(where: { $0.project == device.project && $0.hardwareID == device.hardwareID && !$0.deleted }) {
+            if existing.secretHash.isEmpty {
+                existing.secretHash = device.secretHash
+                deviceRecords[existing.id] = existing
+            }
             return existing
         }
         guard deviceRecords[device.id] == nil else { throw StoreError(.duplicate, "device \(device.id) exists") }
@@ -52,6 +56,11 @@ public actor MemoryFleetStore: FleetStore {
 
     public func devices(project: String) -> [DeviceRecord] {
         deviceRecords.values.filter { $0.project == project && !$0.deleted }.sorted { $0.id < $1.id }
+    }
+
+    public func resetIdentity(deviceID: String) throws {
+        guard deviceRecords[deviceID] != nil else { throw StoreError(.notFound, "no device \(deviceID)") }
+        deviceRecords[deviceID]?.secretHash = ""
     }
 
     public func deleteDevice(id: String) throws {

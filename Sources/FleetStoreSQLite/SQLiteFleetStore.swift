@@ -128,7 +128,12 @@ public final class SQLiteFleetStore: FleetStore {
         try await write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE project = ? AND hardware_id = ? AND deleted = 0",
                                           arguments: [device.project, device.hardwareID]) {
-                return try Self.device(row)
+                var existing = try Self.device(row)
+                if existing.secretHash.isEmpty {
+                    try db.execute(sql: "UPDATE device SET secret_hash = ? WHERE id = ?", arguments: [device.secretHash, existing.id])
+                    existing.secretHash = device.secretHash
+                }
+                return existing
             }
             try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
                            arguments: [device.project, device.enrolledAt.timeIntervalSince1970])
@@ -139,6 +144,13 @@ public final class SQLiteFleetStore: FleetStore {
                                  try Self.json(device.reportedTags), try Self.json(device.attributes), try Self.json(device.apps),
                                  device.enrolledAt.timeIntervalSince1970, device.lastHeartbeatAt?.timeIntervalSince1970, device.deleted])
             return device
+        }
+    }
+
+    public func resetIdentity(deviceID: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE device SET secret_hash = '' WHERE id = ?", arguments: [deviceID])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "no device \(deviceID)") }
         }
     }
 

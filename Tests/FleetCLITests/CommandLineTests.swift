@@ -122,6 +122,12 @@ struct CommandLineTests {
         #expect(apps?.map { $0["name"] as? String } == ["telemetry", "thermostat"])
     }
 
+    @Test func resetIdentityTakesOnlyADeviceID() throws {
+        let result = try CommandResult.run(["devices", "reset-identity", "../tokens"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("'../tokens' is not a device id"))
+    }
+
     @Test func schemaIsJSONSchema2020() throws {
         let result = try CommandResult.run(["schema"])
         #expect(result.status == 0)

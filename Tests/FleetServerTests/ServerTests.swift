@@ -57,9 +57,9 @@ struct ServerTests {
         try decode(ErrorResponse.self, response).error
     }
 
-    func enroll(_ client: some TestClientProtocol, token: String, hardware: String = "serial-1") async throws -> TestResponse {
+    func enroll(_ client: some TestClientProtocol, token: String, hardware: String = "serial-1", secret: String? = nil) async throws -> TestResponse {
         try await client.execute(uri: "/agent/v1/enroll", method: .post,
-                                 body: Self.json(EnrollmentRequest(token: token, hardwareID: hardware, deviceSecret: "secret-of-\(hardware)-0000",
+                                 body: Self.json(EnrollmentRequest(token: token, hardwareID: hardware, deviceSecret: secret ?? "secret-of-\(hardware)-0000",
                                                                    tags: ["site": "berlin"], attributes: ["arch": "arm64"])))
     }
 
@@ -102,6 +102,39 @@ struct ServerTests {
             #expect(try Self.decode(OperatorController.DeviceDetail.self, detail).heartbeats == [beat])
             // The secret's hash never leaves the server.
             #expect(!String(buffer: detail.body).contains("secret"))
+        }
+    }
+
+    /// The enrollment token is on every device: with it and a known hardware id, an attacker
+    /// must not become that device.
+    @Test func enrollingAsAKnownDeviceNeedsItsSecretAndAnOperatorCanResetIt() async throws {
+        try await withServer { client, tokens in
+            let enrolled = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let impostor = try await enroll(client, token: tokens.enrollment, secret: "a-guessed-secret-0123")
+            #expect(impostor.status == .forbidden)
+            #expect(try Self.error(impostor).code == "device_secret_mismatch")
+            #expect(!String(buffer: impostor.body).contains("deviceToken"))
+            #expect(try Self.error(impostor).message.contains("flotilla devices reset-identity \(enrolled.deviceID)"))
+            #expect(try await store.audit(project: "acme", limit: 1).first?.action == "device.reenroll.refused")
+            // The device itself, with its own secret, enrolls again as itself.
+            let again = try await enroll(client, token: tokens.enrollment)
+            #expect(again.status == .ok)
+            #expect(try Self.decode(EnrollmentResponse.self, again).deviceID == enrolled.deviceID)
+
+            // Another project's operator cannot reset it; this project's can.
+            let path = "/api/v1/devices/\(enrolled.deviceID)/reset-identity"
+            let foreign = try await client.execute(uri: path, method: .post, headers: [.authorization: "Bearer \(tokens.otherOperator)"])
+            #expect(foreign.status == .notFound)
+            let reset = try await client.execute(uri: path, method: .post, headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(reset.status == .ok)
+            #expect(try await store.audit(project: "acme", limit: 1).first?.action == "device.reset-identity")
+            // The replaced board enrolls with its new secret and keeps the device's place; then the
+            // old secret is the wrong one.
+            let replaced = try await enroll(client, token: tokens.enrollment, secret: "the-new-boards-secret-99")
+            #expect(replaced.status == .ok)
+            #expect(try Self.decode(EnrollmentResponse.self, replaced).deviceID == enrolled.deviceID)
+            #expect(try await enroll(client, token: tokens.enrollment).status == .forbidden)
+            #expect(try await enroll(client, token: tokens.enrollment, secret: "the-new-boards-secret-99").status == .ok)
         }
     }
 
@@ -304,6 +337,7 @@ struct HeldFleetStore: FleetStore {
     func device(id: String) async throws -> DeviceRecord? { try await held.inner.device(id: id) }
     func devices(project: String) async throws -> [DeviceRecord] { try await held.inner.devices(project: project) }
     func deleteDevice(id: String) async throws { try await held.inner.deleteDevice(id: id) }
+    func resetIdentity(deviceID: String) async throws { try await held.inner.resetIdentity(deviceID: deviceID) }
     func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] { try await held.inner.heartbeats(deviceID: deviceID, limit: limit) }
     func pruneHeartbeats(before date: Date) async throws { try await held.inner.pruneHeartbeats(before: date) }
     func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws {

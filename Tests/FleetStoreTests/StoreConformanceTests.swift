@@ -59,6 +59,15 @@ struct StoreConformanceTests {
         #expect(other.id == "d3")
         #expect(try await store.devices(project: "acme").map(\.id) == ["d1", "d3"])
 
+        // An identity reset: the next enrollment of the hardware sets the secret.
+        try await store.resetIdentity(deviceID: first.id)
+        var replaced = device("d9", hardware: "serial-1")
+        replaced.secretHash = "new-hash"
+        let adopted = try await store.enroll(replaced)
+        #expect(adopted.id == first.id)
+        #expect(adopted.secretHash == "new-hash")
+        #expect(try await store.device(id: first.id)?.secretHash == "new-hash")
+        await #expect(throws: StoreError.self) { try await store.resetIdentity(deviceID: "nope") }
         // Once deleted, the hardware enrolls as a new device.
         try await store.deleteDevice(id: "d1")
         #expect(try await store.device(id: "d1")?.deleted == true)

@@ -103,8 +103,13 @@ struct AppLedger {
         var ledgers = Array(repeating: AppLedger(), count: snapshot.fleet.apps.count)
         let ids = snapshot.inventory.ids
         snapshot.executions.withUnsafeBufferPointer { executions in
+            // Executions come in creation order, a deployment's together: its id is looked up once per run.
+            var last: (id: String, position: Int?) = ("", nil)
             for index in executions.indices {
-                guard let deployment = deploymentTable.position(of: executions[index].deploymentID, in: deploymentIDs) else { continue }
+                if executions[index].deploymentID != last.id {
+                    last = (executions[index].deploymentID, deploymentTable.position(of: executions[index].deploymentID, in: deploymentIDs))
+                }
+                guard let deployment = last.position else { continue }
                 let app = deploymentApp[deployment]
                 guard app >= 0 else { continue }
                 ledgers[app].source.append(Int32(index))
