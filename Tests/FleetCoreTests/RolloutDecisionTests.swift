@@ -143,6 +143,23 @@ struct RolloutDecisionTests {
         #expect(FleetStatusReport.state(of: decision.report.apps[0]) == "failure")
     }
 
+    /// Found by the simulator (seed 1036987): a device got 2.0, then 2.1 failed on it and left it
+    /// on 2.0; 2.0 is wanted again and its rollout aborts. The device runs what the aborted
+    /// rollout gave it, so it is rolled back too — though its newest execution is 2.1's failure.
+    @Test func aRollbackTakesEveryDeviceRunningTheAbortedVersionFromItsRollout() throws {
+        var world = World(fleet: try Self.fleet(), count: 4)
+        world.deployment("v1", digest: "old", version: "1.0", at: -10_000, (1...4).map { ("d\($0)", .succeeded, takenAgo: 9_000) })
+        world.deployment("w0", at: -5_000, [("d1", .succeeded, takenAgo: 4_900)])
+        world.deployment("x1", digest: "digest-of-2.1", version: "2.1", at: -3_000, [("d1", .failed, takenAgo: 2_900)])
+        world.deployment("w1", aborted: true, [("d2", .failed, takenAgo: 50), ("d3", .failed, takenAgo: 50)])
+        world.report("d1", version: "2.0", digest: world.digest)
+        let decision = try world.decide()
+        #expect(decision.actions.contains(.rollBack(app: "app", abortedDigest: world.digest, restoring: "v1", devices: ["d1"])))
+        // Once its rollback has run — even if it failed — it is not tried again.
+        world.deployment("r1", purpose: .rollback(abortedDigest: world.digest), at: -10, [("d1", .failed, takenAgo: 9)])
+        #expect(!(try world.decide()).actions.contains { if case .rollBack = $0 { true } else { false } })
+    }
+
     @Test func anAbortIsStickyEvenWhenALateReportTurnsAFailureIntoASuccess() throws {
         var world = World(fleet: try Self.fleet(), count: 6)
         world.deployment("w1", aborted: true, [("d1", .succeeded, takenAgo: 50), ("d2", .succeeded, takenAgo: 50)])

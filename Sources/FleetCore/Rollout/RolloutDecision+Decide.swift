@@ -247,7 +247,9 @@ struct AppDecision {
                                              failed: progress.failed.count, allowed: allowed))
             }
             status.state = "aborted"
-            if policy.onAbort == .rollback, !held { rollBack(progress, ledger: ledger, digest: target.digest, capacity: capacity) }
+            if policy.onAbort == .rollback, !held {
+                rollBack(progress, unchanged: targetPlan.unchanged, ledger: ledger, digest: target.digest, capacity: capacity)
+            }
             return status
         }
         if held {
@@ -280,9 +282,25 @@ struct AppDecision {
 
     /// Gives the devices the aborted rollout changed their last good version, `capacity` at a
     /// time; offline ones when they are heard again.
-    private mutating func rollBack(_ progress: TargetProgress, ledger: AppLedger, digest: String, capacity: Int) {
-        let changed = progress.succeeded.filter { online($0) && ledger.inFlight[$0] == nil }
-        guard capacity > 0, !changed.isEmpty else { return }
+    ///
+    /// Changed means what the device runs: it finished this rollout, or it reports the aborted
+    /// digest and got it from a rollout of it (once, perhaps, before a later version failed on it
+    /// and left it there). A device whose rollback already ran (and failed) is not tried again.
+    private mutating func rollBack(_ progress: TargetProgress, unchanged: [Int32], ledger: AppLedger, digest: String, capacity: Int) {
+        guard capacity > 0 else { return }
+        let number = facts.digestNumber(digest)
+        let runningIt = Set(unchanged)
+        var gotIt = Set<Int32>()
+        for index in ledger.state.indices where ledger.state[index] == .succeeded && runningIt.contains(ledger.deviceOf[index]) {
+            let deployment = ledger.deploymentOf[index]
+            if facts.digest[deployment] == number, facts.isRolloutOrHeal(deployment) { gotIt.insert(ledger.deviceOf[index]) }
+        }
+        let changed = Set(progress.succeeded).union(gotIt).filter { device in
+            guard online(device), ledger.inFlight[device] == nil else { return false }
+            guard let newest = ledger.newest[device] else { return true }
+            return facts.kind[ledger.deploymentOf[newest]] != .rollback || snapshot.deployments[ledger.deploymentOf[newest]].purpose != .rollback(abortedDigest: digest)
+        }
+        guard !changed.isEmpty else { return }
         let wanted = Set(changed)
         // Each changed device's newest success of another digest.
         var lastGood: [Int32: Int] = [:]
