@@ -126,6 +126,10 @@ public actor FleetController: Service, ControllerHandle {
 
     public func statusJSON() -> [UInt8]? { status?.json }
 
+    public func scope() -> (project: String, apps: [String])? {
+        desired.map { ($0.fleet.fleet.project, $0.fleet.apps.map(\.name)) }
+    }
+
     public nonisolated var watchedBranch: String { configuration.branch }
 
     /// Apps whose new waves, heals and rollbacks are held; kept in the cache directory, so a

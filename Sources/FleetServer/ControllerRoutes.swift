@@ -16,17 +16,18 @@ struct ControllerRoutes: Sendable {
         router.post("hooks/git") { request, _ in try await hook(request) }
         let api = router.group("api/v1")
         api.post("reconcile") { request, _ in
-            _ = try await OperatorAuth.authenticate(request, store: store)
-            guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
+            let (controller, _) = try await scoped(request)
             await controller.requestPoll()
             return try JSONBody.response(["reconcile": "requested"], status: .accepted)
         }
         for (verb, suspended) in [("suspend", true), ("resume", false)] {
             api.post("apps/:app/\(verb)") { request, context in
-                let token = try await OperatorAuth.authenticate(request, store: store)
-                guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
+                let (controller, token) = try await scoped(request)
                 let app = try context.parameters.require("app")
                 try Validate.text(app, field: "app", maximum: 63)
+                guard await controller.scope()?.apps.contains(app) == true else {
+                    throw APIError.notFound("no app '\(app)' in project \(token.project)")
+                }
                 try await controller.setSuspended(suspended, app: app)
                 try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
                                                         action: "app.\(verb)", subject: app, detail: ""))
@@ -34,13 +35,26 @@ struct ControllerRoutes: Sendable {
             }
         }
         api.get("status") { request, _ in
-            _ = try await OperatorAuth.authenticate(request, store: store)
-            guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
+            let (controller, _) = try await scoped(request)
             guard let json = await controller.statusJSON() else {
                 throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
         }
+    }
+
+    /// The operator's token, and the controller when it reconciles the token's project. Another
+    /// project's token learns nothing of it: the answer is the one it gets where none runs.
+    private func scoped(_ request: Request) async throws -> (any ControllerHandle, AccessTokenRecord) {
+        let token = try await OperatorAuth.authenticate(request, store: store)
+        guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
+        guard let scope = await controller.scope() else {
+            throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
+        }
+        guard scope.project == token.project else {
+            throw APIError.notFound("no controller runs for project \(token.project)")
+        }
+        return (controller, token)
     }
 
     /// Which forge sent it decides how it is signed: GitHub `X-Hub-Signature-256: sha256=<hmac>`,

@@ -1119,6 +1119,16 @@ enum OpenAPIDocument {
               }
             }
           },
+          "503": {
+            "description": "The controller has not reconciled a commit yet (code not_reconciled).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
           "404": {
             "description": "No controller runs here.",
             "content": {
@@ -1243,6 +1253,16 @@ enum OpenAPIDocument {
               }
             }
           },
+          "503": {
+            "description": "The controller has not reconciled a commit yet (code not_reconciled).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
           "404": {
             "description": "No controller runs here.",
             "content": {
@@ -1306,6 +1326,16 @@ enum OpenAPIDocument {
           },
           "401": {
             "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The controller has not reconciled a commit yet (code not_reconciled).",
             "content": {
               "application/json": {
                 "schema": {

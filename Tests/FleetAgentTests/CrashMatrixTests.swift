@@ -77,12 +77,17 @@ struct CrashMatrixTests {
         // heartbeat sent after the final report must still show no app (ISO 8601 times to the
         // second: a later second is later); after a success, a heartbeat shows it installed.
         let finishedAt = try #require(result["updatedAt"] as? String)
-        let installed = try await eventually(seconds: 25, "a heartbeat after the execution") { () -> [String: Any]? in
+        let installed: [String: Any]
+        do { installed = try await eventually(seconds: 60, "a heartbeat after the execution") { () -> [String: Any]? in
             let device = try await server.device(hardwareID: agent.hardwareID)
             let apps = device?["apps"] as? [String: Any] ?? [:]
             if testCase.expectedState == "succeeded" { return apps["web"] != nil ? apps : nil }
             guard let heard = device?["lastHeartbeatAt"] as? String, heard > finishedAt else { return nil }
             return apps
+        } } catch {
+            let device = try await server.device(hardwareID: agent.hardwareID)
+            Issue.record("\(error)\nthe agent's log: \(agent.logText)\nthe device: \(String(describing: device))\nthe execution: \(result)")
+            return
         }
         #expect((installed["web"] != nil) == (testCase.expectedState == "succeeded"))
     }

@@ -19,7 +19,8 @@ struct ServerTests {
     }()
 
     /// A server with one project, an enrollment token and an operator token, and a client.
-    func withServer(longPollSeconds: Double? = nil, _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
+    func withServer(longPollSeconds: Double? = nil, controller: (any ControllerHandle)? = nil,
+                    _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
         let deviceTokens = try await DeviceTokens.load(keyFile: keyFile)
@@ -31,7 +32,7 @@ struct ServerTests {
         for made in [enrollment, expired, operatorToken, otherOperator] { try await store.insertToken(made.record) }
         var configuration = self.configuration
         if let longPollSeconds { configuration.longPollSeconds = longPollSeconds }
-        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens)
+        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens, controller: controller)
         let tokens = Tokens(enrollment: enrollment.text, expired: expired.text, operator: operatorToken.text, otherOperator: otherOperator.text)
         try await app.test(.router) { client in try await body(client, tokens) }
     }
@@ -380,5 +381,48 @@ struct HeartbeatRetentionTests {
         running.cancel()
         try await running.value
         #expect(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID) == ["new"])
+    }
+}
+
+
+/// A controller as the server sees it, reconciling project acme with one app.
+actor RecordingController: ControllerHandle {
+    private(set) var polls = 0
+    private(set) var suspended: [String: Bool] = [:]
+
+    func requestPoll() { polls += 1 }
+    func statusJSON() -> [UInt8]? { Array(#"{"commit":"c1"}"#.utf8) }
+    func setSuspended(_ suspended: Bool, app: String) { self.suspended[app] = suspended }
+    nonisolated var watchedBranch: String { "main" }
+    func metrics() -> ControllerMetrics { ControllerMetrics() }
+    func executionEnded() {}
+    func scope() -> (project: String, apps: [String])? { ("acme", ["thermostat"]) }
+}
+
+/// The controller's routes act for its own project's operators only.
+struct ControllerRouteScopeTests {
+    @Test func anotherProjectsTokenCannotReadTriggerOrSuspend() async throws {
+        let controller = RecordingController()
+        try await ServerTests().withServer(controller: controller) { client, tokens in
+            let other: HTTPFields = [.authorization: "Bearer \(tokens.otherOperator)"]
+            for (uri, method) in [("/api/v1/status", HTTPRequest.Method.get), ("/api/v1/reconcile", .post),
+                                  ("/api/v1/apps/thermostat/suspend", .post), ("/api/v1/apps/thermostat/resume", .post)] {
+                let response = try await client.execute(uri: uri, method: method, headers: other)
+                #expect(response.status == .notFound, "\(method) \(uri)")
+                #expect(!String(buffer: response.body).contains("acme"), "another project's name leaked")
+            }
+            #expect(await controller.polls == 0)
+            #expect(await controller.suspended.isEmpty)
+
+            let own: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            #expect(try await client.execute(uri: "/api/v1/status", method: .get, headers: own).status == .ok)
+            #expect(try await client.execute(uri: "/api/v1/reconcile", method: .post, headers: own).status == .accepted)
+            #expect(try await client.execute(uri: "/api/v1/apps/thermostat/suspend", method: .post, headers: own).status == .ok)
+            #expect(await controller.suspended == ["thermostat": true])
+            // An app the fleet does not have is not found, and nothing is recorded for it.
+            let missing = try await client.execute(uri: "/api/v1/apps/printer/suspend", method: .post, headers: own)
+            #expect(missing.status == .notFound)
+            #expect(await controller.suspended == ["thermostat": true])
+        }
     }
 }

@@ -14,6 +14,9 @@ public protocol ControllerHandle: Sendable {
     func metrics() async -> ControllerMetrics
     /// A device's execution reached a final state: the rollout it belongs to may move on.
     func executionEnded() async
+    /// The project of the desired state in force and its apps; nil before a commit validated.
+    /// Operator routes act on the controller only for a token of this project.
+    func scope() async -> (project: String, apps: [String])?
 }
 
 /// How much work the controller's reconcile passes are.
