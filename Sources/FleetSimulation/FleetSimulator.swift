@@ -11,37 +11,37 @@ public import FoundationEssentials
 /// what happened, for replaying one seed.
 public final class FleetSimulator {
     public let scenario: Scenario
-    public private(set) var violations: [Violation] = []
+    public internal(set) var violations: [Violation] = []
     public private(set) var decisions = 0
-    private var trace: ((String) -> Void)?
+    var trace: ((String) -> Void)?
 
     // The server's side.
-    private var deployments: [DeploymentRecord] = []
-    private var deploymentIndex: [String: Int] = [:]
-    private var executions: [ExecutionRecord] = []
-    private var executionIndex: [String: Int] = [:]
+    var deployments: [DeploymentRecord] = []
+    var deploymentIndex: [String: Int] = [:]
+    var executions: [ExecutionRecord] = []
+    var executionIndex: [String: Int] = [:]
     /// Each device's executions, by index, in creation order.
-    private var executionsOf: [String: [Int]] = [:]
-    private var registry: [RegisteredDevice] = []
-    private var fleet: CompiledFleet
-    private var commit = "c0"
-    private var headErrors: [String] = []
-    private var suspended: Set<String> = []
-    private var nextID = 0
-    private var dirty = true
-    private var lastDecision = -1_000_000
-    private var lastReport: FleetStatusReport?
-    private var lastActions = 0
+    var executionsOf: [String: [Int]] = [:]
+    var registry: [RegisteredDevice] = []
+    var fleet: CompiledFleet
+    var commit = "c0"
+    var headErrors: [String] = []
+    var suspended: Set<String> = []
+    var nextID = 0
+    var dirty = true
+    var lastDecision = -1_000_000
+    var lastReport: FleetStatusReport?
+    var lastActions = 0
 
     // The devices' side.
-    private var devices: [SimulatedDevice] = []
-    private var random: SeededGenerator
+    var devices: [SimulatedDevice] = []
+    var random: SeededGenerator
 
     // What the invariants remember.
     /// The rollout episode: grows each time the desired digest changes.
-    private var episode = 0
+    var episode = 0
     /// "group digest" of each rollout the decision aborted.
-    private var abortedDigests: Set<String> = []
+    var abortedDigests: Set<String> = []
 
     static let start = Date(timeIntervalSinceReferenceDate: 820_000_000)
     static let tick = 5
@@ -106,7 +106,7 @@ public final class FleetSimulator {
 
     // MARK: One tick
 
-    private func step(_ second: Int) {
+    func step(_ second: Int) {
         let calm = second >= scenario.chaosSeconds
         if !calm { worldEvents(second) }
         for index in devices.indices { device(index, at: second, calm: calm) }
@@ -118,14 +118,14 @@ public final class FleetSimulator {
     }
 
     /// Executions not final on the server.
-    private var inFlight: Int { executions.lazy.filter { !$0.state.isFinal }.count }
+    var inFlight: Int { executions.lazy.filter { !$0.state.isFinal }.count }
 
-    private var settled: Bool {
+    var settled: Bool {
         lastActions == 0 && !dirty && inFlight == 0 && devices.allSatisfy { $0.running == nil && $0.outbox.isEmpty }
             && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted") } } == true
     }
 
-    private func worldEvents(_ second: Int) {
+    func worldEvents(_ second: Int) {
         for (at, change) in scenario.commits where at / Self.tick == second / Self.tick {
             nextID += 1
             switch change {
@@ -155,7 +155,7 @@ public final class FleetSimulator {
 
     // MARK: Devices
 
-    private func device(_ index: Int, at second: Int, calm: Bool) {
+    func device(_ index: Int, at second: Int, calm: Bool) {
         let connected = calm || devices[index].spec.isConnected(at: second)
         let powered = calm || !devices[index].spec.isPoweredOff(at: second)
         if powered { advance(index, at: second, calm: calm) }
@@ -169,7 +169,7 @@ public final class FleetSimulator {
     }
 
     /// Runs the device's execution on: a step ends, the next begins.
-    private func advance(_ index: Int, at second: Int, calm: Bool) {
+    func advance(_ index: Int, at second: Int, calm: Bool) {
         guard var progress = devices[index].running else { return }
         guard second >= devices[index].stepEndsAt else { return }
         if progress.current != nil, devices[index].stepBegun {
@@ -200,7 +200,7 @@ public final class FleetSimulator {
         log(second, "\(devices[index].id) finished \(progress.assignment.executionID) (\(progress.assignment.version)): \(report.state.rawValue)")
     }
 
-    private func flushOutbox(_ index: Int, at second: Int) {
+    func flushOutbox(_ index: Int, at second: Int) {
         while !devices[index].outbox.isEmpty {
             let (id, report) = devices[index].outbox.removeFirst()
             guard let at = executionIndex[id], let next = executions[at].applying(report, at: date(second)) else { continue }
@@ -212,7 +212,7 @@ public final class FleetSimulator {
         }
     }
 
-    private func heartbeat(_ index: Int, at second: Int) {
+    func heartbeat(_ index: Int, at second: Int) {
         let device = devices[index]
         let executing = device.running?.assignment.executionID
         if registry[index].lastHeard + Int(settings.offlineAfter) < second || registry[index].apps["app"] != device.installed
@@ -225,7 +225,7 @@ public final class FleetSimulator {
     }
 
     /// Takes the assignments the server has for the device and starts the first not finished.
-    private func poll(_ index: Int, at second: Int) {
+    func poll(_ index: Int, at second: Int) {
         let id = devices[index].id
         let active = (executionsOf[id] ?? []).filter { !executions[$0].state.isFinal }
         guard !active.isEmpty else { return }
@@ -247,7 +247,7 @@ public final class FleetSimulator {
 
     // MARK: The controller
 
-    private func snapshot(at second: Int, shuffled: Bool = false) -> FleetSnapshot {
+    func snapshot(at second: Int, shuffled: Bool = false) -> FleetSnapshot {
         let deviceList = registry.map { device in
             FleetSnapshot.Device(id: device.id, tags: [("ring", device.ring)],
                                  apps: device.apps.map { (name: $0.key, version: $0.value.version, digest: $0.value.digest) },
@@ -267,7 +267,7 @@ public final class FleetSimulator {
                              suspended: suspended, now: date(second), settings: settings)
     }
 
-    private func decide(at second: Int, restart: Bool) {
+    func decide(at second: Int, restart: Bool) {
         dirty = false
         lastDecision = second
         decisions += 1
@@ -292,7 +292,7 @@ public final class FleetSimulator {
         checkInvariants(at: second)
     }
 
-    private func apply(_ action: RolloutAction, at second: Int) {
+    func apply(_ action: RolloutAction, at second: Int) {
         switch action {
         case .startWave(let app, let group, let digest, let devices), .heal(let app, let group, let digest, let devices):
             if case .startWave = action, abortedDigests.contains(group + " " + digest) {
@@ -345,7 +345,7 @@ public final class FleetSimulator {
         }
     }
 
-    private func create(_ record: DeploymentRecord, devices: [String]) {
+    func create(_ record: DeploymentRecord, devices: [String]) {
         deploymentIndex[record.id] = deployments.count
         deployments.append(record)
         for device in devices {
@@ -357,119 +357,29 @@ public final class FleetSimulator {
         dirty = true
     }
 
-    private func steps(version: String) -> [AssignedStep] {
+    func steps(version: String) -> [AssignedStep] {
         (0..<scenario.stepCount).map { AssignedStep(name: "step\($0)", kind: .run, command: "install \(version) \($0)", timeoutSeconds: 60, retries: 0,
                                                      onFailure: "rollback", idempotent: false) }
     }
 
-    private let restoreStep = AssignedStep(name: "restore", kind: .run, command: "restore", timeoutSeconds: 60, retries: 0, onFailure: "continue",
+    let restoreStep = AssignedStep(name: "restore", kind: .run, command: "restore", timeoutSeconds: 60, retries: 0, onFailure: "continue",
                                            idempotent: true)
-
-    // MARK: Invariants
-
-    private func checkInvariants(at second: Int) {
-        let app = fleet.apps[0]
-        let policy = app.app.rollout
-        var inFlightByDevice: [String: Int] = [:]
-        for execution in executions where !execution.state.isFinal {
-            inFlightByDevice[execution.deviceID, default: 0] += 1
-            let deployment = deployments[deploymentIndex[execution.deploymentID]!]
-            // No execution for a device outside its target.
-            if deployment.purpose == .rollout || deployment.purpose == .heal {
-                let ring = registry.first { $0.id == execution.deviceID }!.ring
-                let target = app.targets.first { $0.group == "all" || $0.group == ring }
-                if target?.digest != deployment.digest {
-                    violate(second, "\(execution.deviceID) has \(execution.id) of \(deployment.version), which its target does not want")
-                }
-            }
-            // Every execution is final within executionTimeout of the device taking it.
-            if let taken = execution.takenAt {
-                let age = date(second).timeIntervalSince(taken)
-                if age > Double(scenario.executionTimeout + Self.decideAtLeastEvery + Self.tick) {
-                    violate(second, "\(execution.id) on \(execution.deviceID) is \(execution.state.rawValue) \(Int(age)) s after it was taken")
-                }
-            }
-        }
-        for (device, count) in inFlightByDevice where count > 1 {
-            violate(second, "\(device) has \(count) executions of one app in flight")
-        }
-        // Never more than maxUnavailable devices of a target with an execution in flight.
-        for target in app.targets {
-            let members = registry.filter { target.group == "all" || target.group == $0.ring }
-            let limit = max(1, policy.maxUnavailable.devices(of: members.count))
-            let busy = members.filter { inFlightByDevice[$0.id] != nil }.count
-            if busy > limit { violate(second, "\(busy) devices of \(target.group) updating at once; maxUnavailable allows \(limit)") }
-        }
-        // No split fleet: what the server holds of a finished execution is what the device did.
-        for device in devices {
-            for id in device.delivered {
-                let state = executions[executionIndex[id]!].state
-                if state != device.outcomes[id] {
-                    violate(second, "\(device.id) finished \(id) as \(device.outcomes[id]!.rawValue) but the server holds \(state.rawValue)")
-                }
-            }
-        }
-    }
-
-    /// No device gets the same digest twice in one rollout, except by heal or rollback.
-    private func checkReceivedOnce(_ index: Int, at second: Int) {
-        let received = devices[index].received
-        guard let last = received.last, last.purpose == .rollout else { return }
-        let twice = received.dropLast().contains { $0.digest == last.digest && $0.episode == last.episode && $0.purpose == .rollout }
-        if twice { violate(second, "\(devices[index].id) was given \(last.digest.prefix(8)) twice in one rollout") }
-    }
-
-    /// After the calm phase: every target converged, or aborted with its changed devices rolled back.
-    private func checkConverged(at second: Int) {
-        decide(at: second, restart: false)
-        guard let report = lastReport, violations.isEmpty else { return }
-        let app = fleet.apps[0]
-        for (number, target) in app.targets.enumerated() {
-            let status = report.apps[0].targets[number]
-            let members = devices.indices.filter { target.group == "all" || target.group == registry[$0].ring }
-            if status.offline > 0 { violate(second, "\(status.offline) devices of \(target.group) still counted offline with every device online") }
-            switch status.state {
-            case "aborted":
-                if app.app.rollout.onAbort == .rollback, !suspended.contains("app") {
-                    // A rollback that itself failed is not retried: the device stays, reported as failed.
-                    for index in members where devices[index].installed.digest == target.digest && devices[index].received.contains(where: {
-                        $0.digest == target.digest && $0.purpose == .rollout }) && !devices[index].received.contains(where: {
-                        $0.purpose == .rollback(abortedDigest: target.digest) && devices[index].outcomes[$0.id] == .failed }) {
-                        violate(second, "\(devices[index].id) still runs the aborted \(target.version) after the rollback")
-                    }
-                }
-            case "failed":
-                // Failed devices are not retried; every other device converged.
-                continue
-            case "converged":
-                for index in members where devices[index].installed.version != target.version {
-                    violate(second, "\(target.group) says converged, but \(devices[index].id) runs \(devices[index].installed.version)")
-                }
-            case "drifted" where !app.app.selfHeal:
-                continue
-            case "suspended" where suspended.contains("app"):
-                continue
-            default:
-                violate(second, "\(target.group) is \(status.label) \(calmSeconds) s into a calm phase (bound from the policy)")
-            }
-        }
-    }
 
     // MARK: Support
 
-    private func date(_ second: Int) -> Date { Self.start.addingTimeInterval(Double(second)) }
+    func date(_ second: Int) -> Date { Self.start.addingTimeInterval(Double(second)) }
 
-    private func newID(_ prefix: String) -> String {
+    func newID(_ prefix: String) -> String {
         nextID += 1
         return "\(prefix)\(nextID)"
     }
 
-    private func violate(_ second: Int, _ message: String) {
+    func violate(_ second: Int, _ message: String) {
         violations.append(Violation(second: second, message: message))
         log(second, "VIOLATION: " + message)
     }
 
-    private func log(_ second: Int, _ line: @autoclosure () -> String) {
+    func log(_ second: Int, _ line: @autoclosure () -> String) {
         guard let trace else { return }
         let time = String(second)
         trace(String(repeating: " ", count: max(0, 6 - time.count)) + time + " s  " + line())

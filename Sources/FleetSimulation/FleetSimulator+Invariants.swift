@@ -1,0 +1,95 @@
+import FleetCore
+import FleetProtocol
+import FleetStore
+import FoundationEssentials
+
+/// The rollout engine's invariants, checked after every decision the simulator applies.
+extension FleetSimulator {
+    func checkInvariants(at second: Int) {
+        let app = fleet.apps[0]
+        let policy = app.app.rollout
+        var inFlightByDevice: [String: Int] = [:]
+        for execution in executions where !execution.state.isFinal {
+            inFlightByDevice[execution.deviceID, default: 0] += 1
+            let deployment = deployments[deploymentIndex[execution.deploymentID]!]
+            // No execution for a device outside its target.
+            if deployment.purpose == .rollout || deployment.purpose == .heal {
+                let ring = registry.first { $0.id == execution.deviceID }!.ring
+                let target = app.targets.first { $0.group == "all" || $0.group == ring }
+                if target?.digest != deployment.digest {
+                    violate(second, "\(execution.deviceID) has \(execution.id) of \(deployment.version), which its target does not want")
+                }
+            }
+            // Every execution is final within executionTimeout of the device taking it.
+            if let taken = execution.takenAt {
+                let age = date(second).timeIntervalSince(taken)
+                if age > Double(scenario.executionTimeout + Self.decideAtLeastEvery + Self.tick) {
+                    violate(second, "\(execution.id) on \(execution.deviceID) is \(execution.state.rawValue) \(Int(age)) s after it was taken")
+                }
+            }
+        }
+        for (device, count) in inFlightByDevice where count > 1 {
+            violate(second, "\(device) has \(count) executions of one app in flight")
+        }
+        // Never more than maxUnavailable devices of a target with an execution in flight.
+        for target in app.targets {
+            let members = registry.filter { target.group == "all" || target.group == $0.ring }
+            let limit = max(1, policy.maxUnavailable.devices(of: members.count))
+            let busy = members.filter { inFlightByDevice[$0.id] != nil }.count
+            if busy > limit { violate(second, "\(busy) devices of \(target.group) updating at once; maxUnavailable allows \(limit)") }
+        }
+        // No split fleet: what the server holds of a finished execution is what the device did.
+        for device in devices {
+            for id in device.delivered {
+                let state = executions[executionIndex[id]!].state
+                if state != device.outcomes[id] {
+                    violate(second, "\(device.id) finished \(id) as \(device.outcomes[id]!.rawValue) but the server holds \(state.rawValue)")
+                }
+            }
+        }
+    }
+
+    /// No device gets the same digest twice in one rollout, except by heal or rollback.
+    func checkReceivedOnce(_ index: Int, at second: Int) {
+        let received = devices[index].received
+        guard let last = received.last, last.purpose == .rollout else { return }
+        let twice = received.dropLast().contains { $0.digest == last.digest && $0.episode == last.episode && $0.purpose == .rollout }
+        if twice { violate(second, "\(devices[index].id) was given \(last.digest.prefix(8)) twice in one rollout") }
+    }
+
+    /// After the calm phase: every target converged, or aborted with its changed devices rolled back.
+    func checkConverged(at second: Int) {
+        decide(at: second, restart: false)
+        guard let report = lastReport, violations.isEmpty else { return }
+        let app = fleet.apps[0]
+        for (number, target) in app.targets.enumerated() {
+            let status = report.apps[0].targets[number]
+            let members = devices.indices.filter { target.group == "all" || target.group == registry[$0].ring }
+            if status.offline > 0 { violate(second, "\(status.offline) devices of \(target.group) still counted offline with every device online") }
+            switch status.state {
+            case "aborted":
+                if app.app.rollout.onAbort == .rollback, !suspended.contains("app") {
+                    // A rollback that itself failed is not retried: the device stays, reported as failed.
+                    for index in members where devices[index].installed.digest == target.digest && devices[index].received.contains(where: {
+                        $0.digest == target.digest && $0.purpose == .rollout }) && !devices[index].received.contains(where: {
+                        $0.purpose == .rollback(abortedDigest: target.digest) && devices[index].outcomes[$0.id] == .failed }) {
+                        violate(second, "\(devices[index].id) still runs the aborted \(target.version) after the rollback")
+                    }
+                }
+            case "failed":
+                // Failed devices are not retried; every other device converged.
+                continue
+            case "converged":
+                for index in members where devices[index].installed.version != target.version {
+                    violate(second, "\(target.group) says converged, but \(devices[index].id) runs \(devices[index].installed.version)")
+                }
+            case "drifted" where !app.app.selfHeal:
+                continue
+            case "suspended" where suspended.contains("app"):
+                continue
+            default:
+                violate(second, "\(target.group) is \(status.label) \(calmSeconds) s into a calm phase (bound from the policy)")
+            }
+        }
+    }
+}
