@@ -51,8 +51,7 @@ struct StatusCommand: AsyncParsableCommand {
         discussion: "Reads GET /api/v1/status with the operator token in FLOTILLA_TOKEN."
     )
 
-    @Option(help: "The server's base URL.")
-    var server: String = "http://127.0.0.1:8080"
+    @OptionGroup var connection: ServerOptions
 
     @Flag(help: "Refresh in place until interrupted.")
     var watch = false
@@ -69,7 +68,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = try ServerClient(server: server)
+        let client = try ServerClient(server: connection.server)
         repeat {
             let body = try await client.get("/api/v1/status")
             let text = format == "json" ? String(decoding: body, as: UTF8.self) : try Self.render(body)
@@ -113,11 +112,10 @@ struct ReconcileCommand: AsyncParsableCommand {
         discussion: "Calls POST /api/v1/reconcile with the operator token in FLOTILLA_TOKEN."
     )
 
-    @Option(help: "The server's base URL.")
-    var server: String = "http://127.0.0.1:8080"
+    @OptionGroup var connection: ServerOptions
 
     func run() async throws {
-        _ = try await ServerClient(server: server).post("/api/v1/reconcile")
+        _ = try await ServerClient(server: connection.server).post("/api/v1/reconcile")
         print("reconcile requested")
     }
 }
@@ -133,11 +131,10 @@ struct SuspendCommand: AsyncParsableCommand {
     @Argument(help: "The app, as named in apps/*.yaml.")
     var app: String
 
-    @Option(help: "The server's base URL.")
-    var server: String = "http://127.0.0.1:8080"
+    @OptionGroup var connection: ServerOptions
 
     func run() async throws {
-        _ = try await ServerClient(server: server).post("/api/v1/apps/\(app)/suspend")
+        _ = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/suspend")
         print("\(app) suspended")
     }
 }
@@ -152,11 +149,10 @@ struct ResumeCommand: AsyncParsableCommand {
     @Argument(help: "The app, as named in apps/*.yaml.")
     var app: String
 
-    @Option(help: "The server's base URL.")
-    var server: String = "http://127.0.0.1:8080"
+    @OptionGroup var connection: ServerOptions
 
     func run() async throws {
-        _ = try await ServerClient(server: server).post("/api/v1/apps/\(app)/resume")
+        _ = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/resume")
         print("\(app) resumed")
     }
 }
@@ -184,8 +180,7 @@ struct DevicesCommand: AsyncParsableCommand {
         @Argument(help: "The device id (d-…), as `GET /api/v1/devices` lists it.")
         var device: String
 
-        @Option(help: "The server's base URL.")
-        var server: String = "http://127.0.0.1:8080"
+        @OptionGroup var connection: ServerOptions
 
         func validate() throws {
             guard !device.isEmpty, device.utf8.allSatisfy({ $0 < 128 && (UInt8(ascii: "-") == $0 || UInt8(ascii: "_") == $0 || UInt8(ascii: ".") == $0
@@ -195,8 +190,14 @@ struct DevicesCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            _ = try await ServerClient(server: server).post("/api/v1/devices/\(device)/reset-identity")
+            _ = try await ServerClient(server: connection.server).post("/api/v1/devices/\(device)/reset-identity")
             print("\(device): identity reset; its next enrollment sets a new device secret")
         }
     }
+}
+
+/// `--server`, shared by the commands that talk to a running server.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "The server's base URL.")
+    var server: String = "http://127.0.0.1:8080"
 }
