@@ -8,18 +8,30 @@ import Glibc
 /// push enabled; started per test and stopped with it.
 public final class GitDaemon: @unchecked Sendable {
     public let root: String
-    public let port: Int
+    public private(set) var port: Int
     private var pid: Int32?
 
     public init() throws {
         root = NSTemporaryDirectory() + "flotilla-git-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        port = try Self.freePort()
-        // git-daemon itself, not the `git` wrapper, so that killing it stops the server.
-        pid = try ChildProcess.start(try GitCommand.run(["--exec-path"]) + "/git-daemon",
-                                     ["--reuseaddr", "--base-path=\(root)", "--export-all", "--enable=receive-pack",
-                                      "--listen=127.0.0.1", "--port=\(port)", root])
-        try waitUntilListening()
+        port = 0
+        // A free port can be taken by another test between asking for it and the daemon binding
+        // it: then the daemon exits, and it starts again on another port.
+        var attempt = 0
+        while true {
+            port = try Self.freePort()
+            // git-daemon itself, not the `git` wrapper, so that killing it stops the server.
+            pid = try ChildProcess.start(try GitCommand.run(["--exec-path"]) + "/git-daemon",
+                                         ["--reuseaddr", "--base-path=\(root)", "--export-all", "--enable=receive-pack",
+                                          "--listen=127.0.0.1", "--port=\(port)", root])
+            do {
+                try waitUntilListening()
+                return
+            } catch {
+                attempt += 1
+                if attempt >= 3 { throw error }
+            }
+        }
     }
 
     deinit {
