@@ -121,7 +121,9 @@ public final class FleetSimulator {
     var inFlight: Int { executions.lazy.filter { !$0.state.isFinal }.count }
 
     var settled: Bool {
+        // …and the server has heard what each device runs (a change by hand shows at its next heartbeat).
         lastActions == 0 && !dirty && inFlight == 0 && devices.allSatisfy { $0.running == nil && $0.outbox.isEmpty }
+            && devices.indices.allSatisfy { registry[$0].apps["app"] == devices[$0].installed }
             && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted") } } == true
     }
 
