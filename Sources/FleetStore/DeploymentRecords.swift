@@ -138,6 +138,8 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
         case .succeeded, .failed:
             return nil
         case .timedOut, .cancelled:
+            // Only what the device took can have run; a report for one it never took is refused.
+            guard takenAt != nil else { return nil }
             if report.state.isFinal {
                 next.state = report.state
                 next.message = [report.message, "reported after the server had marked it \(state.rawValue)"]

@@ -208,8 +208,16 @@ struct StoreConformanceTests {
     @Test(arguments: Kind.allCases)
     func aLateFinalReportReplacesTheServersVerdict(_ kind: Kind) async throws {
         let store = try kind.make()
-        try await store.createDeployment(deployment("dep1"), executions: [ExecutionRecord(id: "e-a", deploymentID: "dep1", deviceID: "d1", updatedAt: now)])
+        try await store.createDeployment(deployment("dep1"), executions: [
+            ExecutionRecord(id: "e-a", deploymentID: "dep1", deviceID: "d1", updatedAt: now),
+            ExecutionRecord(id: "e-b", deploymentID: "dep1", deviceID: "d1", updatedAt: now),
+        ])
+        _ = try await store.takeExecutions(ids: ["e-a"], deviceID: "d1", at: now)
         _ = try await store.endExecution(id: "e-a", as: .timedOut, message: "stalled", unlessUpdatedAfter: nil, at: now)
+        // One cancelled before the device took it never ran: a report for it is refused.
+        let untaken = try #require(try await store.endExecution(id: "e-b", as: .cancelled, message: "offline", unlessUpdatedAfter: nil, at: now))
+        #expect(try await store.applyExecutionReport(executionID: "e-b", deviceID: "d1", report: ExecutionReport(reportID: "x", state: .succeeded),
+                                                     at: now) == .finished(untaken))
         let step = StepResult(index: 0, name: "install", status: .succeeded)
         guard case .applied(let running) = try await store.applyExecutionReport(
             executionID: "e-a", deviceID: "d1", report: ExecutionReport(reportID: "s0", state: .running, step: step), at: now) else {
