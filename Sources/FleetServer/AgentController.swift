@@ -38,9 +38,8 @@ struct AgentController: Sendable {
             if tag == known { return Response(status: .notModified, headers: [.eTag: tag]) }
         }
         // The device takes what it is sent now: its timeout counts from here.
-        let queued = executions.filter { $0.state == .queued }.map(\.id)
-        if !queued.isEmpty {
-            executions = try await store.takeExecutions(ids: queued, deviceID: device, at: Date())
+        if executions.contains(where: { $0.state == .queued }) {
+            executions = try await store.takeExecutions(deviceID: device, at: Date())
             tag = Assignments.entityTag(executions)
         }
         var list: [Assignment] = []

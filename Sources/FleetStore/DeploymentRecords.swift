@@ -138,13 +138,12 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
         case .succeeded, .failed:
             return nil
         case .timedOut, .cancelled:
-            // Only what the device took can have run; a report for one it never took is refused.
-            guard takenAt != nil else { return nil }
-            if report.state.isFinal {
-                next.state = report.state
-                next.message = [report.message, "reported after the server had marked it \(state.rawValue)"]
-                    .compactMap { $0 }.joined(separator: "; ")
-            }
+            // Only what the device took can have run, and only its outcome changes what the
+            // server holds: a report for one it never took, or a step report, is refused.
+            guard takenAt != nil, report.state.isFinal else { return nil }
+            next.state = report.state
+            next.message = [report.message, "reported after the server had marked it \(state.rawValue)"]
+                .compactMap { $0 }.joined(separator: "; ")
         case .queued, .assigned, .running:
             if next.takenAt == nil { next.takenAt = date }
             next.state = report.state == .queued || report.state == .assigned ? .running : report.state

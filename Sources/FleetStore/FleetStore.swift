@@ -55,9 +55,9 @@ public protocol FleetStore: Sendable {
     /// unless it moved since `unlessUpdatedAfter`; returns it then, nil otherwise.
     func endExecution(id: String, as state: ExecutionState, message: String, unlessUpdatedAfter: Date?, at date: Date) async throws
         -> ExecutionRecord?
-    /// Marks the device's queued executions among `ids` as taken (`assigned`), in one
-    /// transaction; returns the device's unfinished executions as they are now, oldest first.
-    func takeExecutions(ids: [String], deviceID: String, at date: Date) async throws -> [ExecutionRecord]
+    /// The device's unfinished executions, oldest first, with every queued one marked taken
+    /// (`assigned`) in the same transaction: what is returned is what the device is sent.
+    func takeExecutions(deviceID: String, at date: Date) async throws -> [ExecutionRecord]
 
     func appendAudit(_ entry: AuditRecord) async throws
     /// The project's audit log, newest first.

@@ -150,12 +150,12 @@ public actor MemoryFleetStore: FleetStore {
         return ended
     }
 
-    public func takeExecutions(ids: [String], deviceID: String, at date: Date) -> [ExecutionRecord] {
-        for id in ids {
-            guard let execution = executionRecords[id], execution.deviceID == deviceID, let taken = execution.taken(at: date) else { continue }
-            executionRecords[id] = taken
+    public func takeExecutions(deviceID: String, at date: Date) -> [ExecutionRecord] {
+        activeExecutions(deviceID: deviceID).map { execution in
+            guard let taken = execution.taken(at: date) else { return execution }
+            executionRecords[execution.id] = taken
+            return taken
         }
-        return activeExecutions(deviceID: deviceID)
     }
 
     public func appendAudit(_ entry: AuditRecord) { auditRecords.append(entry) }

@@ -349,14 +349,13 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    public func takeExecutions(ids: [String], deviceID: String, at date: Date) async throws -> [ExecutionRecord] {
+    public func takeExecutions(deviceID: String, at date: Date) async throws -> [ExecutionRecord] {
         try await write { db in
             let active = try String.fetchAll(db.cachedStatement(sql: """
                 SELECT body FROM execution WHERE device_id = ? AND state IN ('queued', 'assigned', 'running') ORDER BY seq
                 """), arguments: [deviceID]).map { try Self.execution($0) }
-            let wanted = Set(ids)
             return try active.map { execution in
-                guard wanted.contains(execution.id), let taken = execution.taken(at: date) else { return execution }
+                guard let taken = execution.taken(at: date) else { return execution }
                 try Self.update(taken, db)
                 return taken
             }

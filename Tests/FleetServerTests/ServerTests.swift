@@ -357,8 +357,8 @@ struct HeldFleetStore: FleetStore {
         -> ExecutionRecord? {
         try await held.inner.endExecution(id: id, as: state, message: message, unlessUpdatedAfter: unlessUpdatedAfter, at: date)
     }
-    func takeExecutions(ids: [String], deviceID: String, at date: Date) async throws -> [ExecutionRecord] {
-        try await held.inner.takeExecutions(ids: ids, deviceID: deviceID, at: date)
+    func takeExecutions(deviceID: String, at date: Date) async throws -> [ExecutionRecord] {
+        try await held.inner.takeExecutions(deviceID: deviceID, at: date)
     }
     func appendAudit(_ entry: AuditRecord) async throws { try await held.inner.appendAudit(entry) }
     func audit(project: String, limit: Int) async throws -> [AuditRecord] { try await held.inner.audit(project: project, limit: limit) }
