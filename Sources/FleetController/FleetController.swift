@@ -413,8 +413,3 @@ extension FleetStatusReport {
         return Array((try? encoder.encode(self)) ?? Data())
     }
 }
-
-extension Duration {
-    /// The duration in seconds, fractions included.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -98,6 +98,19 @@ struct ControllerTests {
             return false
         }
 
+        /// Changes `path` in the fleet repository as an operator would: edit, commit, push.
+        /// Returns the commit.
+        @discardableResult
+        func change(_ path: String, _ replacements: [(String, String)], message: String) throws -> String {
+            let file = work.path + "/" + path
+            var text = try String(contentsOfFile: file, encoding: .utf8)
+            for (old, new) in replacements { text = text.replacingOccurrences(of: old, with: new) }
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            let commit = try work.commitAll(message)
+            try work.git("push", "--quiet", "origin", "HEAD:main")
+            return commit
+        }
+
         /// The controller's note on `commit`, fetched as a user would.
         func note(on commit: String, ref: String = "flotilla") throws -> String? {
             _ = try? work.git("fetch", "--quiet", "origin", "+refs/notes/\(ref):refs/notes/\(ref)")
@@ -381,11 +394,7 @@ struct ControllerTests {
     /// that comes back gets the version.
     @Test func offlineDevicesWaitAndAreUpdatedWhenTheyReturnNeverFailed() async throws {
         let fleet = try Fleet(devices: 12)
-        let configuration = fleet.work.path + "/fleet.yaml"
-        try String(contentsOfFile: configuration, encoding: .utf8).replacingOccurrences(of: "executionTimeout: 30m", with: "executionTimeout: 3s")
-            .write(toFile: configuration, atomically: true, encoding: .utf8)
-        try fleet.work.commitAll("time executions out after 3 s")
-        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        try fleet.change("fleet.yaml", [("executionTimeout: 30m", "executionTimeout: 3s")], message: "time executions out after 3 s")
         var away: [HandDevice] = []
         for number in 0..<3 {
             let device = try await HandDevice.enroll(fleet, tags: ["hw": "rpi4", "site": "paris", "ring": "prod", "away": "yes"], hardwareID: "away-\(number)")
@@ -396,11 +405,8 @@ struct ControllerTests {
         #expect(try await fleet.waitUntil(seconds: 60, expected("2.4.1")))
         // They go silent; three missed heartbeats later they are offline. Then the bump.
         try await Task.sleep(for: .seconds(4))
-        let app = fleet.work.path + "/apps/thermostat.yaml"
-        try String(contentsOfFile: app, encoding: .utf8).replacingOccurrences(of: "version: 2.4.1", with: "version: 2.4.2")
-            .replacingOccurrences(of: "thermostat/2.4.1/", with: "thermostat/2.4.2/").write(toFile: app, atomically: true, encoding: .utf8)
-        let bump = try fleet.work.commitAll("thermostat 2.4.2 for Europe")
-        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        let bump = try fleet.change("apps/thermostat.yaml", [("version: 2.4.1", "version: 2.4.2"), ("thermostat/2.4.1/", "thermostat/2.4.2/")],
+                                    message: "thermostat 2.4.2 for Europe")
         #expect(try await fleet.waitUntil(seconds: 60, expected("2.4.2")))
         let note = try await eventuallyValue(seconds: 30) { () -> String? in
             try fleet.note(on: bump).flatMap { $0.contains("europe → 2.4.2") && $0.contains("offline pending") ? $0 : nil }
@@ -479,11 +485,7 @@ struct ControllerTests {
 
     @Test func anExecutionWithNoProgressTimesOut() async throws {
         let fleet = try Fleet(devices: 1)
-        let configuration = fleet.work.path + "/fleet.yaml"
-        try String(contentsOfFile: configuration, encoding: .utf8).replacingOccurrences(of: "executionTimeout: 30m", with: "executionTimeout: 2s")
-            .write(toFile: configuration, atomically: true, encoding: .utf8)
-        try fleet.work.commitAll("time executions out after 2 s")
-        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        try fleet.change("fleet.yaml", [("executionTimeout: 30m", "executionTimeout: 2s")], message: "time executions out after 2 s")
         // A device that takes its work and is never heard of again.
         let device = try await HandDevice.enroll(fleet, tags: ["hw": "rpi4", "ring": "canary", "site": "berlin"])
         try await device.heartbeat(thermostat: nil, digest: nil)

@@ -61,3 +61,8 @@ public enum DurationText {
         return text
     }
 }
+
+extension Duration {
+    /// The duration in seconds, fractions included.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -17,7 +17,7 @@ extension RolloutDecision {
     /// - Throws: `PlanError` when the snapshot lists a device twice.
     public static func decide(_ snapshot: FleetSnapshot) throws(PlanError) -> RolloutDecision {
         let plan = try Planner.plan(snapshot.fleet, inventory: snapshot.inventory)
-        let ledgers = AppLedger.build(snapshot, plan: plan)
+        let ledgers = AppLedger.build(snapshot)
         let facts = DeploymentFacts(snapshot.deployments)
         var actions: [RolloutAction] = []
         var report = FleetStatusReport(commit: snapshot.commit, head: snapshot.head, headErrors: snapshot.headErrors, apps: [])
@@ -60,14 +60,14 @@ struct DeploymentFacts {
             case .rollback: .rollback
             }
             self.kind.append(kind)
-            digest.append(digestNumber(deployment.digest, adding: true))
+            digest.append(intern(deployment.digest))
         }
     }
 
     /// The number of a digest; -1 for one no deployment has.
     func digestNumber(_ digest: String) -> Int32 { numbers[digest] ?? -1 }
 
-    private mutating func digestNumber(_ digest: String, adding: Bool) -> Int32 {
+    private mutating func intern(_ digest: String) -> Int32 {
         if let known = numbers[digest] { return known }
         let number = Int32(numbers.count)
         numbers[digest] = number
@@ -93,7 +93,7 @@ struct AppLedger {
     var inFlight = DeviceSlots()
     var newest = DeviceSlots()
 
-    static func build(_ snapshot: FleetSnapshot, plan: FleetPlan) -> [AppLedger] {
+    static func build(_ snapshot: FleetSnapshot) -> [AppLedger] {
         var appNumber: [String: Int] = [:]
         for (number, app) in snapshot.fleet.apps.enumerated() { appNumber[app.name] = number }
         let deploymentIDs = snapshot.deployments.map(\.id)
@@ -173,8 +173,7 @@ struct AppDecision {
         self.snapshot = snapshot
         self.plan = plan
         policy = app.app.rollout
-        let parts = policy.executionTimeout.components
-        timeout = Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+        timeout = policy.executionTimeout.seconds
         wanted = Set(app.targets.map(\.digest))
         held = snapshot.suspended.contains(app.name)
     }
@@ -298,15 +297,14 @@ struct AppDecision {
         let changed = Set(progress.succeeded).union(gotIt).filter { device in
             guard online(device), ledger.inFlight[device] == nil else { return false }
             guard let newest = ledger.newest[device] else { return true }
-            return facts.kind[ledger.deploymentOf[newest]] != .rollback || snapshot.deployments[ledger.deploymentOf[newest]].purpose != .rollback(abortedDigest: digest)
+            return deployment(ledger, newest).purpose != .rollback(abortedDigest: digest)
         }
         guard !changed.isEmpty else { return }
-        let wanted = Set(changed)
         // Each changed device's newest success of another digest.
         var lastGood: [Int32: Int] = [:]
         for index in ledger.state.indices where ledger.state[index] == .succeeded {
             let device = ledger.deviceOf[index]
-            guard wanted.contains(device), deployment(ledger, index).digest != digest else { continue }
+            guard changed.contains(device), deployment(ledger, index).digest != digest else { continue }
             if let known = lastGood[device], deployment(ledger, known).createdAt > deployment(ledger, index).createdAt { continue }
             lastGood[device] = index
         }
