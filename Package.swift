@@ -147,6 +147,22 @@ let package = Package(
     ]
 )
 
+// libFuzzer targets, built only by hack/fuzz.sh (FLOTILLA_FUZZ=1 and -sanitize=fuzzer): each main
+// hands its test function to libFuzzer's driver.
+if Context.environment["FLOTILLA_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-fleet-yaml", ["FleetCore"]),
+        ("fuzz-wire-json", ["FleetProtocol"]),
+        ("fuzz-selector", ["FleetCore"]),
+        ("fuzz-agent-config", ["FleetAgent"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(name: target.name, dependencies: target.dependencies + ["FuzzSupport"],
+                                                 path: "Fuzz/\(target.name)"))
+    }
+}
+
 // Every target compiles with the same language rules.
 for target in package.targets where [.executable, .test, .regular].contains(target.type) {
     var settings = target.swiftSettings ?? []

@@ -20,5 +20,8 @@ wait "$simulator_a" || simulator_failed=1
 cat .build-release/sim-a.log .build-release/sim-b.log
 [ -z "${simulator_failed:-}" ] || { echo "the simulator found a violation: replay the seed it names" >&2; exit 1; }
 
+echo "==> the parsers under libFuzzer, 15 s each (longer: ./hack/fuzz.sh TARGET SECONDS)"
+FLOTILLA_SKIP_SETUP=1 ./hack/fuzz.sh all 15
+
 echo "==> swift test"
 swift test --skip-build --disable-xctest
