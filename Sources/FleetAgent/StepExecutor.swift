@@ -55,8 +55,11 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
         return outcome
     }
 
-    /// Why the step must not run at all: a download outside the allowlist or the allowed roots.
+    /// Why the step must not run at all: a step outside the rules every step keeps (the server
+    /// checks them too; the agent does not trust it to have), or a download outside the allowlist
+    /// or the allowed roots.
     func refusal(_ step: AssignedStep, of assignment: Assignment) -> String? {
+        if let problem = StepRules.problem(in: step, at: "step") { return "refused: \(problem.message)" }
         guard step.kind == .download else { return nil }
         guard let url = step.url, let sha256 = step.sha256, let destination = step.destination else {
             return "a download needs url, sha256 and destination"

@@ -1,3 +1,4 @@
+import FleetCore
 import FleetProtocol
 import FleetStore
 import Foundation
@@ -52,10 +53,7 @@ struct DeploymentController: Sendable {
     private func create(_ request: Hummingbird.Request) async throws -> Response {
         let token = try await OperatorAuth.authenticate(request, store: store)
         let body = try await JSONBody.decode(Request.self, from: request, limit: configuration.maximumOperatorBodyBytes)
-        try Validate.text(body.app, field: "app", maximum: 63)
-        try Validate.text(body.version, field: "version", maximum: 128)
-        try Validate.text(body.flow, field: "flow", maximum: 63)
-        guard !body.steps.isEmpty else { throw APIError.invalid("'steps' must not be empty", field: "steps") }
+        try check(body)
         guard !body.devices.isEmpty else { throw APIError.invalid("'devices' must not be empty", field: "devices") }
         guard Set(body.devices).count == body.devices.count else { throw APIError.invalid("'devices' lists a device twice", field: "devices") }
         // One read of the project's devices, not one per listed device: a deployment may name thousands.
@@ -76,6 +74,59 @@ struct DeploymentController: Sendable {
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)", action: "deployment.create",
                                                 subject: id, detail: "\(body.app) \(body.version) to \(body.devices.count) devices"))
         return try JSONBody.response(Detail(deployment: deployment, executions: executions), status: .created)
+    }
+
+    /// The same rules a flow in the repository is held to (StepRules, names, the artifact
+    /// allowlist), so the API cannot hand a device what `flotilla validate` would refuse.
+    private func check(_ body: Request) throws {
+        for (field, name) in [("app", body.app), ("flow", body.flow)] {
+            if let problem = FleetNames.problem(name) { throw APIError.invalid("'\(field)': \(problem)", field: field) }
+        }
+        try Validate.text(body.version, field: "version", maximum: 128)
+        if body.version.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw APIError.invalid("'version' must not contain control characters", field: "version")
+        }
+        if let digest = body.digest { try Validate.text(digest, field: "digest", maximum: 128) }
+        guard !body.steps.isEmpty else { throw APIError.invalid("'steps' must not be empty", field: "steps") }
+        for (name, value) in body.parameters ?? [:] {
+            guard Template.isName(name), !Template.builtIns.contains(name) else {
+                throw APIError.invalid("parameter '\(DisplayText.safe(name, limit: 64))' is not a parameter name (letters, digits, '_'; "
+                                       + "not \(Template.builtIns.joined(separator: ", ")))", field: "parameters")
+            }
+            guard value.utf8.count <= StepRules.maximumTextLength, !value.utf8.contains(0) else {
+                throw APIError.invalid("parameter '\(name)' is longer than \(StepRules.maximumTextLength) bytes or holds a NUL byte",
+                                       field: "parameters.\(name)")
+            }
+        }
+        var sources: [WebURL] = []
+        for (index, entry) in (body.artifactAllowlist ?? []).enumerated() {
+            guard case .success(let source) = WebURL.parse(entry) else {
+                throw APIError.invalid("'artifactAllowlist[\(index)]' is not an http(s) URL prefix", field: "artifactAllowlist[\(index)]")
+            }
+            sources.append(source)
+        }
+        var values = body.parameters ?? [:]
+        values["app"] = body.app
+        values["version"] = body.version
+        for (list, steps) in [("steps", body.steps), ("rollback", body.rollback ?? [])] {
+            for (index, step) in steps.enumerated() {
+                if let problem = StepRules.problem(in: step, at: "\(list)[\(index)]") {
+                    throw APIError.invalid(problem.message, field: problem.field)
+                }
+                // A URL that names the device is checked by each agent once filled in.
+                guard step.kind == .download, let template = step.url, !template.contains("${device}") else { continue }
+                let url = Template.render(template) { values[$0] }
+                guard !url.contains("${") else { continue }  // an unknown reference: refused below, by name
+                let field = "\(list)[\(index)].url"
+                guard case .success(let parsed) = WebURL.parse(url) else {
+                    throw APIError.invalid("'\(field)' is not an http(s) URL once its parameters are filled in", field: field)
+                }
+                guard sources.contains(where: { $0.contains(parsed) }) else {
+                    throw APIError.invalid("'\(field)' is outside 'artifactAllowlist'"
+                                           + (sources.isEmpty ? ", which is empty: downloads need an allowed source" : ""), field: field)
+                }
+            }
+        }
     }
 
     private func find(_ id: String, project: String) async throws -> DeploymentRecord {

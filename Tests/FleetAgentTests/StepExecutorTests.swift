@@ -119,8 +119,29 @@ import Testing
         let sneaky = executor.execute(download(base + "/releases/../private/key", digest, destination), of: assignment)
         #expect(sneaky.reason?.contains("'.' and '..' path segments are not allowed") == true)
         let escape = executor.execute(download(base + "/releases/web-2.0.tar", digest, root + "/apps/../etc/passwd"), of: assignment)
-        #expect(escape.reason?.hasPrefix("destination '\(root)/apps/../etc/passwd' is outside the allowed roots") == true)
+        #expect(escape.reason?.hasPrefix("refused: 'step.destination' must not contain a '..' component") == true)
+        let elsewhere = executor.execute(download(base + "/releases/web-2.0.tar", digest, "/etc/passwd"), of: assignment)
+        #expect(elsewhere.reason?.hasPrefix("destination '/etc/passwd' is outside the allowed roots") == true)
         let missing = executor.execute(download(base + "/releases/none.tar", digest, root + "/apps/none"), of: assignment)
         #expect(missing.reason == "download answered HTTP 404")
+    }
+
+    /// What the server should never send, the agent refuses itself rather than trap on: an
+    /// overflowing retry count, a negative timeout, an unknown onFailure.
+    @Test(arguments: [
+        (Int.max, 10, "rollback", "refused: 'step.retries' must be from 0 to 100"),
+        (-1, 10, "rollback", "refused: 'step.retries' must be from 0 to 100"),
+        (0, -5, "rollback", "refused: 'step.timeoutSeconds' must be from 1 to 604800 (a week)"),
+        (0, 10, "explode", "refused: 'step.onFailure' must be one of rollback, continue, abort"),
+    ])
+    func refusesStepsOutsideTheRules(_ retries: Int, _ timeout: Int, _ onFailure: String, _ reason: String) {
+        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
+        let step = AssignedStep(name: "x", kind: .run, command: "true", timeoutSeconds: timeout, retries: retries,
+                                onFailure: onFailure, idempotent: false)
+        let assignment = Assignment(executionID: "e", deploymentID: "d", app: "a", version: "1", digest: "", steps: [step],
+                                    rollback: [], artifactAllowlist: [])
+        let outcome = executor.execute(step, of: assignment)
+        #expect(!outcome.succeeded)
+        #expect(outcome.reason == reason)
     }
 }

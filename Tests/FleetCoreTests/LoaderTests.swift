@@ -63,6 +63,43 @@ struct LoaderTests {
         #expect(error?.diagnostics.map(\.description).contains("flows/simple.yaml:4:3: error: 'version' is built in; choose another parameter name") == true)
     }
 
+    /// A flow in the repository is held to the rules the API and the agent apply (StepRules).
+    @Test func stepsKeepTheRulesEveryPathShares() {
+        var files = FleetFixtures.shop
+        files["flows/simple.yaml"] = """
+            kind: UpdateFlow
+            name: simple
+            steps:
+              - name: fetch
+                download:
+                  url: https://cdn.example.com/${app}.tgz
+                  sha256: abc
+                  destination: /opt/${app}/../../etc/passwd
+              - name: relative
+                download:
+                  url: https://cdn.example.com/x.tgz
+                  sha256: abc
+                  destination: etc/passwd
+              - name: slow
+                run: sleep 1
+                timeout: 8d
+              - name: many
+                run: "true"
+                retries: 101
+              - name: "bad\\tname"
+                run: "true"
+            """
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
+        #expect(error?.diagnostics.map(\.description) == [
+            "apps/web.yaml:5:54: error: the target for group 'vip' sets parameter 'color', which flow 'simple' does not declare",
+            "flows/simple.yaml:8:20: error: the destination of step 'fetch' must not contain a '..' component: a download stays under the directory it names",
+            "flows/simple.yaml:13:20: error: the destination of step 'relative' must be an absolute path",
+            "flows/simple.yaml:16:14: error: 'timeout' must be from 1s to 7d",
+            "flows/simple.yaml:19:14: error: 'retries' must be between 0 and 100, found 101",
+            "flows/simple.yaml:20:11: error: the name of step 5 of 'steps' must be 1 to 128 bytes without control characters",
+        ])
+    }
+
     @Test func quotedSelectorErrorsPointInsideTheQuotes() {
         var files = FleetFixtures.shop
         files["groups/all.yaml"] = "kind: Group\nname: canary\nselector: 'ring in canary'\n"

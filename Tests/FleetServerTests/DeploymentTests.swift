@@ -133,6 +133,65 @@ extension ServerTests {
         }
     }
 
+    /// What an attacker or a careless script posts: each refused with the field at fault, and
+    /// nothing stored.
+    static let hostileSteps: [(String, @Sendable (inout AssignedStep) -> Void, String)] = [
+        ("huge retries", { $0.retries = Int.max }, "steps[1].retries"),
+        ("negative retries", { $0.retries = -1 }, "steps[1].retries"),
+        ("negative timeout", { $0.timeoutSeconds = -30 }, "steps[1].timeoutSeconds"),
+        ("unknown onFailure", { $0.onFailure = "explode" }, "steps[1].onFailure"),
+        ("run without a command", { $0.command = nil }, "steps[1].command"),
+        ("name with a newline", { $0.name = "start\nnow" }, "steps[1].name"),
+        ("download without a URL", { $0 = AssignedStep(name: "get", kind: .download, sha256: "a", destination: "/opt/x", timeoutSeconds: 5,
+                                                       retries: 0, onFailure: "abort", idempotent: true) }, "steps[1].url"),
+        ("download outside the allowlist", { $0 = AssignedStep(name: "get", kind: .download, url: "https://evil.example/x", sha256: "a",
+                                                               destination: "/opt/x", timeoutSeconds: 5, retries: 0, onFailure: "abort",
+                                                               idempotent: true) }, "steps[1].url"),
+        ("destination climbing out", { $0 = AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: "a",
+                                                         destination: "/opt/../etc/passwd", timeoutSeconds: 5, retries: 0,
+                                                         onFailure: "abort", idempotent: true) }, "steps[1].destination"),
+        ("relative destination", { $0 = AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: "a",
+                                                     destination: "etc/passwd", timeoutSeconds: 5, retries: 0,
+                                                     onFailure: "abort", idempotent: true) }, "steps[1].destination"),
+    ]
+
+    @Test(arguments: hostileSteps.indices)
+    func hostileStepsAreRefusedWithTheField(_ index: Int) async throws {
+        let (_, change, field) = Self.hostileSteps[index]
+        try await withServer { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            var steps = Self.steps
+            change(&steps[1])
+            let refused = try await deploy(client, tokens, devices: [device.deviceID], steps: steps)
+            #expect(refused.status == .badRequest)
+            let error = try Self.error(refused)
+            #expect(error.field == field, "\(error.message)")
+            #expect(try await store.deployments(project: "acme", limit: 10).isEmpty)
+        }
+    }
+
+    @Test(arguments: [
+        (#""app": "../etc""#, "app"), (#""app": "web\nx""#, "app"), (#""flow": "a b""#, "flow"), (#""version": "1.0\u001b[2J""#, "version"),
+        (#""version": """#, "version"), (#""artifactAllowlist": ["ftp://x"]"#, "artifactAllowlist[0]"),
+        (#""parameters": {"version": "x"}"#, "parameters"),
+    ])
+    func hostileFieldsAreRefusedWithTheField(_ override: String, _ field: String) async throws {
+        try await withServer { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let valid = DeploymentController.Request(app: "web", version: "1.0", flow: "f", digest: nil, parameters: nil,
+                                                     steps: [Self.steps[1]], rollback: nil, artifactAllowlist: nil, devices: [device.deviceID])
+            var body = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(valid)) as? [String: Any])
+            let replacement = try #require(try JSONSerialization.jsonObject(with: Data("{\(override)}".utf8)) as? [String: Any])
+            body.merge(replacement) { $1 }
+            let refused = try await client.execute(uri: "/api/v1/deployments", method: .post,
+                                                   headers: [.authorization: "Bearer \(tokens.operator)"],
+                                                   body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+            #expect(refused.status == .badRequest)
+            let error = try Self.error(refused)
+            #expect(error.field == field, "\(error.message)")
+        }
+    }
+
     /// A deployment names every device it reaches, so operator bodies have a limit of their own,
     /// larger than the agent's.
     @Test func deploymentBodiesHaveTheOperatorLimit() async throws {

@@ -1,3 +1,5 @@
+import FleetProtocol
+
 extension DocumentDecoder {
     static let flowKeys = ["name", "description", "parameters", "steps", "rollback"]
     static let parameterKeys = ["type", "required", "default", "description", "values"]
@@ -84,6 +86,9 @@ extension DocumentDecoder {
     private func decodeStep(_ node: YAMLNode, number: Int, list: String, known: Set<String>) -> Step? {
         guard let fields = Fields(node, owner: "\(list) step \(number)", known: Self.stepKeys, sink: sink) else { return nil }
         let name = fields.string("name")?.value ?? "\(list)-\(number)"
+        if let problem = StepRules.nameProblem(name), let location = fields["name"]?.location {
+            sink.error(location, "the name of step \(number) of '\(list)' \(problem)")
+        }
         let present = Step.Action.keys.filter { fields[$0] != nil }
         guard present.count == 1, let actionKey = present.first, let actionNode = fields[actionKey] else {
             let found = present.isEmpty ? "none" : present.joined(separator: " and ")
@@ -93,11 +98,12 @@ extension DocumentDecoder {
         let text = TemplateField(sink: sink, known: known, step: name)
         guard let action = decodeAction(actionKey, actionNode, step: name, text: text) else { return nil }
         let timeout = fields.duration("timeout") ?? Step.defaultTimeout
-        if timeout <= .zero, let location = fields["timeout"]?.location {
-            sink.error(location, "'timeout' must be longer than 0s")
+        if timeout < .seconds(StepRules.timeoutSeconds.lowerBound) || timeout > .seconds(StepRules.timeoutSeconds.upperBound),
+           let location = fields["timeout"]?.location {
+            sink.error(location, "'timeout' must be from 1s to 7d")
         }
         return Step(name: name, action: action, timeout: timeout,
-                    retries: fields.int("retries", in: 0...100) ?? 0,
+                    retries: fields.int("retries", in: StepRules.retries) ?? 0,
                     onFailure: choice(fields, "onFailure") ?? .rollback,
                     idempotent: fields.bool("idempotent") ?? false,
                     location: node.location)
@@ -112,8 +118,12 @@ extension DocumentDecoder {
             guard let fields = Fields(node, owner: "download of step '\(step)'", known: Self.downloadKeys, sink: sink),
                   let url = fields.required("url").flatMap({ text.read($0, "url") }),
                   let sha256 = fields.required("sha256").flatMap({ text.read($0, "sha256") }),
-                  let destination = fields.required("destination").flatMap({ text.read($0, "destination") })
+                  let destinationNode = fields.required("destination"),
+                  let destination = text.read(destinationNode, "destination")
             else { return nil }
+            if let problem = StepRules.pathProblem(destination) {
+                sink.error(destinationNode.location, "the destination of step '\(step)' \(problem)")
+            }
             return .download(url: url, sha256: sha256, destination: destination)
         default:
             guard let fields = Fields(node, owner: "compose of step '\(step)'", known: Self.composeKeys, sink: sink),

@@ -1,0 +1,77 @@
+/// What makes a step safe to hand to a device, checked in one place: by the compiler for flows in
+/// the repository, by the operator API for deployments, and by the agent before it runs anything.
+public enum StepRules {
+    /// Attempts after the first.
+    public static let retries = 0...100
+    /// How long one attempt may run: a second to a week.
+    public static let timeoutSeconds = 1...(7 * 86_400)
+    public static let onFailure = ["rollback", "continue", "abort"]
+    public static let composeActions = ["up", "down"]
+    public static let maximumNameLength = 128
+    /// Commands, scripts, URLs and paths: long enough for any real script, short enough that a
+    /// deployment cannot carry a payload.
+    public static let maximumTextLength = 64 * 1024
+
+    /// A problem with one field of a step; `field` is a path such as `steps[2].retries`.
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        public var field: String
+        public var message: String
+
+        public init(field: String, message: String) {
+            self.field = field
+            self.message = message
+        }
+
+        public var description: String { message }
+    }
+
+    /// The first problem with `step`, or nil when a device can run it.
+    public static func problem(in step: AssignedStep, at path: String) -> Problem? {
+        func fail(_ key: String, _ message: String) -> Problem { Problem(field: "\(path).\(key)", message: "'\(path).\(key)' \(message)") }
+        if let problem = nameProblem(step.name) { return fail("name", problem) }
+        guard timeoutSeconds.contains(step.timeoutSeconds) else {
+            return fail("timeoutSeconds", "must be from \(timeoutSeconds.lowerBound) to \(timeoutSeconds.upperBound) (a week)")
+        }
+        guard retries.contains(step.retries) else { return fail("retries", "must be from \(retries.lowerBound) to \(retries.upperBound)") }
+        guard onFailure.contains(step.onFailure) else { return fail("onFailure", "must be one of \(onFailure.joined(separator: ", "))") }
+        let fields: [(String, String?)] = [("command", step.command), ("url", step.url), ("sha256", step.sha256),
+                                           ("destination", step.destination), ("project", step.project), ("file", step.file)]
+        for (key, value) in fields {
+            if let value, value.utf8.count > maximumTextLength { return fail(key, "is longer than \(maximumTextLength) bytes") }
+            if let value, value.utf8.contains(0) { return fail(key, "contains a NUL byte") }
+        }
+        let needed: [String]
+        switch step.kind {
+        case .run, .script, .install: needed = ["command"]
+        case .download: needed = ["url", "sha256", "destination"]
+        case .compose: needed = ["project", "file"]
+        }
+        for key in needed where (fields.first { $0.0 == key }?.1 ?? "").isEmpty {
+            return fail(key, "is required for a \(step.kind.rawValue) step")
+        }
+        if step.kind == .compose, let action = step.action, !composeActions.contains(action) {
+            return fail("action", "must be one of \(composeActions.joined(separator: ", "))")
+        }
+        if let destination = step.destination, let problem = pathProblem(destination) { return fail("destination", problem) }
+        return nil
+    }
+
+    /// Why a step's name is refused.
+    public static func nameProblem(_ name: String) -> String? {
+        guard name.isEmpty || name.utf8.count > maximumNameLength || name.unicodeScalars.contains(where: isControl) else { return nil }
+        return "must be 1 to \(maximumNameLength) bytes without control characters"
+    }
+
+    /// Why a path a step writes to is refused: it climbs out of where it points with `..`, or it
+    /// is relative (and so depends on the agent's working directory). Templates (`${…}`) are
+    /// checked as written; the agent checks the filled-in path against its allowed roots.
+    public static func pathProblem(_ path: String) -> String? {
+        if path.split(separator: "/", omittingEmptySubsequences: false).contains("..") {
+            return "must not contain a '..' component: a download stays under the directory it names"
+        }
+        if !path.hasPrefix("/"), !path.hasPrefix("${") { return "must be an absolute path" }
+        return nil
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
+}
