@@ -117,7 +117,8 @@ public final class Agent: Sendable {
         }
         let api = makeAPI(token: nil)
         let request = EnrollmentRequest(token: token, hardwareID: hardwareID, deviceSecret: secret, name: configuration.name,
-                                        tags: configuration.tags.isEmpty ? nil : configuration.tags, attributes: Self.attributes())
+                                        tags: configuration.tags.isEmpty ? nil : configuration.tags, attributes: Self.attributes(),
+                                        claimCode: configuration.claimCode)
         var backoff = Backoff()
         while true {
             let response: EnrollmentResponse

@@ -4,6 +4,9 @@ import CLibYAML
 public struct AgentConfiguration: Sendable, Equatable {
     public var server: String?
     public var enrollmentToken: String?
+    /// The one-time code from `flotilla devices reset-identity`: a replacement board enrolls
+    /// with it to take the place of the device it replaces.
+    public var claimCode: String?
     public var dataDirectory = "/var/lib/flotilla"
     public var heartbeatIntervalSeconds = 25
     public var name: String?
@@ -24,7 +27,7 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    static let keys = ["server", "enrollmentToken", "dataDirectory", "heartbeatIntervalSeconds", "name", "hardwareID", "tags",
+    static let keys = ["server", "enrollmentToken", "claimCode", "dataDirectory", "heartbeatIntervalSeconds", "name", "hardwareID", "tags",
                        "mounts", "processes", "custom", "allowedRoots", "outboxLimit", "caFile", "retryDelaySeconds"]
 
     /// Reads a configuration file; errors say `file:line:column: what`.
@@ -72,6 +75,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             switch key.text {
             case "server": configuration.server = try text()
             case "enrollmentToken": configuration.enrollmentToken = try text()
+            case "claimCode": configuration.claimCode = try text()
             case "dataDirectory": configuration.dataDirectory = try text()
             case "heartbeatIntervalSeconds": configuration.heartbeatIntervalSeconds = try integer(1...3_600)
             case "name": configuration.name = try text()

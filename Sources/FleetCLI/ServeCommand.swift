@@ -162,16 +162,38 @@ struct DataOptions: ParsableArguments {
     var directory: String = "./flotilla-data"
 
     func openStore() throws -> SQLiteFleetStore {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw CLIError("\(directory): cannot create the data directory: \(error.localizedDescription)")
-        }
+        try makePrivate()
         do {
             return try SQLiteFleetStore(path: directory + "/flotilla.sqlite")
         } catch {
             throw CLIError("\(error)")
+        }
+    }
+
+    /// The database, its WAL, the signing key and the git mirror are the server's alone, even
+    /// when the directory was made before by someone else's rules: the directory becomes 0700 and
+    /// what is in it 0600 (files) or 0700 (directories), and whatever the process creates from
+    /// now on is private too (umask 077).
+    func makePrivate() throws {
+        umask(0o077)
+        let manager = FileManager.default
+        do {
+            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIError("\(directory): cannot create the data directory: \(error.localizedDescription)")
+        }
+        func restrict(_ path: String, directory isDirectory: Bool) throws {
+            guard chmod(path, isDirectory ? 0o700 : 0o600) == 0 else {
+                throw CLIError("\(path): cannot make it private to the server's user (\(String(cString: strerror(errno)))); "
+                               + "run the server as the owner of its data directory")
+            }
+        }
+        try restrict(directory, directory: true)
+        for name in (try? manager.contentsOfDirectory(atPath: directory)) ?? [] {
+            let path = directory + "/" + name
+            var status = stat()
+            guard lstat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFLNK else { continue }
+            try restrict(path, directory: (status.st_mode & S_IFMT) == S_IFDIR)
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import FleetCore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -22,12 +23,18 @@ struct ServerClient {
 
     func get(_ path: String) async throws -> Data { try await send(.GET, path) }
 
-    func post(_ path: String) async throws -> Data { try await send(.POST, path) }
+    func post(_ path: String, json: Data? = nil) async throws -> Data { try await send(.POST, path, json: json) }
 
-    private func send(_ method: HTTPMethod, _ path: String) async throws -> Data {
+    func delete(_ path: String) async throws -> Data { try await send(.DELETE, path) }
+
+    private func send(_ method: HTTPMethod, _ path: String, json: Data? = nil) async throws -> Data {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: json))
+        }
         let response: HTTPClientResponse
         do {
             response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
@@ -168,17 +175,22 @@ struct DevicesCommand: AsyncParsableCommand {
     struct ResetIdentity: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reset-identity",
-            abstract: "Let a replaced board enroll as this device with a new device secret (audited).",
+            abstract: "Revoke a device's tokens and let a replaced board take its place with a one-time claim code (audited).",
             discussion: """
                 A device that enrolls again under a known hardware id must prove the device secret it enrolled with; \
-                a board that was replaced cannot. This forgets the device's secret, so its next enrollment sets a new one \
-                and it keeps its place, tags and history. Calls POST /api/v1/devices/ID/reset-identity with the operator \
+                a board that was replaced cannot. This revokes every token the device holds at once, forgets its secret, \
+                and prints a one-time claim code: the new board enrolls with it (flotilla-agent --claim-code CODE, or \
+                claimCode in agent.yaml), sets its own secret and keeps the device's place, tags and history. Without the \
+                code no board can take the identity. Calls POST /api/v1/devices/ID/reset-identity with the operator \
                 token in FLOTILLA_TOKEN.
                 """
         )
 
         @Argument(help: "The device id (d-…), as `GET /api/v1/devices` lists it.")
         var device: String
+
+        @Option(name: .customLong("claim-expires"), help: "How long the claim code is good for: 1m to 30d.")
+        var claimExpires = "24h"
 
         @OptionGroup var connection: ServerOptions
 
@@ -187,11 +199,30 @@ struct DevicesCommand: AsyncParsableCommand {
                                                                 || Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber) }) else {
                 throw ValidationError("'\(device)' is not a device id (letters, digits, '-', '_' and '.')")
             }
+            _ = try claimSeconds()
+        }
+
+        private func claimSeconds() throws -> Int {
+            guard case .success(let duration) = DurationText.parse(claimExpires),
+                  (60...30 * 86_400).contains(Int(duration.seconds)) else {
+                throw ValidationError("--claim-expires must be a duration from 1m to 30d, such as 24h, not '\(claimExpires)'")
+            }
+            return Int(duration.seconds)
         }
 
         func run() async throws {
-            _ = try await ServerClient(server: connection.server).post("/api/v1/devices/\(device)/reset-identity")
-            print("\(device): identity reset; its next enrollment sets a new device secret")
+            let body = try JSONSerialization.data(withJSONObject: ["claimExpiresInSeconds": try claimSeconds()])
+            let answer = try await ServerClient(server: connection.server).post("/api/v1/devices/\(device)/reset-identity", json: body)
+            let reset = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
+            let code = reset["claimCode"] as? String ?? "?", expiry = reset["claimExpiresAt"] as? String ?? "?"
+            print("""
+                \(device): identity reset; every token it held is revoked.
+                Claim code (shown once, good until \(expiry)):
+
+                    \(code)
+
+                Enroll the new board with: flotilla-agent --claim-code \(code) …
+                """)
         }
     }
 }

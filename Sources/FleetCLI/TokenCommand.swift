@@ -10,7 +10,7 @@ struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
         abstract: "Make tokens that enroll devices or let operators use the API.",
-        subcommands: [Create.self]
+        subcommands: [Create.self, List.self, Revoke.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -53,6 +53,64 @@ struct TokenCommand: AsyncParsableCommand {
             try await store.appendAudit(AuditRecord(at: now, project: project, actor: "cli", action: "token.create",
                                                     subject: made.record.id, detail: made.record.kind.rawValue))
             print(made.text)
+        }
+    }
+
+    /// A token as `GET /api/v1/tokens` shows it.
+    struct Listed: Decodable {
+        var id: String
+        var kind: String
+        var group: String?
+        var createdAt: Date
+        var expiresAt: Date?
+        var revoked: Bool
+        var createdBy: String?
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List the project's tokens: id, kind, expiry, whether revoked and which token made it.",
+            discussion: "Reads GET /api/v1/tokens with the operator token in FLOTILLA_TOKEN. Secrets are never shown again."
+        )
+
+        @OptionGroup var connection: ServerOptions
+
+        func run() async throws {
+            let body = try await ServerClient(server: connection.server).get("/api/v1/tokens")
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            let tokens = try decoder.decode([String: [Listed]].self, from: body)["tokens"] ?? []
+            func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+            print(pad("ID", 14) + pad("KIND", 12) + pad("CREATED", 22) + pad("EXPIRES", 22) + pad("STATE", 9) + "MADE BY")
+            for token in tokens {
+                let state = token.revoked ? "revoked" : (token.expiresAt.map { $0 <= Date() } ?? false) ? "expired" : "valid"
+                print(pad(token.id, 14) + pad(token.kind + (token.group.map { ":\($0)" } ?? ""), 12) + pad(token.createdAt.ISO8601Format(), 22)
+                      + pad(token.expiresAt?.ISO8601Format() ?? "never", 22) + pad(state, 9) + (token.createdBy ?? "-"))
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke",
+            abstract: "Revoke a token, and every token it made, at once (audited).",
+            discussion: "Calls DELETE /api/v1/tokens/ID with the operator token in FLOTILLA_TOKEN."
+        )
+
+        @Argument(help: "The token's id: the part between the first and second '_' of the token, as `flotilla token list` shows it.")
+        var id: String
+
+        @OptionGroup var connection: ServerOptions
+
+        func validate() throws {
+            guard id.utf8.count == 12, id.allSatisfy(\.isHexDigit) else { throw ValidationError("'\(id)' is not a token id (12 hexadecimal digits)") }
+        }
+
+        func run() async throws {
+            let body = try await ServerClient(server: connection.server).delete("/api/v1/tokens/\(id)")
+            let revoked = (try JSONDecoder().decode([String: [String]].self, from: body))["revoked"] ?? []
+            print("revoked: " + revoked.joined(separator: ", "))
         }
     }
 }

@@ -13,15 +13,19 @@ public struct EnrollmentRequest: Codable, Sendable, Equatable {
     public var tags: [String: String]?
     /// Facts such as arch, os and agentVersion.
     public var attributes: [String: String]?
+    /// The one-time code an operator got from resetting this hardware's identity: it lets a
+    /// replaced board, with a new device secret, take the device's place.
+    public var claimCode: String?
 
     public init(token: String, hardwareID: String, deviceSecret: String, name: String? = nil,
-                tags: [String: String]? = nil, attributes: [String: String]? = nil) {
+                tags: [String: String]? = nil, attributes: [String: String]? = nil, claimCode: String? = nil) {
         self.token = token
         self.hardwareID = hardwareID
         self.deviceSecret = deviceSecret
         self.name = name
         self.tags = tags
         self.attributes = attributes
+        self.claimCode = claimCode
     }
 }
 

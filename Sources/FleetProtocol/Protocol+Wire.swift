@@ -11,12 +11,14 @@ extension EnrollmentRequest: WireDecodable, WireEncodable {
         name = try object.optionalString("name")
         tags = try object.optionalStringMap("tags")
         attributes = try object.optionalStringMap("attributes")
+        claimCode = try object.optionalString("claimCode")
         try object.finish()
     }
 
     public func write(to writer: inout WireWriter) {
         writer.beginObject()
         writer.field("attributes", attributes)
+        writer.field("claimCode", claimCode)
         writer.field("deviceSecret", deviceSecret)
         writer.field("hardwareID", hardwareID)
         writer.field("name", name)

@@ -89,26 +89,59 @@ struct AgentController: Sendable {
                                      name: body.name ?? body.hardwareID, hardwareID: body.hardwareID,
                                      secretHash: AccessTokens.hash(body.deviceSecret), reportedTags: tags,
                                      attributes: body.attributes ?? [:], enrolledAt: now)
-        let device = try await store.enroll(candidate)
+        if let code = body.claimCode { try Validate.text(code, field: "claimCode", maximum: 128) }
+        var device = try await store.enroll(candidate)
         let again = device.id != candidate.id
-        // The enrollment token is on every device: enrolling again as a known hardware id must
-        // prove that device's secret, or anyone holding one device could become any other.
-        if again, !DeviceSecret.matches(body.deviceSecret, storedHash: device.secretHash) {
-            try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
-                                                    action: "device.reenroll.refused", subject: device.id,
-                                                    detail: "hardware \(body.hardwareID): the device secret does not match"))
+        var action = again ? "device.reenroll" : "device.enroll"
+        if again, device.secretHash.isEmpty {
+            // An operator reset this identity: only the one-time claim code lets a board take it,
+            // or whoever enrolled first after the reset would become the device.
+            device = try await claim(device, body: body, token: token, now: now)
+            action = "device.identity.claim"
+        } else if again, !DeviceSecret.matches(body.deviceSecret, storedHash: device.secretHash) {
+            // The enrollment token is on every device: enrolling again as a known hardware id must
+            // prove that device's secret, or anyone holding one device could become any other.
+            try await refuse(device, token: token, now: now, why: "the device secret does not match")
             throw APIError(.forbidden, "device_secret_mismatch",
                            "hardware '\(body.hardwareID)' is enrolled as \(device.id) with another device secret; if the board was "
-                           + "replaced, an operator resets its identity (flotilla devices reset-identity \(device.id))")
+                           + "replaced, an operator resets its identity (flotilla devices reset-identity \(device.id)) and gives "
+                           + "the new board the claim code")
         }
         directory.remember(device)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
-                                                action: again ? "device.reenroll" : "device.enroll", subject: device.id,
-                                                detail: "hardware \(body.hardwareID)"))
-        let response = EnrollmentResponse(deviceID: device.id, project: device.project,
-                                          deviceToken: try await tokens.issue(device: device.id, project: device.project, now: now),
+                                                action: action, subject: device.id, detail: "hardware \(body.hardwareID)"))
+        let deviceToken = try await tokens.issue(device: device.id, project: device.project, generation: device.tokenGeneration, now: now)
+        let response = EnrollmentResponse(deviceID: device.id, project: device.project, deviceToken: deviceToken,
                                           heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds)
         return try JSONBody.response(response, status: again ? .ok : .created)
+    }
+
+    /// A reset device taken by the board that presents its claim code, once; refused and audited otherwise.
+    private func claim(_ device: DeviceRecord, body: EnrollmentRequest, token: AccessTokenRecord, now: Date) async throws -> DeviceRecord {
+        guard let code = body.claimCode else {
+            try await refuse(device, token: token, now: now, why: "its identity was reset and no claim code was given")
+            throw APIError(.forbidden, "claim_code_required",
+                           "hardware '\(body.hardwareID)' had its identity reset: enroll with the claim code the reset printed "
+                           + "(flotilla-agent --claim-code, or claimCode in agent.yaml)")
+        }
+        guard let expiry = device.claimExpiresAt, expiry > now else {
+            try await refuse(device, token: token, now: now, why: "its claim code expired")
+            throw APIError(.forbidden, "claim_code_expired",
+                           "the claim code for hardware '\(body.hardwareID)' expired; an operator resets its identity again")
+        }
+        guard let stored = device.claimHash, DeviceSecret.matches(code, storedHash: stored),
+              let claimed = try await store.claimIdentity(deviceID: device.id, claimHash: stored,
+                                                          secretHash: AccessTokens.hash(body.deviceSecret), at: now) else {
+            try await refuse(device, token: token, now: now, why: "a wrong claim code was given")
+            throw APIError(.forbidden, "claim_code_mismatch", "that is not the claim code for hardware '\(body.hardwareID)'")
+        }
+        return claimed
+    }
+
+    private func refuse(_ device: DeviceRecord, token: AccessTokenRecord, now: Date, why: String) async throws {
+        try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
+                                                action: "device.reenroll.refused", subject: device.id,
+                                                detail: "hardware \(device.hardwareID): \(why)"))
     }
 
     private func heartbeat(_ request: Request) async throws -> Response {
@@ -129,14 +162,17 @@ struct AgentController: Sendable {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized("a device token is required (Authorization: Bearer …)")
         }
-        let (device, project) = try await tokens.verify(String(header.dropFirst("Bearer ".count)))
-        guard let entry = try await directory.entry(for: device), entry.project == project else {
+        let subject = try await tokens.verify(String(header.dropFirst("Bearer ".count)))
+        guard let entry = try await directory.entry(for: subject.device), entry.project == subject.project else {
             throw APIError.unauthorized("unknown device")
         }
         guard !entry.deleted else {
             throw APIError(.gone, "device_deleted", "this device was deleted by an operator; stop and enroll again if it should return")
         }
-        return device
+        guard entry.tokenGeneration == subject.generation else {
+            throw APIError(.unauthorized, "token_revoked", "this device token was revoked when an operator reset the device's identity")
+        }
+        return subject.device
     }
 }
 

@@ -11,6 +11,8 @@ final class DeviceDirectory: Sendable {
     struct Entry: Sendable {
         var project: String
         var deleted: Bool
+        /// Tokens of an older generation were revoked by an identity reset.
+        var tokenGeneration: Int
     }
 
     private struct State {
@@ -28,7 +30,7 @@ final class DeviceDirectory: Sendable {
     func entry(for device: String) async throws -> Entry? {
         if let entry = state.withLock({ $0.entries[device] }) { return entry }
         guard let record = try await store.device(id: device) else { return nil }
-        let entry = Entry(project: record.project, deleted: record.deleted)
+        let entry = Entry(record)
         // A deletion noted while the store was read wins over what was read.
         return state.withLock { state in
             if let known = state.entries[device] { return known }
@@ -38,7 +40,7 @@ final class DeviceDirectory: Sendable {
     }
 
     func remember(_ record: DeviceRecord) {
-        state.withLock { $0.entries[record.id] = Entry(project: record.project, deleted: record.deleted) }
+        state.withLock { $0.entries[record.id] = Entry(record) }
     }
 
     func markDeleted(_ device: String) {
@@ -58,5 +60,11 @@ final class DeviceDirectory: Sendable {
             state.lastHeard = state.lastHeard.filter { $0.value >= cutoff }
             return state.lastHeard.count
         }
+    }
+}
+
+extension DeviceDirectory.Entry {
+    init(_ record: DeviceRecord) {
+        self.init(project: record.project, deleted: record.deleted, tokenGeneration: record.tokenGeneration)
     }
 }

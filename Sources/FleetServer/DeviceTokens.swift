@@ -16,6 +16,9 @@ public struct DeviceTokens: Sendable {
         var sub: SubjectClaim
         var project: String
         var iat: IssuedAtClaim
+        /// The device's token generation when issued (`DeviceRecord.tokenGeneration`); absent in
+        /// tokens issued before generations existed, which count as generation 0.
+        var gen: Int?
 
         func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
@@ -34,37 +37,46 @@ public struct DeviceTokens: Sendable {
         return DeviceTokens(keys: await JWTKeyCollection().add(eddsa: key))
     }
 
-    /// A token naming `device` in `project`.
-    func issue(device: String, project: String, now: Date) async throws -> String {
-        try await keys.sign(Claims(sub: SubjectClaim(value: device), project: project, iat: IssuedAtClaim(value: now)))
+    /// A token naming `device` in `project`, valid while the device stays in `generation`.
+    func issue(device: String, project: String, generation: Int, now: Date) async throws -> String {
+        try await keys.sign(Claims(sub: SubjectClaim(value: device), project: project, iat: IssuedAtClaim(value: now), gen: generation))
     }
 
-    /// The device and project a token names, or an `APIError` saying why it is not accepted.
-    func verify(_ token: String) async throws -> (device: String, project: String) {
+    /// What a token names, or an `APIError` saying why it is not accepted. The caller checks the
+    /// generation against the device's own.
+    func verify(_ token: String) async throws -> Subject {
         if let known = verified.lookup(token) { return known }
         do {
             let claims = try await keys.verify(token, as: Claims.self)
-            verified.remember(token, device: claims.sub.value, project: claims.project)
-            return (claims.sub.value, claims.project)
+            let subject = Subject(device: claims.sub.value, project: claims.project, generation: claims.gen ?? 0)
+            verified.remember(token, subject)
+            return subject
         } catch {
             throw APIError.unauthorized("not a valid device token")
         }
+    }
+
+    /// The device, project and token generation a device token names.
+    struct Subject: Sendable, Equatable {
+        var device: String
+        var project: String
+        var generation: Int
     }
 }
 
 /// A bounded set of checked tokens, forgotten whole when full.
 final class VerifiedTokens: Sendable {
-    private let state = Mutex<[String: (device: String, project: String)]>([:])
+    private let state = Mutex<[String: DeviceTokens.Subject]>([:])
     private let capacity = 250_000
 
-    func lookup(_ token: String) -> (device: String, project: String)? {
+    func lookup(_ token: String) -> DeviceTokens.Subject? {
         state.withLock { $0[token] }
     }
 
-    func remember(_ token: String, device: String, project: String) {
+    func remember(_ token: String, _ subject: DeviceTokens.Subject) {
         state.withLock { entries in
             if entries.count >= capacity { entries.removeAll() }
-            entries[token] = (device, project)
+            entries[token] = subject
         }
     }
 }

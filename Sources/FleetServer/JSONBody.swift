@@ -15,6 +15,18 @@ enum JSONBody {
         return try decode(type, from: Data(buffer.readableBytesView))
     }
 
+    /// An optional body: nil when the request has none.
+    static func decodeIfPresent<T: Codable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T? {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "the request body is larger than \(limit) bytes")
+        }
+        guard buffer.readableBytes > 0 else { return nil }
+        return try decode(type, from: Data(buffer.readableBytesView))
+    }
+
     /// The hot path: types that read themselves from a parsed document, refusing unknown keys
     /// as they go, with no Codable and no second pass.
     static func decode<T: Codable & WireDecodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {

@@ -46,17 +46,10 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "403": {
-            "description": "A device with this hardware id is enrolled with another device secret (code device_secret_mismatch); an operator can reset its identity.",
+            "description": "Refused: a device with this hardware id is enrolled with another device secret (device_secret_mismatch), or its identity was reset and the claim code is missing, wrong or expired (claim_code_required, claim_code_mismatch, claim_code_expired).",
             "content": {
               "application/json": {
                 "schema": {
@@ -66,24 +59,10 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "413": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -119,44 +98,16 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "410": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "413": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -196,24 +147,10 @@ enum OpenAPIDocument {
             "description": "Nothing changed within the long-poll limit."
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "410": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -276,64 +213,22 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "404": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "409": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "410": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "413": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -371,14 +266,7 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -448,24 +336,10 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -517,24 +391,10 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "404": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       },
@@ -561,24 +421,10 @@ enum OpenAPIDocument {
             "description": "Deleted."
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "404": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -586,7 +432,7 @@ enum OpenAPIDocument {
     "/api/v1/devices/{id}/reset-identity": {
       "post": {
         "operationId": "resetDeviceIdentity",
-        "summary": "Forget a device's secret, so a replaced board enrolls as it with a new one (audited).",
+        "summary": "Revoke a device's tokens and let a replaced board take its place with a one-time claim code (audited).",
         "security": [
           {
             "operatorToken": []
@@ -604,7 +450,7 @@ enum OpenAPIDocument {
         ],
         "responses": {
           "200": {
-            "description": "The identity was reset; the next enrollment of its hardware id sets the device secret.",
+            "description": "Every token the device held is revoked; the board that enrolls under its hardware id with the claim code, before it expires, becomes the device.",
             "content": {
               "application/json": {
                 "schema": {
@@ -613,36 +459,54 @@ enum OpenAPIDocument {
                     "device": {
                       "type": "string"
                     },
-                    "identity": {
+                    "hardwareID": {
                       "type": "string"
+                    },
+                    "claimCode": {
+                      "type": "string",
+                      "description": "Shown once; enroll the new board with it (claimCode in the enrollment request)."
+                    },
+                    "claimExpiresAt": {
+                      "type": "string",
+                      "format": "date-time"
                     }
                   },
                   "required": [
                     "device",
-                    "identity"
+                    "hardwareID",
+                    "claimCode",
+                    "claimExpiresAt"
                   ],
                   "additionalProperties": false
                 }
               }
             }
           },
+          "400": {
+            "$ref": "#/components/responses/Refused"
+          },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "404": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
+            "$ref": "#/components/responses/Refused"
+          }
+        },
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "properties": {
+                  "claimExpiresInSeconds": {
+                    "type": "integer",
+                    "minimum": 60,
+                    "maximum": 2592000,
+                    "description": "How long the claim code is good for; a day when absent."
+                  }
+                },
+                "additionalProperties": false
               }
             }
           }
@@ -682,14 +546,7 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       },
@@ -723,34 +580,13 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "413": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -786,24 +622,10 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "404": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -839,24 +661,10 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "404": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -894,20 +702,13 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       },
       "post": {
         "operationId": "createToken",
-        "summary": "Make a token; its text is shown this once.",
+        "summary": "Make a token that never outlives the one making it; its text is shown this once.",
         "security": [
           {
             "operatorToken": []
@@ -948,34 +749,119 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "$ref": "#/components/responses/Refused"
+          },
+          "401": {
+            "$ref": "#/components/responses/Refused"
+          },
+          "413": {
+            "$ref": "#/components/responses/Refused"
+          }
+        }
+      }
+    },
+    "/api/v1/tokens/{id}": {
+      "delete": {
+        "operationId": "revokeToken",
+        "summary": "Revoke a token, and every token it made, at once (audited).",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            },
+            "description": "The token's id, as the list shows it."
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The ids revoked: the token and its heirs.",
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
+                  "type": "object",
+                  "properties": {
+                    "revoked": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      }
+                    }
+                  },
+                  "required": [
+                    "revoked"
+                  ],
+                  "additionalProperties": false
                 }
               }
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
+            "$ref": "#/components/responses/Refused"
+          },
+          "404": {
+            "$ref": "#/components/responses/Refused"
+          }
+        }
+      }
+    },
+    "/api/v1/audit": {
+      "get": {
+        "operationId": "listAudit",
+        "summary": "The project's audit log, newest first.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 10000,
+              "default": 100
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Entries.",
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
+                  "type": "object",
+                  "properties": {
+                    "entries": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/AuditEntry"
+                      }
+                    }
+                  },
+                  "required": [
+                    "entries"
+                  ],
+                  "additionalProperties": false
                 }
               }
             }
           },
-          "413": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+          "400": {
+            "$ref": "#/components/responses/Refused"
+          },
+          "401": {
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -1021,7 +907,10 @@ enum OpenAPIDocument {
                   "properties": {
                     "reconcile": {
                       "type": "string",
-                      "enum": ["requested", "ignored"]
+                      "enum": [
+                        "requested",
+                        "ignored"
+                      ]
                     },
                     "reason": {
                       "type": "string"
@@ -1052,14 +941,7 @@ enum OpenAPIDocument {
             }
           },
           "413": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           }
         }
       }
@@ -1099,7 +981,10 @@ enum OpenAPIDocument {
                   "properties": {
                     "reconcile": {
                       "type": "string",
-                      "enum": ["requested", "ignored"]
+                      "enum": [
+                        "requested",
+                        "ignored"
+                      ]
                     },
                     "reason": {
                       "type": "string"
@@ -1110,14 +995,7 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "503": {
             "description": "The controller has not reconciled a commit yet (code not_reconciled).",
@@ -1163,14 +1041,7 @@ enum OpenAPIDocument {
             }
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "404": {
             "description": "No controller runs here.",
@@ -1234,24 +1105,10 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "503": {
             "description": "The controller has not reconciled a commit yet (code not_reconciled).",
@@ -1315,24 +1172,10 @@ enum OpenAPIDocument {
             }
           },
           "400": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "401": {
-            "description": "The request was refused; the body says why and, where one is to blame, which field.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
+            "$ref": "#/components/responses/Refused"
           },
           "503": {
             "description": "The controller has not reconciled a commit yet (code not_reconciled).",
@@ -1369,6 +1212,18 @@ enum OpenAPIDocument {
         "type": "http",
         "scheme": "bearer",
         "description": "flo_<id>_<secret>"
+      }
+    },
+    "responses": {
+      "Refused": {
+        "description": "The request was refused; the body says why and, where one is to blame, which field.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/ErrorResponse"
+            }
+          }
+        }
       }
     },
     "schemas": {
@@ -1520,6 +1375,12 @@ enum OpenAPIDocument {
             "additionalProperties": {
               "type": "string"
             }
+          },
+          "claimCode": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "The one-time code from resetting this hardware's identity: lets a replaced board, with a new device secret, take the device's place."
           }
         },
         "required": [
@@ -2171,11 +2032,14 @@ enum OpenAPIDocument {
             ]
           },
           "group": {
-            "type": "string"
+            "type": "string",
+            "description": "Enrollment tokens only: devices enrolled with it get the tag group=<group>."
           },
           "expiresInSeconds": {
             "type": "integer",
-            "minimum": 1
+            "minimum": 1,
+            "maximum": 315360000,
+            "description": "At most ten years, and never past the expiry of the token making it; without it, the new token expires with that token (or never, when that token never does)."
           }
         },
         "required": [
@@ -2208,6 +2072,10 @@ enum OpenAPIDocument {
           },
           "revoked": {
             "type": "boolean"
+          },
+          "createdBy": {
+            "type": "string",
+            "description": "The operator token that made this one through the API; revoking that one revokes this one."
           }
         },
         "required": [
@@ -2215,6 +2083,36 @@ enum OpenAPIDocument {
           "kind",
           "createdAt",
           "revoked"
+        ],
+        "additionalProperties": false
+      },
+      "AuditEntry": {
+        "type": "object",
+        "properties": {
+          "at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "actor": {
+            "type": "string",
+            "description": "operator:<token id>, token:<enrollment token id>, or cli."
+          },
+          "action": {
+            "type": "string"
+          },
+          "subject": {
+            "type": "string"
+          },
+          "detail": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "at",
+          "actor",
+          "action",
+          "subject",
+          "detail"
         ],
         "additionalProperties": false
       }

@@ -24,6 +24,8 @@ struct OperatorController: Sendable {
             return try JSONBody.response(["tokens": try await store.tokens(project: token.project).map(TokenView.init)])
         }
         group.post("tokens") { request, _ in try await createToken(request) }
+        group.delete("tokens/:id") { request, context in try await revokeToken(request, id: try context.parameters.require("id")) }
+        group.get("audit") { request, _ in try await auditLog(request) }
     }
 
     /// A device as the API shows it: never its secret hash.
@@ -47,6 +49,7 @@ struct OperatorController: Sendable {
         var createdAt: Date
         var expiresAt: Date?
         var revoked: Bool
+        var createdBy: String?
 
         init(_ record: AccessTokenRecord) {
             id = record.id
@@ -55,8 +58,12 @@ struct OperatorController: Sendable {
             createdAt = record.createdAt
             expiresAt = record.expiresAt
             revoked = record.revoked
+            createdBy = record.createdBy
         }
     }
+
+    /// The longest lifetime a token can be given: ten years.
+    static let maximumTokenSeconds = 10 * 365 * 86_400
 
     struct TokenRequest: Codable {
         var kind: AccessTokenRecord.Kind
@@ -118,16 +125,38 @@ struct OperatorController: Sendable {
         return try JSONBody.response(DeviceDetail(device: view(device, now: Date()), heartbeats: history))
     }
 
-    /// A replaced board: its next enrollment under the same hardware id sets a new device secret.
+    struct ResetIdentityRequest: Codable {
+        /// How long the claim code is good for; a day when absent.
+        var claimExpiresInSeconds: Int?
+    }
+
+    struct ResetIdentityResponse: Codable {
+        var device: String
+        var hardwareID: String
+        /// Shown once: the new board enrolls with it (`flotilla-agent --claim-code`).
+        var claimCode: String
+        var claimExpiresAt: Date
+    }
+
+    /// A replaced board: every token of the device is revoked at once, and the board that
+    /// enrolls under its hardware id with the one-time claim code, before it expires, becomes the device.
     private func resetIdentity(_ request: Request, id: String) async throws -> Response {
         let token = try await authenticate(request)
+        let body = try await JSONBody.decodeIfPresent(ResetIdentityRequest.self, from: request, limit: configuration.maximumBodyBytes)
+        let seconds = body?.claimExpiresInSeconds ?? 86_400
+        guard (60...30 * 86_400).contains(seconds) else {
+            throw APIError.invalid("'claimExpiresInSeconds' must be from 60 to 2592000 (30 days)", field: "claimExpiresInSeconds")
+        }
         guard let device = try await store.device(id: id), device.project == token.project, !device.deleted else {
             throw APIError.notFound("no device '\(id)' in project \(token.project)")
         }
-        try await store.resetIdentity(deviceID: id)
-        try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
-                                                action: "device.reset-identity", subject: id, detail: "hardware \(device.hardwareID)"))
-        return try JSONBody.response(["device": id, "identity": "reset: the next enrollment of hardware '\(device.hardwareID)' sets its secret"])
+        let now = Date(), code = AccessTokens.randomHex(bytes: 16), expiry = now.addingTimeInterval(Double(seconds))
+        let reset = try await store.resetIdentity(deviceID: id, claimHash: AccessTokens.hash(code), claimExpiresAt: expiry)
+        directory.remember(reset)
+        try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
+                                                action: "device.reset-identity", subject: id,
+                                                detail: "hardware \(device.hardwareID); tokens revoked; claim code until \(expiry.ISO8601Format())"))
+        return try JSONBody.response(ResetIdentityResponse(device: id, hardwareID: device.hardwareID, claimCode: code, claimExpiresAt: expiry))
     }
 
     private func deleteDevice(_ request: Request, id: String) async throws -> Response {
@@ -145,16 +174,74 @@ struct OperatorController: Sendable {
     private func createToken(_ request: Request) async throws -> Response {
         let token = try await authenticate(request)
         let body = try await JSONBody.decode(TokenRequest.self, from: request, limit: configuration.maximumBodyBytes)
-        if let seconds = body.expiresInSeconds, seconds <= 0 {
-            throw APIError.invalid("'expiresInSeconds' must be positive", field: "expiresInSeconds")
+        if let seconds = body.expiresInSeconds, !(1...Self.maximumTokenSeconds).contains(seconds) {
+            throw APIError.invalid("'expiresInSeconds' must be from 1 to \(Self.maximumTokenSeconds) (ten years)", field: "expiresInSeconds")
+        }
+        if let group = body.group {
+            guard body.kind == .enrollment else { throw APIError.invalid("'group' applies to enrollment tokens", field: "group") }
+            if let problem = FleetNames.problem(group) { throw APIError.invalid("'group': \(problem)", field: "group") }
         }
         let now = Date()
-        let made = AccessTokens.make(kind: body.kind, project: token.project, group: body.group,
-                                     expiresAt: body.expiresInSeconds.map { now.addingTimeInterval(Double($0)) }, now: now)
+        // A token never makes one that outlives it: without a lifetime the new token expires with
+        // the one that made it, and a longer one is refused.
+        var expiry = body.expiresInSeconds.map { now.addingTimeInterval(Double($0)) }
+        if let limit = token.expiresAt {
+            if let wanted = expiry, wanted > limit {
+                throw APIError.invalid("'expiresInSeconds' reaches past the expiry of the token making it (\(limit.ISO8601Format())); "
+                                       + "at most \(max(1, Int(limit.timeIntervalSince(now)))) seconds", field: "expiresInSeconds")
+            }
+            expiry = expiry ?? limit
+        }
+        var made = AccessTokens.make(kind: body.kind, project: token.project, group: body.group, expiresAt: expiry, now: now)
+        made.record.createdBy = token.id
         try await store.insertToken(made.record)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
                                                 action: "token.create", subject: made.record.id, detail: body.kind.rawValue))
         return try JSONBody.response(CreatedToken(token: made.text, info: TokenView(made.record)), status: .created)
+    }
+
+    /// Revokes the token and every token it made, directly or through others: a leaked operator
+    /// token's heirs go with it.
+    private func revokeToken(_ request: Request, id: String) async throws -> Response {
+        let token = try await authenticate(request)
+        let tokens = try await store.tokens(project: token.project)
+        guard tokens.contains(where: { $0.id == id }) else { throw APIError.notFound("no token '\(id)' in project \(token.project)") }
+        var revoked: [String] = [], frontier = [id]
+        while let next = frontier.popLast() {
+            guard !revoked.contains(next) else { continue }
+            revoked.append(next)
+            frontier += tokens.filter { $0.createdBy == next }.map(\.id)
+        }
+        let now = Date()
+        for revoke in revoked where tokens.first(where: { $0.id == revoke })?.revoked == false {
+            try await store.revokeToken(id: revoke)
+            try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)", action: "token.revoke",
+                                                    subject: revoke, detail: revoke == id ? "" : "made by a revoked token (\(id))"))
+        }
+        return try JSONBody.response(["revoked": revoked])
+    }
+
+    struct AuditView: Codable {
+        var at: Date
+        var actor: String
+        var action: String
+        var subject: String
+        var detail: String
+    }
+
+    private func auditLog(_ request: Request) async throws -> Response {
+        let token = try await authenticate(request)
+        var limit = 100
+        if let text = request.uri.queryParameters["limit"].map(String.init) {
+            guard let value = Int(text), (1...10_000).contains(value) else {
+                throw APIError.invalid("'limit' is a whole number from 1 to 10000", field: "limit")
+            }
+            limit = value
+        }
+        let entries = try await store.audit(project: token.project, limit: limit).map {
+            AuditView(at: $0.at, actor: $0.actor, action: $0.action, subject: $0.subject, detail: $0.detail)
+        }
+        return try JSONBody.response(["entries": entries])
     }
 
     private func authenticate(_ request: Request) async throws -> AccessTokenRecord {

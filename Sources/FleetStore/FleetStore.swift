@@ -16,13 +16,16 @@ public protocol FleetStore: Sendable {
     func revokeToken(id: String) async throws
 
     /// Registers `device`, or returns the device already registered for its project and
-    /// hardware id (the same hardware enrolling again is the same device; the caller checks it
-    /// proves the device secret). A device whose identity an operator reset takes the new
-    /// device's secret hash.
+    /// hardware id unchanged (the same hardware enrolling again is the same device; the caller
+    /// checks it proves the device secret, or claims a reset identity).
     func enroll(_ device: DeviceRecord) async throws -> DeviceRecord
-    /// Forgets the device's secret, so the next enrollment of its hardware id sets a new one (a
-    /// replaced board keeps its place in the fleet).
-    func resetIdentity(deviceID: String) async throws
+    /// Forgets the device's secret and moves its token generation on (every device token issued
+    /// before is refused from now), and keeps the hash of a one-time claim code valid until
+    /// `claimExpiresAt`: the replaced board presents it to take the device's place. Returns the device.
+    func resetIdentity(deviceID: String, claimHash: String, claimExpiresAt: Date) async throws -> DeviceRecord
+    /// Gives a reset device the new board's secret, once: only while its secret is unset and its
+    /// claim hash is `claimHash` and unexpired at `date`. Returns the device then, nil otherwise.
+    func claimIdentity(deviceID: String, claimHash: String, secretHash: String, at date: Date) async throws -> DeviceRecord?
     func device(id: String) async throws -> DeviceRecord?
     func devices(project: String) async throws -> [DeviceRecord]
     /// Marks the device deleted; its hardware id can enroll afresh only as a new device.

@@ -40,11 +40,7 @@ public actor MemoryFleetStore: FleetStore {
     }
 
     public func enroll(_ device: DeviceRecord) throws -> DeviceRecord {
-        if var existing = deviceRecords.values.first(where: { $0.project == device.project && $0.hardwareID == device.hardwareID && !$0.deleted }) {
-            if existing.secretHash.isEmpty {
-                existing.secretHash = device.secretHash
-                deviceRecords[existing.id] = existing
-            }
+        if let existing = deviceRecords.values.first(where: { $0.project == device.project && $0.hardwareID == device.hardwareID && !$0.deleted }) {
             return existing
         }
         guard deviceRecords[device.id] == nil else { throw StoreError(.duplicate, "device \(device.id) exists") }
@@ -58,9 +54,24 @@ public actor MemoryFleetStore: FleetStore {
         deviceRecords.values.filter { $0.project == project && !$0.deleted }.sorted { $0.id < $1.id }
     }
 
-    public func resetIdentity(deviceID: String) throws {
-        guard deviceRecords[deviceID] != nil else { throw StoreError(.notFound, "no device \(deviceID)") }
-        deviceRecords[deviceID]?.secretHash = ""
+    public func resetIdentity(deviceID: String, claimHash: String, claimExpiresAt: Date) throws -> DeviceRecord {
+        guard var device = deviceRecords[deviceID] else { throw StoreError(.notFound, "no device \(deviceID)") }
+        device.secretHash = ""
+        device.tokenGeneration += 1
+        device.claimHash = claimHash
+        device.claimExpiresAt = claimExpiresAt
+        deviceRecords[deviceID] = device
+        return device
+    }
+
+    public func claimIdentity(deviceID: String, claimHash: String, secretHash: String, at date: Date) -> DeviceRecord? {
+        guard var device = deviceRecords[deviceID], !device.deleted, device.secretHash.isEmpty, device.claimHash == claimHash,
+              let expiry = device.claimExpiresAt, expiry > date else { return nil }
+        device.secretHash = secretHash
+        device.claimHash = nil
+        device.claimExpiresAt = nil
+        deviceRecords[deviceID] = device
+        return device
     }
 
     public func deleteDevice(id: String) throws {

@@ -30,9 +30,12 @@ public struct AccessTokenRecord: Codable, Sendable, Equatable {
     public var createdAt: Date
     public var expiresAt: Date?
     public var revoked: Bool
+    /// The operator token that made this one through the API; nil for tokens made on the
+    /// server's own machine (`flotilla token create`). Revoking a token revokes what it made.
+    public var createdBy: String?
 
     public init(id: String, kind: Kind, project: String, group: String? = nil, secretHash: String, createdAt: Date,
-                expiresAt: Date? = nil, revoked: Bool = false) {
+                expiresAt: Date? = nil, revoked: Bool = false, createdBy: String? = nil) {
         self.id = id
         self.kind = kind
         self.project = project
@@ -41,6 +44,7 @@ public struct AccessTokenRecord: Codable, Sendable, Equatable {
         self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.revoked = revoked
+        self.createdBy = createdBy
     }
 }
 
@@ -61,10 +65,18 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public var executing: String?
     /// Deleted by an operator: its agent gets 410 Gone and stops.
     public var deleted: Bool
+    /// Device tokens carry the generation they were issued in; an identity reset moves it on,
+    /// so every token issued before is refused.
+    public var tokenGeneration: Int
+    /// After an identity reset: the hash of the one-time code that lets a new board take the
+    /// device's place, and until when it does.
+    public var claimHash: String?
+    public var claimExpiresAt: Date?
 
     public init(id: String, project: String, name: String, hardwareID: String, secretHash: String, reportedTags: [String: String] = [:],
                 attributes: [String: String] = [:], apps: [String: InstalledApp] = [:], enrolledAt: Date,
-                lastHeartbeatAt: Date? = nil, executing: String? = nil, deleted: Bool = false) {
+                lastHeartbeatAt: Date? = nil, executing: String? = nil, deleted: Bool = false, tokenGeneration: Int = 0,
+                claimHash: String? = nil, claimExpiresAt: Date? = nil) {
         self.id = id
         self.project = project
         self.name = name
@@ -77,6 +89,9 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
         self.lastHeartbeatAt = lastHeartbeatAt
         self.executing = executing
         self.deleted = deleted
+        self.tokenGeneration = tokenGeneration
+        self.claimHash = claimHash
+        self.claimExpiresAt = claimExpiresAt
     }
 }
 

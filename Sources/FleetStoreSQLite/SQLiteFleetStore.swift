@@ -77,6 +77,18 @@ public final class SQLiteFleetStore: FleetStore {
             // The execution a device's last heartbeat says it works on (see Heartbeat.executing).
             try db.execute(sql: "ALTER TABLE device ADD COLUMN executing TEXT")
         }
+        migrator.registerMigration("2026-12-03 device identity") { db in
+            // Device tokens name the generation they were issued in; a reset moves it on (DeviceRecord.tokenGeneration).
+            try db.execute(sql: """
+                ALTER TABLE device ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE device ADD COLUMN claim_hash TEXT;
+                ALTER TABLE device ADD COLUMN claim_expires_at REAL;
+                """)
+        }
+        migrator.registerMigration("2026-12-03 token lineage") { db in
+            // The operator token that made a token through the API (AccessTokenRecord.createdBy).
+            try db.execute(sql: "ALTER TABLE access_token ADD COLUMN created_by TEXT")
+        }
         return migrator
     }
 
@@ -100,10 +112,11 @@ public final class SQLiteFleetStore: FleetStore {
             try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
                            arguments: [token.project, token.createdAt.timeIntervalSince1970])
             try db.execute(sql: """
-                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked, created_by)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [token.id, token.kind.rawValue, token.project, token.group, token.secretHash,
-                                 token.createdAt.timeIntervalSince1970, token.expiresAt?.timeIntervalSince1970, token.revoked])
+                                 token.createdAt.timeIntervalSince1970, token.expiresAt?.timeIntervalSince1970, token.revoked,
+                                 token.createdBy])
         }
     }
 
@@ -128,12 +141,7 @@ public final class SQLiteFleetStore: FleetStore {
         try await write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE project = ? AND hardware_id = ? AND deleted = 0",
                                           arguments: [device.project, device.hardwareID]) {
-                var existing = try Self.device(row)
-                if existing.secretHash.isEmpty {
-                    try db.execute(sql: "UPDATE device SET secret_hash = ? WHERE id = ?", arguments: [device.secretHash, existing.id])
-                    existing.secretHash = device.secretHash
-                }
-                return existing
+                return try Self.device(row)
             }
             try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
                            arguments: [device.project, device.enrolledAt.timeIntervalSince1970])
@@ -147,10 +155,29 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    public func resetIdentity(deviceID: String) async throws {
+    public func resetIdentity(deviceID: String, claimHash: String, claimExpiresAt: Date) async throws -> DeviceRecord {
         try await write { db in
-            try db.execute(sql: "UPDATE device SET secret_hash = '' WHERE id = ?", arguments: [deviceID])
-            guard db.changesCount > 0 else { throw StoreError(.notFound, "no device \(deviceID)") }
+            try db.execute(sql: """
+                UPDATE device SET secret_hash = '', token_generation = token_generation + 1, claim_hash = ?, claim_expires_at = ?
+                WHERE id = ?
+                """, arguments: [claimHash, claimExpiresAt.timeIntervalSince1970, deviceID])
+            guard db.changesCount > 0,
+                  let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [deviceID]) else {
+                throw StoreError(.notFound, "no device \(deviceID)")
+            }
+            return try Self.device(row)
+        }
+    }
+
+    public func claimIdentity(deviceID: String, claimHash: String, secretHash: String, at date: Date) async throws -> DeviceRecord? {
+        try await write { db in
+            // One statement: of two boards presenting the same code at once, one claims it.
+            try db.execute(sql: """
+                UPDATE device SET secret_hash = ?, claim_hash = NULL, claim_expires_at = NULL
+                WHERE id = ? AND deleted = 0 AND secret_hash = '' AND claim_hash = ? AND claim_expires_at > ?
+                """, arguments: [secretHash, deviceID, claimHash, date.timeIntervalSince1970])
+            guard db.changesCount > 0 else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [deviceID]).map(Self.device)
         }
     }
 
@@ -451,7 +478,8 @@ public final class SQLiteFleetStore: FleetStore {
     private static func token(_ row: Row) -> AccessTokenRecord {
         AccessTokenRecord(id: row["id"], kind: AccessTokenRecord.Kind(rawValue: row["kind"]) ?? .enrollment, project: row["project"],
                           group: row["grp"], secretHash: row["secret_hash"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                          expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), revoked: row["revoked"])
+                          expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), revoked: row["revoked"],
+                          createdBy: row["created_by"])
     }
 
     private static func device(_ row: Row) throws -> DeviceRecord {
@@ -461,7 +489,8 @@ public final class SQLiteFleetStore: FleetStore {
                      apps: try map(row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
                      enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
                      lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                     executing: row["executing"], deleted: row["deleted"])
+                     executing: row["executing"], deleted: row["deleted"], tokenGeneration: row["token_generation"],
+                     claimHash: row["claim_hash"], claimExpiresAt: (row["claim_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
     }
 }
 

@@ -3,12 +3,14 @@ import Glibc
 
 let usage = """
     usage: flotilla-agent [--config FILE] [--server URL] [--token TOKEN] [--data DIR] [--interval SECONDS]
-                          [--name NAME] [--hardware-id ID] [--verbose]
+                          [--name NAME] [--hardware-id ID] [--claim-code CODE] [--verbose]
            flotilla-agent --version
 
     Enrolls this device with a Flotilla server once, then sends heartbeats and runs the update
     flows the server assigns. Settings come from FILE (default /etc/flotilla/agent.yaml, when it
     exists), then from flags. FLOTILLA_ENROLLMENT_TOKEN is read when no token is given.
+    A board that replaces an enrolled device enrolls with the claim code that
+    `flotilla devices reset-identity` printed (--claim-code, or FLOTILLA_CLAIM_CODE).
 
     """
 
@@ -41,7 +43,7 @@ while !arguments.isEmpty {
         exit(0)
     case "--verbose":
         Log.verbose = true
-    case "--config", "--server", "--token", "--data", "--interval", "--name", "--hardware-id":
+    case "--config", "--server", "--token", "--data", "--interval", "--name", "--hardware-id", "--claim-code":
         guard !arguments.isEmpty else { fail("\(flag) needs a value") }
         let value = arguments.removeFirst()
         if flag == "--config" { configPath = value } else { flags[flag] = value }
@@ -63,6 +65,8 @@ do {
 if let value = flags["--server"] { configuration.server = value }
 if let value = flags["--token"] { configuration.enrollmentToken = value }
 if configuration.enrollmentToken == nil, let value = getenv("FLOTILLA_ENROLLMENT_TOKEN") { configuration.enrollmentToken = String(cString: value) }
+if let value = flags["--claim-code"] { configuration.claimCode = value }
+if configuration.claimCode == nil, let value = getenv("FLOTILLA_CLAIM_CODE") { configuration.claimCode = String(cString: value) }
 if let value = flags["--data"] { configuration.dataDirectory = value }
 if let value = flags["--name"] { configuration.name = value }
 if let value = flags["--hardware-id"] { configuration.hardwareID = value }

@@ -45,6 +45,45 @@ struct AgentEndToEndTests {
         #expect((try await server.get("/api/v1/devices")["devices"] as? [[String: Any]])?.count == 1)
     }
 
+    /// A board is replaced: the operator resets the identity with the CLI, the old board's token
+    /// stops working, a board without the claim code is refused, and the one with it takes the place.
+    @Test func aReplacedBoardTakesTheDeviceWithTheClaimCode() async throws {
+        let server = try ServerUnderTest()
+        let old = try AgentUnderTest(server: server)
+        try old.start()
+        let id = try await old.deviceID()
+        let reset = try ChildProcess.run(Binaries.flotilla, ["devices", "reset-identity", id, "--server", server.base, "--claim-expires", "1h"],
+                                         environment: ProcessInfo.processInfo.environment.merging(["FLOTILLA_TOKEN": server.operatorToken]) { $1 })
+        #expect(reset.status == 0, "\(reset.errorText)")
+        let words = reset.outputText.split(whereSeparator: \.isWhitespace).map(String.init)
+        let code: String = try #require(words.first { $0.count == 32 && $0.allSatisfy(\.isHexDigit) })
+        // The old board's token is revoked: it is refused from now on.
+        try await eventually(seconds: 20, "the old board's token to be refused") {
+            old.logText.contains("revoked") ? true : nil
+        }
+        old.kill()
+
+        let impostor = try AgentUnderTest(server: server, hardwareID: old.hardwareID)
+        try impostor.start()
+        #expect(try await impostor.waitForExit() != 0)
+        #expect(impostor.logText.contains("claim code"), "\(impostor.logText)")
+
+        let replacement = try AgentUnderTest(server: server, settings: "claimCode: \(code)", hardwareID: old.hardwareID)
+        try replacement.start()
+        do {
+            try await eventually(seconds: 20, "the replacement to enroll as \(id)") {
+                replacement.logText.contains("enrolled as \(id)") ? true : nil
+            }
+        } catch {
+            Issue.record("\(error); the replacement's log:\n\(replacement.logText)\n\((try? String(contentsOfFile: replacement.root + "/agent.yaml", encoding: .utf8)) ?? "")")
+            return
+        }
+        let audit = try ChildProcess.run(Binaries.flotilla, ["audit", "--server", server.base],
+                                         environment: ProcessInfo.processInfo.environment.merging(["FLOTILLA_TOKEN": server.operatorToken]) { $1 })
+        #expect(audit.outputText.contains("device.identity.claim"), "\(audit.outputText) \(audit.errorText)")
+        #expect((try await server.get("/api/v1/devices")["devices"] as? [[String: Any]])?.count == 1)
+    }
+
     @Test func aDeploymentRunsRealStepsAndReportsEachOne() async throws {
         let server = try ServerUnderTest()
         let agent = try AgentUnderTest(server: server)
@@ -105,8 +144,15 @@ struct AgentEndToEndTests {
         #expect(try String(contentsOfFile: apps + "/log", encoding: .utf8) == "before\nrolled-back\n")
         #expect(!FileManager.default.fileExists(atPath: apps + "/web.tar"))
 
+        // The server refuses a URL outside the allowlist; one that names the device is filled in,
+        // and so checked, only by the agent, which refuses it as well.
+        await #expect(throws: (any Error).self) {
+            try await server.deploy(to: device, version: "3.0.1", steps: [
+                fetch("http://127.0.0.1:\(port)/elsewhere/web-3.tar", SHA256.hex(Array("release 3\n".utf8))),
+            ], rollback: undo, allowlist: allowlist)
+        }
         let outside = try await server.deploy(to: device, version: "3.0.1", steps: [
-            fetch("http://127.0.0.1:\(port)/elsewhere/web-3.tar", SHA256.hex(Array("release 3\n".utf8))),
+            fetch("http://127.0.0.1:\(port)/elsewhere/${device}/web-3.tar", SHA256.hex(Array("release 3\n".utf8))),
         ], rollback: undo, allowlist: allowlist)
         let refused = try await server.finalExecution(outside)
         #expect(refused["state"] as? String == "failed")

@@ -19,6 +19,7 @@ func write(_ text: String, to path: String) throws {
         let text = """
             server: https://fleet.example.com
             enrollmentToken: fle_abc
+            claimCode: 0123abcd
             dataDirectory: /var/lib/x
             heartbeatIntervalSeconds: 10
             hardwareID: serial-9
@@ -33,6 +34,7 @@ func write(_ text: String, to path: String) throws {
             """
         let configuration = try AgentConfiguration.parse(Array(text.utf8), file: "agent.yaml")
         #expect(configuration.server == "https://fleet.example.com")
+        #expect(configuration.claimCode == "0123abcd")
         #expect(configuration.heartbeatIntervalSeconds == 10)
         #expect(configuration.tags == ["site": "berlin", "ring": "canary"])
         #expect(configuration.mounts == ["/", "/data"])

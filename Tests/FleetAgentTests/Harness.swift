@@ -131,15 +131,16 @@ final class AgentUnderTest: @unchecked Sendable {
     var data: String { root + "/data" }
     var log: String { root + "/agent.log" }
 
-    init(server: ServerUnderTest, settings: String = "") throws {
+    /// `hardwareID`: another agent's, for a board that replaces that one.
+    init(server: ServerUnderTest, settings: String = "", hardwareID: String? = nil) throws {
         root = try temporaryDirectory()
-        hardwareID = "hw-" + UUID().uuidString.prefix(8).lowercased()
+        self.hardwareID = hardwareID ?? "hw-" + UUID().uuidString.prefix(8).lowercased()
         self.server = server
         try write("""
             server: \(server.base)
             enrollmentToken: \(server.enrollmentToken)
             dataDirectory: \(root)/data
-            hardwareID: \(hardwareID)
+            hardwareID: \(self.hardwareID)
             retryDelaySeconds: 0
             allowedRoots: [\(root)/apps]
             \(settings)

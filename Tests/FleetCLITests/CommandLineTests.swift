@@ -122,10 +122,36 @@ struct CommandLineTests {
         #expect(apps?.map { $0["name"] as? String } == ["telemetry", "thermostat"])
     }
 
+    /// A data directory made before with looser rules (0755, a world-readable database) is made
+    /// private to the server's user, and what is created in it from then on is private too.
+    @Test func theDataDirectoryIsMadePrivateEvenWhenItExisted() throws {
+        let root = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let data = root + "/data"
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: data + "/git", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try manager.setAttributes([.posixPermissions: 0o755], ofItemAtPath: data)
+        #expect(manager.createFile(atPath: data + "/device-signing-key.pem", contents: Data("key".utf8), attributes: [.posixPermissions: 0o644]))
+        let first = try CommandResult.run(["token", "create", "--project", "acme", "--data", data])
+        #expect(first.status == 0, "\(first.stderr)")
+        func mode(_ path: String) throws -> Int { try manager.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? -1 }
+        #expect(try mode(data) == 0o700)
+        #expect(try mode(data + "/git") == 0o700)
+        #expect(try mode(data + "/device-signing-key.pem") == 0o600)
+        let files = try manager.contentsOfDirectory(atPath: data).filter { $0.hasPrefix("flotilla.sqlite") }
+        #expect(files.contains("flotilla.sqlite"))
+        for file in files { #expect(try mode(data + "/" + file) == 0o600, "\(file)") }
+    }
+
     @Test func resetIdentityTakesOnlyADeviceID() throws {
         let result = try CommandResult.run(["devices", "reset-identity", "../tokens"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("'../tokens' is not a device id"))
+        for bad in ["10s", "31d", "soon"] {
+            let refused = try CommandResult.run(["devices", "reset-identity", "d-1", "--claim-expires", bad])
+            #expect(refused.status == 2)
+            #expect(refused.stderr.contains("--claim-expires must be a duration from 1m to 30d, such as 24h, not '\(bad)'"))
+        }
     }
 
     @Test func schemaIsJSONSchema2020() throws {

@@ -116,6 +116,7 @@ import Testing
 
     @Test func eachType() throws {
         try roundTrip(EnrollmentRequest(token: "t", hardwareID: "h", deviceSecret: "s", name: "n", tags: ["a": "b"], attributes: ["arch": "x86_64"]))
+        try roundTrip(EnrollmentRequest(token: "t", hardwareID: "h", deviceSecret: "s", claimCode: "c0de"))
         try roundTrip(EnrollmentResponse(deviceID: "d", project: "p", deviceToken: "jwt", heartbeatIntervalSeconds: 25))
         try roundTrip(Self.step)
         try roundTrip(Assignment(executionID: "e", deploymentID: "dep", app: "web", version: "1.2", digest: "abc",

@@ -58,10 +58,11 @@ struct ServerTests {
         try decode(ErrorResponse.self, response).error
     }
 
-    func enroll(_ client: some TestClientProtocol, token: String, hardware: String = "serial-1", secret: String? = nil) async throws -> TestResponse {
+    func enroll(_ client: some TestClientProtocol, token: String, hardware: String = "serial-1", secret: String? = nil,
+                claimCode: String? = nil) async throws -> TestResponse {
         try await client.execute(uri: "/agent/v1/enroll", method: .post,
                                  body: Self.json(EnrollmentRequest(token: token, hardwareID: hardware, deviceSecret: secret ?? "secret-of-\(hardware)-0000",
-                                                                   tags: ["site": "berlin"], attributes: ["arch": "arm64"])))
+                                                                   tags: ["site": "berlin"], attributes: ["arch": "arm64"], claimCode: claimCode)))
     }
 
     @Test func enrollHeartbeatAndSeeTheDeviceThroughTheOperatorAPI() async throws {
@@ -126,14 +127,44 @@ struct ServerTests {
             let path = "/api/v1/devices/\(enrolled.deviceID)/reset-identity"
             let foreign = try await client.execute(uri: path, method: .post, headers: [.authorization: "Bearer \(tokens.otherOperator)"])
             #expect(foreign.status == .notFound)
-            let reset = try await client.execute(uri: path, method: .post, headers: [.authorization: "Bearer \(tokens.operator)"])
+            let operatorAuth: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            for bad in [#"{"claimExpiresInSeconds": 59}"#, #"{"claimExpiresInSeconds": 9223372036854775807}"#] {
+                let refused = try await client.execute(uri: path, method: .post, headers: operatorAuth, body: ByteBuffer(string: bad))
+                #expect(refused.status == .badRequest)
+                #expect(try Self.error(refused).field == "claimExpiresInSeconds")
+            }
+            let beat: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
+            #expect(try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: beat,
+                                             body: Self.json(Heartbeat(reportID: "before"))).status == .ok)
+            let reset = try await client.execute(uri: path, method: .post, headers: operatorAuth)
             #expect(reset.status == .ok)
+            let code = try Self.decode(OperatorController.ResetIdentityResponse.self, reset).claimCode
             #expect(try await store.audit(project: "acme", limit: 1).first?.action == "device.reset-identity")
-            // The replaced board enrolls with its new secret and keeps the device's place; then the
-            // old secret is the wrong one.
-            let replaced = try await enroll(client, token: tokens.enrollment, secret: "the-new-boards-secret-99")
+            // Every token the device held is refused at once, the re-enrolled one included.
+            let revoked = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: beat,
+                                                   body: Self.json(Heartbeat(reportID: "after")))
+            #expect(revoked.status == .unauthorized)
+            #expect(try Self.error(revoked).code == "token_revoked")
+            // Whoever enrolls first after the reset does not become the device: only the claim code does.
+            let first = try await enroll(client, token: tokens.enrollment, secret: "an-attackers-secret-0123")
+            #expect(first.status == .forbidden)
+            #expect(try Self.error(first).code == "claim_code_required")
+            let guessed = try await enroll(client, token: tokens.enrollment, secret: "an-attackers-secret-0123",
+                                           claimCode: String(repeating: "0", count: 32))
+            #expect(try Self.error(guessed).code == "claim_code_mismatch")
+            #expect(try await store.audit(project: "acme", limit: 1).first?.action == "device.reenroll.refused")
+            // The replaced board enrolls with the code and its new secret, and keeps the device's place.
+            let replaced = try await enroll(client, token: tokens.enrollment, secret: "the-new-boards-secret-99", claimCode: code)
             #expect(replaced.status == .ok)
-            #expect(try Self.decode(EnrollmentResponse.self, replaced).deviceID == enrolled.deviceID)
+            let claimed = try Self.decode(EnrollmentResponse.self, replaced)
+            #expect(claimed.deviceID == enrolled.deviceID)
+            #expect(try await store.audit(project: "acme", limit: 1).first?.action == "device.identity.claim")
+            #expect(try await client.execute(uri: "/agent/v1/heartbeat", method: .post,
+                                             headers: [.authorization: "Bearer \(claimed.deviceToken)"],
+                                             body: Self.json(Heartbeat(reportID: "claimed"))).status == .ok)
+            // The code works once; then the old secret, and the code with another secret, are wrong.
+            #expect(try Self.error(try await enroll(client, token: tokens.enrollment, secret: "a-third-boards-secret-77",
+                                                    claimCode: code)).code == "device_secret_mismatch")
             #expect(try await enroll(client, token: tokens.enrollment).status == .forbidden)
             #expect(try await enroll(client, token: tokens.enrollment, secret: "the-new-boards-secret-99").status == .ok)
         }
@@ -338,7 +369,12 @@ struct HeldFleetStore: FleetStore {
     func device(id: String) async throws -> DeviceRecord? { try await held.inner.device(id: id) }
     func devices(project: String) async throws -> [DeviceRecord] { try await held.inner.devices(project: project) }
     func deleteDevice(id: String) async throws { try await held.inner.deleteDevice(id: id) }
-    func resetIdentity(deviceID: String) async throws { try await held.inner.resetIdentity(deviceID: deviceID) }
+    func resetIdentity(deviceID: String, claimHash: String, claimExpiresAt: Date) async throws -> DeviceRecord {
+        try await held.inner.resetIdentity(deviceID: deviceID, claimHash: claimHash, claimExpiresAt: claimExpiresAt)
+    }
+    func claimIdentity(deviceID: String, claimHash: String, secretHash: String, at date: Date) async throws -> DeviceRecord? {
+        try await held.inner.claimIdentity(deviceID: deviceID, claimHash: claimHash, secretHash: secretHash, at: date)
+    }
     func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] { try await held.inner.heartbeats(deviceID: deviceID, limit: limit) }
     func pruneHeartbeats(before date: Date) async throws { try await held.inner.pruneHeartbeats(before: date) }
     func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws {

@@ -59,15 +59,26 @@ struct StoreConformanceTests {
         #expect(other.id == "d3")
         #expect(try await store.devices(project: "acme").map(\.id) == ["d1", "d3"])
 
-        // An identity reset: the next enrollment of the hardware sets the secret.
-        try await store.resetIdentity(deviceID: first.id)
+        // An identity reset revokes the device's tokens (a new generation) and keeps a claim;
+        // enrolling does not take the identity, only claiming it with the code's hash does, once.
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let reset = try await store.resetIdentity(deviceID: first.id, claimHash: "claim-hash", claimExpiresAt: now.addingTimeInterval(60))
+        #expect(reset.tokenGeneration == first.tokenGeneration + 1)
+        #expect(reset.secretHash.isEmpty && reset.claimHash == "claim-hash")
         var replaced = device("d9", hardware: "serial-1")
         replaced.secretHash = "new-hash"
-        let adopted = try await store.enroll(replaced)
-        #expect(adopted.id == first.id)
-        #expect(adopted.secretHash == "new-hash")
+        #expect(try await store.enroll(replaced).secretHash.isEmpty)
+        #expect(try await store.claimIdentity(deviceID: first.id, claimHash: "wrong", secretHash: "new-hash", at: now) == nil)
+        #expect(try await store.claimIdentity(deviceID: first.id, claimHash: "claim-hash", secretHash: "new-hash",
+                                              at: now.addingTimeInterval(61)) == nil)
+        let claimed = try await store.claimIdentity(deviceID: first.id, claimHash: "claim-hash", secretHash: "new-hash", at: now)
+        #expect(claimed?.secretHash == "new-hash" && claimed?.claimHash == nil && claimed?.tokenGeneration == reset.tokenGeneration)
+        #expect(try await store.claimIdentity(deviceID: first.id, claimHash: "claim-hash", secretHash: "other", at: now) == nil)
         #expect(try await store.device(id: first.id)?.secretHash == "new-hash")
-        await #expect(throws: StoreError.self) { try await store.resetIdentity(deviceID: "nope") }
+        #expect(try await store.enroll(replaced).tokenGeneration == reset.tokenGeneration)
+        await #expect(throws: StoreError.self) {
+            try await store.resetIdentity(deviceID: "nope", claimHash: "x", claimExpiresAt: now)
+        }
         // Once deleted, the hardware enrolls as a new device.
         try await store.deleteDevice(id: "d1")
         #expect(try await store.device(id: "d1")?.deleted == true)

@@ -1,0 +1,91 @@
+@testable import FleetServer
+import FleetProtocol
+import FleetStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Operator tokens as an attacker with a short-lived or leaked one would use them.
+extension ServerTests {
+    func mint(_ client: some TestClientProtocol, with token: String, _ body: String) async throws -> TestResponse {
+        try await client.execute(uri: "/api/v1/tokens", method: .post, headers: [.authorization: "Bearer \(token)"],
+                                 body: ByteBuffer(string: body))
+    }
+
+    @Test func aTokenNeverMakesOneThatOutlivesIt() async throws {
+        try await withServer { client, tokens in
+            let now = Date()
+            let brief = AccessTokens.make(kind: .operator, project: "acme", expiresAt: now.addingTimeInterval(20), now: now)
+            try await store.insertToken(brief.record)
+            // Without a lifetime, the new token expires with the one that made it.
+            let inherited = try await mint(client, with: brief.text, #"{"kind": "operator"}"#)
+            #expect(inherited.status == .created)
+            let made = try Self.decode(OperatorController.CreatedToken.self, inherited)
+            // ISO 8601 on the wire keeps whole seconds.
+            #expect(made.info.expiresAt.map { abs($0.timeIntervalSince(brief.record.expiresAt!)) < 1 } == true)
+            #expect(made.info.createdBy == brief.record.id)
+            // A longer one is refused, naming the field.
+            let longer = try await mint(client, with: brief.text, #"{"kind": "operator", "expiresInSeconds": 3600}"#)
+            #expect(longer.status == .badRequest)
+            #expect(try Self.error(longer).field == "expiresInSeconds")
+            #expect(try Self.error(longer).message.contains("past the expiry of the token making it"))
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"kind": "operator", "expiresInSeconds": 9223372036854775807}"#, "expiresInSeconds"),
+        (#"{"kind": "operator", "expiresInSeconds": 315360001}"#, "expiresInSeconds"),
+        (#"{"kind": "operator", "expiresInSeconds": 0}"#, "expiresInSeconds"),
+        (#"{"kind": "operator", "expiresInSeconds": -5}"#, "expiresInSeconds"),
+        (#"{"kind": "operator", "group": "canary"}"#, "group"),
+        (#"{"kind": "enrollment", "group": "../x"}"#, "group"),
+        (#"{"kind": "root"}"#, "kind"),
+    ])
+    func badTokenRequestsAreRefusedAndTheListStillReads(_ body: String, _ field: String) async throws {
+        try await withServer { client, tokens in
+            let refused = try await mint(client, with: tokens.operator, body)
+            #expect(refused.status == .badRequest)
+            #expect(try Self.error(refused).field == field)
+            let list = try await client.execute(uri: "/api/v1/tokens", method: .get, headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(list.status == .ok)
+        }
+    }
+
+    /// A leaked token's heirs go with it: revoking a token revokes what it made, at once.
+    @Test func revokingATokenRevokesWhatItMadeAtOnce() async throws {
+        try await withServer { client, tokens in
+            let child = try Self.decode(OperatorController.CreatedToken.self,
+                                        try await mint(client, with: tokens.operator, #"{"kind": "operator"}"#))
+            let grandchild = try Self.decode(OperatorController.CreatedToken.self,
+                                             try await mint(client, with: child.token, #"{"kind": "enrollment"}"#))
+            let sibling = try Self.decode(OperatorController.CreatedToken.self,
+                                          try await mint(client, with: tokens.operator, #"{"kind": "operator"}"#))
+            // Another project's operator cannot see or revoke it.
+            let foreign = try await client.execute(uri: "/api/v1/tokens/\(child.info.id)", method: .delete,
+                                                   headers: [.authorization: "Bearer \(tokens.otherOperator)"])
+            #expect(foreign.status == .notFound)
+
+            let revoked = try await client.execute(uri: "/api/v1/tokens/\(child.info.id)", method: .delete,
+                                                   headers: [.authorization: "Bearer \(sibling.token)"])
+            #expect(revoked.status == .ok)
+            #expect(Set(try Self.decode([String: [String]].self, revoked)["revoked"] ?? []) == [child.info.id, grandchild.info.id])
+            let refused = try await client.execute(uri: "/api/v1/tokens", method: .get, headers: [.authorization: "Bearer \(child.token)"])
+            #expect(refused.status == .unauthorized)
+            #expect(try Self.error(refused).code == "token_revoked")
+            #expect(try await enroll(client, token: grandchild.token).status == .unauthorized)
+            #expect(try await client.execute(uri: "/api/v1/tokens", method: .get,
+                                             headers: [.authorization: "Bearer \(sibling.token)"]).status == .ok)
+
+            // The audit log is readable, newest first, and only in its own project.
+            let audit = try await client.execute(uri: "/api/v1/audit?limit=5", method: .get, headers: [.authorization: "Bearer \(tokens.operator)"])
+            let entries = try Self.decode([String: [OperatorController.AuditView]].self, audit)["entries"] ?? []
+            #expect(entries.prefix(2).map(\.action) == ["token.revoke", "token.revoke"])
+            #expect(Set(entries.prefix(2).map(\.subject)) == [child.info.id, grandchild.info.id])
+            let other = try await client.execute(uri: "/api/v1/audit", method: .get, headers: [.authorization: "Bearer \(tokens.otherOperator)"])
+            #expect((try Self.decode([String: [OperatorController.AuditView]].self, other)["entries"] ?? []).isEmpty)
+            let badLimit = try await client.execute(uri: "/api/v1/audit?limit=0", method: .get, headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(try Self.error(badLimit).field == "limit")
+        }
+    }
+}
