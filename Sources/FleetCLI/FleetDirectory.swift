@@ -30,7 +30,7 @@ public enum FleetDirectory {
             tree.add(relative, .symlink(target: target))
         case .typeDirectory:
             let children = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-            for child in children.sorted() where !child.hasPrefix(".") {
+            for child in children.sorted() where !FleetTree.isHidden(child) {
                 try visit(relative + "/" + child, root: root, into: &tree)
             }
         case .typeRegular where FleetTree.isFleetFile(relative):

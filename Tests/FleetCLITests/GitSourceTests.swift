@@ -33,6 +33,22 @@ struct GitSourceTests {
         #expect(result.stderr.hasPrefix("groups/oslo.yaml:3:1: error: unknown key 'selectr' in Group; did you mean 'selector'?\n"))
     }
 
+    /// A hidden file is skipped by both readers: what passes `validate` on a checkout is what
+    /// the controller deploys from the git tree.
+    @Test func aCheckoutAndItsGitTreeSkipTheSameHiddenFiles() throws {
+        try work.git("checkout", "--quiet", "-b", "shadow")
+        let shadow = "kind: App\nname: shadow\nflow: no-such-flow\ntargets: [{group: canary, version: '1'}]\n"
+        try work.write("apps/.shadow.yaml", shadow)
+        try work.write("apps/.hidden/app.yaml", shadow)
+        try work.commitAll("Add hidden files")
+        try work.git("push", "--quiet", "origin", "shadow")
+        let checkout = try CommandResult.run(["validate", work.path])
+        #expect(checkout.status == 0, "\(checkout.stderr)")
+        let tree = try CommandResult.run(["validate", "--repo", daemon.url("fleet"), "--ref", "shadow", "--cache", cache])
+        #expect(tree.status == 0, "\(tree.stderr)")
+        #expect(tree.stdout == checkout.stdout)
+    }
+
     @Test func anUnreachableRemoteIsAClearError() throws {
         daemon.stop()
         let result = try CommandResult.run(["validate", "--repo", daemon.url("fleet"), "--cache", cache])

@@ -100,6 +100,33 @@ struct LoaderTests {
         ])
     }
 
+    @Test(arguments: [
+        ("kind: !custom Group\nname: x\nselector: a=b\n", "groups/all.yaml:1:7: error: YAML tag '!custom' is not allowed; fleet files hold plain strings, numbers, booleans, lists and mappings"),
+        ("kind: Group\nname: !!python/object:os.system x\nselector: a=b\n", "groups/all.yaml:2:7: error: YAML tag 'tag:yaml.org,2002:python/object:os.system' is not allowed; fleet files hold plain strings, numbers, booleans, lists and mappings"),
+        ("kind: Group\nname: x\nselector: !!binary YWJj\n", "groups/all.yaml:3:11: error: YAML tag 'tag:yaml.org,2002:binary' is not allowed; fleet files hold plain strings, numbers, booleans, lists and mappings"),
+        ("kind: Group\nname: canary\nselector: \"\"\n", "groups/all.yaml:3:12: error: invalid selector: an empty selector would select every device; write its requirements, or list 'devices'"),
+        ("kind: Group\nname: canary\nselector: '  '\n", "groups/all.yaml:3:12: error: invalid selector: an empty selector would select every device; write its requirements, or list 'devices'"),
+    ])
+    func tagsAndEmptySelectorsAreRefusedWithTheirPlace(_ text: String, _ expected: String) {
+        var files = FleetFixtures.shop
+        files["groups/all.yaml"] = text
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
+        #expect(error?.diagnostics.first?.description == expected)
+    }
+
+    /// A file name or a value chosen to rewrite the terminal is printed escaped, and a huge one cut.
+    @Test func diagnosticsEscapeControlCharactersAndCutHugeNames() {
+        var files = FleetFixtures.shop
+        files["apps/evil\u{1B}[2J.yaml"] = "kind: App\nname: \(String(repeating: "x", count: 5_000))\n"
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
+        let text = error?.description ?? ""
+        #expect(text.contains("apps/evil\\u{1b}[2J.yaml:"))
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1B })
+        #expect(text.split(separator: "\n").allSatisfy { $0.count < 1_000 })
+        #expect(DisplayText.safe("a\tb\u{202E}c\u{9B}", limit: 10) == "a\\u{9}b\\u{202e}c\\u{9b}")
+        #expect(DisplayText.safe("abcdef", limit: 3) == "abc…")
+    }
+
     @Test func quotedSelectorErrorsPointInsideTheQuotes() {
         var files = FleetFixtures.shop
         files["groups/all.yaml"] = "kind: Group\nname: canary\nselector: 'ring in canary'\n"

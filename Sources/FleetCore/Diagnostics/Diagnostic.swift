@@ -13,7 +13,9 @@ public struct Diagnostic: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { "\(location): error: \(message)" }
+    /// Names in a repository are anyone's to choose: control characters are escaped and a
+    /// hostile length is cut, so a message never rewrites the terminal or floods a CI log.
+    public var description: String { "\(location): error: \(DisplayText.safe(message, limit: 600))" }
 }
 
 /// The fleet repository did not load or validate; every problem found is listed, in file order.

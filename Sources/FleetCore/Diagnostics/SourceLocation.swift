@@ -15,7 +15,8 @@ public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConver
 
     /// `path:line:column`, or just `path` when the error concerns the whole file.
     public var description: String {
-        line > 0 ? "\(path):\(line):\(column)" : path
+        let path = DisplayText.safe(self.path, limit: 300)
+        return line > 0 ? "\(path):\(line):\(column)" : path
     }
 
     /// The same place moved `offset` columns to the right, for errors inside a scalar.

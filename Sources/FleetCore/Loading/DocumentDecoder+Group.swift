@@ -8,7 +8,12 @@ extension DocumentDecoder {
         let name = name(fields, kind: .group)
         var selector: LabelSelector?
         if let selectorNode = fields["selector"], let text = Scalars.string(selectorNode, "selector", sink) {
-            do {
+            do throws(LabelSelector.ParseError) {
+                // An empty selector matches every device: that must never happen by leaving a value out.
+                guard !text.value.allSatisfy(\.isWhitespace) else {
+                    throw LabelSelector.ParseError(offset: 0, reason: "an empty selector would select every device; "
+                                                   + "write its requirements, or list 'devices'")
+                }
                 selector = try LabelSelector(parsing: text.value)
             } catch {
                 let location = text.location.advanced(byColumns: selectorNode.contentColumnOffset + error.offset)

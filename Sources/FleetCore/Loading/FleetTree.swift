@@ -38,9 +38,14 @@ public struct FleetTree: Sendable {
         expectedKind(for: path) != nil
     }
 
+    /// Names starting with '.' (editor backups, `.shadow.yaml`) are never read, at any depth: a
+    /// checkout read by `flotilla validate` and a git tree read by the controller load the same files.
+    public static func isHidden(_ name: some StringProtocol) -> Bool { name.hasPrefix(".") }
+
     /// The kind of document a path must hold, or nil when the loader ignores the path.
     public static func expectedKind(for path: String) -> DocumentKind? {
         if path == "fleet.yaml" || path == "fleet.yml" { return .fleet }
+        guard !path.split(separator: "/").contains(where: isHidden) else { return nil }
         guard path.hasSuffix(".yaml") || path.hasSuffix(".yml") else { return nil }
         guard let slash = path.firstIndex(of: "/") else { return nil }
         let top = path[..<slash]

@@ -5,6 +5,10 @@ internal import Yams
 enum YAMLReader {
     /// How many nodes one file may expand to once aliases are followed.
     static let nodeBudget = 200_000
+    /// The core schema: what a plain or quoted value resolves to. Anything else came from an
+    /// explicit tag (`!custom`, `!!python/object`, `!!binary`) and is refused.
+    static let allowedTags: Set<String> = Set(["str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge"]
+        .map { "tag:yaml.org,2002:" + $0 })
     /// How deep flow collections (`[`, `{`) may nest.
     static let maximumNesting = 256
 
@@ -77,6 +81,10 @@ enum YAMLReader {
         if budget < 0 {
             throw Diagnostic(location, "document expands to more than \(nodeBudget) nodes; "
                              + "YAML aliases (*name) may not be used to multiply content")
+        }
+        if case .alias = node {} else if case let tag = node.tag.rawValue, !allowedTags.contains(tag) {
+            throw Diagnostic(location, "YAML tag '\(DisplayText.safe(tag, limit: 60))' is not allowed; fleet files hold plain "
+                             + "strings, numbers, booleans, lists and mappings")
         }
         switch node {
         case .scalar(let scalar):
