@@ -125,7 +125,10 @@ public actor CommitStatusReporter {
             quietUntil = .now + .seconds(wait)
             throw Failure(description: "\(settings.forge.rawValue) answered \(response.status.code); waiting \(wait) s before posting again")
         default:
-            throw Failure(description: "\(settings.forge.rawValue) answered \(response.status.code): \(text.prefix(200))")
+            // A forge (or whatever answers in its place) may echo the request: the token never
+            // reaches the log, and the reply is printed as text, never obeyed by a terminal.
+            let reply = DisplayText.safe(text.replacingOccurrences(of: settings.token, with: "[token]"), limit: 200)
+            throw Failure(description: "\(settings.forge.rawValue) answered \(response.status.code): \(reply)")
         }
     }
 

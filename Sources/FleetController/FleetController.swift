@@ -24,6 +24,8 @@ public struct ControllerConfiguration: Sendable {
     public var credentials: GitCredentials
     /// The token for the forge's commit-status API (fleet.yaml `status.forge`); never logged.
     public var forgeToken: String?
+    /// The token may go to a forge over plain http (a forge on a trusted local network).
+    public var allowPlainHTTPForge = false
     /// A drifting device of a `selfHeal: true` app is corrected at most this often.
     public var selfHealInterval: Duration = .seconds(600)
     /// While a rollout runs its counts change on every pass; they are written to the note, the
@@ -107,7 +109,8 @@ public actor FleetController: Service, ControllerHandle {
     private var nextPoll = ContinuousClock.now
     private var lastNote: [CommitID: String] = [:]
     private var lastStatusFiles: [String: [UInt8]] = [:]
-    private var reporter: (key: String, reporter: CommitStatusReporter)?
+    /// The reporter for the current status settings; nil inside when they cannot be posted to.
+    private var reporter: (key: String, reporter: CommitStatusReporter?)?
 
     public init(configuration: ControllerConfiguration, store: any FleetStore, deployer: Deployer, logger: Logger) {
         self.configuration = configuration
@@ -359,9 +362,13 @@ public actor FleetController: Service, ControllerHandle {
     private func reporter(for fleet: CompiledFleet) -> CommitStatusReporter? {
         let settings = statusSettings(fleet)
         guard settings.forge != .none, let repository = settings.repository, let token = configuration.forgeToken else { return nil }
-        let key = "\(settings.forge.rawValue) \(repository) \(settings.apiURL ?? "")"
+        let endpoint = ForgeEndpoint.resolve(forge: settings.forge, operatorURL: configuration.statusOverrides.apiURL,
+                                             repositoryURL: fleet.fleet.status.apiURL, allowPlainHTTP: configuration.allowPlainHTTPForge)
+        let key = "\(settings.forge.rawValue) \(repository) \(endpoint.root ?? "") \(fleet.fleet.status.apiURL ?? "")"
         if let reporter, reporter.key == key { return reporter.reporter }
-        let made = CommitStatusReporter(settings: .init(forge: settings.forge, repository: repository, apiURL: settings.apiURL, token: token))
+        // Once per change of settings, not on every pass.
+        if let warning = endpoint.warning { logger.warning("forge statuses: \(warning)") }
+        let made = endpoint.root.map { CommitStatusReporter(settings: .init(forge: settings.forge, repository: repository, apiURL: $0, token: token)) }
         reporter = (key, made)
         return made
     }

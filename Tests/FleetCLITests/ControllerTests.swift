@@ -320,7 +320,7 @@ struct ControllerTests {
         #expect(GitDaemon.waitUntilListening(port: forgePort))
 
         let fleet = try Fleet(devices: 4, serverFlags: [
-            "--forge", "gitea", "--forge-repository", "ops/fleet", "--forge-api-url", "http://127.0.0.1:\(forgePort)",
+            "--forge", "gitea", "--forge-repository", "ops/fleet", "--forge-api-url", "http://127.0.0.1:\(forgePort)", "--forge-allow-http",
             "--status-context-prefix", "staging",
         ], serverEnvironment: ["FLOTILLA_FORGE_TOKEN": "forge-secret-token"])
         #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))

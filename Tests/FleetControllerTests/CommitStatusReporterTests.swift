@@ -37,7 +37,9 @@ struct CommitStatusReporterTests {
                 for field in request.headers { headers[field.name.canonicalName] = field.value }
                 recorder.received.withLock { $0.append(Received(method: "\(request.method)", path: request.uri.path, headers: headers, body: body)) }
                 let (status, retryAfter) = recorder.answer.withLock { $0 }
-                var response = Response(status: .init(code: status))
+                // A hostile or broken forge answers with the request's headers, token and all.
+                let echo = headers.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "\n") + "\u{1B}[2J"
+                var response = Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: status >= 500 ? echo : "")))
                 if let retryAfter { response.headers[.retryAfter] = retryAfter }
                 return response
             }
@@ -125,5 +127,44 @@ struct CommitStatusReporterTests {
         try await Task.sleep(for: .seconds(2.2))
         #expect(try await reporter.post(commit: Self.sha, context: "c", state: .failure, description: "now"))
         #expect(forge.recorder.received.withLock { $0.count } == 4)
+    }
+
+    @Test func aForgeEchoingTheTokenNeverGetsItIntoTheError() async throws {
+        let forge = try await FakeForge()
+        forge.recorder.answer.withLock { $0 = (502, nil) }
+        let reporter = CommitStatusReporter(settings: .init(forge: .gitea, repository: "acme/fleet", apiURL: forge.url, token: "s3cret-forge-token"))
+        let error = await #expect(throws: CommitStatusReporter.Failure.self) {
+            try await reporter.post(commit: Self.sha, context: "c", state: .pending, description: "x")
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("gitea answered 502"))
+        #expect(text.contains("[token]"))
+        #expect(!text.contains("s3cret-forge-token"))
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1B })
+    }
+
+    /// fleet.yaml cannot send the forge token anywhere the operator did not configure.
+    @Test(arguments: [
+        // forge, operator URL, repository URL, allow http, expected root
+        (StatusSettings.Forge.github, nil, nil, false, "https://api.github.com"),
+        (.github, nil, "https://evil.example/api", false, "https://api.github.com"),
+        (.github, nil, "https://api.github.com/", false, "https://api.github.com"),
+        (.github, "https://git.acme.example/api/v3", "https://git.acme.example/api/v3", false, "https://git.acme.example/api/v3"),
+        (.github, "https://git.acme.example/api/v3", "https://git.acme.example:8443/api/v3", false, "https://git.acme.example/api/v3"),
+        (.github, "https://git.acme.example/api/v3", "http://git.acme.example/api/v3", false, "https://git.acme.example/api/v3"),
+        (.gitlab, "https://gitlab.acme.example", "https://gitlab.acme.example/api/v4", false, "https://gitlab.acme.example/api/v4"),
+        (.gitea, nil, "https://gitea.evil.example/api/v1", false, nil),
+        (.gitea, "http://127.0.0.1:3000/api/v1", nil, false, nil),
+        (.gitea, "http://127.0.0.1:3000/api/v1", nil, true, "http://127.0.0.1:3000/api/v1"),
+        (.none, "https://x.example", nil, false, nil),
+    ] as [(StatusSettings.Forge, String?, String?, Bool, String?)])
+    func theForgeTokenGoesOnlyWhereTheOperatorSaid(_ forge: StatusSettings.Forge, _ operatorURL: String?, _ repositoryURL: String?,
+                                                   _ allowHTTP: Bool, _ expected: String?) {
+        let resolved = ForgeEndpoint.resolve(forge: forge, operatorURL: operatorURL, repositoryURL: repositoryURL, allowPlainHTTP: allowHTTP)
+        #expect(resolved.root == expected)
+        if repositoryURL?.contains("evil") == true, forge != .gitea {
+            #expect(resolved.warning?.contains("is not on the configured forge host") == true)
+        }
+        if expected == nil, forge != .none { #expect(resolved.warning != nil) }
     }
 }
