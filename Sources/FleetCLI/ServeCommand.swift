@@ -54,8 +54,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The repository on the forge: owner/name (GitHub, Gitea) or a project id or path (GitLab).")
     var forgeRepository: String?
 
-    @Option(help: "The forge's API base URL, for a self-hosted forge.")
+    @Option(help: ArgumentHelp("The forge's API base URL, for a self-hosted forge.",
+                               discussion: "fleet.yaml's status.apiURL is followed only on this host (or the public GitHub and GitLab): the repository cannot send the forge token elsewhere."))
     var forgeApiURL: String?
+
+    @Flag(help: "Allow the forge token over plain http, for a forge on a trusted local network.")
+    var forgeAllowHttp = false
 
     @Option(help: ArgumentHelp("Commit statuses are <prefix>/<app>; the default is fleet.yaml's (flotilla).",
                                discussion: "Two controllers reading one repository need two prefixes, so neither overwrites the other: with this flag, notes go under refs/notes/<prefix> and the status branch is <prefix>/status."))
@@ -140,6 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
                 forgeToken: try Self.secret(file: forgeTokenFile, flag: "--forge-token-file", variable: "FLOTILLA_FORGE_TOKEN", environment))
             controllerConfiguration.statusInterval = .milliseconds(Int(statusInterval * 1_000))
             controllerConfiguration.statusOverrides = statusOverrides
+            controllerConfiguration.allowPlainHTTPForge = forgeAllowHttp
             let controller = FleetController(
                 configuration: controllerConfiguration,
                 store: store, deployer: Deployer(store: store, board: board), logger: logger)
@@ -188,12 +193,27 @@ struct DataOptions: ParsableArguments {
                                + "run the server as the owner of its data directory")
             }
         }
-        try restrict(directory, directory: true)
+        // Whatever someone else could have planted while the directory was open to them is
+        // refused rather than trusted: a link to their key, a file they own, a hard link to theirs.
+        func check(_ path: String) throws -> Bool {
+            var status = stat()
+            guard lstat(path, &status) == 0 else { throw CLIError("\(path): cannot be inspected (\(String(cString: strerror(errno))))") }
+            let type = status.st_mode & S_IFMT
+            guard type != S_IFLNK else {
+                throw CLIError("\(path) is a symbolic link; the data directory holds only the server's own files (remove it)")
+            }
+            guard status.st_uid == geteuid() else {
+                throw CLIError("\(path) belongs to user \(status.st_uid), not to the server's user \(geteuid()); the server trusts only its own files")
+            }
+            guard type == S_IFDIR || status.st_nlink == 1 else {
+                throw CLIError("\(path) has \(status.st_nlink) hard links; the server trusts only files that are its alone")
+            }
+            return type == S_IFDIR
+        }
+        try restrict(directory, directory: try check(directory))
         for name in (try? manager.contentsOfDirectory(atPath: directory)) ?? [] {
             let path = directory + "/" + name
-            var status = stat()
-            guard lstat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFLNK else { continue }
-            try restrict(path, directory: (status.st_mode & S_IFMT) == S_IFDIR)
+            try restrict(path, directory: try check(path))
         }
     }
 }

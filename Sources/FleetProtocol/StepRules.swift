@@ -8,9 +8,11 @@ public enum StepRules {
     public static let onFailure = ["rollback", "continue", "abort"]
     public static let composeActions = ["up", "down"]
     public static let maximumNameLength = 128
-    /// Commands, scripts, URLs and paths: long enough for any real script, short enough that a
-    /// deployment cannot carry a payload.
+    /// Commands, scripts, URLs and paths, once parameters are filled in: long enough for any real
+    /// script, short enough that a deployment cannot carry a payload.
     public static let maximumTextLength = 64 * 1024
+    /// All the filled-in fields of one assignment together: what one device poll may cost.
+    public static let maximumAssignmentBytes = 1 << 20
 
     /// A problem with one field of a step; `field` is a path such as `steps[2].retries`.
     public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
@@ -53,6 +55,10 @@ public enum StepRules {
             return fail("action", "must be one of \(composeActions.joined(separator: ", "))")
         }
         if let destination = step.destination, let problem = pathProblem(destination) { return fail("destination", problem) }
+        if step.kind == .download, let sha256 = step.sha256, !sha256.contains("${"),
+           sha256.utf8.count != 64 || !sha256.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
+            return fail("sha256", "must be 64 lowercase hexadecimal digits")
+        }
         return nil
     }
 
@@ -73,5 +79,12 @@ public enum StepRules {
         return nil
     }
 
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
+    /// Control characters, and the line separators and bidirectional overrides that make text
+    /// read otherwise than it is.
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
+    }
 }

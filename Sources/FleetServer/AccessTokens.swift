@@ -28,14 +28,31 @@ public enum AccessTokens {
         guard let (id, secret) = parse(text, kind: kind) else {
             throw APIError.unauthorized("not a valid \(name)")
         }
-        guard let record = try await store.token(id: id), record.kind == kind, record.secretHash == hash(secret) else {
+        guard let record = try await store.token(id: id), record.kind == kind, DeviceSecret.matches(secret, storedHash: record.secretHash) else {
             throw APIError.unauthorized("unknown \(name)")
         }
-        guard !record.revoked else { throw APIError(.unauthorized, "token_revoked", "the \(name) was revoked") }
-        if let expiry = record.expiresAt, expiry <= now {
-            throw APIError(.unauthorized, "token_expired", "the \(name) expired")
-        }
+        try await confirm(record, store: store, now: now)
         return record
+    }
+
+    /// Checks a token found earlier still holds: not revoked, not expired, and made by no token
+    /// that was revoked since (so a token minted in a race with its maker's revocation dies with
+    /// it). Handlers call it again after reading a body, which a client may send slowly.
+    static func confirm(_ record: AccessTokenRecord, store: any FleetStore, now: Date) async throws {
+        let name = record.kind == .enrollment ? "enrollment token" : "operator token"
+        var current: AccessTokenRecord? = try await store.token(id: record.id)
+        var depth = 0
+        while let token = current {
+            guard !token.revoked else {
+                throw APIError(.unauthorized, "token_revoked", token.id == record.id ? "the \(name) was revoked"
+                               : "the \(name) was made by a token that was revoked")
+            }
+            if let expiry = token.expiresAt, expiry <= now { throw APIError(.unauthorized, "token_expired", "the \(name) expired") }
+            depth += 1
+            guard let maker = token.createdBy, depth < 64 else { return }
+            current = try await store.token(id: maker)
+        }
+        guard depth > 0 else { throw APIError.unauthorized("unknown \(name)") }
     }
 
     static func hash(_ secret: String) -> String { SHA256.hex(Array(secret.utf8)) }

@@ -55,6 +55,7 @@ struct AgentController: Sendable {
     private func report(_ request: Request, execution: String) async throws -> Response {
         let device = try await authenticate(request)
         let report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
+        _ = try await authenticate(request)  // again: the identity may have been reset while the body arrived
         try Validate.text(report.reportID, field: "reportID", maximum: 128)
         guard [.running, .succeeded, .failed].contains(report.state) else {
             throw APIError.invalid("'state' from a device is running, succeeded or failed", field: "state")
@@ -147,6 +148,7 @@ struct AgentController: Sendable {
     private func heartbeat(_ request: Request) async throws -> Response {
         let device = try await authenticate(request)
         let report = try await JSONBody.decode(Heartbeat.self, from: request, limit: configuration.maximumBodyBytes)
+        _ = try await authenticate(request)  // again: the identity may have been reset while the body arrived
         try Validate.text(report.reportID, field: "reportID", maximum: 128)
         if let cpu = report.cpuPercent, !(0...100).contains(cpu) || cpu.isNaN {
             throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")

@@ -9,22 +9,22 @@ enum Assignments {
         values["version"] = deployment.version
         values["app"] = deployment.app
         values["device"] = execution.deviceID
-        func fill(_ steps: [AssignedStep]) -> [AssignedStep] {
-            steps.map { step in
-                var step = step
-                func apply(_ text: String?) -> String? { text.map { Template.render($0) { values[$0] } } }
-                step.command = apply(step.command)
-                step.url = apply(step.url)
-                step.sha256 = apply(step.sha256)
-                step.destination = apply(step.destination)
-                step.project = apply(step.project)
-                step.file = apply(step.file)
-                return step
-            }
-        }
         return Assignment(executionID: execution.id, deploymentID: deployment.id, app: deployment.app, version: deployment.version,
-                          digest: deployment.digest, steps: fill(deployment.steps), rollback: fill(deployment.rollback),
-                          artifactAllowlist: deployment.artifactAllowlist)
+                          digest: deployment.digest, steps: deployment.steps.map { fill($0) { values[$0] } },
+                          rollback: deployment.rollback.map { fill($0) { values[$0] } }, artifactAllowlist: deployment.artifactAllowlist)
+    }
+
+    /// One step with every `${…}` of its fields filled in.
+    static func fill(_ step: AssignedStep, _ value: (String) -> String?) -> AssignedStep {
+        var step = step
+        func apply(_ text: String?) -> String? { text.map { Template.render($0, value) } }
+        step.command = apply(step.command)
+        step.url = apply(step.url)
+        step.sha256 = apply(step.sha256)
+        step.destination = apply(step.destination)
+        step.project = apply(step.project)
+        step.file = apply(step.file)
+        return step
     }
 
     /// An entity tag over the executions' ids and revisions: it changes whenever the work does.
@@ -36,16 +36,20 @@ enum Assignments {
     /// Template errors in a deployment's steps: every `${…}` must name a parameter or a built-in.
     static func problems(in deployment: DeploymentRecord) -> (message: String, field: String)? {
         let known = Set(deployment.parameters.keys).union(Template.builtIns)
-        for (list, steps) in [("steps", deployment.steps), ("rollback", deployment.rollback)] {
-            for (index, step) in steps.enumerated() {
-                for text in [step.command, step.url, step.sha256, step.destination, step.project, step.file].compactMap({ $0 }) {
-                    switch Template.unknownReferences(in: text, known: known) {
-                    case .failure(let problem):
-                        return (problem.reason, "\(list)[\(index)]")
-                    case .success(let unknown):
-                        if let first = unknown.first {
-                            return ("'${\(first.name)}' is neither a parameter nor one of \(Template.builtIns.joined(separator: ", "))", "\(list)[\(index)]")
-                        }
+        return problems(in: deployment.steps, known: known, list: "steps")
+            ?? problems(in: deployment.rollback, known: known, list: "rollback")
+    }
+
+    static func problems(in steps: [AssignedStep], known: Set<String>, list: String, offset: Int = 0) -> (message: String, field: String)? {
+        for (position, step) in steps.enumerated() {
+            let index = offset + position
+            for text in [step.command, step.url, step.sha256, step.destination, step.project, step.file].compactMap({ $0 }) {
+                switch Template.unknownReferences(in: text, known: known) {
+                case .failure(let problem):
+                    return (problem.reason, "\(list)[\(index)]")
+                case .success(let unknown):
+                    if let first = unknown.first {
+                        return ("'${\(first.name)}' is neither a parameter nor one of \(Template.builtIns.joined(separator: ", "))", "\(list)[\(index)]")
                     }
                 }
             }

@@ -53,6 +53,7 @@ struct DeploymentController: Sendable {
     private func create(_ request: Hummingbird.Request) async throws -> Response {
         let token = try await OperatorAuth.authenticate(request, store: store)
         let body = try await JSONBody.decode(Request.self, from: request, limit: configuration.maximumOperatorBodyBytes)
+        try await OperatorAuth.confirm(token, store: store)
         try check(body)
         guard !body.devices.isEmpty else { throw APIError.invalid("'devices' must not be empty", field: "devices") }
         guard Set(body.devices).count == body.devices.count else { throw APIError.invalid("'devices' lists a device twice", field: "devices") }
@@ -82,11 +83,13 @@ struct DeploymentController: Sendable {
         for (field, name) in [("app", body.app), ("flow", body.flow)] {
             if let problem = FleetNames.problem(name) { throw APIError.invalid("'\(field)': \(problem)", field: field) }
         }
-        try Validate.text(body.version, field: "version", maximum: 128)
-        if body.version.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            throw APIError.invalid("'version' must not contain control characters", field: "version")
+        for (field, value) in [("version", body.version), ("digest", body.digest)] {
+            guard let value else { continue }
+            try Validate.text(value, field: field, maximum: 128)
+            if value.unicodeScalars.contains(where: StepRules.isControl) {
+                throw APIError.invalid("'\(field)' must not contain control characters", field: field)
+            }
         }
-        if let digest = body.digest { try Validate.text(digest, field: "digest", maximum: 128) }
         guard !body.steps.isEmpty else { throw APIError.invalid("'steps' must not be empty", field: "steps") }
         for (name, value) in body.parameters ?? [:] {
             guard Template.isName(name), !Template.builtIns.contains(name) else {
@@ -108,16 +111,38 @@ struct DeploymentController: Sendable {
         var values = body.parameters ?? [:]
         values["app"] = body.app
         values["version"] = body.version
+        // Devices are checked as one whose id is as long as any the server makes; ids are
+        // letters, digits and '-', so they cannot climb out of a path or a URL.
+        values["device"] = "d-" + String(repeating: "0", count: 62)
+        var total = 0
         for (list, steps) in [("steps", body.steps), ("rollback", body.rollback ?? [])] {
             for (index, step) in steps.enumerated() {
-                if let problem = StepRules.problem(in: step, at: "\(list)[\(index)]") {
-                    throw APIError.invalid(problem.message, field: problem.field)
+                let path = "\(list)[\(index)]"
+                if let problem = StepRules.problem(in: step, at: path) { throw APIError.invalid(problem.message, field: problem.field) }
+                // Measured before anything is filled in: a long value repeated a thousand times
+                // must not be built, here or on every poll.
+                for (key, text) in Self.textFields(of: step) {
+                    let length = Template.renderedLength(text) { values[$0]?.utf8.count }
+                    guard length <= StepRules.maximumTextLength else {
+                        throw APIError.invalid("'\(path).\(key)' is \(length) bytes once its parameters are filled in, over \(StepRules.maximumTextLength)",
+                                               field: "\(path).\(key)")
+                    }
+                    total += length
                 }
-                // A URL that names the device is checked by each agent once filled in.
-                guard step.kind == .download, let template = step.url, !template.contains("${device}") else { continue }
-                let url = Template.render(template) { values[$0] }
-                guard !url.contains("${") else { continue }  // an unknown reference: refused below, by name
-                let field = "\(list)[\(index)].url"
+                guard total <= StepRules.maximumAssignmentBytes else {
+                    throw APIError.invalid("the steps come to more than \(StepRules.maximumAssignmentBytes) bytes once filled in", field: path)
+                }
+                guard Assignments.problems(in: [step], known: Set(values.keys), list: list, offset: index) == nil else { continue }
+                // What the device will run: the same rules again, on the filled-in step.
+                let rendered = Assignments.fill(step) { values[$0] }
+                for (key, text) in [("url", rendered.url), ("destination", rendered.destination)] where text?.contains("${") == true {
+                    throw APIError.invalid("'\(path).\(key)' still holds '${' once filled in", field: "\(path).\(key)")
+                }
+                if let problem = StepRules.problem(in: rendered, at: path) {
+                    throw APIError.invalid(problem.message + " (once its parameters are filled in)", field: problem.field)
+                }
+                guard rendered.kind == .download, let url = rendered.url else { continue }
+                let field = "\(path).url"
                 guard case .success(let parsed) = WebURL.parse(url) else {
                     throw APIError.invalid("'\(field)' is not an http(s) URL once its parameters are filled in", field: field)
                 }
@@ -127,6 +152,11 @@ struct DeploymentController: Sendable {
                 }
             }
         }
+    }
+
+    static func textFields(of step: AssignedStep) -> [(String, String)] {
+        [("command", step.command), ("url", step.url), ("sha256", step.sha256), ("destination", step.destination),
+         ("project", step.project), ("file", step.file)].compactMap { key, value in value.map { (key, $0) } }
     }
 
     private func find(_ id: String, project: String) async throws -> DeploymentRecord {
@@ -144,5 +174,10 @@ enum OperatorAuth {
             throw APIError.unauthorized("an operator token is required (Authorization: Bearer …)")
         }
         return try await AccessTokens.verify(String(header.dropFirst("Bearer ".count)), kind: .operator, store: store, now: Date())
+    }
+
+    /// After a body was read: the token may have been revoked while it arrived.
+    static func confirm(_ token: AccessTokenRecord, store: any FleetStore) async throws {
+        try await AccessTokens.confirm(token, store: store, now: Date())
     }
 }

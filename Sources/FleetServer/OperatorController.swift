@@ -143,6 +143,7 @@ struct OperatorController: Sendable {
     private func resetIdentity(_ request: Request, id: String) async throws -> Response {
         let token = try await authenticate(request)
         let body = try await JSONBody.decodeIfPresent(ResetIdentityRequest.self, from: request, limit: configuration.maximumBodyBytes)
+        try await OperatorAuth.confirm(token, store: store)
         let seconds = body?.claimExpiresInSeconds ?? 86_400
         guard (60...30 * 86_400).contains(seconds) else {
             throw APIError.invalid("'claimExpiresInSeconds' must be from 60 to 2592000 (30 days)", field: "claimExpiresInSeconds")
@@ -174,6 +175,7 @@ struct OperatorController: Sendable {
     private func createToken(_ request: Request) async throws -> Response {
         let token = try await authenticate(request)
         let body = try await JSONBody.decode(TokenRequest.self, from: request, limit: configuration.maximumBodyBytes)
+        try await OperatorAuth.confirm(token, store: store)
         if let seconds = body.expiresInSeconds, !(1...Self.maximumTokenSeconds).contains(seconds) {
             throw APIError.invalid("'expiresInSeconds' must be from 1 to \(Self.maximumTokenSeconds) (ten years)", field: "expiresInSeconds")
         }

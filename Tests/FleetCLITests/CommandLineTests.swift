@@ -143,6 +143,23 @@ struct CommandLineTests {
         for file in files { #expect(try mode(data + "/" + file) == 0o600, "\(file)") }
     }
 
+    /// Whatever another user could plant while the directory was open to them is refused, not trusted.
+    @Test func aPlantedLinkInTheDataDirectoryIsRefused() throws {
+        let root = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let data = root + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: root + "/their-key.pem", contents: Data("key".utf8)))
+        try FileManager.default.createSymbolicLink(atPath: data + "/device-signing-key.pem", withDestinationPath: root + "/their-key.pem")
+        let refused = try CommandResult.run(["token", "create", "--project", "acme", "--data", data])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("device-signing-key.pem is a symbolic link"), "\(refused.stderr)")
+        try FileManager.default.removeItem(atPath: data + "/device-signing-key.pem")
+        try FileManager.default.linkItem(atPath: root + "/their-key.pem", toPath: data + "/device-signing-key.pem")
+        let linked = try CommandResult.run(["token", "create", "--project", "acme", "--data", data])
+        #expect(linked.stderr.contains("has 2 hard links"), "\(linked.stderr)")
+    }
+
     @Test func resetIdentityTakesOnlyADeviceID() throws {
         let result = try CommandResult.run(["devices", "reset-identity", "../tokens"])
         #expect(result.status == 2)

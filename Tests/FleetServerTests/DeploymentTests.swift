@@ -142,15 +142,15 @@ extension ServerTests {
         ("unknown onFailure", { $0.onFailure = "explode" }, "steps[1].onFailure"),
         ("run without a command", { $0.command = nil }, "steps[1].command"),
         ("name with a newline", { $0.name = "start\nnow" }, "steps[1].name"),
-        ("download without a URL", { $0 = AssignedStep(name: "get", kind: .download, sha256: "a", destination: "/opt/x", timeoutSeconds: 5,
+        ("download without a URL", { $0 = AssignedStep(name: "get", kind: .download, sha256: String(repeating: "a", count: 64), destination: "/opt/x", timeoutSeconds: 5,
                                                        retries: 0, onFailure: "abort", idempotent: true) }, "steps[1].url"),
-        ("download outside the allowlist", { $0 = AssignedStep(name: "get", kind: .download, url: "https://evil.example/x", sha256: "a",
+        ("download outside the allowlist", { $0 = AssignedStep(name: "get", kind: .download, url: "https://evil.example/x", sha256: String(repeating: "a", count: 64),
                                                                destination: "/opt/x", timeoutSeconds: 5, retries: 0, onFailure: "abort",
                                                                idempotent: true) }, "steps[1].url"),
-        ("destination climbing out", { $0 = AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: "a",
+        ("destination climbing out", { $0 = AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: String(repeating: "a", count: 64),
                                                          destination: "/opt/../etc/passwd", timeoutSeconds: 5, retries: 0,
                                                          onFailure: "abort", idempotent: true) }, "steps[1].destination"),
-        ("relative destination", { $0 = AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: "a",
+        ("relative destination", { $0 = AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: String(repeating: "a", count: 64),
                                                      destination: "etc/passwd", timeoutSeconds: 5, retries: 0,
                                                      onFailure: "abort", idempotent: true) }, "steps[1].destination"),
     ]
@@ -189,6 +189,53 @@ extension ServerTests {
             #expect(refused.status == .badRequest)
             let error = try Self.error(refused)
             #expect(error.field == field, "\(error.message)")
+        }
+    }
+
+    /// Parameters are checked where they land: a value that climbs out of a path or leaves a
+    /// URL outside the allowlist, and a small body that would fill in to a huge one on every poll.
+    @Test(arguments: [
+        (["d": "/opt/../etc"], AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: String(repeating: "a", count: 64),
+                                            destination: "${d}/x", timeoutSeconds: 5, retries: 0, onFailure: "abort", idempotent: true),
+         "steps[0].destination"),
+        ([:], AssignedStep(name: "get", kind: .download, url: "https://evil.example/$${app}", sha256: String(repeating: "a", count: 64),
+                           destination: "/opt/x", timeoutSeconds: 5, retries: 0, onFailure: "abort", idempotent: true), "steps[0].url"),
+        (["u": "https://evil.example/x"], AssignedStep(name: "get", kind: .download, url: "${u}", sha256: String(repeating: "a", count: 64),
+                                                      destination: "/opt/x", timeoutSeconds: 5, retries: 0, onFailure: "abort", idempotent: true),
+         "steps[0].url"),
+        ([:], AssignedStep(name: "get", kind: .download, url: "https://cdn.example.com/x", sha256: "not-hex", destination: "/opt/x",
+                           timeoutSeconds: 5, retries: 0, onFailure: "abort", idempotent: true), "steps[0].sha256"),
+        (["p": String(repeating: "x", count: 40_000)], AssignedStep(name: "boom", kind: .run, command: "${p}${p}", timeoutSeconds: 5,
+                                                                   retries: 0, onFailure: "abort", idempotent: false), "steps[0].command"),
+        ([:], AssignedStep(name: "bidi\u{202E}txt", kind: .run, command: "true", timeoutSeconds: 5, retries: 0, onFailure: "abort",
+                           idempotent: false), "steps[0].name"),
+    ] as [([String: String], AssignedStep, String)])
+    func parametersAreCheckedWhereTheyLand(_ parameters: [String: String], _ step: AssignedStep, _ field: String) async throws {
+        try await withServer(operatorBodyLimit: 1 << 20) { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let body = DeploymentController.Request(app: "web", version: "1.0", flow: "f", digest: nil, parameters: parameters, steps: [step],
+                                                    rollback: nil, artifactAllowlist: ["https://cdn.example.com/"], devices: [device.deviceID])
+            let refused = try await client.execute(uri: "/api/v1/deployments", method: .post,
+                                                   headers: [.authorization: "Bearer \(tokens.operator)"], body: Self.json(body))
+            #expect(refused.status == .badRequest)
+            let error = try Self.error(refused)
+            #expect(error.field == field, "\(error.message)")
+        }
+    }
+
+    /// Twenty steps under the per-field limit that together fill in to over a mebibyte.
+    @Test func anAssignmentIsBoundedOnceFilledIn() async throws {
+        try await withServer(operatorBodyLimit: 1 << 20) { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let step = AssignedStep(name: "s", kind: .run, command: "${p}", timeoutSeconds: 5, retries: 0, onFailure: "abort", idempotent: false)
+            let body = DeploymentController.Request(app: "web", version: "1.0", flow: "f", digest: nil,
+                                                    parameters: ["p": String(repeating: "x", count: 60_000)],
+                                                    steps: Array(repeating: step, count: 20), rollback: nil, artifactAllowlist: nil,
+                                                    devices: [device.deviceID])
+            let refused = try await client.execute(uri: "/api/v1/deployments", method: .post,
+                                                   headers: [.authorization: "Bearer \(tokens.operator)"], body: Self.json(body))
+            #expect(refused.status == .badRequest)
+            #expect(try Self.error(refused).message.contains("more than 1048576 bytes once filled in"))
         }
     }
 

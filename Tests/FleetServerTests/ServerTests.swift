@@ -19,7 +19,7 @@ struct ServerTests {
     }()
 
     /// A server with one project, an enrollment token and an operator token, and a client.
-    func withServer(longPollSeconds: Double? = nil, controller: (any ControllerHandle)? = nil,
+    func withServer(longPollSeconds: Double? = nil, operatorBodyLimit: Int? = nil, controller: (any ControllerHandle)? = nil,
                     _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
@@ -32,6 +32,7 @@ struct ServerTests {
         for made in [enrollment, expired, operatorToken, otherOperator] { try await store.insertToken(made.record) }
         var configuration = self.configuration
         if let longPollSeconds { configuration.longPollSeconds = longPollSeconds }
+        if let operatorBodyLimit { configuration.maximumOperatorBodyBytes = operatorBodyLimit }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens, controller: controller)
         let tokens = Tokens(enrollment: enrollment.text, expired: expired.text, operator: operatorToken.text, otherOperator: otherOperator.text)
         try await app.test(.router) { client in try await body(client, tokens) }

@@ -88,4 +88,18 @@ extension ServerTests {
             #expect(try Self.error(badLimit).field == "limit")
         }
     }
+
+    /// A token minted in a race with its maker's revocation (the maker revoked, the heir not yet)
+    /// dies with its maker.
+    @Test func aTokenWhoseMakerWasRevokedIsRefused() async throws {
+        try await withServer { client, tokens in
+            let maker = try Self.decode(OperatorController.CreatedToken.self,
+                                        try await mint(client, with: tokens.operator, #"{"kind": "operator"}"#))
+            let heir = try Self.decode(OperatorController.CreatedToken.self, try await mint(client, with: maker.token, #"{"kind": "operator"}"#))
+            try await store.revokeToken(id: maker.info.id)
+            let refused = try await client.execute(uri: "/api/v1/tokens", method: .get, headers: [.authorization: "Bearer \(heir.token)"])
+            #expect(refused.status == .unauthorized)
+            #expect(try Self.error(refused).message == "the operator token was made by a token that was revoked")
+        }
+    }
 }

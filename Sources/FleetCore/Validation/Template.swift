@@ -46,6 +46,17 @@ public enum Template {
         return scan(template) { name, _ in value(name) ?? "${\(name)}" }.output
     }
 
+    /// How long, in UTF-8 bytes, `render` would make the template, without building it: a
+    /// template repeating a long value thousands of times is measured, not expanded.
+    public static func renderedLength(_ template: String, _ valueLength: (String) -> Int?) -> Int {
+        var substituted = 0
+        let bare = scan(template) { name, _ in
+            substituted += valueLength(name) ?? (name.utf8.count + 3)
+            return ""
+        }.output
+        return bare.utf8.count + substituted
+    }
+
     private static func scan(_ template: String, _ substitute: (String, Int) -> String) -> (output: String, problem: Problem?) {
         let scalars = Array(template.unicodeScalars)
         var output = String.UnicodeScalarView()

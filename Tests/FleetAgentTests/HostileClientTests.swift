@@ -1,0 +1,54 @@
+import FleetGit
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// Clients that send their request slowly, against a real `flotilla serve`.
+@Suite(.serialized)
+struct HostileClientTests {
+    /// Sends the request's headers and first body byte, waits until `go` exists, sends the rest,
+    /// and prints the answer's status code.
+    static let slowClient = """
+        import os, socket, sys, time
+        port, token, body, go = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode(), sys.argv[4]
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(("POST /api/v1/tokens HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer " + token +
+                   "\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body)).encode() + body[:1])
+        print("sent", flush=True)
+        while not os.path.exists(go): time.sleep(0.02)
+        s.sendall(body[1:])
+        print(s.recv(65536).split(b"\\r\\n")[0].decode(), flush=True)
+        """
+
+    /// A token revoked while its request's body was still arriving does not act.
+    @Test func aTokenRevokedWhileItsBodyArrivesDoesNotAct() async throws {
+        let server = try ServerUnderTest()
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let made = try await server.post("/api/v1/tokens", ["kind": "operator"])
+        let leaked = try #require(made.json["token"] as? String)
+        let leakedID = try #require((made.json["info"] as? [String: Any])?["id"] as? String)
+        try Self.slowClient.write(toFile: root + "/slow.py", atomically: true, encoding: .utf8)
+        let pid = try ChildProcess.start("/usr/bin/python3", [root + "/slow.py", "\(server.port)", leaked, #"{"kind": "operator"}"#, root + "/go"],
+                                         environment: [:], logPath: root + "/slow.log")
+        defer { ChildProcess.kill(pid) }
+        try await eventually(seconds: 10, "the slow client to start its request") {
+            ((try? String(contentsOfFile: root + "/slow.log", encoding: .utf8)) ?? "").contains("sent") ? true : nil
+        }
+        var request = URLRequest(url: URL(string: server.base + "/api/v1/tokens/\(leakedID)")!)
+        request.httpMethod = "DELETE"
+        request.setValue("Bearer \(server.operatorToken)", forHTTPHeaderField: "Authorization")
+        let (_, revoked) = try await URLSession.shared.data(for: request)
+        #expect((revoked as? HTTPURLResponse)?.statusCode == 200)
+        FileManager.default.createFile(atPath: root + "/go", contents: nil)
+        let answer = try await eventually(seconds: 10, "the slow request's answer") { () -> String? in
+            let log = (try? String(contentsOfFile: root + "/slow.log", encoding: .utf8)) ?? ""
+            return log.contains("HTTP/1.1") ? log : nil
+        }
+        #expect(answer.contains("HTTP/1.1 401"), "\(answer)")
+        let tokens = try await server.get("/api/v1/tokens")["tokens"] as? [[String: Any]] ?? []
+        #expect(!tokens.contains { $0["createdBy"] as? String == leakedID })
+    }
+}
