@@ -30,6 +30,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Missed heartbeats after which a device is offline.")
     var offlineAfter: Int = 3
 
+    @Option(help: ArgumentHelp("Seconds a connection may send nothing before it is closed.",
+                               discussion: "Between requests and within one's headers and body; a long-poll waiting for its answer is not idle."))
+    var idleTimeout: Int = 30
+
+    @Option(help: ArgumentHelp("Connections accepted at once; more wait in the backlog.",
+                               discussion: "Defaults to the open-file limit less 256 descriptors kept for the database and the git mirror."))
+    var maxConnections: Int?
+
     @Option(help: ArgumentHelp("Watch this fleet repository and roll it out: a path, file://, git://, https:// or ssh:// URL.",
                                discussion: "An HTTPS token is read from FLOTILLA_GIT_TOKEN."))
     var repo: String?
@@ -112,6 +120,13 @@ struct ServeCommand: AsyncParsableCommand {
         guard Self.split(listen) != nil else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:8080") }
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
+        guard (1...3_600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be from 1 to 3600 seconds") }
+        if let maxConnections {
+            let ceiling = ServerConfiguration.connectionsWithinDescriptorLimit()
+            guard (1...ceiling).contains(maxConnections) else {
+                throw ValidationError("--max-connections must be from 1 to \(ceiling) (the open-file limit less \(ServerConfiguration.reservedDescriptors))")
+            }
+        }
     }
 
     static func split(_ address: String) -> (host: String, port: Int)? {
@@ -129,8 +144,10 @@ struct ServeCommand: AsyncParsableCommand {
         let tokens = try await DeviceTokens.load(keyFile: data.directory + "/device-signing-key.pem")
         var logger = Logger(label: "flotilla")
         logger.logLevel = .info
-        let configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
+        var configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
                                                 heartbeatIntervalSeconds: heartbeatInterval, missedHeartbeatsBeforeOffline: offlineAfter)
+        configuration.idleTimeoutSeconds = idleTimeout
+        if let maxConnections { configuration.maximumConnections = maxConnections }
         let board = AssignmentBoard()
         var services: [any Service] = []
         var handle: (any ControllerHandle)?

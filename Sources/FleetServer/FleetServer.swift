@@ -18,8 +18,11 @@ public enum FleetServer {
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
                                  board: board, metrics: metrics, controller: controller, hookSecret: hookSecret)
+        // Idle and slow clients are cut off, and never hold more descriptors than the cap.
         return Application(router: router,
-                           configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla"),
+                           server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+                           configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla",
+                                                availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
                            services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
                                                                  every: configuration.retentionCheckInterval)] + services,
                            logger: logger)

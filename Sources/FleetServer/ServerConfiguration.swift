@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// How `flotilla serve` runs.
 public struct ServerConfiguration: Sendable {
     public var host: String
@@ -22,6 +26,22 @@ public struct ServerConfiguration: Sendable {
     public var heartbeatRetention: Duration = .seconds(24 * 3_600)
     /// How often old heartbeats are pruned.
     public var retentionCheckInterval: Duration = .seconds(600)
+    /// A connection that sends nothing for this long — between requests, or in the middle of
+    /// one's headers or body — is closed. A long-poll waiting for its answer is not idle.
+    public var idleTimeoutSeconds: Int = 30
+    /// Connections accepted at once; more wait in the kernel's backlog. By default the
+    /// descriptor limit less `reservedDescriptors`, so the store and the git mirror can always
+    /// open their files however many clients connect.
+    public var maximumConnections: Int = ServerConfiguration.connectionsWithinDescriptorLimit()
+    /// Descriptors kept back from clients for SQLite, the key, the git mirror and calls out.
+    public static let reservedDescriptors = 256
+
+    /// The process's open-file limit less the reserve, at least 64.
+    public static func connectionsWithinDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return 16_384 }
+        return max(64, min(Int(clamping: limit.rlim_cur), 1 << 20) - reservedDescriptors)
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = "./flotilla-data",
                 heartbeatIntervalSeconds: Int = 25, missedHeartbeatsBeforeOffline: Int = 3, maximumBodyBytes: Int = 64 * 1024,

@@ -32,7 +32,7 @@ final class ServerUnderTest: @unchecked Sendable {
     private(set) var pid: Int32 = 0
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(heartbeatInterval: Int = 1) throws {
+    init(heartbeatInterval: Int = 1, flags: [String] = []) throws {
         let root = try temporaryDirectory()
         self.root = root
         port = try GitDaemon.freePort()
@@ -43,14 +43,16 @@ final class ServerUnderTest: @unchecked Sendable {
         enrollmentToken = try token([])
         operatorToken = try token(["--operator"])
         self.heartbeatInterval = heartbeatInterval
+        self.flags = flags
         try start()
     }
 
     private let heartbeatInterval: Int
+    private let flags: [String]
 
     func start() throws {
         pid = try ChildProcess.start(Binaries.flotilla, ["serve", "--data", root + "/server", "--listen", "127.0.0.1:\(port)",
-                                                         "--heartbeat-interval", "\(heartbeatInterval)"],
+                                                         "--heartbeat-interval", "\(heartbeatInterval)"] + flags,
                                      environment: [:], logPath: root + "/server.log")
         guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw TestFailure("flotilla serve did not start") }
     }

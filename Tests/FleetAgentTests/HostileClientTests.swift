@@ -51,4 +51,54 @@ struct HostileClientTests {
         let tokens = try await server.get("/api/v1/tokens")["tokens"] as? [[String: Any]] ?? []
         #expect(!tokens.contains { $0["createdBy"] as? String == leakedID })
     }
+
+    /// Opens idle connections and ones that stop in the middle of their headers, holds them
+    /// until `check` exists, then prints how many the server has closed.
+    static let idleClients = """
+        import os, select, socket, sys, time
+        port, idle, slow, check = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(idle)]
+        for _ in range(slow):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST /agent/v1/heartbeat HTTP/1.1\\r\\nHost: x\\r\\nContent-Le")
+            held.append(s)
+        print("open %d" % len(held), flush=True)
+        while not os.path.exists(check): time.sleep(0.05)
+        poller = select.poll()
+        for s in held: poller.register(s, select.POLLIN | select.POLLHUP)
+        # A closed connection is readable (an answer, then the end) or hung up.
+        closed = len(poller.poll(0))
+        print("closed %d" % closed, flush=True)
+        """
+
+    /// Thousands of idle and half-sent connections neither lock devices out nor stay open.
+    @Test func idleAndSlowConnectionsDoNotLockDevicesOut() async throws {
+        let server = try ServerUnderTest(flags: ["--idle-timeout", "3"])
+        let agent = try AgentUnderTest(server: server)
+        try agent.start()
+        let device = try await agent.deviceID()
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.idleClients.write(toFile: root + "/idle.py", atomically: true, encoding: .utf8)
+        let pid = try ChildProcess.start("/usr/bin/python3", [root + "/idle.py", "\(server.port)", "2000", "200", root + "/check"],
+                                         environment: [:], logPath: root + "/idle.log")
+        defer { ChildProcess.kill(pid) }
+        func log() -> String { (try? String(contentsOfFile: root + "/idle.log", encoding: .utf8)) ?? "" }
+        try await eventually(seconds: 30, "2,200 connections to open") { log().contains("open 2200") ? true : nil }
+        // Heartbeats keep arriving, and the operator API answers, while they are held.
+        func lastHeartbeat() async throws -> String? {
+            (try await server.get("/api/v1/devices/\(device)")["device"] as? [String: Any])?["lastHeartbeatAt"] as? String
+        }
+        let before = try await lastHeartbeat()
+        try await eventually(seconds: 10, "a heartbeat while 2,200 connections are held") {
+            try await lastHeartbeat().flatMap { $0 != before ? true : nil }
+        }
+        // Past the idle timeout every one of them has been closed by the server.
+        try await Task.sleep(for: .seconds(5))
+        FileManager.default.createFile(atPath: root + "/check", contents: nil)
+        let closed = try await eventually(seconds: 20, "the count of closed connections") { () -> String? in
+            log().split(separator: "\n").first { $0.hasPrefix("closed") }.map(String.init)
+        }
+        #expect(closed == "closed 2200", "\(log())")
+    }
 }

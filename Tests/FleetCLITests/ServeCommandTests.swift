@@ -56,6 +56,8 @@ struct ServeCommandTests {
         (["--status-context-prefix", "two words"], "--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-'"),
         (["--status-context-prefix", "a/b"], "--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-'"),
         (["--status-interval=-1"], "--status-interval must not be negative"),
+        (["--idle-timeout", "0"], "--idle-timeout must be from 1 to 3600 seconds"),
+        (["--max-connections", "99999999"], "--max-connections must be from 1 to "),
     ])
     func serveRefusesBadStatusFlags(flags: [String], message: String) throws {
         let result = try CommandResult.run(["serve", "--repo", "git://127.0.0.1:1/fleet.git", "--data", "/tmp/unused"] + flags)
