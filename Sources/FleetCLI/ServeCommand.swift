@@ -69,6 +69,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Allow the forge token over plain http, for a forge on a trusted local network.")
     var forgeAllowHttp = false
 
+    @Option(help: ArgumentHelp("Roll out only commits signed by a key in this OpenSSH allowed-signers file, with --repo.",
+                               discussion: "An unsigned or badly signed head is treated like an invalid commit: nothing is deployed, the last good state stays, and the note and the forge say who signed it and why it was refused. The repository cannot vouch for itself: the file is the server's."))
+    var allowedSigners: String?
+
+    @Option(help: "Roll out only commits signed by a key in this OpenPGP keyring (gpg --export), with --repo.")
+    var trustedGpgKeyring: String?
+
     @Option(help: ArgumentHelp("Commit statuses are <prefix>/<app>; the default is fleet.yaml's (flotilla).",
                                discussion: "Two controllers reading one repository need two prefixes, so neither overwrites the other: with this flag, notes go under refs/notes/<prefix> and the status branch is <prefix>/status."))
     var statusContextPrefix: String?
@@ -113,6 +120,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let prefix = statusContextPrefix, prefix.isEmpty || prefix.count > 64 || prefix.hasPrefix(".") || prefix.hasPrefix("-")
             || !prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
             throw ValidationError("--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+        }
+        for (flag, file) in [("--allowed-signers", allowedSigners), ("--trusted-gpg-keyring", trustedGpgKeyring)] {
+            guard let file else { continue }
+            guard repo != nil else { throw ValidationError("\(flag) goes with --repo") }
+            guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("\(flag): cannot read '\(file)'") }
         }
         if repo == nil, forge != nil || forgeRepository != nil || forgeApiURL != nil || statusContextPrefix != nil {
             throw ValidationError("--forge, --forge-repository, --forge-api-url and --status-context-prefix go with --repo")
@@ -162,6 +174,9 @@ struct ServeCommand: AsyncParsableCommand {
             controllerConfiguration.statusInterval = .milliseconds(Int(statusInterval * 1_000))
             controllerConfiguration.statusOverrides = statusOverrides
             controllerConfiguration.allowPlainHTTPForge = forgeAllowHttp
+            if allowedSigners != nil || trustedGpgKeyring != nil {
+                controllerConfiguration.trustedSigners = TrustedKeys(sshAllowedSigners: allowedSigners, gpgKeyring: trustedGpgKeyring)
+            }
             let controller = FleetController(
                 configuration: controllerConfiguration,
                 store: store, deployer: Deployer(store: store, board: board), logger: logger)

@@ -26,6 +26,9 @@ public struct ControllerConfiguration: Sendable {
     public var forgeToken: String?
     /// The token may go to a forge over plain http (a forge on a trusted local network).
     public var allowPlainHTTPForge = false
+    /// When set, only a head signed by one of these keys is rolled out; any other is treated as
+    /// an invalid commit. The server's operator names them, never the repository.
+    public var trustedSigners: TrustedKeys?
     /// A drifting device of a `selfHeal: true` app is corrected at most this often.
     public var selfHealInterval: Duration = .seconds(600)
     /// While a rollout runs its counts change on every pass; they are written to the note, the
@@ -246,6 +249,13 @@ public actor FleetController: Service, ControllerHandle {
             guard fetched.commit != head else { return }
             head = fetched.commit
             if fetched.forcePushed { logger.warning("the branch was force-pushed", metadata: ["commit": "\(fetched.commit)"]) }
+            if let trusted = configuration.trustedSigners {
+                let verification = try await Self.offPool { try mirror.verifySignature(of: fetched.commit, trusted: trusted) }
+                if let refusal = Self.signatureRefusal(verification) {
+                    await refuse(fetched.commit, errors: [refusal], total: 1, why: "is not signed by an allowed signer")
+                    return
+                }
+            }
             let tree = try await Self.offPool { try mirror.fleetTree(at: fetched.commit) }
             do {
                 let fleet = try FleetLoader.load(tree)
@@ -257,26 +267,45 @@ public actor FleetController: Service, ControllerHandle {
                 headErrors = []
                 logger.info("new desired state", metadata: ["commit": "\(fetched.commit)"])
             } catch {
-                headErrors = error.diagnostics.prefix(5).map { "\($0.location.path):\($0.location.line):\($0.location.column): \($0.message)" }
-                logger.warning("commit does not validate; the last good state stays in force",
-                               metadata: ["commit": "\(fetched.commit)", "errors": "\(error.diagnostics.count)"])
-                await writeNote(Self.invalidNote(commit: fetched.commit, errors: headErrors, total: error.diagnostics.count,
-                                                 lastGood: desired?.commit), on: fetched.commit)
-                if let fleet = desired?.fleet, let reporter = reporter(for: fleet) {
-                    let contexts = fleet.apps.isEmpty ? ["fleet"] : fleet.apps.map(\.name)
-                    for app in contexts {
-                        await postStatus(reporter, commit: fetched.commit, context: "\(statusSettings(fleet).contextPrefix)/\(app)", state: .failure,
-                                     description: "does not validate: \(headErrors.first ?? "see the note") — nothing deployed")
-                    }
-                }
+                let errors = error.diagnostics.prefix(5).map { "\($0.location.path):\($0.location.line):\($0.location.column): \($0.message)" }
+                await refuse(fetched.commit, errors: errors, total: error.diagnostics.count, why: "does not validate")
             }
         } catch {
             logger.error("cannot read the fleet repository", metadata: ["error": "\(error)"])
         }
     }
 
-    static func invalidNote(commit: CommitID, errors: [String], total: Int, lastGood: CommitID?) -> String {
-        var text = "flotilla: failure — this commit does not validate; nothing was deployed.\n"
+    /// Why a head's signature does not let it be rolled out, or nil when it does.
+    static func signatureRefusal(_ verification: SignatureVerification) -> String? {
+        let signer = verification.signer.map { "signed by \($0)" }
+        switch verification.verdict {
+        case .good: return nil
+        case .unsigned: return "the commit is not signed; the server requires a signature by an allowed signer"
+        case .unknownKey:
+            return "\(signer ?? "signed") with a key that is not an allowed signer (\(DisplayText.safe(verification.detail, limit: 200)))"
+        case .bad:
+            return "\(signer ?? "signed"), but the signature does not match the commit: it was altered after signing "
+                + "(\(DisplayText.safe(verification.detail, limit: 200)))"
+        }
+    }
+
+    /// A head that is not rolled out: the last good state stays in force, and the note and the
+    /// forge say why.
+    private func refuse(_ commit: CommitID, errors: [String], total: Int, why: String) async {
+        headErrors = errors
+        logger.warning("commit \(why); the last good state stays in force", metadata: ["commit": "\(commit)", "errors": "\(total)"])
+        await writeNote(Self.invalidNote(commit: commit, errors: errors, total: total, lastGood: desired?.commit, why: why), on: commit)
+        if let fleet = desired?.fleet, let reporter = reporter(for: fleet) {
+            let contexts = fleet.apps.isEmpty ? ["fleet"] : fleet.apps.map(\.name)
+            for app in contexts {
+                await postStatus(reporter, commit: commit, context: "\(statusSettings(fleet).contextPrefix)/\(app)", state: .failure,
+                                 description: "\(why): \(errors.first ?? "see the note") — nothing deployed")
+            }
+        }
+    }
+
+    static func invalidNote(commit: CommitID, errors: [String], total: Int, lastGood: CommitID?, why: String = "does not validate") -> String {
+        var text = "flotilla: failure — this commit \(why); nothing was deployed.\n"
         text += lastGood.map { "The desired state stays at \($0).\n" } ?? "No earlier commit validated.\n"
         text += "\n" + errors.joined(separator: "\n") + "\n"
         if total > errors.count { text += "… and \(total - errors.count) more\n" }

@@ -186,6 +186,70 @@ struct ControllerTests {
         #expect(status.contains("does not validate"))
     }
 
+    /// With --allowed-signers only SSH-signed commits by an allowed key are rolled out; an
+    /// unsigned head and one signed by a stranger are refused like invalid commits.
+    @Test func onlyCommitsSignedByAnAllowedSignerAreRolledOut() async throws {
+        let keys = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        for name in ["operator", "stranger"] {
+            _ = try SSHServer.keygen(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", "\(keys)/\(name)"])
+        }
+        let operatorKey = try String(contentsOfFile: "\(keys)/operator.pub", encoding: .utf8)
+        try "ops@acme.example \(operatorKey)".write(toFile: "\(keys)/allowed_signers", atomically: true, encoding: .utf8)
+        let fleet = try Fleet(devices: 4, serverFlags: ["--allowed-signers", "\(keys)/allowed_signers"])
+        var europe = "2.4.1"
+        func push(_ message: String, signedWith key: String?, europe next: String? = nil) throws -> String {
+            if let next {
+                let path = fleet.work.path + "/apps/thermostat.yaml"
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                    .replacingOccurrences(of: "- group: europe\n    version: \(europe)", with: "- group: europe\n    version: \(next)")
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                europe = next
+            } else {
+                try "\(message)\n".write(toFile: fleet.work.path + "/README.md", atomically: true, encoding: .utf8)
+            }
+            try fleet.work.git("add", "--all")
+            if let key {
+                try fleet.work.git("-c", "gpg.format=ssh", "-c", "user.signingkey=\(keys)/\(key).pub", "commit", "--quiet", "-S", "-m", message)
+            } else {
+                try fleet.work.git("commit", "--quiet", "-m", message)
+            }
+            try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+            return try fleet.work.git("rev-parse", "HEAD")
+        }
+        func noteOn(_ commit: String) async throws -> String? {
+            for _ in 0..<75 {
+                if let note = try fleet.note(on: commit) { return note }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            return nil
+        }
+        // The template's own commit is unsigned: nothing is rolled out from it.
+        let unsignedStart = try fleet.work.git("rev-parse", "HEAD")
+        let first = try await noteOn(unsignedStart)
+        #expect(first?.hasPrefix("flotilla: failure — this commit is not signed by an allowed signer; nothing was deployed.") == true, "\(first ?? "no note")")
+        #expect(try await fleet.deploymentCount() == 0)
+
+        // Signed by the operator: rolled out.
+        let signed = try push("Signed by ops", signedWith: "operator")
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        let signedNote = try await noteOn(signed)
+        #expect(signedNote?.contains("flotilla/thermostat:") == true && signedNote?.contains("failure") == false, "\(signedNote ?? "no note")")
+
+        // Unsigned, and signed by a stranger: refused, the note says why, nothing moves.
+        let deployments = try await fleet.deploymentCount()
+        let plain = try push("Unsigned bump", signedWith: nil, europe: "2.4.2")
+        let plainNote = try await noteOn(plain)
+        #expect(plainNote?.contains("the commit is not signed; the server requires a signature by an allowed signer") == true, "\(plainNote ?? "no note")")
+        #expect(plainNote?.contains("The desired state stays at \(signed)") == true)
+        let foreign = try push("Stranger's bump", signedWith: "stranger", europe: "2.4.3")
+        let foreignNote = try await noteOn(foreign)
+        #expect(foreignNote?.contains("with a key that is not an allowed signer") == true, "\(foreignNote ?? "no note")")
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try await fleet.deploymentCount() == deployments)
+        #expect(try await fleet.waitUntil(seconds: 1, Self.thermostat(europe: "2.4.1")))
+    }
+
     /// Push webhooks, verified before anything is fetched; and the operator commands that read
     /// the controller: status, reconcile, plan --server.
     @Test func signedWebhooksTriggerAReconcileAndBadOnesChangeNothing() async throws {
@@ -366,6 +430,7 @@ struct ControllerTests {
             var request = URLRequest(url: URL(string: url)!)
             request.httpMethod = method
             request.httpBody = body
+            if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
             if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
             let (data, _) = try await URLSession.shared.data(for: request)
             return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any]) ?? [:]

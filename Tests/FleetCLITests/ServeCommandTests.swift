@@ -57,6 +57,7 @@ struct ServeCommandTests {
         (["--status-context-prefix", "a/b"], "--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-'"),
         (["--status-interval=-1"], "--status-interval must not be negative"),
         (["--idle-timeout", "0"], "--idle-timeout must be from 1 to 3600 seconds"),
+        (["--allowed-signers", "/nonexistent/allowed_signers"], "--allowed-signers: cannot read '/nonexistent/allowed_signers'"),
         (["--max-connections", "99999999"], "--max-connections must be from 1 to "),
     ])
     func serveRefusesBadStatusFlags(flags: [String], message: String) throws {
