@@ -107,6 +107,23 @@ public struct WireObject {
         self.members = members
         self.path = path
         used = Array(repeating: false, count: members.count)
+        // A key twice would let a reader and a validator see different values.
+        if let repeated = Self.repeatedKey(members) {
+            let field = path.isEmpty ? repeated : path + "." + repeated
+            throw WireDecodingError(field: field, message: "'\(field)' appears more than once")
+        }
+    }
+
+    /// The first key that appears twice: pairwise for the few keys of a wire type, by set for maps.
+    static func repeatedKey(_ members: [WireJSON.Member]) -> String? {
+        if members.count <= 16 {
+            for index in members.indices.dropFirst() where members[..<index].contains(where: { $0.key == members[index].key }) {
+                return members[index].key
+            }
+            return nil
+        }
+        var seen = Set<String>()
+        return members.first { !seen.insert($0.key).inserted }?.key
     }
 
     public func child(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
@@ -207,7 +224,10 @@ public struct WireObject {
         var result: [String: T] = [:]
         result.reserveCapacity(members.count)
         for member in members {
-            result[member.key] = try element(member.value, child(key) + "." + member.key)
+            let path = child(key) + "." + member.key
+            guard result.updateValue(try element(member.value, path), forKey: member.key) == nil else {
+                throw WireDecodingError(field: path, message: "'\(path)' appears more than once")
+            }
         }
         return result
     }

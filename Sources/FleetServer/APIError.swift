@@ -28,3 +28,19 @@ public struct APIError: HTTPResponseError, Sendable {
     static func notFound(_ message: String) -> APIError { APIError(.notFound, "not_found", message) }
     static func invalid(_ message: String, field: String?) -> APIError { APIError(.badRequest, "invalid_field", message, field: field) }
 }
+
+/// A path parameter as the handlers use it: percent-decoded (`d%2D1` is `d-1`) and checked like
+/// a body field — 1 to 128 bytes, no control characters, no '/' once decoded.
+enum PathParameter {
+    static func require(_ context: BasicRequestContext, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError.invalid("path parameter '\(name)' is not valid percent-encoding", field: name)
+        }
+        guard !decoded.isEmpty, decoded.utf8.count <= 128, !decoded.contains("/"),
+              !decoded.unicodeScalars.contains(where: StepRules.isControl) else {
+            throw APIError.invalid("path parameter '\(name)' must be 1 to 128 bytes without '/' or control characters", field: name)
+        }
+        return decoded
+    }
+}

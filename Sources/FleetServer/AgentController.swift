@@ -1,4 +1,5 @@
 import Crypto
+import FleetCore
 import FleetProtocol
 import FleetStore
 import Foundation
@@ -20,7 +21,7 @@ struct AgentController: Sendable {
         group.post("heartbeat") { request, _ in try await heartbeat(request) }
         group.get("assignments") { request, _ in try await assignments(request) }
         group.post("executions/:id/report") { request, context in
-            try await report(request, execution: try context.parameters.require("id"))
+            try await report(request, execution: try PathParameter.require(context, "id"))
         }
     }
 
@@ -153,10 +154,46 @@ struct AgentController: Sendable {
         if let cpu = report.cpuPercent, !(0...100).contains(cpu) || cpu.isNaN {
             throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")
         }
+        try Self.check(report)
         let accepted = try await ingest.submit(HeartbeatRecord(deviceID: device, receivedAt: Date(), report: report))
         directory.heard(device)
         return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
                                                               heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds))
+    }
+
+    /// What a heartbeat may say: sizes are not negative, names are names, texts are bounded and
+    /// free of control characters — it ends up in the console, the API and operators' terminals.
+    static func check(_ report: Heartbeat) throws {
+        func text(_ value: String, _ field: String, maximum: Int = 256) throws {
+            guard !value.isEmpty, value.utf8.count <= maximum, !value.unicodeScalars.contains(where: StepRules.isControl) else {
+                throw APIError.invalid("'\(field)' must be 1 to \(maximum) bytes without control characters", field: field)
+            }
+        }
+        func size(_ value: Int64, _ field: String) throws {
+            guard value >= 0 else { throw APIError.invalid("'\(field)' must not be negative", field: field) }
+        }
+        if let memory = report.memory {
+            try size(memory.usedBytes, "memory.usedBytes")
+            try size(memory.totalBytes, "memory.totalBytes")
+        }
+        for (index, disk) in (report.disks ?? []).enumerated() {
+            try text(disk.mount, "disks[\(index)].mount", maximum: 4_096)
+            try size(disk.usedBytes, "disks[\(index)].usedBytes")
+            try size(disk.totalBytes, "disks[\(index)].totalBytes")
+        }
+        if let uptime = report.uptimeSeconds { try size(uptime, "uptimeSeconds") }
+        if let load = report.load, load.contains(where: { $0.isNaN || $0 < 0 }) {
+            throw APIError.invalid("'load' values must not be negative", field: "load")
+        }
+        for (index, process) in (report.processes ?? []).enumerated() { try text(process.name, "processes[\(index)].name") }
+        for (name, app) in report.apps ?? [:] {
+            if let problem = FleetNames.problem(name) {
+                throw APIError.invalid("app '\(DisplayText.safe(name, limit: 64))' is not an app name: \(problem)", field: "apps")
+            }
+            try text(app.version, "apps.\(name).version", maximum: 128)
+        }
+        if let executing = report.executing { try text(executing, "executing", maximum: 128) }
+        if let version = report.agentVersion { try text(version, "agentVersion", maximum: 64) }
     }
 
     /// The device a request's bearer token names; 410 Gone when an operator deleted it.

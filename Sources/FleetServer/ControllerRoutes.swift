@@ -23,7 +23,7 @@ struct ControllerRoutes: Sendable {
         for (verb, suspended) in [("suspend", true), ("resume", false)] {
             api.post("apps/:app/\(verb)") { request, context in
                 let (controller, token) = try await scoped(request)
-                let app = try context.parameters.require("app")
+                let app = try PathParameter.require(context, "app")
                 try Validate.text(app, field: "app", maximum: 63)
                 guard await controller.scope()?.apps.contains(app) == true else {
                     throw APIError.notFound("no app '\(app)' in project \(token.project)")

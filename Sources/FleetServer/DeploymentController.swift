@@ -18,12 +18,12 @@ struct DeploymentController: Sendable {
         }
         group.get("deployments/:id") { request, context in
             let token = try await OperatorAuth.authenticate(request, store: store)
-            let deployment = try await find(try context.parameters.require("id"), project: token.project)
+            let deployment = try await find(try PathParameter.require(context, "id"), project: token.project)
             return try JSONBody.response(Detail(deployment: deployment, executions: try await store.executions(deploymentID: deployment.id)))
         }
         group.post("deployments/:id/abort") { request, context in
             let token = try await OperatorAuth.authenticate(request, store: store)
-            let deployment = try await find(try context.parameters.require("id"), project: token.project)
+            let deployment = try await find(try PathParameter.require(context, "id"), project: token.project)
             let cancelled = try await Deployer(store: store, board: board).abort(deployment.id, at: Date())
             try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
                                                     action: "deployment.abort", subject: deployment.id, detail: "\(cancelled.count) cancelled"))

@@ -6,23 +6,28 @@ import Hummingbird
 /// for malformed JSON, a wrong type, a missing field or a field the API does not know.
 enum JSONBody {
     static func decode<T: Codable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
-        let buffer: ByteBuffer
+        let buffer = try await collect(request, limit: limit)
+        return try decode(type, from: Data(buffer.readableBytesView))
+    }
+
+    /// The body, refused unless it is JSON by its Content-Type and at most `limit` bytes.
+    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        guard let type = request.headers[.contentType],
+              type.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() == "application/json" else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as Content-Type: application/json")
+        }
         do {
-            buffer = try await request.body.collect(upTo: limit)
+            return try await request.body.collect(upTo: limit)
         } catch {
             throw APIError(.contentTooLarge, "body_too_large", "the request body is larger than \(limit) bytes")
         }
-        return try decode(type, from: Data(buffer.readableBytesView))
     }
 
     /// An optional body: nil when the request has none.
     static func decodeIfPresent<T: Codable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T? {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
-            throw APIError(.contentTooLarge, "body_too_large", "the request body is larger than \(limit) bytes")
-        }
+        // No body at all needs no Content-Type.
+        guard request.headers[.contentType] != nil || (request.headers[.contentLength].flatMap { Int($0) } ?? 0) > 0 else { return nil }
+        let buffer = try await collect(request, limit: limit)
         guard buffer.readableBytes > 0 else { return nil }
         return try decode(type, from: Data(buffer.readableBytesView))
     }
@@ -30,12 +35,7 @@ enum JSONBody {
     /// The hot path: types that read themselves from a parsed document, refusing unknown keys
     /// as they go, with no Codable and no second pass.
     static func decode<T: Codable & WireDecodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
-            throw APIError(.contentTooLarge, "body_too_large", "the request body is larger than \(limit) bytes")
-        }
+        let buffer = try await collect(request, limit: limit)
         do {
             return try T.decode(wire: buffer.readableBytesView)
         } catch let error where error.field.isEmpty {
@@ -53,6 +53,16 @@ enum JSONBody {
     }
 
     static func decode<T: Codable>(_ type: T.Type, from data: Data) throws -> T {
+        // The same strict grammar as the agent API before Codable sees it: no byte-order mark,
+        // nothing RFC 8259 refuses, and no key twice in one object (which JSONDecoder would let
+        // through, keeping one of them).
+        if data.starts(with: [0xEF, 0xBB, 0xBF]) {
+            throw APIError(.badRequest, "malformed_json", "the body starts with a byte-order mark; send UTF-8 JSON without one")
+        }
+        guard let parsed = WireJSON.parse(data) else { throw APIError(.badRequest, "malformed_json", "the body is not valid JSON") }
+        if let repeated = Self.repeatedKey(in: parsed, path: "") {
+            throw APIError.invalid("'\(repeated)' appears more than once", field: repeated)
+        }
         let value: T
         do {
             value = try JSONDecoder().decode(type, from: data)
@@ -78,6 +88,27 @@ enum JSONBody {
         encoder.dateEncodingStrategy = .iso8601
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    /// The path of the first key that appears twice in one object.
+    static func repeatedKey(in value: WireJSON, path: String) -> String? {
+        switch value {
+        case .object(let members):
+            var seen = Set<String>()
+            for member in members {
+                let child = path.isEmpty ? member.key : path + "." + member.key
+                guard seen.insert(member.key).inserted else { return child }
+                if let repeated = repeatedKey(in: member.value, path: child) { return repeated }
+            }
+            return nil
+        case .array(let items):
+            for (index, item) in items.enumerated() {
+                if let repeated = repeatedKey(in: item, path: "\(path)[\(index)]") { return repeated }
+            }
+            return nil
+        default:
+            return nil
+        }
     }
 
     private static func describe(_ error: DecodingError) -> APIError {

@@ -16,15 +16,15 @@ struct OperatorController: Sendable {
             return try JSONBody.response(["projects": try await store.projects().filter { $0.name == token.project }.map(\.name)])
         }
         group.get("devices") { request, _ in try await listDevices(request) }
-        group.get("devices/:id") { request, context in try await showDevice(request, id: try context.parameters.require("id")) }
-        group.delete("devices/:id") { request, context in try await deleteDevice(request, id: try context.parameters.require("id")) }
-        group.post("devices/:id/reset-identity") { request, context in try await resetIdentity(request, id: try context.parameters.require("id")) }
+        group.get("devices/:id") { request, context in try await showDevice(request, id: try PathParameter.require(context, "id")) }
+        group.delete("devices/:id") { request, context in try await deleteDevice(request, id: try PathParameter.require(context, "id")) }
+        group.post("devices/:id/reset-identity") { request, context in try await resetIdentity(request, id: try PathParameter.require(context, "id")) }
         group.get("tokens") { request, _ in
             let token = try await authenticate(request)
             return try JSONBody.response(["tokens": try await store.tokens(project: token.project).map(TokenView.init)])
         }
         group.post("tokens") { request, _ in try await createToken(request) }
-        group.delete("tokens/:id") { request, context in try await revokeToken(request, id: try context.parameters.require("id")) }
+        group.delete("tokens/:id") { request, context in try await revokeToken(request, id: try PathParameter.require(context, "id")) }
         group.get("audit") { request, _ in try await auditLog(request) }
     }
 

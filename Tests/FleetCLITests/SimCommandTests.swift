@@ -53,6 +53,7 @@ struct SimCommandTests {
         var request = URLRequest(url: URL(string: base + "/api/v1/deployments")!)
         request.httpMethod = "POST"
         request.setValue("Bearer \(operatorToken)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try JSONSerialization.data(withJSONObject: [
             "app": "thermostat", "version": "2.5.0", "flow": "sim", "devices": ids,
             "steps": [["name": "a", "kind": "run", "command": "true", "timeoutSeconds": 10, "retries": 0, "onFailure": "rollback", "idempotent": false],

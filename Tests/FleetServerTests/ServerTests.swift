@@ -35,7 +35,21 @@ struct ServerTests {
         if let operatorBodyLimit { configuration.maximumOperatorBodyBytes = operatorBodyLimit }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens, controller: controller)
         let tokens = Tokens(enrollment: enrollment.text, expired: expired.text, operator: operatorToken.text, otherOperator: otherOperator.text)
-        try await app.test(.router) { client in try await body(client, tokens) }
+        try await app.test(.router) { client in try await body(JSONClient(raw: client), tokens) }
+    }
+
+    /// Sends bodies as `Content-Type: application/json` unless a test says otherwise, as every
+    /// real client does; `raw` sends exactly what it is given.
+    struct JSONClient: TestClientProtocol {
+        let raw: any TestClientProtocol
+
+        func executeRequest(uri: String, method: HTTPRequest.Method, headers: HTTPFields, body: ByteBuffer?) async throws -> TestResponse {
+            var headers = headers
+            if body != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
+            return try await raw.executeRequest(uri: uri, method: method, headers: headers, body: body)
+        }
+
+        var port: Int? { raw.port }
     }
 
     struct Tokens: Sendable {
@@ -243,10 +257,33 @@ struct ServerTests {
             let auth: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
             for (body, field) in [(#"{"reportID":"r","cpuPercent":250}"#, "cpuPercent"), (#"{"reportID":""}"#, "reportID"),
                                   (#"{"reportID":"r","disks":[{"mount":"/","usedBytes":1}]}"#, "disks[0].totalBytes"),
-                                  (#"{"reportID":"r","memory":{"usedBytes":1,"totalBytes":2,"swap":3}}"#, "memory.swap")] {
+                                  (#"{"reportID":"r","memory":{"usedBytes":1,"totalBytes":2,"swap":3}}"#, "memory.swap"),
+                                  (#"{"reportID":"r","memory":{"usedBytes":-1,"totalBytes":2}}"#, "memory.usedBytes"),
+                                  (#"{"reportID":"r","disks":[{"mount":"/","usedBytes":1,"totalBytes":-9}]}"#, "disks[0].totalBytes"),
+                                  (#"{"reportID":"r","uptimeSeconds":-5}"#, "uptimeSeconds"),
+                                  (#"{"reportID":"r","apps":{"../etc":{"version":"1"}}}"#, "apps"),
+                                  (#"{"reportID":"r","apps":{"web":{"version":"1\u001b[2J"}}}"#, "apps.web.version"),
+                                  (#"{"reportID":"r","executing":"\#(String(repeating: "e", count: 129))"}"#, "executing"),
+                                  (#"{"reportID":"r","reportID":"s"}"#, "reportID")] {
                 let response = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: ByteBuffer(string: body))
                 #expect(response.status == .badRequest, "\(body)")
                 #expect(try Self.error(response).field == field, "\(body)")
+            }
+        }
+    }
+
+    /// Path parameters are percent-decoded, and checked like body fields.
+    @Test func pathParametersAreDecodedAndChecked() async throws {
+        try await withServer { client, tokens in
+            let enrolled = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let auth: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            let encoded = enrolled.deviceID.replacingOccurrences(of: "-", with: "%2D")
+            let found = try await client.execute(uri: "/api/v1/devices/\(encoded)", method: .get, headers: auth)
+            #expect(found.status == .ok)
+            for bad in ["%2Fetc%2Fpasswd", "a%0Ab", "%ZZ", String(repeating: "x", count: 129)] {
+                let refused = try await client.execute(uri: "/api/v1/devices/\(bad)", method: .get, headers: auth)
+                #expect(refused.status == .badRequest, "\(bad)")
+                #expect(try Self.error(refused).field == "id", "\(bad)")
             }
         }
     }

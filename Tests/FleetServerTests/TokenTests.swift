@@ -102,4 +102,35 @@ extension ServerTests {
             #expect(try Self.error(refused).message == "the operator token was made by a token that was revoked")
         }
     }
+
+    /// The operator API reads JSON as strictly as the agent API: one value per key, no byte-order
+    /// mark, and only bodies that say they are JSON.
+    @Test(arguments: [
+        ("/api/v1/tokens", "application/json", "{\"kind\": \"enrollment\", \"kind\": \"operator\"}", 400, "kind"),
+        ("/api/v1/tokens", "application/json", "\u{FEFF}{\"kind\": \"operator\"}", 400, nil),
+        ("/api/v1/tokens", "text/plain", "{\"kind\": \"operator\"}", 415, nil),
+        ("/api/v1/tokens", "application/x-www-form-urlencoded", "kind=operator", 415, nil),
+        ("/api/v1/tokens", "application/json", "{\"kind\": \"enrollment\", \"group\": {\"a\": 1, \"a\": 2}}", 400, "group.a"),
+        ("/agent/v1/enroll", "application/json", "{\"token\": \"x\", \"token\": \"y\", \"hardwareID\": \"h\", \"deviceSecret\": \"0123456789abcdef\"}", 400, "token"),
+        ("/agent/v1/enroll", "text/plain", "{}", 415, nil),
+    ] as [(String, String, String, Int, String?)])
+    func bodiesAreReadStrictly(_ path: String, _ type: String, _ body: String, _ status: Int, _ field: String?) async throws {
+        try await withServer { client, tokens in
+            let refused = try await client.execute(uri: path, method: .post,
+                                                   headers: [.authorization: "Bearer \(tokens.operator)", .contentType: type],
+                                                   body: ByteBuffer(string: body))
+            #expect(refused.status.code == status)
+            #expect(try Self.error(refused).field == field)
+        }
+    }
+
+    @Test func aBodyWithoutAContentTypeIsRefused() async throws {
+        try await withServer { client, tokens in
+            let raw = try #require(client as? JSONClient).raw
+            let refused = try await raw.execute(uri: "/api/v1/tokens", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
+                                                body: ByteBuffer(string: #"{"kind": "operator"}"#))
+            #expect(refused.status == .unsupportedMediaType)
+            #expect(try Self.error(refused).code == "unsupported_media_type")
+        }
+    }
 }
