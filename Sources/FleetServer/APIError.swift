@@ -32,7 +32,7 @@ public struct APIError: HTTPResponseError, Sendable {
 /// A path parameter as the handlers use it: percent-decoded (`d%2D1` is `d-1`) and checked like
 /// a body field — 1 to 128 bytes, no control characters, no '/' once decoded.
 enum PathParameter {
-    static func require(_ context: BasicRequestContext, _ name: String) throws -> String {
+    static func require(_ context: FleetRequestContext, _ name: String) throws -> String {
         let raw = try context.parameters.require(name)
         guard let decoded = raw.removingPercentEncoding else {
             throw APIError.invalid("path parameter '\(name)' is not valid percent-encoding", field: name)

@@ -16,7 +16,7 @@ struct AgentController: Sendable {
     /// Told when an execution ends, so the next wave of a rollout need not wait for a pass.
     var controller: (any ControllerHandle)? = nil
 
-    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.post("enroll") { request, _ in try await enroll(request) }
         group.post("heartbeat") { request, _ in try await heartbeat(request) }
         group.get("assignments") { request, _ in try await assignments(request) }

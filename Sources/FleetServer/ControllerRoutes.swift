@@ -12,17 +12,16 @@ struct ControllerRoutes: Sendable {
     let hookSecret: String?
     let store: any FleetStore
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<FleetRequestContext>, operators api: RouterGroup<FleetRequestContext>) {
         router.post("hooks/git") { request, _ in try await hook(request) }
-        let api = router.group("api/v1")
-        api.post("reconcile") { request, _ in
-            let (controller, _) = try await scoped(request)
+        api.post("reconcile") { _, context in
+            let (controller, _) = try await scoped(context)
             await controller.requestPoll()
             return try JSONBody.response(["reconcile": "requested"], status: .accepted)
         }
         for (verb, suspended) in [("suspend", true), ("resume", false)] {
-            api.post("apps/:app/\(verb)") { request, context in
-                let (controller, token) = try await scoped(request)
+            api.post("apps/:app/\(verb)") { _, context in
+                let (controller, token) = try await scoped(context)
                 let app = try PathParameter.require(context, "app")
                 try Validate.text(app, field: "app", maximum: 63)
                 guard await controller.scope()?.apps.contains(app) == true else {
@@ -34,8 +33,8 @@ struct ControllerRoutes: Sendable {
                 return try JSONBody.response(["app": app, "state": suspended ? "suspended" : "resumed"])
             }
         }
-        api.get("status") { request, _ in
-            let (controller, _) = try await scoped(request)
+        api.get("status") { _, context in
+            let (controller, _) = try await scoped(context)
             guard let json = await controller.statusJSON() else {
                 throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
             }
@@ -45,8 +44,8 @@ struct ControllerRoutes: Sendable {
 
     /// The operator's token, and the controller when it reconciles the token's project. Another
     /// project's token learns nothing of it: the answer is the one it gets where none runs.
-    private func scoped(_ request: Request) async throws -> (any ControllerHandle, AccessTokenRecord) {
-        let token = try await OperatorAuth.authenticate(request, store: store)
+    private func scoped(_ context: FleetRequestContext) async throws -> (any ControllerHandle, AccessTokenRecord) {
+        let token = try context.operatorToken()
         guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
         guard let scope = await controller.scope() else {
             throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")

@@ -10,19 +10,19 @@ struct DeploymentController: Sendable {
     let board: AssignmentBoard
     let configuration: ServerConfiguration
 
-    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
-        group.post("deployments") { request, _ in try await create(request) }
-        group.get("deployments") { request, _ in
-            let token = try await OperatorAuth.authenticate(request, store: store)
+    func addRoutes(to group: RouterGroup<FleetRequestContext>) {
+        group.post("deployments") { request, context in try await create(request, context) }
+        group.get("deployments") { _, context in
+            let token = try context.operatorToken()
             return try JSONBody.response(["deployments": try await store.deployments(project: token.project, limit: 100)])
         }
-        group.get("deployments/:id") { request, context in
-            let token = try await OperatorAuth.authenticate(request, store: store)
+        group.get("deployments/:id") { _, context in
+            let token = try context.operatorToken()
             let deployment = try await find(try PathParameter.require(context, "id"), project: token.project)
             return try JSONBody.response(Detail(deployment: deployment, executions: try await store.executions(deploymentID: deployment.id)))
         }
-        group.post("deployments/:id/abort") { request, context in
-            let token = try await OperatorAuth.authenticate(request, store: store)
+        group.post("deployments/:id/abort") { _, context in
+            let token = try context.operatorToken()
             let deployment = try await find(try PathParameter.require(context, "id"), project: token.project)
             let cancelled = try await Deployer(store: store, board: board).abort(deployment.id, at: Date())
             try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
@@ -50,8 +50,8 @@ struct DeploymentController: Sendable {
         var executions: [ExecutionRecord]
     }
 
-    private func create(_ request: Hummingbird.Request) async throws -> Response {
-        let token = try await OperatorAuth.authenticate(request, store: store)
+    private func create(_ request: Hummingbird.Request, _ context: FleetRequestContext) async throws -> Response {
+        let token = try context.operatorToken()
         let body = try await JSONBody.decode(Request.self, from: request, limit: configuration.maximumOperatorBodyBytes)
         try await OperatorAuth.confirm(token, store: store)
         try check(body)

@@ -31,8 +31,8 @@ public enum FleetServer {
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
                             directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard,
                             metrics: ServerMetrics, controller: (any ControllerHandle)? = nil,
-                            hookSecret: String? = nil) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+                            hookSecret: String? = nil) -> Router<FleetRequestContext> {
+        let router = Router(context: FleetRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
         router.get("healthz") { _, _ in Response(status: .ok) }
@@ -50,10 +50,11 @@ public enum FleetServer {
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
                         controller: controller)
             .addRoutes(to: router.group("agent/v1"))
-        let operators = router.group("api/v1")
+        // Every operator route is authenticated here, before its handler: none can forget.
+        let operators = router.group("api/v1").add(middleware: OperatorAuthMiddleware(store: store))
         OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
         DeploymentController(store: store, board: board, configuration: configuration).addRoutes(to: operators)
-        ControllerRoutes(controller: controller, hookSecret: hookSecret, store: store).addRoutes(to: router)
+        ControllerRoutes(controller: controller, hookSecret: hookSecret, store: store).addRoutes(to: router, operators: operators)
         return router
     }
 }
@@ -61,7 +62,7 @@ public enum FleetServer {
 /// Turns every error into the API's JSON error: a client's mistake is a 4xx that says why,
 /// anything else a 500 that says nothing internal.
 struct ErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = FleetRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {

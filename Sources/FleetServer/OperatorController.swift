@@ -10,22 +10,22 @@ struct OperatorController: Sendable {
     let directory: DeviceDirectory
     let configuration: ServerConfiguration
 
-    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
-        group.get("projects") { request, _ in
-            let token = try await authenticate(request)
+    func addRoutes(to group: RouterGroup<FleetRequestContext>) {
+        group.get("projects") { _, context in
+            let token = try context.operatorToken()
             return try JSONBody.response(["projects": try await store.projects().filter { $0.name == token.project }.map(\.name)])
         }
-        group.get("devices") { request, _ in try await listDevices(request) }
-        group.get("devices/:id") { request, context in try await showDevice(request, id: try PathParameter.require(context, "id")) }
-        group.delete("devices/:id") { request, context in try await deleteDevice(request, id: try PathParameter.require(context, "id")) }
-        group.post("devices/:id/reset-identity") { request, context in try await resetIdentity(request, id: try PathParameter.require(context, "id")) }
-        group.get("tokens") { request, _ in
-            let token = try await authenticate(request)
+        group.get("devices") { request, context in try await listDevices(request, context) }
+        group.get("devices/:id") { request, context in try await showDevice(request, context, id: try PathParameter.require(context, "id")) }
+        group.delete("devices/:id") { request, context in try await deleteDevice(request, context, id: try PathParameter.require(context, "id")) }
+        group.post("devices/:id/reset-identity") { request, context in try await resetIdentity(request, context, id: try PathParameter.require(context, "id")) }
+        group.get("tokens") { _, context in
+            let token = try context.operatorToken()
             return try JSONBody.response(["tokens": try await store.tokens(project: token.project).map(TokenView.init)])
         }
-        group.post("tokens") { request, _ in try await createToken(request) }
-        group.delete("tokens/:id") { request, context in try await revokeToken(request, id: try PathParameter.require(context, "id")) }
-        group.get("audit") { request, _ in try await auditLog(request) }
+        group.post("tokens") { request, context in try await createToken(request, context) }
+        group.delete("tokens/:id") { request, context in try await revokeToken(request, context, id: try PathParameter.require(context, "id")) }
+        group.get("audit") { request, context in try await auditLog(request, context) }
     }
 
     /// A device as the API shows it: never its secret hash.
@@ -83,8 +83,8 @@ struct OperatorController: Sendable {
                           enrolledAt: device.enrolledAt, lastHeartbeatAt: device.lastHeartbeatAt)
     }
 
-    private func listDevices(_ request: Request) async throws -> Response {
-        let token = try await authenticate(request)
+    private func listDevices(_ request: Request, _ context: FleetRequestContext) async throws -> Response {
+        let token = try context.operatorToken()
         let query = request.uri.queryParameters
         var selector: LabelSelector?
         if let text = query["selector"].map(String.init) {
@@ -116,8 +116,8 @@ struct OperatorController: Sendable {
         var heartbeats: [Heartbeat]
     }
 
-    private func showDevice(_ request: Request, id: String) async throws -> Response {
-        let token = try await authenticate(request)
+    private func showDevice(_ request: Request, _ context: FleetRequestContext, id: String) async throws -> Response {
+        let token = try context.operatorToken()
         guard let device = try await store.device(id: id), device.project == token.project, !device.deleted else {
             throw APIError.notFound("no device '\(id)' in project \(token.project)")
         }
@@ -140,8 +140,8 @@ struct OperatorController: Sendable {
 
     /// A replaced board: every token of the device is revoked at once, and the board that
     /// enrolls under its hardware id with the one-time claim code, before it expires, becomes the device.
-    private func resetIdentity(_ request: Request, id: String) async throws -> Response {
-        let token = try await authenticate(request)
+    private func resetIdentity(_ request: Request, _ context: FleetRequestContext, id: String) async throws -> Response {
+        let token = try context.operatorToken()
         let body = try await JSONBody.decodeIfPresent(ResetIdentityRequest.self, from: request, limit: configuration.maximumBodyBytes)
         try await OperatorAuth.confirm(token, store: store)
         let seconds = body?.claimExpiresInSeconds ?? 86_400
@@ -160,8 +160,8 @@ struct OperatorController: Sendable {
         return try JSONBody.response(ResetIdentityResponse(device: id, hardwareID: device.hardwareID, claimCode: code, claimExpiresAt: expiry))
     }
 
-    private func deleteDevice(_ request: Request, id: String) async throws -> Response {
-        let token = try await authenticate(request)
+    private func deleteDevice(_ request: Request, _ context: FleetRequestContext, id: String) async throws -> Response {
+        let token = try context.operatorToken()
         guard let device = try await store.device(id: id), device.project == token.project, !device.deleted else {
             throw APIError.notFound("no device '\(id)' in project \(token.project)")
         }
@@ -172,8 +172,8 @@ struct OperatorController: Sendable {
         return Response(status: .noContent)
     }
 
-    private func createToken(_ request: Request) async throws -> Response {
-        let token = try await authenticate(request)
+    private func createToken(_ request: Request, _ context: FleetRequestContext) async throws -> Response {
+        let token = try context.operatorToken()
         let body = try await JSONBody.decode(TokenRequest.self, from: request, limit: configuration.maximumBodyBytes)
         try await OperatorAuth.confirm(token, store: store)
         if let seconds = body.expiresInSeconds, !(1...Self.maximumTokenSeconds).contains(seconds) {
@@ -204,8 +204,8 @@ struct OperatorController: Sendable {
 
     /// Revokes the token and every token it made, directly or through others: a leaked operator
     /// token's heirs go with it.
-    private func revokeToken(_ request: Request, id: String) async throws -> Response {
-        let token = try await authenticate(request)
+    private func revokeToken(_ request: Request, _ context: FleetRequestContext, id: String) async throws -> Response {
+        let token = try context.operatorToken()
         let tokens = try await store.tokens(project: token.project)
         guard tokens.contains(where: { $0.id == id }) else { throw APIError.notFound("no token '\(id)' in project \(token.project)") }
         var revoked: [String] = [], frontier = [id]
@@ -231,8 +231,8 @@ struct OperatorController: Sendable {
         var detail: String
     }
 
-    private func auditLog(_ request: Request) async throws -> Response {
-        let token = try await authenticate(request)
+    private func auditLog(_ request: Request, _ context: FleetRequestContext) async throws -> Response {
+        let token = try context.operatorToken()
         var limit = 100
         if let text = request.uri.queryParameters["limit"].map(String.init) {
             guard let value = Int(text), (1...10_000).contains(value) else {
@@ -244,9 +244,5 @@ struct OperatorController: Sendable {
             AuditView(at: $0.at, actor: $0.actor, action: $0.action, subject: $0.subject, detail: $0.detail)
         }
         return try JSONBody.response(["entries": entries])
-    }
-
-    private func authenticate(_ request: Request) async throws -> AccessTokenRecord {
-        try await OperatorAuth.authenticate(request, store: store)
     }
 }

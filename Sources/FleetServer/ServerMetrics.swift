@@ -45,7 +45,7 @@ final class ServerMetrics: Sendable {
 
 /// Counts and times every request for `/metrics`.
 struct MetricsMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = FleetRequestContext
     let metrics: ServerMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -36,6 +36,39 @@ struct OpenAPITests {
         #expect(served.count == 22)
     }
 
+    /// Every operator route is behind the authentication middleware: none answers without a
+    /// valid operator token, whatever its handler does.
+    @Test func everyOperatorRouteRefusesARequestWithoutAValidToken() async throws {
+        let store = MemoryFleetStore()
+        let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
+        let router = FleetServer.buildRouter(configuration: ServerConfiguration(), store: store,
+                                             tokens: try await DeviceTokens.load(keyFile: keyFile),
+                                             directory: DeviceDirectory(store: store),
+                                             ingest: HeartbeatIngest(store: store, batchSize: 1, interval: .milliseconds(1)),
+                                             board: AssignmentBoard(), metrics: ServerMetrics())
+        let revoked = AccessTokens.make(kind: .operator, project: "acme")
+        try await store.insertToken(revoked.record)
+        try await store.revokeToken(id: revoked.record.id)
+        let enrollment = AccessTokens.make(kind: .enrollment, project: "acme")
+        try await store.insertToken(enrollment.record)
+        let routes = router.routes.map { route in
+            (route.method, "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "x" : String($0) }.joined(separator: "/"))
+        }.filter { $0.1.hasPrefix("/api/v1/") && $0.1 != "/api/v1/openapi.json" }
+        #expect(routes.count == 17)
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            for (method, path) in routes {
+                for header in [nil, "Bearer \(revoked.text)", "Bearer \(enrollment.text)", "Bearer flo_000000000000_00000000000000000000000000000000"] {
+                    var headers: HTTPFields = [.contentType: "application/json"]
+                    if let header { headers[.authorization] = header }
+                    let response = try await client.execute(uri: path, method: method, headers: headers, body: ByteBuffer(string: "{}"))
+                    #expect(response.status == .unauthorized, "\(method) \(path) with \(header ?? "no token")")
+                }
+            }
+        }
+    }
+
     @Test func theCopyInDocsIsTheServedDocument() throws {
         let copy = try String(contentsOfFile: Self.packageRoot + "/docs/openapi.json", encoding: .utf8)
         #expect(copy.trimmingCharacters(in: .whitespacesAndNewlines) == OpenAPIDocument.json.trimmingCharacters(in: .whitespacesAndNewlines))
