@@ -192,8 +192,15 @@ struct YAMLNode {
             }
         }
 
-        mutating func node(from event: inout yaml_event_t) throws(Problem) -> YAMLNode {
+        /// How deep collections may nest: a configuration needs three levels; a file of thousands
+        /// of '[' must end in an error, not in a stack overflow (found by fuzz-agent-config).
+        static let maximumDepth = 32
+
+        mutating func node(from event: inout yaml_event_t, depth: Int = 0) throws(Problem) -> YAMLNode {
             let line = Int(event.start_mark.line) + 1, column = Int(event.start_mark.column) + 1
+            if depth >= Self.maximumDepth, event.type == YAML_SEQUENCE_START_EVENT || event.type == YAML_MAPPING_START_EVENT {
+                throw Problem(line: line, column: column, message: "settings nest deeper than \(Self.maximumDepth) levels")
+            }
             switch event.type {
             case YAML_SCALAR_EVENT:
                 let scalar = event.data.scalar
@@ -205,7 +212,7 @@ struct YAMLNode {
                     var inner = try next()
                     defer { yaml_event_delete(&inner) }
                     if inner.type == YAML_SEQUENCE_END_EVENT { break }
-                    items.append(try node(from: &inner))
+                    items.append(try node(from: &inner, depth: depth + 1))
                 }
                 return YAMLNode(value: .sequence(items), line: line, column: column)
             case YAML_MAPPING_START_EVENT:
@@ -214,14 +221,14 @@ struct YAMLNode {
                     var keyEvent = try next()
                     defer { yaml_event_delete(&keyEvent) }
                     if keyEvent.type == YAML_MAPPING_END_EVENT { break }
-                    let key = try node(from: &keyEvent)
+                    let key = try node(from: &keyEvent, depth: depth + 1)
                     guard case .scalar = key.value else { throw Problem(line: key.line, column: key.column, message: "keys must be plain values") }
                     if pairs.contains(where: { $0.key.text == key.text }) {
                         throw Problem(line: key.line, column: key.column, message: "'\(key.text)' is set twice")
                     }
                     var valueEvent = try next()
                     defer { yaml_event_delete(&valueEvent) }
-                    pairs.append((key, try node(from: &valueEvent)))
+                    pairs.append((key, try node(from: &valueEvent, depth: depth + 1)))
                 }
                 return YAMLNode(value: .mapping(pairs), line: line, column: column)
             case YAML_ALIAS_EVENT:

@@ -49,6 +49,7 @@ func write(_ text: String, to path: String) throws {
         ("mounts: /\n", "agent.yaml:1:9: 'mounts' must be a list"),
         ("allowedRoots: [/]\n", "agent.yaml:1:15: 'allowedRoots' entries must be absolute directories other than /: '/'"),
         ("a: &x 1\nb: *x\n", "agent.yaml:2:4: aliases are not supported"),
+        (String(repeating: "[", count: 900), "agent.yaml:1:33: settings nest deeper than 32 levels"),
         ("server: [1,\n", "agent.yaml:2:1:"),
         ("server: a\nserver: b\n", "agent.yaml:2:1: 'server' is set twice"),
         ("processes: [{pid: 3}]\n", "agent.yaml:1:14: unknown key 'pid' in a process"),
