@@ -1,5 +1,6 @@
 import ArgumentParser
 import FleetCore
+import FleetServer
 import Foundation
 
 /// `flotilla audit`: who did what, when, in the token's project.
@@ -19,19 +20,11 @@ struct AuditCommand: AsyncParsableCommand {
         guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000") }
     }
 
-    struct Entry: Decodable {
-        var at: Date
-        var actor: String
-        var action: String
-        var subject: String
-        var detail: String
-    }
-
     func run() async throws {
         let body = try await ServerClient(server: connection.server).get("/api/v1/audit?limit=\(limit)")
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        for entry in try decoder.decode([String: [Entry]].self, from: body)["entries"] ?? [] {
+        for entry in try decoder.decode([String: [AuditView]].self, from: body)["entries"] ?? [] {
             // Subjects and details carry what devices sent (a hardware id): printed, never obeyed.
             let detail = entry.detail.isEmpty ? "" : "  (\(DisplayText.safe(entry.detail, limit: 500)))"
             print("\(entry.at.ISO8601Format())  \(DisplayText.safe(entry.actor))  \(DisplayText.safe(entry.action))  "

@@ -56,17 +56,6 @@ struct TokenCommand: AsyncParsableCommand {
         }
     }
 
-    /// A token as `GET /api/v1/tokens` shows it.
-    struct Listed: Decodable {
-        var id: String
-        var kind: String
-        var group: String?
-        var createdAt: Date
-        var expiresAt: Date?
-        var revoked: Bool
-        var createdBy: String?
-    }
-
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
@@ -80,7 +69,7 @@ struct TokenCommand: AsyncParsableCommand {
             let body = try await ServerClient(server: connection.server).get("/api/v1/tokens")
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            let tokens = try decoder.decode([String: [Listed]].self, from: body)["tokens"] ?? []
+            let tokens = try decoder.decode([String: [TokenView]].self, from: body)["tokens"] ?? []
             func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
             print(pad("ID", 14) + pad("KIND", 12) + pad("CREATED", 22) + pad("EXPIRES", 22) + pad("STATE", 9) + "MADE BY")
             for token in tokens {

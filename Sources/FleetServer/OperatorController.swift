@@ -42,26 +42,6 @@ struct OperatorController: Sendable {
         var lastHeartbeatAt: Date?
     }
 
-    struct TokenView: Codable {
-        var id: String
-        var kind: String
-        var group: String?
-        var createdAt: Date
-        var expiresAt: Date?
-        var revoked: Bool
-        var createdBy: String?
-
-        init(_ record: AccessTokenRecord) {
-            id = record.id
-            kind = record.kind.rawValue
-            group = record.group
-            createdAt = record.createdAt
-            expiresAt = record.expiresAt
-            revoked = record.revoked
-            createdBy = record.createdBy
-        }
-    }
-
     /// The longest lifetime a token can be given: ten years.
     static let maximumTokenSeconds = 10 * 365 * 86_400
 
@@ -223,14 +203,6 @@ struct OperatorController: Sendable {
         return try JSONBody.response(["revoked": revoked])
     }
 
-    struct AuditView: Codable {
-        var at: Date
-        var actor: String
-        var action: String
-        var subject: String
-        var detail: String
-    }
-
     private func auditLog(_ request: Request, _ context: FleetRequestContext) async throws -> Response {
         let token = try context.operatorToken()
         var limit = 100
@@ -240,9 +212,7 @@ struct OperatorController: Sendable {
             }
             limit = value
         }
-        let entries = try await store.audit(project: token.project, limit: limit).map {
-            AuditView(at: $0.at, actor: $0.actor, action: $0.action, subject: $0.subject, detail: $0.detail)
-        }
+        let entries = try await store.audit(project: token.project, limit: limit).map(AuditView.init)
         return try JSONBody.response(["entries": entries])
     }
 }

@@ -14,15 +14,19 @@ struct OpenAPITests {
         return url.path
     }()
 
-    @Test func theDocumentAndTheRoutesAgree() async throws {
-        let store = MemoryFleetStore()
+    /// The server's router over `store`, without an application around it.
+    static func router(_ store: MemoryFleetStore) async throws -> Router<FleetRequestContext> {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
-        let router = FleetServer.buildRouter(configuration: ServerConfiguration(), store: store,
-                                             tokens: try await DeviceTokens.load(keyFile: keyFile),
-                                             directory: DeviceDirectory(store: store),
-                                             ingest: HeartbeatIngest(store: store, batchSize: 1, interval: .milliseconds(1)),
-                                             board: AssignmentBoard(), metrics: ServerMetrics())
+        return FleetServer.buildRouter(configuration: ServerConfiguration(), store: store,
+                                       tokens: try await DeviceTokens.load(keyFile: keyFile),
+                                       directory: DeviceDirectory(store: store),
+                                       ingest: HeartbeatIngest(store: store, batchSize: 1, interval: .milliseconds(1)),
+                                       board: AssignmentBoard(), metrics: ServerMetrics())
+    }
+
+    @Test func theDocumentAndTheRoutesAgree() async throws {
+        let router = try await Self.router(MemoryFleetStore())
         let served = Set(router.routes.map { route in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
             return "\(route.method.rawValue) /" + path.joined(separator: "/")
@@ -40,13 +44,7 @@ struct OpenAPITests {
     /// valid operator token, whatever its handler does.
     @Test func everyOperatorRouteRefusesARequestWithoutAValidToken() async throws {
         let store = MemoryFleetStore()
-        let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
-        defer { try? FileManager.default.removeItem(atPath: keyFile) }
-        let router = FleetServer.buildRouter(configuration: ServerConfiguration(), store: store,
-                                             tokens: try await DeviceTokens.load(keyFile: keyFile),
-                                             directory: DeviceDirectory(store: store),
-                                             ingest: HeartbeatIngest(store: store, batchSize: 1, interval: .milliseconds(1)),
-                                             board: AssignmentBoard(), metrics: ServerMetrics())
+        let router = try await Self.router(store)
         let revoked = AccessTokens.make(kind: .operator, project: "acme")
         try await store.insertToken(revoked.record)
         try await store.revokeToken(id: revoked.record.id)

@@ -79,11 +79,11 @@ extension ServerTests {
 
             // The audit log is readable, newest first, and only in its own project.
             let audit = try await client.execute(uri: "/api/v1/audit?limit=5", method: .get, headers: [.authorization: "Bearer \(tokens.operator)"])
-            let entries = try Self.decode([String: [OperatorController.AuditView]].self, audit)["entries"] ?? []
+            let entries = try Self.decode([String: [AuditView]].self, audit)["entries"] ?? []
             #expect(entries.prefix(2).map(\.action) == ["token.revoke", "token.revoke"])
             #expect(Set(entries.prefix(2).map(\.subject)) == [child.info.id, grandchild.info.id])
             let other = try await client.execute(uri: "/api/v1/audit", method: .get, headers: [.authorization: "Bearer \(tokens.otherOperator)"])
-            #expect((try Self.decode([String: [OperatorController.AuditView]].self, other)["entries"] ?? []).isEmpty)
+            #expect((try Self.decode([String: [AuditView]].self, other)["entries"] ?? []).isEmpty)
             let badLimit = try await client.execute(uri: "/api/v1/audit?limit=0", method: .get, headers: [.authorization: "Bearer \(tokens.operator)"])
             #expect(try Self.error(badLimit).field == "limit")
         }

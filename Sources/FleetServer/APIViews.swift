@@ -1,0 +1,42 @@
+public import FleetStore
+public import Foundation
+
+/// A token as `GET /api/v1/tokens` shows it: never its secret or the secret's hash. The command
+/// line decodes the same type.
+public struct TokenView: Codable, Sendable {
+    public var id: String
+    public var kind: String
+    public var group: String?
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var revoked: Bool
+    /// The token that made this one through the API.
+    public var createdBy: String?
+
+    public init(_ record: AccessTokenRecord) {
+        id = record.id
+        kind = record.kind.rawValue
+        group = record.group
+        createdAt = record.createdAt
+        expiresAt = record.expiresAt
+        revoked = record.revoked
+        createdBy = record.createdBy
+    }
+}
+
+/// One entry of `GET /api/v1/audit`.
+public struct AuditView: Codable, Sendable {
+    public var at: Date
+    public var actor: String
+    public var action: String
+    public var subject: String
+    public var detail: String
+
+    public init(_ record: AuditRecord) {
+        at = record.at
+        actor = record.actor
+        action = record.action
+        subject = record.subject
+        detail = record.detail
+    }
+}
