@@ -274,15 +274,28 @@ struct SimulatedDevice: Sendable {
 
     var hardwareID: String { "sim-\(simulation.seed)-\(index)" }
 
-    final class State: @unchecked Sendable {
-        let lock = NSLock()
-        var apps: [String: InstalledApp] = [:]
-        var interval = 25.0
-        var generator: SeededGenerator
+    /// What the heartbeat loop and the assignment loop of one device share.
+    final class State: Sendable {
+        private struct Fields {
+            var apps: [String: InstalledApp] = [:]
+            var interval = 25.0
+            var generator: SeededGenerator
+        }
 
-        init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
+        private let fields: Mutex<Fields>
 
-        func random(in range: ClosedRange<Double>) -> Double { lock.withLock { Double.random(in: range, using: &generator) } }
+        init(seed: UInt64) { fields = Mutex(Fields(generator: SeededGenerator(seed: seed))) }
+
+        var apps: [String: InstalledApp] { fields.withLock { $0.apps } }
+
+        func install(_ app: String, _ installed: InstalledApp) { fields.withLock { $0.apps[app] = installed } }
+
+        var interval: Double {
+            get { fields.withLock { $0.interval } }
+            set { fields.withLock { $0.interval = newValue } }
+        }
+
+        func random(in range: ClosedRange<Double>) -> Double { fields.withLock { Double.random(in: range, using: &$0.generator) } }
     }
 
     func run() async {
@@ -342,7 +355,7 @@ struct SimulatedDevice: Sendable {
         var sent = 0
         while !Task.isCancelled {
             sent += 1
-            let apps = state.lock.withLock { state.apps }
+            let apps = state.apps
             let beat = Heartbeat(reportID: "\(hardwareID)-\(Int(Date().timeIntervalSince1970 * 1000))-\(sent)",
                                  sentAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000),
                                  cpuPercent: (state.random(in: 1...60) * 10).rounded() / 10,
@@ -407,7 +420,7 @@ struct SimulatedDevice: Sendable {
         }
         guard let final = progress.finalReport else { return }
         if final.state == .succeeded {
-            state.lock.withLock { state.apps[assignment.app] = InstalledApp(version: assignment.version, digest: assignment.digest) }
+            state.install(assignment.app, InstalledApp(version: assignment.version, digest: assignment.digest))
             stats.succeeded.add(1, ordering: .relaxed)
         } else {
             stats.failed.add(1, ordering: .relaxed)

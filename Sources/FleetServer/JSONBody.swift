@@ -1,6 +1,7 @@
 import FleetProtocol
 import Foundation
 import Hummingbird
+import Synchronization
 
 /// Request and response bodies as JSON, strictly: a size limit, and a 400 that names the field
 /// for malformed JSON, a wrong type, a missing field or a field the API does not know.
@@ -138,15 +139,14 @@ enum JSONBody {
 }
 
 /// Key shapes already checked: a bounded set, forgotten whole when full.
-final class KnownShapes: @unchecked Sendable {
+final class KnownShapes: Sendable {
     static let shared = KnownShapes()
-    private let lock = NSLock()
-    private var shapes = Set<String>()
+    private let shapes = Mutex(Set<String>())
 
-    func contains(_ shape: String) -> Bool { lock.withLock { shapes.contains(shape) } }
+    func contains(_ shape: String) -> Bool { shapes.withLock { $0.contains(shape) } }
 
     func insert(_ shape: String) {
-        lock.withLock {
+        shapes.withLock { shapes in
             if shapes.count >= 4_096 { shapes.removeAll() }
             shapes.insert(shape)
         }

@@ -2,6 +2,7 @@ public import FleetStore
 public import FleetProtocol
 public import Foundation
 import GRDB
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode, migrated by named, append-only steps.
 ///
@@ -496,16 +497,15 @@ public final class SQLiteFleetStore: FleetStore {
 
 /// Decoded deployments by id, valid while their `aborted` flag is what was decoded. Bounded: it
 /// starts over past 50,000 entries.
-final class DeploymentCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var records: [String: DeploymentRecord] = [:]
+final class DeploymentCache: Sendable {
+    private let records = Mutex<[String: DeploymentRecord]>([:])
 
     func record(id: String, aborted: Bool) -> DeploymentRecord? {
-        lock.withLock { records[id].flatMap { $0.aborted == aborted ? $0 : nil } }
+        records.withLock { $0[id].flatMap { $0.aborted == aborted ? $0 : nil } }
     }
 
     func keep(_ record: DeploymentRecord) {
-        lock.withLock {
+        records.withLock { records in
             if records.count >= 50_000 { records.removeAll(keepingCapacity: true) }
             records[record.id] = record
         }
