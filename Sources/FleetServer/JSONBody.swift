@@ -72,11 +72,10 @@ enum JSONBody {
         }
         // What the type kept, encoded again: any key of the request it lacks is unknown. A shape of
         // keys found clean once is remembered, so the steady stream of heartbeats skips the check.
-        guard let sent = JSONTree(parsing: data) else { return value }
-        let shape = "\(T.self)|" + sent.shape()
+        let shape = "\(T.self)|" + parsed.shape()
         if KnownShapes.shared.contains(shape) { return value }
-        if let kept = (try? JSONEncoder().encode(value)).flatMap(JSONTree.init(parsing:)),
-           let unknown = sent.firstKey(missingFrom: kept, path: "") {
+        if let kept = (try? JSONEncoder().encode(value)).flatMap({ WireJSON.parse($0) }),
+           let unknown = parsed.firstKey(missingFrom: kept, path: "") {
             throw APIError.invalid("unknown field '\(unknown)'", field: unknown)
         }
         KnownShapes.shared.insert(shape)
@@ -153,53 +152,34 @@ final class KnownShapes: Sendable {
     }
 }
 
-/// Any JSON, to compare the keys a client sent with the keys a type knows.
-enum JSONTree: Equatable {
-    case object([String: JSONTree])
-    case array([JSONTree])
-    case scalar
-    case null
-
-    /// Parsed with JSONSerialization, which is several times cheaper than a Decodable tree.
-    init?(parsing data: Data) {
-        guard let any = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
-        self.init(any)
-    }
-
-    private init(_ any: Any) {
-        switch any {
-        case let object as [String: Any]: self = .object(object.mapValues(JSONTree.init))
-        case let array as [Any]: self = .array(array.map(JSONTree.init))
-        case is NSNull: self = .null
-        default: self = .scalar
-        }
-    }
-
+/// Comparing the keys a client sent with the keys a type knows, on the same parsed document the
+/// agent API reads: one JSON reader for both APIs.
+extension WireJSON {
     /// The keys of every object, nested, without values: equal shapes have the same unknown keys.
     func shape() -> String {
         switch self {
         case .object(let members):
-            return "{" + members.keys.sorted().map { "\($0):" + members[$0]!.shape() }.joined(separator: ",") + "}"
+            return "{" + members.sorted { $0.key < $1.key }.map { "\($0.key):" + $0.value.shape() }.joined(separator: ",") + "}"
         case .array(let items):
             return "[" + items.map { $0.shape() }.joined(separator: ",") + "]"
-        case .scalar:
-            return "s"
         case .null:
             return "n"
+        default:
+            return "s"
         }
     }
 
     /// The path of the first key present here but not in `other` (nulls do not count).
-    func firstKey(missingFrom other: JSONTree, path: String) -> String? {
+    func firstKey(missingFrom other: WireJSON, path: String) -> String? {
         switch (self, other) {
         case (.object(let mine), .object(let theirs)):
-            for key in mine.keys.sorted() {
-                let child = path.isEmpty ? key : "\(path).\(key)"
-                guard let counterpart = theirs[key] else {
-                    if mine[key] == .null { continue }
+            for member in mine.sorted(by: { $0.key < $1.key }) {
+                let child = path.isEmpty ? member.key : "\(path).\(member.key)"
+                guard let counterpart = theirs.first(where: { $0.key == member.key })?.value else {
+                    if member.value == .null { continue }
                     return child
                 }
-                if let found = mine[key]!.firstKey(missingFrom: counterpart, path: child) { return found }
+                if let found = member.value.firstKey(missingFrom: counterpart, path: child) { return found }
             }
             return nil
         case (.array(let mine), .array(let theirs)):

@@ -113,6 +113,8 @@ extension ServerTests {
         ("/api/v1/tokens", "application/json", "{\"kind\": \"enrollment\", \"group\": {\"a\": 1, \"a\": 2}}", 400, "group.a"),
         ("/agent/v1/enroll", "application/json", "{\"token\": \"x\", \"token\": \"y\", \"hardwareID\": \"h\", \"deviceSecret\": \"0123456789abcdef\"}", 400, "token"),
         ("/agent/v1/enroll", "text/plain", "{}", 415, nil),
+        ("/api/v1/tokens", "application/json", "{\"kind\": \"operator\", \"scope\": \"all\"}", 400, "scope"),
+        ("/api/v1/deployments", "application/json", "{\"app\": \"a\", \"version\": \"1\", \"flow\": \"f\", \"devices\": [\"d\"], \"steps\": [{\"name\": \"s\", \"kind\": \"run\", \"command\": \"true\", \"timeoutSeconds\": 5, \"retries\": 0, \"onFailure\": \"abort\", \"idempotent\": false, \"sudo\": true}]}", 400, "steps[0].sudo"),
     ] as [(String, String, String, Int, String?)])
     func bodiesAreReadStrictly(_ path: String, _ type: String, _ body: String, _ status: Int, _ field: String?) async throws {
         try await withServer { client, tokens in
