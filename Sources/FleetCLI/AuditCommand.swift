@@ -22,9 +22,7 @@ struct AuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         let body = try await ServerClient(server: connection.server).get("/api/v1/audit?limit=\(limit)")
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        for entry in try decoder.decode([String: [AuditView]].self, from: body)["entries"] ?? [] {
+        for entry in try ServerClient.decode([String: [AuditView]].self, from: body)["entries"] ?? [] {
             // Subjects and details carry what devices sent (a hardware id): printed, never obeyed.
             let detail = entry.detail.isEmpty ? "" : "  (\(DisplayText.safe(entry.detail, limit: 500)))"
             print("\(entry.at.ISO8601Format())  \(DisplayText.safe(entry.actor))  \(DisplayText.safe(entry.action))  "

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import FleetCore
+import FleetServer
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -26,6 +27,17 @@ struct ServerClient {
     func post(_ path: String, json: Data? = nil) async throws -> Data { try await send(.POST, path, json: json) }
 
     func delete(_ path: String) async throws -> Data { try await send(.DELETE, path) }
+
+    /// An answer of the API as its wire type (dates in ISO 8601), or an error naming what is wrong.
+    static func decode<T: Decodable>(_ type: T.Type, from body: Data) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do {
+            return try decoder.decode(type, from: body)
+        } catch {
+            throw CLIError("the server's answer could not be read: \(error)")
+        }
+    }
 
     private func send(_ method: HTTPMethod, _ path: String, json: Data? = nil) async throws -> Data {
         var request = HTTPClientRequest(url: base + path)
@@ -98,11 +110,10 @@ struct StatusCommand: AsyncParsableCommand {
             lines.append("\(app["name"] as? String ?? "")")
             lines.append("  GROUP                VERSION         CONVERGED  UPDATING  FAILED  OFFLINE  STATE")
             for target in app["targets"] as? [[String: Any]] ?? [] {
-                func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-                lines.append("  " + pad(target["group"] as? String ?? "", 20) + " " + pad(target["version"] as? String ?? "", 15) + " "
-                             + pad("\(target["converged"] as? Int ?? 0)/\(target["devices"] as? Int ?? 0)", 10) + " "
-                             + pad("\(target["updating"] as? Int ?? 0)", 9) + " " + pad("\(target["failed"] as? Int ?? 0)", 7) + " "
-                             + pad("\(target["offline"] as? Int ?? 0)", 8) + " " + (target["state"] as? String ?? ""))
+                lines.append("  " + (target["group"] as? String ?? "").column(20) + " " + (target["version"] as? String ?? "").column(15) + " "
+                             + "\(target["converged"] as? Int ?? 0)/\(target["devices"] as? Int ?? 0)".column(10) + " "
+                             + "\(target["updating"] as? Int ?? 0)".column(9) + " " + "\(target["failed"] as? Int ?? 0)".column(7) + " "
+                             + "\(target["offline"] as? Int ?? 0)".column(8) + " " + (target["state"] as? String ?? ""))
             }
             let drifted = app["drifted"] as? [String] ?? []
             if !drifted.isEmpty { lines.append("  drifted: " + drifted.joined(separator: ", ")) }
@@ -213,15 +224,14 @@ struct DevicesCommand: AsyncParsableCommand {
         func run() async throws {
             let body = try JSONSerialization.data(withJSONObject: ["claimExpiresInSeconds": try claimSeconds()])
             let answer = try await ServerClient(server: connection.server).post("/api/v1/devices/\(device)/reset-identity", json: body)
-            let reset = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
-            let code = reset["claimCode"] as? String ?? "?", expiry = reset["claimExpiresAt"] as? String ?? "?"
+            let reset = try ServerClient.decode(ResetIdentityResponse.self, from: answer)
             print("""
                 \(device): identity reset; every token it held is revoked.
-                Claim code (shown once, good until \(expiry)):
+                Claim code (shown once, good until \(reset.claimExpiresAt.ISO8601Format())):
 
-                    \(code)
+                    \(reset.claimCode)
 
-                Enroll the new board with: flotilla-agent --claim-code \(code) …
+                Enroll the new board with: flotilla-agent --claim-code \(reset.claimCode) …
                 """)
         }
     }
@@ -231,4 +241,9 @@ struct DevicesCommand: AsyncParsableCommand {
 struct ServerOptions: ParsableArguments {
     @Option(help: "The server's base URL.")
     var server: String = "http://127.0.0.1:8080"
+}
+
+extension String {
+    /// Left-aligned in a column at least `width` characters wide, for the commands' tables.
+    func column(_ width: Int) -> String { padding(toLength: max(width, count), withPad: " ", startingAt: 0) }
 }

@@ -67,15 +67,12 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let body = try await ServerClient(server: connection.server).get("/api/v1/tokens")
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            let tokens = try decoder.decode([String: [TokenView]].self, from: body)["tokens"] ?? []
-            func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-            print(pad("ID", 14) + pad("KIND", 12) + pad("CREATED", 22) + pad("EXPIRES", 22) + pad("STATE", 9) + "MADE BY")
+            let tokens = try ServerClient.decode([String: [TokenView]].self, from: body)["tokens"] ?? []
+            print("ID".column(14) + "KIND".column(12) + "CREATED".column(22) + "EXPIRES".column(22) + "STATE".column(9) + "MADE BY")
             for token in tokens {
                 let state = token.revoked ? "revoked" : (token.expiresAt.map { $0 <= Date() } ?? false) ? "expired" : "valid"
-                print(pad(token.id, 14) + pad(token.kind + (token.group.map { ":\($0)" } ?? ""), 12) + pad(token.createdAt.ISO8601Format(), 22)
-                      + pad(token.expiresAt?.ISO8601Format() ?? "never", 22) + pad(state, 9) + (token.createdBy ?? "-"))
+                print(token.id.column(14) + (token.kind + (token.group.map { ":\($0)" } ?? "")).column(12) + token.createdAt.ISO8601Format().column(22)
+                      + (token.expiresAt?.ISO8601Format() ?? "never").column(22) + state.column(9) + (token.createdBy ?? "-"))
             }
         }
     }
@@ -98,7 +95,7 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let body = try await ServerClient(server: connection.server).delete("/api/v1/tokens/\(id)")
-            let revoked = (try JSONDecoder().decode([String: [String]].self, from: body))["revoked"] ?? []
+            let revoked = try ServerClient.decode([String: [String]].self, from: body)["revoked"] ?? []
             print("revoked: " + revoked.joined(separator: ", "))
         }
     }

@@ -46,12 +46,7 @@ public actor CommitStatusReporter {
     /// The API root for the settings' forge.
     var root: String? {
         let given = settings.apiURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
-        switch settings.forge {
-        case .github: return given ?? "https://api.github.com"
-        case .gitlab: return given ?? "https://gitlab.com/api/v4"
-        case .gitea: return given
-        case .none: return nil
-        }
+        return settings.forge == .none ? nil : given ?? ForgeEndpoint.publicRoot(settings.forge)
     }
 
     /// Where people read the full report: STATUS.md on the status branch, in the forge's web view.

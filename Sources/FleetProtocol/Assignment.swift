@@ -41,6 +41,19 @@ public struct AssignedStep: Codable, Sendable, Equatable {
     }
 }
 
+extension AssignedStep {
+    /// The fields that hold text written in a flow, where `${…}` is filled in: one list for the
+    /// step rules, the template checks and the filling in.
+    public static var templateFields: [(key: String, path: WritableKeyPath<AssignedStep, String?>)] {
+        [("command", \.command), ("url", \.url), ("sha256", \.sha256), ("destination", \.destination), ("project", \.project), ("file", \.file)]
+    }
+
+    /// The template fields this step sets, with their keys.
+    public var templateTexts: [(key: String, text: String)] {
+        Self.templateFields.compactMap { field in self[keyPath: field.path].map { (field.key, $0) } }
+    }
+}
+
 /// Work for one device: run these steps to install `version` of `app`.
 public struct Assignment: Codable, Sendable, Equatable {
     public var executionID: String

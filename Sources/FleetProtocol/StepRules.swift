@@ -36,11 +36,10 @@ public enum StepRules {
         }
         guard retries.contains(step.retries) else { return fail("retries", "must be from \(retries.lowerBound) to \(retries.upperBound)") }
         guard onFailure.contains(step.onFailure) else { return fail("onFailure", "must be one of \(onFailure.joined(separator: ", "))") }
-        let fields: [(String, String?)] = [("command", step.command), ("url", step.url), ("sha256", step.sha256),
-                                           ("destination", step.destination), ("project", step.project), ("file", step.file)]
-        for (key, value) in fields {
-            if let value, value.utf8.count > maximumTextLength { return fail(key, "is longer than \(maximumTextLength) bytes") }
-            if let value, value.utf8.contains(0) { return fail(key, "contains a NUL byte") }
+        let texts = step.templateTexts
+        for (key, value) in texts {
+            if value.utf8.count > maximumTextLength { return fail(key, "is longer than \(maximumTextLength) bytes") }
+            if value.utf8.contains(0) { return fail(key, "contains a NUL byte") }
         }
         let needed: [String]
         switch step.kind {
@@ -48,7 +47,7 @@ public enum StepRules {
         case .download: needed = ["url", "sha256", "destination"]
         case .compose: needed = ["project", "file"]
         }
-        for key in needed where (fields.first { $0.0 == key }?.1 ?? "").isEmpty {
+        for key in needed where !texts.contains(where: { $0.key == key && !$0.text.isEmpty }) {
             return fail(key, "is required for a \(step.kind.rawValue) step")
         }
         if step.kind == .compose, let action = step.action, !composeActions.contains(action) {

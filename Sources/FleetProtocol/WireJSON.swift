@@ -115,7 +115,7 @@ public struct WireObject {
     }
 
     /// The first key that appears twice: pairwise for the few keys of a wire type, by set for maps.
-    static func repeatedKey(_ members: [WireJSON.Member]) -> String? {
+    public static func repeatedKey(_ members: [WireJSON.Member]) -> String? {
         if members.count <= 16 {
             for index in members.indices.dropFirst() where members[..<index].contains(where: { $0.key == members[index].key }) {
                 return members[index].key

@@ -40,3 +40,12 @@ public struct AuditView: Codable, Sendable {
         detail = record.detail
     }
 }
+
+/// What `POST /api/v1/devices/{id}/reset-identity` answers.
+public struct ResetIdentityResponse: Codable, Sendable {
+    public var device: String
+    public var hardwareID: String
+    /// Shown once: the new board enrolls with it (`flotilla-agent --claim-code`).
+    public var claimCode: String
+    public var claimExpiresAt: Date
+}

@@ -1,3 +1,4 @@
+import Crypto
 import Hummingbird
 import FleetCore
 public import FleetStore
@@ -28,19 +29,25 @@ public enum AccessTokens {
         guard let (id, secret) = parse(text, kind: kind) else {
             throw APIError.unauthorized("not a valid \(name)")
         }
-        guard let record = try await store.token(id: id), record.kind == kind, DeviceSecret.matches(secret, storedHash: record.secretHash) else {
+        guard let record = try await store.token(id: id), record.kind == kind, matches(secret, hash: record.secretHash) else {
             throw APIError.unauthorized("unknown \(name)")
         }
-        try await confirm(record, store: store, now: now)
+        try await checkLine(from: record, of: record, store: store, now: now)
         return record
     }
 
-    /// Checks a token found earlier still holds: not revoked, not expired, and made by no token
-    /// that was revoked since (so a token minted in a race with its maker's revocation dies with
-    /// it). Handlers call it again after reading a body, which a client may send slowly.
+    /// Checks a token found earlier still holds, read afresh. Handlers call it after reading a
+    /// body, which a client may send slowly while the token is revoked.
     static func confirm(_ record: AccessTokenRecord, store: any FleetStore, now: Date) async throws {
+        try await checkLine(from: try await store.token(id: record.id), of: record, store: store, now: now)
+    }
+
+    /// `current` (the token as just read) and every token that made it: none revoked, none
+    /// expired — so a token minted in a race with its maker's revocation dies with it.
+    private static func checkLine(from current: AccessTokenRecord?, of record: AccessTokenRecord, store: any FleetStore,
+                                  now: Date) async throws {
         let name = record.kind == .enrollment ? "enrollment token" : "operator token"
-        var current: AccessTokenRecord? = try await store.token(id: record.id)
+        var current = current
         var depth = 0
         while let token = current {
             guard !token.revoked else {
@@ -56,6 +63,13 @@ public enum AccessTokens {
     }
 
     static func hash(_ secret: String) -> String { SHA256.hex(Array(secret.utf8)) }
+
+    /// Whether `secret` hashes to `storedHash`, compared in constant time: the two hashes are
+    /// hashed again by swift-crypto, whose digests compare in constant time (equal digests mean
+    /// equal hashes). For token secrets, device secrets and claim codes alike.
+    static func matches(_ secret: String, hash storedHash: String) -> Bool {
+        Crypto.SHA256.hash(data: Array(hash(secret).utf8)) == Crypto.SHA256.hash(data: Array(storedHash.utf8))
+    }
 
     private static func prefix(_ kind: AccessTokenRecord.Kind) -> String { kind == .enrollment ? "fle" : "flo" }
 

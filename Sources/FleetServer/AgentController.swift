@@ -1,4 +1,3 @@
-import Crypto
 import FleetCore
 import FleetProtocol
 import FleetStore
@@ -54,9 +53,10 @@ struct AgentController: Sendable {
     }
 
     private func report(_ request: Request, execution: String) async throws -> Response {
-        let device = try await authenticate(request)
+        let subject = try await subject(request)
+        let device = try await admit(subject)
         let report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
-        _ = try await authenticate(request)  // again: the identity may have been reset while the body arrived
+        _ = try await admit(subject)  // again: the identity may have been reset while the body arrived
         try Validate.text(report.reportID, field: "reportID", maximum: 128)
         guard [.running, .succeeded, .failed].contains(report.state) else {
             throw APIError.invalid("'state' from a device is running, succeeded or failed", field: "state")
@@ -100,7 +100,7 @@ struct AgentController: Sendable {
             // or whoever enrolled first after the reset would become the device.
             device = try await claim(device, body: body, token: token, now: now)
             action = "device.identity.claim"
-        } else if again, !DeviceSecret.matches(body.deviceSecret, storedHash: device.secretHash) {
+        } else if again, !AccessTokens.matches(body.deviceSecret, hash: device.secretHash) {
             // The enrollment token is on every device: enrolling again as a known hardware id must
             // prove that device's secret, or anyone holding one device could become any other.
             try await refuse(device, token: token, now: now, why: "the device secret does not match")
@@ -131,7 +131,7 @@ struct AgentController: Sendable {
             throw APIError(.forbidden, "claim_code_expired",
                            "the claim code for hardware '\(body.hardwareID)' expired; an operator resets its identity again")
         }
-        guard let stored = device.claimHash, DeviceSecret.matches(code, storedHash: stored),
+        guard let stored = device.claimHash, AccessTokens.matches(code, hash: stored),
               let claimed = try await store.claimIdentity(deviceID: device.id, claimHash: stored,
                                                           secretHash: AccessTokens.hash(body.deviceSecret), at: now) else {
             try await refuse(device, token: token, now: now, why: "a wrong claim code was given")
@@ -147,9 +147,10 @@ struct AgentController: Sendable {
     }
 
     private func heartbeat(_ request: Request) async throws -> Response {
-        let device = try await authenticate(request)
+        let subject = try await subject(request)
+        let device = try await admit(subject)
         let report = try await JSONBody.decode(Heartbeat.self, from: request, limit: configuration.maximumBodyBytes)
-        _ = try await authenticate(request)  // again: the identity may have been reset while the body arrived
+        _ = try await admit(subject)  // again: the identity may have been reset while the body arrived
         try Validate.text(report.reportID, field: "reportID", maximum: 128)
         if let cpu = report.cpuPercent, !(0...100).contains(cpu) || cpu.isNaN {
             throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")
@@ -198,10 +199,20 @@ struct AgentController: Sendable {
 
     /// The device a request's bearer token names; 410 Gone when an operator deleted it.
     private func authenticate(_ request: Request) async throws -> String {
+        try await admit(try await subject(request))
+    }
+
+    /// What the request's device token says, its signature checked.
+    private func subject(_ request: Request) async throws -> DeviceTokens.Subject {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized("a device token is required (Authorization: Bearer …)")
         }
-        let subject = try await tokens.verify(String(header.dropFirst("Bearer ".count)))
+        return try await tokens.verify(String(header.dropFirst("Bearer ".count)))
+    }
+
+    /// The device, when the registry still lets the token's subject in: known, in its project,
+    /// not deleted, and of the device's current token generation.
+    private func admit(_ subject: DeviceTokens.Subject) async throws -> String {
         guard let entry = try await directory.entry(for: subject.device), entry.project == subject.project else {
             throw APIError.unauthorized("unknown device")
         }
@@ -221,15 +232,5 @@ enum Validate {
         guard !value.isEmpty, value.utf8.count <= maximum else {
             throw APIError.invalid("'\(field)' must be 1 to \(maximum) characters", field: field)
         }
-    }
-}
-
-/// A device's secret against the hash stored at its first enrollment.
-enum DeviceSecret {
-    /// Whether `secret` hashes to `storedHash`, compared in constant time: the two hashes are
-    /// hashed again by swift-crypto, whose digests compare in constant time (equal digests mean
-    /// equal hashes).
-    static func matches(_ secret: String, storedHash: String) -> Bool {
-        Crypto.SHA256.hash(data: Array(AccessTokens.hash(secret).utf8)) == Crypto.SHA256.hash(data: Array(storedHash.utf8))
     }
 }

@@ -17,13 +17,9 @@ enum Assignments {
     /// One step with every `${…}` of its fields filled in.
     static func fill(_ step: AssignedStep, _ value: (String) -> String?) -> AssignedStep {
         var step = step
-        func apply(_ text: String?) -> String? { text.map { Template.render($0, value) } }
-        step.command = apply(step.command)
-        step.url = apply(step.url)
-        step.sha256 = apply(step.sha256)
-        step.destination = apply(step.destination)
-        step.project = apply(step.project)
-        step.file = apply(step.file)
+        for field in AssignedStep.templateFields {
+            step[keyPath: field.path] = step[keyPath: field.path].map { Template.render($0, value) }
+        }
         return step
     }
 
@@ -43,7 +39,7 @@ enum Assignments {
     static func problems(in steps: [AssignedStep], known: Set<String>, list: String, offset: Int = 0) -> (message: String, field: String)? {
         for (position, step) in steps.enumerated() {
             let index = offset + position
-            for text in [step.command, step.url, step.sha256, step.destination, step.project, step.file].compactMap({ $0 }) {
+            for (_, text) in step.templateTexts {
                 switch Template.unknownReferences(in: text, known: known) {
                 case .failure(let problem):
                     return (problem.reason, "\(list)[\(index)]")

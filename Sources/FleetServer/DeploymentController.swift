@@ -121,7 +121,7 @@ struct DeploymentController: Sendable {
                 if let problem = StepRules.problem(in: step, at: path) { throw APIError.invalid(problem.message, field: problem.field) }
                 // Measured before anything is filled in: a long value repeated a thousand times
                 // must not be built, here or on every poll.
-                for (key, text) in Self.textFields(of: step) {
+                for (key, text) in step.templateTexts {
                     let length = Template.renderedLength(text) { values[$0]?.utf8.count }
                     guard length <= StepRules.maximumTextLength else {
                         throw APIError.invalid("'\(path).\(key)' is \(length) bytes once its parameters are filled in, over \(StepRules.maximumTextLength)",
@@ -152,11 +152,6 @@ struct DeploymentController: Sendable {
                 }
             }
         }
-    }
-
-    static func textFields(of step: AssignedStep) -> [(String, String)] {
-        [("command", step.command), ("url", step.url), ("sha256", step.sha256), ("destination", step.destination),
-         ("project", step.project), ("file", step.file)].compactMap { key, value in value.map { (key, $0) } }
     }
 
     private func find(_ id: String, project: String) async throws -> DeploymentRecord {

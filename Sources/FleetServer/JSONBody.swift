@@ -94,11 +94,10 @@ enum JSONBody {
     static func repeatedKey(in value: WireJSON, path: String) -> String? {
         switch value {
         case .object(let members):
-            var seen = Set<String>()
+            func child(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+            if let repeated = WireObject.repeatedKey(members) { return child(repeated) }
             for member in members {
-                let child = path.isEmpty ? member.key : path + "." + member.key
-                guard seen.insert(member.key).inserted else { return child }
-                if let repeated = repeatedKey(in: member.value, path: child) { return repeated }
+                if let repeated = repeatedKey(in: member.value, path: child(member.key)) { return repeated }
             }
             return nil
         case .array(let items):

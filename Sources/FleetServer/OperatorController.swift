@@ -110,14 +110,6 @@ struct OperatorController: Sendable {
         var claimExpiresInSeconds: Int?
     }
 
-    struct ResetIdentityResponse: Codable {
-        var device: String
-        var hardwareID: String
-        /// Shown once: the new board enrolls with it (`flotilla-agent --claim-code`).
-        var claimCode: String
-        var claimExpiresAt: Date
-    }
-
     /// A replaced board: every token of the device is revoked at once, and the board that
     /// enrolls under its hardware id with the one-time claim code, before it expires, becomes the device.
     private func resetIdentity(_ request: Request, _ context: FleetRequestContext, id: String) async throws -> Response {

@@ -153,7 +153,7 @@ struct ServerTests {
                                              body: Self.json(Heartbeat(reportID: "before"))).status == .ok)
             let reset = try await client.execute(uri: path, method: .post, headers: operatorAuth)
             #expect(reset.status == .ok)
-            let code = try Self.decode(OperatorController.ResetIdentityResponse.self, reset).claimCode
+            let code = try Self.decode(ResetIdentityResponse.self, reset).claimCode
             #expect(try await store.audit(project: "acme", limit: 1).first?.action == "device.reset-identity")
             // Every token the device held is refused at once, the re-enrolled one included.
             let revoked = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: beat,
@@ -182,6 +182,19 @@ struct ServerTests {
                                                     claimCode: code)).code == "device_secret_mismatch")
             #expect(try await enroll(client, token: tokens.enrollment).status == .forbidden)
             #expect(try await enroll(client, token: tokens.enrollment, secret: "the-new-boards-secret-99").status == .ok)
+        }
+    }
+
+    /// A claim code past its expiry is refused, even the right one.
+    @Test func anExpiredClaimCodeIsRefused() async throws {
+        try await withServer { client, tokens in
+            let enrolled = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            _ = try await store.resetIdentity(deviceID: enrolled.deviceID, claimHash: AccessTokens.hash("the-right-code"),
+                                              claimExpiresAt: Date().addingTimeInterval(-1))
+            let late = try await enroll(client, token: tokens.enrollment, secret: "the-new-boards-secret-99", claimCode: "the-right-code")
+            #expect(late.status == .forbidden)
+            #expect(try Self.error(late).code == "claim_code_expired")
+            #expect(try await store.device(id: enrolled.deviceID)?.secretHash.isEmpty == true)
         }
     }
 
