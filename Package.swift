@@ -126,6 +126,7 @@ let package = Package(
             name: "FleetServerTests",
             dependencies: [
                 "FleetServer", "FleetStore", "FleetProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

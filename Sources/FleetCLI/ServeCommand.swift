@@ -38,6 +38,10 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Defaults to the open-file limit less 256 descriptors kept for the database and the git mirror."))
     var maxConnections: Int?
 
+    @Option(help: ArgumentHelp("Run the projects this file lists, each with its own fleet repository (see docs/SERVER-CONFIG.md).",
+                               discussion: "Each project's controller runs apart: one project's invalid commit or unreachable remote never holds another back. Instead of --repo and its flags."))
+    var config: String?
+
     @Option(help: ArgumentHelp("Watch this fleet repository and roll it out: a path, file://, git://, https:// or ssh:// URL.",
                                discussion: "An HTTPS token is read from FLOTILLA_GIT_TOKEN."))
     var repo: String?
@@ -45,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The branch to reconcile, with --repo.")
     var branch: String = "main"
 
-    @Option(help: "Seconds between polls of the repository, with --repo.")
+    @Option(help: "Seconds between polls of the repository, with --repo (or each project of --config without its own pollInterval).")
     var pollInterval: Double = 15
 
     @Option(help: "Seconds between reconcile passes, with --repo.")
@@ -116,10 +120,19 @@ struct ServeCommand: AsyncParsableCommand {
         if let forgeRepository, forgeRepository.isEmpty || forgeRepository.contains(" ") {
             throw ValidationError("--forge-repository must be owner/name or a GitLab project id or path")
         }
-        // It names a ref and a branch too, so it is kept to characters git takes anywhere.
-        if let prefix = statusContextPrefix, prefix.isEmpty || prefix.count > 64 || prefix.hasPrefix(".") || prefix.hasPrefix("-")
-            || !prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
-            throw ValidationError("--status-context-prefix must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+        if let prefix = statusContextPrefix, let problem = StatusSettings.contextPrefixProblem(prefix) {
+            throw ValidationError("--status-context-prefix \(problem)")
+        }
+        if config != nil {
+            let perRepository = [("--repo", repo != nil), ("--branch", branch != "main"), ("--forge", forge != nil),
+                                 ("--forge-repository", forgeRepository != nil), ("--forge-api-url", forgeApiURL != nil),
+                                 ("--forge-allow-http", forgeAllowHttp), ("--forge-token-file", forgeTokenFile != nil),
+                                 ("--webhook-secret-file", webhookSecretFile != nil), ("--allowed-signers", allowedSigners != nil),
+                                 ("--trusted-gpg-keyring", trustedGpgKeyring != nil), ("--status-context-prefix", statusContextPrefix != nil),
+                                 ("--no-repository-status", noRepositoryStatus)]
+            if let flag = perRepository.first(where: { $0.1 })?.0 {
+                throw ValidationError("\(flag) is a project's setting: with --config, set it on the project in the file")
+            }
         }
         for (flag, file) in [("--allowed-signers", allowedSigners), ("--trusted-gpg-keyring", trustedGpgKeyring)] {
             guard let file else { continue }
@@ -162,34 +175,49 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxConnections { configuration.maximumConnections = maxConnections }
         let board = AssignmentBoard()
         var services: [any Service] = []
-        var handle: (any ControllerHandle)?
-        let environment = ProcessInfo.processInfo.environment
-        if let repo {
-            var controllerConfiguration = ControllerConfiguration(
-                repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
-                reconcileInterval: .milliseconds(Int(reconcileInterval * 1_000)), offlineAfterSeconds: configuration.offlineAfterSeconds,
-                writeStatus: !noRepositoryStatus,
-                credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"]),
-                forgeToken: try Self.secret(file: forgeTokenFile, flag: "--forge-token-file", variable: "FLOTILLA_FORGE_TOKEN", environment))
-            controllerConfiguration.statusInterval = .milliseconds(Int(statusInterval * 1_000))
-            controllerConfiguration.statusOverrides = statusOverrides
-            controllerConfiguration.allowPlainHTTPForge = forgeAllowHttp
-            if allowedSigners != nil || trustedGpgKeyring != nil {
-                controllerConfiguration.trustedSigners = TrustedKeys(sshAllowedSigners: allowedSigners, gpgKeyring: trustedGpgKeyring)
-            }
-            let controller = FleetController(
-                configuration: controllerConfiguration,
-                store: store, deployer: Deployer(store: store, board: board), logger: logger)
+        var entries: [ControllerSet.Entry] = []
+        for plan in try controllerPlans(offlineAfterSeconds: configuration.offlineAfterSeconds) {
+            let controller = FleetController(configuration: plan.configuration, store: store, deployer: Deployer(store: store, board: board),
+                                             logger: logger)
             services.append(controller)
-            handle = controller
-            logger.info("reconciling", metadata: ["repository": "\(RemoteURL.redact(repo))", "branch": "\(branch)"])
+            entries.append(ControllerSet.Entry(controller, hookSecret: plan.hookSecret))
+            logger.info("reconciling", metadata: ["project": "\(plan.configuration.project ?? "(from fleet.yaml)")",
+                                                  "repository": "\(RemoteURL.redact(plan.configuration.repository))",
+                                                  "branch": "\(plan.configuration.branch)"])
         }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, board: board,
-                                               services: services, controller: handle,
-                                               hookSecret: repo == nil ? nil : try Self.secret(file: webhookSecretFile, flag: "--webhook-secret-file", variable: "FLOTILLA_WEBHOOK_SECRET", environment), logger: logger)
+                                               services: services, controllers: ControllerSet(entries), logger: logger)
         logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)"])
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+extension ServeCommand {
+    /// A controller to start, and the secret its webhooks are signed with.
+    struct ControllerPlan {
+        var configuration: ControllerConfiguration
+        var hookSecret: String?
+    }
+
+    /// The controllers the flags ask for: one for --repo, one per project of --config, none otherwise.
+    func controllerPlans(offlineAfterSeconds: Double, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [ControllerPlan] {
+        if let config { return try ServerConfigFile.plans(path: config, dataDirectory: data.directory, defaults: self, offlineAfterSeconds: offlineAfterSeconds) }
+        guard let repo else { return [] }
+        var configuration = ControllerConfiguration(
+            repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
+            reconcileInterval: .milliseconds(Int(reconcileInterval * 1_000)), offlineAfterSeconds: offlineAfterSeconds,
+            writeStatus: !noRepositoryStatus,
+            credentials: GitCredentials(token: environment["FLOTILLA_GIT_TOKEN"], username: environment["FLOTILLA_GIT_USER"]),
+            forgeToken: try Self.secret(file: forgeTokenFile, flag: "--forge-token-file", variable: "FLOTILLA_FORGE_TOKEN", environment))
+        configuration.statusInterval = .milliseconds(Int(statusInterval * 1_000))
+        configuration.statusOverrides = statusOverrides
+        configuration.allowPlainHTTPForge = forgeAllowHttp
+        if allowedSigners != nil || trustedGpgKeyring != nil {
+            configuration.trustedSigners = TrustedKeys(sshAllowedSigners: allowedSigners, gpgKeyring: trustedGpgKeyring)
+        }
+        let hookSecret = try Self.secret(file: webhookSecretFile, flag: "--webhook-secret-file", variable: "FLOTILLA_WEBHOOK_SECRET", environment)
+        return [ControllerPlan(configuration: configuration, hookSecret: hookSecret)]
     }
 }
 

@@ -38,6 +38,11 @@ public struct ControllerConfiguration: Sendable {
     /// fleet.yaml's `status:` as flags override it: two controllers reading one repository
     /// (staging and production, say) post under two context prefixes.
     public var statusOverrides = StatusOverrides()
+    /// The project the server's operator assigned this repository (`serve --config`). A head
+    /// whose fleet.yaml names another project is refused like an invalid commit: a repository
+    /// cannot move itself into another project's devices. Nil with `serve --repo`, where the
+    /// repository's own `project:` is taken.
+    public var project: String?
 
     public init(repository: String, branch: String = "main", cacheDirectory: String, pollInterval: Duration = .seconds(15),
                 reconcileInterval: Duration = .seconds(2), offlineAfterSeconds: Double = 75, writeStatus: Bool = true,
@@ -119,7 +124,10 @@ public actor FleetController: Service, ControllerHandle {
         self.configuration = configuration
         self.store = store
         self.deployer = deployer
+        var logger = logger
+        if let project = configuration.project { logger[metadataKey: "project"] = "\(project)" }
         self.logger = logger
+        gitQueue = DispatchQueue(label: "flotilla.controller.git." + (configuration.project ?? "repository"))
         suspended = Self.loadSuspended(configuration)
     }
 
@@ -137,6 +145,8 @@ public actor FleetController: Service, ControllerHandle {
     }
 
     public nonisolated var watchedBranch: String { configuration.branch }
+
+    public nonisolated var assignedProject: String? { configuration.project }
 
     /// Apps whose new waves, heals and rollbacks are held; kept in the cache directory, so a
     /// suspension survives a restart.
@@ -245,20 +255,27 @@ public actor FleetController: Service, ControllerHandle {
                                        credentials: configuration.credentials)
             }
             let mirror = mirror!, branch = configuration.branch
-            let fetched = try await Self.offPool { try mirror.fetch(branch) }
+            let fetched = try await offPool { try mirror.fetch(branch) }
             guard fetched.commit != head else { return }
             head = fetched.commit
             if fetched.forcePushed { logger.warning("the branch was force-pushed", metadata: ["commit": "\(fetched.commit)"]) }
             if let trusted = configuration.trustedSigners {
-                let verification = try await Self.offPool { try mirror.verifySignature(of: fetched.commit, trusted: trusted) }
+                let verification = try await offPool { try mirror.verifySignature(of: fetched.commit, trusted: trusted) }
                 if let refusal = Self.signatureRefusal(verification) {
                     await refuse(fetched.commit, errors: [refusal], total: 1, why: "is not signed by an allowed signer")
                     return
                 }
             }
-            let tree = try await Self.offPool { try mirror.fleetTree(at: fetched.commit) }
+            let tree = try await offPool { try mirror.fleetTree(at: fetched.commit) }
             do {
                 let fleet = try FleetLoader.load(tree)
+                if let project = configuration.project, fleet.fleet.project != project {
+                    let place = fleet.fleet.location
+                    await refuse(fetched.commit, errors: ["\(place.path):\(place.line):\(place.column): fleet.yaml says project '\(fleet.fleet.project)', "
+                                                          + "but this server reconciles this repository as project '\(project)'"],
+                                 total: 1, why: "names another project")
+                    return
+                }
                 if let previous = desired, let text = lastNote[previous.commit], previous.commit != fetched.commit {
                     // The commit before keeps its history, and says it is no longer the one in force.
                     await writeNote(text + "superseded by \(fetched.commit)\n", on: previous.commit)
@@ -375,11 +392,14 @@ public actor FleetController: Service, ControllerHandle {
     /// git's blocking work — network round trips through libgit2, object writes — runs on a
     /// thread of its own, one operation at a time, never on the cooperative pool the server's
     /// requests share.
-    private static let gitQueue = DispatchQueue(label: "flotilla.controller.git")
+    /// Each controller has its own thread, so one project's unreachable remote never holds
+    /// another's fetch back.
+    private let gitQueue: DispatchQueue
 
-    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            gitQueue.async { continuation.resume(with: Result { try work() }) }
+    private func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        let queue = gitQueue
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try work() }) }
         }
     }
 
@@ -422,7 +442,7 @@ public actor FleetController: Service, ControllerHandle {
         guard files != lastStatusFiles, let mirror else { return }
         do {
             let message = "flotilla: status at \(commit.description.prefix(12))", branch = settings.branch
-            _ = try await Self.offPool { try mirror.commitFiles(files, to: branch, message: message) }
+            _ = try await offPool { try mirror.commitFiles(files, to: branch, message: message) }
             lastStatusFiles = files
         } catch {
             logger.warning("cannot write the status branch", metadata: ["error": "\(error)"])
@@ -433,7 +453,7 @@ public actor FleetController: Service, ControllerHandle {
         guard configuration.writeStatus, lastNote[commit] != text, let mirror else { return }
         do {
             let ref = configuration.statusOverrides.notesRef
-            _ = try await Self.offPool { try mirror.writeNote(text, on: commit, ref: ref) }
+            _ = try await offPool { try mirror.writeNote(text, on: commit, ref: ref) }
             lastNote[commit] = text
         } catch {
             logger.warning("cannot write the note", metadata: ["commit": "\(commit)", "error": "\(error)"])

@@ -12,8 +12,9 @@ struct AgentController: Sendable {
     let ingest: HeartbeatIngest
     let board: AssignmentBoard
     let configuration: ServerConfiguration
-    /// Told when an execution ends, so the next wave of a rollout need not wait for a pass.
-    var controller: (any ControllerHandle)? = nil
+    /// The device's project's controller is told when an execution ends, so the next wave of a
+    /// rollout need not wait for a pass.
+    var controllers = ControllerSet()
 
     func addRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.post("enroll") { request, _ in try await enroll(request) }
@@ -66,7 +67,10 @@ struct AgentController: Sendable {
         }
         switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
         case .applied(let record):
-            if record.state.isFinal, let controller { Task { await controller.executionEnded() } }
+            if record.state.isFinal, !controllers.isEmpty {
+                let controllers = controllers, project = subject.project
+                Task { await controllers.entry(for: project)?.handle.executionEnded() }
+            }
             return try JSONBody.response(ExecutionReportAcknowledgement(reportID: report.reportID, accepted: true, state: record.state))
         case .duplicate(let record):
             return try JSONBody.response(ExecutionReportAcknowledgement(reportID: report.reportID, accepted: false, state: record.state))

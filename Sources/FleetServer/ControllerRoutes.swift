@@ -5,15 +5,25 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// Push webhooks from GitHub, GitLab and Gitea/Forgejo at `/hooks/git`, verified before anything
-/// is fetched; `POST /api/v1/reconcile` and `GET /api/v1/status` for operators.
+/// Push webhooks from GitHub, GitLab and Gitea/Forgejo at `/hooks/git/<project>` (or
+/// `/hooks/git` where one project is reconciled), verified with that project's secret before
+/// anything is fetched; `POST /api/v1/reconcile` and `GET /api/v1/status` for operators.
 struct ControllerRoutes: Sendable {
-    let controller: (any ControllerHandle)?
-    let hookSecret: String?
+    let controllers: ControllerSet
     let store: any FleetStore
 
     func addRoutes(to router: Router<FleetRequestContext>, operators api: RouterGroup<FleetRequestContext>) {
-        router.post("hooks/git") { request, _ in try await hook(request) }
+        router.post("hooks/git") { request, _ in
+            guard controllers.entries.count <= 1 else {
+                throw APIError.notFound("this server reconciles several projects: send each project's push webhooks to /hooks/git/<project>")
+            }
+            return try await hook(request, to: controllers.entries.first)
+        }
+        router.post("hooks/git/:project") { request, context in
+            let project = try PathParameter.require(context, "project")
+            try Validate.text(project, field: "project", maximum: 63)
+            return try await hook(request, to: await controllers.entry(for: project))
+        }
         api.post("reconcile") { _, context in
             let (controller, _) = try await scoped(context)
             await controller.requestPoll()
@@ -46,12 +56,12 @@ struct ControllerRoutes: Sendable {
     /// project's token learns nothing of it: the answer is the one it gets where none runs.
     private func scoped(_ context: FleetRequestContext) async throws -> (any ControllerHandle, AccessTokenRecord) {
         let token = try context.operatorToken()
-        guard let controller else { throw APIError.notFound("no controller runs here (start flotilla serve with --repo)") }
-        guard let scope = await controller.scope() else {
-            throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
+        guard let controller = await controllers.entry(for: token.project)?.handle else {
+            throw APIError.notFound("no controller reconciles project \(token.project) here, or it has not read its repository yet "
+                                    + "(flotilla serve --repo, or the project in serve --config)")
         }
-        guard scope.project == token.project else {
-            throw APIError.notFound("no controller runs for project \(token.project)")
+        guard await controller.scope() != nil else {
+            throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
         }
         return (controller, token)
     }
@@ -59,10 +69,13 @@ struct ControllerRoutes: Sendable {
     /// Which forge sent it decides how it is signed: GitHub `X-Hub-Signature-256: sha256=<hmac>`,
     /// Gitea and Forgejo `X-Gitea-Signature` / `X-Forgejo-Signature: <hmac>` (HMAC-SHA256 of the
     /// body under the secret), GitLab `X-Gitlab-Token: <secret>`.
-    private func hook(_ request: Request) async throws -> Response {
-        guard let controller, let hookSecret, !hookSecret.isEmpty else {
-            throw APIError.notFound("webhooks are not enabled (flotilla serve --repo … --webhook-secret-file …)")
+    private func hook(_ request: Request, to entry: ControllerSet.Entry?) async throws -> Response {
+        // One answer for a project that does not exist and one without a webhook secret: an
+        // unauthenticated caller cannot tell which projects a server runs.
+        guard let entry, let hookSecret = entry.hookSecret, !hookSecret.isEmpty else {
+            throw APIError.notFound("webhooks are not enabled here (a --webhook-secret-file, or webhookSecretFile in serve --config)")
         }
+        let controller = entry.handle
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: 5 << 20)

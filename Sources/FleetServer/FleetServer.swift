@@ -10,14 +10,14 @@ public enum FleetServer {
     /// Builds the application; run it with `runService()` or in a `ServiceGroup`.
     public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
                                         tokens: DeviceTokens, board: AssignmentBoard = AssignmentBoard(), services: [any Service] = [],
-                                        controller: (any ControllerHandle)? = nil, hookSecret: String? = nil,
+                                        controllers: ControllerSet = ControllerSet(),
                                         logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
         let directory = DeviceDirectory(store: store)
         let metrics = ServerMetrics()
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
-                                 board: board, metrics: metrics, controller: controller, hookSecret: hookSecret)
+                                 board: board, metrics: metrics, controllers: controllers)
         // Idle and slow clients are cut off, and never hold more descriptors than the cap.
         return Application(router: router,
                            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
@@ -30,8 +30,7 @@ public enum FleetServer {
 
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
                             directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard,
-                            metrics: ServerMetrics, controller: (any ControllerHandle)? = nil,
-                            hookSecret: String? = nil) -> Router<FleetRequestContext> {
+                            metrics: ServerMetrics, controllers: ControllerSet = ControllerSet()) -> Router<FleetRequestContext> {
         let router = Router(context: FleetRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
@@ -43,18 +42,18 @@ public enum FleetServer {
         router.get("metrics") { _, _ in
             let window = Duration.seconds(configuration.offlineAfterSeconds)
             metrics.devicesOnline.set(Double(directory.onlineCount(within: window)))
-            let controllerLines = await controller?.metrics().exposition ?? ""
+            let controllerLines = await controllers.exposition()
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition() + controllerLines)))
         }
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
-                        controller: controller)
+                        controllers: controllers)
             .addRoutes(to: router.group("agent/v1"))
         // Every operator route is authenticated here, before its handler: none can forget.
         let operators = router.group("api/v1").add(middleware: OperatorAuthMiddleware(store: store))
         OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
         DeploymentController(store: store, board: board, configuration: configuration).addRoutes(to: operators)
-        ControllerRoutes(controller: controller, hookSecret: hookSecret, store: store).addRoutes(to: router, operators: operators)
+        ControllerRoutes(controllers: controllers, store: store).addRoutes(to: router, operators: operators)
         return router
     }
 }

@@ -869,7 +869,7 @@ enum OpenAPIDocument {
     "/hooks/git": {
       "post": {
         "operationId": "pushWebhook",
-        "summary": "A push event from GitHub, GitLab or Gitea/Forgejo; verified before anything is fetched.",
+        "summary": "A push event for the one project the server reconciles; with several, use /hooks/git/{project}.",
         "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). A verified push to the watched branch asks the controller to poll now; a push to another ref, or another event (X-GitHub-Event, X-Gitea-Event, X-Forgejo-Event, X-Gitlab-Event), is acknowledged and ignored; GitHub's ping is answered. A delivery whose body has no ref is taken as a push.",
         "requestBody": {
           "required": true,
@@ -1198,6 +1198,98 @@ enum OpenAPIDocument {
             }
           }
         }
+      }
+    },
+    "/hooks/git/{project}": {
+      "post": {
+        "operationId": "projectPushWebhook",
+        "summary": "A push event from GitHub, GitLab or Gitea/Forgejo for one project of serve --config; verified with that project's webhook secret before anything is fetched.",
+        "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). A verified push to the watched branch asks the controller to poll now; a push to another ref, or another event (X-GitHub-Event, X-Gitea-Event, X-Forgejo-Event, X-Gitlab-Event), is acknowledged and ignored; GitHub's ping is answered. A delivery whose body has no ref is taken as a push.",
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "GitHub's ping, verified; nothing is fetched.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "pong": {
+                      "type": "string",
+                      "const": "verified"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "202": {
+            "description": "Accepted: requested — the controller polls the repository now; ignored — not a push to the watched branch, and reason says why.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "reconcile": {
+                      "type": "string",
+                      "enum": [
+                        "requested",
+                        "ignored"
+                      ]
+                    },
+                    "reason": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "Unsigned, or the signature does not match.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No controller runs, or no webhook secret is set.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorResponse"
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/Refused"
+          }
+        },
+        "parameters": [
+          {
+            "name": "project",
+            "in": "path",
+            "required": true,
+            "description": "The project, as serve --config names it.",
+            "schema": {
+              "type": "string",
+              "maxLength": 63
+            }
+          }
+        ]
       }
     }
   },

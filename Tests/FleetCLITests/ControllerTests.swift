@@ -26,7 +26,8 @@ struct ControllerTests {
         private let serverEnvironment: [String: String]
 
         init(devices: Int, failRate: Double = 0, failVersions: [String] = [], stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
-             webhookSecret: String? = nil, serverFlags: [String] = [], serverEnvironment: [String: String] = [:]) throws {
+             webhookSecret: String? = nil, serverFlags: [String] = [], serverEnvironment: [String: String] = [:],
+             repositoryFlags: ((GitDaemon, _ data: String) throws -> [String])? = nil) throws {
             self.serverEnvironment = serverEnvironment
             data = try TestPaths.temporaryDirectory()
             daemon = try GitDaemon()
@@ -39,8 +40,8 @@ struct ControllerTests {
             port = try GitDaemon.freePort()
             serverArguments = [
                 "serve", "--data", data + "/server", "--listen", "127.0.0.1:\(port)", "--heartbeat-interval", "1",
-                "--repo", daemon.url("fleet"), "--poll-interval", pollInterval, "--reconcile-interval", "0.3",
-            ] + serverFlags
+                "--poll-interval", pollInterval, "--reconcile-interval", "0.3",
+            ] + (try repositoryFlags?(daemon, data) ?? ["--repo", daemon.url("fleet")]) + serverFlags
             if let webhookSecret {
                 try webhookSecret.write(toFile: data + "/webhook-secret", atomically: true, encoding: .utf8)
                 serverArguments += ["--webhook-secret-file", data + "/webhook-secret"]

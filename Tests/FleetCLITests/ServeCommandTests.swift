@@ -69,6 +69,35 @@ struct ServeCommandTests {
         #expect(withoutRepository.stderr.contains("go with --repo"))
     }
 
+    @Test func serveConfigRefusesProjectFlagsAndNamesEveryBadFileAtItsPlace() throws {
+        let folder = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try "hook".write(toFile: folder + "/acme-hook", atomically: true, encoding: .utf8)
+        try """
+            projects:
+              - name: acme
+                repository: git://127.0.0.1:1/acme.git
+                webhookSecretFile: acme-hook
+                git: {tokenFile: missing-token}
+              - name: beta
+                repository: git://127.0.0.1:1/beta.git
+                signers: {allowedSigners: /nonexistent/allowed_signers}
+
+            """.write(toFile: folder + "/server.yaml", atomically: true, encoding: .utf8)
+        let withRepository = try CommandResult.run(["serve", "--config", folder + "/server.yaml", "--repo", "/r", "--data", folder + "/data"])
+        #expect(withRepository.status == 2)
+        #expect(withRepository.stderr.contains("--repo is a project's setting: with --config, set it on the project in the file"))
+        let started = try CommandResult.run(["serve", "--config", folder + "/server.yaml", "--data", folder + "/data", "--listen", "127.0.0.1:0"])
+        #expect(started.status != 0)
+        // The relative path is resolved against the file's folder, and found; the others are not.
+        #expect(!started.stderr.contains("acme-hook"), "\(started.stderr)")
+        #expect(started.stderr.contains("server.yaml:5:22: error: git.tokenFile: cannot read '\(folder)/missing-token'"), "\(started.stderr)")
+        #expect(started.stderr.contains("server.yaml:8:31: error: signers.allowedSigners: cannot read '/nonexistent/allowed_signers'"),
+                "\(started.stderr)")
+        let malformed = try CommandResult.run(["serve", "--config", folder + "/acme-hook", "--data", folder + "/data"])
+        #expect(malformed.status != 0 && malformed.stderr.contains("acme-hook:1:1: error:"), "\(malformed.stderr)")
+    }
+
     @Test func tokenCreateRefusesABadDuration() throws {
         let result = try CommandResult.run(["token", "create", "--project", "acme", "--expires", "7 days", "--data", "/tmp/unused"])
         #expect(result.status == 2)

@@ -1,3 +1,4 @@
+import Crypto
 import FleetProtocol
 @testable import FleetServer
 import FleetStore
@@ -20,7 +21,7 @@ struct ServerTests {
 
     /// A server with one project, an enrollment token and an operator token, and a client.
     func withServer(longPollSeconds: Double? = nil, operatorBodyLimit: Int? = nil, controller: (any ControllerHandle)? = nil,
-                    _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
+                    controllers: ControllerSet? = nil, _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
         let deviceTokens = try await DeviceTokens.load(keyFile: keyFile)
@@ -33,7 +34,8 @@ struct ServerTests {
         var configuration = self.configuration
         if let longPollSeconds { configuration.longPollSeconds = longPollSeconds }
         if let operatorBodyLimit { configuration.maximumOperatorBodyBytes = operatorBodyLimit }
-        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens, controller: controller)
+        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens,
+                                               controllers: controllers ?? ControllerSet(controller.map { [ControllerSet.Entry($0)] } ?? []))
         let tokens = Tokens(enrollment: enrollment.text, expired: expired.text, operator: operatorToken.text, otherOperator: otherOperator.text)
         try await app.test(.router) { client in try await body(JSONClient(raw: client), tokens) }
     }
@@ -510,6 +512,74 @@ struct ControllerRouteScopeTests {
             let missing = try await client.execute(uri: "/api/v1/apps/printer/suspend", method: .post, headers: own)
             #expect(missing.status == .notFound)
             #expect(await controller.suspended == ["thermostat": true])
+        }
+    }
+}
+
+/// A controller `serve --config` assigned to a project, with or without a commit read.
+actor AssignedController: ControllerHandle {
+    let project: String
+    let reconciled: Bool
+    private(set) var polls = 0
+    private(set) var ended = 0
+
+    init(_ project: String, reconciled: Bool = true) {
+        self.project = project
+        self.reconciled = reconciled
+    }
+
+    func requestPoll() { polls += 1 }
+    func statusJSON() -> [UInt8]? { reconciled ? Array(#"{"project":"\#(project)"}"#.utf8) : nil }
+    func setSuspended(_ suspended: Bool, app: String) {}
+    nonisolated var watchedBranch: String { "main" }
+    func metrics() -> ControllerMetrics { ControllerMetrics() }
+    func executionEnded() { ended += 1 }
+    func scope() -> (project: String, apps: [String])? { reconciled ? (project, ["thermostat"]) : nil }
+    nonisolated var assignedProject: String? { project }
+}
+
+/// Several projects on one server: each token and each webhook reaches its own project's
+/// controller, and nothing says which other projects exist.
+struct ControllerSetTests {
+    @Test func eachProjectReachesItsOwnControllerOnly() async throws {
+        let acme = AssignedController("acme"), other = AssignedController("other", reconciled: false)
+        let set = ControllerSet([ControllerSet.Entry(other, hookSecret: "other-secret"), ControllerSet.Entry(acme, hookSecret: "acme-secret")])
+        #expect(await set.entry(for: "acme")?.handle.assignedProject == "acme")
+        #expect(await set.entry(for: "other")?.handle.assignedProject == "other")
+        #expect(await set.entry(for: "nobody") == nil)
+        let metrics = await set.exposition()
+        #expect(metrics.contains("flotilla_controller_passes_total{project=\"acme\"} 0\n"))
+        #expect(metrics.contains("flotilla_controller_passes_total{project=\"other\"} 0\n"))
+        #expect(metrics.components(separatedBy: "# TYPE flotilla_controller_passes_total counter").count == 2, "one TYPE line per metric")
+    }
+
+    @Test func routesAndWebhooksGoToTheTokensProject() async throws {
+        let acme = AssignedController("acme"), other = AssignedController("other", reconciled: false)
+        let set = ControllerSet([ControllerSet.Entry(other, hookSecret: "other-secret"), ControllerSet.Entry(acme, hookSecret: "acme-secret")])
+        try await ServerTests().withServer(controllers: set) { client, tokens in
+            let own: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            let status = try await client.execute(uri: "/api/v1/status", method: .get, headers: own)
+            #expect(String(buffer: status.body) == #"{"project":"acme"}"#)
+            #expect(try await client.execute(uri: "/api/v1/reconcile", method: .post, headers: own).status == .accepted)
+            #expect(await acme.polls == 1)
+            #expect(await other.polls == 0)
+            // other's operator sees its own controller, which has not read a commit yet.
+            let theirs: HTTPFields = [.authorization: "Bearer \(tokens.otherOperator)"]
+            #expect(try await client.execute(uri: "/api/v1/status", method: .get, headers: theirs).status == .serviceUnavailable)
+
+            let body = ByteBuffer(string: #"{"ref":"refs/heads/main"}"#)
+            func hook(_ path: String, _ secret: String) async throws -> HTTPResponse.Status {
+                let mac = HMAC<Crypto.SHA256>.authenticationCode(for: Array(body.readableBytesView), using: SymmetricKey(data: Array(secret.utf8)))
+                    .map { String(format: "%02x", $0) }.joined()
+                return try await client.execute(uri: path, method: .post, headers: [.init("X-Hub-Signature-256")!: "sha256=" + mac],
+                                                body: body).status
+            }
+            #expect(try await hook("/hooks/git/acme", "other-secret") == .unauthorized)
+            #expect(try await hook("/hooks/git/nobody", "acme-secret") == .notFound)
+            #expect(try await hook("/hooks/git", "acme-secret") == .notFound, "several projects: the hook must name one")
+            #expect(try await hook("/hooks/git/other", "other-secret") == .accepted)
+            #expect(await other.polls == 1)
+            #expect(await acme.polls == 1)
         }
     }
 }

@@ -17,6 +17,13 @@ public protocol ControllerHandle: Sendable {
     /// The project of the desired state in force and its apps; nil before a commit validated.
     /// Operator routes act on the controller only for a token of this project.
     func scope() async -> (project: String, apps: [String])?
+    /// The project the server's configuration assigned it (`serve --config`); nil for one started
+    /// with `--repo`, whose project is whatever its repository's fleet.yaml names.
+    var assignedProject: String? { get }
+}
+
+extension ControllerHandle {
+    public var assignedProject: String? { nil }
 }
 
 /// How much work the controller's reconcile passes are.
@@ -28,18 +35,27 @@ public struct ControllerMetrics: Sendable, Equatable {
     public init() {}
 
     /// The Prometheus text exposition of these numbers.
-    public var exposition: String {
-        """
-        # HELP flotilla_controller_passes_total Reconcile passes of the fleet repository's desired state.
-        # TYPE flotilla_controller_passes_total counter
-        flotilla_controller_passes_total \(passes)
-        # HELP flotilla_controller_pass_seconds_total Time spent in reconcile passes.
-        # TYPE flotilla_controller_pass_seconds_total counter
-        flotilla_controller_pass_seconds_total \(passSeconds)
-        # HELP flotilla_controller_last_pass_seconds How long the last reconcile pass took.
-        # TYPE flotilla_controller_last_pass_seconds gauge
-        flotilla_controller_last_pass_seconds \(lastPassSeconds)
+    public var exposition: String { Self.exposition([("", self)]) }
 
-        """
+    /// Several controllers' numbers, each sample under its label set (`{project="…"}`, or
+    /// empty), with each metric's HELP and TYPE once.
+    public static func exposition(_ samples: [(label: String, metrics: ControllerMetrics)]) -> String {
+        let families: [(name: String, type: String, help: String, value: (ControllerMetrics) -> String)] = [
+            ("flotilla_controller_passes_total", "counter", "Reconcile passes of the fleet repository's desired state.", { "\($0.passes)" }),
+            ("flotilla_controller_pass_seconds_total", "counter", "Time spent in reconcile passes.", { "\($0.passSeconds)" }),
+            ("flotilla_controller_last_pass_seconds", "gauge", "How long the last reconcile pass took.", { "\($0.lastPassSeconds)" }),
+        ]
+        var text = ""
+        for family in families {
+            text += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
+            for sample in samples { text += "\(family.name)\(sample.label) \(family.value(sample.metrics))\n" }
+        }
+        return text
+    }
+
+    /// A label value as the text format wants it: backslash, quote and newline escaped.
+    public static func escapeLabel(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
     }
 }
