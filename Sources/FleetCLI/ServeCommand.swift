@@ -21,6 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataOptions
 
+    @Option(help: ArgumentHelp("The key secret flow parameters are sealed with (made on first start; default <data>/secret-key).",
+                               discussion: "Keep it apart from the database's backups: the database alone opens no secret. Losing it loses every secret; set them again."))
+    var secretKeyFile: String?
+
     @Option(help: "Address to listen on, host:port.")
     var listen: String = "127.0.0.1:8080"
 
@@ -45,6 +49,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Watch this fleet repository and roll it out: a path, file://, git://, https:// or ssh:// URL.",
                                discussion: "An HTTPS token is read from FLOTILLA_GIT_TOKEN."))
     var repo: String?
+
+    @Option(help: ArgumentHelp("The project the repository is reconciled as, with --repo.",
+                               discussion: "A head whose fleet.yaml names another project is refused like an invalid commit. Without it, the repository's own fleet.yaml names the project."))
+    var project: String?
 
     @Option(help: "The branch to reconcile, with --repo.")
     var branch: String = "main"
@@ -109,6 +117,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if repo == nil, branch != "main" { throw ValidationError("--branch goes with --repo") }
+        if let project {
+            guard repo != nil else { throw ValidationError("--project goes with --repo") }
+            if let problem = FleetNames.problem(project) { throw ValidationError("--project: \(problem)") }
+        }
         guard pollInterval > 0, reconcileInterval > 0 else { throw ValidationError("--poll-interval and --reconcile-interval must be positive") }
         guard statusInterval >= 0 else { throw ValidationError("--status-interval must not be negative") }
         if let forge, StatusSettings.Forge(rawValue: forge) == nil {
@@ -167,6 +179,12 @@ struct ServeCommand: AsyncParsableCommand {
         raiseOpenFileLimit()
         let store = try data.openStore()
         let tokens = try await DeviceTokens.load(keyFile: data.directory + "/device-signing-key.pem")
+        let secrets: SecretBox
+        do {
+            secrets = try SecretBox.load(keyFile: secretKeyFile ?? data.directory + "/secret-key")
+        } catch {
+            throw CLIError("--secret-key-file: \(error)")
+        }
         var logger = Logger(label: "flotilla")
         logger.logLevel = .info
         var configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
@@ -186,7 +204,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                   "branch": "\(plan.configuration.branch)"])
         }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, board: board,
-                                               services: services, controllers: ControllerSet(entries), logger: logger)
+                                               services: services, controllers: ControllerSet(entries), secrets: secrets, logger: logger)
         logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)"])
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -202,7 +220,8 @@ extension ServeCommand {
 
     /// The controllers the flags ask for: one for --repo, one per project of --config, none otherwise.
     func controllerPlans(offlineAfterSeconds: Double, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [ControllerPlan] {
-        if let config { return try ServerConfigFile.plans(path: config, dataDirectory: data.directory, defaults: self, offlineAfterSeconds: offlineAfterSeconds) }
+        if let config { return try ServerConfigFile.plans(path: config, dataDirectory: data.directory, defaults: self, offlineAfterSeconds: offlineAfterSeconds,
+                                                                 environment: environment) }
         guard let repo else { return [] }
         var configuration = ControllerConfiguration(
             repository: repo, branch: branch, cacheDirectory: data.directory + "/git", pollInterval: .milliseconds(Int(pollInterval * 1_000)),
@@ -213,6 +232,7 @@ extension ServeCommand {
         configuration.statusInterval = .milliseconds(Int(statusInterval * 1_000))
         configuration.statusOverrides = statusOverrides
         configuration.allowPlainHTTPForge = forgeAllowHttp
+        configuration.project = project
         if allowedSigners != nil || trustedGpgKeyring != nil {
             configuration.trustedSigners = TrustedKeys(sshAllowedSigners: allowedSigners, gpgKeyring: trustedGpgKeyring)
         }

@@ -26,6 +26,8 @@ struct ServerClient {
 
     func post(_ path: String, json: Data? = nil) async throws -> Data { try await send(.POST, path, json: json) }
 
+    func put(_ path: String, json: Data) async throws -> Data { try await send(.PUT, path, json: json) }
+
     func delete(_ path: String) async throws -> Data { try await send(.DELETE, path) }
 
     /// An answer of the API as its wire type (dates in ISO 8601), or an error naming what is wrong.

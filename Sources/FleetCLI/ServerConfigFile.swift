@@ -22,8 +22,15 @@ enum ServerConfigFile {
         }
     }
 
-    static func plans(path: String, dataDirectory: String, defaults: ServeCommand, offlineAfterSeconds: Double) throws -> [ServeCommand.ControllerPlan] {
+    static func plans(path: String, dataDirectory: String, defaults: ServeCommand, offlineAfterSeconds: Double,
+                      environment: [String: String]) throws -> [ServeCommand.ControllerPlan] {
         let manifest = try load(path: path)
+        try checkNoSuspensionsLeftBehind(dataDirectory: dataDirectory)
+        let ignored = repositoryVariables.filter { environment[$0] != nil }
+        if !ignored.isEmpty {
+            throw CLIError("\(ignored.joined(separator: ", ")) configure the repository of --repo; with --config each project names its own "
+                           + "files (git.tokenFile, forge.tokenFile, webhookSecretFile): unset them")
+        }
         let folder = (path as NSString).deletingLastPathComponent
         func resolved(_ file: String) -> String { file.hasPrefix("/") || folder.isEmpty ? file : folder + "/" + file }
         var problems: [Diagnostic] = []
@@ -72,10 +79,24 @@ enum ServerConfigFile {
         return plans
     }
 
-    /// A repository given as a relative path is relative to the file, like the other paths in it.
+    /// A repository given as a relative path is relative to the file, like the other paths in it;
+    /// what git reads as a URL or `host:path` is left as it is.
     static func resolvedRepository(_ repository: String, folder: String) -> String {
-        guard !repository.contains("://"), !repository.hasPrefix("/"), !folder.isEmpty,
-              !repository.contains("@") else { return repository }
+        guard !repository.hasPrefix("/"), !folder.isEmpty, (try? RemoteURL(repository))?.transport == .local else { return repository }
         return folder + "/" + repository
     }
+
+    /// With `--repo`, suspensions live in `<data>/git`; a project of `--config` keeps its own. An
+    /// operator moving to `--config` must not find a suspended app rolling out again unnoticed.
+    static func checkNoSuspensionsLeftBehind(dataDirectory: String) throws {
+        let file = dataDirectory + "/git/suspended-apps.json"
+        guard let data = FileManager.default.contents(atPath: file),
+              let names = try? JSONDecoder().decode([String].self, from: data), !names.isEmpty else { return }
+        throw CLIError("\(file) holds apps suspended under serve --repo (\(names.joined(separator: ", "))); with --config each project keeps "
+                       + "its own: move the file to \(dataDirectory)/projects/<project>/git/ for the project they belong to, or delete it")
+    }
+
+    /// Variables that configure the one repository of `--repo`; with `--config` each project's
+    /// files do, so these would be ignored — which an operator moving over should hear about.
+    static let repositoryVariables = ["FLOTILLA_GIT_TOKEN", "FLOTILLA_GIT_USER", "FLOTILLA_FORGE_TOKEN", "FLOTILLA_WEBHOOK_SECRET"]
 }

@@ -68,7 +68,7 @@ struct ActionApplier {
         return DeploymentRecord(id: Deployer.newDeploymentID(), project: project, app: app.name, version: target.version,
                                 flow: app.flow.name, digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(Self.assigned),
                                 rollback: app.flow.rollback.map(Self.assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
-                                createdAt: now, createdBy: "controller", purpose: purpose, group: group)
+                                createdAt: now, createdBy: "controller", purpose: purpose, group: group, secrets: target.secrets)
     }
 
     static func assigned(_ step: Step) -> AssignedStep {

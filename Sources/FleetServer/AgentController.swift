@@ -15,6 +15,8 @@ struct AgentController: Sendable {
     /// The device's project's controller is told when an execution ends, so the next wave of a
     /// rollout need not wait for a pass.
     var controllers = ControllerSet()
+    /// Opens the secrets an assignment is filled in with, and hides them in what devices report.
+    var secrets: SecretBox? = nil
 
     func addRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.post("enroll") { request, _ in try await enroll(request) }
@@ -46,7 +48,24 @@ struct AgentController: Sendable {
         var list: [Assignment] = []
         for execution in executions {
             guard let deployment = try await store.deployment(id: execution.deploymentID) else { continue }
-            list.append(Assignments.render(execution, of: deployment))
+            let opened = try await DeploymentSecrets.open(for: deployment, store: store, box: secrets)
+            guard opened.missing.isEmpty else {
+                // Deleted since the deployment was made: the step cannot be filled in, so the
+                // execution is cancelled here, saying why, rather than run with a hole in its
+                // command. (The controller offers it again once the secret is set.)
+                _ = try await store.endExecution(id: execution.id, as: .cancelled,
+                                                 message: "secret '\(opened.missing[0])' is no longer set in project \(deployment.project); "
+                                                     + "set it with: flotilla secret set \(deployment.project) \(opened.missing[0])",
+                                                 unlessUpdatedAfter: nil, at: Date())
+                executions.removeAll { $0.id == execution.id }
+                tag = Assignments.entityTag(executions)
+                if !controllers.isEmpty {
+                    let controllers = controllers, project = deployment.project
+                    Task { await controllers.entry(for: project)?.handle.executionEnded() }
+                }
+                continue
+            }
+            list.append(Assignments.render(execution, of: deployment, secrets: opened.values))
         }
         var response = try JSONBody.response(AssignmentList(assignments: list))
         response.headers[.eTag] = tag
@@ -56,7 +75,7 @@ struct AgentController: Sendable {
     private func report(_ request: Request, execution: String) async throws -> Response {
         let subject = try await subject(request)
         let device = try await admit(subject)
-        let report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
+        var report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
         _ = try await admit(subject)  // again: the identity may have been reset while the body arrived
         try Validate.text(report.reportID, field: "reportID", maximum: 128)
         guard [.running, .succeeded, .failed].contains(report.state) else {
@@ -65,6 +84,7 @@ struct AgentController: Sendable {
         if let output = report.step?.outputTail, output.utf8.count > 16 * 1024 {
             throw APIError.invalid("'step.outputTail' is limited to 16 KiB; send the tail", field: "step.outputTail")
         }
+        report = try await redacted(report, execution: execution, device: device)
         switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
         case .applied(let record):
             if record.state.isFinal, !controllers.isEmpty {
@@ -79,6 +99,23 @@ struct AgentController: Sendable {
         case .notFound:
             throw APIError.notFound("no execution '\(execution)' for this device")
         }
+    }
+
+    /// A step that echoes a secret sends it back in its output: it is replaced before anything
+    /// is stored, so no API answer, log or report ever holds it.
+    private func redacted(_ report: ExecutionReport, execution: String, device: String) async throws -> ExecutionReport {
+        guard report.step?.outputTail != nil || report.message != nil,
+              let record = try await store.activeExecutions(deviceID: device).first(where: { $0.id == execution }),
+              let deployment = try await store.deployment(id: record.deploymentID), !deployment.secrets.isEmpty
+        else { return report }
+        let opened = try await DeploymentSecrets.open(for: deployment, store: store, box: secrets)
+        var redacted = report
+        if let tail = report.step?.outputTail {
+            // Still the tail: a short value replaced by its longer mark must not grow it past the limit.
+            redacted.step?.outputTail = String(decoding: Array(opened.redact(tail).utf8).suffix(16 * 1024), as: UTF8.self)
+        }
+        redacted.message = report.message.map(opened.redact)
+        return redacted
     }
 
     private func enroll(_ request: Request) async throws -> Response {

@@ -4,8 +4,9 @@ import FleetStore
 
 /// Turns stored executions into what a device runs: step templates filled in for that device.
 enum Assignments {
-    static func render(_ execution: ExecutionRecord, of deployment: DeploymentRecord) -> Assignment {
-        var values = deployment.parameters
+    /// `secrets` are the deployment's secret parameters with their values, opened for this hand-out only.
+    static func render(_ execution: ExecutionRecord, of deployment: DeploymentRecord, secrets: [String: String] = [:]) -> Assignment {
+        var values = deployment.parameters.merging(secrets) { _, secret in secret }
         values["version"] = deployment.version
         values["app"] = deployment.app
         values["device"] = execution.deviceID
@@ -31,7 +32,7 @@ enum Assignments {
 
     /// Template errors in a deployment's steps: every `${…}` must name a parameter or a built-in.
     static func problems(in deployment: DeploymentRecord) -> (message: String, field: String)? {
-        let known = Set(deployment.parameters.keys).union(Template.builtIns)
+        let known = Set(deployment.parameters.keys).union(deployment.secrets.keys).union(Template.builtIns)
         return problems(in: deployment.steps, known: known, list: "steps")
             ?? problems(in: deployment.rollback, known: known, list: "rollback")
     }

@@ -22,7 +22,13 @@ struct ControllerRoutes: Sendable {
         router.post("hooks/git/:project") { request, context in
             let project = try PathParameter.require(context, "project")
             try Validate.text(project, field: "project", maximum: 63)
-            return try await hook(request, to: await controllers.entry(for: project))
+            // A project that does not exist, or has no webhook secret, is checked against a key
+            // nobody has: the caller hears 401 as for a wrong signature, and cannot tell which
+            // projects run here.
+            guard let entry = await controllers.entry(for: project), let secret = entry.hookSecret, !secret.isEmpty else {
+                return try await hook(request, to: ControllerSet.Entry(Self.nobody, hookSecret: Self.unguessable))
+            }
+            return try await hook(request, to: entry)
         }
         api.post("reconcile") { _, context in
             let (controller, _) = try await scoped(context)
@@ -115,6 +121,22 @@ struct ControllerRoutes: Sendable {
             await controller.requestPoll()
             return try JSONBody.response(["reconcile": "requested"], status: .accepted)
         }
+    }
+
+    /// The secret of a webhook that does not exist: random for each process, never stored.
+    static let unguessable = Deployer.randomHex(bytes: 32)
+    static let nobody = NoController()
+
+    /// What stands behind a webhook that does not exist; never reached, since no signature
+    /// made without the key above verifies.
+    struct NoController: ControllerHandle {
+        func requestPoll() async {}
+        func statusJSON() async -> [UInt8]? { nil }
+        func setSuspended(_ suspended: Bool, app: String) async throws {}
+        var watchedBranch: String { "" }
+        func metrics() async -> ControllerMetrics { ControllerMetrics() }
+        func executionEnded() async {}
+        func scope() async -> (project: String, apps: [String])? { nil }
     }
 
     /// The bytes a hexadecimal string spells, or nil when it is not one.

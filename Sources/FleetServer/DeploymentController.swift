@@ -9,6 +9,7 @@ struct DeploymentController: Sendable {
     let store: any FleetStore
     let board: AssignmentBoard
     let configuration: ServerConfiguration
+    var secrets: SecretBox? = nil
 
     func addRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.post("deployments") { request, context in try await create(request, context) }
@@ -39,6 +40,8 @@ struct DeploymentController: Sendable {
         var flow: String
         var digest: String?
         var parameters: [String: String]?
+        /// Parameter → the name of a secret of the project; filled in only on the device.
+        var secrets: [String: String]?
         var steps: [AssignedStep]
         var rollback: [AssignedStep]?
         var artifactAllowlist: [String]?
@@ -54,7 +57,8 @@ struct DeploymentController: Sendable {
         let token = try context.operatorToken()
         let body = try await JSONBody.decode(Request.self, from: request, limit: configuration.maximumOperatorBodyBytes)
         try await OperatorAuth.confirm(token, store: store)
-        try check(body)
+        let secretValues = try await openSecrets(body, project: token.project)
+        try check(body, secretValues: secretValues)
         guard !body.devices.isEmpty else { throw APIError.invalid("'devices' must not be empty", field: "devices") }
         guard Set(body.devices).count == body.devices.count else { throw APIError.invalid("'devices' lists a device twice", field: "devices") }
         // One read of the project's devices, not one per listed device: a deployment may name thousands.
@@ -67,7 +71,7 @@ struct DeploymentController: Sendable {
         let deployment = DeploymentRecord(id: id, project: token.project, app: body.app, version: body.version, flow: body.flow,
                                           digest: body.digest ?? "", parameters: body.parameters ?? [:], steps: body.steps,
                                           rollback: body.rollback ?? [], artifactAllowlist: body.artifactAllowlist ?? [],
-                                          createdAt: now, createdBy: "operator:\(token.id)")
+                                          createdAt: now, createdBy: "operator:\(token.id)", secrets: body.secrets ?? [:])
         if let problem = Assignments.problems(in: deployment) {
             throw APIError.invalid(problem.message, field: problem.field)
         }
@@ -79,7 +83,25 @@ struct DeploymentController: Sendable {
 
     /// The same rules a flow in the repository is held to (StepRules, names, the artifact
     /// allowlist), so the API cannot hand a device what `flotilla validate` would refuse.
-    private func check(_ body: Request) throws {
+    /// Each secret the request names, checked and opened (to measure the steps it fills in).
+    private func openSecrets(_ body: Request, project: String) async throws -> [String: String] {
+        var values: [String: String] = [:]
+        for (parameter, name) in (body.secrets ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let field = "secrets.\(DisplayText.safe(parameter, limit: 64))"
+            guard Template.isName(parameter), !Template.builtIns.contains(parameter), body.parameters?[parameter] == nil else {
+                throw APIError.invalid("'\(field)' is not a parameter name, or is also in 'parameters'", field: field)
+            }
+            if let problem = FleetNames.problem(name) { throw APIError.invalid("'\(field)' names no secret: \(problem)", field: field) }
+            guard let record = try await store.secret(project: project, name: name),
+                  let value = secrets?.open(record.sealed, project: project, name: name) else {
+                throw APIError.invalid("no secret '\(name)' in project \(project); set it with: flotilla secret set \(project) \(name)", field: field)
+            }
+            values[parameter] = value
+        }
+        return values
+    }
+
+    private func check(_ body: Request, secretValues: [String: String] = [:]) throws {
         for (field, name) in [("app", body.app), ("flow", body.flow)] {
             if let problem = FleetNames.problem(name) { throw APIError.invalid("'\(field)': \(problem)", field: field) }
         }
@@ -108,7 +130,7 @@ struct DeploymentController: Sendable {
             }
             sources.append(source)
         }
-        var values = body.parameters ?? [:]
+        var values = (body.parameters ?? [:]).merging(secretValues) { plain, _ in plain }
         values["app"] = body.app
         values["version"] = body.version
         // Devices are checked as one whose id is as long as any the server makes; ids are
@@ -119,6 +141,17 @@ struct DeploymentController: Sendable {
             for (index, step) in steps.enumerated() {
                 let path = "\(list)[\(index)]"
                 if let problem = StepRules.problem(in: step, at: path) { throw APIError.invalid(problem.message, field: problem.field) }
+                // As in a flow: a secret goes only into a command, where no plan or message shows it.
+                if step.kind != .run && step.kind != .script {
+                    for (key, text) in step.templateTexts {
+                        guard case .success(let references) = Template.references(in: text) else { continue }
+                        let used = references.map(\.name)
+                        if let secret = used.first(where: { secretValues[$0] != nil }) {
+                            throw APIError.invalid("'\(path).\(key)' uses secret parameter '\(secret)'; secrets go only into run and script steps",
+                                                   field: "\(path).\(key)")
+                        }
+                    }
+                }
                 // Measured before anything is filled in: a long value repeated a thousand times
                 // must not be built, here or on every poll.
                 for (key, text) in step.templateTexts {

@@ -10,14 +10,14 @@ public enum FleetServer {
     /// Builds the application; run it with `runService()` or in a `ServiceGroup`.
     public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
                                         tokens: DeviceTokens, board: AssignmentBoard = AssignmentBoard(), services: [any Service] = [],
-                                        controllers: ControllerSet = ControllerSet(),
+                                        controllers: ControllerSet = ControllerSet(), secrets: SecretBox? = nil,
                                         logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
         let directory = DeviceDirectory(store: store)
         let metrics = ServerMetrics()
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
-                                 board: board, metrics: metrics, controllers: controllers)
+                                 board: board, metrics: metrics, controllers: controllers, secrets: secrets)
         // Idle and slow clients are cut off, and never hold more descriptors than the cap.
         return Application(router: router,
                            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
@@ -30,7 +30,8 @@ public enum FleetServer {
 
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
                             directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard,
-                            metrics: ServerMetrics, controllers: ControllerSet = ControllerSet()) -> Router<FleetRequestContext> {
+                            metrics: ServerMetrics, controllers: ControllerSet = ControllerSet(),
+                            secrets: SecretBox? = nil) -> Router<FleetRequestContext> {
         let router = Router(context: FleetRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
@@ -47,12 +48,13 @@ public enum FleetServer {
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition() + controllerLines)))
         }
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
-                        controllers: controllers)
+                        controllers: controllers, secrets: secrets)
             .addRoutes(to: router.group("agent/v1"))
         // Every operator route is authenticated here, before its handler: none can forget.
         let operators = router.group("api/v1").add(middleware: OperatorAuthMiddleware(store: store))
         OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
-        DeploymentController(store: store, board: board, configuration: configuration).addRoutes(to: operators)
+        DeploymentController(store: store, board: board, configuration: configuration, secrets: secrets).addRoutes(to: operators)
+        SecretController(store: store, box: secrets, configuration: configuration).addRoutes(to: operators)
         ControllerRoutes(controllers: controllers, store: store).addRoutes(to: router, operators: operators)
         return router
     }

@@ -1291,6 +1291,173 @@ enum OpenAPIDocument {
           }
         ]
       }
+    },
+    "/api/v1/secrets": {
+      "get": {
+        "operationId": "listSecrets",
+        "summary": "The project's secrets: names, versions, who set them when — never values.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The secrets, by name.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "secrets": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/Secret"
+                      }
+                    }
+                  },
+                  "required": [
+                    "secrets"
+                  ],
+                  "additionalProperties": false
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Refused"
+          }
+        }
+      }
+    },
+    "/api/v1/secrets/{name}": {
+      "put": {
+        "operationId": "setSecret",
+        "summary": "Set a secret's value (audited); sealed with the server's secret key and never returned.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string",
+              "maxLength": 63,
+              "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+            },
+            "description": "The secret's name, as a flow parameter of type secret names it."
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "properties": {
+                  "value": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "1 byte to 64 KiB of UTF-8, without NUL."
+                  }
+                },
+                "required": [
+                  "value"
+                ],
+                "additionalProperties": false
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Replaced: the new version.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Secret"
+                }
+              }
+            }
+          },
+          "201": {
+            "description": "Set for the first time.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Secret"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Refused"
+          },
+          "401": {
+            "$ref": "#/components/responses/Refused"
+          },
+          "503": {
+            "$ref": "#/components/responses/Refused"
+          }
+        }
+      },
+      "delete": {
+        "operationId": "deleteSecret",
+        "summary": "Delete a secret (audited); an execution not yet taken that needs it is cancelled, saying why.",
+        "security": [
+          {
+            "operatorToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string",
+              "maxLength": 63,
+              "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+            },
+            "description": "The secret's name, as a flow parameter of type secret names it."
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Deleted.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "name": {
+                      "type": "string"
+                    },
+                    "state": {
+                      "const": "deleted"
+                    }
+                  },
+                  "required": [
+                    "name",
+                    "state"
+                  ],
+                  "additionalProperties": false
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Refused"
+          },
+          "404": {
+            "$ref": "#/components/responses/Refused"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -1927,6 +2094,13 @@ enum OpenAPIDocument {
               "type": "string"
             }
           },
+          "secrets": {
+            "type": "object",
+            "description": "Parameters of type secret: each with the name of a secret of the project (PUT /api/v1/secrets/{name}). Used only in run and script steps.",
+            "additionalProperties": {
+              "type": "string"
+            }
+          },
           "steps": {
             "type": "array",
             "minItems": 1,
@@ -1986,6 +2160,13 @@ enum OpenAPIDocument {
           },
           "parameters": {
             "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            }
+          },
+          "secrets": {
+            "type": "object",
+            "description": "Parameters of type secret: each with the name of the project's secret whose value fills it in. Only the device gets the value, inside its assignment; no answer ever holds it.",
             "additionalProperties": {
               "type": "string"
             }
@@ -2205,6 +2386,33 @@ enum OpenAPIDocument {
           "action",
           "subject",
           "detail"
+        ],
+        "additionalProperties": false
+      },
+      "Secret": {
+        "type": "object",
+        "description": "What is known of a secret; never its value.",
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "version": {
+            "type": "integer",
+            "minimum": 1
+          },
+          "updatedAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "updatedBy": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "name",
+          "version",
+          "updatedAt",
+          "updatedBy"
         ],
         "additionalProperties": false
       }

@@ -11,6 +11,9 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
     public var digest: String
     /// Resolved parameters; with `version`, `app` and `device` they fill the step templates.
     public var parameters: [String: String]
+    /// Parameters of type `secret`: each with the name of the project's secret whose value fills
+    /// it in, only when an assignment is handed to its device. Never a value.
+    public var secrets: [String: String]
     /// Steps as templates (`${…}` not yet filled in).
     public var steps: [AssignedStep]
     public var rollback: [AssignedStep]
@@ -28,8 +31,9 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
 
     public init(id: String, project: String, app: String, version: String, flow: String, digest: String, parameters: [String: String],
                 steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String], createdAt: Date, createdBy: String,
-                purpose: DeploymentPurpose = .manual, group: String? = nil, aborted: Bool = false) {
+                purpose: DeploymentPurpose = .manual, group: String? = nil, aborted: Bool = false, secrets: [String: String] = [:]) {
         self.id = id
+        self.secrets = secrets
         self.project = project
         self.app = app
         self.version = version
@@ -47,7 +51,7 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, project, app, version, flow, digest, parameters, steps, rollback, artifactAllowlist, createdAt, createdBy, purpose, group, aborted
+        case id, project, app, version, flow, digest, parameters, secrets, steps, rollback, artifactAllowlist, createdAt, createdBy, purpose, group, aborted
     }
 
     /// Rows stored before `purpose` existed carry it in `createdBy`.
@@ -60,6 +64,7 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
         flow = try container.decode(String.self, forKey: .flow)
         digest = try container.decode(String.self, forKey: .digest)
         parameters = try container.decode([String: String].self, forKey: .parameters)
+        secrets = try container.decodeIfPresent([String: String].self, forKey: .secrets) ?? [:]
         steps = try container.decode([AssignedStep].self, forKey: .steps)
         rollback = try container.decode([AssignedStep].self, forKey: .rollback)
         artifactAllowlist = try container.decode([String].self, forKey: .artifactAllowlist)

@@ -65,6 +65,15 @@ public protocol FleetStore: Sendable {
     func appendAudit(_ entry: AuditRecord) async throws
     /// The project's audit log, newest first.
     func audit(project: String, limit: Int) async throws -> [AuditRecord]
+
+    /// Stores a sealed secret, replacing one of the same name; its version is one more than the
+    /// replaced one's (1 for a new one). Returns what was stored.
+    func putSecret(_ secret: SecretRecord) async throws -> SecretRecord
+    func secret(project: String, name: String) async throws -> SecretRecord?
+    /// The project's secrets, by name.
+    func secrets(project: String) async throws -> [SecretRecord]
+    /// Whether there was one to delete.
+    func deleteSecret(project: String, name: String) async throws -> Bool
 }
 
 extension DeviceRecord {

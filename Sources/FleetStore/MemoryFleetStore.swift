@@ -174,4 +174,23 @@ public actor MemoryFleetStore: FleetStore {
     public func audit(project: String, limit: Int) -> [AuditRecord] {
         Array(auditRecords.filter { $0.project == project }.reversed().prefix(limit))
     }
+
+    private var secretRecords: [String: SecretRecord] = [:]
+
+    public func putSecret(_ secret: SecretRecord) -> SecretRecord {
+        var secret = secret
+        secret.version = (secretRecords[secret.project + "/" + secret.name]?.version ?? 0) + 1
+        secretRecords[secret.project + "/" + secret.name] = secret
+        return secret
+    }
+
+    public func secret(project: String, name: String) -> SecretRecord? { secretRecords[project + "/" + name] }
+
+    public func secrets(project: String) -> [SecretRecord] {
+        secretRecords.values.filter { $0.project == project }.sorted { $0.name < $1.name }
+    }
+
+    public func deleteSecret(project: String, name: String) -> Bool {
+        secretRecords.removeValue(forKey: project + "/" + name) != nil
+    }
 }

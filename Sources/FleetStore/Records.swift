@@ -108,6 +108,28 @@ public struct HeartbeatRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// A secret a flow parameter of type `secret` names, as the store keeps it: sealed (encrypted
+/// and authenticated) by the server with a key the store never holds. The store cannot read it.
+public struct SecretRecord: Sendable, Equatable {
+    public var project: String
+    public var name: String
+    /// The sealed value: nonce, ciphertext and tag.
+    public var sealed: [UInt8]
+    public var version: Int
+    public var updatedAt: Date
+    /// `operator:<token id>`.
+    public var updatedBy: String
+
+    public init(project: String, name: String, sealed: [UInt8], version: Int = 1, updatedAt: Date, updatedBy: String) {
+        self.project = project
+        self.name = name
+        self.sealed = sealed
+        self.version = version
+        self.updatedAt = updatedAt
+        self.updatedBy = updatedBy
+    }
+}
+
 /// Who did what, when.
 public struct AuditRecord: Codable, Sendable, Equatable {
     public var at: Date

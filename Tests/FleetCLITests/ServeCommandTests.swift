@@ -96,6 +96,62 @@ struct ServeCommandTests {
                 "\(started.stderr)")
         let malformed = try CommandResult.run(["serve", "--config", folder + "/acme-hook", "--data", folder + "/data"])
         #expect(malformed.status != 0 && malformed.stderr.contains("acme-hook:1:1: error:"), "\(malformed.stderr)")
+
+        // Moving from --repo: its variables would be ignored, and its suspensions left behind.
+        try "projects:\n  - {name: acme, repository: git://127.0.0.1:1/acme.git}\n".write(toFile: folder + "/one.yaml", atomically: true, encoding: .utf8)
+        let withVariable = try ChildProcess.run(TestPaths.flotilla, ["serve", "--config", folder + "/one.yaml", "--data", folder + "/data"],
+                                                environment: ["FLOTILLA_GIT_TOKEN": "t0ken"])
+        #expect(withVariable.status != 0 && withVariable.errorText.contains("FLOTILLA_GIT_TOKEN configure the repository of --repo"), "\(withVariable.errorText)")
+        #expect(!withVariable.errorText.contains("t0ken"))
+        try FileManager.default.createDirectory(atPath: folder + "/data/git", withIntermediateDirectories: true)
+        try #"["thermostat"]"#.write(toFile: folder + "/data/git/suspended-apps.json", atomically: true, encoding: .utf8)
+        let leftBehind = try CommandResult.run(["serve", "--config", folder + "/one.yaml", "--data", folder + "/data"])
+        #expect(leftBehind.status != 0 && leftBehind.stderr.contains("holds apps suspended under serve --repo (thermostat)"), "\(leftBehind.stderr)")
+        let projectAlone = try CommandResult.run(["serve", "--project", "acme", "--data", folder + "/data"])
+        #expect(projectAlone.status == 2 && projectAlone.stderr.contains("--project goes with --repo"))
+    }
+
+    /// `flotilla secret set|list|delete` against a running server: the value goes in once, sealed,
+    /// and nothing shows it again — not the list, not the database file.
+    @Test func secretsAreSetFromStandardInputAndNeverShownAgain() async throws {
+        let data = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let operatorToken = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--data", data])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let port = try GitDaemon.freePort()
+        let server = try ChildProcess.start(TestPaths.flotilla, ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"], environment: [:], logPath: data + "/../serve-\(port).log")
+        defer { if ChildProcess.isRunning(server) { ChildProcess.kill(server) } }
+        #expect(GitDaemon.waitUntilListening(port: port))
+        let base = "http://127.0.0.1:\(port)"
+        let value = "pa55-\(UUID().uuidString)"
+        func flotilla(_ arguments: [String], input: String = "") throws -> ChildProcess.Result {
+            var environment = ProcessInfo.processInfo.environment
+            environment["FLOTILLA_TOKEN"] = operatorToken
+            return try ChildProcess.run(TestPaths.flotilla, arguments + ["--server", base], environment: environment, input: Array(input.utf8))
+        }
+        let set = try flotilla(["secret", "set", "acme", "db-password"], input: value + "\n")
+        #expect(set.status == 0, "\(set.errorText)")
+        #expect(set.outputText == "secret db-password set (version 1)\n")
+        let again = try flotilla(["secret", "set", "acme", "db-password"], input: value + "\n")
+        #expect(again.outputText == "secret db-password set (version 2)\n")
+        let wrongProject = try flotilla(["secret", "set", "beta", "db-password"], input: value)
+        #expect(wrongProject.status != 0 && wrongProject.errorText.contains("the token in FLOTILLA_TOKEN is for project acme, not beta"))
+        let empty = try flotilla(["secret", "set", "acme", "db-password"], input: "\n")
+        #expect(empty.status != 0 && empty.errorText.contains("the secret is empty"))
+        let list = try flotilla(["secret", "list", "acme"])
+        #expect(list.status == 0 && list.outputText.contains("db-password") && list.outputText.contains(" 2 "), "\(list.outputText)")
+        #expect(!list.outputText.contains(value))
+        // At rest: sealed in the database, under a key kept in its own private file.
+        kill(server, SIGTERM)
+        for _ in 0..<500 where ChildProcess.isRunning(server) { try await Task.sleep(for: .milliseconds(10)) }
+        for file in try FileManager.default.contentsOfDirectory(atPath: data) {
+            let bytes = FileManager.default.contents(atPath: data + "/" + file) ?? Data()
+            #expect(!bytes.contains(Data(value.utf8)), "\(file) holds the secret in clear")
+        }
+        #expect((try FileManager.default.attributesOfItem(atPath: data + "/secret-key")[.posixPermissions] as? Int) == 0o600)
+        let log = (try? String(contentsOfFile: data + "/../serve-\(port).log", encoding: .utf8)) ?? ""
+        #expect(!log.contains(value))
+        try? FileManager.default.removeItem(atPath: data + "/../serve-\(port).log")
     }
 
     @Test func tokenCreateRefusesABadDuration() throws {

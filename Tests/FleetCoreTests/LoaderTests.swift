@@ -148,3 +148,66 @@ struct LoaderTests {
         #expect(try FleetFixtures.load(files).groups.count == 4)
     }
 }
+
+/// Parameters of type `secret`: git holds a secret's name, never its value.
+struct SecretParameterTests {
+    static func files(flowStep: String = "run: login --password ${password}", value: String = "db-password") -> [String: String] {
+        var files = FleetFixtures.shop
+        files["flows/simple.yaml"] = """
+            kind: UpdateFlow
+            name: simple
+            parameters:
+              color: {type: enum, values: [red, blue], default: red}
+              password: {type: secret, default: db-password}
+            steps:
+              - name: install
+                run: install ${app} ${version} ${color}
+              - name: login
+                \(flowStep)
+            """
+        files["apps/printer.yaml"] = """
+            kind: App
+            name: printer
+            flow: simple
+            parameters: {password: \(value)}
+            targets:
+              - {group: berlin, version: "7"}
+            """
+        return files
+    }
+
+    @Test func aSecretParameterNamesASecretAndStaysOutOfTheParameters() throws {
+        let fleet = try FleetFixtures.load(Self.files())
+        let target = try #require(fleet.apps.first { $0.name == "printer" }?.targets.first)
+        #expect(target.secrets == ["password": "db-password"])
+        #expect(target.parameters["password"] == nil)
+        #expect(target.parameters["color"] == "red")
+        // Naming another secret is another deployment; the web app's digests, without secrets, keep their old form.
+        let renamed = try FleetFixtures.load(Self.files(value: "db-password-2"))
+        #expect(renamed.apps.first { $0.name == "printer" }?.targets.first?.digest != target.digest)
+    }
+
+    @Test(arguments: [
+        (value: "'hunter2!'", message: "parameter 'password' (secret): expected the name of a secret the server keeps (flotilla secret set PROJECT NAME), never the secret itself"),
+        (value: "Db_Password", message: "never the secret itself"),
+    ])
+    func aValueThatIsNotASecretNameIsRefused(value: String, message: String) {
+        #expect(throws: FleetValidationError.self) { try FleetFixtures.load(Self.files(value: value)) }
+        do { _ = try FleetFixtures.load(Self.files(value: value)) } catch {
+            #expect("\(error)".contains("apps/printer.yaml:4:"), "\(error)")
+            #expect("\(error)".contains(message), "\(error)")
+            #expect(!"\(error)".contains("hunter2!") || value.contains("hunter2"), "\(error)")
+        }
+    }
+
+    @Test func aSecretGoesOnlyIntoRunAndScriptSteps() {
+        let download = "download: {url: 'https://cdn.example.com/${password}/a.tgz', sha256: '\(String(repeating: "a", count: 64))', destination: /opt/a.tgz}"
+        do {
+            _ = try FleetFixtures.load(Self.files(flowStep: download))
+            Issue.record("a secret in a download URL was accepted")
+        } catch {
+            #expect("\(error)".contains("flows/simple.yaml:9:5: error: step 'login' uses secret parameter 'password' outside a run or script step"),
+                    "\(error)")
+        }
+    }
+}

@@ -21,7 +21,8 @@ struct ServerTests {
 
     /// A server with one project, an enrollment token and an operator token, and a client.
     func withServer(longPollSeconds: Double? = nil, operatorBodyLimit: Int? = nil, controller: (any ControllerHandle)? = nil,
-                    controllers: ControllerSet? = nil, _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
+                    controllers: ControllerSet? = nil, secrets: SecretBox? = SecretBox(key: SymmetricKey(size: .bits256)),
+                    _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
         let deviceTokens = try await DeviceTokens.load(keyFile: keyFile)
@@ -35,7 +36,8 @@ struct ServerTests {
         if let longPollSeconds { configuration.longPollSeconds = longPollSeconds }
         if let operatorBodyLimit { configuration.maximumOperatorBodyBytes = operatorBodyLimit }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens,
-                                               controllers: controllers ?? ControllerSet(controller.map { [ControllerSet.Entry($0)] } ?? []))
+                                               controllers: controllers ?? ControllerSet(controller.map { [ControllerSet.Entry($0)] } ?? []),
+                                               secrets: secrets)
         let tokens = Tokens(enrollment: enrollment.text, expired: expired.text, operator: operatorToken.text, otherOperator: otherOperator.text)
         try await app.test(.router) { client in try await body(JSONClient(raw: client), tokens) }
     }
@@ -434,6 +436,10 @@ struct HeldFleetStore: FleetStore {
         try await held.inner.createDeployment(deployment, executions: executions)
     }
     func deployment(id: String) async throws -> DeploymentRecord? { try await held.inner.deployment(id: id) }
+    func putSecret(_ secret: SecretRecord) async throws -> SecretRecord { try await held.inner.putSecret(secret) }
+    func secret(project: String, name: String) async throws -> SecretRecord? { try await held.inner.secret(project: project, name: name) }
+    func secrets(project: String) async throws -> [SecretRecord] { try await held.inner.secrets(project: project) }
+    func deleteSecret(project: String, name: String) async throws -> Bool { try await held.inner.deleteSecret(project: project, name: name) }
     func deployments(project: String, limit: Int) async throws -> [DeploymentRecord] { try await held.inner.deployments(project: project, limit: limit) }
     func executions(deploymentID: String) async throws -> [ExecutionRecord] { try await held.inner.executions(deploymentID: deploymentID) }
     func executionSummaries(deploymentIDs: [String]) async throws -> [ExecutionSummary] { try await held.inner.executionSummaries(deploymentIDs: deploymentIDs) }
@@ -575,7 +581,8 @@ struct ControllerSetTests {
                                                 body: body).status
             }
             #expect(try await hook("/hooks/git/acme", "other-secret") == .unauthorized)
-            #expect(try await hook("/hooks/git/nobody", "acme-secret") == .notFound)
+            // A project that does not exist answers as one whose signature is wrong.
+            #expect(try await hook("/hooks/git/nobody", "acme-secret") == .unauthorized)
             #expect(try await hook("/hooks/git", "acme-secret") == .notFound, "several projects: the hook must name one")
             #expect(try await hook("/hooks/git/other", "other-secret") == .accepted)
             #expect(await other.polls == 1)

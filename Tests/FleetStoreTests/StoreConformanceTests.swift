@@ -296,3 +296,24 @@ struct StoreConformanceTests {
         #expect(try await reopened.recordHeartbeats([heartbeat("d1", "r1", at: 2)]) == [false])
     }
 }
+
+extension StoreConformanceTests {
+    @Test(arguments: Kind.allCases)
+    func secretsAreKeptPerProjectWithAVersion(_ kind: Kind) async throws {
+        let store = try kind.make()
+        let first = try await store.putSecret(SecretRecord(project: "acme", name: "db", sealed: [1, 2, 3], updatedAt: now, updatedBy: "operator:a"))
+        #expect(first.version == 1)
+        let second = try await store.putSecret(SecretRecord(project: "acme", name: "db", sealed: [4, 5], updatedAt: now.addingTimeInterval(1),
+                                                            updatedBy: "operator:b"))
+        #expect(second.version == 2)
+        #expect(try await store.secret(project: "acme", name: "db") == second)
+        _ = try await store.putSecret(SecretRecord(project: "other", name: "db", sealed: [9], updatedAt: now, updatedBy: "operator:c"))
+        _ = try await store.putSecret(SecretRecord(project: "acme", name: "api", sealed: [7], updatedAt: now, updatedBy: "operator:a"))
+        #expect(try await store.secrets(project: "acme").map(\.name) == ["api", "db"])
+        #expect(try await store.secret(project: "other", name: "db")?.sealed == [9])
+        #expect(try await store.deleteSecret(project: "acme", name: "db"))
+        #expect(try await !store.deleteSecret(project: "acme", name: "db"))
+        #expect(try await store.secret(project: "acme", name: "db") == nil)
+        #expect(try await store.secret(project: "other", name: "db") != nil, "another project's secret of the same name stays")
+    }
+}

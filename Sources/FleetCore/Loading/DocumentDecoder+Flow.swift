@@ -15,6 +15,7 @@ extension DocumentDecoder {
         let known = Set(parameters.map(\.name)).union(Template.builtIns)
         let steps = (fields.required("steps").flatMap { decodeSteps($0, key: "steps", owner: owner, known: known) }) ?? []
         let rollback = fields["rollback"].flatMap { decodeSteps($0, key: "rollback", owner: owner, known: known) } ?? []
+        checkSecretUses(steps + rollback, secrets: Set(parameters.filter { $0.kind == .secret }.map(\.name)))
         var seen: [String: SourceLocation] = [:]
         for step in steps + rollback {
             if let first = seen[step.name] {
@@ -24,6 +25,23 @@ extension DocumentDecoder {
         }
         guard let name else { return nil }
         return UpdateFlow(name: name.value, parameters: parameters, steps: steps, rollback: rollback, location: node.location)
+    }
+
+    /// A secret goes only into the text of a `run` or `script` step: a URL, a digest, a path, a
+    /// compose project or a package name is shown in plans, logs and the step's own messages.
+    private func checkSecretUses(_ steps: [Step], secrets: Set<String>) {
+        guard !secrets.isEmpty else { return }
+        for step in steps {
+            switch step.action {
+            case .run, .script: continue
+            case .download, .compose, .install: break
+            }
+            let used = step.action.templates.flatMap { (Template.references(in: $0).value ?? []).map(\.name) }
+            for name in Set(used).intersection(secrets).sorted() {
+                sink.error(step.location, "step '\(step.name)' uses secret parameter '\(name)' outside a run or script step; "
+                           + "a secret goes only into a command, where it is never shown")
+            }
+        }
     }
 
     private func decodeParameter(_ name: Located<String>, _ node: YAMLNode) -> ParameterSpec? {
@@ -46,6 +64,7 @@ extension DocumentDecoder {
         case "url": kind = .url
         case "sha256": kind = .sha256
         case "duration": kind = .duration
+        case "secret": kind = .secret
         case "enum":
             guard let values = fields.strings("values"), !values.isEmpty else {
                 sink.error(fields.keyLocation("type") ?? node.location, "parameter '\(name.value)' of type enum needs 'values'")

@@ -103,13 +103,33 @@ public struct ServerManifest: Sendable, Equatable {
                 sink.error(project.location, "project '\(project.name)' is listed twice (first at \(first.line):\(first.column))")
             }
             names[project.name] = names[project.name] ?? project.location
-            let key = "\(project.repository)\n\(project.statusContextPrefix ?? "")"
-            if project.writeStatus || project.forge != nil, let other = reporters[key] {
+            // An unset prefix is fleet.yaml's, `flotilla` unless it says otherwise; one repository
+            // may be written several ways.
+            let key = "\(sameRepository(project.repository))\n\(project.statusContextPrefix ?? StatusSettings().contextPrefix)"
+            let reports = project.writeStatus || project.forge != nil || project.forgeTokenFile != nil
+            if reports, let other = reporters[key] {
                 sink.error(project.location, "projects '\(other)' and '\(project.name)' read one repository with the same status "
                            + "context prefix, so each would overwrite the other's notes and statuses; give one 'status: {contextPrefix: …}'")
             }
-            if project.writeStatus || project.forge != nil { reporters[key] = reporters[key] ?? project.name }
+            if reports { reporters[key] = reporters[key] ?? project.name }
         }
+    }
+}
+
+extension ServerManifest {
+    /// A repository's text reduced so that the usual ways of writing one repository compare
+    /// equal: a trailing '/' or '.git', a leading './', the case of a URL's host.
+    static func sameRepository(_ text: String) -> String {
+        var text = text
+        while text.hasSuffix("/") { text.removeLast() }
+        if text.hasSuffix(".git") { text.removeLast(4) }
+        while text.hasPrefix("./") { text.removeFirst(2) }
+        let parts = text.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        if parts.count >= 3, parts[0].hasSuffix(":"), parts[1].isEmpty {
+            // scheme://host/path: the scheme and the host are not case-sensitive.
+            return ([parts[0].lowercased(), "", parts[2].lowercased()] + parts.dropFirst(3).map(String.init)).joined(separator: "/")
+        }
+        return text
     }
 }
 
@@ -127,14 +147,12 @@ extension DocumentDecoder {
         guard let name, let repository else { return nil }
         var project = ServerManifest.Project(name: name.value, repository: repository.value, location: node.location)
         if let branch = fields.string("branch") {
-            if branch.value.isEmpty || branch.value.hasPrefix("-") || branch.value.contains(where: { $0 == " " || $0 == ":" || $0.isNewline }) {
-                sink.error(branch.location, "invalid branch '\(branch.value)'")
-            }
+            if let problem = ServerManifest.branchProblem(branch.value) { sink.error(branch.location, "invalid branch '\(branch.value)': \(problem)") }
             project.branch = branch.value
         }
         if let interval = fields.duration("pollInterval") {
-            if interval <= .zero, let location = fields["pollInterval"]?.location {
-                sink.error(location, "'pollInterval' must be longer than 0s")
+            if interval < .seconds(1), let location = fields["pollInterval"]?.location {
+                sink.error(location, "'pollInterval' must be at least 1s")
             }
             project.pollInterval = interval
         }
@@ -156,6 +174,11 @@ extension DocumentDecoder {
             project.forgeAllowHTTP = forge.bool("allowHttp") ?? false
             if let kind = project.forge, kind != .none, project.forgeRepository == nil {
                 sink.error(forge.keyLocation("kind") ?? node.location, "forge.kind is '\(kind.rawValue)' but forge.repository is not set")
+            }
+            // The token goes where this file says, never where the repository's fleet.yaml does.
+            if project.forgeTokenFile != nil, project.forge == nil || project.forge == StatusSettings.Forge.none {
+                sink.error(forge.keyLocation("tokenFile") ?? node.location,
+                           "forge.tokenFile needs forge.kind and forge.repository: the server's file, not the repository, says where the token goes")
             }
         }
         if let node = fields["status"], let status = Fields(node, owner: "status", known: ServerManifest.statusKeys, sink: sink) {
@@ -179,6 +202,24 @@ extension DocumentDecoder {
             return nil
         }
         return path
+    }
+}
+
+extension ServerManifest {
+    /// Why `branch` is not a branch name git takes, or nil when it is (the rules of
+    /// git check-ref-format, for a name under refs/heads/).
+    static func branchProblem(_ branch: String) -> String? {
+        if branch.isEmpty { return "empty" }
+        if branch.hasPrefix("refs/") { return "give the branch's name, without refs/heads/" }
+        if branch.hasPrefix("-") || branch.hasPrefix("/") || branch.hasSuffix("/") || branch.hasSuffix(".") { return "it cannot start with '-' or '/' or end with '/' or '.'" }
+        if branch.contains("..") || branch.contains("//") || branch.contains("@{") || branch == "@" { return "'..', '//' and '@{' are not allowed" }
+        if branch.split(separator: "/").contains(where: { $0.hasPrefix(".") || $0.hasSuffix(".lock") }) {
+            return "no part may start with '.' or end with '.lock'"
+        }
+        if branch.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f || " ~^:?*[\\".unicodeScalars.contains($0) }) {
+            return "spaces, control characters and ~ ^ : ? * [ \\ are not allowed"
+        }
+        return nil
     }
 }
 

@@ -19,9 +19,12 @@ public struct ParameterSpec: Hashable, Sendable {
     public enum Kind: Hashable, Sendable {
         case string, int, bool, url, sha256, duration
         case oneOf([String])
+        /// Its value in git is the name of a secret the server keeps (`flotilla secret set`);
+        /// the device gets the secret's value inside its assignment, and nothing else ever does.
+        case secret
 
         /// The names used in YAML for `type`.
-        public static let names = ["string", "int", "bool", "url", "sha256", "duration", "enum"]
+        public static let names = ["string", "int", "bool", "url", "sha256", "duration", "enum", "secret"]
 
         public var name: String {
             switch self {
@@ -32,6 +35,7 @@ public struct ParameterSpec: Hashable, Sendable {
             case .sha256: "sha256"
             case .duration: "duration"
             case .oneOf: "enum"
+            case .secret: "secret"
             }
         }
     }
@@ -68,6 +72,10 @@ public struct ParameterSpec: Hashable, Sendable {
             }
         case .oneOf(let values):
             return values.contains(value) ? nil : "expected one of \(values.joined(separator: ", "))"
+        case .secret:
+            return FleetNames.problem(value).map {
+                "expected the name of a secret the server keeps (flotilla secret set PROJECT NAME), never the secret itself: \($0)"
+            }
         }
     }
 }

@@ -33,15 +33,20 @@ public struct DesiredTarget: Hashable, Sendable {
     public var version: String
     public var flow: String
     /// Every flow parameter with its value: the target's, else the app's, else the default.
+    /// Parameters of type `secret` are not here but in `secrets`.
     public var parameters: [String: String]
-    /// A SHA-256 over app, version, flow and parameters: equal digests mean the same deployment.
+    /// Each `secret` parameter with the name of the server-kept secret it takes its value from.
+    public var secrets: [String: String]
+    /// A SHA-256 over app, version, flow, parameters and secret names: equal digests mean the
+    /// same deployment. (A secret's value is not in it: the compiler never sees one.)
     public var digest: String
 
-    init(app: String, group: String, version: String, flow: String, parameters: [String: String]) {
+    init(app: String, group: String, version: String, flow: String, parameters: [String: String], secrets: [String: String] = [:]) {
         self.group = group
         self.version = version
         self.flow = flow
         self.parameters = parameters
+        self.secrets = secrets
         var canonical: [UInt8] = []
         func field(_ text: String) {
             canonical += Array("\(text.utf8.count):".utf8) + Array(text.utf8)
@@ -50,6 +55,11 @@ public struct DesiredTarget: Hashable, Sendable {
         for key in parameters.keys.sorted() {
             field(key)
             field(parameters[key]!)
+        }
+        // Only when there are any: digests of fleets without secrets stay what they were.
+        for key in secrets.keys.sorted() {
+            field("secret:" + key)
+            field(secrets[key]!)
         }
         digest = SHA256.hex(canonical)
     }

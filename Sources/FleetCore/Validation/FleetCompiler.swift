@@ -94,8 +94,10 @@ struct FleetCompiler {
             checkDeclared(target.parameters, in: flow, owner: "the target for group '\(target.group.value)'")
             guard let resolved = resolve(app: app, target: target, flow: flow) else { continue }
             checkDownloads(app: app, target: target, flow: flow, parameters: resolved, fleet: fleet)
-            targets.append(DesiredTarget(app: app.name, group: target.group.value, version: target.version.value,
-                                         flow: flow.name, parameters: resolved))
+            let secretNames = Set(flow.parameters.filter { $0.kind == .secret }.map(\.name))
+            targets.append(DesiredTarget(app: app.name, group: target.group.value, version: target.version.value, flow: flow.name,
+                                         parameters: resolved.filter { !secretNames.contains($0.key) },
+                                         secrets: resolved.filter { secretNames.contains($0.key) }))
         }
         return CompiledApp(app: app, flow: flow, targets: targets)
     }

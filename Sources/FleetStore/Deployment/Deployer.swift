@@ -13,8 +13,12 @@ public struct Deployer: Sendable {
     }
 
     /// Stores `deployment` with one queued execution per device, then wakes those devices.
+    /// Refused when a secret it names is not set in its project: nothing could fill it in.
     @discardableResult
     public func create(_ deployment: DeploymentRecord, devices: [String], at date: Date) async throws -> [ExecutionRecord] {
+        for name in Set(deployment.secrets.values).sorted() where try await store.secret(project: deployment.project, name: name) == nil {
+            throw MissingSecret(project: deployment.project, name: name)
+        }
         let executions = devices.map { device in
             ExecutionRecord(id: "ex-" + Self.randomHex(bytes: 8), deploymentID: deployment.id, deviceID: device, updatedAt: date)
         }
@@ -29,6 +33,15 @@ public struct Deployer: Sendable {
         let cancelled = try await store.abortDeployment(id: deploymentID, at: date)
         await board.notify(cancelled.map(\.deviceID))
         return cancelled
+    }
+
+    /// A deployment names a secret its project does not have.
+    public struct MissingSecret: Error, CustomStringConvertible {
+        public var project: String
+        public var name: String
+        public var description: String {
+            "secret '\(name)' is not set in project \(project); set it with: flotilla secret set \(project) \(name)"
+        }
     }
 
     public static func newDeploymentID() -> String { "dep-" + randomHex(bytes: 8) }
