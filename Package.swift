@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(name: "FleetProtocolTests", dependencies: ["FleetProtocol"]),
         .testTarget(
             name: "FleetControllerTests",
-            dependencies: ["FleetController", "FleetCore", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["FleetController", "FleetCore", "FleetStore", "FleetGit", .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .testTarget(name: "FleetAgentTests", dependencies: ["FleetAgent", "FleetProtocol", "FleetGit", "FleetTesting"]),
         .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol"]),

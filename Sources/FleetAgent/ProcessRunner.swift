@@ -24,8 +24,13 @@ public enum ProcessRunner {
     public static let tailBytes = 4_096
 
     /// Runs `arguments` (the first is looked up on PATH) with `environment` added to the agent's.
-    public static func run(_ arguments: [String], environment: [String: String] = [:],
+    /// Every value in `hiding` is replaced by `[secret]` in the output, before its tail is cut, so
+    /// no part of one survives at the cut.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], hiding: [String] = [],
                            timeoutSeconds: Double) throws(AgentError) -> Outcome {
+        let secrets = hiding.filter { !$0.isEmpty }.map { Array($0.utf8) }
+        // The window kept while reading: the tail, and room for a secret that ends inside it.
+        let window = tailBytes + (secrets.map(\.count).max() ?? 0)
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw .system("cannot make a pipe for", arguments[0]) }
         // Only the child's copies (dup2'd onto 1 and 2) survive the exec.
@@ -103,7 +108,7 @@ public enum ProcessRunner {
                 // Children that keep the pipe open after the program exits must not hold the step.
                 var probe: Int32 = 0
                 if waitpid(pid, &probe, WNOHANG) == pid {
-                    return finish(pid: nil, status: probe, tail: tail, timedOut: timedOut, pipe: pipeEnds[0])
+                    return finish(pid: nil, status: probe, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0])
                 }
                 continue
             }
@@ -111,9 +116,9 @@ public enum ProcessRunner {
             if count < 0, errno == EINTR { continue }
             if count <= 0 { open = false; break }
             tail.append(contentsOf: buffer[0..<count])
-            if tail.count > tailBytes * 2 { tail.removeFirst(tail.count - tailBytes) }
+            if tail.count > window * 2 { tail.removeFirst(tail.count - window) }
         }
-        return finish(pid: pid, status: 0, tail: tail, timedOut: timedOut, pipe: pipeEnds[0], deadline: deadline)
+        return finish(pid: pid, status: 0, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0], deadline: deadline)
     }
 
     private static func finish(pid: pid_t?, status: Int32, tail: [UInt8], timedOut: Bool, pipe: Int32,
@@ -137,6 +142,29 @@ public enum ProcessRunner {
             return outcome(status: status, tail: tail, timedOut: timedOut)
         }
         return outcome(status: status, tail: tail, timedOut: timedOut)
+    }
+
+    /// `bytes` with every occurrence of each secret replaced by `[secret]`, longest first.
+    static func hide(_ secrets: [[UInt8]], in bytes: [UInt8]) -> [UInt8] {
+        guard !secrets.isEmpty else { return bytes }
+        var bytes = bytes
+        let mark = Array("[secret]".utf8)
+        for secret in secrets.sorted(by: { $0.count > $1.count }) {
+            var result: [UInt8] = []
+            result.reserveCapacity(bytes.count)
+            var index = 0
+            while index < bytes.count {
+                if bytes[index] == secret[0], index + secret.count <= bytes.count, bytes[index..<index + secret.count].elementsEqual(secret) {
+                    result += mark
+                    index += secret.count
+                } else {
+                    result.append(bytes[index])
+                    index += 1
+                }
+            }
+            bytes = result
+        }
+        return bytes
     }
 
     private static func outcome(status: Int32, tail: [UInt8], timedOut: Bool) -> Outcome {

@@ -94,16 +94,26 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
     }
 
     private func environment(_ assignment: Assignment) -> [String: String] {
-        ["FLOTILLA_APP": assignment.app, "FLOTILLA_VERSION": assignment.version, "FLOTILLA_EXECUTION": assignment.executionID]
+        var environment = ["FLOTILLA_APP": assignment.app, "FLOTILLA_VERSION": assignment.version, "FLOTILLA_EXECUTION": assignment.executionID]
+        for (name, value) in assignment.secrets { environment["FLOTILLA_SECRET_" + name] = value }
+        return environment
     }
 
     private func once(_ step: AssignedStep, of assignment: Assignment) -> StepOutcome {
         let timeout = Double(max(step.timeoutSeconds, 1))
         let arguments: [String]
+        var stepEnvironment = environment(assignment)
         switch step.kind {
         case .run, .script:
             guard let command = step.command else { return StepOutcome(succeeded: false, reason: "no command") }
-            arguments = ["/bin/sh", "-c", command]
+            if assignment.secrets.isEmpty {
+                arguments = ["/bin/sh", "-c", command]
+            } else {
+                // A command with a secret filled in is not put on the shell's command line, which
+                // every user of the device can read in /proc; the environment only its owner can.
+                arguments = ["/bin/sh", "-c", "eval \"$FLOTILLA_STEP_COMMAND\""]
+                stepEnvironment["FLOTILLA_STEP_COMMAND"] = command
+            }
         case .compose:
             guard let project = step.project, let file = step.file else {
                 return StepOutcome(succeeded: false, reason: "compose needs a project and a file")
@@ -117,7 +127,8 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             return download(step, timeoutSeconds: Int(timeout))
         }
         do {
-            let result = try ProcessRunner.run(arguments, environment: environment(assignment), timeoutSeconds: timeout)
+            let result = try ProcessRunner.run(arguments, environment: stepEnvironment, hiding: Array(assignment.secrets.values),
+                                               timeoutSeconds: timeout)
             return StepOutcome(succeeded: result.succeeded, exitCode: result.exitCode, output: result.output,
                                reason: result.succeeded ? nil : result.failure)
         } catch {

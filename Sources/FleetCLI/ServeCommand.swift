@@ -180,8 +180,17 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try data.openStore()
         let tokens = try await DeviceTokens.load(keyFile: data.directory + "/device-signing-key.pem")
         let secrets: SecretBox
+        let keyFile = secretKeyFile ?? data.directory + "/secret-key"
+        // A missing key with secrets stored is a key lost or mistyped, not a first start: a new
+        // key would leave every secret unopenable.
+        if !FileManager.default.fileExists(atPath: keyFile) {
+            for project in try await store.projects() where try await !store.secrets(project: project.name).isEmpty {
+                throw CLIError("\(keyFile) does not exist, but project \(project.name) has secrets sealed with it; restore the key file "
+                               + "(or point --secret-key-file at it). Only if it is lost for good: delete the secrets and set them again.")
+            }
+        }
         do {
-            secrets = try SecretBox.load(keyFile: secretKeyFile ?? data.directory + "/secret-key")
+            secrets = try SecretBox.load(keyFile: keyFile)
         } catch {
             throw CLIError("--secret-key-file: \(error)")
         }

@@ -15,6 +15,9 @@ struct ActionApplier {
     let commit: CommitID
     /// The deployments the decision saw, by id.
     let deployments: [String: DeploymentRecord]
+    /// The server's operator named the project (`--project`, `serve --config`), so a repository
+    /// cannot name another project's secrets by changing its own fleet.yaml.
+    var projectPinned = true
 
     private var project: String { fleet.fleet.project }
 
@@ -65,10 +68,20 @@ struct ActionApplier {
               let target = app.targets.first(where: { $0.group == group && $0.digest == digest }) else {
             throw StoreError(.notFound, "no target \(group) of \(name) at \(digest.prefix(12))")
         }
+        guard target.secrets.isEmpty || projectPinned else { throw UnpinnedSecrets(project: project) }
         return DeploymentRecord(id: Deployer.newDeploymentID(), project: project, app: app.name, version: target.version,
                                 flow: app.flow.name, digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(Self.assigned),
                                 rollback: app.flow.rollback.map(Self.assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
                                 createdAt: now, createdBy: "controller", purpose: purpose, group: group, secrets: target.secrets)
+    }
+
+    /// Secret parameters under `serve --repo` without `--project`: the repository's own fleet.yaml
+    /// would choose whose secrets it gets.
+    struct UnpinnedSecrets: Error, CustomStringConvertible {
+        var project: String
+        var description: String {
+            "secret parameters need the project pinned by the server: start it with --project \(project) beside --repo, or use serve --config"
+        }
     }
 
     static func assigned(_ step: Step) -> AssignedStep {

@@ -341,7 +341,7 @@ public actor FleetController: Service, ControllerHandle {
             .gather(desired: desired, head: head, headErrors: headErrors, suspended: suspended, now: now)
         var decision = try RolloutDecision.decide(gathered.snapshot)
         let applier = ActionApplier(store: store, deployer: deployer, logger: logger, fleet: desired.fleet, commit: desired.commit,
-                                    deployments: gathered.deployments)
+                                    deployments: gathered.deployments, projectPinned: configuration.project != nil)
         var failures: [String: String] = [:]
         for action in decision.actions where failures[action.app] == nil {
             do {

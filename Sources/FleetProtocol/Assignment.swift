@@ -66,9 +66,14 @@ public struct Assignment: Codable, Sendable, Equatable {
     public var rollback: [AssignedStep]
     /// URL prefixes downloads may come from.
     public var artifactAllowlist: [String]
+    /// The values of the deployment's secret parameters, by parameter name: already filled into
+    /// the commands that use them, and given to those commands as `FLOTILLA_SECRET_<name>` too.
+    /// The agent hides every one of them in the output it reports.
+    public var secrets: [String: String]
 
     public init(executionID: String, deploymentID: String, app: String, version: String, digest: String,
-                steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String]) {
+                steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String], secrets: [String: String] = [:]) {
+        self.secrets = secrets
         self.executionID = executionID
         self.deploymentID = deploymentID
         self.app = app

@@ -110,6 +110,7 @@ extension Assignment: WireDecodable, WireEncodable {
             try AssignedStep(wire: value, path: path)
         } ?? []
         artifactAllowlist = try object.optionalStrings("artifactAllowlist") ?? []
+        secrets = try object.optionalStringMap("secrets") ?? [:]
     }
 
     public func write(to writer: inout WireWriter) {
@@ -120,6 +121,7 @@ extension Assignment: WireDecodable, WireEncodable {
         writer.field("digest", digest)
         writer.field("executionID", executionID)
         writer.field("rollback", rollback)
+        writer.field("secrets", secrets)
         writer.field("steps", steps)
         writer.field("version", version)
         writer.endObject()

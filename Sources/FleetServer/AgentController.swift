@@ -69,6 +69,8 @@ struct AgentController: Sendable {
         }
         var response = try JSONBody.response(AssignmentList(assignments: list))
         response.headers[.eTag] = tag
+        // It may hold secrets: no cache on the way keeps a copy.
+        response.headers[.cacheControl] = "no-store"
         return response
     }
 
@@ -102,14 +104,22 @@ struct AgentController: Sendable {
     }
 
     /// A step that echoes a secret sends it back in its output: it is replaced before anything
-    /// is stored, so no API answer, log or report ever holds it.
+    /// is stored, so no API answer, log or report ever holds it — also for a late report on an
+    /// execution the server already ended. When a secret cannot be opened (deleted, or sealed
+    /// under another key), what the device sent cannot be checked, so it is withheld.
     private func redacted(_ report: ExecutionReport, execution: String, device: String) async throws -> ExecutionReport {
         guard report.step?.outputTail != nil || report.message != nil,
-              let record = try await store.activeExecutions(deviceID: device).first(where: { $0.id == execution }),
+              let record = try await store.execution(id: execution, deviceID: device),
               let deployment = try await store.deployment(id: record.deploymentID), !deployment.secrets.isEmpty
         else { return report }
         let opened = try await DeploymentSecrets.open(for: deployment, store: store, box: secrets)
         var redacted = report
+        guard opened.missing.isEmpty else {
+            let withheld = "[withheld: secret '\(opened.missing[0])' could not be opened to hide it]"
+            if report.step?.outputTail != nil { redacted.step?.outputTail = withheld }
+            if report.message != nil { redacted.message = withheld }
+            return redacted
+        }
         if let tail = report.step?.outputTail {
             // Still the tail: a short value replaced by its longer mark must not grow it past the limit.
             redacted.step?.outputTail = String(decoding: Array(opened.redact(tail).utf8).suffix(16 * 1024), as: UTF8.self)

@@ -12,7 +12,8 @@ enum Assignments {
         values["device"] = execution.deviceID
         return Assignment(executionID: execution.id, deploymentID: deployment.id, app: deployment.app, version: deployment.version,
                           digest: deployment.digest, steps: deployment.steps.map { fill($0) { values[$0] } },
-                          rollback: deployment.rollback.map { fill($0) { values[$0] } }, artifactAllowlist: deployment.artifactAllowlist)
+                          rollback: deployment.rollback.map { fill($0) { values[$0] } }, artifactAllowlist: deployment.artifactAllowlist,
+                          secrets: secrets)
     }
 
     /// One step with every `${…}` of its fields filled in.

@@ -157,7 +157,9 @@ struct DeploymentController: Sendable {
                 for (key, text) in step.templateTexts {
                     let length = Template.renderedLength(text) { values[$0]?.utf8.count }
                     guard length <= StepRules.maximumTextLength else {
-                        throw APIError.invalid("'\(path).\(key)' is \(length) bytes once its parameters are filled in, over \(StepRules.maximumTextLength)",
+                        // Without the length when secrets are filled in: it would tell theirs.
+                        let size = secretValues.isEmpty ? "\(length) bytes" : "too long"
+                        throw APIError.invalid("'\(path).\(key)' is \(size) once its parameters are filled in, over \(StepRules.maximumTextLength)",
                                                field: "\(path).\(key)")
                     }
                     total += length

@@ -73,6 +73,8 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "bad_request"
             throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)
+        } catch let error as Deployer.MissingSecret {
+            throw APIError(.conflict, "secret_not_set", error.description)
         } catch let error as StoreError where error.code == .duplicate {
             throw APIError(.conflict, "conflict", "that already exists")
         } catch {

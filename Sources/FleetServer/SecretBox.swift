@@ -16,9 +16,17 @@ public struct SecretBox: Sendable {
         self.key = key
     }
 
-    /// The key in `keyFile` (64 hexadecimal digits), made on first start.
+    /// The key in `keyFile` (64 hexadecimal digits), made on first start. An existing file must be
+    /// the server's own: not a link, not another user's, not readable by group or others.
     public static func load(keyFile: String) throws -> SecretBox {
-        if let text = try? String(contentsOfFile: keyFile, encoding: .utf8) {
+        var status = stat()
+        if lstat(keyFile, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFREG else { throw SecretKeyError(message: "\(keyFile) is not a regular file (a link?); the key must be the server's own file") }
+            guard status.st_uid == geteuid() else { throw SecretKeyError(message: "\(keyFile) belongs to user \(status.st_uid), not to the server's user \(geteuid())") }
+            guard status.st_mode & 0o077 == 0 else {
+                throw SecretKeyError(message: "\(keyFile) is readable by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
+            }
+            guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else { throw SecretKeyError(message: "\(keyFile): cannot read the secret key") }
             let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard hex.utf8.count == 64, let bytes = ControllerRoutes.bytes(hex: Substring(hex)) else {
                 throw SecretKeyError(message: "\(keyFile) is not a secret key (64 hexadecimal digits); restore it from a backup")
@@ -33,8 +41,13 @@ public struct SecretBox: Sendable {
         defer { close(descriptor) }
         let written = hex.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
         guard written == hex.utf8.count, fsync(descriptor) == 0 else {
+            unlink(keyFile)
             throw SecretKeyError(message: "\(keyFile): cannot write the secret key (\(String(cString: strerror(errno))))")
         }
+        // The new name must survive a power cut as the file's bytes do.
+        let folder = (keyFile as NSString).deletingLastPathComponent
+        let directory = Glibc.open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY)
+        if directory >= 0 { fsync(directory); close(directory) }
         return SecretBox(key: key)
     }
 

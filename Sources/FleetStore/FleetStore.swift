@@ -51,6 +51,8 @@ public protocol FleetStore: Sendable {
     /// The device's executions that are not final, oldest first.
     func activeExecutions(deviceID: String) async throws -> [ExecutionRecord]
     /// Applies a device's report to its execution, once per report id.
+    /// One execution of one device, in whatever state.
+    func execution(id: String, deviceID: String) async throws -> ExecutionRecord?
     func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome
     /// Marks the deployment aborted and cancels its executions that are not final; returns them.
     func abortDeployment(id: String, at date: Date) async throws -> [ExecutionRecord]

@@ -131,6 +131,10 @@ public actor MemoryFleetStore: FleetStore {
         executionOrder.compactMap { executionRecords[$0] }.filter { $0.deviceID == deviceID && !$0.state.isFinal }
     }
 
+    public func execution(id: String, deviceID: String) -> ExecutionRecord? {
+        executionRecords[id].flatMap { $0.deviceID == deviceID ? $0 : nil }
+    }
+
     public func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) -> ExecutionReportOutcome {
         guard let execution = executionRecords[executionID], execution.deviceID == deviceID else { return .notFound }
         if appliedReports[executionID, default: []].contains(report.reportID) { return .duplicate(execution) }

@@ -338,6 +338,13 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
+    public func execution(id: String, deviceID: String) async throws -> ExecutionRecord? {
+        try await read { db in
+            try String.fetchOne(db.cachedStatement(sql: "SELECT body FROM execution WHERE id = ? AND device_id = ?"), arguments: [id, deviceID])
+                .map { try Self.execution($0) }
+        }
+    }
+
     public func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome {
         try await write { db in
             // Every report of every device comes this way: prepared statements are kept.

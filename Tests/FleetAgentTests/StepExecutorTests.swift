@@ -28,6 +28,31 @@ import Testing
         #expect(!script.succeeded && script.output == "")
     }
 
+    /// A secret the step echoes never leaves the device in its output: hidden before the tail is
+    /// cut (no piece of one survives at the cut), and kept off the shell's command line.
+    @Test func secretsAreHiddenInTheOutputAndOffTheCommandLine() {
+        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
+        let secret = "S3CRET-0123456789abc"
+        var assignment = Self.assignment()
+        assignment.secrets = ["password": secret]
+        let echoed = executor.execute(Self.run("echo 'pw=\(secret)'; echo \"env=$FLOTILLA_SECRET_password\"; tr '\\0' ' ' < /proc/$$/cmdline"),
+                                      of: assignment)
+        #expect(echoed.succeeded, "\(echoed.reason ?? "")")
+        let output = echoed.output ?? ""
+        #expect(output.hasPrefix("pw=[secret]\nenv=[secret]\n"), "\(output)")
+        #expect(output.contains("FLOTILLA_STEP_COMMAND"), "the shell's command line names the variable, not the command: \(output)")
+        #expect(!output.contains("S3CRET"))
+        // The secret straddles where the 4 KiB tail begins: cut first, 10 of its characters would stay.
+        let straddling = executor.execute(Self.run("head -c 5000 /dev/zero | tr '\\0' x; printf '\(secret)'; head -c 4086 /dev/zero | tr '\\0' y"),
+                                          of: assignment)
+        let tail = straddling.output ?? ""
+        #expect(tail.utf8.count <= ProcessRunner.tailBytes)
+        #expect(!tail.contains("456789abc"), "a piece of the secret survived the cut")
+        #expect(tail.contains("[secret]"))
+        // Without secrets, commands run as they always did.
+        #expect(executor.execute(Self.run("tr '\\0' ' ' < /proc/$$/cmdline"), of: Self.assignment()).output?.contains("FLOTILLA_STEP_COMMAND") == false)
+    }
+
     @Test func aTimeoutKillsTheWholeProcessGroup() throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

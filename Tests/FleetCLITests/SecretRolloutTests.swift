@@ -11,7 +11,7 @@ extension ControllerTests {
     /// and says which secret to set; once set, the rollout runs with deployments that name it —
     /// and neither the API, the note nor the status branch ever holds its value.
     @Test func aSecretParameterRollsOutOnceTheSecretIsSet() async throws {
-        let fleet = try Fleet(devices: 6)
+        let fleet = try Fleet(devices: 6, serverFlags: ["--project", "acme-climate"])
         #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
         let before = try await fleet.deploymentCount()
         let commit = try fleet.change("flows/compose-app.yaml", [

@@ -151,6 +151,11 @@ struct ServeCommandTests {
         #expect((try FileManager.default.attributesOfItem(atPath: data + "/secret-key")[.posixPermissions] as? Int) == 0o600)
         let log = (try? String(contentsOfFile: data + "/../serve-\(port).log", encoding: .utf8)) ?? ""
         #expect(!log.contains(value))
+        // Started again without its key, the server refuses rather than make a new one.
+        try FileManager.default.moveItem(atPath: data + "/secret-key", toPath: data + "/../secret-key-\(port)")
+        defer { try? FileManager.default.removeItem(atPath: data + "/../secret-key-\(port)") }
+        let keyless = try CommandResult.run(["serve", "--data", data, "--listen", "127.0.0.1:0"])
+        #expect(keyless.status != 0 && keyless.stderr.contains("project acme has secrets sealed with it; restore the key file"), "\(keyless.stderr)")
         try? FileManager.default.removeItem(atPath: data + "/../serve-\(port).log")
     }
 

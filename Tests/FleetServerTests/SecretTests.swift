@@ -110,6 +110,52 @@ extension ServerTests {
         }
     }
 
+    /// The device's report arrives after the server ended the execution (aborted here), and after
+    /// the secret was deleted: neither lets the value through.
+    @Test func lateReportsAndReportsWhoseSecretIsGoneAreHiddenToo() async throws {
+        try await withServer { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-1"))
+            _ = try await putSecret(client, tokens.operator)
+            let steps = [AssignedStep(name: "login", kind: .run, command: "login ${db_password}", timeoutSeconds: 30, retries: 0,
+                                      onFailure: "abort", idempotent: true)]
+            let own: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            func deploy() async throws -> String {
+                let body = DeploymentController.Request(app: "thermostat", version: "2.5.0", flow: "f", digest: nil, parameters: nil,
+                                                        secrets: ["db_password": "db-password"], steps: steps, rollback: nil, artifactAllowlist: nil,
+                                                        devices: [device.deviceID])
+                return try Self.decode(DeploymentController.Detail.self,
+                                       try await client.execute(uri: "/api/v1/deployments", method: .post, headers: own, body: Self.json(body))).deployment.id
+            }
+            let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
+            func take() async throws -> Assignment {
+                let polled = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
+                #expect(polled.headers[.cacheControl] == "no-store")
+                return try #require(try Self.decode(AssignmentList.self, polled).assignments.last)
+            }
+            func report(_ execution: String, _ id: String) async throws -> TestResponse {
+                let step = StepResult(index: 0, name: "login", status: .failed, exitCode: 1, outputTail: "echo: \(Self.password)\n")
+                return try await client.execute(uri: "/agent/v1/executions/\(execution)/report", method: .post, headers: auth,
+                                                body: Self.json(ExecutionReport(reportID: id, state: .failed, step: step, message: "no: \(Self.password)")))
+            }
+
+            let first = try await deploy()
+            let taken = try await take()
+            _ = try await client.execute(uri: "/api/v1/deployments/\(first)/abort", method: .post, headers: own)
+            #expect(try await report(taken.executionID, "late-1").status == .ok, "a late final report is recorded")
+            let late = try #require(try await store.executions(deploymentID: first).first)
+            #expect(late.results.first?.outputTail == "echo: [secret:db_password]\n")
+            #expect(late.message?.hasPrefix("no: [secret:db_password];") == true, "\(late.message ?? "")")
+
+            let second = try await deploy()
+            let again = try await take()
+            _ = try await client.execute(uri: "/api/v1/secrets/db-password", method: .delete, headers: own)
+            _ = try await report(again.executionID, "gone-1")
+            let withheld = try #require(try await store.executions(deploymentID: second).first)
+            #expect(withheld.results.first?.outputTail == "[withheld: secret 'db-password' could not be opened to hide it]")
+            #expect(withheld.message?.contains(Self.password) == false)
+        }
+    }
+
     @Test func secretsGoOnlyIntoCommands() async throws {
         try await withServer { client, tokens in
             let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-1"))
@@ -171,7 +217,14 @@ struct SecretBoxTests {
         let sealed = try first.seal("v", project: "p", name: "n")
         #expect(try SecretBox.load(keyFile: file).open(sealed, project: "p", name: "n") == "v", "the same key on the next start")
         #expect((try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int) == 0o600)
+        chmod(file, 0o644)
+        #expect(throws: SecretKeyError.self) { try SecretBox.load(keyFile: file) }
+        let link = file + ".link"
+        defer { unlink(link) }
+        symlink(file, link)
+        #expect(throws: SecretKeyError.self) { try SecretBox.load(keyFile: link) }
         try "not a key".write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o600)
         #expect(throws: SecretKeyError.self) { try SecretBox.load(keyFile: file) }
     }
 

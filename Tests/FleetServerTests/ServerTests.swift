@@ -436,6 +436,7 @@ struct HeldFleetStore: FleetStore {
         try await held.inner.createDeployment(deployment, executions: executions)
     }
     func deployment(id: String) async throws -> DeploymentRecord? { try await held.inner.deployment(id: id) }
+    func execution(id: String, deviceID: String) async throws -> ExecutionRecord? { try await held.inner.execution(id: id, deviceID: deviceID) }
     func putSecret(_ secret: SecretRecord) async throws -> SecretRecord { try await held.inner.putSecret(secret) }
     func secret(project: String, name: String) async throws -> SecretRecord? { try await held.inner.secret(project: project, name: name) }
     func secrets(project: String) async throws -> [SecretRecord] { try await held.inner.secrets(project: project) }
