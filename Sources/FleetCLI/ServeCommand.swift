@@ -38,6 +38,10 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Between requests and within one's headers and body; a long-poll waiting for its answer is not idle."))
     var idleTimeout: Int = 30
 
+    @Option(help: ArgumentHelp("Seconds a request's body may take to arrive in full, from its head on.",
+                               discussion: "A client that drips its body slower is disconnected; a long-poll waiting for its answer is not affected."))
+    var requestTimeout: Int = 60
+
     @Option(help: ArgumentHelp("Connections accepted at once; more wait in the backlog.",
                                discussion: "Defaults to the open-file limit less 256 descriptors kept for the database and the git mirror."))
     var maxConnections: Int?
@@ -158,6 +162,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
         guard (1...3_600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be from 1 to 3600 seconds") }
+        guard (1...3_600).contains(requestTimeout) else { throw ValidationError("--request-timeout must be from 1 to 3600 seconds") }
         if let maxConnections {
             let ceiling = ServerConfiguration.connectionsWithinDescriptorLimit()
             guard (1...ceiling).contains(maxConnections) else {
@@ -199,6 +204,7 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
                                                 heartbeatIntervalSeconds: heartbeatInterval, missedHeartbeatsBeforeOffline: offlineAfter)
         configuration.idleTimeoutSeconds = idleTimeout
+        configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
         let board = AssignmentBoard()
         var services: [any Service] = []

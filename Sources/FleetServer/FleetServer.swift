@@ -20,7 +20,9 @@ public enum FleetServer {
                                  board: board, metrics: metrics, controllers: controllers, secrets: secrets)
         // Idle and slow clients are cut off, and never hold more descriptors than the cap.
         return Application(router: router,
-                           server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+                           server: .http1(configuration: .init(
+                               additionalChannelHandlers: [RequestDeadlineHandler(deadline: .seconds(Int64(configuration.requestTimeoutSeconds)))],
+                               idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla",
                                                 availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
                            services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,

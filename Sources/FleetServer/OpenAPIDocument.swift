@@ -870,55 +870,15 @@ enum OpenAPIDocument {
       "post": {
         "operationId": "pushWebhook",
         "summary": "A push event for the one project the server reconciles; with several, use /hooks/git/{project}.",
-        "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). A verified push to the watched branch asks the controller to poll now; a push to another ref, or another event (X-GitHub-Event, X-Gitea-Event, X-Forgejo-Event, X-Gitlab-Event), is acknowledged and ignored; GitHub's ping is answered. A delivery whose body has no ref is taken as a push.",
         "requestBody": {
-          "required": true,
-          "content": {
-            "application/json": {
-              "schema": {
-                "type": "object"
-              }
-            }
-          }
+          "$ref": "#/components/requestBodies/PushEvent"
         },
         "responses": {
           "200": {
-            "description": "GitHub's ping, verified; nothing is fetched.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "object",
-                  "properties": {
-                    "pong": {
-                      "type": "string",
-                      "const": "verified"
-                    }
-                  }
-                }
-              }
-            }
+            "$ref": "#/components/responses/PushPing"
           },
           "202": {
-            "description": "Accepted: requested — the controller polls the repository now; ignored — not a push to the watched branch, and reason says why.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "object",
-                  "properties": {
-                    "reconcile": {
-                      "type": "string",
-                      "enum": [
-                        "requested",
-                        "ignored"
-                      ]
-                    },
-                    "reason": {
-                      "type": "string"
-                    }
-                  }
-                }
-              }
-            }
+            "$ref": "#/components/responses/ReconcileAccepted"
           },
           "401": {
             "description": "Unsigned, or the signature does not match.",
@@ -943,7 +903,8 @@ enum OpenAPIDocument {
           "413": {
             "$ref": "#/components/responses/Refused"
           }
-        }
+        },
+        "description": "Signed with the secret of --webhook-secret-file (FLOTILLA_WEBHOOK_SECRET)."
       }
     },
     "/api/v1/reconcile": {
@@ -973,26 +934,7 @@ enum OpenAPIDocument {
             }
           },
           "202": {
-            "description": "Accepted: requested — the controller polls the repository now; ignored — not a push to the watched branch, and reason says why.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "object",
-                  "properties": {
-                    "reconcile": {
-                      "type": "string",
-                      "enum": [
-                        "requested",
-                        "ignored"
-                      ]
-                    },
-                    "reason": {
-                      "type": "string"
-                    }
-                  }
-                }
-              }
-            }
+            "$ref": "#/components/responses/ReconcileAccepted"
           },
           "401": {
             "$ref": "#/components/responses/Refused"
@@ -1204,68 +1146,18 @@ enum OpenAPIDocument {
       "post": {
         "operationId": "projectPushWebhook",
         "summary": "A push event from GitHub, GitLab or Gitea/Forgejo for one project of serve --config; verified with that project's webhook secret before anything is fetched.",
-        "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). A verified push to the watched branch asks the controller to poll now; a push to another ref, or another event (X-GitHub-Event, X-Gitea-Event, X-Forgejo-Event, X-Gitlab-Event), is acknowledged and ignored; GitHub's ping is answered. A delivery whose body has no ref is taken as a push.",
         "requestBody": {
-          "required": true,
-          "content": {
-            "application/json": {
-              "schema": {
-                "type": "object"
-              }
-            }
-          }
+          "$ref": "#/components/requestBodies/PushEvent"
         },
         "responses": {
           "200": {
-            "description": "GitHub's ping, verified; nothing is fetched.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "object",
-                  "properties": {
-                    "pong": {
-                      "type": "string",
-                      "const": "verified"
-                    }
-                  }
-                }
-              }
-            }
+            "$ref": "#/components/responses/PushPing"
           },
           "202": {
-            "description": "Accepted: requested — the controller polls the repository now; ignored — not a push to the watched branch, and reason says why.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "object",
-                  "properties": {
-                    "reconcile": {
-                      "type": "string",
-                      "enum": [
-                        "requested",
-                        "ignored"
-                      ]
-                    },
-                    "reason": {
-                      "type": "string"
-                    }
-                  }
-                }
-              }
-            }
+            "$ref": "#/components/responses/ReconcileAccepted"
           },
           "401": {
-            "description": "Unsigned, or the signature does not match.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ErrorResponse"
-                }
-              }
-            }
-          },
-          "404": {
-            "description": "No controller runs, or no webhook secret is set.",
+            "description": "Unsigned, or the signature does not match — also the answer for a project that does not exist or has no webhook secret, so the hook does not tell which projects run here.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1289,7 +1181,8 @@ enum OpenAPIDocument {
               "maxLength": 63
             }
           }
-        ]
+        ],
+        "description": "Signed with the project's webhookSecretFile of serve --config."
       }
     },
     "/api/v1/secrets": {
@@ -1331,25 +1224,25 @@ enum OpenAPIDocument {
       }
     },
     "/api/v1/secrets/{name}": {
+      "parameters": [
+        {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "maxLength": 63,
+            "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+          },
+          "description": "The secret's name, as a flow parameter of type secret names it."
+        }
+      ],
       "put": {
         "operationId": "setSecret",
         "summary": "Set a secret's value (audited); sealed with the server's secret key and never returned.",
         "security": [
           {
             "operatorToken": []
-          }
-        ],
-        "parameters": [
-          {
-            "name": "name",
-            "in": "path",
-            "required": true,
-            "schema": {
-              "type": "string",
-              "maxLength": 63,
-              "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
-            },
-            "description": "The secret's name, as a flow parameter of type secret names it."
           }
         ],
         "requestBody": {
@@ -1413,19 +1306,6 @@ enum OpenAPIDocument {
             "operatorToken": []
           }
         ],
-        "parameters": [
-          {
-            "name": "name",
-            "in": "path",
-            "required": true,
-            "schema": {
-              "type": "string",
-              "maxLength": 63,
-              "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
-            },
-            "description": "The secret's name, as a flow parameter of type secret names it."
-          }
-        ],
         "responses": {
           "200": {
             "description": "Deleted.",
@@ -1480,6 +1360,44 @@ enum OpenAPIDocument {
           "application/json": {
             "schema": {
               "$ref": "#/components/schemas/ErrorResponse"
+            }
+          }
+        }
+      },
+      "PushPing": {
+        "description": "GitHub's ping, verified; nothing is fetched.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "type": "object",
+              "properties": {
+                "pong": {
+                  "type": "string",
+                  "const": "verified"
+                }
+              }
+            }
+          }
+        }
+      },
+      "ReconcileAccepted": {
+        "description": "Accepted: requested — the controller polls the repository now; ignored (push webhooks only) — not a push to the watched branch, and reason says why.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "type": "object",
+              "properties": {
+                "reconcile": {
+                  "type": "string",
+                  "enum": [
+                    "requested",
+                    "ignored"
+                  ]
+                },
+                "reason": {
+                  "type": "string"
+                }
+              }
             }
           }
         }
@@ -2415,6 +2333,19 @@ enum OpenAPIDocument {
           "updatedBy"
         ],
         "additionalProperties": false
+      }
+    },
+    "requestBodies": {
+      "PushEvent": {
+        "required": true,
+        "content": {
+          "application/json": {
+            "schema": {
+              "type": "object"
+            }
+          }
+        },
+        "description": "Signed with the server's webhook secret: GitHub X-Hub-Signature-256 (sha256=HMAC-SHA256 of the body), Gitea X-Gitea-Signature or Forgejo X-Forgejo-Signature (HMAC-SHA256 of the body, hex), GitLab X-Gitlab-Token (the secret itself). A verified push to the watched branch asks the controller to poll now; a push to another ref, or another event (X-GitHub-Event, X-Gitea-Event, X-Forgejo-Event, X-Gitlab-Event), is acknowledged and ignored; GitHub's ping is answered. A delivery whose body has no ref is taken as a push."
       }
     }
   }

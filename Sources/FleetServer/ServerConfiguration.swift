@@ -29,6 +29,9 @@ public struct ServerConfiguration: Sendable {
     /// A connection that sends nothing for this long — between requests, or in the middle of
     /// one's headers or body — is closed. A long-poll waiting for its answer is not idle.
     public var idleTimeoutSeconds: Int = 30
+    /// A request's head and body must arrive within this many seconds of its head; a client
+    /// dripping its body slower is cut off.
+    public var requestTimeoutSeconds: Int = 60
     /// Connections accepted at once; more wait in the kernel's backlog. By default the
     /// descriptor limit less `reservedDescriptors`, so the store and the git mirror can always
     /// open their files however many clients connect.

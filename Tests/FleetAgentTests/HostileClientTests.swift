@@ -101,4 +101,44 @@ struct HostileClientTests {
         }
         #expect(closed == "closed 2200", "\(log())")
     }
+
+    /// Sends a heartbeat's head, then its body a byte every half second, until the server closes
+    /// the connection or 20 s pass; prints how long that took.
+    static let drippingClient = """
+        import socket, sys, time
+        port = int(sys.argv[1])
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"POST /agent/v1/heartbeat HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\nContent-Length: 100\\r\\n\\r\\n")
+        start = time.time()
+        s.settimeout(0.5)
+        while time.time() - start < 20:
+            try:
+                s.sendall(b" ")
+                if s.recv(65536) == b"": break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        print("closed after %.1f" % (time.time() - start), flush=True)
+        """
+
+    /// A body dripped a byte at a time resets the idle timeout forever; the request deadline cuts
+    /// it off, while a long-poll, whose request ended at once, waits its full time.
+    @Test func aBodyDrippedSlowerThanTheRequestTimeoutIsCutOff() async throws {
+        let server = try ServerUnderTest(flags: ["--idle-timeout", "30", "--request-timeout", "2"])
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.drippingClient.write(toFile: root + "/drip.py", atomically: true, encoding: .utf8)
+        let started = Date()
+        let pid = try ChildProcess.start("/usr/bin/python3", [root + "/drip.py", "\(server.port)"], environment: [:], logPath: root + "/drip.log")
+        defer { ChildProcess.kill(pid) }
+        let line = try await eventually(seconds: 30, "the dripping client to stop") { () -> String? in
+            ((try? String(contentsOfFile: root + "/drip.log", encoding: .utf8)) ?? "").split(separator: "\n").first { $0.hasPrefix("closed") }.map(String.init)
+        }
+        let seconds = Double(line.dropFirst("closed after ".count)) ?? 99
+        #expect(seconds >= 1.5 && seconds < 8, "\(line)")
+        #expect(Date().timeIntervalSince(started) < 15)
+        // The server answers as before.
+        #expect((try await server.get("/api/v1/devices")["devices"] as? [Any]) != nil)
+    }
 }

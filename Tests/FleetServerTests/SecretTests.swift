@@ -17,6 +17,18 @@ extension ServerTests {
                                  body: Self.json(["value": value]))
     }
 
+    /// A deployment of one `run` step, `login ${db_password}`, whose parameter names the secret `db-password`.
+    func deployLogin(_ client: some TestClientProtocol, _ tokens: Tokens, device: String) async throws -> String {
+        let steps = [AssignedStep(name: "login", kind: .run, command: "login ${db_password}", timeoutSeconds: 30, retries: 0,
+                                  onFailure: "abort", idempotent: true)]
+        let body = DeploymentController.Request(app: "thermostat", version: "2.5.0", flow: "f", digest: nil, parameters: nil,
+                                                secrets: ["db_password": "db-password"], steps: steps, rollback: nil, artifactAllowlist: nil,
+                                                devices: [device])
+        let created = try await client.execute(uri: "/api/v1/deployments", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
+                                               body: Self.json(body))
+        return try Self.decode(DeploymentController.Detail.self, created).deployment.id
+    }
+
     @Test func secretsAreSetListedAndDeletedNeverShown() async throws {
         try await withServer { client, tokens in
             let created = try await putSecret(client, tokens.operator)
@@ -116,16 +128,8 @@ extension ServerTests {
         try await withServer { client, tokens in
             let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-1"))
             _ = try await putSecret(client, tokens.operator)
-            let steps = [AssignedStep(name: "login", kind: .run, command: "login ${db_password}", timeoutSeconds: 30, retries: 0,
-                                      onFailure: "abort", idempotent: true)]
             let own: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
-            func deploy() async throws -> String {
-                let body = DeploymentController.Request(app: "thermostat", version: "2.5.0", flow: "f", digest: nil, parameters: nil,
-                                                        secrets: ["db_password": "db-password"], steps: steps, rollback: nil, artifactAllowlist: nil,
-                                                        devices: [device.deviceID])
-                return try Self.decode(DeploymentController.Detail.self,
-                                       try await client.execute(uri: "/api/v1/deployments", method: .post, headers: own, body: Self.json(body))).deployment.id
-            }
+            func deploy() async throws -> String { try await deployLogin(client, tokens, device: device.deviceID) }
             let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
             func take() async throws -> Assignment {
                 let polled = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
@@ -176,14 +180,8 @@ extension ServerTests {
         try await withServer { client, tokens in
             let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-1"))
             _ = try await putSecret(client, tokens.operator)
-            let steps = [AssignedStep(name: "login", kind: .run, command: "login ${db_password}", timeoutSeconds: 30, retries: 0,
-                                      onFailure: "abort", idempotent: true)]
-            let body = DeploymentController.Request(app: "thermostat", version: "2.5.0", flow: "f", digest: nil, parameters: nil,
-                                                    secrets: ["db_password": "db-password"], steps: steps, rollback: nil, artifactAllowlist: nil,
-                                                    devices: [device.deviceID])
             let own: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
-            let id = try Self.decode(DeploymentController.Detail.self,
-                                     try await client.execute(uri: "/api/v1/deployments", method: .post, headers: own, body: Self.json(body))).deployment.id
+            let id = try await deployLogin(client, tokens, device: device.deviceID)
             _ = try await client.execute(uri: "/api/v1/secrets/db-password", method: .delete, headers: own)
             let polled = try await client.execute(uri: "/agent/v1/assignments", method: .get,
                                                   headers: [.authorization: "Bearer \(device.deviceToken)"])
