@@ -4,10 +4,15 @@ import FuzzSupport
 
 /// One input: the first byte picks a file of a small valid fleet, the rest replaces it.
 /// Loading and compiling answer with a fleet or with diagnostics that name the file, and never trap.
+/// The rest is also read as a server configuration (`serve --config`), which shares the reader.
 func fuzzFleetYAML(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = fuzzInput(data, size)
     _ = baseFleetLoads
     guard let first = input.first else { return 0 }
+    if case .failure(let error) = ServerManifest.decode(Array(input.dropFirst()), path: "server.yaml"),
+       let stray = error.diagnostics.first(where: { $0.location.path != "server.yaml" }) {
+        fatalError("a server configuration diagnostic names another file: \(stray.location.path)")
+    }
     let paths = baseFleet.keys.sorted()
     let replaced = paths[Int(first) % paths.count]
     var tree = FleetTree()

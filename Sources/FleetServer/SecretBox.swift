@@ -19,12 +19,18 @@ public struct SecretBox: Sendable {
     /// The key in `keyFile` (64 hexadecimal digits), made on first start. An existing file must be
     /// the server's own: not a link, not another user's, not readable by group or others.
     public static func load(keyFile: String) throws -> SecretBox {
-        var status = stat()
-        if lstat(keyFile, &status) == 0 {
-            guard status.st_mode & S_IFMT == S_IFREG else { throw SecretKeyError(message: "\(keyFile) is not a regular file (a link?); the key must be the server's own file") }
-            guard status.st_uid == geteuid() else { throw SecretKeyError(message: "\(keyFile) belongs to user \(status.st_uid), not to the server's user \(geteuid())") }
-            guard status.st_mode & 0o077 == 0 else {
-                throw SecretKeyError(message: "\(keyFile) is readable by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
+        // Attributes of the path itself: a link is reported as a link, not followed.
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: keyFile) {
+            guard attributes[.type] as? FileAttributeType == .typeRegular else {
+                throw SecretKeyError(message: "\(keyFile) is not a regular file (a link?); the key must be the server's own file")
+            }
+            let owner = (attributes[.ownerAccountID] as? NSNumber)?.uint32Value
+            guard owner == geteuid() else {
+                throw SecretKeyError(message: "\(keyFile) belongs to user \(owner.map(String.init) ?? "?"), not to the server's user \(geteuid())")
+            }
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+            guard mode & 0o077 == 0 else {
+                throw SecretKeyError(message: "\(keyFile) is readable by others (mode \(String(mode, radix: 8))); chmod 600 it")
             }
             guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else { throw SecretKeyError(message: "\(keyFile): cannot read the secret key") }
             let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -29,78 +29,6 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    /// Named and append-only: a released migration is never edited, only followed by another.
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("2026-11-29 registry") { db in
-            try db.execute(sql: """
-                CREATE TABLE project (name TEXT PRIMARY KEY, created_at REAL NOT NULL);
-                CREATE TABLE access_token (
-                    id TEXT PRIMARY KEY, kind TEXT NOT NULL, project TEXT NOT NULL REFERENCES project(name),
-                    grp TEXT, secret_hash TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL,
-                    revoked INTEGER NOT NULL DEFAULT 0);
-                CREATE INDEX access_token_project ON access_token(project);
-                CREATE TABLE device (
-                    id TEXT PRIMARY KEY, project TEXT NOT NULL REFERENCES project(name), name TEXT NOT NULL,
-                    hardware_id TEXT NOT NULL, secret_hash TEXT NOT NULL, reported_tags TEXT NOT NULL,
-                    attributes TEXT NOT NULL, apps TEXT NOT NULL, enrolled_at REAL NOT NULL,
-                    last_heartbeat_at REAL, deleted INTEGER NOT NULL DEFAULT 0);
-                CREATE UNIQUE INDEX device_live_hardware ON device(project, hardware_id) WHERE deleted = 0;
-                CREATE TABLE heartbeat (
-                    device_id TEXT NOT NULL REFERENCES device(id), report_id TEXT NOT NULL,
-                    received_at REAL NOT NULL, report TEXT NOT NULL,
-                    PRIMARY KEY (device_id, report_id));
-                CREATE INDEX heartbeat_received ON heartbeat(device_id, received_at);
-                CREATE TABLE audit (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, project TEXT NOT NULL,
-                    actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
-                CREATE INDEX audit_project ON audit(project, seq);
-                """)
-        }
-        migrator.registerMigration("2026-11-29 deployments") { db in
-            try db.execute(sql: """
-                CREATE TABLE deployment (
-                    id TEXT PRIMARY KEY, project TEXT NOT NULL REFERENCES project(name), created_at REAL NOT NULL,
-                    aborted INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL);
-                CREATE INDEX deployment_project ON deployment(project, created_at);
-                CREATE TABLE execution (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-                    deployment_id TEXT NOT NULL REFERENCES deployment(id), device_id TEXT NOT NULL,
-                    state TEXT NOT NULL, body TEXT NOT NULL);
-                CREATE INDEX execution_deployment ON execution(deployment_id, seq);
-                CREATE INDEX execution_device_state ON execution(device_id, state);
-                CREATE TABLE execution_report (
-                    execution_id TEXT NOT NULL REFERENCES execution(id), report_id TEXT NOT NULL,
-                    PRIMARY KEY (execution_id, report_id));
-                """)
-        }
-        migrator.registerMigration("2026-12-03 device executing") { db in
-            // The execution a device's last heartbeat says it works on (see Heartbeat.executing).
-            try db.execute(sql: "ALTER TABLE device ADD COLUMN executing TEXT")
-        }
-        migrator.registerMigration("2026-12-03 device identity") { db in
-            // Device tokens name the generation they were issued in; a reset moves it on (DeviceRecord.tokenGeneration).
-            try db.execute(sql: """
-                ALTER TABLE device ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE device ADD COLUMN claim_hash TEXT;
-                ALTER TABLE device ADD COLUMN claim_expires_at REAL;
-                """)
-        }
-        migrator.registerMigration("2026-12-03 token lineage") { db in
-            // The operator token that made a token through the API (AccessTokenRecord.createdBy).
-            try db.execute(sql: "ALTER TABLE access_token ADD COLUMN created_by TEXT")
-        }
-        migrator.registerMigration("2026-12-03 secrets") { db in
-            // Sealed by the server; the key is in a file beside the database, never in it.
-            try db.execute(sql: """
-                CREATE TABLE secret (
-                    project TEXT NOT NULL, name TEXT NOT NULL, sealed BLOB NOT NULL, version INTEGER NOT NULL,
-                    updated_at REAL NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (project, name))
-                """)
-        }
-        return migrator
-    }
-
     public func ensureProject(_ name: String, at date: Date) async throws {
         try await write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
@@ -439,51 +367,9 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    // MARK: - Secrets
-
-    public func putSecret(_ secret: SecretRecord) async throws -> SecretRecord {
-        try await write { db in
-            var secret = secret
-            let current = try Int.fetchOne(db, sql: "SELECT version FROM secret WHERE project = ? AND name = ?",
-                                           arguments: [secret.project, secret.name]) ?? 0
-            secret.version = current + 1
-            try db.execute(sql: """
-                INSERT INTO secret (project, name, sealed, version, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (project, name) DO UPDATE SET sealed = excluded.sealed, version = excluded.version,
-                    updated_at = excluded.updated_at, updated_by = excluded.updated_by
-                """, arguments: [secret.project, secret.name, Data(secret.sealed), secret.version,
-                                 secret.updatedAt.timeIntervalSince1970, secret.updatedBy])
-            return secret
-        }
-    }
-
-    public func secret(project: String, name: String) async throws -> SecretRecord? {
-        try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM secret WHERE project = ? AND name = ?", arguments: [project, name]).map(Self.secret)
-        }
-    }
-
-    public func secrets(project: String) async throws -> [SecretRecord] {
-        try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM secret WHERE project = ? ORDER BY name", arguments: [project]).map(Self.secret)
-        }
-    }
-
-    public func deleteSecret(project: String, name: String) async throws -> Bool {
-        try await write { db in
-            try db.execute(sql: "DELETE FROM secret WHERE project = ? AND name = ?", arguments: [project, name])
-            return db.changesCount > 0
-        }
-    }
-
-    private static func secret(_ row: Row) -> SecretRecord {
-        SecretRecord(project: row["project"], name: row["name"], sealed: Array((row["sealed"] as Data?) ?? Data()), version: row["version"],
-                     updatedAt: Date(timeIntervalSince1970: row["updated_at"]), updatedBy: row["updated_by"])
-    }
-
     // MARK: - Rows
 
-    private func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         do {
             return try await pool.write(body)
         } catch let error as StoreError {
@@ -495,7 +381,7 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    private func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         do {
             return try await pool.read(body)
         } catch let error as DatabaseError {

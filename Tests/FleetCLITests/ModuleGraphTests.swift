@@ -51,6 +51,29 @@ struct ModuleGraphTests {
 
     /// The core does no I/O and depends on nothing of ours but the wire types; the controller
     /// and the server do not import each other.
+    /// Every path the "Where to find it" table of docs/ARCHITECTURE.md names exists: a file moved
+    /// or renamed fails here until the table says where it went.
+    @Test func theArchitecturesFileTableNamesFilesThatExist() throws {
+        let document = try String(contentsOfFile: TestPaths.packageRoot + "/docs/ARCHITECTURE.md", encoding: .utf8)
+        let section = try #require(document.components(separatedBy: "## Where to find it").dropFirst().first?.components(separatedBy: "\n## ").first)
+        var checked = 0
+        for row in section.split(separator: "\n") where row.hasPrefix("| ") {
+            var folder = ""
+            for piece in row.split(separator: "`").enumerated().filter({ $0.offset % 2 == 1 }).map({ String($0.element) }) {
+                if piece.hasPrefix("Sources/") {
+                    folder = piece.hasSuffix("/") ? piece : (piece as NSString).deletingLastPathComponent + "/"
+                    #expect(FileManager.default.fileExists(atPath: TestPaths.packageRoot + "/" + piece), "\(piece)")
+                    checked += 1
+                } else if piece.hasSuffix(".swift") {
+                    // A file named alone lies in the folder named last in its row.
+                    #expect(FileManager.default.fileExists(atPath: TestPaths.packageRoot + "/" + folder + piece), "\(folder + piece)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 20)
+    }
+
     @Test func dependenciesPointDown() throws {
         let graph = try Self.packageGraph()
         #expect(graph["FleetCore"] == ["FleetProtocol"])

@@ -1,3 +1,5 @@
+import FleetProtocol
+
 /// A JSON value whose objects keep their keys in the order given, so output is stable and readable.
 public indirect enum JSONValue: Sendable, Equatable {
     case null
@@ -53,20 +55,8 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 
     private static func quote(_ text: String, into output: inout String) {
-        output += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        output += "\""
+        var bytes: [UInt8] = []
+        WireWriter.quote(text, into: &bytes)
+        output += String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,0 +1,134 @@
+import FleetProtocol
+import Glibc
+import Synchronization
+
+/// The work thread: long-polls for assignments and runs them step by step, journaling before
+/// and after each step so a power cut never runs a finished step twice.
+extension Agent {
+    func workLoop(_ identity: Identity) {
+        let api = makeAPI(token: identity.deviceToken)
+        if let progress = loadJournal() {
+            Log.info("resuming execution \(progress.assignment.executionID) after a restart")
+            var progress = progress
+            if let interrupted = progress.recoverInterruptedStep() {
+                Log.warning("step '\(interrupted.name)' was interrupted; counted as failed")
+            }
+            save(progress)
+            // Reports already made may not have reached the server; their ids make a resend harmless.
+            for result in progress.results { enqueue(progress.report(for: result), progress) }
+            run(&progress, api)
+        }
+        var entityTag: String?
+        var backoff = Backoff()
+        while !stopped.load(ordering: .relaxed) {
+            do throws(AgentAPI.Failure) {
+                try? outbox.flush(api)
+                switch try api.assignments(entityTag: entityTag, waitSeconds: 30) {
+                case .unchanged:
+                    break
+                case .changed(let list, let tag):
+                    entityTag = tag
+                    let finished = Set(finishedExecutions())
+                    if let assignment = list.assignments.first(where: { !finished.contains($0.executionID) }) {
+                        var progress = ExecutionProgress(assignment: assignment)
+                        Log.info("execution \(assignment.executionID): \(assignment.app) \(assignment.version), \(assignment.steps.count) steps")
+                        save(progress)
+                        run(&progress, api)
+                        entityTag = nil
+                    }
+                }
+                backoff.reset()
+            } catch {
+                if handle(error) { return }
+                let delay = backoff.next(retryAfter: error.retryAfter)
+                Log.warning("cannot fetch assignments (\(error)); trying again in \(Int(delay)) s")
+                Clock.sleep(seconds: delay)
+            }
+        }
+    }
+
+    /// Runs the execution's remaining steps, journaling before and after each one.
+    func run(_ progress: inout ExecutionProgress, _ api: AgentAPI) {
+        executing.withLock { $0 = progress.assignment.executionID }
+        defer { executing.withLock { $0 = nil } }
+        while let (step, index, rollback) = progress.current {
+            let point = "\(rollback ? "rollback" : "step"):\(index)"
+            progress.begin()
+            save(progress)
+            injectFault("begun:" + point)
+            Log.info("\(rollback ? "rollback " : "")step \(index + 1) '\(step.name)' (\(step.kind.rawValue))")
+            let outcome = executor.execute(step, of: progress.assignment)
+            injectFault("ran:" + point)
+            let result = progress.complete(succeeded: outcome.succeeded, attempts: outcome.attempts, exitCode: outcome.exitCode,
+                                           output: outcome.output, reason: outcome.reason)
+            save(progress)
+            injectFault("completed:" + point)
+            if !outcome.succeeded { Log.warning("step '\(step.name)' failed: \(outcome.reason ?? "no reason given")") }
+            enqueue(progress.report(for: result), progress)
+            try? outbox.flush(api)
+        }
+        finish(progress, api)
+    }
+
+    /// Records the outcome: the installed version changes only when every step succeeded.
+    func finish(_ progress: ExecutionProgress, _ api: AgentAPI) {
+        guard let report = progress.finalReport else { return }
+        let assignment = progress.assignment
+        if report.state == .succeeded {
+            let installed = apps.withLock { apps in
+                apps[assignment.app] = InstalledApp(version: assignment.version, digest: assignment.digest.isEmpty ? nil : assignment.digest)
+                return apps
+            }
+            do { try Files.writeAtomically(appsPath, Array(installed.wireJSON().utf8)) } catch { Log.error("cannot record installed apps: \(error)") }
+        }
+        var finished = finishedExecutions()
+        if !finished.contains(assignment.executionID) { finished.append(assignment.executionID) }
+        var writer = WireWriter()
+        writer.beginArray()
+        for id in finished.suffix(64) { writer.string(id) }
+        writer.endArray()
+        do { try Files.writeAtomically(finishedPath, writer.bytes) } catch { Log.error("cannot record finished executions: \(error)") }
+        enqueue(report, progress)
+        Files.remove(journalPath)
+        Log.info("execution \(assignment.executionID) \(report.state.rawValue)\(report.message.map { ": \($0)" } ?? "")")
+        heartbeatNow.store(true, ordering: .relaxed)
+        try? outbox.flush(api)
+    }
+
+    func enqueue(_ report: ExecutionReport, _ progress: ExecutionProgress) {
+        do { try outbox.enqueue(report: report, execution: progress.assignment.executionID) } catch {
+            Log.error("cannot queue a report: \(error)")
+        }
+    }
+
+    func save(_ progress: ExecutionProgress) {
+        do { try Files.writeAtomically(journalPath, Array(progress.wireJSON().utf8)) } catch {
+            // Without a journal a crash could run a step twice: stop rather than go on blind.
+            Log.error("cannot write the journal: \(error); stopping")
+            exit(1)
+        }
+    }
+
+    func loadJournal() -> ExecutionProgress? {
+        guard let bytes = (try? Files.read(journalPath)) ?? nil else { return nil }
+        do {
+            return try ExecutionProgress.decode(wire: bytes)
+        } catch {
+            Log.error("the journal \(journalPath) cannot be read (\(error.message)); set aside as journal.json.unreadable")
+            rename(journalPath, journalPath + ".unreadable")
+            return nil
+        }
+    }
+
+    func finishedExecutions() -> [String] {
+        guard let bytes = (try? Files.read(finishedPath)) ?? nil, case .array(let items)? = WireJSON.parse(bytes) else { return [] }
+        return items.compactMap { if case .string(let id) = $0 { id } else { nil } }
+    }
+
+    /// Test hook: `FLOTILLA_AGENT_FAULT=begun:step:1` kills the agent with SIGKILL at that point.
+    func injectFault(_ point: String) {
+        guard let fault, fault == point else { return }
+        Log.warning("fault injection: killing the agent at \(point)")
+        kill(getpid(), SIGKILL)
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import FleetCore
+import Foundation
+
+/// `flotilla status`: what the controller last saw, per app and target.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the controller's view of the fleet: per app the commit, each target's version and its device counts.",
+        discussion: "Reads GET /api/v1/status with the operator token in FLOTILLA_TOKEN."
+    )
+
+    @OptionGroup var connection: ServerOptions
+
+    @Flag(help: "Refresh in place until interrupted.")
+    var watch = false
+
+    @Option(help: "Seconds between refreshes with --watch.")
+    var interval: Double = 2
+
+    @Option(help: "text or json.")
+    var format: String = "text"
+
+    func validate() throws {
+        guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
+        guard interval > 0 else { throw ValidationError("--interval must be positive") }
+    }
+
+    func run() async throws {
+        let client = try ServerClient(server: connection.server)
+        repeat {
+            let body = try await client.get("/api/v1/status")
+            let text = format == "json" ? String(decoding: body, as: UTF8.self) : try Self.render(body)
+            // Clear the screen and go home, so --watch refreshes in place.
+            if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            print(text)
+            if watch { try await Task.sleep(for: .seconds(interval)) }
+        } while watch
+    }
+
+    /// The status as a table: the report is the controller's own type, read as it was written.
+    static func render(_ body: Data) throws -> String {
+        let status = try ServerClient.decode(FleetStatusReport.self, from: body)
+        var lines = ["commit \(status.commit.prefix(12))"]
+        if status.head != status.commit {
+            lines.append("head   \(status.head.prefix(12)) does not validate:")
+            lines += status.headErrors.map { "  \($0)" }
+        }
+        for app in status.apps {
+            lines.append("")
+            lines.append(app.name)
+            lines.append("  GROUP                VERSION         CONVERGED  UPDATING  FAILED  OFFLINE  STATE")
+            for target in app.targets {
+                lines.append("  " + target.group.column(20) + " " + target.version.column(15) + " "
+                             + "\(target.converged)/\(target.devices)".column(10) + " " + "\(target.updating)".column(9) + " "
+                             + "\(target.failed)".column(7) + " " + "\(target.offline)".column(8) + " " + target.state)
+            }
+            if !app.drifted.isEmpty { lines.append("  drifted: " + app.drifted.joined(separator: ", ")) }
+            if let error = app.error { lines.append("  not reconciled: " + error) }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `flotilla reconcile`: asks the controller to poll the repository now.
+struct ReconcileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Ask the controller to poll the fleet repository and reconcile now.",
+        discussion: "Calls POST /api/v1/reconcile with the operator token in FLOTILLA_TOKEN."
+    )
+
+    @OptionGroup var connection: ServerOptions
+
+    func run() async throws {
+        _ = try await ServerClient(server: connection.server).post("/api/v1/reconcile")
+        print("reconcile requested")
+    }
+}
+
+/// `flotilla suspend APP` and `flotilla resume APP`: hold or release an app's rollouts.
+struct SuspendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suspend",
+        abstract: "Hold an app's new waves, heals and rollbacks (what runs, runs on) until it is resumed.",
+        discussion: "Calls POST /api/v1/apps/APP/suspend with the operator token in FLOTILLA_TOKEN. A suspension survives a restart."
+    )
+
+    @Argument(help: "The app, as named in apps/*.yaml.")
+    var app: String
+
+    @OptionGroup var connection: ServerOptions
+
+    func run() async throws {
+        _ = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/suspend")
+        print("\(app) suspended")
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Let a suspended app's rollouts go on.",
+        discussion: "Calls POST /api/v1/apps/APP/resume with the operator token in FLOTILLA_TOKEN."
+    )
+
+    @Argument(help: "The app, as named in apps/*.yaml.")
+    var app: String
+
+    @OptionGroup var connection: ServerOptions
+
+    func run() async throws {
+        _ = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/resume")
+        print("\(app) resumed")
+    }
+}

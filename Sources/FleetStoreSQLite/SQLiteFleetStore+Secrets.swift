@@ -1,0 +1,46 @@
+public import FleetStore
+public import Foundation
+import GRDB
+
+/// Sealed secrets: the store keeps bytes it cannot open (the server holds the key).
+extension SQLiteFleetStore {
+    public func putSecret(_ secret: SecretRecord) async throws -> SecretRecord {
+        try await write { db in
+            var secret = secret
+            let current = try Int.fetchOne(db, sql: "SELECT version FROM secret WHERE project = ? AND name = ?",
+                                           arguments: [secret.project, secret.name]) ?? 0
+            secret.version = current + 1
+            try db.execute(sql: """
+                INSERT INTO secret (project, name, sealed, version, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (project, name) DO UPDATE SET sealed = excluded.sealed, version = excluded.version,
+                    updated_at = excluded.updated_at, updated_by = excluded.updated_by
+                """, arguments: [secret.project, secret.name, Data(secret.sealed), secret.version,
+                                 secret.updatedAt.timeIntervalSince1970, secret.updatedBy])
+            return secret
+        }
+    }
+
+    public func secret(project: String, name: String) async throws -> SecretRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM secret WHERE project = ? AND name = ?", arguments: [project, name]).map(Self.secret)
+        }
+    }
+
+    public func secrets(project: String) async throws -> [SecretRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM secret WHERE project = ? ORDER BY name", arguments: [project]).map(Self.secret)
+        }
+    }
+
+    public func deleteSecret(project: String, name: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM secret WHERE project = ? AND name = ?", arguments: [project, name])
+            return db.changesCount > 0
+        }
+    }
+
+    private static func secret(_ row: Row) -> SecretRecord {
+        SecretRecord(project: row["project"], name: row["name"], sealed: Array((row["sealed"] as Data?) ?? Data()), version: row["version"],
+                     updatedAt: Date(timeIntervalSince1970: row["updated_at"]), updatedBy: row["updated_by"])
+    }
+}
