@@ -6,8 +6,7 @@ import FleetTesting
 import Foundation
 
 let rounds = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 200
-let template = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("fleet-repo-template").path
+let template = TestPackage.template
 
 let daemon = try GitDaemon()
 let work = try daemon.createRepository("fleet", contents: template)

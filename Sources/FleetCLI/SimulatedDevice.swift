@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import FleetCore
 import FleetProtocol
 import Foundation
 import NIOCore

@@ -1,21 +1,6 @@
 import FleetCore
 public import FoundationEssentials
 
-/// A generator that gives the same numbers for the same seed on every machine (SplitMix64).
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
-}
-
 /// Everything one simulated run is made of, drawn from its seed: the fleet, its policy, the
 /// devices' outages, step durations, failure rates, commits arriving mid-rollout, suspensions
 /// and controller restarts.

@@ -1,13 +1,10 @@
 @testable import FleetAgent
 import FleetProtocol
+import FleetTesting
 import Foundation
 import Testing
 
-func temporaryDirectory() throws -> String {
-    let path = NSTemporaryDirectory() + "flotilla-agent-test-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+func temporaryDirectory() throws -> String { try TestPackage.temporaryDirectory(prefix: "flotilla-agent-test-") }
 
 func write(_ text: String, to path: String) throws {
     try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

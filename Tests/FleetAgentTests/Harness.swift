@@ -8,18 +8,8 @@ import Testing
 
 /// The built binaries, found beside the test bundle.
 enum Binaries {
-    static func find(_ name: String) -> String {
-        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for directory in [besideTests, besideTests.deletingLastPathComponent()] {
-            let candidate = directory.appendingPathComponent(name).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/" + name).path
-    }
-
-    static let flotilla = find("flotilla")
-    static let agent = find("flotilla-agent")
+    static let flotilla = TestPackage.binary("flotilla")
+    static let agent = TestPackage.binary("flotilla-agent")
 }
 
 /// A real `flotilla serve` on a loopback port with its own data directory, an enrollment token
@@ -189,16 +179,6 @@ final class AgentUnderTest: @unchecked Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Polls `check` until it gives a value, or fails after `seconds`.
-func eventually<T>(seconds: Double, _ what: String, _ check: () async throws -> T?) async throws -> T {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if let value = try await check() { return value }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw TestFailure("timed out waiting for \(what)")
 }
 
 func step(_ name: String, _ command: String, onFailure: String = "rollback", idempotent: Bool = false, kind: String = "run",

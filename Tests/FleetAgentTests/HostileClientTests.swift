@@ -1,4 +1,5 @@
 import FleetGit
+import FleetTesting
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

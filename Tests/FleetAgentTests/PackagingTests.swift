@@ -1,12 +1,12 @@
 @testable import FleetAgent
 import FleetGit
+import FleetTesting
 import Foundation
 import Testing
 
 /// The install script and the files it installs, into a temporary root.
 @Suite struct PackagingTests {
-    static let packaging = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("packaging").path
+    static let packaging = TestPackage.root + "/packaging"
 
     func mode(_ path: String) throws -> Int {
         try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? -1

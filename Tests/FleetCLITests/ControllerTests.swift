@@ -647,12 +647,7 @@ struct ControllerTests {
     }
 
     func eventuallyValue<T>(seconds: Double, _ check: () async throws -> T?) async throws -> T {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let value = try await check() { return value }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw CLIFailure("timed out")
+        try await eventually(seconds: seconds, "a condition", every: .milliseconds(100), check)
     }
 
     @Test func aServerKilledMidRolloutResumesWithoutDeployingTwice() async throws {

@@ -63,47 +63,60 @@ struct CommitStatusReporterTests {
 
     static let sha = String(repeating: "ab", count: 20)
 
-    @Test func gitHub() async throws {
+    /// One forge's contract: where a status goes, how it authenticates, what the body says, and
+    /// where the report it links to is. `{forge}` stands for the fake forge's address.
+    struct ForgeCase: Sendable, CustomTestStringConvertible {
+        var forge: StatusSettings.Forge
+        var apiPath: String
+        var state: CommitStatusReporter.State
+        var path: String
+        /// Headers that must be present with these values; nil values must be absent.
+        var headers: [String: String?]
+        var body: [String: String]
+        var report: String
+        var testDescription: String { forge.rawValue }
+    }
+
+    static let forgeCases: [ForgeCase] = [
+        ForgeCase(forge: .github, apiPath: "", state: .pending, path: "/repos/acme/fleet/statuses/\(sha)",
+                  headers: ["authorization": "Bearer t0ken", "accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28",
+                            "user-agent": "flotilla"],
+                  body: ["state": "pending", "context": "flotilla/thermostat", "description": "a description"],
+                  report: "{forge}/acme/fleet/blob/flotilla/status/STATUS.md"),
+        // The project is its URL-encoded path; GitLab calls the context "name" and failure "failed".
+        ForgeCase(forge: .gitlab, apiPath: "/api/v4", state: .failure, path: "/api/v4/projects/acme%2Ffleet/statuses/\(sha)",
+                  headers: ["private-token": "t0ken", "authorization": nil],
+                  body: ["state": "failed", "name": "flotilla/thermostat", "description": "a description"],
+                  report: "{forge}/acme/fleet/-/blob/flotilla/status/STATUS.md"),
+        ForgeCase(forge: .gitea, apiPath: "/api/v1", state: .success, path: "/api/v1/repos/acme/fleet/statuses/\(sha)",
+                  headers: ["authorization": "token t0ken"],
+                  body: ["state": "success", "context": "flotilla/thermostat", "description": "a description"],
+                  report: "{forge}/acme/fleet/src/branch/flotilla/status/STATUS.md"),
+    ]
+
+    @Test(arguments: forgeCases)
+    func eachForgeGetsItsOwnRequest(_ forgeCase: ForgeCase) async throws {
         let forge = try await FakeForge()
-        let reporter = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: forge.url, token: "t0ken"))
-        #expect(try await reporter.post(commit: Self.sha, context: "flotilla/thermostat", state: .pending, description: "12/50 devices at 2.5.0"))
+        let reporter = CommitStatusReporter(settings: .init(forge: forgeCase.forge, repository: "acme/fleet", apiURL: forge.url + forgeCase.apiPath,
+                                                            token: "t0ken"))
+        #expect(try await reporter.post(commit: Self.sha, context: "flotilla/thermostat", state: forgeCase.state, description: "a description"))
         let request = try #require(forge.recorder.received.withLock { $0.first })
         #expect(request.method == "POST")
-        #expect(request.path == "/repos/acme/fleet/statuses/\(Self.sha)")
-        #expect(request.headers["authorization"] == "Bearer t0ken")
-        #expect(request.headers["accept"] == "application/vnd.github+json")
-        #expect(request.headers["x-github-api-version"] == "2022-11-28")
-        #expect(request.headers["user-agent"] == "flotilla")
-        #expect(request.body == ["state": "pending", "context": "flotilla/thermostat", "description": "12/50 devices at 2.5.0"])
-        let github = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: nil, token: "t"))
-        #expect(await github.reportURL(statusBranch: "flotilla/status") == "https://github.com/acme/fleet/blob/flotilla/status/STATUS.md")
-        let enterprise = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: "https://git.acme.example/api/v3", token: "t"))
-        #expect(await enterprise.reportURL(statusBranch: "flotilla/status") == "https://git.acme.example/acme/fleet/blob/flotilla/status/STATUS.md")
+        #expect(request.path == forgeCase.path)
+        for (name, value) in forgeCase.headers { #expect(request.headers[name] == value, "\(name)") }
+        #expect(request.body == forgeCase.body)
+        #expect(await reporter.reportURL(statusBranch: "flotilla/status") == forgeCase.report.replacingOccurrences(of: "{forge}", with: forge.url))
     }
 
-    @Test func gitLab() async throws {
-        let forge = try await FakeForge()
-        let reporter = CommitStatusReporter(settings: .init(forge: .gitlab, repository: "acme/fleet", apiURL: forge.url + "/api/v4", token: "t0ken"))
-        try await reporter.post(commit: Self.sha, context: "flotilla/thermostat", state: .failure, description: "rollout aborted")
-        let request = try #require(forge.recorder.received.withLock { $0.first })
-        // The project is its URL-encoded path; GitLab calls the context "name" and failure "failed".
-        #expect(request.path == "/api/v4/projects/acme%2Ffleet/statuses/\(Self.sha)")
-        #expect(request.headers["private-token"] == "t0ken")
-        #expect(request.headers["authorization"] == nil)
-        #expect(request.body == ["state": "failed", "name": "flotilla/thermostat", "description": "rollout aborted"])
-        let gitlab = CommitStatusReporter(settings: .init(forge: .gitlab, repository: "acme/fleet", apiURL: nil, token: "t"))
-        #expect(await gitlab.reportURL(statusBranch: "flotilla/status") == "https://gitlab.com/acme/fleet/-/blob/flotilla/status/STATUS.md")
-    }
-
-    @Test func giteaAndForgejo() async throws {
-        let forge = try await FakeForge()
-        let reporter = CommitStatusReporter(settings: .init(forge: .gitea, repository: "acme/fleet", apiURL: forge.url + "/api/v1", token: "t0ken"))
-        try await reporter.post(commit: Self.sha, context: "flotilla/thermostat", state: .success, description: "50/50 devices at 2.5.0")
-        let request = try #require(forge.recorder.received.withLock { $0.first })
-        #expect(request.path == "/api/v1/repos/acme/fleet/statuses/\(Self.sha)")
-        #expect(request.headers["authorization"] == "token t0ken")
-        #expect(request.body == ["state": "success", "context": "flotilla/thermostat", "description": "50/50 devices at 2.5.0"])
-        #expect(await reporter.reportURL(statusBranch: "flotilla/status") == "\(forge.url)/acme/fleet/src/branch/flotilla/status/STATUS.md")
+    /// Without an API URL the public forges are meant; an enterprise API URL links to its host.
+    @Test(arguments: [
+        (StatusSettings.Forge.github, nil, "https://github.com/acme/fleet/blob/flotilla/status/STATUS.md"),
+        (.github, "https://git.acme.example/api/v3", "https://git.acme.example/acme/fleet/blob/flotilla/status/STATUS.md"),
+        (.gitlab, nil, "https://gitlab.com/acme/fleet/-/blob/flotilla/status/STATUS.md"),
+    ] as [(StatusSettings.Forge, String?, String)])
+    func reportLinks(forge: StatusSettings.Forge, apiURL: String?, expected: String) async {
+        let reporter = CommitStatusReporter(settings: .init(forge: forge, repository: "acme/fleet", apiURL: apiURL, token: "t"))
+        #expect(await reporter.reportURL(statusBranch: "flotilla/status") == expected)
     }
 
     @Test func postsOnlyOnChangeShortensAndBacksOffWhenLimited() async throws {

@@ -15,11 +15,7 @@ struct GitMirrorTests {
         cache = daemon.root + "/cache"
     }
 
-    static let template: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path + "/fleet-repo-template"
-    }()
+    static let template = TestPackage.template
 
     @Test func fetchesAndReadsTheTreeWithoutACheckout() throws {
         let work = try daemon.createRepository("fleet", contents: Self.template)

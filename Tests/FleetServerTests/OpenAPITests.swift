@@ -1,5 +1,6 @@
 @testable import FleetServer
 import FleetStore
+import FleetTesting
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -8,11 +9,7 @@ import Testing
 /// The OpenAPI document says what the server does: the same routes, the same text as the copy
 /// kept in docs/.
 struct OpenAPITests {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let packageRoot = TestPackage.root
 
     /// The server's router over `store`, without an application around it.
     static func router(_ store: MemoryFleetStore) async throws -> Router<FleetRequestContext> {

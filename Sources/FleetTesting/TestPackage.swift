@@ -1,0 +1,49 @@
+public import Foundation
+
+/// Where the tests find the checkout and the binaries built beside them, and the temporary
+/// directories they work in: one answer for every suite.
+public enum TestPackage {
+    /// The package root, found from this file's place in the checkout (Sources/FleetTesting/).
+    public static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// `fleet-repo-template/`, the repository the demo and the end-to-end tests start from.
+    public static var template: String { root + "/fleet-repo-template" }
+
+    /// A product built beside the test bundle (`flotilla`, `flotilla-agent`), or the debug build's.
+    public static func binary(_ name: String) -> String {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for directory in [besideTests, besideTests.deletingLastPathComponent()] {
+            let candidate = directory.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return root + "/.build/debug/" + name
+    }
+
+    /// A fresh temporary directory; the caller removes it.
+    public static func temporaryDirectory(prefix: String = "flotilla-test-") throws -> String {
+        let path = NSTemporaryDirectory() + prefix + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+/// What a test waited for did not come in time.
+public struct TimedOut: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ what: String) { description = "timed out waiting for \(what)" }
+}
+
+/// Polls `check` every `interval` until it gives a value, or throws `TimedOut` after `seconds`.
+public func eventually<T>(seconds: Double, _ what: String, every interval: Duration = .milliseconds(50),
+                          _ check: () async throws -> T?) async throws -> T {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if let value = try await check() { return value }
+        try await Task.sleep(for: interval)
+    }
+    throw TimedOut(what)
+}
