@@ -1,6 +1,7 @@
 public import FleetStore
 import Foundation
 import Prometheus
+import Synchronization
 public import ServiceLifecycle
 public import Hummingbird
 public import Logging
@@ -36,7 +37,8 @@ public enum FleetServer {
                             secrets: SecretBox? = nil) -> Router<FleetRequestContext> {
         let router = Router(context: FleetRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
-        router.add(middleware: ErrorMiddleware())
+        let routeTable = RouteTable()
+        router.add(middleware: ErrorMiddleware(routes: routeTable))
         router.get("healthz") { _, _ in Response(status: .ok) }
         router.get("api/v1/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
@@ -58,7 +60,31 @@ public enum FleetServer {
         DeploymentController(store: store, board: board, configuration: configuration, secrets: secrets).addRoutes(to: operators)
         SecretController(store: store, box: secrets, configuration: configuration).addRoutes(to: operators)
         ControllerRoutes(controllers: controllers, store: store).addRoutes(to: router, operators: operators)
+        routeTable.set(router.routes.map { ($0.method.rawValue, $0.path.description) })
         return router
+    }
+}
+
+/// The router's routes as method and path pattern, so a path that exists answers another
+/// method's request with 405 and the methods it takes, as HTTP says, rather than 404.
+final class RouteTable: Sendable {
+    private let routes = Mutex<[(method: String, segments: [Substring])]>([])
+
+    func set(_ routes: [(method: String, path: String)]) {
+        self.routes.withLock { $0 = routes.map { ($0.method, $0.path.split(separator: "/")) } }
+    }
+
+    /// The methods whose pattern matches `path` (`:name` or `{name}` matches any one segment).
+    func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        return routes.withLock { routes in
+            Set(routes.filter { route in
+                route.segments.count == segments.count
+                    && zip(route.segments, segments).allSatisfy { pattern, segment in
+                        pattern.hasPrefix(":") || (pattern.hasPrefix("{") && pattern.hasSuffix("}")) || pattern == segment
+                    }
+            }.map(\.method)).sorted()
+        }
     }
 }
 
@@ -66,12 +92,17 @@ public enum FleetServer {
 /// anything else a 500 that says nothing internal.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = FleetRequestContext
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as HTTPError where error.status == .notFound && !routes.methods(for: request.uri.path).isEmpty {
+            var refused = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not one of the methods this path takes")
+            refused.allow = routes.methods(for: request.uri.path)
+            throw refused
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "bad_request"
             throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)

@@ -481,6 +481,26 @@ struct HeartbeatRetentionTests {
 }
 
 
+/// A path that exists answers a method it does not take with 405 and the methods it does.
+struct MethodNotAllowedTests {
+    @Test func aKnownPathWithAnotherMethodIs405WithAllow() async throws {
+        try await ServerTests().withServer { client, tokens in
+            let auth: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            let tokensList = try await client.execute(uri: "/api/v1/tokens", method: .patch, headers: auth)
+            #expect(tokensList.status == .methodNotAllowed)
+            #expect(tokensList.headers[.allow] == "GET, POST")
+            #expect(try ServerTests.error(tokensList).code == "method_not_allowed")
+            let device = try await client.execute(uri: "/api/v1/devices/d-1", method: .post, headers: auth)
+            #expect(device.status == .methodNotAllowed)
+            #expect(device.headers[.allow] == "DELETE, GET")
+            #expect(try await client.execute(uri: "/healthz", method: .put).headers[.allow] == "GET")
+            // A path that does not exist is still 404.
+            #expect(try await client.execute(uri: "/api/v1/nothing", method: .get, headers: auth).status == .notFound)
+            #expect(try await client.execute(uri: "/api/v1/devices/d-1/nothing", method: .get, headers: auth).status == .notFound)
+        }
+    }
+}
+
 /// A controller as the server sees it, reconciling project acme with one app.
 actor RecordingController: ControllerHandle {
     private(set) var polls = 0
