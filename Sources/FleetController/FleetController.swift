@@ -128,7 +128,6 @@ public actor FleetController: Service, ControllerHandle {
         if let project = configuration.project { logger[metadataKey: "project"] = "\(project)" }
         self.logger = logger
         gitQueue = DispatchQueue(label: "flotilla.controller.git." + (configuration.project ?? "repository"))
-        suspended = Self.loadSuspended(configuration)
     }
 
     /// Polls at once on the next pass (a webhook or `flotilla reconcile` asks for this).
@@ -148,22 +147,27 @@ public actor FleetController: Service, ControllerHandle {
 
     public nonisolated var assignedProject: String? { configuration.project }
 
-    /// Apps whose new waves, heals and rollbacks are held; kept in the cache directory, so a
-    /// suspension survives a restart.
-    private var suspended: Set<String>
+    /// Apps whose new waves, heals and rollbacks are held are kept in the store with the project,
+    /// so a suspension survives a restart and a move from `--repo` to `--config`. Earlier releases
+    /// kept them in a file in the git cache; it is taken into the store once, then removed.
+    private var legacySuspensionsPath: String { configuration.cacheDirectory + "/suspended-apps.json" }
 
-    private var suspendedPath: String { configuration.cacheDirectory + "/suspended-apps.json" }
-
-    private static func loadSuspended(_ configuration: ControllerConfiguration) -> Set<String> {
-        guard let data = FileManager.default.contents(atPath: configuration.cacheDirectory + "/suspended-apps.json"),
-              let names = try? JSONDecoder().decode([String].self, from: data) else { return [] }
-        return Set(names)
+    private func suspendedApps(project: String) async throws -> Set<String> {
+        if let data = FileManager.default.contents(atPath: legacySuspensionsPath) {
+            for app in (try? JSONDecoder().decode([String].self, from: data)) ?? [] {
+                try await store.setSuspended(true, app: app, project: project, at: Date())
+            }
+            try FileManager.default.removeItem(atPath: legacySuspensionsPath)
+            logger.info("suspensions moved from the git cache into the store")
+        }
+        return try await store.suspendedApps(project: project)
     }
 
-    public func setSuspended(_ suspend: Bool, app: String) throws {
-        if suspend { suspended.insert(app) } else { suspended.remove(app) }
-        try FileManager.default.createDirectory(atPath: configuration.cacheDirectory, withIntermediateDirectories: true)
-        try JSONEncoder().encode(suspended.sorted()).write(to: URL(fileURLWithPath: suspendedPath), options: .atomic)
+    public func setSuspended(_ suspend: Bool, app: String) async throws {
+        guard let project = configuration.project ?? desired?.fleet.fleet.project else {
+            throw StoreError(.notFound, "the controller has not read a commit yet")
+        }
+        try await store.setSuspended(suspend, app: app, project: project, at: Date())
         logger.info(suspend ? "app suspended" : "app resumed", metadata: ["app": "\(app)"])
         requestPoll()
     }
@@ -338,7 +342,8 @@ public actor FleetController: Service, ControllerHandle {
         executionsEnded = false
         let now = Date()
         let gathered = try await SnapshotGatherer(store: store, settings: rolloutSettings)
-            .gather(desired: desired, head: head, headErrors: headErrors, suspended: suspended, now: now)
+            .gather(desired: desired, head: head, headErrors: headErrors,
+                    suspended: try await suspendedApps(project: desired.fleet.fleet.project), now: now)
         var decision = try RolloutDecision.decide(gathered.snapshot)
         let applier = ActionApplier(store: store, deployer: deployer, logger: logger, fleet: desired.fleet, commit: desired.commit,
                                     deployments: gathered.deployments, projectPinned: configuration.project != nil)

@@ -76,6 +76,11 @@ public protocol FleetStore: Sendable {
     func secrets(project: String) async throws -> [SecretRecord]
     /// Whether there was one to delete.
     func deleteSecret(project: String, name: String) async throws -> Bool
+
+    /// The project's apps whose new waves, heals and rollbacks are held.
+    func suspendedApps(project: String) async throws -> Set<String>
+    /// Holds (or releases) an app of the project; holding a held app changes nothing.
+    func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws
 }
 
 extension DeviceRecord {

@@ -197,4 +197,12 @@ public actor MemoryFleetStore: FleetStore {
     public func deleteSecret(project: String, name: String) -> Bool {
         secretRecords.removeValue(forKey: project + "/" + name) != nil
     }
+
+    private var suspensions: [String: Set<String>] = [:]
+
+    public func suspendedApps(project: String) -> Set<String> { suspensions[project] ?? [] }
+
+    public func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) {
+        if suspended { suspensions[project, default: []].insert(app) } else { suspensions[project]?.remove(app) }
+    }
 }

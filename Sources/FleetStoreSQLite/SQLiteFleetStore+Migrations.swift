@@ -70,6 +70,13 @@ extension SQLiteFleetStore {
                     updated_at REAL NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (project, name))
                 """)
         }
+        migrator.registerMigration("2026-12-03 app suspensions") { db in
+            // Held apps per project; before, a file in each controller's git cache.
+            try db.execute(sql: """
+                CREATE TABLE app_suspension (
+                    project TEXT NOT NULL, app TEXT NOT NULL, suspended_at REAL NOT NULL, PRIMARY KEY (project, app))
+                """)
+        }
         return migrator
     }
 }

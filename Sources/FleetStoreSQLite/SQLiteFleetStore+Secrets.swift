@@ -2,6 +2,26 @@ public import FleetStore
 public import Foundation
 import GRDB
 
+/// Held apps, kept with the project so that every controller of it (and every replica) sees them.
+extension SQLiteFleetStore {
+    public func suspendedApps(project: String) async throws -> Set<String> {
+        try await read { db in
+            Set(try String.fetchAll(db, sql: "SELECT app FROM app_suspension WHERE project = ?", arguments: [project]))
+        }
+    }
+
+    public func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
+        try await write { db in
+            if suspended {
+                try db.execute(sql: "INSERT OR IGNORE INTO app_suspension (project, app, suspended_at) VALUES (?, ?, ?)",
+                               arguments: [project, app, date.timeIntervalSince1970])
+            } else {
+                try db.execute(sql: "DELETE FROM app_suspension WHERE project = ? AND app = ?", arguments: [project, app])
+            }
+        }
+    }
+}
+
 /// Sealed secrets: the store keeps bytes it cannot open (the server holds the key).
 extension SQLiteFleetStore {
     public func putSecret(_ secret: SecretRecord) async throws -> SecretRecord {

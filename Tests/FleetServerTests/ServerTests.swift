@@ -437,6 +437,10 @@ struct HeldFleetStore: FleetStore {
     }
     func deployment(id: String) async throws -> DeploymentRecord? { try await held.inner.deployment(id: id) }
     func execution(id: String, deviceID: String) async throws -> ExecutionRecord? { try await held.inner.execution(id: id, deviceID: deviceID) }
+    func suspendedApps(project: String) async throws -> Set<String> { try await held.inner.suspendedApps(project: project) }
+    func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
+        try await held.inner.setSuspended(suspended, app: app, project: project, at: date)
+    }
     func putSecret(_ secret: SecretRecord) async throws -> SecretRecord { try await held.inner.putSecret(secret) }
     func secret(project: String, name: String) async throws -> SecretRecord? { try await held.inner.secret(project: project, name: name) }
     func secrets(project: String) async throws -> [SecretRecord] { try await held.inner.secrets(project: project) }

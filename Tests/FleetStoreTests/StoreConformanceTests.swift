@@ -317,3 +317,20 @@ extension StoreConformanceTests {
         #expect(try await store.secret(project: "other", name: "db") != nil, "another project's secret of the same name stays")
     }
 }
+
+extension StoreConformanceTests {
+    @Test(arguments: Kind.allCases)
+    func suspensionsAreKeptPerProject(_ kind: Kind) async throws {
+        let store = try kind.make()
+        #expect(try await store.suspendedApps(project: "acme").isEmpty)
+        try await store.setSuspended(true, app: "thermostat", project: "acme", at: now)
+        try await store.setSuspended(true, app: "thermostat", project: "acme", at: now.addingTimeInterval(1))
+        try await store.setSuspended(true, app: "telemetry", project: "acme", at: now)
+        try await store.setSuspended(true, app: "thermostat", project: "other", at: now)
+        #expect(try await store.suspendedApps(project: "acme") == ["thermostat", "telemetry"])
+        try await store.setSuspended(false, app: "thermostat", project: "acme", at: now)
+        try await store.setSuspended(false, app: "nothing", project: "acme", at: now)
+        #expect(try await store.suspendedApps(project: "acme") == ["telemetry"])
+        #expect(try await store.suspendedApps(project: "other") == ["thermostat"], "another project's hold stays")
+    }
+}
