@@ -152,14 +152,18 @@ public actor FleetController: Service, ControllerHandle {
     /// kept them in a file in the git cache; it is taken into the store once, then removed.
     private var legacySuspensionsPath: String { configuration.cacheDirectory + "/suspended-apps.json" }
 
+    private var legacySuspensionsTaken = false
+
     private func suspendedApps(project: String) async throws -> Set<String> {
-        if let data = FileManager.default.contents(atPath: legacySuspensionsPath) {
+        // Looked for once, not on every pass.
+        if !legacySuspensionsTaken, let data = FileManager.default.contents(atPath: legacySuspensionsPath) {
             for app in (try? JSONDecoder().decode([String].self, from: data)) ?? [] {
                 try await store.setSuspended(true, app: app, project: project, at: Date())
             }
             try FileManager.default.removeItem(atPath: legacySuspensionsPath)
             logger.info("suspensions moved from the git cache into the store")
         }
+        legacySuspensionsTaken = true
         return try await store.suspendedApps(project: project)
     }
 

@@ -99,11 +99,14 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
-        } catch let error as HTTPError where error.status == .notFound && !routes.methods(for: request.uri.path).isEmpty {
-            var refused = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not one of the methods this path takes")
-            refused.allow = routes.methods(for: request.uri.path)
-            throw refused
         } catch let error as HTTPError {
+            // The router's 404 for a path it has under other methods is a 405.
+            let allowed = error.status == .notFound ? routes.methods(for: request.uri.path) : []
+            if !allowed.isEmpty {
+                var refused = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not one of the methods this path takes")
+                refused.allow = allowed
+                throw refused
+            }
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "bad_request"
             throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)
         } catch let error as Deployer.MissingSecret {
