@@ -67,8 +67,12 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["EmbedOpenAPI"]
         ),
+        // docs/openapi.json compiled into FleetServer: the document is written once, in docs.
+        .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["embed-text"]),
+        .executableTarget(name: "embed-text"),
         // The controller: watches the fleet repository and rolls its desired state out.
         .target(
             name: "FleetController",
@@ -129,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "FleetServerTests",
             dependencies: [
-                "FleetServer", "FleetStore", "FleetProtocol", "FleetTesting",
+                "FleetServer", "FleetStore", "FleetProtocol", "FleetTesting", "FleetCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
