@@ -1,5 +1,6 @@
 import CLibGit2
 import Foundation
+import Synchronization
 
 /// Reports written into the repository itself, for forges without a status API and for people
 /// who live in git: a note per reconciled commit, and a status branch of files.
@@ -17,14 +18,38 @@ extension GitMirror {
     /// replacing an older note. Returns false, touching nothing, when the note already says this.
     @discardableResult
     public func writeNote(_ text: String, on commit: CommitID, ref: String = notesRef) throws(GitError) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
+        try cache.withLock { (cache) throws(GitError) -> Bool in try cache.writeNote(text, on: commit, ref: ref) }
+    }
+
+    /// The note on `commit` in the cache, if any.
+    public func note(on commit: CommitID, ref: String = notesRef) throws(GitError) -> String? {
+        try cache.withLock { (cache) throws(GitError) -> String? in try cache.note(on: commit, ref: ref) }
+    }
+
+    /// Commits `files` (name → bytes, at the root of the tree) as the whole content of `branch`
+    /// and pushes it. Returns nil, making no commit, when the tree would not change.
+    ///
+    /// Refuses to write to a branch this mirror reconciles.
+    @discardableResult
+    public func commitFiles(_ files: [String: [UInt8]], to branch: String, message: String) throws(GitError) -> CommitID? {
+        try cache.withLock { (cache) throws(GitError) -> CommitID? in try cache.commitFiles(files, to: branch, message: message) }
+    }
+
+    private static func sameObject(_ a: git_oid, _ b: git_oid) -> Bool {
+        var a = a, b = b
+        return git_oid_equal(&a, &b) == 1
+    }
+}
+
+extension GitMirror.Cache {
+    @discardableResult
+    func writeNote(_ text: String, on commit: CommitID, ref: String) throws(GitError) -> Bool {
         let operation = "write note on \(commit.short) to \(remote)"
         return try retryingPush(operation: operation) { () throws(GitError) -> String? in
             try download(["+\(ref):\(ref)"], operation: operation)
             if try readNote(on: commit, ref: ref) == text { return nil }
             var signature: UnsafeMutablePointer<git_signature>?
-            try Libgit2.check(git_signature_now(&signature, Self.author.name, Self.author.email), operation)
+            try Libgit2.check(git_signature_now(&signature, GitMirror.author.name, GitMirror.author.email), operation)
             defer { git_signature_free(signature) }
             var noteID = git_oid()
             var target = commit.oid
@@ -33,10 +58,7 @@ extension GitMirror {
         }
     }
 
-    /// The note on `commit` in the cache, if any.
-    public func note(on commit: CommitID, ref: String = notesRef) throws(GitError) -> String? {
-        lock.lock()
-        defer { lock.unlock() }
+    func note(on commit: CommitID, ref: String) throws(GitError) -> String? {
         return try readNote(on: commit, ref: ref)
     }
 
@@ -50,14 +72,8 @@ extension GitMirror {
         return git_note_message(note).map { String(cString: $0) }
     }
 
-    /// Commits `files` (name → bytes, at the root of the tree) as the whole content of `branch`
-    /// and pushes it. Returns nil, making no commit, when the tree would not change.
-    ///
-    /// Refuses to write to a branch this mirror reconciles.
     @discardableResult
-    public func commitFiles(_ files: [String: [UInt8]], to branch: String, message: String) throws(GitError) -> CommitID? {
-        lock.lock()
-        defer { lock.unlock() }
+    func commitFiles(_ files: [String: [UInt8]], to branch: String, message: String) throws(GitError) -> CommitID? {
         let operation = "commit status to \(branch) on \(remote)"
         guard !reconciledBranches.contains(branch) else {
             throw GitError(.refused, operation: operation, message: "'\(branch)' is the branch being reconciled; status goes to another branch")
@@ -66,14 +82,14 @@ extension GitMirror {
             throw GitError(.refused, operation: operation, message: "'\(bad)' is not a plain file name")
         }
         let remoteRef = "refs/heads/\(branch)"
-        let local = Self.mirrorRef(remoteRef)
+        let local = GitMirror.mirrorRef(remoteRef)
         let pushRef = "refs/flotilla/push/\(branch)"
         var made: CommitID?
         let pushed = try retryingPush(operation: operation) { () throws(GitError) -> String? in
             try download(["+\(remoteRef):\(local)"], operation: operation)
             let parent = try repository.referenceTarget(local)
             let tree = try writeTree(files, operation: operation)
-            if let parent, Self.sameObject(try treeID(of: parent, operation: operation), tree) { return nil }
+            if let parent, GitMirror.sameObject(try treeID(of: parent, operation: operation), tree) { return nil }
             let commit = try writeCommit(tree: tree, parent: parent, message: message, operation: operation)
             try repository.setReference(pushRef, to: commit, message: "flotilla: status")
             made = commit
@@ -89,7 +105,7 @@ extension GitMirror {
     /// remote moved is prepared again on top of what is there now.
     private func retryingPush(operation: String, _ prepare: () throws(GitError) -> String?) throws(GitError) -> Bool {
         var lastRejection = ""
-        for attempt in 0..<Self.pushAttempts {
+        for attempt in 0..<GitMirror.pushAttempts {
             guard let refspec = try prepare() else { return false }
             do {
                 try push(refspec, operation: operation)
@@ -100,7 +116,7 @@ extension GitMirror {
                 usleep(UInt32.random(in: 20_000...100_000) * UInt32(attempt + 1))
             }
         }
-        throw GitError(.rejected, operation: operation, message: "the remote kept moving; gave up after \(Self.pushAttempts) tries (\(lastRejection))")
+        throw GitError(.rejected, operation: operation, message: "the remote kept moving; gave up after \(GitMirror.pushAttempts) tries (\(lastRejection))")
     }
 
     private func push(_ refspec: String, operation: String) throws(GitError) {
@@ -109,7 +125,7 @@ extension GitMirror {
                 var options = git_push_options()
                 git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))
                 options.callbacks = callbacks
-                try Self.withStrings([refspec]) { (array) throws(GitError) in
+                try GitMirror.withStrings([refspec]) { (array) throws(GitError) in
                     let result = git_remote_push(remote, &array, &options)
                     if result < 0 {
                         var error = Libgit2.error(result, operation)
@@ -160,17 +176,12 @@ extension GitMirror {
         }
         defer { git_commit_free(parentHandle) }
         var signature: UnsafeMutablePointer<git_signature>?
-        try Libgit2.check(git_signature_now(&signature, Self.author.name, Self.author.email), operation)
+        try Libgit2.check(git_signature_now(&signature, GitMirror.author.name, GitMirror.author.email), operation)
         defer { git_signature_free(signature) }
         var commit = git_oid()
         var parents: [OpaquePointer?] = parentHandle.map { [$0] } ?? []
         try Libgit2.check(git_commit_create(&commit, repository.handle, nil, signature, signature, "UTF-8", message, treeHandle,
                                             parents.count, &parents), operation)
         return CommitID(commit)
-    }
-
-    private static func sameObject(_ a: git_oid, _ b: git_oid) -> Bool {
-        var a = a, b = b
-        return git_oid_equal(&a, &b) == 1
     }
 }

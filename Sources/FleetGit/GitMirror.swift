@@ -1,25 +1,39 @@
 import CLibGit2
 public import FleetCore
 import Foundation
+import Synchronization
 
 /// A bare cache of one remote: fetch a branch or tag, notice force-pushes, read trees without a
 /// checkout, and write reports (notes, a status branch) back.
 ///
-/// Calls are serialised: one libgit2 operation on the cache at a time.
-public final class GitMirror: @unchecked Sendable {
+/// Calls are serialised: one libgit2 operation on the cache at a time, each inside the one lock
+/// that owns the repository handle.
+public final class GitMirror: Sendable {
     public let remote: RemoteURL
     /// The bare repository holding the cache.
     public let cachePath: String
-    let credentials: GitCredentials
-    let repository: GitRepository
-    let lock = NSLock()
-    /// Branches this mirror has fetched to reconcile; reports never write to them.
-    var reconciledBranches = Set<String>()
+    let cache: Mutex<Cache>
+
+    /// What only one call at a time may touch: the libgit2 repository and what the mirror has
+    /// learnt. The work itself is done here, under the lock.
+    final class Cache {
+        let remote: RemoteURL
+        let credentials: GitCredentials
+        let repository: GitRepository
+        /// Branches this mirror has fetched to reconcile; reports never write to them.
+        var reconciledBranches = Set<String>()
+
+        init(remote: RemoteURL, credentials: GitCredentials, repository: GitRepository) {
+            self.remote = remote
+            self.credentials = credentials
+            self.repository = repository
+        }
+    }
 
     /// Opens the cache for `url` under `cacheDirectory`, creating it on first use.
     public init(url: String, cacheDirectory: String, credentials: GitCredentials = GitCredentials()) throws(GitError) {
-        remote = try RemoteURL(url)
-        self.credentials = credentials
+        let remote = try RemoteURL(url)
+        self.remote = remote
         let name = SHA256.hex(Array(url.utf8)).prefix(16)
         cachePath = (cacheDirectory as NSString).appendingPathComponent("\(name).git")
         do {
@@ -27,7 +41,7 @@ public final class GitMirror: @unchecked Sendable {
         } catch {
             throw GitError(.failed, operation: "create cache directory \(cacheDirectory)", message: error.localizedDescription)
         }
-        repository = try GitRepository.openOrCreateBare(cachePath)
+        cache = Mutex(Cache(remote: remote, credentials: credentials, repository: try GitRepository.openOrCreateBare(cachePath)))
     }
 
     /// What a fetch found.
@@ -50,8 +64,55 @@ public final class GitMirror: @unchecked Sendable {
     /// polling an unchanged remote costs about one `git ls-remote`. A force-push is reported,
     /// not refused. On failure the cache is left as it was.
     public func fetch(_ ref: String) throws(GitError) -> FetchResult {
-        lock.lock()
-        defer { lock.unlock() }
+        try cache.withLock { (cache) throws(GitError) -> FetchResult in try cache.fetch(ref) }
+    }
+
+    /// The files of `commit` for the fleet loader.
+    public func fleetTree(at commit: CommitID) throws(GitError) -> FleetTree {
+        try cache.withLock { (cache) throws(GitError) -> FleetTree in try cache.fleetTree(at: commit) }
+    }
+
+    /// The remote's refs and the objects they point at, as `git ls-remote` lists them.
+    public func remoteRefs() throws(GitError) -> [String: CommitID] {
+        try cache.withLock { (cache) throws(GitError) -> [String: CommitID] in try cache.remoteRefs() }
+    }
+
+    /// The commit `revision` names in the cache (a fetched ref's mirror name, or an id).
+    public func resolve(_ revision: String) throws(GitError) -> CommitID {
+        try cache.withLock { (cache) throws(GitError) -> CommitID in try cache.resolve(revision) }
+    }
+
+    /// Paths that differ between two fetched commits.
+    public func changedPaths(from old: CommitID, to new: CommitID) throws(GitError) -> [String] {
+        try cache.withLock { (cache) throws(GitError) -> [String] in try cache.changedPaths(from: old, to: new) }
+    }
+
+    /// Where a remote ref is kept in the cache.
+    static func mirrorRef(_ remoteRef: String) -> String {
+        "refs/flotilla/mirror/" + remoteRef.dropFirst("refs/".count)
+    }
+
+    /// A `git_strarray` over `strings` for the duration of `body`.
+    static func withStrings<Result>(_ strings: [String], _ body: (inout git_strarray) throws(GitError) -> Result) throws(GitError) -> Result {
+        let pointers = strings.map { strdup($0) }
+        defer { pointers.forEach { free($0) } }
+        var mutable = pointers
+        return try mutable.withUnsafeMutableBufferPointer { (buffer) throws(GitError) -> Result in
+            var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+            return try body(&array)
+        }
+    }
+}
+
+extension GitMirror {
+    /// Verifies the signature of a fetched commit; see `GitRepository.verifySignature`.
+    public func verifySignature(of commit: CommitID, trusted: TrustedKeys) throws(GitError) -> SignatureVerification {
+        try cache.withLock { (cache) throws(GitError) -> SignatureVerification in try cache.verifySignature(of: commit, trusted: trusted) }
+    }
+}
+
+extension GitMirror.Cache {
+    func fetch(_ ref: String) throws(GitError) -> GitMirror.FetchResult {
         let operation = "fetch \(ref) from \(remote)"
         let advertised = try listRemote(operation: operation)
         let candidates = ref.hasPrefix("refs/") ? [ref] : ["refs/heads/\(ref)", "refs/tags/\(ref)"]
@@ -59,7 +120,7 @@ public final class GitMirror: @unchecked Sendable {
             throw GitError(.notFound, operation: operation, message: "the remote has no branch or tag '\(ref)'")
         }
         if name.hasPrefix("refs/heads/") { reconciledBranches.insert(String(name.dropFirst("refs/heads/".count))) }
-        let local = Self.mirrorRef(name)
+        let local = GitMirror.mirrorRef(name)
         if try repository.referenceTarget(local) != remoteID {
             try download(["+\(name):\(local)"], operation: operation)
         }
@@ -70,47 +131,30 @@ public final class GitMirror: @unchecked Sendable {
         if previous != commit {
             try repository.setReference(seenRef, to: commit, message: "flotilla: seen")
         }
-        return FetchResult(ref: name, commit: commit, previous: previous, forcePushed: forcePushed)
+        return GitMirror.FetchResult(ref: name, commit: commit, previous: previous, forcePushed: forcePushed)
     }
 
-    /// The files of `commit` for the fleet loader.
-    public func fleetTree(at commit: CommitID) throws(GitError) -> FleetTree {
-        lock.lock()
-        defer { lock.unlock() }
+    func fleetTree(at commit: CommitID) throws(GitError) -> FleetTree {
         return try repository.fleetTree(at: commit)
     }
 
-    /// The remote's refs and the objects they point at, as `git ls-remote` lists them.
-    public func remoteRefs() throws(GitError) -> [String: CommitID] {
-        lock.lock()
-        defer { lock.unlock() }
+    func remoteRefs() throws(GitError) -> [String: CommitID] {
         return try listRemote(operation: "list refs of \(remote)")
     }
 
-    /// The commit `revision` names in the cache (a fetched ref's mirror name, or an id).
-    public func resolve(_ revision: String) throws(GitError) -> CommitID {
-        lock.lock()
-        defer { lock.unlock() }
+    func resolve(_ revision: String) throws(GitError) -> CommitID {
         if let id = CommitID(revision), repository.contains(id) { return id }
         // `main~1` names the mirrored main; the suffix after the name is kept.
         let nameEnd = revision.firstIndex { "~^@:".contains($0) } ?? revision.endIndex
         let name = revision[..<nameEnd], suffix = revision[nameEnd...]
-        for candidate in [Self.mirrorRef("refs/heads/\(name)") + suffix, Self.mirrorRef("refs/tags/\(name)") + suffix, revision] {
+        for candidate in [GitMirror.mirrorRef("refs/heads/\(name)") + suffix, GitMirror.mirrorRef("refs/tags/\(name)") + suffix, revision] {
             if let id = try? repository.resolve(candidate) { return id }
         }
         throw GitError(.notFound, operation: "resolve '\(revision)' in the cache of \(remote)", message: "not fetched, or no such revision")
     }
 
-    /// Paths that differ between two fetched commits.
-    public func changedPaths(from old: CommitID, to new: CommitID) throws(GitError) -> [String] {
-        lock.lock()
-        defer { lock.unlock() }
+    func changedPaths(from old: CommitID, to new: CommitID) throws(GitError) -> [String] {
         return try repository.changedPaths(from: old, to: new)
-    }
-
-    /// Where a remote ref is kept in the cache.
-    static func mirrorRef(_ remoteRef: String) -> String {
-        "refs/flotilla/mirror/" + remoteRef.dropFirst("refs/".count)
     }
 
     /// The remote's refs and what they point at (`git ls-remote`).
@@ -141,7 +185,7 @@ public final class GitMirror: @unchecked Sendable {
                 options.callbacks = callbacks
                 options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
                 options.prune = GIT_FETCH_NO_PRUNE
-                try Self.withStrings(refspecs) { (array) throws(GitError) in
+                try GitMirror.withStrings(refspecs) { (array) throws(GitError) in
                     try check(git_remote_fetch(remote, &array, &options, "flotilla: fetch"), operation, session: session)
                 }
             }
@@ -170,23 +214,7 @@ public final class GitMirror: @unchecked Sendable {
         throw error
     }
 
-    /// A `git_strarray` over `strings` for the duration of `body`.
-    static func withStrings<Result>(_ strings: [String], _ body: (inout git_strarray) throws(GitError) -> Result) throws(GitError) -> Result {
-        let pointers = strings.map { strdup($0) }
-        defer { pointers.forEach { free($0) } }
-        var mutable = pointers
-        return try mutable.withUnsafeMutableBufferPointer { (buffer) throws(GitError) -> Result in
-            var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
-            return try body(&array)
-        }
-    }
-}
-
-extension GitMirror {
-    /// Verifies the signature of a fetched commit; see `GitRepository.verifySignature`.
-    public func verifySignature(of commit: CommitID, trusted: TrustedKeys) throws(GitError) -> SignatureVerification {
-        lock.lock()
-        defer { lock.unlock() }
+    func verifySignature(of commit: CommitID, trusted: TrustedKeys) throws(GitError) -> SignatureVerification {
         return try repository.verifySignature(of: commit, trusted: trusted)
     }
 }
