@@ -146,7 +146,8 @@ let package = Package(
             dependencies: ["FleetController", "FleetCore", "FleetStore", "FleetGit", .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .testTarget(name: "FleetAgentTests", dependencies: ["FleetAgent", "FleetProtocol", "FleetGit", "FleetTesting"]),
-        .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol"]),
+        .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol",
+                                                            .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(
             name: "FleetCLITests",

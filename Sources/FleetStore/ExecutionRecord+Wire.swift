@@ -2,8 +2,8 @@ public import FleetProtocol
 public import Foundation
 
 /// Executions are read and rewritten on every report a device sends, so the stores code them
-/// with the wire reader and writer: the same JSON as JSONEncoder with sorted keys and its
-/// default dates (seconds since 2001-01-01), so rows written either way read either way.
+/// with the wire reader and writer: the same JSON as JSONEncoder with sorted keys and
+/// `StoredJSON`'s dates (seconds since 1970, as a number), so rows written either way read either way.
 extension ExecutionRecord: WireDecodable, WireEncodable {
     public init(wire value: WireJSON, path: String) throws(WireDecodingError) {
         var object = try WireObject(value, path: path)
@@ -15,8 +15,8 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         self.state = state
         results = try object.array("results") { (value, path) throws(WireDecodingError) in try StepResult(wire: value, path: path) }
         message = try object.optionalString("message")
-        updatedAt = Date(timeIntervalSinceReferenceDate: try WireObject.double(object.required("updatedAt"), path: object.child("updatedAt")))
-        takenAt = try object.optionalDouble("takenAt").map(Date.init(timeIntervalSinceReferenceDate:))
+        updatedAt = Date(timeIntervalSince1970: try WireObject.double(object.required("updatedAt"), path: object.child("updatedAt")))
+        takenAt = try object.optionalDouble("takenAt").map(Date.init(timeIntervalSince1970:))
         revision = try object.int("revision")
         try object.finish()
     }
@@ -33,8 +33,26 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         writer.endArray()
         writer.field("revision", revision)
         writer.field("state", state.rawValue)
-        writer.field("takenAt", takenAt?.timeIntervalSinceReferenceDate)
-        writer.field("updatedAt", updatedAt.timeIntervalSinceReferenceDate)
+        writer.field("takenAt", takenAt?.timeIntervalSince1970)
+        writer.field("updatedAt", updatedAt.timeIntervalSince1970)
         writer.endObject()
+    }
+}
+
+/// How the stores write a record's body as JSON: sorted keys, and every date as seconds since
+/// 1970 (a number SQL can read as `unixepoch` too), written out here rather than left to
+/// JSONEncoder's default, which counts from 2001.
+public enum StoredJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .secondsSince1970
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        return decoder
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 extension SQLiteFleetStore {
@@ -76,6 +77,19 @@ extension SQLiteFleetStore {
                 CREATE TABLE app_suspension (
                     project TEXT NOT NULL, app TEXT NOT NULL, suspended_at REAL NOT NULL, PRIMARY KEY (project, app))
                 """)
+        }
+        migrator.registerMigration("2026-12-03 body dates since 1970") { db in
+            // Dates inside JSON bodies were JSONEncoder's default, seconds since 2001-01-01;
+            // now they are written as seconds since 1970 on purpose (StoredJSON).
+            let offset = Date.timeIntervalBetween1970AndReferenceDate
+            try db.execute(sql: "UPDATE execution SET body = json_set(body, '$.updatedAt', json_extract(body, '$.updatedAt') + ?)",
+                           arguments: [offset])
+            try db.execute(sql: """
+                UPDATE execution SET body = json_set(body, '$.takenAt', json_extract(body, '$.takenAt') + ?)
+                WHERE json_type(body, '$.takenAt') IN ('integer', 'real')
+                """, arguments: [offset])
+            try db.execute(sql: "UPDATE deployment SET body = json_set(body, '$.createdAt', json_extract(body, '$.createdAt') + ?)",
+                           arguments: [offset])
         }
         return migrator
     }

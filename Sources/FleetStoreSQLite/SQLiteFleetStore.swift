@@ -171,7 +171,7 @@ public final class SQLiteFleetStore: FleetStore {
 
     public func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] {
         try await read { db in
-            let decoder = JSONDecoder()
+            let decoder = StoredJSON.decoder()
             return try Row.fetchAll(db, sql: """
                 SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? ORDER BY received_at DESC, rowid DESC LIMIT ?
                 """, arguments: [deviceID, limit]).map { row in
@@ -236,7 +236,7 @@ public final class SQLiteFleetStore: FleetStore {
         return try await read { db in
             var summaries: [(seq: Int64, summary: ExecutionSummary)] = []
             // Columns and one field of the body read by SQLite itself: no record is decoded.
-            // (`updatedAt` is JSONEncoder's default date: seconds since 2001-01-01.)
+            // (Dates in bodies are seconds since 1970: `StoredJSON`.)
             for chunk in stride(from: 0, to: deploymentIDs.count, by: 500).map({ deploymentIDs[$0..<min($0 + 500, deploymentIDs.count)] }) {
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchCursor(db, sql: """
@@ -250,8 +250,8 @@ public final class SQLiteFleetStore: FleetStore {
                         throw StoreError(.corrupt, "execution \(row["id"] as String) has state '\(state)' or no updatedAt")
                     }
                     summaries.append((row["seq"], ExecutionSummary(id: row["id"], deploymentID: row["deployment_id"], deviceID: row["device_id"],
-                                                                   state: known, updatedAt: Date(timeIntervalSinceReferenceDate: updated),
-                                                                   takenAt: (row["taken_at"] as Double?).map(Date.init(timeIntervalSinceReferenceDate:)))))
+                                                                   state: known, updatedAt: Date(timeIntervalSince1970: updated),
+                                                                   takenAt: (row["taken_at"] as Double?).map(Date.init(timeIntervalSince1970:)))))
                 }
             }
             return summaries.sorted { $0.seq < $1.seq }.map(\.summary)
@@ -390,14 +390,12 @@ public final class SQLiteFleetStore: FleetStore {
     }
 
     private static func json<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        String(decoding: try StoredJSON.encoder().encode(value), as: UTF8.self)
     }
 
     private static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(text.utf8))
+            return try StoredJSON.decoder().decode(type, from: Data(text.utf8))
         } catch {
             throw StoreError(.corrupt, "a stored \(type) does not decode: \(error)")
         }

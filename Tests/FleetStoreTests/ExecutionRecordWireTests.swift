@@ -3,8 +3,8 @@ import FleetStore
 import Foundation
 import Testing
 
-/// Stored executions are written by the wire writer now and by JSONEncoder before: each must
-/// read the other's rows, field for field.
+/// Stored executions are written by the wire writer, other bodies by `StoredJSON`'s encoder: each
+/// must read the other's text, field for field.
 struct ExecutionRecordWireTests {
     static let records: [ExecutionRecord] = [
         ExecutionRecord(id: "e1", deploymentID: "dep1", deviceID: "d1", updatedAt: Date(timeIntervalSinceReferenceDate: 786_000_000)),
@@ -16,12 +16,14 @@ struct ExecutionRecordWireTests {
 
     @Test(arguments: records)
     func theWireTextIsJSONEncodersText(_ record: ExecutionRecord) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let foundation = String(decoding: try encoder.encode(record), as: UTF8.self)
+        let foundation = String(decoding: try StoredJSON.encoder().encode(record), as: UTF8.self)
         #expect(record.wireJSON() == foundation)
         #expect(try ExecutionRecord.decode(wire: foundation.utf8) == record)
-        #expect(try JSONDecoder().decode(ExecutionRecord.self, from: Data(record.wireJSON().utf8)) == record)
+        #expect(try StoredJSON.decoder().decode(ExecutionRecord.self, from: Data(record.wireJSON().utf8)) == record)
+        // Dates are seconds since 1970, whatever JSONEncoder's default is.
+        let updatedAt = WireJSON.parse(record.wireJSON().utf8)?.members?.first { $0.key == "updatedAt" }?.value
+        guard case .number(let seconds, _)? = updatedAt else { Issue.record("updatedAt is not a number"); return }
+        #expect(seconds == record.updatedAt.timeIntervalSince1970)
     }
 
     @Test func aBrokenRowNamesTheField() {
