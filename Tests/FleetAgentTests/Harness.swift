@@ -12,68 +12,35 @@ enum Binaries {
     static let agent = TestPackage.binary("flotilla-agent")
 }
 
-/// A real `flotilla serve` on a loopback port with its own data directory, an enrollment token
-/// and an operator token; stopped with SIGKILL when dropped.
+/// A real `flotilla serve` (FleetTesting's `RunningServer`, data in `root/server`) and what the
+/// agent tests ask of it: find a device, deploy to it, follow the execution.
 final class ServerUnderTest: @unchecked Sendable {
     let root: String
-    let port: Int
-    let enrollmentToken: String
-    let operatorToken: String
-    private(set) var pid: Int32 = 0
-    var base: String { "http://127.0.0.1:\(port)" }
+    let running: RunningServer
+    var port: Int { running.port }
+    var base: String { running.base }
+    var enrollmentToken: String { running.enrollmentToken }
+    var operatorToken: String { running.operatorToken }
 
     init(heartbeatInterval: Int = 1, flags: [String] = []) throws {
-        let root = try temporaryDirectory()
-        self.root = root
-        port = try GitDaemon.freePort()
-        func token(_ extra: [String]) throws -> String {
-            let result = try ChildProcess.run(Binaries.flotilla, ["token", "create", "--project", "acme", "--data", root + "/server"] + extra)
-            return result.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        enrollmentToken = try token([])
-        operatorToken = try token(["--operator"])
-        self.heartbeatInterval = heartbeatInterval
-        self.flags = flags
-        try start()
+        root = try temporaryDirectory()
+        running = try RunningServer(data: root + "/server", flags: ["--heartbeat-interval", "\(heartbeatInterval)"] + flags,
+                                    logPath: root + "/server.log")
     }
 
-    private let heartbeatInterval: Int
-    private let flags: [String]
-
-    func start() throws {
-        pid = try ChildProcess.start(Binaries.flotilla, ["serve", "--data", root + "/server", "--listen", "127.0.0.1:\(port)",
-                                                         "--heartbeat-interval", "\(heartbeatInterval)"] + flags,
-                                     environment: [:], logPath: root + "/server.log")
-        guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw TestFailure("flotilla serve did not start") }
-    }
+    func start() throws { try running.start() }
 
     /// Stops the server the hard way, as a crash or a pulled cable would.
-    func kill() {
-        if pid > 0 { ChildProcess.kill(pid) }
-        pid = 0
-    }
+    func kill() { running.kill() }
 
     deinit {
-        kill()
+        running.kill()
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    func get(_ path: String) async throws -> [String: Any] {
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.setValue("Bearer \(operatorToken)", forHTTPHeaderField: "Authorization")
-        let (data, _) = try await URLSession.shared.data(for: request)
-        return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-    }
+    func get(_ path: String) async throws -> [String: Any] { try await running.get(path) }
 
-    func post(_ path: String, _ body: [String: Any]) async throws -> (status: Int, json: [String: Any]) {
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.httpMethod = "POST"
-        request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        request.setValue("Bearer \(operatorToken)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
-    }
+    func post(_ path: String, _ body: [String: Any]) async throws -> (status: Int, json: [String: Any]) { try await running.post(path, body) }
 
     func device(hardwareID: String) async throws -> [String: Any]? {
         let devices = try await get("/api/v1/devices")["devices"] as? [[String: Any]] ?? []

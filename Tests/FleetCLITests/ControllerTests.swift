@@ -11,72 +11,52 @@ import Testing
 /// fleet-repo-template, `flotilla serve --repo`, and `flotilla sim` devices.
 @Suite(.serialized)
 struct ControllerTests {
+    /// A git daemon serving a repository made from fleet-repo-template, `flotilla serve --repo`
+    /// on it (FleetTesting's `RunningServer`, data in `data/server`), and `flotilla sim` devices.
     final class Fleet: @unchecked Sendable {
         let data: String
         let daemon: GitDaemon
         let work: WorkTree
-        let port: Int
-        let operatorToken: String
-        let enrollmentToken: String
-        var server: Int32 = 0
+        let server: RunningServer
         var sim: Int32 = 0
-        var base: String { "http://127.0.0.1:\(port)" }
-
-        private var serverArguments: [String] = []
-        private let serverEnvironment: [String: String]
+        var port: Int { server.port }
+        var base: String { server.base }
+        var operatorToken: String { server.operatorToken }
+        var enrollmentToken: String { server.enrollmentToken }
 
         init(devices: Int, failRate: Double = 0, failVersions: [String] = [], stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
              webhookSecret: String? = nil, serverFlags: [String] = [], serverEnvironment: [String: String] = [:],
              repositoryFlags: ((GitDaemon, _ data: String) throws -> [String])? = nil) throws {
-            self.serverEnvironment = serverEnvironment
             data = try TestPaths.temporaryDirectory()
             daemon = try GitDaemon()
             work = try daemon.createRepository("fleet", contents: TestPaths.template)
-            let enrollment = try CommandResult.run(["token", "create", "--project", "acme-climate", "--data", data + "/server"]).stdout
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            operatorToken = try CommandResult.run(["token", "create", "--project", "acme-climate", "--operator", "--data", data + "/server"])
-                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            enrollmentToken = enrollment
-            port = try GitDaemon.freePort()
-            serverArguments = [
-                "serve", "--data", data + "/server", "--listen", "127.0.0.1:\(port)", "--heartbeat-interval", "1",
-                "--poll-interval", pollInterval, "--reconcile-interval", "0.3",
-            ] + (try repositoryFlags?(daemon, data) ?? ["--repo", daemon.url("fleet")]) + serverFlags
+            var flags = ["--heartbeat-interval", "1", "--poll-interval", pollInterval, "--reconcile-interval", "0.3"]
+                + (try repositoryFlags?(daemon, data) ?? ["--repo", daemon.url("fleet")]) + serverFlags
             if let webhookSecret {
                 try webhookSecret.write(toFile: data + "/webhook-secret", atomically: true, encoding: .utf8)
-                serverArguments += ["--webhook-secret-file", data + "/webhook-secret"]
+                flags += ["--webhook-secret-file", data + "/webhook-secret"]
             }
-            try startServer()
+            server = try RunningServer(data: data + "/server", project: "acme-climate", flags: flags, environment: serverEnvironment,
+                                       logPath: data + "/server.log")
             sim = try ChildProcess.start(TestPaths.flotilla, [
-                "sim", "--server", base, "--token", enrollment, "--devices", "\(devices)", "--fail-rate", "\(failRate)",
+                "sim", "--server", server.base, "--token", server.enrollmentToken, "--devices", "\(devices)", "--fail-rate", "\(failRate)",
                 "--offline-rate", "0", "--step-seconds", stepSeconds, "--seed", "3",
             ] + failVersions.flatMap { ["--fail-version", $0] }, environment: [:], logPath: data + "/sim.log")
         }
 
-        func startServer() throws {
-            server = try ChildProcess.start(TestPaths.flotilla, serverArguments, environment: serverEnvironment, logPath: data + "/server.log")
-            guard GitDaemon.waitUntilListening(port: port, seconds: 10) else { throw CLIFailure("the server did not start") }
-        }
+        func startServer() throws { try server.start() }
 
         /// SIGKILL, as a crash or a power cut would stop it.
-        func killServer() {
-            ChildProcess.kill(server)
-            server = 0
-        }
+        func killServer() { server.kill() }
 
         deinit {
             if sim > 0 { ChildProcess.kill(sim) }
-            if server > 0 { ChildProcess.kill(server) }
+            server.kill()
             daemon.stop()
             try? FileManager.default.removeItem(atPath: data)
         }
 
-        func get(_ path: String) async throws -> [String: Any] {
-            var request = URLRequest(url: URL(string: base + path)!)
-            request.setValue("Bearer \(operatorToken)", forHTTPHeaderField: "Authorization")
-            let (body, _) = try await URLSession.shared.data(for: request)
-            return ((try JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:]
-        }
+        func get(_ path: String) async throws -> [String: Any] { try await server.get(path) }
 
         /// Devices with their tags and installed thermostat version.
         func devices() async throws -> [(tags: [String: String], thermostat: String?)] {

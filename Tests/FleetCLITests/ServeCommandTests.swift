@@ -13,19 +13,11 @@ struct ServeCommandTests {
     @Test func serveEnrollsAndStoresHeartbeatsThenStopsCleanlyOnSIGTERM() async throws {
         let data = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let token = try CommandResult.run(["token", "create", "--project", "acme", "--data", data])
-        #expect(token.status == 0)
-        let enrollmentToken = token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = try RunningServer(data: data)
+        let (enrollmentToken, operatorToken, base) = (server.enrollmentToken, server.operatorToken, server.base)
         #expect(enrollmentToken.hasPrefix("fle_"))
-        let operatorToken = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--data", data])
-            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(operatorToken.hasPrefix("flo_"))
 
-        let port = try GitDaemon.freePort()
-        let server = try ChildProcess.start(TestPaths.flotilla, ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"])
-        defer { if ChildProcess.isRunning(server) { ChildProcess.kill(server) } }
-        #expect(GitDaemon.waitUntilListening(port: port))
-
-        let base = "http://127.0.0.1:\(port)"
         let enrolled = try await post("\(base)/agent/v1/enroll",
                                       ["token": enrollmentToken, "hardwareID": "serial-1", "deviceSecret": "0123456789abcdef0123"])
         #expect(enrolled.status == 201)
@@ -37,13 +29,7 @@ struct ServeCommandTests {
         #expect((devices.json["devices"] as? [[String: Any]])?.count == 1)
 
         // SIGTERM: a graceful stop, status 0, and the data is on disk.
-        kill(server, SIGTERM)
-        var exited = false
-        for _ in 0..<500 {
-            if !ChildProcess.isRunning(server) { exited = true; break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(exited, "flotilla serve did not stop on SIGTERM")
+        #expect(try await server.terminate() == 0, "flotilla serve did not stop cleanly on SIGTERM")
         let rows = try ChildProcess.run("/usr/bin/sqlite3", [data + "/flotilla.sqlite", "SELECT report_id FROM heartbeat"])
         #expect(rows.outputText == "r-1\n")
         let keyMode = try FileManager.default.attributesOfItem(atPath: data + "/device-signing-key.pem")[.posixPermissions] as? Int
@@ -116,13 +102,8 @@ struct ServeCommandTests {
     @Test func secretsAreSetFromStandardInputAndNeverShownAgain() async throws {
         let data = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let operatorToken = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--data", data])
-            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let port = try GitDaemon.freePort()
-        let server = try ChildProcess.start(TestPaths.flotilla, ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"], environment: [:], logPath: data + "/../serve-\(port).log")
-        defer { if ChildProcess.isRunning(server) { ChildProcess.kill(server) } }
-        #expect(GitDaemon.waitUntilListening(port: port))
-        let base = "http://127.0.0.1:\(port)"
+        let server = try RunningServer(data: data)
+        let (operatorToken, base) = (server.operatorToken, server.base)
         let value = "pa55-\(UUID().uuidString)"
         func flotilla(_ arguments: [String], input: String = "") throws -> ChildProcess.Result {
             var environment = ProcessInfo.processInfo.environment
@@ -142,21 +123,19 @@ struct ServeCommandTests {
         #expect(list.status == 0 && list.outputText.contains("db-password") && list.outputText.contains(" 2 "), "\(list.outputText)")
         #expect(!list.outputText.contains(value))
         // At rest: sealed in the database, under a key kept in its own private file.
-        kill(server, SIGTERM)
-        for _ in 0..<500 where ChildProcess.isRunning(server) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await server.terminate() == 0)
         for file in try FileManager.default.contentsOfDirectory(atPath: data) {
             let bytes = FileManager.default.contents(atPath: data + "/" + file) ?? Data()
             #expect(!bytes.contains(Data(value.utf8)), "\(file) holds the secret in clear")
         }
         #expect((try FileManager.default.attributesOfItem(atPath: data + "/secret-key")[.posixPermissions] as? Int) == 0o600)
-        let log = (try? String(contentsOfFile: data + "/../serve-\(port).log", encoding: .utf8)) ?? ""
+        let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""
         #expect(!log.contains(value))
         // Started again without its key, the server refuses rather than make a new one.
-        try FileManager.default.moveItem(atPath: data + "/secret-key", toPath: data + "/../secret-key-\(port)")
-        defer { try? FileManager.default.removeItem(atPath: data + "/../secret-key-\(port)") }
+        try FileManager.default.moveItem(atPath: data + "/secret-key", toPath: data + ".secret-key")
+        defer { try? FileManager.default.removeItem(atPath: data + ".secret-key") }
         let keyless = try CommandResult.run(["serve", "--data", data, "--listen", "127.0.0.1:0"])
         #expect(keyless.status != 0 && keyless.stderr.contains("project acme has secrets sealed with it; restore the key file"), "\(keyless.stderr)")
-        try? FileManager.default.removeItem(atPath: data + "/../serve-\(port).log")
     }
 
     @Test func tokenCreateRefusesABadDuration() throws {

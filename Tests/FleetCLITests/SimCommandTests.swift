@@ -13,16 +13,8 @@ struct SimCommandTests {
     @Test func simulatedDevicesEnrollHeartbeatAndRunDeployments() async throws {
         let data = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let enrollment = try CommandResult.run(["token", "create", "--project", "acme", "--data", data]).stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let operatorToken = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--data", data]).stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let port = try GitDaemon.freePort()
-        let server = try ChildProcess.start(TestPaths.flotilla, ["serve", "--data", data, "--listen", "127.0.0.1:\(port)",
-                                                                 "--heartbeat-interval", "1"])
-        defer { ChildProcess.kill(server) }
-        #expect(GitDaemon.waitUntilListening(port: port))
-        let base = "http://127.0.0.1:\(port)"
+        let server = try RunningServer(data: data + "/server", flags: ["--heartbeat-interval", "1"])
+        let (enrollment, operatorToken, base) = (server.enrollmentToken, server.operatorToken, server.base)
         let sim = try ChildProcess.start(TestPaths.flotilla, ["sim", "--server", base, "--token", enrollment, "--devices", "30",
                                                               "--fail-rate", "0", "--offline-rate", "0.1", "--offline-seconds", "3",
                                                               "--step-seconds", "0.05-0.2", "--seed", "7",
