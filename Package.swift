@@ -143,7 +143,8 @@ let package = Package(
         .testTarget(name: "FleetProtocolTests", dependencies: ["FleetProtocol"]),
         .testTarget(
             name: "FleetControllerTests",
-            dependencies: ["FleetController", "FleetCore", "FleetStore", "FleetGit", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["FleetController", "FleetCore", "FleetStore", "FleetGit", "FleetProtocol", "FleetTesting",
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "FleetAgentTests", dependencies: ["FleetAgent", "FleetProtocol", "FleetGit", "FleetTesting"]),
         .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol",

@@ -30,6 +30,10 @@ public actor CommitStatusReporter {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     private let settings: Settings

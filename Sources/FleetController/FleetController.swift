@@ -108,7 +108,11 @@ public actor FleetController: Service, ControllerHandle {
     private let store: any FleetStore
     private let deployer: Deployer
     private let logger: Logger
-    private var mirror: GitMirror?
+    /// The repository: given (a `MemoryRepository` in tests), or a `GitMirror` made on the first
+    /// poll that can make it.
+    private var mirror: (any FleetRepository)?
+    /// Makes a reporter for the fleet's status settings: `CommitStatusReporter`, or a double.
+    private let makeReporter: @Sendable (CommitStatusReporter.Settings) -> any CommitStatusPosting
     public private(set) var desired: Desired?
     public private(set) var head: CommitID?
     /// The first errors of the head commit, when it does not validate.
@@ -118,9 +122,15 @@ public actor FleetController: Service, ControllerHandle {
     private var lastNote: [CommitID: String] = [:]
     private var lastStatusFiles: [String: [UInt8]] = [:]
     /// The reporter for the current status settings; nil inside when they cannot be posted to.
-    private var reporter: (key: String, reporter: CommitStatusReporter?)?
+    private var reporter: (key: String, reporter: (any CommitStatusPosting)?)?
 
-    public init(configuration: ControllerConfiguration, store: any FleetStore, deployer: Deployer, logger: Logger) {
+    /// `repository` and `forge` replace git and the forge's HTTP API, for tests of the wiring
+    /// without processes: `MemoryRepository` and `MemoryForge.reporter`.
+    public init(configuration: ControllerConfiguration, store: any FleetStore, deployer: Deployer, logger: Logger,
+                repository: (any FleetRepository)? = nil,
+                forge: @escaping @Sendable (CommitStatusReporter.Settings) -> any CommitStatusPosting = { CommitStatusReporter(settings: $0) }) {
+        mirror = repository
+        makeReporter = forge
         self.configuration = configuration
         self.store = store
         self.deployer = deployer
@@ -417,7 +427,7 @@ public actor FleetController: Service, ControllerHandle {
         configuration.statusOverrides.applied(to: fleet.fleet.status)
     }
 
-    private func reporter(for fleet: CompiledFleet) -> CommitStatusReporter? {
+    private func reporter(for fleet: CompiledFleet) -> (any CommitStatusPosting)? {
         let settings = statusSettings(fleet)
         guard settings.forge != .none, let repository = settings.repository, let token = configuration.forgeToken else { return nil }
         let endpoint = ForgeEndpoint.resolve(forge: settings.forge, operatorURL: configuration.statusOverrides.apiURL,
@@ -426,12 +436,12 @@ public actor FleetController: Service, ControllerHandle {
         if let reporter, reporter.key == key { return reporter.reporter }
         // Once per change of settings, not on every pass.
         if let warning = endpoint.warning { logger.warning("forge statuses: \(warning)") }
-        let made = endpoint.root.map { CommitStatusReporter(settings: .init(forge: settings.forge, repository: repository, apiURL: $0, token: token)) }
+        let made = endpoint.root.map { makeReporter(.init(forge: settings.forge, repository: repository, apiURL: $0, token: token)) }
         reporter = (key, made)
         return made
     }
 
-    private func postStatus(_ reporter: CommitStatusReporter, commit: CommitID, context: String, state: CommitStatusReporter.State,
+    private func postStatus(_ reporter: any CommitStatusPosting, commit: CommitID, context: String, state: CommitStatusReporter.State,
                         description: String) async {
         do {
             var report: String?

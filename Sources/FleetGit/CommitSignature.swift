@@ -32,6 +32,12 @@ public struct SignatureVerification: Sendable, Equatable {
     public var signer: String?
     /// The verifier's own words, for logs.
     public var detail: String
+
+    public init(verdict: Verdict, signer: String?, detail: String) {
+        self.verdict = verdict
+        self.signer = signer
+        self.detail = detail
+    }
 }
 
 extension GitRepository {

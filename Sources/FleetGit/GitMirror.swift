@@ -56,6 +56,13 @@ public final class GitMirror: Sendable {
         public var forcePushed: Bool
         /// Whether anything new was fetched.
         public var changed: Bool { commit != previous }
+
+        public init(ref: String, commit: CommitID, previous: CommitID?, forcePushed: Bool) {
+            self.ref = ref
+            self.commit = commit
+            self.previous = previous
+            self.forcePushed = forcePushed
+        }
     }
 
     /// Fetches `ref` (a branch or tag name, or a full `refs/…` name) and resolves it.
