@@ -35,15 +35,11 @@ public struct ControllerSet: Sendable {
         return nil
     }
 
-    /// The Prometheus lines of every controller: labelled by project for those `serve --config`
-    /// assigned one; the one of `serve --repo` keeps its unlabelled series.
-    func exposition() async -> String {
-        guard !entries.isEmpty else { return "" }
-        var samples: [(label: String, metrics: ControllerMetrics)] = []
-        for entry in entries {
-            let label = entry.handle.assignedProject.map { "{project=\"\(ControllerMetrics.escapeLabel($0))\"}" } ?? ""
-            samples.append((label, await entry.handle.metrics()))
-        }
-        return ControllerMetrics.exposition(samples)
+    /// Every controller's pass numbers, by the project `serve --config` assigned it (nil for the
+    /// one of `serve --repo`, whose series stay unlabelled).
+    func passMetrics() async -> [(project: String?, metrics: ControllerMetrics)] {
+        var samples: [(project: String?, metrics: ControllerMetrics)] = []
+        for entry in entries { samples.append((entry.handle.assignedProject, await entry.handle.metrics())) }
+        return samples
     }
 }

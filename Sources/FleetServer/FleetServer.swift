@@ -47,9 +47,9 @@ public enum FleetServer {
         router.get("metrics") { _, _ in
             let window = Duration.seconds(configuration.offlineAfterSeconds)
             metrics.devicesOnline.set(Double(directory.onlineCount(within: window)))
-            let controllerLines = await controllers.exposition()
+            metrics.recordControllers(await controllers.passMetrics())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition() + controllerLines)))
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
                         controllers: controllers, secrets: secrets)

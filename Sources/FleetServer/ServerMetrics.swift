@@ -1,6 +1,8 @@
+import FleetStore
 import Foundation
 import Hummingbird
 import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics, in a registry of its own (no process-wide bootstrap), served
 /// at `/metrics` in the text exposition format.
@@ -34,6 +36,27 @@ final class ServerMetrics: Sendable {
 
     private func requestCounter(statusClass: String) -> Counter {
         registry.makeCounter(name: "flotilla_http_requests_total", labels: [("status", statusClass)], help: "HTTP requests answered.")
+    }
+
+    /// What each controller has counted since the last scrape, by project: the controllers keep
+    /// plain numbers, and their series live in this registry beside the server's.
+    private let controllerTotals = Mutex<[String: ControllerMetrics]>([:])
+
+    func recordControllers(_ samples: [(project: String?, metrics: ControllerMetrics)]) {
+        for (project, metrics) in samples {
+            let labels = project.map { [("project", $0)] } ?? []
+            let previous = controllerTotals.withLock { seen in
+                defer { seen[project ?? ""] = metrics }
+                return seen[project ?? ""] ?? ControllerMetrics()
+            }
+            registry.makeCounter(name: "flotilla_controller_passes_total", labels: labels,
+                                 help: "Reconcile passes of the fleet repository's desired state.")
+                .increment(by: Int64(max(0, metrics.passes - previous.passes)))
+            registry.makeCounter(name: "flotilla_controller_pass_seconds_total", labels: labels, help: "Time spent in reconcile passes.")
+                .increment(by: max(0, metrics.passSeconds - previous.passSeconds))
+            registry.makeGauge(name: "flotilla_controller_last_pass_seconds", labels: labels, help: "How long the last reconcile pass took.")
+                .set(metrics.lastPassSeconds)
+        }
     }
 
     func exposition() -> String {

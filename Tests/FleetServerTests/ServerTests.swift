@@ -578,10 +578,31 @@ struct ControllerSetTests {
         #expect(await set.entry(for: "acme")?.handle.assignedProject == "acme")
         #expect(await set.entry(for: "other")?.handle.assignedProject == "other")
         #expect(await set.entry(for: "nobody") == nil)
-        let metrics = await set.exposition()
+        let registry = ServerMetrics()
+        registry.recordControllers(await set.passMetrics())
+        let metrics = registry.exposition()
         #expect(metrics.contains("flotilla_controller_passes_total{project=\"acme\"} 0\n"))
         #expect(metrics.contains("flotilla_controller_passes_total{project=\"other\"} 0\n"))
         #expect(metrics.components(separatedBy: "# TYPE flotilla_controller_passes_total counter").count == 2, "one TYPE line per metric")
+    }
+
+    /// The controllers count their passes; each scrape adds what is new to the registry's
+    /// counters, so a total is never counted twice.
+    @Test func controllerPassesAreCountersInTheServersRegistry() {
+        let registry = ServerMetrics()
+        var metrics = ControllerMetrics()
+        metrics.passes = 2
+        metrics.passSeconds = 0.5
+        metrics.lastPassSeconds = 0.25
+        registry.recordControllers([("a \"quoted\" project", metrics)])
+        registry.recordControllers([("a \"quoted\" project", metrics)])
+        metrics.passes = 5
+        metrics.lastPassSeconds = 0.125
+        registry.recordControllers([("a \"quoted\" project", metrics)])
+        let text = registry.exposition()
+        #expect(text.contains("flotilla_controller_passes_total{project=\"a \\\"quoted\\\" project\"} 5\n"), "\(text)")
+        #expect(text.contains("flotilla_controller_pass_seconds_total{project=\"a \\\"quoted\\\" project\"} 0.5\n"), "\(text)")
+        #expect(text.contains("flotilla_controller_last_pass_seconds{project=\"a \\\"quoted\\\" project\"} 0.125\n"), "\(text)")
     }
 
     @Test func routesAndWebhooksGoToTheTokensProject() async throws {

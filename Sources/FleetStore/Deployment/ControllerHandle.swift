@@ -26,36 +26,12 @@ extension ControllerHandle {
     public var assignedProject: String? { nil }
 }
 
-/// How much work the controller's reconcile passes are.
+/// How much work the controller's reconcile passes are: numbers only; the server's Prometheus
+/// registry turns them into metrics.
 public struct ControllerMetrics: Sendable, Equatable {
     public var passes = 0
     public var passSeconds = 0.0
     public var lastPassSeconds = 0.0
 
     public init() {}
-
-    /// The Prometheus text exposition of these numbers.
-    public var exposition: String { Self.exposition([("", self)]) }
-
-    /// Several controllers' numbers, each sample under its label set (`{project="…"}`, or
-    /// empty), with each metric's HELP and TYPE once.
-    public static func exposition(_ samples: [(label: String, metrics: ControllerMetrics)]) -> String {
-        let families: [(name: String, type: String, help: String, value: (ControllerMetrics) -> String)] = [
-            ("flotilla_controller_passes_total", "counter", "Reconcile passes of the fleet repository's desired state.", { "\($0.passes)" }),
-            ("flotilla_controller_pass_seconds_total", "counter", "Time spent in reconcile passes.", { "\($0.passSeconds)" }),
-            ("flotilla_controller_last_pass_seconds", "gauge", "How long the last reconcile pass took.", { "\($0.lastPassSeconds)" }),
-        ]
-        var text = ""
-        for family in families {
-            text += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
-            for sample in samples { text += "\(family.name)\(sample.label) \(family.value(sample.metrics))\n" }
-        }
-        return text
-    }
-
-    /// A label value as the text format wants it: backslash, quote and newline escaped.
-    public static func escapeLabel(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-    }
 }
