@@ -73,14 +73,21 @@ let package = Package(
         // docs/openapi.json compiled into FleetServer: the document is written once, in docs.
         .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["embed-text"]),
         .executableTarget(name: "embed-text"),
+        // Reports where people look: the note, STATUS.md and status.json, and forge commit statuses.
+        .target(
+            name: "FleetStatus",
+            dependencies: [
+                "FleetCore", "FleetProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The controller: watches the fleet repository and rolls its desired state out.
         .target(
             name: "FleetController",
             dependencies: [
-                "FleetCore", "FleetGit", "FleetProtocol", "FleetStore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                "FleetCore", "FleetGit", "FleetProtocol", "FleetStatus", "FleetStore",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -141,9 +148,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FleetProtocolTests", dependencies: ["FleetProtocol"]),
+        .testTarget(name: "FleetStatusTests", dependencies: ["FleetStatus", "FleetCore", .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(
             name: "FleetControllerTests",
-            dependencies: ["FleetController", "FleetCore", "FleetStore", "FleetGit", "FleetProtocol", "FleetTesting",
+            dependencies: ["FleetController", "FleetCore", "FleetStore", "FleetGit", "FleetProtocol", "FleetStatus", "FleetTesting",
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "FleetAgentTests", dependencies: ["FleetAgent", "FleetProtocol", "FleetGit", "FleetTesting"]),

@@ -1,5 +1,6 @@
 public import FleetCore
 public import FleetGit
+public import FleetStatus
 import FleetProtocol
 public import FleetStore
 public import Foundation
@@ -329,7 +330,7 @@ public actor FleetController: Service, ControllerHandle {
     private func refuse(_ commit: CommitID, errors: [String], total: Int, why: String) async {
         headErrors = errors
         logger.warning("commit \(why); the last good state stays in force", metadata: ["commit": "\(commit)", "errors": "\(total)"])
-        await writeNote(Self.invalidNote(commit: commit, errors: errors, total: total, lastGood: desired?.commit, why: why), on: commit)
+        await writeNote(FleetStatusReport.invalidNote(commit: commit.description, errors: errors, total: total, lastGood: desired?.commit.description, why: why), on: commit)
         if let fleet = desired?.fleet, let reporter = reporter(for: fleet) {
             let contexts = fleet.apps.isEmpty ? ["fleet"] : fleet.apps.map(\.name)
             for app in contexts {
@@ -339,13 +340,6 @@ public actor FleetController: Service, ControllerHandle {
         }
     }
 
-    static func invalidNote(commit: CommitID, errors: [String], total: Int, lastGood: CommitID?, why: String = "does not validate") -> String {
-        var text = "flotilla: failure — this commit \(why); nothing was deployed.\n"
-        text += lastGood.map { "The desired state stays at \($0).\n" } ?? "No earlier commit validated.\n"
-        text += "\n" + errors.joined(separator: "\n") + "\n"
-        if total > errors.count { text += "… and \(total - errors.count) more\n" }
-        return text
-    }
 
     // MARK: Reconciling
 
@@ -477,14 +471,5 @@ public actor FleetController: Service, ControllerHandle {
         } catch {
             logger.warning("cannot write the note", metadata: ["commit": "\(commit)", "error": "\(error)"])
         }
-    }
-}
-
-extension FleetStatusReport {
-    /// status.json: the report with sorted keys.
-    var json: [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return Array((try? encoder.encode(self)) ?? Data())
     }
 }

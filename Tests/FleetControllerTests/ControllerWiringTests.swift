@@ -2,6 +2,7 @@
 import FleetCore
 import FleetGit
 import FleetProtocol
+import FleetStatus
 import FleetStore
 import FleetTesting
 import Foundation

@@ -88,39 +88,6 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     }
 }
 
-extension FleetStatusReport {
-    /// The note's text, each app under its commit-status context.
-    public func note(prefix: String) -> String {
-        var text = ""
-        for app in apps {
-            text += "\(prefix)/\(app.name): \(Self.state(of: app))\n"
-            if let error = app.error { text += "  not reconciled: \(error)\n" }
-            for target in app.targets {
-                text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
-                    + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.label))\n"
-            }
-            if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
-        }
-        return text
-    }
-
-    /// STATUS.md.
-    public var markdown: String {
-        var text = "# Fleet status\n\nReconciled commit `\(commit)`"
-        text += head == commit ? ".\n" : "; the branch head `\(head)` does not validate:\n\n" + headErrors.map { "- `\($0)`" }.joined(separator: "\n") + "\n"
-        for app in apps {
-            text += "\n## \(app.name): \(Self.state(of: app))\n\n"
-            if let error = app.error { text += "Not reconciled: \(error)\n\n" }
-            text += "| group | version | converged | updating | failed | offline | state |\n|---|---|---|---|---|---|---|\n"
-            for target in app.targets {
-                text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.label) |\n"
-            }
-            if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
-        }
-        return text
-    }
-}
-
 extension FleetStatusReport.Target {
     /// The state with what qualifies it: "converged, 3 offline pending", "suspended (…)".
     public var label: String {

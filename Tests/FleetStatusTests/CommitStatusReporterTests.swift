@@ -1,4 +1,4 @@
-import FleetController
+import FleetStatus
 import FleetCore
 import Foundation
 import Hummingbird

@@ -1,0 +1,58 @@
+public import FleetCore
+import Foundation
+
+// What the controller writes where people look, rendered from the report the decision made: the
+// note on each reconciled commit, STATUS.md and status.json on the status branch.
+
+extension FleetStatusReport {
+    /// The note's text, each app under its commit-status context.
+    public func note(prefix: String) -> String {
+        var text = ""
+        for app in apps {
+            text += "\(prefix)/\(app.name): \(Self.state(of: app))\n"
+            if let error = app.error { text += "  not reconciled: \(error)\n" }
+            for target in app.targets {
+                text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
+                    + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.label))\n"
+            }
+            if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
+        }
+        return text
+    }
+
+    /// STATUS.md.
+    public var markdown: String {
+        var text = "# Fleet status\n\nReconciled commit `\(commit)`"
+        text += head == commit ? ".\n" : "; the branch head `\(head)` does not validate:\n\n" + headErrors.map { "- `\($0)`" }.joined(separator: "\n") + "\n"
+        for app in apps {
+            text += "\n## \(app.name): \(Self.state(of: app))\n\n"
+            if let error = app.error { text += "Not reconciled: \(error)\n\n" }
+            text += "| group | version | converged | updating | failed | offline | state |\n|---|---|---|---|---|---|---|\n"
+            for target in app.targets {
+                text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.label) |\n"
+            }
+            if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
+        }
+        return text
+    }
+}
+
+extension FleetStatusReport {
+    /// The note on a head that is not rolled out: why, what stays in force, and its first errors.
+    public static func invalidNote(commit: String, errors: [String], total: Int, lastGood: String?, why: String = "does not validate") -> String {
+        var text = "flotilla: failure — this commit \(why); nothing was deployed.\n"
+        text += lastGood.map { "The desired state stays at \($0).\n" } ?? "No earlier commit validated.\n"
+        text += "\n" + errors.joined(separator: "\n") + "\n"
+        if total > errors.count { text += "… and \(total - errors.count) more\n" }
+        return text
+    }
+}
+
+extension FleetStatusReport {
+    /// status.json: the report with sorted keys.
+    public var json: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+}
