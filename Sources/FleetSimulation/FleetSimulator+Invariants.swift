@@ -49,6 +49,39 @@ extension FleetSimulator {
         }
     }
 
+    /// A gated target's first wave of a digest starts only once the gate is open, as the
+    /// simulator's own records show it: not before notBefore, not without an approval of that
+    /// digest, not before every execution of the canary's rollout ended and its last success
+    /// is `bake` old.
+    func checkGate(group: String, digest: String, at second: Int) {
+        guard let gate = scenario.gate, group == "main" else { return }
+        let started = deployments.contains { $0.group == "main" && $0.digest == digest && $0.purpose == .rollout && $0.createdAt < date(second) }
+        guard !started else { return }
+        if let notBefore = gate.notBefore, second < notBefore {
+            violate(second, "main started at \(second)s, before its notBefore at \(notBefore)s")
+        }
+        if gate.approval, !approvals.contains(FleetSnapshot.approvalKey(app: "app", group: "main", digest: digest)) {
+            violate(second, "main started \(digest.prefix(8)) without an approval of that digest")
+        }
+        guard gate.after, let canary = fleet.apps[0].targets.first(where: { $0.group == "canary" }) else { return }
+        let canaryRollouts = Set(deployments.filter { $0.group == "canary" && $0.digest == canary.digest && $0.purpose == .rollout }.map(\.id))
+        let canaryExecutions = executions.filter { canaryRollouts.contains($0.deploymentID) }
+        if canaryExecutions.contains(where: { !$0.state.isFinal }) {
+            violate(second, "main started while the canary's rollout still ran")
+        }
+        if deployments.contains(where: { canaryRollouts.contains($0.id) && $0.aborted }) {
+            violate(second, "main started after the canary's rollout aborted")
+        }
+        if let last = canaryExecutions.filter({ $0.state == .succeeded }).map(\.updatedAt).max(),
+           date(second).timeIntervalSince(last) < Double(gate.bakeSeconds) {
+            violate(second, "main started \(Int(date(second).timeIntervalSince(last)))s after the canary converged; bake is \(gate.bakeSeconds)s")
+        }
+        let online = registry.filter { $0.ring == "canary" && second - $0.lastHeard <= Int(settings.offlineAfter) }
+        for device in online where device.apps["app"]?.digest != canary.digest && !devices.contains(where: { $0.id == device.id && $0.tampered }) {
+            violate(second, "main started while canary device \(device.id) (online) runs \(device.apps["app"]?.version ?? "nothing")")
+        }
+    }
+
     /// No device gets the same digest twice in one rollout, except by heal or rollback.
     func checkReceivedOnce(_ index: Int, at second: Int) {
         let received = devices[index].received
@@ -87,6 +120,14 @@ extension FleetSimulator {
                 continue
             case "suspended" where suspended.contains("app"):
                 continue
+            case "waiting":
+                // Only for what will not change by itself: an approval not given for this digest,
+                // or a canary that did not converge.
+                let approved = approvals.contains(FleetSnapshot.approvalKey(app: "app", group: target.group, digest: target.digest))
+                let canaryConverged = report.apps[0].targets.first?.state == "converged"
+                if scenario.gate?.approval == true, !approved { continue }
+                if scenario.gate?.after == true, !canaryConverged { continue }
+                violate(second, "\(target.group) is \(status.label) \(calmSeconds) s into a calm phase, with its gate open")
             default:
                 violate(second, "\(target.group) is \(status.label) \(calmSeconds) s into a calm phase (bound from the policy)")
             }

@@ -42,6 +42,8 @@ public final class FleetSimulator {
     var episode = 0
     /// "group digest" of each rollout the decision aborted.
     var abortedDigests: Set<String> = []
+    /// The approvals given so far (`FleetSnapshot.approvalKey`).
+    var approvals: Set<String> = []
 
     static let start = Date(timeIntervalSinceReferenceDate: 820_000_000)
     static let tick = 5
@@ -77,7 +79,7 @@ public final class FleetSimulator {
             }
         }
         log(0, "scenario: \(scenario.deviceCount) devices, \(scenario.twoTargets ? "targets canary, main" : "one target"), rollout \(scenario.policy), "
-            + "selfHeal \(scenario.selfHeal), steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
+            + "selfHeal \(scenario.selfHeal), gate \(scenario.gate?.description ?? "none"), steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
     }
 
     /// The calm phase's length: long enough for every wave to run one after the other.
@@ -85,7 +87,9 @@ public final class FleetSimulator {
         let policy = fleet.apps[0].app.rollout
         let waves = (scenario.deviceCount + policy.waveSize(total: scenario.deviceCount) - 1) / policy.waveSize(total: scenario.deviceCount)
         let execution = scenario.stepCount * scenario.stepSeconds.upperBound + 2 * Self.tick + 2 * Self.heartbeatEvery
-        return (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 + scenario.executionTimeout + 600
+        // A promoted target waits for the first to converge and bake, then runs its own waves.
+        let gated = scenario.gate.map { $0.bakeSeconds + (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 } ?? 0
+        return (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 + scenario.executionTimeout + 600 + gated
     }
 
     /// Runs the scenario to its end; returns the violations found.
@@ -124,7 +128,10 @@ public final class FleetSimulator {
         // …and the server has heard what each device runs (a change by hand shows at its next heartbeat).
         lastActions == 0 && !dirty && inFlight == 0 && devices.allSatisfy { $0.running == nil && $0.outbox.isEmpty }
             && devices.indices.allSatisfy { registry[$0].apps["app"] == devices[$0].installed }
-            && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted") } } == true
+            && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted")
+                // A target waiting out a time (bake, notBefore) is not settled; one waiting for an approval or a target that will not converge is.
+                && !($0.state == "waiting" && ($0.reason?.hasPrefix("baking") == true || $0.reason?.hasPrefix("waiting until") == true
+                                                || $0.reason?.hasPrefix("waiting for") == true && lastReport?.apps[0].targets.first?.state == "updating")) } } == true
     }
 
     func worldEvents(_ second: Int) {
@@ -147,6 +154,13 @@ public final class FleetSimulator {
         for (at, length) in scenario.suspensions {
             if at / Self.tick == second / Self.tick { suspended.insert("app"); dirty = true; log(second, "app suspended") }
             if (at + length) / Self.tick == second / Self.tick { suspended.remove("app"); dirty = true; log(second, "app resumed") }
+        }
+        for at in scenario.gate?.approvals ?? [] where at / Self.tick == second / Self.tick {
+            if let main = fleet.apps[0].targets.first(where: { $0.group == "main" }) {
+                approvals.insert(FleetSnapshot.approvalKey(app: "app", group: "main", digest: main.digest))
+                dirty = true
+                log(second, "an operator approved main at \(main.version)")
+            }
         }
         for (at, index) in scenario.tamper where at / Self.tick == second / Self.tick {
             devices[index].installed = InstalledApp(version: "0.9", digest: nil)
@@ -266,7 +280,7 @@ public final class FleetSimulator {
                                  FleetSnapshot.Execution(id: $0.id, deploymentID: $0.deploymentID, deviceID: $0.deviceID, state: $0.state,
                                                          updatedAt: $0.updatedAt, takenAt: $0.takenAt)
                              },
-                             suspended: suspended, now: date(second), settings: settings)
+                             suspended: suspended, approvals: approvals, now: date(second), settings: settings)
     }
 
     func decide(at second: Int, restart: Bool) {
@@ -300,6 +314,7 @@ public final class FleetSimulator {
             if case .startWave = action, abortedDigests.contains(group + " " + digest) {
                 violate(second, "a wave of \(digest.prefix(8)) started after its rollout aborted")
             }
+            if case .startWave = action { checkGate(group: group, digest: digest, at: second) }
             let target = fleet.apps[0].targets.first { $0.group == group && $0.digest == digest }!
             let purpose: DeploymentPurpose = if case .heal = action { .heal } else { .rollout }
             let record = DeploymentRecord(id: newID("dep"), project: "sim", app: app, version: target.version, flow: "install", digest: digest,

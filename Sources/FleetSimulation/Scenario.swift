@@ -28,6 +28,26 @@ public struct Scenario: Sendable {
     /// The run lasts this long, then a calm phase follows: every device online, nothing failing.
     public var chaosSeconds: Int
     public var executionTimeout: Int
+    /// With two targets: what holds `main` back before it starts (nil: nothing).
+    public var gate: Gate?
+
+    /// main's gate: after canary (baked this long), not before a second, approval required (and
+    /// given, for the digest in force then, at these seconds).
+    public struct Gate: Sendable, CustomStringConvertible {
+        public var after: Bool
+        public var bakeSeconds: Int
+        public var notBefore: Int?
+        public var approval: Bool
+        public var approvals: [Int]
+
+        public var description: String {
+            var parts: [String] = []
+            if after { parts.append("after canary" + (bakeSeconds > 0 ? ", bake \(bakeSeconds)s" : "")) }
+            if let notBefore { parts.append("notBefore +\(notBefore)s") }
+            if approval { parts.append("approval required, given at \(approvals.isEmpty ? "never" : approvals.map { "\($0)s" }.joined(separator: ", "))") }
+            return parts.joined(separator: "; ")
+        }
+    }
 
     public enum CommitChange: Sendable, Equatable, CustomStringConvertible {
         /// The desired version becomes this.
@@ -80,6 +100,18 @@ public struct Scenario: Sendable {
         restarts = (0..<Int.random(in: 0...2, using: &random)).map { _ in Int.random(in: 0...chaos, using: &random) }.sorted()
         tamper = (0..<Int.random(in: 0...1, using: &random)).map { _ in (Int.random(in: 600...chaos, using: &random), Int.random(in: 0..<count, using: &random)) }
         devices = (0..<count).map { _ in SimulatedDeviceSpec(random: &random, chaosSeconds: chaos) }
+        // Drawn from a generator of its own, so every other part of a seed's world is what it was
+        // before gates existed.
+        var gates = SeededGenerator(seed: seed ^ 0x6A7E_6A7E_6A7E_6A7E)
+        if twoTargets, Bool.random(using: &gates) {
+            let after = Int.random(in: 0..<10, using: &gates) < 7
+            let approval = Int.random(in: 0..<10, using: &gates) < 3
+            gate = Gate(after: after,
+                        bakeSeconds: after && Bool.random(using: &gates) ? Int.random(in: 300...3_600, using: &gates) : 0,
+                        notBefore: Int.random(in: 0..<10, using: &gates) < 3 ? Int.random(in: 0...chaos, using: &gates) : nil,
+                        approval: approval,
+                        approvals: approval ? (0..<Int.random(in: 0...2, using: &gates)).map { _ in Int.random(in: 0...chaos, using: &gates) }.sorted() : [])
+        }
     }
 
     /// The fleet repository at a commit that wants `version`, as files.
@@ -104,8 +136,14 @@ public struct Scenario: Sendable {
         for step in 0..<stepCount { flow += "  - {name: step\(step), run: \"install ${version} \(step)\", onFailure: rollback}\n" }
         flow += "rollback:\n  - {name: restore, run: \"restore\"}\n"
         files["flows/install.yaml"] = flow
+        var mainGate = ""
+        if let gate {
+            if gate.after { mainGate += ", after: canary" + (gate.bakeSeconds > 0 ? ", bake: \(gate.bakeSeconds)s" : "") }
+            if let notBefore = gate.notBefore { mainGate += ", notBefore: \(Timestamp.format(FleetSimulator.start.addingTimeInterval(Double(notBefore))))" }
+            if gate.approval { mainGate += ", approval: required" }
+        }
         let targets = twoTargets
-            ? "  - {group: canary, version: \"\(version)\"}\n  - {group: main, version: \"\(version)\"}\n"
+            ? "  - {group: canary, version: \"\(version)\"}\n  - {group: main, version: \"\(version)\"\(mainGate)}\n"
             : "  - {group: all, version: \"\(version)\"}\n"
         files["apps/app.yaml"] = "kind: App\nname: app\nflow: install\nselfHeal: \(selfHeal)\ntargets:\n\(targets)rollout: \(policy)\n"
         return files

@@ -1,6 +1,8 @@
+import FoundationEssentials
+
 extension DocumentDecoder {
-    static let appKeys = ["name", "description", "flow", "parameters", "targets", "rollout", "selfHeal"]
-    static let targetKeys = ["group", "version", "parameters"]
+    static let appKeys = ["name", "description", "flow", "parameters", "targets", "rollout", "selfHeal", "notBefore"]
+    static let targetKeys = ["group", "version", "parameters", "notBefore", "after", "bake", "approval"]
 
     func decodeApp(_ node: YAMLNode) -> (App, RolloutOverrides)? {
         guard let fields = fields(node, kind: .app, known: Self.appKeys) else { return nil }
@@ -18,9 +20,10 @@ extension DocumentDecoder {
         }
         let rollout = fields["rollout"].map(decodeRollout) ?? RolloutOverrides()
         let selfHeal = fields.bool("selfHeal") ?? false
+        let notBefore = timestamp(fields, "notBefore")
         guard let name, let flow else { return nil }
         let app = App(name: name.value, flow: flow, parameters: parameters, targets: targets,
-                      rollout: .builtIn, selfHeal: selfHeal, location: node.location)
+                      rollout: .builtIn, selfHeal: selfHeal, notBefore: notBefore, location: node.location)
         return (app, rollout)
     }
 
@@ -32,8 +35,38 @@ extension DocumentDecoder {
             sink.error(version.location, "invalid version '\(version.value)': \(problem)")
         }
         let parameters = fields["parameters"].map { parameterValues($0) } ?? [:]
+        let after = fields.string("after")
+        let bake = fields.duration("bake")
+        if let bake, let location = fields["bake"]?.location {
+            if bake <= .zero {
+                sink.error(location, "'bake' must be longer than 0s")
+            } else if after == nil {
+                sink.error(location, "'bake' needs 'after': it is how long the target named by 'after' must stay converged before this one starts")
+            }
+        }
+        var approval = false
+        if let text = fields.string("approval") {
+            switch text.value {
+            case "required": approval = true
+            case "none": approval = false
+            default: sink.error(text.location, "'approval' must be required or none, not '\(text.value)'")
+            }
+        }
+        let notBefore = timestamp(fields, "notBefore")
         guard let group, let version else { return nil }
-        return App.Target(group: group, version: version, parameters: parameters, location: node.location)
+        return App.Target(group: group, version: version, parameters: parameters, notBefore: notBefore, after: after, bake: bake,
+                          approval: approval, location: node.location)
+    }
+
+    /// An RFC 3339 instant with a zone.
+    private func timestamp(_ fields: Fields, _ key: String) -> Located<Date>? {
+        guard let text = fields.string(key) else { return nil }
+        switch Timestamp.parse(text.value) {
+        case .success(let date): return Located(date, at: text.location)
+        case .failure(let problem):
+            sink.error(text.location, "invalid time '\(text.value)' for '\(key)': \(problem.reason)")
+            return nil
+        }
     }
 
     /// Parameter values are scalars; their types are checked against the flow once it is known.

@@ -1,3 +1,5 @@
+public import FoundationEssentials
+
 /// `kind: App`: what version of an app each group of devices runs, and how it gets there.
 public struct App: Sendable {
     public var name: String
@@ -11,6 +13,8 @@ public struct App: Sendable {
     public var rollout: RolloutPolicy
     /// Whether devices that drift from the desired version are put back.
     public var selfHeal: Bool
+    /// No target starts before this instant.
+    public var notBefore: Located<Date>?
     public var location: SourceLocation
 
     /// One entry of `targets`.
@@ -18,6 +22,14 @@ public struct App: Sendable {
         public var group: Located<String>
         public var version: Located<String>
         public var parameters: [String: Located<String>]
+        /// This target starts no earlier than this instant (nor than the app's).
+        public var notBefore: Located<Date>?
+        /// The group of a target listed before this one that must have converged first.
+        public var after: Located<String>?
+        /// How long the `after` target must have stayed converged.
+        public var bake: Duration?
+        /// Whether an operator must approve each digest of this target before it starts.
+        public var approval: Bool
         public var location: SourceLocation
     }
 }

@@ -26,12 +26,15 @@ public struct FleetSnapshot: Sendable {
     public var executions: [Execution]
     /// Apps whose new waves, heals and rollbacks are held.
     public var suspended: Set<String>
+    /// The approvals operators gave, each for one digest of one target (`approvalKey`).
+    public var approvals: Set<String>
     public var now: Date
     public var settings: RolloutSettings
 
     public init(commit: String, head: String? = nil, headErrors: [String] = [], fleet: CompiledFleet, devices: [Device],
-                deployments: [Deployment], executions: [Execution], suspended: Set<String> = [], now: Date,
+                deployments: [Deployment], executions: [Execution], suspended: Set<String> = [], approvals: Set<String> = [], now: Date,
                 settings: RolloutSettings = RolloutSettings()) {
+        self.approvals = approvals
         self.commit = commit
         self.head = head ?? commit
         self.headErrors = headErrors
@@ -54,6 +57,12 @@ public struct FleetSnapshot: Sendable {
         self.suspended = suspended
         self.now = now
         self.settings = settings
+    }
+
+    /// An approval's key: it belongs to one digest of one target of one app, so a new commit
+    /// that changes what the target deploys needs a new approval.
+    public static func approvalKey(app: String, group: String, digest: String) -> String {
+        "\(app)\u{0}\(group)\u{0}\(digest)"
     }
 
     /// One device as the registry knows it.

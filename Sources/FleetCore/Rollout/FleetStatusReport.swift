@@ -11,7 +11,8 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         /// Devices that still need the version and are offline: they wait, and are updated
         /// when they are heard again. Never failures.
         public var offline: Int
-        /// converged, updating, suspended, drifted, aborted or failed.
+        /// converged, updating, waiting (for its gate: notBefore, after/bake, approval),
+        /// suspended, drifted, aborted or failed.
         public var state: String
         /// Why nothing starts now, when something holds the target.
         public var reason: String?
@@ -83,7 +84,7 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     public static func state(of app: App) -> String {
         if app.error != nil { return "failure" }
         if app.targets.contains(where: { $0.state == "aborted" || $0.state == "failed" }) { return "failure" }
-        if app.targets.contains(where: { $0.state == "updating" }) { return "pending" }
+        if app.targets.contains(where: { $0.state == "updating" || $0.state == "waiting" }) { return "pending" }
         return "success"
     }
 }

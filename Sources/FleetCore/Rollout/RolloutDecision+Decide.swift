@@ -166,6 +166,9 @@ struct AppDecision {
     let held: Bool
     let facts: DeploymentFacts
     var actions: [RolloutAction] = []
+    /// Targets decided so far in this pass, by group: whether each converged, and when its
+    /// last rollout execution succeeded (nil: converged without one). `after` reads them.
+    var outcomes: [String: (converged: Bool, since: Date?)] = [:]
 
     init(app: CompiledApp, snapshot: FleetSnapshot, plan: FleetPlan, facts: DeploymentFacts) {
         self.app = app
@@ -219,8 +222,45 @@ struct AppDecision {
         }
     }
 
-    /// Step 2 for one target.
+    /// Step 2 for one target, remembering how it ended for the targets promoted after it.
     mutating func decide(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String]) -> FleetStatusReport.Target {
+        let status = decideTarget(targetPlan, ledger: ledger, drifted: &drifted)
+        let target = targetPlan.target
+        if status.state == "converged" {
+            var since: Date?
+            for index in ledger.state.indices where ledger.state[index] == .succeeded {
+                let deployment = deployment(ledger, index)
+                guard deployment.digest == target.digest, deployment.purpose == .rollout, deployment.group == nil || deployment.group == target.group
+                else { continue }
+                let at = ledger.execution(index, snapshot).updatedAt
+                if since.map({ at > $0 }) ?? true { since = at }
+            }
+            outcomes[target.group] = (true, since)
+        } else {
+            outcomes[target.group] = (false, nil)
+        }
+        return status
+    }
+
+    /// Why a target that has not started may not start now; nil when it may.
+    func gateReason(_ target: DesiredTarget) -> String? {
+        let gate = target.gate
+        if let notBefore = gate.notBefore, snapshot.now < notBefore {
+            return "waiting until \(Timestamp.format(notBefore)) (notBefore)"
+        }
+        if let after = gate.after {
+            guard let outcome = outcomes[after], outcome.converged else { return "waiting for \(after) to converge (after)" }
+            if gate.bakeSeconds > 0, let since = outcome.since, snapshot.now.timeIntervalSince(since) < gate.bakeSeconds {
+                return "baking: \(after) converged at \(Timestamp.format(since)); starts at \(Timestamp.format(since.addingTimeInterval(gate.bakeSeconds)))"
+            }
+        }
+        if gate.approval, !snapshot.approvals.contains(FleetSnapshot.approvalKey(app: app.name, group: target.group, digest: target.digest)) {
+            return "awaiting approval of \(target.digest.prefix(12)) (flotilla approve \(app.name) \(target.group))"
+        }
+        return nil
+    }
+
+    private mutating func decideTarget(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String]) -> FleetStatusReport.Target {
         let target = targetPlan.target
         let progress = TargetProgress(targetPlan, ledger: ledger, snapshot: snapshot, facts: facts)
         let total = progress.total
@@ -267,6 +307,13 @@ struct AppDecision {
                 }
             }
             if progress.active.isEmpty, !progress.candidates.isEmpty {
+                // A target that has not started waits for its gate; once started, it goes on.
+                if rolloutDeployments.isEmpty, !target.gate.isOpen, let reason = gateReason(target) {
+                    status.state = "waiting"
+                    status.reason = reason
+                    actions.append(.hold(app: app.name, group: target.group, reason: reason))
+                    return status
+                }
                 if capacity > 0 {
                     let wave = progress.candidates.prefix(min(policy.waveSize(total: total), capacity))
                     actions.append(.startWave(app: app.name, group: target.group, digest: target.digest, devices: wave.map(plan.deviceID)))

@@ -1,3 +1,4 @@
+public import FoundationEssentials
 /// A fleet repository that loaded and validated: the desired state at one commit.
 public struct CompiledFleet: Sendable {
     public var fleet: Fleet
@@ -40,6 +41,9 @@ public struct DesiredTarget: Hashable, Sendable {
     /// A SHA-256 over app, version, flow, parameters and secret names: equal digests mean the
     /// same deployment. (A secret's value is not in it: the compiler never sees one.)
     public var digest: String
+    /// What must hold before the target's first wave starts. Not in the digest: moving a start
+    /// time or adding an approval does not make the same release another deployment.
+    public var gate = TargetGate()
 
     init(app: String, group: String, version: String, flow: String, parameters: [String: String], secrets: [String: String] = [:]) {
         self.group = group
@@ -63,4 +67,25 @@ public struct DesiredTarget: Hashable, Sendable {
         }
         digest = SHA256.hex(canonical)
     }
+}
+
+/// What holds a target's rollout back before its first wave: a start time, a target it is
+/// promoted after (and how long that one must have stayed converged), an operator's approval.
+public struct TargetGate: Hashable, Sendable {
+    /// The later of the app's and the target's `notBefore`.
+    public var notBefore: Date?
+    /// The group of an earlier target of the same app that must have converged first.
+    public var after: String?
+    /// Seconds the `after` target must have stayed converged.
+    public var bakeSeconds: Double = 0
+    public var approval = false
+
+    public init(notBefore: Date? = nil, after: String? = nil, bakeSeconds: Double = 0, approval: Bool = false) {
+        self.notBefore = notBefore
+        self.after = after
+        self.bakeSeconds = bakeSeconds
+        self.approval = approval
+    }
+
+    public var isOpen: Bool { notBefore == nil && after == nil && !approval }
 }

@@ -90,14 +90,29 @@ struct FleetCompiler {
                            + "this target would never apply because the first match wins")
                 continue
             }
+            if let after = target.after {
+                if after.value == target.group.value {
+                    sink.error(after.location, "a target cannot come after itself")
+                } else if seenGroups[after.value] == nil {
+                    let later = app.targets.contains { $0.group.value == after.value }
+                    sink.error(after.location, later
+                               ? "'after: \(after.value)' names a target listed after this one; list '\(after.value)' first, as targets are promoted in order"
+                               : "'after: \(after.value)' names no target of app '\(app.name)' listed before this one"
+                                 + Suggestion.hint(for: after.value, in: Array(seenGroups.keys).sorted()))
+                }
+            }
             seenGroups[target.group.value] = target.group.location
             checkDeclared(target.parameters, in: flow, owner: "the target for group '\(target.group.value)'")
             guard let resolved = resolve(app: app, target: target, flow: flow) else { continue }
             checkDownloads(app: app, target: target, flow: flow, parameters: resolved, fleet: fleet)
             let secretNames = Set(flow.parameters.filter { $0.kind == .secret }.map(\.name))
-            targets.append(DesiredTarget(app: app.name, group: target.group.value, version: target.version.value, flow: flow.name,
-                                         parameters: resolved.filter { !secretNames.contains($0.key) },
-                                         secrets: resolved.filter { secretNames.contains($0.key) }))
+            var desired = DesiredTarget(app: app.name, group: target.group.value, version: target.version.value, flow: flow.name,
+                                        parameters: resolved.filter { !secretNames.contains($0.key) },
+                                        secrets: resolved.filter { secretNames.contains($0.key) })
+            let starts = [app.notBefore?.value, target.notBefore?.value].compactMap { $0 }
+            desired.gate = TargetGate(notBefore: starts.max(), after: target.after?.value, bakeSeconds: target.bake?.seconds ?? 0,
+                                      approval: target.approval)
+            targets.append(desired)
         }
         return CompiledApp(app: app, flow: flow, targets: targets)
     }
