@@ -114,3 +114,37 @@ struct ResumeCommand: AsyncParsableCommand {
         print("\(app) resumed")
     }
 }
+
+struct ApproveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve",
+        abstract: "Approve the release in force of a target with `approval: required`, so its rollout may start.",
+        discussion: """
+            Calls POST /api/v1/apps/APP/targets/GROUP/approve with the operator token in FLOTILLA_TOKEN. The approval is of the \
+            digest in force now (version, flow and parameters): a later commit that changes the target needs a new one. \
+            Recorded in the audit log with the token that approved.
+            """
+    )
+
+    @Argument(help: "The app, as named in apps/*.yaml.")
+    var app: String
+
+    @Argument(help: "The target, by its group.")
+    var group: String
+
+    @OptionGroup var connection: ServerOptions
+
+    struct Approval: Decodable {
+        var version: String
+        var digest: String
+        var required: Bool
+        var approvedBy: String
+    }
+
+    func run() async throws {
+        let body = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/targets/\(group)/approve")
+        let approval = try JSONDecoder().decode(Approval.self, from: body)
+        print("\(app)/\(group) \(approval.version) (\(approval.digest.prefix(12))) approved by \(approval.approvedBy)"
+              + (approval.required ? "" : "; this target does not ask for approval, so nothing was waiting on it"))
+    }
+}

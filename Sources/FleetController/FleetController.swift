@@ -154,6 +154,11 @@ public actor FleetController: Service, ControllerHandle {
         desired.map { ($0.fleet.fleet.project, $0.fleet.apps.map(\.name)) }
     }
 
+    public func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? {
+        guard let target = desired?.fleet.apps.first(where: { $0.name == app })?.targets.first(where: { $0.group == group }) else { return nil }
+        return (target.version, target.digest, target.gate.approval)
+    }
+
     public nonisolated var watchedBranch: String { configuration.branch }
 
     public nonisolated var assignedProject: String? { configuration.project }

@@ -5,7 +5,7 @@ import FleetStore
 import Foundation
 
 /// Gathers what the rollout decision reads from the store: the project's devices, its
-/// deployments and their executions. Reads only.
+/// deployments and their executions, and the approvals operators gave. Reads only.
 struct SnapshotGatherer {
     let store: any FleetStore
     let settings: RolloutSettings
@@ -34,13 +34,18 @@ struct SnapshotGatherer {
             FleetSnapshot.Execution(id: summary.id, deploymentID: summary.deploymentID, deviceID: summary.deviceID, state: summary.state,
                                     updatedAt: summary.updatedAt, takenAt: summary.takenAt)
         }
+        // Only approvals of targets that ask for one are read into the snapshot.
+        let gated = fleet.apps.contains { $0.targets.contains { $0.gate.approval } }
+        let approvals = gated ? Set(try await store.approvals(project: project).map {
+            FleetSnapshot.approvalKey(app: $0.app, group: $0.group, digest: $0.digest)
+        }) : []
         let snapshot = FleetSnapshot(
             commit: desired.commit.description, head: head?.description, headErrors: headErrors, fleet: fleet, devices: devices,
             deployments: deployments.map {
                 FleetSnapshot.Deployment(id: $0.id, app: $0.app, version: $0.version, digest: $0.digest, purpose: $0.purpose,
                                          group: $0.group, createdAt: $0.createdAt, aborted: $0.aborted)
             },
-            executions: executions, suspended: suspended, now: now, settings: settings)
+            executions: executions, suspended: suspended, approvals: approvals, now: now, settings: settings)
         return Gathered(snapshot: snapshot, deployments: Dictionary(deployments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
     }
 }

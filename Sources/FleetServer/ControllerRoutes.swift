@@ -49,6 +49,22 @@ struct ControllerRoutes: Sendable {
                 return try JSONBody.response(["app": app, "state": suspended ? "suspended" : "resumed"])
             }
         }
+        api.post("apps/:app/targets/:group/approve") { _, context in
+            let (controller, token) = try await scoped(context)
+            let app = try PathParameter.require(context, "app"), group = try PathParameter.require(context, "group")
+            try Validate.text(app, field: "app", maximum: 63)
+            try Validate.text(group, field: "group", maximum: 63)
+            guard let target = await controller.target(app: app, group: group) else {
+                throw APIError.notFound("no target '\(group)' of app '\(app)' in the desired state of project \(token.project)")
+            }
+            let kept = try await store.approve(ApprovalRecord(project: token.project, app: app, group: group, digest: target.digest,
+                                                              approvedBy: "operator:\(token.id)", approvedAt: Date()))
+            try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)", action: "target.approve",
+                                                    subject: "\(app)/\(group)", detail: "\(target.version) (\(target.digest.prefix(12)))"))
+            await controller.requestPoll()
+            return try JSONBody.response(ApprovalView(app: app, group: group, version: target.version, digest: target.digest,
+                                                      required: target.approval, approvedBy: kept.approvedBy, approvedAt: kept.approvedAt))
+        }
         api.get("status") { _, context in
             let (controller, _) = try await scoped(context)
             guard let json = await controller.statusJSON() else {
@@ -56,6 +72,19 @@ struct ControllerRoutes: Sendable {
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
         }
+    }
+
+    /// An approval as the API shows it.
+    struct ApprovalView: Codable {
+        var app: String
+        var group: String
+        var version: String
+        var digest: String
+        /// Whether the target asks for approval (an approval of a target that does not is kept,
+        /// and counts if it ever does, for this digest).
+        var required: Bool
+        var approvedBy: String
+        var approvedAt: Date
     }
 
     /// The operator's token, and the controller when it reconciles the token's project. Another
@@ -130,6 +159,7 @@ struct ControllerRoutes: Sendable {
     /// What stands behind a webhook that does not exist; never reached, since no signature
     /// made without the key above verifies.
     struct NoController: ControllerHandle {
+        func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? { nil }
         func requestPoll() async {}
         func statusJSON() async -> [UInt8]? { nil }
         func setSuspended(_ suspended: Bool, app: String) async throws {}

@@ -81,6 +81,12 @@ public protocol FleetStore: Sendable {
     func suspendedApps(project: String) async throws -> Set<String>
     /// Holds (or releases) an app of the project; holding a held app changes nothing.
     func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws
+
+    /// Records an approval; the first one of a digest stays (who approved it, and when), and
+    /// the approval that is kept is returned.
+    func approve(_ approval: ApprovalRecord) async throws -> ApprovalRecord
+    /// The project's approvals, oldest first.
+    func approvals(project: String) async throws -> [ApprovalRecord]
 }
 
 extension DeviceRecord {

@@ -205,4 +205,16 @@ public actor MemoryFleetStore: FleetStore {
     public func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) {
         if suspended { suspensions[project, default: []].insert(app) } else { suspensions[project]?.remove(app) }
     }
+
+    private var approvalRecords: [ApprovalRecord] = []
+
+    public func approve(_ approval: ApprovalRecord) -> ApprovalRecord {
+        if let kept = approvalRecords.first(where: {
+            $0.project == approval.project && $0.app == approval.app && $0.group == approval.group && $0.digest == approval.digest
+        }) { return kept }
+        approvalRecords.append(approval)
+        return approval
+    }
+
+    public func approvals(project: String) -> [ApprovalRecord] { approvalRecords.filter { $0.project == project } }
 }

@@ -166,3 +166,24 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { message }
 }
+
+/// An operator's approval of one release (digest) of one target of an app: the gate of a target
+/// with `approval: required` opens for that digest only.
+public struct ApprovalRecord: Sendable, Equatable {
+    public var project: String
+    public var app: String
+    public var group: String
+    public var digest: String
+    /// `operator:<token id>`.
+    public var approvedBy: String
+    public var approvedAt: Date
+
+    public init(project: String, app: String, group: String, digest: String, approvedBy: String, approvedAt: Date) {
+        self.project = project
+        self.app = app
+        self.group = group
+        self.digest = digest
+        self.approvedBy = approvedBy
+        self.approvedAt = approvedAt
+    }
+}

@@ -91,6 +91,14 @@ extension SQLiteFleetStore {
             try db.execute(sql: "UPDATE deployment SET body = json_set(body, '$.createdAt', json_extract(body, '$.createdAt') + ?)",
                            arguments: [offset])
         }
+        migrator.registerMigration("2026-12-03 approvals") { db in
+            // One row per approved release (digest) of a target; the first approval stays.
+            try db.execute(sql: """
+                CREATE TABLE approval (
+                    project TEXT NOT NULL, app TEXT NOT NULL, grp TEXT NOT NULL, digest TEXT NOT NULL,
+                    approved_by TEXT NOT NULL, approved_at REAL NOT NULL, PRIMARY KEY (project, app, grp, digest))
+                """)
+        }
         return migrator
     }
 }

@@ -22,6 +22,37 @@ extension SQLiteFleetStore {
     }
 }
 
+extension SQLiteFleetStore {
+    public func approve(_ approval: ApprovalRecord) async throws -> ApprovalRecord {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO approval (project, app, grp, digest, approved_by, approved_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [approval.project, approval.app, approval.group, approval.digest, approval.approvedBy,
+                                 approval.approvedAt.timeIntervalSince1970])
+            let row = try Row.fetchOne(db, sql: """
+                SELECT approved_by, approved_at FROM approval WHERE project = ? AND app = ? AND grp = ? AND digest = ?
+                """, arguments: [approval.project, approval.app, approval.group, approval.digest])
+            var kept = approval
+            if let row {
+                kept.approvedBy = row["approved_by"]
+                kept.approvedAt = Date(timeIntervalSince1970: row["approved_at"])
+            }
+            return kept
+        }
+    }
+
+    public func approvals(project: String) async throws -> [ApprovalRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT app, grp, digest, approved_by, approved_at FROM approval WHERE project = ? ORDER BY approved_at, rowid
+                """, arguments: [project]).map { row in
+                ApprovalRecord(project: project, app: row["app"], group: row["grp"], digest: row["digest"], approvedBy: row["approved_by"],
+                               approvedAt: Date(timeIntervalSince1970: row["approved_at"]))
+            }
+        }
+    }
+}
+
 /// Sealed secrets: the store keeps bytes it cannot open (the server holds the key).
 extension SQLiteFleetStore {
     public func putSecret(_ secret: SecretRecord) async throws -> SecretRecord {

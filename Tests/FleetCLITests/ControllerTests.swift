@@ -588,6 +588,36 @@ struct ControllerTests {
         #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
     }
 
+    /// A target with `approval: required` waits until `flotilla approve` approves the release in
+    /// force; the approval is audited with the token that gave it.
+    @Test func aTargetNeedingApprovalStartsWhenAnOperatorApprovesIt() async throws {
+        let fleet = try Fleet(devices: 8)
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOTILLA_TOKEN"] = fleet.operatorToken
+        let app = fleet.work.path + "/apps/thermostat.yaml"
+        try String(contentsOfFile: app, encoding: .utf8)
+            .replacingOccurrences(of: "  - group: europe\n    version: 2.4.1", with: "  - group: europe\n    approval: required\n    version: 2.4.2")
+            .write(toFile: app, atomically: true, encoding: .utf8)
+        let bump = try fleet.work.commitAll("thermostat 2.4.2 for Europe, once approved")
+        try fleet.work.git("push", "--quiet", "origin", "HEAD:main")
+        _ = try await eventuallyValue(seconds: 20) { try await fleet.get("/api/v1/status")["commit"] as? String == bump ? true : nil }
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try await fleet.waitUntil(seconds: 1, Self.thermostat(europe: "2.4.1")))
+        let apps = try await fleet.get("/api/v1/status")["apps"] as? [[String: Any]] ?? []
+        let europe = (apps.first { $0["name"] as? String == "thermostat" }?["targets"] as? [[String: Any]] ?? []).first { $0["group"] as? String == "europe" }
+        #expect(europe?["state"] as? String == "waiting")
+        #expect((europe?["reason"] as? String)?.contains("flotilla approve thermostat europe") == true, "\(europe ?? [:])")
+
+        let unknown = try ChildProcess.run(TestPaths.flotilla, ["approve", "thermostat", "asia", "--server", fleet.base], environment: environment)
+        #expect(unknown.status != 0 && unknown.errorText.contains("no target 'asia' of app 'thermostat'"), "\(unknown.errorText)")
+        let approve = try ChildProcess.run(TestPaths.flotilla, ["approve", "thermostat", "europe", "--server", fleet.base], environment: environment)
+        #expect(approve.status == 0 && approve.outputText.hasPrefix("thermostat/europe 2.4.2 ("), "\(approve.outputText)\(approve.errorText)")
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.2")))
+        let audit = try ChildProcess.run(TestPaths.flotilla, ["audit", "--server", fleet.base], environment: environment)
+        #expect(audit.outputText.contains("target.approve") && audit.outputText.contains("thermostat/europe"), "\(audit.outputText)")
+    }
+
     @Test func aDeviceOfflineDuringTheRolloutIsUpdatedWhenItReturns() async throws {
         let fleet = try Fleet(devices: 4)
         let device = try await HandDevice.enroll(fleet, tags: ["hw": "rpi4", "ring": "stable", "site": "paris"])

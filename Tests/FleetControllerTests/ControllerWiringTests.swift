@@ -113,6 +113,32 @@ struct ControllerWiringTests {
         #expect(await world.controller.desired?.commit != good)
     }
 
+    /// A target with `approval: required` waits, pending on the forge, until its digest is approved.
+    @Test func anApprovalOpensATargetsGate() async throws {
+        let world = try await World()
+        for index in 1...2 {
+            _ = try await world.store.enroll(DeviceRecord(id: "berlin-\(index)", project: "acme-climate", name: "berlin-\(index)", hardwareID: "hwb-\(index)",
+                                                          secretHash: "", reportedTags: ["ring": "main", "hw": "rpi4", "site": "berlin"],
+                                                          apps: ["thermostat": InstalledApp(version: "2.3.9")], enrolledAt: Date(), lastHeartbeatAt: Date()))
+        }
+        var files = Self.template
+        files["apps/thermostat.yaml"] = files["apps/thermostat.yaml"]!.replacingOccurrences(of: "  - group: europe\n", with: "  - group: europe\n    approval: required\n")
+        let commit = world.repository.commit(files)
+        await world.pass()
+        let waiting = try #require(await world.controller.status?.apps.first { $0.name == "thermostat" }?.targets.first { $0.group == "europe" })
+        #expect(waiting.state == "waiting")
+        #expect(waiting.reason?.contains("flotilla approve thermostat europe") == true, "\(waiting.reason ?? "")")
+        #expect(try await world.store.deployments(project: "acme-climate", limit: 10).allSatisfy { $0.group != "europe" })
+        #expect(world.forge.state(of: "flotilla/thermostat", on: commit.description) == .pending)
+
+        let target = try #require(await world.controller.target(app: "thermostat", group: "europe"))
+        #expect(target.approval && target.version == "2.4.1")
+        _ = try await world.store.approve(ApprovalRecord(project: "acme-climate", app: "thermostat", group: "europe", digest: target.digest,
+                                                         approvedBy: "operator:test", approvedAt: Date()))
+        await world.pass()
+        #expect(try await world.store.deployments(project: "acme-climate", limit: 10).contains { $0.group == "europe" && $0.version == "2.4.1" })
+    }
+
     @Test func withAllowedSignersAnUnsignedHeadIsRefused() async throws {
         let world = try await World(trusted: TrustedKeys(sshAllowedSigners: "/dev/null"))
         let unsigned = world.repository.commit(Self.template)

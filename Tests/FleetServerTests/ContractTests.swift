@@ -98,10 +98,14 @@ struct ContractTests {
         func metrics() -> ControllerMetrics { ControllerMetrics() }
         func executionEnded() {}
         func scope() -> (project: String, apps: [String])? { ("acme", ["thermostat"]) }
+        func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? {
+            app == "thermostat" && group == "canary" ? ("2.5.0", String(repeating: "d", count: 64), true) : nil
+        }
     }
 
     /// A controller still reading its repository: no project, no apps yet.
     actor Unready: ControllerHandle {
+        func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? { nil }
         func requestPoll() {}
         func statusJSON() -> [UInt8]? { nil }
         func setSuspended(_ suspended: Bool, app: String) {}
@@ -209,6 +213,12 @@ struct ContractTests {
                 _ = try await client.execute(uri: "/api/v1/apps/\(String(repeating: "a", count: 64))/\(verb)", method: .post, headers: admin)
                 _ = try await client.execute(uri: "/api/v1/apps/thermostat/\(verb)", method: .post, headers: stranger)
             }
+            let approve = "/api/v1/apps/thermostat/targets/canary/approve"
+            _ = try await client.execute(uri: approve, method: .post, headers: admin)
+            _ = try await client.execute(uri: approve, method: .post, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/apps/thermostat/targets/\(String(repeating: "g", count: 64))/approve", method: .post, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/apps/thermostat/targets/nowhere/approve", method: .post, headers: admin)
+            _ = try await client.execute(uri: approve, method: .post, headers: stranger)
             _ = try await client.execute(uri: "/api/v1/status", method: .get, headers: stranger)
             _ = try await client.execute(uri: "/api/v1/reconcile", method: .post, headers: stranger)
             _ = try await client.execute(uri: "/hooks/git/\(String(repeating: "a", count: 64))", method: .post, body: ByteBuffer(string: "{}"))
@@ -250,6 +260,7 @@ struct ContractTests {
             _ = try await inner.execute(uri: "/api/v1/reconcile", method: .post, headers: admin)
             _ = try await inner.execute(uri: "/api/v1/apps/thermostat/suspend", method: .post, headers: admin)
             _ = try await inner.execute(uri: "/api/v1/apps/thermostat/resume", method: .post, headers: admin)
+            _ = try await inner.execute(uri: "/api/v1/apps/thermostat/targets/canary/approve", method: .post, headers: admin)
             _ = try await inner.execute(uri: "/api/v1/secrets/db-password", method: .put, headers: admin, body: ByteBuffer(string: #"{"value":"x"}"#))
             _ = try await inner.execute(uri: "/hooks/git", method: .post, headers: [.init("X-Hub-Signature-256")!: "sha256=00"], body: ByteBuffer(string: "{}"))
         }

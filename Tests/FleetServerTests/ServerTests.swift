@@ -438,6 +438,8 @@ struct HeldFleetStore: FleetStore {
     func deployment(id: String) async throws -> DeploymentRecord? { try await held.inner.deployment(id: id) }
     func execution(id: String, deviceID: String) async throws -> ExecutionRecord? { try await held.inner.execution(id: id, deviceID: deviceID) }
     func suspendedApps(project: String) async throws -> Set<String> { try await held.inner.suspendedApps(project: project) }
+    func approve(_ approval: ApprovalRecord) async throws -> ApprovalRecord { try await held.inner.approve(approval) }
+    func approvals(project: String) async throws -> [ApprovalRecord] { try await held.inner.approvals(project: project) }
     func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
         try await held.inner.setSuspended(suspended, app: app, project: project, at: date)
     }
@@ -507,6 +509,7 @@ struct MethodNotAllowedTests {
 
 /// A controller as the server sees it, reconciling project acme with one app.
 actor RecordingController: ControllerHandle {
+    func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? { nil }
     private(set) var polls = 0
     private(set) var suspended: [String: Bool] = [:]
 
@@ -549,6 +552,7 @@ struct ControllerRouteScopeTests {
 
 /// A controller `serve --config` assigned to a project, with or without a commit read.
 actor AssignedController: ControllerHandle {
+    func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? { nil }
     let project: String
     let reconciled: Bool
     private(set) var polls = 0

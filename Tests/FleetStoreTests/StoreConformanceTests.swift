@@ -334,3 +334,26 @@ extension StoreConformanceTests {
         #expect(try await store.suspendedApps(project: "other") == ["thermostat"], "another project's hold stays")
     }
 }
+
+extension StoreConformanceTests {
+    @Test(arguments: Kind.allCases)
+    func approvalsBelongToOneDigestAndTheFirstStays(_ kind: Kind) async throws {
+        let store = try kind.make()
+        let first = ApprovalRecord(project: "acme", app: "thermostat", group: "europe", digest: "d1", approvedBy: "operator:a", approvedAt: now)
+        #expect(try await store.approve(first) == first)
+        var again = first
+        again.approvedBy = "operator:b"
+        again.approvedAt = now.addingTimeInterval(60)
+        #expect(try await store.approve(again) == first, "approving an approved digest keeps who approved it first")
+        var next = first
+        next.digest = "d2"
+        next.approvedAt = now.addingTimeInterval(120)
+        _ = try await store.approve(next)
+        var other = first
+        other.project = "other"
+        _ = try await store.approve(other)
+        #expect(try await store.approvals(project: "acme") == [first, next])
+        #expect(try await store.approvals(project: "other") == [other])
+        #expect(try await store.approvals(project: "nobody").isEmpty)
+    }
+}

@@ -20,6 +20,9 @@ public protocol ControllerHandle: Sendable {
     /// The project the server's configuration assigned it (`serve --config`); nil for one started
     /// with `--repo`, whose project is whatever its repository's fleet.yaml names.
     var assignedProject: String? { get }
+    /// The version and digest the desired state in force gives `group`'s target of `app`; nil
+    /// when there is no such target (or no commit yet). An approval is of this digest.
+    func target(app: String, group: String) async -> (version: String, digest: String, approval: Bool)?
 }
 
 extension ControllerHandle {
