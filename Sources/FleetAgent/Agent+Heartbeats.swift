@@ -69,6 +69,6 @@ extension Agent {
                          cpuPercent: metrics.cpuPercent(), memory: metrics.memory(), disks: metrics.disks(configuration.mounts),
                          uptimeSeconds: metrics.uptimeSeconds(), load: metrics.load(), processes: processes.isEmpty ? nil : processes,
                          custom: custom.isEmpty ? nil : custom, apps: apps.withLock { $0 }, agentVersion: Self.version,
-                         executing: executing.withLock { $0 })
+                         executing: executing.withLock { $0 }, lock: UpdateLockFile.read(configuration.lockPath))
     }
 }

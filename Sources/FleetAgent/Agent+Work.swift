@@ -20,7 +20,18 @@ extension Agent {
         }
         var entityTag: String?
         var backoff = Backoff()
+        var lockedSaid = false
         while !stopped.load(ordering: .relaxed) {
+            // Locked: no new work is taken (the server skips the device too); what ran, finished.
+            if let lock = UpdateLockFile.read(configuration.lockPath) {
+                if !lockedSaid { Log.info("updates locked (\(lock.reason)); taking no new work until unlocked") }
+                lockedSaid = true
+                try? outbox.flush(api)
+                Clock.sleep(seconds: 1)
+                continue
+            }
+            if lockedSaid { Log.info("updates unlocked") }
+            lockedSaid = false
             do throws(AgentAPI.Failure) {
                 try? outbox.flush(api)
                 switch try api.assignments(entityTag: entityTag, waitSeconds: 30) {

@@ -24,11 +24,15 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// A CA bundle for a server with a private certificate.
     public var caFile: String?
     public var retryDelaySeconds = 1.0
+    /// The update lock file (`flotilla-agent lock`); nil: `update.lock` in the data directory.
+    public var updateLockFile: String?
+    public var lockPath: String { updateLockFile ?? dataDirectory + "/update.lock" }
 
     public init() {}
 
     static let keys = ["server", "enrollmentToken", "claimCode", "dataDirectory", "heartbeatIntervalSeconds", "name", "hardwareID", "tags",
-                       "mounts", "processes", "custom", "allowedRoots", "outboxLimit", "caFile", "retryDelaySeconds"]
+                       "mounts", "processes", "custom", "allowedRoots", "outboxLimit", "caFile", "retryDelaySeconds",
+                       "updateLockFile"]
 
     /// Reads a configuration file; errors say `file:line:column: what`.
     public static func load(path: String) throws(AgentError) -> AgentConfiguration {
@@ -82,6 +86,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             case "hardwareID": configuration.hardwareID = try text()
             case "custom": configuration.custom = try text()
             case "caFile": configuration.caFile = try text()
+            case "updateLockFile": configuration.updateLockFile = try text()
             case "outboxLimit": configuration.outboxLimit = try integer(1...1_000_000)
             case "retryDelaySeconds":
                 guard let seconds = Double(try text()), seconds >= 0, seconds <= 300 else {

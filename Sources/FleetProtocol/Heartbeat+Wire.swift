@@ -23,6 +23,11 @@ extension Heartbeat: WireDecodable, WireEncodable {
         apps = try object.optionalMap("apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) }
         agentVersion = try object.optionalString("agentVersion")
         executing = try object.optionalString("executing")
+        if let value = object.optional("lock") {
+            lock = try UpdateLock(wire: value, path: object.child("lock"))
+        } else {
+            lock = nil
+        }
         try object.finish()
     }
 
@@ -35,6 +40,7 @@ extension Heartbeat: WireDecodable, WireEncodable {
         writer.field("disks", disks)
         writer.field("executing", executing)
         writer.field("load", load)
+        writer.field("lock", lock)
         writer.field("memory", memory)
         writer.field("processes", processes)
         writer.field("reportID", reportID)
@@ -116,6 +122,22 @@ extension HeartbeatAcknowledgement: WireEncodable {
         writer.field("accepted", accepted)
         writer.field("heartbeatIntervalSeconds", Int64(heartbeatIntervalSeconds))
         writer.field("reportID", reportID)
+        writer.endObject()
+    }
+}
+
+extension Heartbeat.UpdateLock: WireDecodable, WireEncodable {
+    public init(wire value: WireJSON, path: String) throws(WireDecodingError) {
+        var object = try WireObject(value, path: path)
+        reason = try object.string("reason")
+        untilMilliseconds = try object.optionalInt64("untilMilliseconds")
+        try object.finish()
+    }
+
+    public func write(to writer: inout WireWriter) {
+        writer.beginObject()
+        writer.field("reason", reason)
+        writer.field("untilMilliseconds", untilMilliseconds)
         writer.endObject()
     }
 }

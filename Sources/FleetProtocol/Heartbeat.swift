@@ -21,6 +21,22 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     /// not given another one meanwhile.
     public var executing: String?
 
+    /// The device refuses updates while it is busy (`flotilla-agent lock`, or a lock file an
+    /// application writes): it is skipped, never failed, until the lock is gone or expires.
+    public var lock: UpdateLock?
+
+    public struct UpdateLock: Codable, Sendable, Equatable {
+        /// Why, in the words of whoever locked it.
+        public var reason: String
+        /// When the lock ends by itself (milliseconds since 1970); nil: when it is removed.
+        public var untilMilliseconds: Int64?
+
+        public init(reason: String, untilMilliseconds: Int64? = nil) {
+            self.reason = reason
+            self.untilMilliseconds = untilMilliseconds
+        }
+    }
+
     public struct Memory: Codable, Sendable, Equatable {
         public var usedBytes: Int64
         public var totalBytes: Int64
@@ -56,7 +72,8 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     public init(reportID: String, sentAtMilliseconds: Int64? = nil, cpuPercent: Double? = nil, memory: Memory? = nil,
                 disks: [Disk]? = nil, uptimeSeconds: Int64? = nil, load: [Double]? = nil, processes: [MonitoredProcess]? = nil,
                 custom: [String: String]? = nil, apps: [String: InstalledApp]? = nil, agentVersion: String? = nil,
-                executing: String? = nil) {
+                executing: String? = nil, lock: UpdateLock? = nil) {
+        self.lock = lock
         self.reportID = reportID
         self.sentAtMilliseconds = sentAtMilliseconds
         self.cpuPercent = cpuPercent

@@ -246,6 +246,10 @@ struct AgentController: Sendable {
         }
         if let executing = report.executing { try text(executing, "executing", maximum: 128) }
         if let version = report.agentVersion { try text(version, "agentVersion", maximum: 64) }
+        if let lock = report.lock {
+            try text(lock.reason, "lock.reason", maximum: 200)
+            if let until = lock.untilMilliseconds { try size(until, "lock.untilMilliseconds") }
+        }
     }
 
     /// The device a request's bearer token names; 410 Gone when an operator deleted it.

@@ -76,9 +76,17 @@ extension FleetSimulator {
            date(second).timeIntervalSince(last) < Double(gate.bakeSeconds) {
             violate(second, "main started \(Int(date(second).timeIntervalSince(last)))s after the canary converged; bake is \(gate.bakeSeconds)s")
         }
-        let online = registry.filter { $0.ring == "canary" && second - $0.lastHeard <= Int(settings.offlineAfter) }
+        // Offline and locked canary devices do not hold the promotion: they are updated when they can be.
+        let online = registry.filter { $0.ring == "canary" && second - $0.lastHeard <= Int(settings.offlineAfter) && !$0.locked }
         for device in online where device.apps["app"]?.digest != canary.digest && !devices.contains(where: { $0.id == device.id && $0.tampered }) {
             violate(second, "main started while canary device \(device.id) (online) runs \(device.apps["app"]?.version ?? "nothing")")
+        }
+    }
+
+    /// No new work goes to a device whose last heartbeat said it is locked.
+    func checkNotLocked(_ ids: [String], at second: Int) {
+        for id in ids where registry.first(where: { $0.id == id })?.locked == true {
+            violate(second, "\(id) was given new work while its heartbeat said it is locked")
         }
     }
 
@@ -99,6 +107,7 @@ extension FleetSimulator {
             let status = report.apps[0].targets[number]
             let members = devices.indices.filter { target.group == "all" || target.group == registry[$0].ring }
             if status.offline > 0 { violate(second, "\(status.offline) devices of \(target.group) still counted offline with every device online") }
+            if status.locked > 0 { violate(second, "\(status.locked) devices of \(target.group) still counted locked with every lock gone") }
             switch status.state {
             case "aborted":
                 if app.app.rollout.onAbort == .rollback, !suspended.contains("app") {

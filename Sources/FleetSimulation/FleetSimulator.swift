@@ -79,7 +79,7 @@ public final class FleetSimulator {
             }
         }
         log(0, "scenario: \(scenario.deviceCount) devices, \(scenario.twoTargets ? "targets canary, main" : "one target"), rollout \(scenario.policy), "
-            + "selfHeal \(scenario.selfHeal), gate \(scenario.gate?.description ?? "none"), steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
+            + "selfHeal \(scenario.selfHeal), gate \(scenario.gate?.description ?? "none"), locks on \(scenario.devices.filter { !$0.locks.isEmpty }.count) devices, steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
     }
 
     /// The calm phase's length: long enough for every wave to run one after the other.
@@ -127,7 +127,7 @@ public final class FleetSimulator {
     var settled: Bool {
         // …and the server has heard what each device runs (a change by hand shows at its next heartbeat).
         lastActions == 0 && !dirty && inFlight == 0 && devices.allSatisfy { $0.running == nil && $0.outbox.isEmpty }
-            && devices.indices.allSatisfy { registry[$0].apps["app"] == devices[$0].installed }
+            && devices.indices.allSatisfy { registry[$0].apps["app"] == devices[$0].installed && !registry[$0].locked }
             && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted")
                 // A target waiting out a time (bake, notBefore) is not settled; one waiting for an approval or a target that will not converge is.
                 && !($0.state == "waiting" && ($0.reason?.hasPrefix("baking") == true || $0.reason?.hasPrefix("waiting until") == true
@@ -181,7 +181,9 @@ public final class FleetSimulator {
         if second - devices[index].lastHeartbeat >= Self.heartbeatEvery || devices[index].heartbeatNow {
             heartbeat(index, at: second)
         }
-        if devices[index].running == nil { poll(index, at: second) }
+        // As the agent does: locked, it takes no new work.
+        let locked = !calm && devices[index].spec.isLocked(at: second)
+        if devices[index].running == nil, !locked { poll(index, at: second) }
     }
 
     /// Runs the device's execution on: a step ends, the next begins.
@@ -231,8 +233,10 @@ public final class FleetSimulator {
     func heartbeat(_ index: Int, at second: Int) {
         let device = devices[index]
         let executing = device.running?.assignment.executionID
+        let locked = second < scenario.chaosSeconds && device.spec.isLocked(at: second)
         if registry[index].lastHeard + Int(settings.offlineAfter) < second || registry[index].apps["app"] != device.installed
-            || registry[index].executing != executing { dirty = true }
+            || registry[index].executing != executing || registry[index].locked != locked { dirty = true }
+        registry[index].locked = locked
         registry[index].lastHeard = second
         registry[index].apps = ["app": device.installed]
         registry[index].executing = executing
@@ -267,7 +271,8 @@ public final class FleetSimulator {
         let deviceList = registry.map { device in
             FleetSnapshot.Device(id: device.id, tags: [("ring", device.ring)],
                                  apps: device.apps.map { (name: $0.key, version: $0.value.version, digest: $0.value.digest) },
-                                 lastHeard: date(device.lastHeard), executing: device.executing)
+                                 lastHeard: date(device.lastHeard), executing: device.executing,
+                                 lock: device.locked ? (reason: "locked on the device", until: nil) : nil)
         }
         var deploymentList = deployments.map {
             FleetSnapshot.Deployment(id: $0.id, app: $0.app, version: $0.version, digest: $0.digest, purpose: $0.purpose,
@@ -315,6 +320,7 @@ public final class FleetSimulator {
                 violate(second, "a wave of \(digest.prefix(8)) started after its rollout aborted")
             }
             if case .startWave = action { checkGate(group: group, digest: digest, at: second) }
+            checkNotLocked(devices, at: second)
             let target = fleet.apps[0].targets.first { $0.group == group && $0.digest == digest }!
             let purpose: DeploymentPurpose = if case .heal = action { .heal } else { .rollout }
             let record = DeploymentRecord(id: newID("dep"), project: "sim", app: app, version: target.version, flow: "install", digest: digest,
@@ -341,6 +347,7 @@ public final class FleetSimulator {
             record.createdAt = date(second)
             record.purpose = .rollback(abortedDigest: aborted)
             record.aborted = false
+            checkNotLocked(devices, at: second)
             create(record, devices: devices)
             log(second, "rollback \(record.id) to \(record.version) → \(devices.joined(separator: ","))")
         case .end(_, let id, let device, let state, let reason, let unlessUpdatedAfter):
@@ -418,6 +425,8 @@ struct RegisteredDevice {
     var apps: [String: InstalledApp]
     var lastHeard: Int
     var executing: String?
+    /// Its last heartbeat said it refuses updates.
+    var locked = false
 }
 
 /// A device as it really is.

@@ -102,6 +102,16 @@ public struct Scenario: Sendable {
         devices = (0..<count).map { _ in SimulatedDeviceSpec(random: &random, chaosSeconds: chaos) }
         // Drawn from a generator of its own, so every other part of a seed's world is what it was
         // before gates existed.
+        var locks = SeededGenerator(seed: seed ^ 0x10C4_10C4_10C4_10C4)
+        for index in devices.indices where Int.random(in: 0..<6, using: &locks) == 0 {
+            var at = 0
+            for _ in 0..<Int.random(in: 1...2, using: &locks) {
+                at += Int.random(in: 0...max(1, chaos / 2), using: &locks)
+                let length = Int.random(in: 30...1_800, using: &locks)
+                devices[index].locks.append((at, at + length))
+                at += length
+            }
+        }
         var gates = SeededGenerator(seed: seed ^ 0x6A7E_6A7E_6A7E_6A7E)
         if twoTargets, Bool.random(using: &gates) {
             let after = Int.random(in: 0..<10, using: &gates) < 7
@@ -164,6 +174,11 @@ public struct SimulatedDeviceSpec: Sendable {
     public var outages: [(from: Int, until: Int, powerCut: Bool)]
     /// Offline from the start, heard first at this second (0: online from the start).
     public var firstHeard: Int
+    /// Update locks as virtual seconds: from, until. While locked the device takes no new work
+    /// and says so in its heartbeats.
+    public var locks: [(from: Int, until: Int)] = []
+
+    func isLocked(at second: Int) -> Bool { locks.contains { second >= $0.from && second < $0.until } }
 
     init(random: inout SeededGenerator, chaosSeconds: Int) {
         ring = Int.random(in: 0..<4, using: &random) == 0 ? "canary" : "main"

@@ -17,6 +17,9 @@ extension FleetStatusReport {
             }
             if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
         }
+        if !locked.isEmpty {
+            text += "locked (refusing updates): " + locked.map { "\($0.device) (\($0.reason))" }.joined(separator: ", ") + "\n"
+        }
         return text
     }
 
@@ -32,6 +35,10 @@ extension FleetStatusReport {
                 text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.label) |\n"
             }
             if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
+        }
+        if !locked.isEmpty {
+            text += "\n## Locked devices\n\nThey refuse updates now and are skipped, never failed:\n\n"
+                + locked.map { "- `\($0.device)`: \($0.reason)" }.joined(separator: "\n") + "\n"
         }
         return text
     }

@@ -93,6 +93,8 @@ extension DeviceRecord {
     /// The device after `heartbeat`: its apps, agent version and last-seen time.
     public func updated(by heartbeat: HeartbeatRecord) -> DeviceRecord {
         var device = self
+        // The lock is what the newest heartbeat says; an older one arriving late does not undo it.
+        if heartbeat.receivedAt >= (device.lastHeartbeatAt ?? .distantPast) { device.lock = heartbeat.report.lock }
         device.lastHeartbeatAt = max(device.lastHeartbeatAt ?? heartbeat.receivedAt, heartbeat.receivedAt)
         if let apps = heartbeat.report.apps { device.apps = apps }
         device.executing = heartbeat.report.executing

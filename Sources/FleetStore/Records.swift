@@ -63,6 +63,8 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public var lastHeartbeatAt: Date?
     /// The execution its last heartbeat said it works on, if any.
     public var executing: String?
+    /// The update lock its last heartbeat carried: while it holds, the device is skipped.
+    public var lock: Heartbeat.UpdateLock?
     /// Deleted by an operator: its agent gets 410 Gone and stops.
     public var deleted: Bool
     /// Device tokens carry the generation they were issued in; an identity reset moves it on,
@@ -76,7 +78,8 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public init(id: String, project: String, name: String, hardwareID: String, secretHash: String, reportedTags: [String: String] = [:],
                 attributes: [String: String] = [:], apps: [String: InstalledApp] = [:], enrolledAt: Date,
                 lastHeartbeatAt: Date? = nil, executing: String? = nil, deleted: Bool = false, tokenGeneration: Int = 0,
-                claimHash: String? = nil, claimExpiresAt: Date? = nil) {
+                claimHash: String? = nil, claimExpiresAt: Date? = nil, lock: Heartbeat.UpdateLock? = nil) {
+        self.lock = lock
         self.id = id
         self.project = project
         self.name = name

@@ -99,6 +99,10 @@ extension SQLiteFleetStore {
                     approved_by TEXT NOT NULL, approved_at REAL NOT NULL, PRIMARY KEY (project, app, grp, digest))
                 """)
         }
+        migrator.registerMigration("2026-12-03 device update lock") { db in
+            // The update lock the device's newest heartbeat carried, as its wire JSON.
+            try db.execute(sql: "ALTER TABLE device ADD COLUMN update_lock TEXT")
+        }
         return migrator
     }
 }

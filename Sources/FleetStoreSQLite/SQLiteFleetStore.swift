@@ -139,7 +139,7 @@ public final class SQLiteFleetStore: FleetStore {
         // Encoded outside the write lock: the lock is held only for the statements. The wire
         // writer gives the same JSON as JSONEncoder with sorted keys, at a fraction of the cost.
         let rows = heartbeats.map { heartbeat in
-            (heartbeat, heartbeat.report.wireJSON(), heartbeat.report.apps.map { $0.wireJSON() })
+            (heartbeat, heartbeat.report.wireJSON(), heartbeat.report.apps.map { $0.wireJSON() }, heartbeat.report.lock.map { $0.wireJSON() })
         }
         return try await write { db in
             // Devices' rows are updated in SQL (json_set), so no row is read and decoded per report.
@@ -148,7 +148,8 @@ public final class SQLiteFleetStore: FleetStore {
                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM device WHERE id = ?)
                 """)
             let touch = try db.cachedStatement(sql: """
-                UPDATE device SET last_heartbeat_at = max(coalesce(last_heartbeat_at, 0), ?),
+                UPDATE device SET update_lock = CASE WHEN ? >= coalesce(last_heartbeat_at, 0) THEN ? ELSE update_lock END,
+                    last_heartbeat_at = max(coalesce(last_heartbeat_at, 0), ?),
                     apps = coalesce(?, apps),
                     executing = ?,
                     attributes = CASE WHEN ? IS NULL THEN attributes ELSE json_set(attributes, '$.agentVersion', ?) END
@@ -156,14 +157,14 @@ public final class SQLiteFleetStore: FleetStore {
                 """)
             var accepted: [Bool] = []
             accepted.reserveCapacity(rows.count)
-            for (heartbeat, report, apps) in rows {
+            for (heartbeat, report, apps, lock) in rows {
                 let at = heartbeat.receivedAt.timeIntervalSince1970
                 try insert.execute(arguments: [heartbeat.deviceID, heartbeat.report.reportID, at, report, heartbeat.deviceID])
                 let isNew = db.changesCount > 0
                 accepted.append(isNew)
                 guard isNew else { continue }
                 let version = heartbeat.report.agentVersion
-                try touch.execute(arguments: [at, apps, heartbeat.report.executing, version, version, heartbeat.deviceID])
+                try touch.execute(arguments: [at, lock, at, apps, heartbeat.report.executing, version, version, heartbeat.deviceID])
             }
             return accepted
         }
@@ -432,7 +433,14 @@ public final class SQLiteFleetStore: FleetStore {
                      enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
                      lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                      executing: row["executing"], deleted: row["deleted"], tokenGeneration: row["token_generation"],
-                     claimHash: row["claim_hash"], claimExpiresAt: (row["claim_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                     claimHash: row["claim_hash"], claimExpiresAt: (row["claim_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                     lock: try (row["update_lock"] as String?).map { text in
+                         do {
+                             return try Heartbeat.UpdateLock.decode(wire: text.utf8)
+                         } catch {
+                             throw StoreError(.corrupt, "a stored update_lock does not decode: \(error)")
+                         }
+                     })
     }
 }
 

@@ -4,6 +4,8 @@ import Glibc
 let usage = """
     usage: flotilla-agent [--config FILE] [--server URL] [--token TOKEN] [--data DIR] [--interval SECONDS]
                           [--name NAME] [--hardware-id ID] [--claim-code CODE] [--verbose]
+           flotilla-agent lock --reason TEXT [--for DURATION] [--config FILE | --data DIR]
+           flotilla-agent unlock [--config FILE | --data DIR]
            flotilla-agent --version
 
     Enrolls this device with a Flotilla server once, then sends heartbeats and runs the update
@@ -11,6 +13,10 @@ let usage = """
     exists), then from flags. FLOTILLA_ENROLLMENT_TOKEN is read when no token is given.
     A board that replaces an enrolled device enrolls with the claim code that
     `flotilla devices reset-identity` printed (--claim-code, or FLOTILLA_CLAIM_CODE).
+
+    lock makes the device refuse updates while it is busy (DURATION like 30m or 2h; without it,
+    until unlock): the server skips it, never failing it, and lists it with the reason. An
+    application can write the same file itself (updateLockFile, default DATA/update.lock).
 
     """
 
@@ -30,6 +36,8 @@ for stop in [SIGTERM, SIGINT, SIGHUP] {
 pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
 
 var arguments = Array(CommandLine.arguments.dropFirst())
+let lockCommand = arguments.first.flatMap { ["lock", "unlock"].contains($0) ? $0 : nil }
+if lockCommand != nil { arguments.removeFirst() }
 var flags: [String: String] = [:]
 var configPath: String?
 while !arguments.isEmpty {
@@ -43,6 +51,9 @@ while !arguments.isEmpty {
         exit(0)
     case "--verbose":
         Log.verbose = true
+    case "--reason", "--for" where lockCommand == "lock":
+        guard !arguments.isEmpty else { fail("\(flag) needs a value") }
+        flags[flag] = arguments.removeFirst()
     case "--config", "--server", "--token", "--data", "--interval", "--name", "--hardware-id", "--claim-code":
         guard !arguments.isEmpty else { fail("\(flag) needs a value") }
         let value = arguments.removeFirst()
@@ -73,6 +84,27 @@ if let value = flags["--hardware-id"] { configuration.hardwareID = value }
 if let value = flags["--interval"] {
     guard let seconds = Int(value), (1...3_600).contains(seconds) else { fail("--interval must be a whole number of seconds from 1 to 3600") }
     configuration.heartbeatIntervalSeconds = seconds
+}
+if let lockCommand {
+    let path = configuration.lockPath
+    if lockCommand == "unlock" {
+        UpdateLockFile.remove(path)
+        print("updates unlocked")
+        exit(0)
+    }
+    guard let reason = flags["--reason"], !reason.isEmpty else { fail("lock needs --reason TEXT: say why, for whoever looks at the fleet") }
+    var until: Int64?
+    if let text = flags["--for"] {
+        guard let milliseconds = LockDuration.milliseconds(text) else { fail("--for must be a duration like 30m, 2h or 1h30m, not '\(text)'") }
+        until = Clock.epochMilliseconds() + milliseconds
+    }
+    do {
+        try UpdateLockFile.write(path, reason: reason, untilMilliseconds: until)
+    } catch {
+        fail(error.description, code: 1)
+    }
+    print("updates locked: \(reason)" + (flags["--for"].map { " (for \($0))" } ?? ""))
+    exit(0)
 }
 guard configuration.server != nil else { fail("no server: set 'server' in \(configPath ?? "/etc/flotilla/agent.yaml") or pass --server URL") }
 

@@ -111,6 +111,36 @@ struct AgentEndToEndTests {
         #expect(installed == "2.0.0")
     }
 
+    /// `flotilla-agent lock`: the heartbeat carries the lock and its reason, no new work is taken
+    /// while it holds, and `unlock` lets the waiting deployment run.
+    @Test func aLockedDeviceTakesNoNewWorkUntilUnlocked() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        let lock = try ChildProcess.run(Binaries.agent, ["lock", "--reason", "surgery in progress", "--for", "2h", "--config", agent.root + "/agent.yaml"])
+        #expect(lock.status == 0 && lock.outputText == "updates locked: surgery in progress (for 2h)\n", "\(lock.errorText)")
+        let refused = try ChildProcess.run(Binaries.agent, ["lock", "--config", agent.root + "/agent.yaml"])
+        #expect(refused.status == 2 && refused.errorText.contains("lock needs --reason"))
+        try agent.start()
+        let device = try await agent.deviceID()
+        let beat = try await eventually(seconds: 20, "a heartbeat with the lock") { () -> [String: Any]? in
+            let beats = try await server.get("/api/v1/devices/\(device)")["heartbeats"] as? [[String: Any]] ?? []
+            return beats.first { $0["lock"] != nil }
+        }
+        let carried = try #require(beat["lock"] as? [String: Any])
+        #expect(carried["reason"] as? String == "surgery in progress")
+        #expect((carried["untilMilliseconds"] as? Int ?? 0) > Int(Date().timeIntervalSince1970 * 1_000) + 7_000_000)
+
+        let execution = try await server.deploy(to: device, steps: [step("touch", "touch \(agent.root)/ran")])
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await server.execution(execution)["state"] as? String == "queued")
+        #expect(!FileManager.default.fileExists(atPath: agent.root + "/ran"))
+
+        let unlock = try ChildProcess.run(Binaries.agent, ["unlock", "--config", agent.root + "/agent.yaml"])
+        #expect(unlock.status == 0 && unlock.outputText == "updates unlocked\n")
+        #expect(try await server.finalExecution(execution)["state"] as? String == "succeeded")
+        #expect(FileManager.default.fileExists(atPath: agent.root + "/ran"))
+    }
+
     @Test func aBadDigestOrAnURLOutsideTheAllowlistFailsAndRollsBack() async throws {
         let server = try ServerUnderTest()
         let agent = try AgentUnderTest(server: server)

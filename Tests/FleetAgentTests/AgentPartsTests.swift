@@ -124,3 +124,35 @@ func write(_ text: String, to path: String) throws {
         #expect(throws: AgentError.self) { try outbox.enqueue(report: ExecutionReport(reportID: "r", state: .running), execution: "../x") }
     }
 }
+
+/// The update lock file, as `flotilla-agent lock` and applications write it.
+struct UpdateLockFileTests {
+    @Test func aLockHoldsUntilItExpiresOrIsRemoved() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let path = root + "/deep/update.lock"
+        #expect(UpdateLockFile.read(path) == nil)
+        try UpdateLockFile.write(path, reason: "surgery\nin progress", untilMilliseconds: 5_000)
+        #expect(UpdateLockFile.read(path, now: 4_999) == .init(reason: "surgery in progress", untilMilliseconds: 5_000))
+        #expect(UpdateLockFile.read(path, now: 5_000) == nil, "an expired lock holds nothing")
+        // An application's own file: a reason alone, or nothing at all.
+        try "  kiosk in use \r\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(UpdateLockFile.read(path) == .init(reason: "kiosk in use"))
+        try "".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(UpdateLockFile.read(path)?.reason == "locked")
+        try (String(repeating: "é", count: 300) + "\u{7}").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(UpdateLockFile.read(path)?.reason.utf8.count ?? 0 <= 200)
+        UpdateLockFile.remove(path)
+        #expect(UpdateLockFile.read(path) == nil)
+    }
+
+    @Test(arguments: [("30m", Int64(1_800_000)), ("2h", 7_200_000), ("1h30m", 5_400_000), ("45s", 45_000), ("1d", 86_400_000)])
+    func lockDurations(_ testCase: (String, Int64)) {
+        #expect(LockDuration.milliseconds(testCase.0) == testCase.1)
+    }
+
+    @Test(arguments: ["", "2", "h", "2x", "-1h", "0s", "１h"])
+    func badLockDurations(_ text: String) {
+        #expect(LockDuration.milliseconds(text) == nil)
+    }
+}

@@ -297,3 +297,44 @@ struct PlanIsTheRolloutTests {
         }
     }
 }
+
+/// A device that refuses updates (an update lock) is skipped, never failed, and listed with why.
+struct UpdateLockTests {
+    typealias World = RolloutDecisionTests.World
+
+    @Test func aLockedDeviceIsSkippedAndListedWithItsReason() throws {
+        var world = World(fleet: try RolloutDecisionTests.fleet(), count: 3)
+        world.devices[0].lock = ("surgery in progress", nil)
+        world.devices[2].lock = ("expired", RolloutDecisionTests.t0.addingTimeInterval(-1))
+        let decision = try world.decide()
+        #expect(RolloutDecisionTests.waves(decision) == [["d2", "d3"]])
+        let target = decision.report.apps[0].targets[0]
+        #expect(target.locked == 1 && target.failed == 0)
+        #expect(decision.report.locked == [.init(device: "d1", reason: "surgery in progress")])
+        #expect(decision.report.apps[0].summary.contains("1 locked pending"))
+    }
+
+    @Test func whenOnlyLockedDevicesAreLeftTheTargetHasConvergedWithThemPending() throws {
+        var world = World(fleet: try RolloutDecisionTests.fleet(), count: 2)
+        world.deployment("dep1", [("d2", .succeeded, takenAgo: 50)])
+        world.report("d2", version: "2.0", digest: world.digest)
+        world.devices[0].lock = ("on a call", RolloutDecisionTests.t0.addingTimeInterval(3_600))
+        let decision = try world.decide()
+        #expect(RolloutDecisionTests.waves(decision).isEmpty)
+        #expect(decision.report.apps[0].targets[0].label == "converged, 1 locked pending")
+        // Unlocked, it is the next wave.
+        world.devices[0].lock = nil
+        #expect(RolloutDecisionTests.waves(try world.decide()) == [["d1"]])
+    }
+
+    @Test func aQueuedExecutionOfADeviceThatLockedIsCancelledNotFailed() throws {
+        var world = World(fleet: try RolloutDecisionTests.fleet(), count: 2)
+        world.deployment("dep1", [("d1", .queued, takenAgo: nil), ("d2", .running, takenAgo: 10)])
+        world.devices[0].lock = ("busy", nil)
+        world.devices[1].lock = ("busy", nil)
+        let ends = RolloutDecisionTests.ends(try world.decide())
+        // What it took runs on; what it had not taken waits for the lock to go.
+        #expect(ends == ["dep1-d1": .lockedBeforeTaking])
+        #expect(RolloutAction.EndReason.lockedBeforeTaking.state == .cancelled)
+    }
+}

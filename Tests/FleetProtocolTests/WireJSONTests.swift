@@ -54,7 +54,8 @@ import Testing
                 Dictionary([(word(), InstalledApp(version: "2.4.1")), (word(), InstalledApp(version: word(), digest: word()))],
                            uniquingKeysWith: { first, _ in first })
             },
-            agentVersion: maybe { word() })
+            agentVersion: maybe { word() },
+            lock: maybe { .init(reason: word(), untilMilliseconds: maybe { Int64.random(in: 0...1 << 45, using: &generator) }) })
     }
 
     /// The wire forms and Codable agree both ways, byte for byte with sorted keys.

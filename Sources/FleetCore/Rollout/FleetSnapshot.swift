@@ -20,6 +20,9 @@ public struct FleetSnapshot: Sendable {
     /// heartbeat says it works on.
     public var lastHeard: [Date?]
     public var executing: [String?]
+    /// Per inventory index: why the device refuses updates now (its lock holds at `now`); nil
+    /// when it does not.
+    public var locked: [String?]
     /// Every deployment of the project that the decision may need, any order.
     public var deployments: [Deployment]
     /// Their executions, in creation order.
@@ -45,7 +48,10 @@ public struct FleetSnapshot: Sendable {
         lastHeard.reserveCapacity(devices.count)
         executing = []
         executing.reserveCapacity(devices.count)
+        locked = []
+        locked.reserveCapacity(devices.count)
         for device in devices {
+            locked.append(device.lock.flatMap { lock in lock.until.map { $0 > now } ?? true ? lock.reason : nil })
             inventory.append(id: device.id, tags: device.tags, apps: device.apps,
                              online: Device.isOnline(lastHeard: device.lastHeard, now: now, offlineAfter: settings.offlineAfter))
             lastHeard.append(device.lastHeard)
@@ -72,9 +78,12 @@ public struct FleetSnapshot: Sendable {
         public var apps: [(name: String, version: String, digest: String?)]
         public var lastHeard: Date?
         public var executing: String?
+        /// The update lock it reported: why, and until when (nil: until removed).
+        public var lock: (reason: String, until: Date?)?
 
         public init(id: String, tags: [(String, String)], apps: [(name: String, version: String, digest: String?)], lastHeard: Date?,
-                    executing: String? = nil) {
+                    executing: String? = nil, lock: (reason: String, until: Date?)? = nil) {
+            self.lock = lock
             self.id = id
             self.tags = tags
             self.apps = apps

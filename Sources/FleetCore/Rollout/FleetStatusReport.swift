@@ -16,9 +16,13 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         public var state: String
         /// Why nothing starts now, when something holds the target.
         public var reason: String?
+        /// Devices that still need the version and refuse updates now (an update lock): they
+        /// wait, never failures.
+        public var locked: Int
 
         public init(group: String, version: String, devices: Int, converged: Int, updating: Int, failed: Int, offline: Int, state: String,
-                    reason: String? = nil) {
+                    reason: String? = nil, locked: Int = 0) {
+            self.locked = locked
             self.group = group
             self.version = version
             self.devices = devices
@@ -59,6 +63,8 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
                 : "\(converged)/\(devices) devices at their version (" + targets.filter { $0.devices > 0 }
                     .map { "\($0.group) \($0.version)" }.joined(separator: ", ") + ")"
             if offline > 0 { text += "; \(offline) offline pending" }
+            let locked = targets.reduce(0) { $0 + $1.locked }
+            if locked > 0 { text += "; \(locked) locked pending" }
             if failed > 0 { text += "; \(failed) failed" }
             if targets.contains(where: { $0.state == "aborted" }) { text += "; rollout aborted" }
             if let error { text += "; not reconciled: \(error)" }
@@ -70,8 +76,21 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     public var head: String
     public var headErrors: [String]
     public var apps: [App]
+    /// Devices that refuse updates now (an update lock), with why.
+    public var locked: [LockedDevice]
 
-    public init(commit: String, head: String, headErrors: [String], apps: [App]) {
+    public struct LockedDevice: Codable, Sendable, Equatable {
+        public var device: String
+        public var reason: String
+
+        public init(device: String, reason: String) {
+            self.device = device
+            self.reason = reason
+        }
+    }
+
+    public init(commit: String, head: String, headErrors: [String], apps: [App], locked: [LockedDevice] = []) {
+        self.locked = locked
         self.commit = commit
         self.head = head
         self.headErrors = headErrors
@@ -94,6 +113,7 @@ extension FleetStatusReport.Target {
     public var label: String {
         var text = state
         if state == "converged", offline > 0 { text += ", \(offline) offline pending" }
+        if state == "converged", locked > 0 { text += ", \(locked) locked pending" }
         if let reason { text += " (\(reason))" }
         return text
     }

@@ -34,6 +34,11 @@ extension RolloutDecision {
             actions += appDecision.actions
             report.apps.append(status)
         }
+        for (index, reason) in snapshot.locked.enumerated() {
+            if let reason { report.locked.append(.init(device: snapshot.inventory.ids[index], reason: reason)) }
+        }
+        // In id order, whatever order the registry listed the devices in.
+        report.locked.sort { $0.device < $1.device }
         return RolloutDecision(actions: actions, report: report)
     }
 }
@@ -209,7 +214,7 @@ struct AppDecision {
             if isSuperseded(deployment) {
                 reason = .superseded
             } else if execution.state == .queued {
-                reason = !online(device) ? .offlineBeforeTaking : overdue ? .notTaken : nil
+                reason = !online(device) ? .offlineBeforeTaking : snapshot.locked[Int(device)] != nil ? .lockedBeforeTaking : overdue ? .notTaken : nil
             } else if overdue {
                 reason = online(device) ? .stalled : .offlineWhileRunning
             } else {
@@ -275,7 +280,7 @@ struct AppDecision {
 
         var status = FleetStatusReport.Target(group: target.group, version: target.version, devices: targetPlan.unchanged.count + targetPlan.changes.count,
                                               converged: targetPlan.unchanged.count, updating: progress.inFlight, failed: progress.failed.count,
-                                              offline: progress.offlineWaiting, state: "updating")
+                                              offline: progress.offlineWaiting, state: "updating", locked: progress.lockedWaiting)
         let driftedHere = progress.drifted(settings: snapshot.settings)
         drifted += driftedHere.map(plan.deviceID)
 
@@ -342,7 +347,7 @@ struct AppDecision {
             if facts.digest[deployment] == number, facts.isRolloutOrHeal(deployment) { gotIt.insert(ledger.deviceOf[index]) }
         }
         let changed = Set(progress.succeeded).union(gotIt).filter { device in
-            guard online(device), ledger.inFlight[device] == nil else { return false }
+            guard online(device), snapshot.locked[Int(device)] == nil, ledger.inFlight[device] == nil else { return false }
             guard let newest = ledger.newest[device] else { return true }
             return deployment(ledger, newest).purpose != .rollback(abortedDigest: digest)
         }

@@ -18,6 +18,9 @@ struct TargetProgress {
     var candidates: [Int32] = []
     /// Offline devices that need the version: they wait, and become candidates when heard.
     var offlineWaiting = 0
+    /// Online devices that need the version and refuse updates now (an update lock): skipped,
+    /// never failed; candidates again when the lock is gone.
+    var lockedWaiting = 0
     /// Devices that need the version and finished (succeeded) — waiting for a heartbeat to
     /// confirm it, or drifted since — with when they finished.
     var finishedAt: [Int32: Date] = [:]
@@ -64,7 +67,13 @@ struct TargetProgress {
         }
         for change in targetPlan.changes {
             if classify(change.device, changing: true) { continue }
-            if snapshot.inventory.online[Int(change.device)] { candidates.append(change.device) } else { offlineWaiting += 1 }
+            if !snapshot.inventory.online[Int(change.device)] {
+                offlineWaiting += 1
+            } else if snapshot.locked[Int(change.device)] != nil {
+                lockedWaiting += 1
+            } else {
+                candidates.append(change.device)
+            }
         }
         for device in targetPlan.unchanged where classify(device, changing: false) { counted += 1 }
         total = changes.count + counted
@@ -82,7 +91,7 @@ struct TargetProgress {
 
     /// The drifted devices not healed within the self-heal interval.
     func dueForHeal(_ drifted: [Int32], ledger: AppLedger, snapshot: FleetSnapshot, facts: DeploymentFacts) -> [Int32] {
-        let candidates = Set(drifted.filter { !healing.contains($0) && ledger.inFlight[$0] == nil })
+        let candidates = Set(drifted.filter { !healing.contains($0) && ledger.inFlight[$0] == nil && snapshot.locked[Int($0)] == nil })
         guard !candidates.isEmpty else { return [] }
         var recent = Set<Int32>()
         for index in ledger.state.indices where candidates.contains(ledger.deviceOf[index]) {
