@@ -183,6 +183,21 @@ struct TargetGateTests {
         ])
     }
 
+    /// The pull-request plan says what holds each changing target back.
+    @Test func thePlanSaysWhenAGatedTargetStarts() throws {
+        let fleet = try Self.fleet(main: "after: canary, bake: 90m, approval: required", app: "notBefore: 2026-12-05T02:00:00+01:00")
+        let world = World(fleet)
+        let devices = world.devices.map { FleetSnapshot.Device(id: $0.id, tags: $0.tags, apps: $0.apps, lastHeard: $0.lastHeard) }
+        var inventory = DeviceInventory()
+        for device in devices { inventory.append(id: device.id, tags: device.tags, apps: device.apps, online: true) }
+        let plan = try Planner.plan(fleet, inventory: inventory)
+        let text = PlanRenderer.text(plan)
+        #expect(text.contains("    starts not before 2026-12-05T01:00:00Z\n"), "\(text)")
+        #expect(text.contains("    starts after canary has converged and stayed so for 1h30m, not before 2026-12-05T01:00:00Z, "
+                              + "once approved (flotilla approve app main)\n"), "\(text)")
+        #expect(PlanRenderer.markdown(plan).contains("**Gate:** starts after canary has converged"))
+    }
+
     @Test(arguments: [
         ("1970-01-01T00:00:00Z", 0.0),
         ("2000-03-01T00:00:00Z", 951_868_800.0),

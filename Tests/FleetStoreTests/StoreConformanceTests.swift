@@ -357,3 +357,22 @@ extension StoreConformanceTests {
         #expect(try await store.approvals(project: "nobody").isEmpty)
     }
 }
+
+extension StoreConformanceTests {
+    /// The device keeps the update lock of its newest heartbeat: a lock, its removal, and a late
+    /// older heartbeat that must not bring it back.
+    @Test(arguments: Kind.allCases)
+    func theDeviceKeepsTheLockOfItsNewestHeartbeat(_ kind: Kind) async throws {
+        let store = try kind.make()
+        _ = try await store.enroll(device("d1", hardware: "serial-1"))
+        let lock = Heartbeat.UpdateLock(reason: "surgery \"in\" progress", untilMilliseconds: 1_796_000_000_000)
+        _ = try await store.recordHeartbeats([HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(10),
+                                                              report: Heartbeat(reportID: "r1", lock: lock))])
+        #expect(try await store.device(id: "d1")?.lock == lock)
+        _ = try await store.recordHeartbeats([HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(20), report: Heartbeat(reportID: "r2"))])
+        #expect(try await store.device(id: "d1")?.lock == nil)
+        _ = try await store.recordHeartbeats([HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(15),
+                                                              report: Heartbeat(reportID: "r0", lock: lock))])
+        #expect(try await store.device(id: "d1")?.lock == nil, "an older heartbeat arriving late does not lock the device again")
+    }
+}

@@ -12,6 +12,7 @@ public enum PlanRenderer {
                     continue
                 }
                 lines.append("\(header) \(changeSummary(target)), \(target.unchanged.count) unchanged; waves \(waveSummary(target.waves))")
+                if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines.append("    \(gate)") }
                 for change in target.changes.prefix(limit) {
                     let symbol = change.kind == .install ? "+" : "~"
                     let from = plan.fromVersion(change) ?? "(not installed)"
@@ -64,6 +65,7 @@ public enum PlanRenderer {
                 if target.changes.count > limit {
                     lines += ["", "_and \(target.changes.count - limit) more_"]
                 }
+                if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines += ["", "**Gate:** \(gate)."] }
                 lines += [""] + waveLines(plan, target) + ["", "</details>"]
             }
         }
@@ -105,6 +107,7 @@ public enum PlanRenderer {
                             ("unchanged", .int(target.unchanged.count)),
                             ("offline", .int(target.offlineCount)),
                             ("waves", .array(target.waves.map(JSONValue.int))),
+                            ("gate", target.target.gate.summary(app: app.name, group: target.target.group).map(JSONValue.string) ?? .null),
                             ("changes", .array(target.changes.map { change in
                                 .object([
                                     ("device", .string(plan.deviceID(change.device))),

@@ -88,4 +88,15 @@ public struct TargetGate: Hashable, Sendable {
     }
 
     public var isOpen: Bool { notBefore == nil && after == nil && !approval }
+
+    /// When the target may start, in words, for plans: nil when nothing holds it.
+    public func summary(app: String, group: String) -> String? {
+        var parts: [String] = []
+        if let after {
+            parts.append("after \(after) has converged" + (bakeSeconds > 0 ? " and stayed so for \(DurationText.format(.milliseconds(Int64(bakeSeconds * 1_000))))" : ""))
+        }
+        if let notBefore { parts.append("not before \(Timestamp.format(notBefore))") }
+        if approval { parts.append("once approved (flotilla approve \(app) \(group))") }
+        return parts.isEmpty ? nil : "starts " + parts.joined(separator: ", ")
+    }
 }
