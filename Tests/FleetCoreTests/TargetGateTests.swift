@@ -10,8 +10,7 @@ struct TargetGateTests {
 
     /// canary (c1, c2) then main (m1…m3), both at 2.0; `main` is main's extra target keys.
     static func fleet(main: String, app: String = "") throws -> CompiledFleet {
-        var tree = FleetTree()
-        let files = [
+        try FleetFixtures.load([
             "fleet.yaml": "kind: Fleet\nproject: p\n",
             "groups/rings.yaml": "kind: Group\nname: canary\nselector: ring=canary\n---\nkind: Group\nname: main\nselector: ring=main\n",
             "flows/f.yaml": "kind: UpdateFlow\nname: f\nsteps:\n  - {name: s, run: \"install ${version}\"}\n",
@@ -25,9 +24,7 @@ struct TargetGateTests {
                   - {group: main, version: "2.0"\(main.isEmpty ? "" : ", " + main)}
                 rollout: {batchSize: 5, maxUnavailable: 5, maxFailures: 0, onAbort: pause, executionTimeout: 1h}
                 """,
-        ]
-        for (path, text) in files { tree.addFile(path, bytes: Array(text.utf8)) }
-        return try FleetLoader.load(tree)
+        ])
     }
 
     struct World {
@@ -134,6 +131,8 @@ struct TargetGateTests {
         #expect(Self.main(waiting).state == "waiting")
         #expect(Self.main(waiting).reason?.hasPrefix("awaiting approval of ") == true)
         #expect(Self.main(waiting).reason?.hasSuffix("(flotilla approve app main)") == true)
+        // The forge's pending status says what it waits for.
+        #expect(waiting.report.apps[0].summary.contains("; main awaiting approval of "))
         // An approval of another release of the target does not count.
         world.approve("main", digest: String(repeating: "0", count: 64))
         #expect(Self.started(try world.decide())["main"] == nil)
@@ -169,15 +168,13 @@ struct TargetGateTests {
     }
 
     @Test func anAfterNamingALaterTargetSaysToListItFirst() throws {
-        var tree = FleetTree()
         let files = [
             "fleet.yaml": "kind: Fleet\nproject: p\n",
             "groups/rings.yaml": "kind: Group\nname: canary\nselector: ring=canary\n---\nkind: Group\nname: main\nselector: ring=main\n",
             "flows/f.yaml": "kind: UpdateFlow\nname: f\nsteps:\n  - {name: s, run: x}\n",
             "apps/app.yaml": "kind: App\nname: app\nflow: f\ntargets:\n  - {group: canary, version: '2', after: main}\n  - {group: main, version: '2', after: canary}\n",
         ]
-        for (path, text) in files { tree.addFile(path, bytes: Array(text.utf8)) }
-        let error = #expect(throws: FleetValidationError.self) { try FleetLoader.load(tree) }
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
         #expect(error?.diagnostics.map(\.description) == [
             "apps/app.yaml:5:42: error: 'after: main' names a target listed after this one; list 'main' first, as targets are promoted in order",
         ])

@@ -67,6 +67,8 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
             if locked > 0 { text += "; \(locked) locked pending" }
             if failed > 0 { text += "; \(failed) failed" }
             if targets.contains(where: { $0.state == "aborted" }) { text += "; rollout aborted" }
+            // What the forge's pending status is waiting for.
+            for target in targets where target.state == "waiting" { text += "; \(target.group) \(target.reason ?? "waiting")" }
             if let error { text += "; not reconciled: \(error)" }
             return text
         }
