@@ -53,10 +53,15 @@ struct StatusCommand: AsyncParsableCommand {
             for target in app.targets {
                 lines.append("  " + target.group.column(20) + " " + target.version.column(15) + " "
                              + "\(target.converged)/\(target.devices)".column(10) + " " + "\(target.updating)".column(9) + " "
-                             + "\(target.failed)".column(7) + " " + "\(target.offline)".column(8) + " " + target.state)
+                             + "\(target.failed)".column(7) + " " + "\(target.offline)".column(8) + " " + target.label)
             }
             if !app.drifted.isEmpty { lines.append("  drifted: " + app.drifted.joined(separator: ", ")) }
             if let error = app.error { lines.append("  not reconciled: " + error) }
+        }
+        if !status.locked.isEmpty {
+            lines.append("")
+            lines.append("locked, refusing updates (skipped, never failed):")
+            lines += status.locked.map { "  \($0.device): \($0.reason)" }
         }
         return lines.joined(separator: "\n")
     }
