@@ -9,7 +9,15 @@ import Glibc
 public enum UpdateLockFile {
     /// The lock the file holds at `now`; nil when there is no file, or it has expired.
     public static func read(_ path: String, now: Int64 = Clock.epochMilliseconds()) -> Heartbeat.UpdateLock? {
-        guard let text = try? Files.readText(path, limit: 4_096) else { return nil }
+        let text: String
+        do {
+            guard let read = try Files.readText(path, limit: 4_096) else { return nil }
+            text = read
+        } catch {
+            // A lock file that is there but cannot be read still locks: refusing an update is
+            // the safe side of not knowing.
+            return Heartbeat.UpdateLock(reason: "the update lock file cannot be read")
+        }
         var reason = ""
         var until: Int64?
         for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
@@ -51,6 +59,9 @@ extension StringProtocol {
 
 /// `--for` durations: whole numbers with s, m, h or d, one after another (`1h30m`).
 public enum LockDuration {
+    /// The longest lock `--for` takes: 36,500 days.
+    public static let longest: Int64 = 36_500 * 86_400_000
+
     public static func milliseconds(_ text: String) -> Int64? {
         var total: Int64 = 0, number: Int64?
         for character in text {
@@ -60,13 +71,18 @@ public enum LockDuration {
                 continue
             }
             guard let value = number else { return nil }
+            let unit: Int64
             switch character {
-            case "s": total += value * 1_000
-            case "m": total += value * 60_000
-            case "h": total += value * 3_600_000
-            case "d": total += value * 86_400_000
+            case "s": unit = 1_000
+            case "m": unit = 60_000
+            case "h": unit = 3_600_000
+            case "d": unit = 86_400_000
             default: return nil
             }
+            // Past about a hundred years is a mistake, not a lock: refused, never an overflow.
+            let (part, overflowed) = value.multipliedReportingOverflow(by: unit)
+            guard !overflowed, part <= longest - total else { return nil }
+            total += part
             number = nil
         }
         return number == nil && total > 0 ? total : nil

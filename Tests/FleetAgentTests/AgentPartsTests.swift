@@ -151,7 +151,15 @@ struct UpdateLockFileTests {
         #expect(LockDuration.milliseconds(testCase.0) == testCase.1)
     }
 
-    @Test(arguments: ["", "2", "h", "2x", "-1h", "0s", "１h"])
+    /// A lock file that is there but cannot be read (here: a directory) locks, rather than unlocking.
+    @Test func anUnreadableLockFileLocks() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/update.lock", withIntermediateDirectories: true)
+        #expect(UpdateLockFile.read(root + "/update.lock")?.reason == "the update lock file cannot be read")
+    }
+
+    @Test(arguments: ["", "2", "h", "2x", "-1h", "0s", "１h", "36501d", String(repeating: "999999999d", count: 200)])
     func badLockDurations(_ text: String) {
         #expect(LockDuration.milliseconds(text) == nil)
     }

@@ -231,7 +231,9 @@ struct AppDecision {
     mutating func decide(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String]) -> FleetStatusReport.Target {
         let status = decideTarget(targetPlan, ledger: ledger, drifted: &drifted)
         let target = targetPlan.target
-        if status.state == "converged" {
+        // When it converged is read from the executions only for a target another one follows.
+        let followed = app.targets.contains { $0.gate.after == target.group }
+        if status.state == "converged", followed {
             var since: Date?
             for index in ledger.state.indices where ledger.state[index] == .succeeded {
                 let deployment = deployment(ledger, index)
@@ -242,7 +244,7 @@ struct AppDecision {
             }
             outcomes[target.group] = (true, since)
         } else {
-            outcomes[target.group] = (false, nil)
+            outcomes[target.group] = (status.state == "converged", nil)
         }
         return status
     }
