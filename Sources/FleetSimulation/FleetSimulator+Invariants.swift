@@ -2,6 +2,7 @@ import FleetCore
 import FleetProtocol
 import FleetStore
 import FoundationEssentials
+import FoundationInternationalization
 
 /// The rollout engine's invariants, checked after every decision the simulator applies.
 extension FleetSimulator {
@@ -87,6 +88,25 @@ extension FleetSimulator {
     func checkNotLocked(_ ids: [String], at second: Int) {
         for id in ids where registry.first(where: { $0.id == id })?.locked == true {
             violate(second, "\(id) was given new work while its heartbeat said it is locked")
+        }
+    }
+
+    /// Nothing starts on a device outside its maintenance window, by the device's own wall
+    /// clock as Foundation's calendar reads it (not the decision's arithmetic).
+    func checkInsideWindow(_ ids: [String], at second: Int) {
+        guard let windows = scenario.windows else { return }
+        for id in ids {
+            let index = devices.firstIndex { $0.id == id }!
+            let zone = scenario.devices[index].zone.map { String($0.map { $0 == "." ? "/" : $0 }) } ?? "UTC"
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: zone)!
+            let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date(second))
+            let weekday = (parts.weekday! + 5) % 7 // Monday is 0
+            let minute = parts.hour! * 60 + parts.minute!
+            let inside = weekday != windows.denyDay && (minute - windows.startHour * 60 + 1_440) % 1_440 < windows.hours * 60
+            if !inside {
+                violate(second, "\(id) was given new work at \(parts.hour!):\(parts.minute!) on day \(weekday) in \(zone), outside its window (\(windows))")
+            }
         }
     }
 

@@ -79,7 +79,7 @@ public final class FleetSimulator {
             }
         }
         log(0, "scenario: \(scenario.deviceCount) devices, \(scenario.twoTargets ? "targets canary, main" : "one target"), rollout \(scenario.policy), "
-            + "selfHeal \(scenario.selfHeal), gate \(scenario.gate?.description ?? "none"), locks on \(scenario.devices.filter { !$0.locks.isEmpty }.count) devices, steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
+            + "selfHeal \(scenario.selfHeal), gate \(scenario.gate?.description ?? "none"), windows \(scenario.windows?.description ?? "none"), locks on \(scenario.devices.filter { !$0.locks.isEmpty }.count) devices, steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
     }
 
     /// The calm phase's length: long enough for every wave to run one after the other.
@@ -89,7 +89,10 @@ public final class FleetSimulator {
         let execution = scenario.stepCount * scenario.stepSeconds.upperBound + 2 * Self.tick + 2 * Self.heartbeatEvery
         // A promoted target waits for the first to converge and bake, then runs its own waves.
         let gated = scenario.gate.map { $0.bakeSeconds + (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 } ?? 0
-        return (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 + scenario.executionTimeout + 600 + gated
+        // A window may open only a day or two on (a denied day in between), and each wave waits
+        // for it again: a window shorter than the rollout spreads it over days.
+        let windowed = scenario.windows.map { _ in 3 * 86_400 + (waves + 2) * 86_400 } ?? 0
+        return (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 + scenario.executionTimeout + 600 + gated + windowed
     }
 
     /// Runs the scenario to its end; returns the violations found.
@@ -131,6 +134,7 @@ public final class FleetSimulator {
             && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted")
                 // A target waiting out a time (bake, notBefore) is not settled; one waiting for an approval or a target that will not converge is.
                 && !($0.state == "waiting" && ($0.reason?.hasPrefix("baking") == true || $0.reason?.hasPrefix("waiting until") == true
+                                                || $0.reason?.hasPrefix("waiting for window") == true
                                                 || $0.reason?.hasPrefix("waiting for") == true && lastReport?.apps[0].targets.first?.state == "updating")) } } == true
     }
 
@@ -268,8 +272,9 @@ public final class FleetSimulator {
     // MARK: The controller
 
     func snapshot(at second: Int, shuffled: Bool = false) -> FleetSnapshot {
-        let deviceList = registry.map { device in
-            FleetSnapshot.Device(id: device.id, tags: [("ring", device.ring)],
+        let deviceList = registry.indices.map { index in
+            let device = registry[index]
+            return FleetSnapshot.Device(id: device.id, tags: [("ring", device.ring)] + (scenario.devices[index].zone.map { [("timezone", $0)] } ?? []),
                                  apps: device.apps.map { (name: $0.key, version: $0.value.version, digest: $0.value.digest) },
                                  lastHeard: date(device.lastHeard), executing: device.executing,
                                  lock: device.locked ? (reason: "locked on the device", until: nil) : nil)
@@ -321,6 +326,7 @@ public final class FleetSimulator {
             }
             if case .startWave = action { checkGate(group: group, digest: digest, at: second) }
             checkNotLocked(devices, at: second)
+            checkInsideWindow(devices, at: second)
             let target = fleet.apps[0].targets.first { $0.group == group && $0.digest == digest }!
             let purpose: DeploymentPurpose = if case .heal = action { .heal } else { .rollout }
             let record = DeploymentRecord(id: newID("dep"), project: "sim", app: app, version: target.version, flow: "install", digest: digest,
@@ -348,6 +354,7 @@ public final class FleetSimulator {
             record.purpose = .rollback(abortedDigest: aborted)
             record.aborted = false
             checkNotLocked(devices, at: second)
+            checkInsideWindow(devices, at: second)
             create(record, devices: devices)
             log(second, "rollback \(record.id) to \(record.version) → \(devices.joined(separator: ","))")
         case .end(_, let id, let device, let state, let reason, let unlessUpdatedAfter):

@@ -30,6 +30,25 @@ public struct Scenario: Sendable {
     public var executionTimeout: Int
     /// With two targets: what holds `main` back before it starts (nil: nothing).
     public var gate: Gate?
+    /// The app's maintenance windows (nil: none); each device reads them in its own zone.
+    public var windows: Windows?
+
+    /// Daily from `startHour` for `hours`, never on `denyDay` (0: Monday) when there is one.
+    public struct Windows: Sendable, CustomStringConvertible {
+        public var startHour: Int
+        public var hours: Int
+        public var denyDay: Int?
+
+        static let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+        var yaml: String {
+            func two(_ hour: Int) -> String { hour < 10 ? "0\(hour)" : "\(hour)" }
+            let deny = denyDay.map { ", deny: [\(Self.days[$0])]" } ?? ""
+            return "windows: {allow: [\"daily \(two(startHour)):00-\(two((startHour + hours) % 24)):00\"]\(deny)}"
+        }
+
+        public var description: String { "daily from \(startHour):00 for \(hours) h" + (denyDay.map { ", never on \(Self.days[$0])" } ?? "") }
+    }
 
     /// main's gate: after canary (baked this long), not before a second, approval required (and
     /// given, for the digest in force then, at these seconds).
@@ -122,6 +141,15 @@ public struct Scenario: Sendable {
                         approval: approval,
                         approvals: approval ? (0..<Int.random(in: 0...2, using: &gates)).map { _ in Int.random(in: 0...chaos, using: &gates) }.sorted() : [])
         }
+        var windowRandom = SeededGenerator(seed: seed ^ 0x3157_3157_3157_3157)
+        if Int.random(in: 0..<3, using: &windowRandom) == 0 {
+            windows = Windows(startHour: Int.random(in: 0..<24, using: &windowRandom), hours: Int.random(in: 1...6, using: &windowRandom),
+                              denyDay: Bool.random(using: &windowRandom) ? Int.random(in: 0..<7, using: &windowRandom) : nil)
+            // Whole hours and half hours, with and without daylight saving time; some devices
+            // name no zone and use the windows' own (UTC).
+            let zones = [nil, "Europe.Berlin", "America.New_York", "Asia.Kolkata", "Australia.Adelaide"]
+            for index in devices.indices { devices[index].zone = zones.randomElement(using: &windowRandom)! }
+        }
     }
 
     /// The fleet repository at a commit that wants `version`, as files.
@@ -155,7 +183,8 @@ public struct Scenario: Sendable {
         let targets = twoTargets
             ? "  - {group: canary, version: \"\(version)\"}\n  - {group: main, version: \"\(version)\"\(mainGate)}\n"
             : "  - {group: all, version: \"\(version)\"}\n"
-        files["apps/app.yaml"] = "kind: App\nname: app\nflow: install\nselfHeal: \(selfHeal)\ntargets:\n\(targets)rollout: \(policy)\n"
+        let windows = self.windows.map { $0.yaml + "\n" } ?? ""
+        files["apps/app.yaml"] = "kind: App\nname: app\nflow: install\nselfHeal: \(selfHeal)\n\(windows)targets:\n\(targets)rollout: \(policy)\n"
         return files
     }
 
@@ -177,6 +206,8 @@ public struct SimulatedDeviceSpec: Sendable {
     /// Update locks as virtual seconds: from, until. While locked the device takes no new work
     /// and says so in its heartbeats.
     public var locks: [(from: Int, until: Int)] = []
+    /// Its `timezone` tag: an IANA zone with '.' for '/'; nil: no tag.
+    public var zone: String?
 
     func isLocked(at second: Int) -> Bool { locks.contains { second >= $0.from && second < $0.until } }
 

@@ -1,8 +1,8 @@
 import FoundationEssentials
 
 extension DocumentDecoder {
-    static let appKeys = ["name", "description", "flow", "parameters", "targets", "rollout", "selfHeal", "notBefore"]
-    static let targetKeys = ["group", "version", "parameters", "notBefore", "after", "bake", "approval"]
+    static let appKeys = ["name", "description", "flow", "parameters", "targets", "rollout", "selfHeal", "notBefore", "windows"]
+    static let targetKeys = ["group", "version", "parameters", "notBefore", "after", "bake", "approval", "windows"]
 
     func decodeApp(_ node: YAMLNode) -> (App, RolloutOverrides)? {
         guard let fields = fields(node, kind: .app, known: Self.appKeys) else { return nil }
@@ -21,9 +21,10 @@ extension DocumentDecoder {
         let rollout = fields["rollout"].map(decodeRollout) ?? RolloutOverrides()
         let selfHeal = fields.bool("selfHeal") ?? false
         let notBefore = timestamp(fields, "notBefore")
+        let windows = fields["windows"].flatMap(decodeWindows)
         guard let name, let flow else { return nil }
         let app = App(name: name.value, flow: flow, parameters: parameters, targets: targets,
-                      rollout: .builtIn, selfHeal: selfHeal, notBefore: notBefore, location: node.location)
+                      rollout: .builtIn, selfHeal: selfHeal, notBefore: notBefore, windows: windows, location: node.location)
         return (app, rollout)
     }
 
@@ -53,9 +54,10 @@ extension DocumentDecoder {
             }
         }
         let notBefore = timestamp(fields, "notBefore")
+        let windows = fields["windows"].flatMap(decodeWindows)
         guard let group, let version else { return nil }
         return App.Target(group: group, version: version, parameters: parameters, notBefore: notBefore, after: after, bake: bake,
-                          approval: approval, location: node.location)
+                          approval: approval, windows: windows, location: node.location)
     }
 
     /// An RFC 3339 instant with a zone.

@@ -28,9 +28,10 @@ extension DocumentDecoder {
             sink.error(project.location, "invalid project name '\(project.value)': \(problem)")
         }
         var defaults = RolloutPolicy.builtIn
-        if let node = fields["defaults"], let section = Fields(node, owner: "defaults", known: ["rollout"], sink: sink),
-           let rollout = section["rollout"] {
-            defaults = decodeRollout(rollout).applied(over: defaults)
+        var windows: MaintenanceWindows?
+        if let node = fields["defaults"], let section = Fields(node, owner: "defaults", known: ["rollout", "windows"], sink: sink) {
+            if let rollout = section["rollout"] { defaults = decodeRollout(rollout).applied(over: defaults) }
+            windows = section["windows"].flatMap(decodeWindows)
         }
         var sources: [ArtifactSource] = []
         if let node = fields["artifacts"], let section = Fields(node, owner: "artifacts", known: ["allow"], sink: sink) {
@@ -44,7 +45,7 @@ extension DocumentDecoder {
         }
         let status = fields["status"].map(decodeStatus) ?? StatusSettings()
         guard let project else { return nil }
-        return Fleet(project: project.value, rolloutDefaults: defaults, artifactSources: sources,
+        return Fleet(project: project.value, rolloutDefaults: defaults, windowDefaults: windows, artifactSources: sources,
                      status: status, location: node.location)
     }
 

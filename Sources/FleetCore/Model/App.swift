@@ -15,6 +15,8 @@ public struct App: Sendable {
     public var selfHeal: Bool
     /// No target starts before this instant.
     public var notBefore: Located<Date>?
+    /// When its devices may start an update, for targets that set none (over fleet.yaml's).
+    public var windows: MaintenanceWindows?
     public var location: SourceLocation
 
     /// One entry of `targets`.
@@ -30,6 +32,8 @@ public struct App: Sendable {
         public var bake: Duration?
         /// Whether an operator must approve each digest of this target before it starts.
         public var approval: Bool
+        /// When its devices may start an update (over the app's and fleet.yaml's).
+        public var windows: MaintenanceWindows?
         public var location: SourceLocation
     }
 }

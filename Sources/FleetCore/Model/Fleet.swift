@@ -4,6 +4,8 @@ public struct Fleet: Sendable {
     public var project: String
     /// Rollout settings for apps that do not set their own.
     public var rolloutDefaults: RolloutPolicy
+    /// Maintenance windows for targets whose app and target set none.
+    public var windowDefaults: MaintenanceWindows?
     /// Where `download` steps may fetch from. Empty means no downloads are allowed.
     public var artifactSources: [ArtifactSource]
     /// How the controller reports back.

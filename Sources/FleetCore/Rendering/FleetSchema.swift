@@ -28,7 +28,7 @@ public enum FleetSchema {
             ("Fleet", kind("Fleet", required: ["project"], [
                 ("project", text("The project on the fleet server these devices belong to.", pattern: namePattern)),
                 ("description", text("What this fleet is.")),
-                ("defaults", strictObject([("rollout", ref("Rollout"))], description: "Settings for apps that do not set their own.")),
+                ("defaults", strictObject([("rollout", ref("Rollout")), ("windows", ref("Windows"))], description: "Settings for apps that do not set their own.")),
                 ("artifacts", strictObject([("allow", .object([
                     ("type", .string("array")), ("items", text("A URL prefix download steps may fetch from.", format: "uri")),
                 ]))], description: "Where download steps may fetch from.")),
@@ -80,12 +80,20 @@ public enum FleetSchema {
                         ("after", text("The group of a target listed before this one that must have converged first.", pattern: namePattern)),
                         ("bake", duration("How long the 'after' target must have stayed converged (needs 'after').")),
                         ("approval", enumeration(["required", "none"], "Whether an operator must approve each release of this target before it starts.")),
+                        ("windows", ref("Windows")),
                     ], required: ["group", "version"])),
                 ])),
                 ("rollout", ref("Rollout")),
                 ("selfHeal", .object([("type", .string("boolean")), ("description", .string("Put back devices that drift."))])),
                 ("notBefore", text("No target of the app starts before this instant (RFC 3339 with a zone).", format: "date-time")),
+                ("windows", ref("Windows")),
             ])),
+            ("Windows", strictObject([
+                ("timezone", text("IANA zone of devices without a zone tag, such as Europe/Berlin. Default UTC.")),
+                ("zoneTag", text("The tag holding a device's own IANA zone, '.' for '/' (Europe.Berlin). Default timezone.")),
+                ("allow", weeklyRanges("Weekly ranges in which devices may start an update; none: any time not denied.")),
+                ("deny", weeklyRanges("Weekly ranges in which no device starts an update; deny wins over allow.")),
+            ], description: "Maintenance windows: when devices may start an update, in each device's own zone. A running update is never cut off.")),
             ("Rollout", strictObject([
                 ("batchSize", quantity("Devices per wave.")),
                 ("maxUnavailable", quantity("Devices updating at once, at most.")),
@@ -171,6 +179,14 @@ public enum FleetSchema {
                 .object([("type", .string("string")), ("pattern", .string("^[0-9]+(\\.[0-9]+)?%$"))]),
             ])),
         ])
+    }
+
+    private static func weeklyRanges(_ description: String) -> JSONValue {
+        .object([("type", .string("array")), ("description", .string(description)), ("items", .object([
+            ("type", .string("string")),
+            ("description", .string("DAYS [HH:MM-HH:MM]: Mon-Fri 01:00-05:00, Sat,Sun, daily 22:00-02:00.")),
+            ("pattern", .string("^(daily|\\*|[A-Za-z]{3,9}([-,][A-Za-z]{3,9})*)( [0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2})?$")),
+        ]))])
     }
 
     private static func duration(_ description: String) -> JSONValue {

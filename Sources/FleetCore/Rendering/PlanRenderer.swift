@@ -13,6 +13,7 @@ public enum PlanRenderer {
                 }
                 lines.append("\(header) \(changeSummary(target)), \(target.unchanged.count) unchanged; waves \(waveSummary(target.waves))")
                 if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines.append("    \(gate)") }
+                if let windows = target.target.windows { lines.append("    starts devices only inside their windows: \(windows.summary)") }
                 for change in target.changes.prefix(limit) {
                     let symbol = change.kind == .install ? "+" : "~"
                     let from = plan.fromVersion(change) ?? "(not installed)"
@@ -66,6 +67,7 @@ public enum PlanRenderer {
                     lines += ["", "_and \(target.changes.count - limit) more_"]
                 }
                 if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines += ["", "**Gate:** \(gate)."] }
+                if let windows = target.target.windows { lines += ["", "**Windows:** devices start only inside them: \(windows.summary)."] }
                 lines += [""] + waveLines(plan, target) + ["", "</details>"]
             }
         }
@@ -108,6 +110,7 @@ public enum PlanRenderer {
                             ("offline", .int(target.offlineCount)),
                             ("waves", .array(target.waves.map(JSONValue.int))),
                             ("gate", target.target.gate.summary(app: app.name, group: target.target.group).map(JSONValue.string) ?? .null),
+                            ("windows", target.target.windows.map { JSONValue.string($0.summary) } ?? .null),
                             ("changes", .array(target.changes.map { change in
                                 .object([
                                     ("device", .string(plan.deviceID(change.device))),

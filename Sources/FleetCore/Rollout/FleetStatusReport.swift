@@ -11,7 +11,8 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         /// Devices that still need the version and are offline: they wait, and are updated
         /// when they are heard again. Never failures.
         public var offline: Int
-        /// converged, updating, waiting (for its gate: notBefore, after/bake, approval),
+        /// converged, updating, waiting (for its gate: notBefore, after/bake, approval; or for
+        /// its devices' maintenance window),
         /// suspended, drifted, aborted or failed.
         public var state: String
         /// Why nothing starts now, when something holds the target.
@@ -19,10 +20,14 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         /// Devices that still need the version and refuse updates now (an update lock): they
         /// wait, never failures.
         public var locked: Int
+        /// Devices that still need the version and are outside their maintenance window now:
+        /// they wait for it to open.
+        public var outsideWindow: Int
 
         public init(group: String, version: String, devices: Int, converged: Int, updating: Int, failed: Int, offline: Int, state: String,
-                    reason: String? = nil, locked: Int = 0) {
+                    reason: String? = nil, locked: Int = 0, outsideWindow: Int = 0) {
             self.locked = locked
+            self.outsideWindow = outsideWindow
             self.group = group
             self.version = version
             self.devices = devices
@@ -116,6 +121,7 @@ extension FleetStatusReport.Target {
         var text = state
         if state == "converged", offline > 0 { text += ", \(offline) offline pending" }
         if state == "converged", locked > 0 { text += ", \(locked) locked pending" }
+        if state == "updating", outsideWindow > 0 { text += ", \(outsideWindow) outside their window" }
         if let reason { text += " (\(reason))" }
         return text
     }

@@ -38,6 +38,9 @@ public enum RolloutAction: Sendable, Equatable {
         /// Its device refuses updates (an update lock) and had not taken it; it is offered again
         /// when the lock is gone.
         case lockedBeforeTaking
+        /// Its device's maintenance window closed before it took it; it is offered again when
+        /// the window opens.
+        case outsideWindowBeforeTaking
         /// Its device, online, did not take it within the execution timeout.
         case notTaken
         /// Its device went offline while running it; not a failure. If the device finishes it
@@ -55,6 +58,7 @@ public enum RolloutAction: Sendable, Equatable {
             case .superseded: "superseded: no target wants this version any more"
             case .offlineBeforeTaking: "the device went offline before it took the assignment; it is updated when it returns"
             case .lockedBeforeTaking: "the device refuses updates now (update lock) and had not taken it; it is offered again when unlocked"
+            case .outsideWindowBeforeTaking: "the device's maintenance window closed before it took the assignment; it is offered again when the window opens"
             case .notTaken: "the device did not take the assignment in time; it is offered again"
             case .offlineWhileRunning: "the device went offline while it ran; not a failure — its report is recorded if it comes"
             case .stalled: "not finished within the execution timeout of the device taking it"

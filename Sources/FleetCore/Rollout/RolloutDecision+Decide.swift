@@ -24,7 +24,7 @@ extension RolloutDecision {
         for (number, appPlan) in plan.apps.enumerated() {
             let app = snapshot.fleet.apps[number]
             var ledger = ledgers[number]
-            var appDecision = AppDecision(app: app, snapshot: snapshot, plan: plan, facts: facts)
+            var appDecision = AppDecision(app: app, snapshot: snapshot, plan: plan, appPlan: appPlan, facts: facts)
             appDecision.endExecutions(&ledger)
             ledger.indexDevices(snapshot, facts: facts)
             var status = FleetStatusReport.App(name: app.name, targets: [], drifted: [])
@@ -170,13 +170,16 @@ struct AppDecision {
     let wanted: Set<String>
     let held: Bool
     let facts: DeploymentFacts
+    /// Devices outside their maintenance window now.
+    let windows: WindowState
     var actions: [RolloutAction] = []
     /// Targets decided so far in this pass, by group: whether each converged, and when its
     /// last rollout execution succeeded (nil: converged without one). `after` reads them.
     var outcomes: [String: (converged: Bool, since: Date?)] = [:]
 
-    init(app: CompiledApp, snapshot: FleetSnapshot, plan: FleetPlan, facts: DeploymentFacts) {
+    init(app: CompiledApp, snapshot: FleetSnapshot, plan: FleetPlan, appPlan: AppPlan, facts: DeploymentFacts) {
         self.app = app
+        windows = WindowState(app: app, plan: appPlan, snapshot: snapshot)
         self.facts = facts
         self.snapshot = snapshot
         self.plan = plan
@@ -214,7 +217,8 @@ struct AppDecision {
             if isSuperseded(deployment) {
                 reason = .superseded
             } else if execution.state == .queued {
-                reason = !online(device) ? .offlineBeforeTaking : snapshot.locked[Int(device)] != nil ? .lockedBeforeTaking : overdue ? .notTaken : nil
+                reason = !online(device) ? .offlineBeforeTaking : snapshot.locked[Int(device)] != nil ? .lockedBeforeTaking
+                    : windows.isClosed(device) ? .outsideWindowBeforeTaking : overdue ? .notTaken : nil
             } else if overdue {
                 reason = online(device) ? .stalled : .offlineWhileRunning
             } else {
@@ -269,7 +273,7 @@ struct AppDecision {
 
     private mutating func decideTarget(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String]) -> FleetStatusReport.Target {
         let target = targetPlan.target
-        let progress = TargetProgress(targetPlan, ledger: ledger, snapshot: snapshot, facts: facts)
+        let progress = TargetProgress(targetPlan, ledger: ledger, snapshot: snapshot, facts: facts, windows: windows)
         let total = progress.total
         let allowed = policy.maxFailures.allowance(of: total)
         var capacity = max(1, policy.maxUnavailable.devices(of: total)) - progress.inFlight
@@ -282,7 +286,8 @@ struct AppDecision {
 
         var status = FleetStatusReport.Target(group: target.group, version: target.version, devices: targetPlan.unchanged.count + targetPlan.changes.count,
                                               converged: targetPlan.unchanged.count, updating: progress.inFlight, failed: progress.failed.count,
-                                              offline: progress.offlineWaiting, state: "updating", locked: progress.lockedWaiting)
+                                              offline: progress.offlineWaiting, state: "updating", locked: progress.lockedWaiting,
+                                              outsideWindow: progress.outsideWindow)
         let driftedHere = progress.drifted(settings: snapshot.settings)
         drifted += driftedHere.map(plan.deviceID)
 
@@ -307,15 +312,18 @@ struct AppDecision {
             }
         } else {
             if app.app.selfHeal, capacity > 0 {
-                let due = progress.dueForHeal(driftedHere, ledger: ledger, snapshot: snapshot, facts: facts).prefix(capacity)
+                let due = progress.dueForHeal(driftedHere, ledger: ledger, snapshot: snapshot, facts: facts).filter { !windows.isClosed($0) }
+                    .prefix(capacity)
                 if !due.isEmpty {
                     actions.append(.heal(app: app.name, group: target.group, digest: target.digest, devices: due.map(plan.deviceID)))
                     capacity -= due.count
                 }
             }
-            if progress.active.isEmpty, !progress.candidates.isEmpty {
+            if progress.active.isEmpty, !progress.candidates.isEmpty || progress.outsideWindow > 0 {
                 // A target that has not started waits for its gate; once started, it goes on.
-                if rolloutDeployments.isEmpty, !target.gate.isOpen, let reason = gateReason(target) {
+                let gate = rolloutDeployments.isEmpty && !target.gate.isOpen ? gateReason(target) : nil
+                // Devices that may start, but none inside its window now.
+                if let reason = gate ?? (progress.candidates.isEmpty ? windows.reason(for: target) : nil) {
                     status.state = "waiting"
                     status.reason = reason
                     actions.append(.hold(app: app.name, group: target.group, reason: reason))
@@ -349,7 +357,7 @@ struct AppDecision {
             if facts.digest[deployment] == number, facts.isRolloutOrHeal(deployment) { gotIt.insert(ledger.deviceOf[index]) }
         }
         let changed = Set(progress.succeeded).union(gotIt).filter { device in
-            guard online(device), snapshot.locked[Int(device)] == nil, ledger.inFlight[device] == nil else { return false }
+            guard online(device), snapshot.locked[Int(device)] == nil, !windows.isClosed(device), ledger.inFlight[device] == nil else { return false }
             guard let newest = ledger.newest[device] else { return true }
             return deployment(ledger, newest).purpose != .rollback(abortedDigest: digest)
         }

@@ -21,6 +21,9 @@ struct TargetProgress {
     /// Online devices that need the version and refuse updates now (an update lock): skipped,
     /// never failed; candidates again when the lock is gone.
     var lockedWaiting = 0
+    /// Online, unlocked devices that need the version and are outside their maintenance window
+    /// now: candidates again when it opens.
+    var outsideWindow = 0
     /// Devices that need the version and finished (succeeded) — waiting for a heartbeat to
     /// confirm it, or drifted since — with when they finished.
     var finishedAt: [Int32: Date] = [:]
@@ -33,7 +36,7 @@ struct TargetProgress {
     private let changes: [Int32]
     private let lastHeard: [Date?]
 
-    init(_ targetPlan: TargetPlan, ledger: AppLedger, snapshot: FleetSnapshot, facts: DeploymentFacts) {
+    init(_ targetPlan: TargetPlan, ledger: AppLedger, snapshot: FleetSnapshot, facts: DeploymentFacts, windows: WindowState) {
         let digest = facts.digestNumber(targetPlan.target.digest)
         changes = targetPlan.changes.map(\.device)
         lastHeard = snapshot.lastHeard
@@ -71,6 +74,8 @@ struct TargetProgress {
                 offlineWaiting += 1
             } else if snapshot.locked[Int(change.device)] != nil {
                 lockedWaiting += 1
+            } else if windows.isClosed(change.device) {
+                outsideWindow += 1
             } else {
                 candidates.append(change.device)
             }
@@ -104,8 +109,9 @@ struct TargetProgress {
         return drifted.filter { candidates.contains($0) && !recent.contains($0) }
     }
 
-    /// Nothing left to do but wait for offline devices.
-    var isDone: Bool { active.isEmpty && candidates.isEmpty && busyElsewhere == 0 && finishedAt.isEmpty }
+    /// Nothing left to do but wait for offline (or locked) devices. Devices waiting for their
+    /// window are work left: the window opens by itself.
+    var isDone: Bool { active.isEmpty && candidates.isEmpty && busyElsewhere == 0 && finishedAt.isEmpty && outsideWindow == 0 }
 
     /// The target's word when no wave, abort or hold decided it.
     func label(drifted: Int) -> String {

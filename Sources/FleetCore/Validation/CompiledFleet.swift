@@ -44,6 +44,9 @@ public struct DesiredTarget: Hashable, Sendable {
     /// What must hold before the target's first wave starts. Not in the digest: moving a start
     /// time or adding an approval does not make the same release another deployment.
     public var gate = TargetGate()
+    /// When its devices may start an update: the target's windows, else the app's, else
+    /// fleet.yaml's; nil: any time. Not in the digest either.
+    public var windows: MaintenanceWindows?
 
     init(app: String, group: String, version: String, flow: String, parameters: [String: String], secrets: [String: String] = [:]) {
         self.group = group

@@ -32,7 +32,24 @@ struct FleetCompiler {
             app.rollout = (rollouts[app.name] ?? RolloutOverrides()).applied(over: fleet.rolloutDefaults)
             return compileApp(app, fleet: fleet, flows: flowsByName, groups: groupNames)
         }
+        checkZoneTags(devices, apps: compiledApps)
         return CompiledFleet(fleet: fleet, groups: groups, devices: devices, flows: flows, apps: compiledApps)
+    }
+
+    /// A declared device's zone tag names a zone the rules know.
+    private func checkZoneTags(_ devices: [DeviceDeclaration], apps: [CompiledApp]) {
+        let zoneTags = Set(apps.flatMap { $0.targets.compactMap { $0.windows?.zoneTag } })
+        guard !zoneTags.isEmpty else { return }
+        for device in devices {
+            for tag in zoneTags.sorted() {
+                guard let value = device.tags[tag] else { continue }
+                let zone = MaintenanceWindows.zoneName(tagValue: value)
+                if MaintenanceWindows.zone(named: zone) == nil {
+                    sink.error(device.location, "device '\(device.id)': tag '\(tag): \(value)' names no known time zone ('\(zone)'); "
+                               + "write an IANA name with '.' for '/', such as Europe.Berlin")
+                }
+            }
+        }
     }
 
     private func checkFleet() -> Fleet? {
@@ -112,6 +129,7 @@ struct FleetCompiler {
             let starts = [app.notBefore?.value, target.notBefore?.value].compactMap { $0 }
             desired.gate = TargetGate(notBefore: starts.max(), after: target.after?.value, bakeSeconds: target.bake?.seconds ?? 0,
                                       approval: target.approval)
+            desired.windows = target.windows ?? app.windows ?? fleet.windowDefaults
             targets.append(desired)
         }
         return CompiledApp(app: app, flow: flow, targets: targets)
