@@ -53,6 +53,12 @@ struct ActionApplier {
             await deployer.board.notify([device])
             let level: Logger.Level = reason == .stalled ? .warning : .info
             logger.log(level: level, "execution ended", metadata: ["execution": "\(execution)", "device": "\(device)", "reason": "\(reason.rawValue)"])
+        case .failHealth(let app, _, let execution, let device, let message):
+            guard try await store.endExecution(id: execution, as: .failed, message: message, unlessUpdatedAfter: nil, at: now) != nil else { return }
+            try await audit("execution.unhealthy", execution, "\(app) on \(device): \(message)", at: now)
+            logger.warning("health check failed", metadata: ["app": "\(app)", "device": "\(device)", "execution": "\(execution)", "why": "\(message)"])
+        case .passHealth(_, _, let execution, _):
+            _ = try await store.endExecution(id: execution, as: .succeeded, message: "", unlessUpdatedAfter: nil, at: now)
         case .hold:
             break
         }

@@ -33,20 +33,66 @@ struct SnapshotGatherer {
         let deployments = try await store.deployments(project: project, limit: deploymentLimit).filter { appNames.contains($0.app) }
         let executions = try await store.executionSummaries(deploymentIDs: deployments.map(\.id)).map { summary in
             FleetSnapshot.Execution(id: summary.id, deploymentID: summary.deploymentID, deviceID: summary.deviceID, state: summary.state,
-                                    updatedAt: summary.updatedAt, takenAt: summary.takenAt)
+                                    updatedAt: summary.updatedAt, takenAt: summary.takenAt, healthPassed: summary.healthPassed)
         }
         // Only approvals of targets that ask for one are read into the snapshot.
         let gated = fleet.apps.contains { $0.targets.contains { $0.gate.approval } }
         let approvals = gated ? Set(try await store.approvals(project: project).map {
             FleetSnapshot.approvalKey(app: $0.app, group: $0.group, digest: $0.digest)
         }) : []
+        let samples = try await healthSamples(fleet: fleet, deployments: deployments, executions: executions, now: now)
         let snapshot = FleetSnapshot(
             commit: desired.commit.description, head: head?.description, headErrors: headErrors, fleet: fleet, devices: devices,
             deployments: deployments.map {
                 FleetSnapshot.Deployment(id: $0.id, app: $0.app, version: $0.version, digest: $0.digest, purpose: $0.purpose,
                                          group: $0.group, createdAt: $0.createdAt, aborted: $0.aborted)
             },
-            executions: executions, suspended: suspended, approvals: approvals, now: now, settings: settings)
+            executions: executions, suspended: suspended, approvals: approvals, samples: samples, now: now, settings: settings)
         return Gathered(snapshot: snapshot, deployments: Dictionary(deployments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    /// How many of a device's newest heartbeats are read to judge its update's health.
+    var samplesPerDevice = 2_000
+
+    /// The heartbeats of devices whose update of a health-checked target finished recently
+    /// enough to be judged: only those, so a decision over a large fleet reads a wave's worth.
+    func healthSamples(fleet: CompiledFleet, deployments: [DeploymentRecord], executions: [FleetSnapshot.Execution], now: Date) async throws
+        -> [String: [HealthSample]] {
+        var observe: [String: Double] = [:]
+        for app in fleet.apps {
+            for target in app.targets { if let health = target.health { observe[target.digest] = health.observeSeconds } }
+        }
+        guard !observe.isEmpty else { return [:] }
+        var judged: [String: Double] = [:]
+        for deployment in deployments where deployment.purpose == .rollout || deployment.purpose == .heal {
+            if let seconds = observe[deployment.digest] { judged[deployment.id] = seconds }
+        }
+        var devices = Set<String>()
+        // Successes not judged yet, however old (a device offline since is judged when it is
+        // heard again); and recent failures, for what the status says of them.
+        for execution in executions where execution.state == .succeeded && !execution.healthPassed
+            || execution.state == .failed && now.timeIntervalSince(execution.updatedAt) <= (judged[execution.deploymentID] ?? 0) + 3_600 {
+            guard judged[execution.deploymentID] != nil else { continue }
+            devices.insert(execution.deviceID)
+        }
+        var samples: [String: [HealthSample]] = [:]
+        for device in devices.sorted() {
+            samples[device] = try await store.heartbeats(deviceID: device, limit: samplesPerDevice)
+                .sorted { $0.receivedAt < $1.receivedAt }.map(HealthSample.init)
+        }
+        return samples
+    }
+}
+
+extension HealthSample {
+    /// What health checks read of a heartbeat: percentages, processes, custom values.
+    init(_ record: HeartbeatRecord) {
+        let report = record.report
+        func percent(_ used: Int64, _ total: Int64) -> Double? { total > 0 ? Double(used) / Double(total) * 100 : nil }
+        self.init(at: record.receivedAt, cpu: report.cpuPercent,
+                  memory: report.memory.flatMap { percent($0.usedBytes, $0.totalBytes) },
+                  disk: report.disks?.compactMap { percent($0.usedBytes, $0.totalBytes) }.max(),
+                  processes: Dictionary((report.processes ?? []).map { ($0.name, $0.running) }, uniquingKeysWith: { $1 }),
+                  custom: report.custom ?? [:])
     }
 }

@@ -86,8 +86,12 @@ public struct ExecutionSummary: Sendable, Equatable {
     public var updatedAt: Date
     /// When the device took it; nil while queued.
     public var takenAt: Date?
+    /// Its device passed the app's health checks after it succeeded: judged, never again.
+    public var healthPassed: Bool
 
-    public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date, takenAt: Date? = nil) {
+    public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date, takenAt: Date? = nil,
+                healthPassed: Bool = false) {
+        self.healthPassed = healthPassed
         self.id = id
         self.deploymentID = deploymentID
         self.deviceID = deviceID
@@ -111,6 +115,8 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
     public var takenAt: Date?
     /// Grows with every change, so a device can tell its assignments changed.
     public var revision: Int
+    /// When its device passed the app's health checks after it succeeded.
+    public var healthPassedAt: Date?
 
     public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState = .queued, results: [StepResult] = [],
                 message: String? = nil, updatedAt: Date, takenAt: Date? = nil, revision: Int = 0) {
@@ -126,7 +132,8 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
     }
 
     public var summary: ExecutionSummary {
-        ExecutionSummary(id: id, deploymentID: deploymentID, deviceID: deviceID, state: state, updatedAt: updatedAt, takenAt: takenAt)
+        ExecutionSummary(id: id, deploymentID: deploymentID, deviceID: deviceID, state: state, updatedAt: updatedAt, takenAt: takenAt,
+                         healthPassed: healthPassedAt != nil)
     }
 
     /// The execution after `report`, or nil when the report may not apply (the device already
@@ -177,8 +184,26 @@ public struct ExecutionRecord: Codable, Sendable, Equatable {
 
     /// The execution ended by the server (`timedOut` or `cancelled`), or nil when it is final
     /// already or has moved after `unlessUpdatedAfter` (progress came in meanwhile).
+    ///
+    /// `failed` is the one verdict on a finished execution: a success whose device then failed
+    /// the app's health checks. It keeps when the execution finished.
+    /// `succeeded` records the other verdict: its device passed the health checks (once).
     public func ended(as state: ExecutionState, message: String, unlessUpdatedAfter: Date? = nil, at date: Date) -> ExecutionRecord? {
-        precondition(state == .timedOut || state == .cancelled, "the server ends an execution as timedOut or cancelled")
+        if state == .succeeded {
+            guard self.state == .succeeded, healthPassedAt == nil else { return nil }
+            var next = self
+            next.healthPassedAt = date
+            return next
+        }
+        if state == .failed {
+            guard self.state == .succeeded, healthPassedAt == nil else { return nil }
+            var next = self
+            next.state = .failed
+            next.message = message
+            next.revision += 1
+            return next
+        }
+        precondition(state == .timedOut || state == .cancelled, "the server ends an execution as timedOut, cancelled, or a success as failed")
         guard !self.state.isFinal else { return nil }
         if let unlessUpdatedAfter, updatedAt > unlessUpdatedAfter { return nil }
         var next = self

@@ -17,6 +17,7 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         message = try object.optionalString("message")
         updatedAt = Date(timeIntervalSince1970: try WireObject.double(object.required("updatedAt"), path: object.child("updatedAt")))
         takenAt = try object.optionalDouble("takenAt").map(Date.init(timeIntervalSince1970:))
+        healthPassedAt = try object.optionalDouble("healthPassedAt").map(Date.init(timeIntervalSince1970:))
         revision = try object.int("revision")
         try object.finish()
     }
@@ -25,6 +26,7 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         writer.beginObject()
         writer.field("deploymentID", deploymentID)
         writer.field("deviceID", deviceID)
+        writer.field("healthPassedAt", healthPassedAt?.timeIntervalSince1970)
         writer.field("id", id)
         writer.field("message", message)
         writer.key("results")

@@ -242,7 +242,7 @@ public final class SQLiteFleetStore: FleetStore {
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchCursor(db, sql: """
                     SELECT seq, id, deployment_id, device_id, state, json_extract(body, '$.updatedAt') AS updated_at,
-                        json_extract(body, '$.takenAt') AS taken_at
+                        json_extract(body, '$.takenAt') AS taken_at, json_extract(body, '$.healthPassedAt') IS NOT NULL AS health_passed
                     FROM execution WHERE deployment_id IN (\(marks))
                     """, arguments: StatementArguments(Array(chunk)))
                 while let row = try rows.next() {
@@ -252,7 +252,8 @@ public final class SQLiteFleetStore: FleetStore {
                     }
                     summaries.append((row["seq"], ExecutionSummary(id: row["id"], deploymentID: row["deployment_id"], deviceID: row["device_id"],
                                                                    state: known, updatedAt: Date(timeIntervalSince1970: updated),
-                                                                   takenAt: (row["taken_at"] as Double?).map(Date.init(timeIntervalSince1970:)))))
+                                                                   takenAt: (row["taken_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                                                                   healthPassed: row["health_passed"])))
                 }
             }
             return summaries.sorted { $0.seq < $1.seq }.map(\.summary)

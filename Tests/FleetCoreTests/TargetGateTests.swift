@@ -33,6 +33,7 @@ struct TargetGateTests {
         var deployments: [FleetSnapshot.Deployment] = []
         var executions: [FleetSnapshot.Execution] = []
         var approvals: Set<String> = []
+        var samples: [String: [HealthSample]] = [:]
         var now = TargetGateTests.t0
 
         init(_ fleet: CompiledFleet) {
@@ -69,7 +70,7 @@ struct TargetGateTests {
 
         func decide() throws -> RolloutDecision {
             try RolloutDecision.decide(FleetSnapshot(commit: "c1", fleet: fleet, devices: devices, deployments: deployments, executions: executions,
-                                                     approvals: approvals, now: now))
+                                                     approvals: approvals, samples: samples, now: now))
         }
     }
 

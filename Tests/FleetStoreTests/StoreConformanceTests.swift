@@ -195,6 +195,38 @@ struct StoreConformanceTests {
         #expect(try await store.activeExecutions(deviceID: "d1").isEmpty)
     }
 
+    /// The health verdict: a succeeded execution, and only one, becomes failed, keeping when it finished.
+    @Test(arguments: Kind.allCases)
+    func aSuccessCanBeFailedForItsHealthOnce(_ kind: Kind) async throws {
+        let store = try kind.make()
+        try await store.createDeployment(deployment("dep1"), executions: ["d1", "d2"].map {
+            ExecutionRecord(id: "e-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now)
+        })
+        _ = try await store.applyExecutionReport(executionID: "e-d1", deviceID: "d1", report: ExecutionReport(reportID: "f", state: .succeeded), at: now)
+        let later = now.addingTimeInterval(300)
+        let failed = try #require(try await store.endExecution(id: "e-d1", as: .failed, message: "health check 'cpu < 90' failed", unlessUpdatedAfter: nil,
+                                                               at: later))
+        #expect(failed.state == .failed)
+        #expect(failed.message == "health check 'cpu < 90' failed")
+        #expect(failed.updatedAt == now)
+        // Not twice, and never an execution that did not succeed.
+        #expect(try await store.endExecution(id: "e-d1", as: .failed, message: "again", unlessUpdatedAfter: nil, at: later) == nil)
+        #expect(try await store.endExecution(id: "e-d2", as: .failed, message: "queued", unlessUpdatedAfter: nil, at: later) == nil)
+        #expect(try await store.executions(deploymentID: "dep1").map(\.state) == [.failed, .queued])
+
+        // The other verdict: passed, recorded once, shown in the summaries the decision reads;
+        // a passed execution is never failed after.
+        try await store.createDeployment(deployment("dep2"), executions: [ExecutionRecord(id: "e-d3", deploymentID: "dep2", deviceID: "d3", updatedAt: now)])
+        _ = try await store.applyExecutionReport(executionID: "e-d3", deviceID: "d3", report: ExecutionReport(reportID: "f", state: .succeeded), at: now)
+        #expect(try await store.executionSummaries(deploymentIDs: ["dep2"]).first?.healthPassed == false)
+        let passed = try #require(try await store.endExecution(id: "e-d3", as: .succeeded, message: "", unlessUpdatedAfter: nil, at: later))
+        #expect(passed.healthPassedAt == later)
+        #expect(passed.state == .succeeded)
+        #expect(try await store.executionSummaries(deploymentIDs: ["dep2"]).first?.healthPassed == true)
+        #expect(try await store.endExecution(id: "e-d3", as: .succeeded, message: "", unlessUpdatedAfter: nil, at: later) == nil)
+        #expect(try await store.endExecution(id: "e-d3", as: .failed, message: "late", unlessUpdatedAfter: nil, at: later) == nil)
+    }
+
     @Test(arguments: Kind.allCases)
     func takingAnExecutionMarksItAssignedOnce(_ kind: Kind) async throws {
         let store = try kind.make()

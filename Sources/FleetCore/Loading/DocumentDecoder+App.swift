@@ -1,7 +1,7 @@
 import FoundationEssentials
 
 extension DocumentDecoder {
-    static let appKeys = ["name", "description", "flow", "parameters", "targets", "rollout", "selfHeal", "notBefore", "windows"]
+    static let appKeys = ["name", "description", "flow", "parameters", "targets", "rollout", "selfHeal", "notBefore", "windows", "health"]
     static let targetKeys = ["group", "version", "parameters", "notBefore", "after", "bake", "approval", "windows"]
 
     func decodeApp(_ node: YAMLNode) -> (App, RolloutOverrides)? {
@@ -22,9 +22,11 @@ extension DocumentDecoder {
         let selfHeal = fields.bool("selfHeal") ?? false
         let notBefore = timestamp(fields, "notBefore")
         let windows = fields["windows"].flatMap(decodeWindows)
+        let health = fields["health"].flatMap(decodeHealth)
         guard let name, let flow else { return nil }
         let app = App(name: name.value, flow: flow, parameters: parameters, targets: targets,
-                      rollout: .builtIn, selfHeal: selfHeal, notBefore: notBefore, windows: windows, location: node.location)
+                      rollout: .builtIn, selfHeal: selfHeal, notBefore: notBefore, windows: windows, health: health?.0,
+                      healthLocations: health?.1 ?? [], location: node.location)
         return (app, rollout)
     }
 

@@ -17,6 +17,10 @@ public struct App: Sendable {
     public var notBefore: Located<Date>?
     /// When its devices may start an update, for targets that set none (over fleet.yaml's).
     public var windows: MaintenanceWindows?
+    /// What its devices must keep showing in their heartbeats after an update.
+    public var health: HealthPolicy?
+    /// Where each of `health`'s checks is written.
+    public var healthLocations: [SourceLocation] = []
     public var location: SourceLocation
 
     /// One entry of `targets`.

@@ -87,6 +87,15 @@ public enum FleetSchema {
                 ("selfHeal", .object([("type", .string("boolean")), ("description", .string("Put back devices that drift."))])),
                 ("notBefore", text("No target of the app starts before this instant (RFC 3339 with a zone).", format: "date-time")),
                 ("windows", ref("Windows")),
+                ("health", strictObject([
+                    ("observe", duration("How long after its update a device must keep passing; none: its first heartbeat decides.")),
+                    ("custom", .object([("type", .string("object")), ("description", .string("Custom values the app publishes in heartbeats, by name.")),
+                                        ("additionalProperties", enumeration(["number", "text"], "The value's kind."))])),
+                    ("checks", .object([("type", .string("array")), ("minItems", .int(1)), ("items", text(
+                        "SUBJECT OP VALUE: cpu|memory|disk|process.NAME|custom.NAME, <|<=|>|>=|==|!=, a number, baseline [+|- N[%]], or text "
+                        + "(up, down, ${version}). Such as 'cpu <= baseline + 20%' or 'process.app == up'.",
+                        pattern: "^\\s*(cpu|memory|disk|process\\.[^\\s<>=!]+|custom\\.[^\\s<>=!]+)\\s*(<=|>=|==|!=|<|>)\\s*\\S.*$"))])),
+                ], required: ["checks"], description: "What the app's devices must keep showing in their heartbeats after an update; a device that fails counts as failed.")),
             ])),
             ("Windows", strictObject([
                 ("timezone", text("IANA zone of devices without a zone tag, such as Europe/Berlin. Default UTC.")),

@@ -14,6 +14,7 @@ public enum PlanRenderer {
                 lines.append("\(header) \(changeSummary(target)), \(target.unchanged.count) unchanged; waves \(waveSummary(target.waves))")
                 if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines.append("    \(gate)") }
                 if let windows = target.target.windows { lines.append("    starts devices only inside their windows: \(windows.summary)") }
+                if let health = target.target.health { lines.append("    each wave must pass: \(health.summary)") }
                 for change in target.changes.prefix(limit) {
                     let symbol = change.kind == .install ? "+" : "~"
                     let from = plan.fromVersion(change) ?? "(not installed)"
@@ -68,6 +69,7 @@ public enum PlanRenderer {
                 }
                 if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines += ["", "**Gate:** \(gate)."] }
                 if let windows = target.target.windows { lines += ["", "**Windows:** devices start only inside them: \(windows.summary)."] }
+                if let health = target.target.health { lines += ["", "**Health:** each wave must pass \(health.summary)."] }
                 lines += [""] + waveLines(plan, target) + ["", "</details>"]
             }
         }
@@ -111,6 +113,7 @@ public enum PlanRenderer {
                             ("waves", .array(target.waves.map(JSONValue.int))),
                             ("gate", target.target.gate.summary(app: app.name, group: target.target.group).map(JSONValue.string) ?? .null),
                             ("windows", target.target.windows.map { JSONValue.string($0.summary) } ?? .null),
+                            ("health", target.target.health.map { JSONValue.string($0.summary) } ?? .null),
                             ("changes", .array(target.changes.map { change in
                                 .object([
                                     ("device", .string(plan.deviceID(change.device))),

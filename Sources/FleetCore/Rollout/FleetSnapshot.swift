@@ -31,13 +31,17 @@ public struct FleetSnapshot: Sendable {
     public var suspended: Set<String>
     /// The approvals operators gave, each for one digest of one target (`approvalKey`).
     public var approvals: Set<String>
+    /// By device id, oldest first: the heartbeats of devices whose updates' health is judged
+    /// now (those of apps with `health` checks, updated recently).
+    public var samples: [String: [HealthSample]]
     public var now: Date
     public var settings: RolloutSettings
 
     public init(commit: String, head: String? = nil, headErrors: [String] = [], fleet: CompiledFleet, devices: [Device],
-                deployments: [Deployment], executions: [Execution], suspended: Set<String> = [], approvals: Set<String> = [], now: Date,
-                settings: RolloutSettings = RolloutSettings()) {
+                deployments: [Deployment], executions: [Execution], suspended: Set<String> = [], approvals: Set<String> = [],
+                samples: [String: [HealthSample]] = [:], now: Date, settings: RolloutSettings = RolloutSettings()) {
         self.approvals = approvals
+        self.samples = samples
         self.commit = commit
         self.head = head ?? commit
         self.headErrors = headErrors
@@ -134,8 +138,12 @@ public struct FleetSnapshot: Sendable {
         public var updatedAt: Date
         /// When the device took it; nil while queued.
         public var takenAt: Date?
+        /// Its device passed the app's health checks after it succeeded (recorded once).
+        public var healthPassed: Bool
 
-        public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date, takenAt: Date? = nil) {
+        public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date, takenAt: Date? = nil,
+                    healthPassed: Bool = false) {
+            self.healthPassed = healthPassed
             self.id = id
             self.deploymentID = deploymentID
             self.deviceID = deviceID

@@ -23,9 +23,16 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         /// Devices that still need the version and are outside their maintenance window now:
         /// they wait for it to open.
         public var outsideWindow: Int
+        /// Devices that finished the update and whose health checks are still being observed.
+        public var observing: Int
+        /// Devices whose health checks failed after the update: which check, and what was seen.
+        /// Also counted in `failed`.
+        public var unhealthy: [DeviceReason]
 
         public init(group: String, version: String, devices: Int, converged: Int, updating: Int, failed: Int, offline: Int, state: String,
-                    reason: String? = nil, locked: Int = 0, outsideWindow: Int = 0) {
+                    reason: String? = nil, locked: Int = 0, outsideWindow: Int = 0, observing: Int = 0, unhealthy: [DeviceReason] = []) {
+            self.observing = observing
+            self.unhealthy = unhealthy
             self.locked = locked
             self.outsideWindow = outsideWindow
             self.group = group
@@ -86,7 +93,10 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     /// Devices that refuse updates now (an update lock), with why.
     public var locked: [LockedDevice]
 
-    public struct LockedDevice: Codable, Sendable, Equatable {
+    public typealias LockedDevice = DeviceReason
+
+    /// A device, and why it is listed.
+    public struct DeviceReason: Codable, Sendable, Equatable {
         public var device: String
         public var reason: String
 
@@ -122,6 +132,7 @@ extension FleetStatusReport.Target {
         if state == "converged", offline > 0 { text += ", \(offline) offline pending" }
         if state == "converged", locked > 0 { text += ", \(locked) locked pending" }
         if state == "updating", outsideWindow > 0 { text += ", \(outsideWindow) outside their window" }
+        if state == "updating", observing > 0 { text += ", \(observing) observed for health" }
         if let reason { text += " (\(reason))" }
         return text
     }

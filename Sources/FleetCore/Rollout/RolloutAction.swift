@@ -18,12 +18,18 @@ public enum RolloutAction: Sendable, Equatable {
     case end(app: String, execution: String, device: String, as: ExecutionState, reason: EndReason, unlessUpdatedAfter: Date)
     /// Nothing starts for this target now, and why (shown in status, never an error).
     case hold(app: String, group: String, reason: String)
+    /// The device's heartbeats since its update failed the app's health checks: mark the
+    /// succeeded execution failed, with why. It then counts toward maxFailures.
+    case failHealth(app: String, group: String, execution: String, device: String, message: String)
+    /// The device passed the app's health checks after its update: record it, so it is never
+    /// judged again.
+    case passHealth(app: String, group: String, execution: String, device: String)
 
     /// The app the action concerns.
     public var app: String {
         switch self {
         case .startWave(let app, _, _, _), .heal(let app, _, _, _), .abortRollout(let app, _, _, _, _, _), .rollBack(let app, _, _, _),
-             .end(let app, _, _, _, _, _), .hold(let app, _, _):
+             .end(let app, _, _, _, _, _), .hold(let app, _, _), .failHealth(let app, _, _, _, _), .passHealth(let app, _, _, _):
             app
         }
     }

@@ -285,9 +285,20 @@ struct AppDecision {
         let abortMarked = rolloutDeployments.contains { snapshot.deployments[$0].aborted }
 
         var status = FleetStatusReport.Target(group: target.group, version: target.version, devices: targetPlan.unchanged.count + targetPlan.changes.count,
-                                              converged: targetPlan.unchanged.count, updating: progress.inFlight, failed: progress.failed.count,
+                                              converged: targetPlan.unchanged.count - progress.unconvergedUnchanged, updating: progress.inFlight, failed: progress.failed.count,
                                               offline: progress.offlineWaiting, state: "updating", locked: progress.lockedWaiting,
                                               outsideWindow: progress.outsideWindow)
+        status.observing = progress.observing.count
+        for (device, execution, message) in progress.unhealthy {
+            let id = plan.deviceID(device)
+            actions.append(.failHealth(app: app.name, group: target.group, execution: ledger.execution(execution, snapshot).id, device: id, message: message))
+            status.unhealthy.append(.init(device: id, reason: message))
+        }
+        for (device, execution) in progress.healthy {
+            actions.append(.passHealth(app: app.name, group: target.group, execution: ledger.execution(execution, snapshot).id, device: plan.deviceID(device)))
+        }
+        status.unhealthy += progress.unhealthyBefore.map { .init(device: plan.deviceID($0.device), reason: $0.message) }
+        status.unhealthy.sort { $0.device < $1.device }
         let driftedHere = progress.drifted(settings: snapshot.settings)
         drifted += driftedHere.map(plan.deviceID)
 
@@ -319,7 +330,11 @@ struct AppDecision {
                     capacity -= due.count
                 }
             }
-            if progress.active.isEmpty, !progress.candidates.isEmpty || progress.outsideWindow > 0 {
+            if !progress.observing.isEmpty, !progress.candidates.isEmpty || progress.outsideWindow > 0 {
+                // The next wave starts when the devices of the last one have passed their checks.
+                status.reason = "observing the health of \(progress.observing.count) updated devices until "
+                    + Timestamp.format(progress.observedUntil ?? snapshot.now)
+            } else if progress.active.isEmpty, !progress.candidates.isEmpty || progress.outsideWindow > 0 {
                 // A target that has not started waits for its gate; once started, it goes on.
                 let gate = rolloutDeployments.isEmpty && !target.gate.isOpen ? gateReason(target) : nil
                 // Devices that may start, but none inside its window now.
@@ -352,7 +367,9 @@ struct AppDecision {
         let number = facts.digestNumber(digest)
         let runningIt = Set(unchanged)
         var gotIt = Set<Int32>()
-        for index in ledger.state.indices where ledger.state[index] == .succeeded && runningIt.contains(ledger.deviceOf[index]) {
+        // A device whose update was failed for its health after it succeeded runs the version too.
+        for index in ledger.state.indices where ledger.state[index] == .succeeded || ledger.state[index] == .failed {
+            guard runningIt.contains(ledger.deviceOf[index]) else { continue }
             let deployment = ledger.deploymentOf[index]
             if facts.digest[deployment] == number, facts.isRolloutOrHeal(deployment) { gotIt.insert(ledger.deviceOf[index]) }
         }

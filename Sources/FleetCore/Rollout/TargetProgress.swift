@@ -24,6 +24,20 @@ struct TargetProgress {
     /// Online, unlocked devices that need the version and are outside their maintenance window
     /// now: candidates again when it opens.
     var outsideWindow = 0
+    /// Online devices that finished the update and whose health is still being observed: the
+    /// next wave waits for them. With when the last observation ends.
+    var observing: [Int32] = []
+    var observedUntil: Date?
+    /// Devices whose heartbeats since the update failed a health check now, with the
+    /// execution that is to be marked failed and why. Also in `failed`.
+    var unhealthy: [(device: Int32, execution: Int, message: String)] = []
+    /// Devices that passed their health checks now, with the execution to record it on.
+    var healthy: [(device: Int32, execution: Int)] = []
+    /// Devices whose health failed before (their update is marked failed), with why, while
+    /// their heartbeats of then are kept.
+    var unhealthyBefore: [(device: Int32, message: String)] = []
+    /// Devices that report the version but are not converged: failed, or still observed.
+    var unconvergedUnchanged = 0
     /// Devices that need the version and finished (succeeded) — waiting for a heartbeat to
     /// confirm it, or drifted since — with when they finished.
     var finishedAt: [Int32: Date] = [:]
@@ -38,6 +52,7 @@ struct TargetProgress {
 
     init(_ targetPlan: TargetPlan, ledger: AppLedger, snapshot: FleetSnapshot, facts: DeploymentFacts, windows: WindowState) {
         let digest = facts.digestNumber(targetPlan.target.digest)
+        let health = targetPlan.target.health
         changes = targetPlan.changes.map(\.device)
         lastHeard = snapshot.lastHeard
         var counted = 0
@@ -58,11 +73,40 @@ struct TargetProgress {
             guard facts.digest[deployment] == digest, facts.isRolloutOrHeal(deployment) else { return false }
             switch ledger.state[index] {
             case .succeeded:
+                if let health, !ledger.execution(index, snapshot).healthPassed {
+                    let execution = ledger.execution(index, snapshot)
+                    switch health.verdict(samples: snapshot.samples[execution.deviceID] ?? [], takenAt: execution.takenAt, succeededAt: execution.updatedAt) {
+                    case .passed:
+                        healthy.append((device, index))
+                    case .observing(let until):
+                        if !changing { unconvergedUnchanged += 1 }
+                        if snapshot.inventory.online[Int(device)] {
+                            observing.append(device)
+                            if observedUntil.map({ until > $0 }) ?? true { observedUntil = until }
+                        } else {
+                            offlineWaiting += 1
+                        }
+                        return true
+                    case .failed(let message):
+                        if !changing { unconvergedUnchanged += 1 }
+                        failed.append(device)
+                        unhealthy.append((device, index, message))
+                        return true
+                    }
+                }
                 succeeded.append(device)
                 if changing { finishedAt[device] = ledger.execution(index, snapshot).updatedAt }
                 return true
             case .failed, .timedOut:
+                if !changing { unconvergedUnchanged += 1 }
                 failed.append(device)
+                if let health, ledger.state[index] == .failed {
+                    let execution = ledger.execution(index, snapshot)
+                    if let samples = snapshot.samples[execution.deviceID],
+                       case .failed(let message) = health.verdict(samples: samples, takenAt: execution.takenAt, succeededAt: execution.updatedAt) {
+                        unhealthyBefore.append((device, message))
+                    }
+                }
                 return true
             default:
                 return false
@@ -111,11 +155,11 @@ struct TargetProgress {
 
     /// Nothing left to do but wait for offline (or locked) devices. Devices waiting for their
     /// window are work left: the window opens by itself.
-    var isDone: Bool { active.isEmpty && candidates.isEmpty && busyElsewhere == 0 && finishedAt.isEmpty && outsideWindow == 0 }
+    var isDone: Bool { active.isEmpty && candidates.isEmpty && busyElsewhere == 0 && finishedAt.isEmpty && outsideWindow == 0 && observing.isEmpty }
 
     /// The target's word when no wave, abort or hold decided it.
     func label(drifted: Int) -> String {
-        if !active.isEmpty || !candidates.isEmpty || busyElsewhere > 0 { return "updating" }
+        if !active.isEmpty || !candidates.isEmpty || busyElsewhere > 0 || !observing.isEmpty { return "updating" }
         if !failed.isEmpty { return "failed" }
         // Finished devices whose heartbeat has not confirmed the version yet, or drifted since.
         let unconfirmed = finishedAt.count

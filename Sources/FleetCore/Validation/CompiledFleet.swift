@@ -47,6 +47,9 @@ public struct DesiredTarget: Hashable, Sendable {
     /// When its devices may start an update: the target's windows, else the app's, else
     /// fleet.yaml's; nil: any time. Not in the digest either.
     public var windows: MaintenanceWindows?
+    /// The app's health checks, with `${…}` filled in for this target; nil: an update counts
+    /// as soon as it succeeds.
+    public var health: HealthPolicy?
 
     init(app: String, group: String, version: String, flow: String, parameters: [String: String], secrets: [String: String] = [:]) {
         self.group = group

@@ -130,9 +130,29 @@ struct FleetCompiler {
             desired.gate = TargetGate(notBefore: starts.max(), after: target.after?.value, bakeSeconds: target.bake?.seconds ?? 0,
                                       approval: target.approval)
             desired.windows = target.windows ?? app.windows ?? fleet.windowDefaults
+            desired.health = health(app, target: target, parameters: resolved, flow: flow, report: targets.isEmpty)
             targets.append(desired)
         }
         return CompiledApp(app: app, flow: flow, targets: targets)
+    }
+
+    /// The app's checks for one target: text values such as `${version}` filled in from the
+    /// target's version and parameters. Unknown names are reported once, for the first target.
+    private func health(_ app: App, target: App.Target, parameters: [String: String], flow: UpdateFlow, report: Bool) -> HealthPolicy? {
+        guard var health = app.health else { return nil }
+        let known = Set(Template.builtIns + flow.parameters.filter { $0.kind != .secret }.map(\.name))
+        for (index, check) in health.checks.enumerated() {
+            guard case .text(let text) = check.operand, text.contains("$") else { continue }
+            if report, case .success(let unknown) = Template.unknownReferences(in: text, known: known), let first = unknown.first {
+                sink.error(app.healthLocations[index], "health check '\(check.text)' uses '${\(first.name)}', which is not \(Template.builtIns.joined(separator: ", ")) "
+                           + "or a parameter of flow '\(flow.name)'" + Suggestion.hint(for: first.name, in: known))
+            }
+            let values = parameters.merging(["version": target.version.value, "app": app.name]) { $1 }
+            let filled = Template.render(text) { values[$0] }
+            health.checks[index].operand = .text(filled)
+            health.checks[index].text = "\(check.subject.name) \(check.comparison.rawValue) \(filled)"
+        }
+        return health
     }
 
     private func checkDeclared(_ values: [String: Located<String>], in flow: UpdateFlow, owner: String) {
