@@ -42,7 +42,10 @@ extension FleetSimulator {
         // No split fleet: what the server holds of a finished execution is what the device did.
         for device in devices {
             for id in device.delivered {
-                let state = executions[executionIndex[id]!].state
+                let execution = executions[executionIndex[id]!]
+                let state = execution.state
+                // A success whose device then failed the health checks is failed, with why.
+                if state == .failed, device.outcomes[id] == .succeeded, execution.message?.hasPrefix("health check") == true { continue }
                 if state != device.outcomes[id] {
                     violate(second, "\(device.id) finished \(id) as \(device.outcomes[id]!.rawValue) but the server holds \(state.rawValue)")
                 }
@@ -107,6 +110,34 @@ extension FleetSimulator {
             if !inside {
                 violate(second, "\(id) was given new work at \(parts.hour!):\(parts.minute!) on day \(weekday) in \(zone), outside its window (\(windows))")
             }
+        }
+    }
+
+    /// A target is never reported converged while one of its devices runs its version and that
+    /// version breaks the app's health (by the scenario's own account, not the checks').
+    func checkHealthyWhenConverged(_ report: FleetStatusReport, at second: Int) {
+        guard let health = scenario.health else { return }
+        for (number, target) in fleet.apps[0].targets.enumerated() where report.apps[0].targets[number].state == "converged" {
+            guard let regression = health.regressions[target.version] else { continue }
+            for (index, device) in registry.enumerated() where (target.group == "all" || target.group == device.ring)
+                && devices[index].installed.version == target.version {
+                violate(second, "\(target.group) says converged, but \(device.id) runs \(target.version), which breaks its health (\(regression.rawValue))")
+            }
+        }
+    }
+
+    /// A wave starts only when the online devices of the ones before passed their health checks.
+    func checkNoneObserved(group: String, digest: String, at second: Int) {
+        guard scenario.health != nil else { return }
+        // Online and not busy with another execution (that one is what it is judged by next).
+        for device in registry where second - device.lastHeard <= Int(settings.offlineAfter) && device.executing == nil
+            && !(executionsOf[device.id] ?? []).contains(where: { !executions[$0].state.isFinal }) {
+            let newest = (executionsOf[device.id] ?? []).map { executions[$0] }.filter { $0.state != .cancelled }
+                .max { deployments[deploymentIndex[$0.deploymentID]!].createdAt < deployments[deploymentIndex[$1.deploymentID]!].createdAt }
+            guard let newest, newest.state == .succeeded, newest.healthPassedAt == nil else { continue }
+            let deployment = deployments[deploymentIndex[newest.deploymentID]!]
+            guard deployment.digest == digest, deployment.group == group, deployment.purpose == .rollout || deployment.purpose == .heal else { continue }
+            violate(second, "a wave of \(group) started while \(device.id) (online) was still observed after \(newest.id)")
         }
     }
 

@@ -79,7 +79,8 @@ public final class FleetSimulator {
             }
         }
         log(0, "scenario: \(scenario.deviceCount) devices, \(scenario.twoTargets ? "targets canary, main" : "one target"), rollout \(scenario.policy), "
-            + "selfHeal \(scenario.selfHeal), gate \(scenario.gate?.description ?? "none"), windows \(scenario.windows?.description ?? "none"), locks on \(scenario.devices.filter { !$0.locks.isEmpty }.count) devices, steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
+            + "selfHeal \(scenario.selfHeal), gate \(scenario.gate?.description ?? "none"), windows \(scenario.windows?.description ?? "none"), "
+            + "health \(scenario.health?.description ?? "none"), locks on \(scenario.devices.filter { !$0.locks.isEmpty }.count) devices, steps \(scenario.stepCount) × \(scenario.stepSeconds) s, failure rates \(scenario.failureRate.sorted { $0.key < $1.key })")
     }
 
     /// The calm phase's length: long enough for every wave to run one after the other.
@@ -92,7 +93,9 @@ public final class FleetSimulator {
         // A window may open only a day or two on (a denied day in between), and each wave waits
         // for it again: a window shorter than the rollout spreads it over days.
         let windowed = scenario.windows.map { _ in 3 * 86_400 + (waves + 2) * 86_400 } ?? 0
-        return (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 + scenario.executionTimeout + 600 + gated + windowed
+        // Each wave waits for the one before to be observed.
+        let observed = scenario.health.map { (waves + 2) * ($0.observeSeconds + 2 * Self.heartbeatEvery + Self.decideAtLeastEvery) * 2 } ?? 0
+        return (waves + 2) * (execution + Self.decideAtLeastEvery) * 2 + scenario.executionTimeout + 600 + gated + windowed + observed
     }
 
     /// Runs the scenario to its end; returns the violations found.
@@ -132,6 +135,8 @@ public final class FleetSimulator {
         lastActions == 0 && !dirty && inFlight == 0 && devices.allSatisfy { $0.running == nil && $0.outbox.isEmpty }
             && devices.indices.allSatisfy { registry[$0].apps["app"] == devices[$0].installed && !registry[$0].locked }
             && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted")
+                // Rollbacks waiting for a window will run when it opens.
+                && !($0.state == "aborted" && $0.reason?.contains("window") == true)
                 // A target waiting out a time (bake, notBefore) is not settled; one waiting for an approval or a target that will not converge is.
                 && !($0.state == "waiting" && ($0.reason?.hasPrefix("baking") == true || $0.reason?.hasPrefix("waiting until") == true
                                                 || $0.reason?.hasPrefix("waiting for window") == true
@@ -244,6 +249,13 @@ public final class FleetSimulator {
         registry[index].lastHeard = second
         registry[index].apps = ["app": device.installed]
         registry[index].executing = executing
+        if let health = scenario.health {
+            // Each device's own CPU level with a little noise; what its version breaks on top.
+            let regression = health.regressions[device.installed.version]
+            let cpu = Double(20 + index % 10 + (second / Self.tick * 7 + index * 13) % 10) + (regression == .cpu ? 45 : 0)
+            devices[index].samples.append(HealthSample(at: date(second), cpu: cpu, processes: ["app": regression != .crash]))
+            if devices[index].samples.count > 400 { devices[index].samples.removeFirst(100) }
+        }
         devices[index].lastHeartbeat = second
         devices[index].heartbeatNow = false
     }
@@ -288,9 +300,11 @@ public final class FleetSimulator {
                              deployments: deploymentList,
                              executions: executions.map {
                                  FleetSnapshot.Execution(id: $0.id, deploymentID: $0.deploymentID, deviceID: $0.deviceID, state: $0.state,
-                                                         updatedAt: $0.updatedAt, takenAt: $0.takenAt)
+                                                         updatedAt: $0.updatedAt, takenAt: $0.takenAt, healthPassed: $0.healthPassedAt != nil)
                              },
-                             suspended: suspended, approvals: approvals, now: date(second), settings: settings)
+                             suspended: suspended, approvals: approvals,
+                             samples: scenario.health == nil ? [:] : Dictionary(uniqueKeysWithValues: devices.map { ($0.id, $0.samples) }),
+                             now: date(second), settings: settings)
     }
 
     func decide(at second: Int, restart: Bool) {
@@ -313,6 +327,7 @@ public final class FleetSimulator {
             log(second, "controller restarted")
         }
         lastReport = decision.report
+        checkHealthyWhenConverged(decision.report, at: second)
         lastActions = decision.actions.filter { if case .hold = $0 { false } else { true } }.count
         for action in decision.actions { apply(action, at: second) }
         checkInvariants(at: second)
@@ -324,7 +339,10 @@ public final class FleetSimulator {
             if case .startWave = action, abortedDigests.contains(group + " " + digest) {
                 violate(second, "a wave of \(digest.prefix(8)) started after its rollout aborted")
             }
-            if case .startWave = action { checkGate(group: group, digest: digest, at: second) }
+            if case .startWave = action {
+                checkGate(group: group, digest: digest, at: second)
+                checkNoneObserved(group: group, digest: digest, at: second)
+            }
             checkNotLocked(devices, at: second)
             checkInsideWindow(devices, at: second)
             let target = fleet.apps[0].targets.first { $0.group == group && $0.digest == digest }!
@@ -371,6 +389,12 @@ public final class FleetSimulator {
                 }
             }
             log(second, "server ended \(id) of \(device): \(reason.rawValue) → \(state.rawValue)")
+        case .failHealth(_, _, let id, let device, let message):
+            guard let at = executionIndex[id], let failed = executions[at].ended(as: .failed, message: message, at: date(second)) else { return }
+            executions[at] = failed
+            log(second, "\(device) failed its health checks after \(id): \(message)")
+        case .passHealth(_, _, let id, _):
+            if let at = executionIndex[id], let passed = executions[at].ended(as: .succeeded, message: "", at: date(second)) { executions[at] = passed }
         case .hold:
             break
         }
@@ -453,6 +477,8 @@ struct SimulatedDevice {
     /// Final reports the server received.
     var delivered: Set<String> = []
     var received: [(id: String, digest: String, purpose: DeploymentPurpose, episode: Int)] = []
+    /// What its heartbeats said, for health checks.
+    var samples: [HealthSample] = []
 
     init(id: String, spec: SimulatedDeviceSpec, installed: InstalledApp) {
         self.id = id

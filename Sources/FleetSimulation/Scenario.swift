@@ -33,6 +33,29 @@ public struct Scenario: Sendable {
     /// The app's maintenance windows (nil: none); each device reads them in its own zone.
     public var windows: Windows?
 
+    /// The app's health checks (nil: none), and what goes wrong on devices running some versions.
+    public var health: Health?
+
+    public struct Health: Sendable, CustomStringConvertible {
+        public var observeSeconds: Int
+        public var regressions: [String: Regression]
+
+        public enum Regression: String, Sendable {
+            /// CPU rises by 45 points.
+            case cpu
+            /// The monitored process `app` is down.
+            case crash
+        }
+
+        var yaml: String {
+            "health: {observe: \(observeSeconds)s, checks: [\"cpu <= baseline + 50%\", \"cpu <= 60\", \"process.app == up\"]}"
+        }
+
+        public var description: String {
+            "observe \(observeSeconds) s, regressions \(regressions.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.rawValue)" })"
+        }
+    }
+
     /// Daily from `startHour` for `hours`, never on `denyDay` (0: Monday) when there is one.
     public struct Windows: Sendable, CustomStringConvertible {
         public var startHour: Int
@@ -141,6 +164,14 @@ public struct Scenario: Sendable {
                         approval: approval,
                         approvals: approval ? (0..<Int.random(in: 0...2, using: &gates)).map { _ in Int.random(in: 0...chaos, using: &gates) }.sorted() : [])
         }
+        var healthRandom = SeededGenerator(seed: seed ^ 0x4EA1_74EA_174E_A174)
+        if Int.random(in: 0..<3, using: &healthRandom) == 0 {
+            var regressions: [String: Health.Regression] = [:]
+            for version in versions where Int.random(in: 0..<4, using: &healthRandom) == 0 {
+                regressions[version] = Bool.random(using: &healthRandom) ? .cpu : .crash
+            }
+            health = Health(observeSeconds: Int.random(in: 0...600, using: &healthRandom), regressions: regressions)
+        }
         var windowRandom = SeededGenerator(seed: seed ^ 0x3157_3157_3157_3157)
         if Int.random(in: 0..<3, using: &windowRandom) == 0 {
             windows = Windows(startHour: Int.random(in: 0..<24, using: &windowRandom), hours: Int.random(in: 1...6, using: &windowRandom),
@@ -183,7 +214,7 @@ public struct Scenario: Sendable {
         let targets = twoTargets
             ? "  - {group: canary, version: \"\(version)\"}\n  - {group: main, version: \"\(version)\"\(mainGate)}\n"
             : "  - {group: all, version: \"\(version)\"}\n"
-        let windows = self.windows.map { $0.yaml + "\n" } ?? ""
+        let windows = (self.windows.map { $0.yaml + "\n" } ?? "") + (health.map { $0.yaml + "\n" } ?? "")
         files["apps/app.yaml"] = "kind: App\nname: app\nflow: install\nselfHeal: \(selfHeal)\n\(windows)targets:\n\(targets)rollout: \(policy)\n"
         return files
     }

@@ -17,8 +17,8 @@ struct MaintenanceWindowTests {
     static func zone(_ name: String) -> TimeZone { MaintenanceWindows.zone(named: name)! }
 
     /// main's devices: m1 in Berlin, m2 in New York, m3 without a zone tag (the windows' zone).
-    static func world(main: String, at instant: Date = wednesday) throws -> TargetGateTests.World {
-        var world = TargetGateTests.World(try TargetGateTests.fleet(main: main))
+    static func world(main: String, at instant: Date = wednesday, onAbort: String = "pause") throws -> TargetGateTests.World {
+        var world = TargetGateTests.World(try TargetGateTests.fleet(main: main, onAbort: onAbort))
         world.at(instant)
         for (id, zone) in [("m1", "Europe.Berlin"), ("m2", "America.New_York")] {
             let index = world.devices.firstIndex { $0.id == id }!
@@ -126,6 +126,28 @@ struct MaintenanceWindowTests {
         }
         #expect(ended == ["ex-m2 cancelled outsideWindowBeforeTaking"])
         #expect(TargetGateTests.started(decision)["main"] == nil)
+    }
+
+    /// A rollback waits for the window too; the aborted target says so.
+    @Test func aRollbackWaitsForTheDevicesWindow() throws {
+        // Wednesday 10:00 UTC: m1 (Berlin) is outside its window.
+        var world = try Self.world(main: Self.weekdayNights, at: try Timestamp.parse("2026-12-02T10:00:00Z").get(), onAbort: "rollback")
+        let main = world.target("main")
+        world.deployments.append(.init(id: "dep-old", app: "app", version: "1.0", digest: "old", purpose: .rollout, group: "main",
+                                       createdAt: world.now.addingTimeInterval(-86_400)))
+        world.executions.append(.init(id: "ex-old", deploymentID: "dep-old", deviceID: "m1", state: .succeeded, updatedAt: world.now.addingTimeInterval(-86_000)))
+        world.deployments.append(.init(id: "dep-main", app: "app", version: "2.0", digest: main.digest, purpose: .rollout, group: "main",
+                                       createdAt: world.now.addingTimeInterval(-3_600), aborted: true))
+        world.executions.append(.init(id: "ex-m1", deploymentID: "dep-main", deviceID: "m1", state: .succeeded, updatedAt: world.now.addingTimeInterval(-3_000),
+                                      takenAt: world.now.addingTimeInterval(-3_500)))
+        world.devices[world.devices.firstIndex { $0.id == "m1" }!].apps = [(name: "app", version: "2.0", digest: main.digest)]
+        let closed = try world.decide()
+        #expect(!closed.actions.contains { if case .rollBack = $0 { true } else { false } })
+        #expect(TargetGateTests.main(closed).state == "aborted")
+        #expect(TargetGateTests.main(closed).reason == "1 devices wait for their window to be rolled back")
+        // Thursday 00:30 UTC is 01:30 in Berlin: rolled back.
+        world.at(try Timestamp.parse("2026-12-03T00:30:00Z").get())
+        #expect(try world.decide().actions.contains(.rollBack(app: "app", abortedDigest: main.digest, restoring: "dep-old", devices: ["m1"])))
     }
 
     /// The target's windows, else the app's, else fleet.yaml's.

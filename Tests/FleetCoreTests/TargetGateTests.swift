@@ -9,7 +9,7 @@ struct TargetGateTests {
     static let t0 = Date(timeIntervalSince1970: 1_796_000_000)
 
     /// canary (c1, c2) then main (m1…m3), both at 2.0; `main` is main's extra target keys.
-    static func fleet(main: String, app: String = "") throws -> CompiledFleet {
+    static func fleet(main: String, app: String = "", onAbort: String = "pause") throws -> CompiledFleet {
         try FleetFixtures.load([
             "fleet.yaml": "kind: Fleet\nproject: p\n",
             "groups/rings.yaml": "kind: Group\nname: canary\nselector: ring=canary\n---\nkind: Group\nname: main\nselector: ring=main\n",
@@ -22,7 +22,7 @@ struct TargetGateTests {
                 targets:
                   - {group: canary, version: "2.0"}
                   - {group: main, version: "2.0"\(main.isEmpty ? "" : ", " + main)}
-                rollout: {batchSize: 5, maxUnavailable: 5, maxFailures: 0, onAbort: pause, executionTimeout: 1h}
+                rollout: {batchSize: 5, maxUnavailable: 5, maxFailures: 0, onAbort: \(onAbort), executionTimeout: 1h}
                 """,
         ])
     }

@@ -310,7 +310,8 @@ struct AppDecision {
             }
             status.state = "aborted"
             if policy.onAbort == .rollback, !held {
-                rollBack(progress, unchanged: targetPlan.unchanged, ledger: ledger, digest: target.digest, capacity: capacity)
+                let waiting = rollBack(progress, unchanged: targetPlan.unchanged, ledger: ledger, digest: target.digest, capacity: capacity)
+                if waiting > 0 { status.reason = "\(waiting) devices wait for their window to be rolled back" }
             }
             return status
         }
@@ -362,8 +363,11 @@ struct AppDecision {
     /// Changed means what the device runs: it finished this rollout, or it reports the aborted
     /// digest and got it from a rollout of it (once, perhaps, before a later version failed on it
     /// and left it there). A device whose rollback already ran (and failed) is not tried again.
-    private mutating func rollBack(_ progress: TargetProgress, unchanged: [Int32], ledger: AppLedger, digest: String, capacity: Int) {
-        guard capacity > 0 else { return }
+    ///
+    /// Returns how many devices to roll back wait for their maintenance window.
+    @discardableResult
+    private mutating func rollBack(_ progress: TargetProgress, unchanged: [Int32], ledger: AppLedger, digest: String, capacity: Int) -> Int {
+        guard capacity > 0 else { return 0 }
         let number = facts.digestNumber(digest)
         let runningIt = Set(unchanged)
         var gotIt = Set<Int32>()
@@ -373,20 +377,24 @@ struct AppDecision {
             let deployment = ledger.deploymentOf[index]
             if facts.digest[deployment] == number, facts.isRolloutOrHeal(deployment) { gotIt.insert(ledger.deviceOf[index]) }
         }
-        let changed = Set(progress.succeeded).union(gotIt).filter { device in
-            guard online(device), snapshot.locked[Int(device)] == nil, !windows.isClosed(device), ledger.inFlight[device] == nil else { return false }
+        let due = Set(progress.succeeded).union(gotIt).filter { device in
+            guard online(device), snapshot.locked[Int(device)] == nil, ledger.inFlight[device] == nil else { return false }
             guard let newest = ledger.newest[device] else { return true }
             return deployment(ledger, newest).purpose != .rollback(abortedDigest: digest)
         }
-        guard !changed.isEmpty else { return }
+        guard !due.isEmpty else { return 0 }
         // Each changed device's newest success of another digest.
         var lastGood: [Int32: Int] = [:]
         for index in ledger.state.indices where ledger.state[index] == .succeeded {
             let device = ledger.deviceOf[index]
-            guard changed.contains(device), deployment(ledger, index).digest != digest else { continue }
+            guard due.contains(device), deployment(ledger, index).digest != digest else { continue }
             if let known = lastGood[device], deployment(ledger, known).createdAt > deployment(ledger, index).createdAt { continue }
             lastGood[device] = index
         }
+        // Devices outside their maintenance window are rolled back when it opens.
+        let changed = due.filter { !windows.isClosed($0) }
+        let waiting = due.filter { windows.isClosed($0) && lastGood[$0] != nil }.count
+        guard !changed.isEmpty else { return waiting }
         var groups: [(deployment: String, devices: [String])] = []
         // In id order, whatever order the registry listed the devices in.
         for device in changed.sorted(by: { plan.deviceID($0) < plan.deviceID($1) }).prefix(capacity) {
@@ -401,5 +409,6 @@ struct AppDecision {
         for group in groups {
             actions.append(.rollBack(app: app.name, abortedDigest: digest, restoring: group.deployment, devices: group.devices))
         }
+        return waiting
     }
 }
