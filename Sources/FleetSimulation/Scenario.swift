@@ -48,7 +48,8 @@ public struct Scenario: Sendable {
         }
 
         var yaml: String {
-            "health: {observe: \(observeSeconds)s, checks: [\"cpu <= baseline + 50%\", \"cpu <= 60\", \"process.app == up\"]}"
+            // A baseline needs time to compare over: without observe, absolute checks only.
+            "health: {observe: \(observeSeconds)s, checks: [\(observeSeconds > 0 ? "\"cpu <= baseline + 50%\", " : "")\"cpu <= 60\", \"process.app == up\"]}"
         }
 
         public var description: String {
