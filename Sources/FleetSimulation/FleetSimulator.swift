@@ -132,7 +132,7 @@ public final class FleetSimulator {
 
     var settled: Bool {
         // …and the server has heard what each device runs (a change by hand shows at its next heartbeat).
-        lastActions == 0 && !dirty && inFlight == 0 && devices.allSatisfy { $0.running == nil && $0.outbox.isEmpty }
+        lastActions == 0 && !dirty && inFlight == 0 && devices.indices.allSatisfy { devices[$0].running == nil && devices[$0].outbox.isEmpty }
             && devices.indices.allSatisfy { registry[$0].apps["app"] == devices[$0].installed && !registry[$0].locked }
             && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted")
                 // Rollbacks waiting for a window will run when it opens.
@@ -240,18 +240,19 @@ public final class FleetSimulator {
     }
 
     func heartbeat(_ index: Int, at second: Int) {
-        let device = devices[index]
-        let executing = device.running?.assignment.executionID
-        let locked = second < scenario.chaosSeconds && device.spec.isLocked(at: second)
-        if registry[index].lastHeard + Int(settings.offlineAfter) < second || registry[index].apps["app"] != device.installed
+        // Fields, not a copy of the device: a copy would make appending a sample copy them all.
+        let installed = devices[index].installed
+        let executing = devices[index].running?.assignment.executionID
+        let locked = second < scenario.chaosSeconds && devices[index].spec.isLocked(at: second)
+        if registry[index].lastHeard + Int(settings.offlineAfter) < second || registry[index].apps["app"] != installed
             || registry[index].executing != executing || registry[index].locked != locked { dirty = true }
         registry[index].locked = locked
         registry[index].lastHeard = second
-        registry[index].apps = ["app": device.installed]
+        registry[index].apps = ["app": installed]
         registry[index].executing = executing
         if let health = scenario.health {
             // Each device's own CPU level with a little noise; what its version breaks on top.
-            let regression = health.regressions[device.installed.version]
+            let regression = health.regressions[installed.version]
             let cpu = Double(20 + index % 10 + (second / Self.tick * 7 + index * 13) % 10) + (regression == .cpu ? 45 : 0)
             devices[index].samples.append(HealthSample(at: date(second), cpu: cpu, processes: ["app": regression != .crash]))
             if devices[index].samples.count > 400 { devices[index].samples.removeFirst(100) }
