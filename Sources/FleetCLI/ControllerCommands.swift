@@ -53,7 +53,10 @@ struct StatusCommand: AsyncParsableCommand {
             for target in app.targets {
                 lines.append("  " + target.group.column(20) + " " + target.version.column(15) + " "
                              + "\(target.converged)/\(target.devices)".column(10) + " " + "\(target.updating)".column(9) + " "
-                             + "\(target.failed)".column(7) + " " + "\(target.offline)".column(8) + " " + target.label)
+                             + "\(target.failed)".column(7) + " " + "\(target.offline)".column(8) + " " + target.label
+                             + (target.observing > 0 ? ", \(target.observing) observed for health" : "")
+                             + (target.outsideWindow > 0 ? ", \(target.outsideWindow) outside their window" : ""))
+                for device in target.unhealthy { lines.append("    unhealthy \(device.device): \(device.reason)") }
             }
             if !app.drifted.isEmpty { lines.append("  drifted: " + app.drifted.joined(separator: ", ")) }
             if let error = app.error { lines.append("  not reconciled: " + error) }

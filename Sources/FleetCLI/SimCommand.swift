@@ -38,6 +38,10 @@ struct SimCommand: AsyncParsableCommand {
                                valueName: "version"))
     var failVersion: [String] = []
 
+    @Option(help: ArgumentHelp("A release that installs fine and then hurts the device, VERSION[:cpu|crash] (repeatable): CPU up by 45 points, "
+                               + "or its app's process down (default crash). For health checks to catch.", valueName: "version"))
+    var unhealthy: [String] = []
+
     @Option(help: "The share of devices that start offline, 0 to 1; they come online after --offline-seconds.")
     var offlineRate: Double = 0.1
 
@@ -69,6 +73,7 @@ struct SimCommand: AsyncParsableCommand {
         guard parsedStepSeconds != nil else { throw ValidationError("--step-seconds must be MIN-MAX, e.g. 0.2-1.0") }
         _ = try tagTemplate()
         _ = try failingVersions()
+        _ = try unhealthyVersions()
         guard resolvedToken != nil else { throw ValidationError("an enrollment token is needed: --token or FLOTILLA_ENROLLMENT_TOKEN") }
         guard server.hasPrefix("http://") || server.hasPrefix("https://") else { throw ValidationError("--server must be an http(s) URL") }
     }
@@ -100,6 +105,19 @@ struct SimCommand: AsyncParsableCommand {
         return versions
     }
 
+    func unhealthyVersions() throws -> [String: Simulation.UnhealthyVersion] {
+        var versions: [String: Simulation.UnhealthyVersion] = [:]
+        for text in unhealthy {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard let version = parts.first, !version.isEmpty, parts.count <= 2,
+                  let kind = parts.count == 2 ? Simulation.UnhealthyVersion(rawValue: String(parts[1])) : .crash else {
+                throw ValidationError("--unhealthy '\(text)': expected VERSION, VERSION:cpu or VERSION:crash")
+            }
+            versions[String(version)] = kind
+        }
+        return versions
+    }
+
     func tagTemplate() throws -> [(String, [(String, Double)])] {
         var template = Self.defaultTags
         for text in tag {
@@ -127,7 +145,7 @@ struct SimCommand: AsyncParsableCommand {
         raiseOpenFileLimit()
         let simulation = Simulation(
             server: server.hasSuffix("/") ? String(server.dropLast()) : server, token: resolvedToken!, count: devices, failRate: failRate,
-            failingVersions: try failingVersions(),
+            failingVersions: try failingVersions(), unhealthyVersions: try unhealthyVersions(),
             offlineRate: offlineRate, offlineSeconds: offlineSeconds, seed: seed, stepSeconds: parsedStepSeconds!,
             tags: try tagTemplate(), enrollConcurrency: max(1, enrollConcurrency))
         try await simulation.run(duration: duration, statusEvery: statusEvery)

@@ -19,6 +19,9 @@ struct SimulatedDevice: Sendable {
 
     var hardwareID: String { "sim-\(simulation.seed)-\(index)" }
 
+    /// The device's usual CPU load, 5 to 25 %.
+    var baseCPU: Double { Double(5 + (UInt64(index) &* 7 &+ simulation.seed) % 21) }
+
     /// What the heartbeat loop and the assignment loop of one device share.
     final class State: Sendable {
         private struct Fields {
@@ -101,11 +104,19 @@ struct SimulatedDevice: Sendable {
         while !Task.isCancelled {
             sent += 1
             let apps = state.apps
+            // A steady level of its own with a little noise, so health checks against the
+            // device's baseline hold; an unhealthy release adds to it or stops its process.
+            let unhealthy = apps.compactMap { simulation.unhealthyVersions[$0.value.version] }
+            let cpu = baseCPU + state.random(in: -2...2) + (unhealthy.contains(.cpu) ? 45 : 0)
+            let processes = apps.keys.sorted().map {
+                Heartbeat.MonitoredProcess(name: $0, running: simulation.unhealthyVersions[apps[$0]!.version] != .crash)
+            }
             let beat = Heartbeat(reportID: "\(hardwareID)-\(Int(Date().timeIntervalSince1970 * 1000))-\(sent)",
                                  sentAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000),
-                                 cpuPercent: (state.random(in: 1...60) * 10).rounded() / 10,
+                                 cpuPercent: (cpu * 10).rounded() / 10,
                                  memory: .init(usedBytes: Int64(state.random(in: 100...400)) << 20, totalBytes: 1 << 30),
-                                 uptimeSeconds: Int64(ProcessInfo.processInfo.systemUptime), apps: apps, agentVersion: AgentRelease.version)
+                                 uptimeSeconds: Int64(ProcessInfo.processInfo.systemUptime), processes: processes, apps: apps,
+                                 agentVersion: AgentRelease.version)
             switch await send("POST", "/agent/v1/heartbeat", body: beat.wireJSON(), token: token) {
             case .success(let response) where response.status == 200:
                 stats.heartbeats.add(1, ordering: .relaxed)

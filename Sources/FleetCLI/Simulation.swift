@@ -41,6 +41,11 @@ struct Simulation: Sendable {
     var failRate: Double
     /// Versions whose executions fail, with the chance that they do.
     var failingVersions: [String: Double] = [:]
+    /// Versions that install fine and then hurt the device: CPU up by 45 points, or the app's
+    /// process down. Health checks catch them; step results do not.
+    var unhealthyVersions: [String: UnhealthyVersion] = [:]
+
+    enum UnhealthyVersion: String, Sendable { case cpu, crash }
     var offlineRate: Double
     var offlineSeconds: Double
     var seed: UInt64

@@ -206,6 +206,7 @@ public actor FleetController: Service, ControllerHandle {
     private func nap(_ interval: Duration) async {
         var interval = interval
         if ContinuousClock.now >= nextPoll { interval = .zero } else if executionsEnded { interval = min(interval, Self.settle) }
+        if let recheck = recheckAfter { interval = min(interval, recheck) }
         let timer = Task { [weak self, interval] in
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             await self?.requestPollWake()
@@ -217,6 +218,9 @@ public actor FleetController: Service, ControllerHandle {
     /// How long after an execution ends the next pass comes: a wave's executions end close
     /// together, and one pass takes them all.
     static let settle: Duration = .milliseconds(250)
+
+    /// How soon the last decision asked to be made again (health observations).
+    private var recheckAfter: Duration?
 
     /// Whether an execution ended since the last pass read the store.
     private var executionsEnded = false
@@ -358,6 +362,9 @@ public actor FleetController: Service, ControllerHandle {
             .gather(desired: desired, head: head, headErrors: headErrors,
                     suspended: try await suspendedApps(project: desired.fleet.fleet.project), now: now)
         var decision = try RolloutDecision.decide(gathered.snapshot)
+        // An observed device passes at its first heartbeat after its observation: look again
+        // then (and, once it has ended, every second), not only at the next interval.
+        recheckAfter = decision.recheckAt.map { .seconds(max(1, $0.timeIntervalSince(now))) }
         let applier = ActionApplier(store: store, deployer: deployer, logger: logger, fleet: desired.fleet, commit: desired.commit,
                                     deployments: gathered.deployments, projectPinned: configuration.project != nil)
         var failures: [String: String] = [:]

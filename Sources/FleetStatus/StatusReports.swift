@@ -14,6 +14,7 @@ extension FleetStatusReport {
             for target in app.targets {
                 text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
                     + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.label))\n"
+                for device in target.unhealthy { text += "    unhealthy \(device.device): \(device.reason)\n" }
             }
             if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
         }
@@ -33,6 +34,11 @@ extension FleetStatusReport {
             text += "| group | version | converged | updating | failed | offline | state |\n|---|---|---|---|---|---|---|\n"
             for target in app.targets {
                 text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.label) |\n"
+            }
+            let unhealthy = app.targets.flatMap { target in target.unhealthy.map { (target.group, $0) } }
+            if !unhealthy.isEmpty {
+                text += "\nFailed their health checks after the update (counted as failed):\n\n"
+                    + unhealthy.map { "- `\($0.1.device)` (\($0.0)): \($0.1.reason)" }.joined(separator: "\n") + "\n"
             }
             if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
         }

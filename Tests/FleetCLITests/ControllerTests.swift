@@ -24,7 +24,7 @@ struct ControllerTests {
         var operatorToken: String { server.operatorToken }
         var enrollmentToken: String { server.enrollmentToken }
 
-        init(devices: Int, failRate: Double = 0, failVersions: [String] = [], stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
+        init(devices: Int, failRate: Double = 0, failVersions: [String] = [], unhealthy: [String] = [], stepSeconds: String = "0.02-0.1", pollInterval: String = "0.5",
              webhookSecret: String? = nil, serverFlags: [String] = [], serverEnvironment: [String: String] = [:],
              repositoryFlags: ((GitDaemon, _ data: String) throws -> [String])? = nil) throws {
             data = try TestPaths.temporaryDirectory()
@@ -41,7 +41,7 @@ struct ControllerTests {
             sim = try ChildProcess.start(TestPaths.flotilla, [
                 "sim", "--server", server.base, "--token", server.enrollmentToken, "--devices", "\(devices)", "--fail-rate", "\(failRate)",
                 "--offline-rate", "0", "--step-seconds", stepSeconds, "--seed", "3",
-            ] + failVersions.flatMap { ["--fail-version", $0] }, environment: [:], logPath: data + "/sim.log")
+            ] + failVersions.flatMap { ["--fail-version", $0] } + unhealthy.flatMap { ["--unhealthy", $0] }, environment: [:], logPath: data + "/sim.log")
         }
 
         func startServer() throws { try server.start() }
@@ -418,7 +418,9 @@ struct ControllerTests {
         }
 
         func heartbeat(thermostat: String?, digest: String?) async throws {
-            var beat: [String: Any] = ["reportID": UUID().uuidString]
+            // What the template's health checks read: the thermostat process and memory.
+            var beat: [String: Any] = ["reportID": UUID().uuidString, "processes": [["name": "thermostat", "running": true]],
+                                       "memory": ["usedBytes": 300 << 20, "totalBytes": 1 << 30]]
             if let thermostat { beat["apps"] = ["thermostat": digest.map { ["version": thermostat, "digest": $0] } ?? ["version": thermostat]] }
             _ = try await Self.send(base + "/agent/v1/heartbeat", method: "POST", token: token, body: try JSONSerialization.data(withJSONObject: beat))
         }
@@ -751,6 +753,70 @@ struct ControllerTests {
         #expect(try await fleet.deploymentCount() == count)
         #expect(try await fleet.waitUntil(seconds: 1, Self.thermostat(europe: "2.4.1")))
     }
+
+    /// A release that installs fine and then crashes its process on every device: the health
+    /// checks catch it after the first wave, the rollout aborts, and the devices it reached get
+    /// 2.4.1 back. Step results alone would have called it a success.
+    @Test func aReleaseFailingItsHealthChecksIsCaughtAndRolledBack() async throws {
+        let fleet = try Fleet(devices: 16, unhealthy: ["2.6.0:crash"])
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        let bump = try fleet.change("apps/thermostat.yaml", [("version: 2.4.1", "version: 2.6.0")], message: "thermostat 2.6.0 in Europe")
+        let note = try await eventuallyValue(seconds: 60) { () -> String? in
+            try fleet.note(on: bump).flatMap { $0.contains("(aborted)") && $0.contains("unhealthy") ? $0 : nil }
+        }
+        #expect(note.contains("flotilla/thermostat: failure"), "\(note)")
+        #expect(note.contains("health check 'process.thermostat == up' failed at"), "\(note)")
+        #expect(note.contains("process.thermostat is down"), "\(note)")
+        // Successes on the devices, failed on the server for their health, with why: more than
+        // the one failure thermostat tolerates. (One that finished after the abort may stay a
+        // success: its device is rolled back with the others.)
+        var reached = Set<String>()
+        var unhealthy = 0
+        for deployment in try await fleet.get("/api/v1/deployments")["deployments"] as? [[String: Any]] ?? []
+        where deployment["version"] as? String == "2.6.0" {
+            let detail = try await fleet.get("/api/v1/deployments/\(deployment["id"] as? String ?? "")")
+            for execution in detail["executions"] as? [[String: Any]] ?? [] where execution["state"] as? String != "cancelled" {
+                if execution["state"] as? String == "failed", (execution["message"] as? String)?.hasPrefix("health check") == true { unhealthy += 1 }
+                reached.insert(execution["deviceID"] as? String ?? "")
+            }
+        }
+        #expect(unhealthy >= 2, "\(unhealthy) executions failed for their health")
+        // The first wave only: thermostat tolerates one failure, and the next wave waits for the checks.
+        #expect(reached.count <= 4, "\(reached)")
+        // Rolled back: every device on the version it had.
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+    }
+
+    /// One merge of a release for canary and Europe: Europe (after: canary) starts only once
+    /// every canary device finished.
+    @Test func oneMergeIsPromotedFromTheCanaryToEurope() async throws {
+        let fleet = try Fleet(devices: 40)
+        #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
+        _ = try fleet.change("apps/thermostat.yaml", [("version: 2.4.1", "version: 2.6.1"), ("version: 2.5.0", "version: 2.6.1")],
+                             message: "thermostat 2.6.1 for canary and Europe")
+        let expected = { (tags: [String: String]) -> String? in
+            let europe = Self.thermostat(europe: "2.6.1")(tags)
+            return europe == "2.5.0" ? "2.6.1" : europe
+        }
+        #expect(try await fleet.waitUntil(seconds: 90, expected))
+        var canaryEnd = Date.distantPast
+        var europeStart = Date.distantFuture
+        for deployment in try await fleet.get("/api/v1/deployments")["deployments"] as? [[String: Any]] ?? []
+        where deployment["version"] as? String == "2.6.1" {
+            let detail = try await fleet.get("/api/v1/deployments/\(deployment["id"] as? String ?? "")")
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            func date(_ value: Any?) -> Date? { (value as? String).flatMap { formatter.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) } }
+            if deployment["group"] as? String == "canary" {
+                for execution in detail["executions"] as? [[String: Any]] ?? [] { canaryEnd = max(canaryEnd, date(execution["updatedAt"]) ?? canaryEnd) }
+            } else if deployment["group"] as? String == "europe" {
+                europeStart = min(europeStart, date(deployment["createdAt"]) ?? europeStart)
+            }
+        }
+        #expect(canaryEnd > Date.distantPast && europeStart < Date.distantFuture)
+        #expect(europeStart >= canaryEnd, "Europe started at \(europeStart), before the canary finished at \(canaryEnd)")
+    }
+
 }
 
 struct CLIFailure: Error, CustomStringConvertible {

@@ -131,8 +131,6 @@ extension FleetStatusReport.Target {
         var text = state
         if state == "converged", offline > 0 { text += ", \(offline) offline pending" }
         if state == "converged", locked > 0 { text += ", \(locked) locked pending" }
-        if state == "updating", outsideWindow > 0 { text += ", \(outsideWindow) outside their window" }
-        if state == "updating", observing > 0 { text += ", \(observing) observed for health" }
         if let reason { text += " (\(reason))" }
         return text
     }

@@ -77,9 +77,14 @@ public enum RolloutAction: Sendable, Equatable {
 public struct RolloutDecision: Sendable {
     public var actions: [RolloutAction]
     public var report: FleetStatusReport
+    /// When deciding again may decide otherwise with nothing else changed: a device still
+    /// observed for its health passes at its first heartbeat after its observation ends. Nil:
+    /// nothing time-bound of that kind is pending.
+    public var recheckAt: Date?
 
-    public init(actions: [RolloutAction], report: FleetStatusReport) {
+    public init(actions: [RolloutAction], report: FleetStatusReport, recheckAt: Date? = nil) {
         self.actions = actions
         self.report = report
+        self.recheckAt = recheckAt
     }
 }

@@ -21,6 +21,7 @@ extension RolloutDecision {
         let facts = DeploymentFacts(snapshot.deployments)
         var actions: [RolloutAction] = []
         var report = FleetStatusReport(commit: snapshot.commit, head: snapshot.head, headErrors: snapshot.headErrors, apps: [])
+        var recheckAt: Date?
         for (number, appPlan) in plan.apps.enumerated() {
             let app = snapshot.fleet.apps[number]
             var ledger = ledgers[number]
@@ -33,13 +34,14 @@ extension RolloutDecision {
             }
             actions += appDecision.actions
             report.apps.append(status)
+            if let at = appDecision.recheckAt, recheckAt.map({ at < $0 }) ?? true { recheckAt = at }
         }
         for (index, reason) in snapshot.locked.enumerated() {
             if let reason { report.locked.append(.init(device: snapshot.inventory.ids[index], reason: reason)) }
         }
         // In id order, whatever order the registry listed the devices in.
         report.locked.sort { $0.device < $1.device }
-        return RolloutDecision(actions: actions, report: report)
+        return RolloutDecision(actions: actions, report: report, recheckAt: recheckAt)
     }
 }
 
@@ -176,6 +178,9 @@ struct AppDecision {
     /// Targets decided so far in this pass, by group: whether each converged, and when its
     /// last rollout execution succeeded (nil: converged without one). `after` reads them.
     var outcomes: [String: (converged: Bool, since: Date?)] = [:]
+    /// When an observed device's observation ends (or now, when one already ended and its
+    /// next heartbeat is awaited).
+    var recheckAt: Date?
 
     init(app: CompiledApp, snapshot: FleetSnapshot, plan: FleetPlan, appPlan: AppPlan, facts: DeploymentFacts) {
         self.app = app
@@ -289,6 +294,10 @@ struct AppDecision {
                                               offline: progress.offlineWaiting, state: "updating", locked: progress.lockedWaiting,
                                               outsideWindow: progress.outsideWindow)
         status.observing = progress.observing.count
+        if let ends = progress.firstObservationEnds {
+            let at = max(ends, snapshot.now)
+            if recheckAt.map({ at < $0 }) ?? true { recheckAt = at }
+        }
         for (device, execution, message) in progress.unhealthy {
             let id = plan.deviceID(device)
             actions.append(.failHealth(app: app.name, group: target.group, execution: ledger.execution(execution, snapshot).id, device: id, message: message))
@@ -331,11 +340,10 @@ struct AppDecision {
                     capacity -= due.count
                 }
             }
-            if !progress.observing.isEmpty, !progress.candidates.isEmpty || progress.outsideWindow > 0 {
-                // The next wave starts when the devices of the last one have passed their checks.
-                status.reason = "observing the health of \(progress.observing.count) updated devices until "
-                    + Timestamp.format(progress.observedUntil ?? snapshot.now)
-            } else if progress.active.isEmpty, !progress.candidates.isEmpty || progress.outsideWindow > 0 {
+            // The next wave starts when the devices of the last one have passed their checks.
+            // (How many are observed is in the status's fields: a reason that came and went
+            // with every wave would make every wave a change of state.)
+            if progress.active.isEmpty, progress.observing.isEmpty, !progress.candidates.isEmpty || progress.outsideWindow > 0 {
                 // A target that has not started waits for its gate; once started, it goes on.
                 let gate = rolloutDeployments.isEmpty && !target.gate.isOpen ? gateReason(target) : nil
                 // Devices that may start, but none inside its window now.

@@ -28,6 +28,7 @@ struct TargetProgress {
     /// next wave waits for them. With when the last observation ends.
     var observing: [Int32] = []
     var observedUntil: Date?
+    var firstObservationEnds: Date?
     /// Devices whose heartbeats since the update failed a health check now, with the
     /// execution that is to be marked failed and why. Also in `failed`.
     var unhealthy: [(device: Int32, execution: Int, message: String)] = []
@@ -83,6 +84,7 @@ struct TargetProgress {
                         if snapshot.inventory.online[Int(device)] {
                             observing.append(device)
                             if observedUntil.map({ until > $0 }) ?? true { observedUntil = until }
+                            if firstObservationEnds.map({ until < $0 }) ?? true { firstObservationEnds = until }
                         } else {
                             offlineWaiting += 1
                         }

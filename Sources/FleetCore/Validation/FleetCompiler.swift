@@ -111,11 +111,15 @@ struct FleetCompiler {
                 if after.value == target.group.value {
                     sink.error(after.location, "a target cannot come after itself")
                 } else if seenGroups[after.value] == nil {
-                    let later = app.targets.contains { $0.group.value == after.value }
-                    sink.error(after.location, later
+                    let position = app.targets.firstIndex { $0.group.value == after.value }
+                    let here = app.targets.firstIndex { $0.group.value == target.group.value } ?? 0
+                    // Listed before but refused (its group is unknown): that was reported there.
+                    let refusedBefore = position.map { $0 < here } ?? false
+                    let later = position != nil
+                    if !refusedBefore { sink.error(after.location, later
                                ? "'after: \(after.value)' names a target listed after this one; list '\(after.value)' first, as targets are promoted in order"
                                : "'after: \(after.value)' names no target of app '\(app.name)' listed before this one"
-                                 + Suggestion.hint(for: after.value, in: Array(seenGroups.keys).sorted()))
+                                 + Suggestion.hint(for: after.value, in: Array(seenGroups.keys).sorted())) }
                 }
             }
             seenGroups[target.group.value] = target.group.location
