@@ -55,7 +55,7 @@ echo "listening on 127.0.0.1:$port; operator API token in \$operator"
 
 say "Enrolling $DEVICES simulated devices (flotilla sim; 10% of them offline for the first 20 s)"
 "$flotilla" sim --server "http://127.0.0.1:$port" --token "$enrollment" --devices "$DEVICES" --fail-rate 0 \
-  --offline-rate 0.1 --offline-seconds 20 --step-seconds 0.3-1.5 --status-every 10 > "$work/sim.log" 2>&1 &
+  --offline-rate 0.1 --offline-seconds 20 --step-seconds 0.3-1.5 --status-every 10 --unhealthy 2.5.1:crash > "$work/sim.log" 2>&1 &
 pids+=($!)
 
 # The controller's own report, as anyone with the repository reads it: STATUS.md on flotilla/status.
@@ -105,9 +105,38 @@ FLOTILLA_TOKEN=$operator "$flotilla" plan "$work/clone" --base HEAD~1 --head HEA
 say "The rollout, wave by wave, until the fleet converges again"
 wait_converged "$(git -C "$work/clone" rev-parse HEAD)" 240
 
+say "A bad release in one merge: thermostat 2.5.1 for the canary, and Europe after it"
+echo "(the simulated devices are told that 2.5.1 installs fine and then its process crashes)"
+sed -i 's|^    version: 2.5.0$|    version: 2.5.1|; s|thermostat/2.5.0/compose.yaml|thermostat/2.5.1/compose.yaml|; s|^    version: 2.4.2$|    version: 2.5.1|; s|thermostat/2.4.2/compose.yaml|thermostat/2.5.1/compose.yaml|' "$work/clone/apps/thermostat.yaml"
+git -C "$work/clone" -c user.name=Operator -c user.email=ops@acme.example commit --quiet -am "thermostat 2.5.1 for canary, then Europe"
+git -C "$work/clone" push --quiet origin HEAD:main
+bad=$(git -C "$work/clone" rev-parse HEAD)
+# The canary's health checks catch it; the rollout aborts and rolls back; Europe never starts.
+deadline=$((SECONDS + 180)); last=""
+while [ $SECONDS -lt $deadline ]; do
+  if status_of > "$work/status.json"; then
+    line=$(python3 - "$bad" "$work/status.json" <<'EOF'
+import json, sys
+status = json.load(open(sys.argv[2]))
+app = next(app for app in status["apps"] if app["name"] == "thermostat")
+targets = {target["group"]: target for target in app["targets"]}
+canary, europe = targets["canary"], targets["europe"]
+done = status["commit"] == sys.argv[1] and canary["state"] == "aborted" and europe["state"] == "waiting" and canary["updating"] == 0
+print(("DONE " if done else "") + f'canary {canary["state"]} ({canary["failed"]} failed, {canary["updating"]} updating); '
+      + f'europe {europe["state"]} {europe.get("reason", "")}')
+EOF
+)
+    if [ "$line" != "$last" ]; then echo "    ${line#DONE }"; last=$line; fi
+    [[ $line == DONE* ]] && break
+  fi
+  sleep 1
+done
+[[ $last == DONE* ]] || { echo "the canary did not abort in time; the server's log:"; tail -n 20 "$work/serve.log"; exit 1; }
+FLOTILLA_TOKEN=$operator "$flotilla" status --server "http://127.0.0.1:$port" | sed -n '/^thermostat/,/^$/p' | head -n 12
+
 say "What the controller wrote into the repository: git log --notes=flotilla"
 git -C "$work/clone" fetch --quiet origin "+refs/notes/flotilla:refs/notes/flotilla"
-git -C "$work/clone" log --notes=flotilla -2 --format='%h %s%n%N'
+git -C "$work/clone" log --notes=flotilla -3 --format='%h %s%n%N'
 
 say "STATUS.md on the flotilla/status branch"
 git -C "$work/clone" show origin/flotilla/status:STATUS.md
