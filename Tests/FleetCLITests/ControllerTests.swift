@@ -291,6 +291,13 @@ struct ControllerTests {
                                         environment: environment)
         #expect(plan.status == 1, "\(plan.errorText)")
         #expect(plan.outputText.contains("2.4.2 → 2.4.1"), "\(plan.outputText)")
+        // With the forecast: the waves with their devices and this fleet's execution times.
+        let forecast = try ChildProcess.run(TestPaths.flotilla, ["plan", fleet.work.path, "--server", fleet.base, "--base", "HEAD", "--head", "HEAD~1",
+                                                                 "--forecast"], environment: environment)
+        #expect(forecast.status == 1, "\(forecast.errorText)")
+        #expect(forecast.outputText.contains("forecast:\n  thermostat → europe 2.4.1: "), "\(forecast.outputText)")
+        #expect(forecast.outputText.contains("    wave 1: "), "\(forecast.outputText)")
+        #expect(forecast.outputText.contains(" waves, about "), "no execution times read: \(forecast.outputText)")
         // The controller's passes are counted and timed for Prometheus.
         let (metricsBody, _) = try await URLSession.shared.data(from: URL(string: fleet.base + "/metrics")!)
         let metrics = String(decoding: metricsBody, as: UTF8.self)
