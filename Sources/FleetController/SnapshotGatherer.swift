@@ -70,9 +70,13 @@ struct SnapshotGatherer {
         var devices = Set<String>()
         // Successes not judged yet, however old (a device offline since is judged when it is
         // heard again); and recent failures, for what the status says of them.
-        for execution in executions where execution.state == .succeeded && !execution.healthPassed
-            || execution.state == .failed && now.timeIntervalSince(execution.updatedAt) <= (judged[execution.deploymentID] ?? 0) + 3_600 {
-            guard judged[execution.deploymentID] != nil else { continue }
+        // Successes not judged yet within the judging horizon (a device offline since is judged
+        // when it is heard again); and recent failures, for what the status says of them.
+        for execution in executions {
+            guard let observe = judged[execution.deploymentID] else { continue }
+            let age = now.timeIntervalSince(execution.updatedAt)
+            guard execution.state == .succeeded && !execution.healthPassed && age <= observe + HealthPolicy.judgingHorizon
+                || execution.state == .failed && age <= observe + 3_600 else { continue }
             devices.insert(execution.deviceID)
         }
         var samples: [String: [HealthSample]] = [:]

@@ -35,6 +35,7 @@ struct HealthGateTests {
         ("process.app == running", "a process is up or down, not 'running'"),
         ("memory < lots", "memory is a number; 'lots' is not"),
         ("cpu < baseline * 2", "after 'baseline' write + or - and a number"),
+        ("memory < " + String(repeating: "9", count: 400), "memory is a number"),
     ])
     func badChecksSayWhy(_ row: (String, String)) {
         guard case .failure(let problem) = HealthCheck.parse(row.0, custom: Self.custom) else {
@@ -66,6 +67,8 @@ struct HealthGateTests {
         ([sample(-30), sample(400, app: false)], .failed("health check 'process.app == up' failed at 2026-11-30T01:00:00Z: process.app is down")),
         ([sample(-30), sample(400, errors: nil)], .failed("health check 'custom.errors < 5' failed at 2026-11-30T01:00:00Z: custom.errors not reported")),
         ([sample(-30), sample(400, errors: "7")], .failed("health check 'custom.errors < 5' failed at 2026-11-30T01:00:00Z: custom.errors 7")),
+        // A device's value must be a finite decimal: "inf" is no number below 5.
+        ([sample(-30), sample(400, errors: "inf")], .failed("health check 'custom.errors < 5' failed at 2026-11-30T01:00:00Z: custom.errors inf is not a number")),
         // Offline through its observation: judged by what it says when it is back.
         ([sample(-30), sample(5_000, app: false), sample(5_015)], .failed("health check 'process.app == up' failed at 2026-11-30T02:16:40Z: process.app is down")),
         ([sample(-30), sample(5_000), sample(5_015, app: false)], .passed),
@@ -179,6 +182,36 @@ struct HealthGateTests {
         #expect(after.report.apps[0].targets[0].converged == 0)
     }
 
+    /// A device that went quiet after its update holds the next wave, without failing, until it
+    /// is heard again or a day has passed.
+    @Test func aDeviceQuietAfterItsUpdateHoldsTheNextWave() throws {
+        var world = try Self.world(samples: [Self.healthy(-330), Self.healthy(-130)])
+        world.at(Self.t0.addingTimeInterval(600))
+        world.devices[0].lastHeard = Self.t0.addingTimeInterval(-130)
+        let held = try world.decide()
+        #expect(TargetGateTests.started(held).isEmpty)
+        #expect(held.report.apps[0].targets[0].observing == 1)
+        #expect(held.report.apps[0].targets[0].failed == 0)
+        #expect(held.report.apps[0].targets[0].converged == 0)
+        // A day on, unheard: taken as passed and recorded; the rollout goes on.
+        world.at(Self.t0.addingTimeInterval(90_000))
+        world.devices[0].lastHeard = Self.t0.addingTimeInterval(-130)
+        let later = try world.decide()
+        #expect(later.actions.contains(.passHealth(app: "app", group: "main", execution: "ex-m1", device: "m1")))
+        #expect(TargetGateTests.started(later)["main"] == ["m2"])
+    }
+
+    /// Checks added to an app long converged do not judge its old updates.
+    @Test func oldSuccessesAreNotJudgedByNewChecks() throws {
+        var world = try Self.world(samples: [Self.healthy(-330, up: false), Self.healthy(-60, up: false)])
+        let index = world.executions.firstIndex { $0.id == "ex-m1" }!
+        world.executions[index].updatedAt = Self.t0.addingTimeInterval(-3 * 86_400)
+        world.executions[index].takenAt = Self.t0.addingTimeInterval(-3 * 86_400 - 300)
+        let decision = try world.decide()
+        #expect(!decision.actions.contains { if case .failHealth = $0 { true } else { false } })
+        #expect(decision.actions.contains(.passHealth(app: "app", group: "main", execution: "ex-m1", device: "m1")))
+    }
+
     /// `${version}` in a check is the target's version.
     @Test func aCheckCanNameTheTargetsVersion() throws {
         let world = try Self.world(samples: [Self.healthy(-330), Self.healthy(-60, version: "1.0")])
@@ -194,6 +227,7 @@ struct HealthGateTests {
         ("health: {observe: 5m, custom: {v: text}, checks: [\"custom.v == ${verison}\"]}", "apps/a.yaml:4:51: error: health check 'custom.v == ${verison}' uses '${verison}', which is not version, app, device or a parameter of flow 'f'; did you mean 'version'?"),
         ("health: {observe: 5m, checks: []}", "apps/a.yaml:4:31: error: 'checks' is empty"),
         ("health: {observe: 5m}", "apps/a.yaml:4:9: error: missing required key 'checks'"),
+        ("health: {observe: 2d, checks: [\"cpu < 90\"]}", "apps/a.yaml:4:19: error: 'observe' must be from 0s to 24h"),
     ])
     func badHealthIsRefusedWhereItIsWritten(_ row: (String, String)) throws {
         let files = [

@@ -15,8 +15,8 @@ extension DocumentDecoder {
             custom[name.value] = kind
         }
         let observe = fields.duration("observe")
-        if let observe, observe < .zero, let location = fields["observe"]?.location {
-            sink.error(location, "'observe' cannot be negative")
+        if let observe, observe < .zero || observe > .seconds(86_400), let location = fields["observe"]?.location {
+            sink.error(location, "'observe' must be from 0s to 24h (heartbeats are kept a day)")
             valid = false
         }
         var checks: [HealthCheck] = []

@@ -187,8 +187,15 @@ public struct HealthCheck: Hashable, Sendable {
     private static func number(_ text: String) -> (Double, Bool)? {
         let percent = text.hasSuffix("%")
         let digits = percent ? String(text.dropLast()).trimmedSpaces : text
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let value = Double(digits) else { return nil }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let value = Double(digits), value.isFinite else { return nil }
         return (value, percent)
+    }
+
+    /// A device's custom value as a number: finite decimals only ("inf", "nan" and hex are not).
+    static func finite(_ text: String) -> Double? {
+        guard text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E") }),
+              let value = Double(text), value.isFinite else { return nil }
+        return value
     }
 
     /// Whether the check references `baseline`.
@@ -206,7 +213,7 @@ public struct HealthCheck: Hashable, Sendable {
         case .memory: number = sample.memory; observed = sample.memory.map(format)
         case .disk: number = sample.disk; observed = sample.disk.map(format)
         case .process(let name): number = nil; observed = sample.processes[name].map { $0 ? "up" : "down" }
-        case .custom(let name): observed = sample.custom[name]; number = sample.custom[name].flatMap { Double($0) }
+        case .custom(let name): observed = sample.custom[name]; number = sample.custom[name].flatMap(Self.finite)
         }
         guard let observed else { return "\(subject.name) not reported" }
         switch operand {
@@ -222,7 +229,7 @@ public struct HealthCheck: Hashable, Sendable {
                 case .cpu: earlier.cpu
                 case .memory: earlier.memory
                 case .disk: earlier.disk
-                case .custom(let name): earlier.custom[name].flatMap { Double($0) }
+                case .custom(let name): earlier.custom[name].flatMap(Self.finite)
                 case .process: nil
                 }
             }
@@ -236,6 +243,12 @@ public struct HealthCheck: Hashable, Sendable {
 }
 
 /// The health of one device's update, from its heartbeats since.
+extension HealthPolicy {
+    /// A success older than its observation and this is passed without judging: heartbeats are
+    /// kept a day, and an app given health checks does not judge its old updates.
+    public static let judgingHorizon: Double = 86_400
+}
+
 public enum HealthVerdict: Sendable, Equatable {
     case passed
     /// Still inside its observation (or waiting for its first heartbeat after the update).

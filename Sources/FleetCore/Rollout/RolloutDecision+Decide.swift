@@ -295,7 +295,8 @@ struct AppDecision {
                                               outsideWindow: progress.outsideWindow)
         status.observing = progress.observing.count
         if let ends = progress.firstObservationEnds {
-            let at = max(ends, snapshot.now)
+            // Once ended, the device's next heartbeat decides: a few seconds on, not every second.
+            let at = max(ends, snapshot.now.addingTimeInterval(5))
             if recheckAt.map({ at < $0 }) ?? true { recheckAt = at }
         }
         for (device, execution, message) in progress.unhealthy {

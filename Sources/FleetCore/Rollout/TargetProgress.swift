@@ -76,18 +76,21 @@ struct TargetProgress {
             case .succeeded:
                 if let health, !ledger.execution(index, snapshot).healthPassed {
                     let execution = ledger.execution(index, snapshot)
-                    switch health.verdict(samples: snapshot.samples[execution.deviceID] ?? [], takenAt: execution.takenAt, succeededAt: execution.updatedAt) {
+                    // Past the judging horizon (a success from before the checks were declared,
+                    // or a device not heard for a day since): taken as passed, and recorded.
+                    let verdict = snapshot.now.timeIntervalSince(execution.updatedAt) > health.observeSeconds + HealthPolicy.judgingHorizon
+                        ? .passed
+                        : health.verdict(samples: snapshot.samples[execution.deviceID] ?? [], takenAt: execution.takenAt, succeededAt: execution.updatedAt)
+                    switch verdict {
                     case .passed:
                         healthy.append((device, index))
                     case .observing(let until):
                         if !changing { unconvergedUnchanged += 1 }
-                        if snapshot.inventory.online[Int(device)] {
-                            observing.append(device)
-                            if observedUntil.map({ until > $0 }) ?? true { observedUntil = until }
-                            if firstObservationEnds.map({ until < $0 }) ?? true { firstObservationEnds = until }
-                        } else {
-                            offlineWaiting += 1
-                        }
+                        // Offline too: a device that went quiet after its update holds the next
+                        // wave (never a failure) until it is heard or the horizon passes.
+                        observing.append(device)
+                        if observedUntil.map({ until > $0 }) ?? true { observedUntil = until }
+                        if firstObservationEnds.map({ until < $0 }) ?? true { firstObservationEnds = until }
                         return true
                     case .failed(let message):
                         if !changing { unconvergedUnchanged += 1 }
@@ -102,7 +105,8 @@ struct TargetProgress {
             case .failed, .timedOut:
                 if !changing { unconvergedUnchanged += 1 }
                 failed.append(device)
-                if let health, ledger.state[index] == .failed {
+                // (A device that reports the version failed after its update: its health.)
+                if let health, ledger.state[index] == .failed, !changing {
                     let execution = ledger.execution(index, snapshot)
                     if let samples = snapshot.samples[execution.deviceID],
                        case .failed(let message) = health.verdict(samples: samples, takenAt: execution.takenAt, succeededAt: execution.updatedAt) {

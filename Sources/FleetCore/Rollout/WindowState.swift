@@ -32,12 +32,14 @@ struct WindowState {
                 return entry
             }
             var zones = Set<String?>()
+            let changing = Set(targetPlan.changes.map(\.device))
             for device in targetPlan.changes.map(\.device) + targetPlan.unchanged {
                 let value = key < 0 ? -1 : inventory.tagValue(device: Int(device), key: key)
                 let state = zone(of: value)
                 guard !state.open else { continue }
                 closed[Int(device)] = true
-                zones.insert(state.zone)
+                // The reason speaks of the devices that wait for it: changing, online, unlocked.
+                if changing.contains(device), inventory.online[Int(device)], snapshot.locked[Int(device)] == nil { zones.insert(state.zone) }
             }
             closedZones[targetPlan.target.group] = zones
         }
@@ -51,7 +53,8 @@ struct WindowState {
     func reason(for target: DesiredTarget) -> String {
         guard let windows = target.windows, let zones = closedZones[target.group] else { return "waiting for window" }
         var soonest: (at: Date, text: String)?
-        for name in zones.compactMap({ $0 }) {
+        // In name order: of two zones opening at once, the same one is named after a restart.
+        for name in zones.compactMap({ $0 }).sorted() {
             guard let zone = MaintenanceWindows.zone(named: name), let at = windows.nextOpening(after: now, in: zone) else { continue }
             if soonest.map({ at < $0.at }) ?? true { soonest = (at, MaintenanceWindows.localText(at, in: zone)) }
         }
