@@ -794,12 +794,13 @@ struct ControllerTests {
         #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
     }
 
-    /// One merge of a release for canary and Europe: Europe (after: canary) starts only once
-    /// every canary device finished.
+    /// One merge of a release for canary and Europe: Europe (after: canary, bake: 3s) starts
+    /// only once every canary device finished, and three seconds later.
     @Test func oneMergeIsPromotedFromTheCanaryToEurope() async throws {
         let fleet = try Fleet(devices: 40)
         #expect(try await fleet.waitUntil(seconds: 60, Self.thermostat(europe: "2.4.1")))
-        _ = try fleet.change("apps/thermostat.yaml", [("version: 2.4.1", "version: 2.6.1"), ("version: 2.5.0", "version: 2.6.1")],
+        _ = try fleet.change("apps/thermostat.yaml", [("version: 2.4.1", "version: 2.6.1"), ("version: 2.5.0", "version: 2.6.1"),
+                                                      ("    after: canary", "    bake: 3s\n    after: canary")],
                              message: "thermostat 2.6.1 for canary and Europe")
         let expected = { (tags: [String: String]) -> String? in
             let europe = Self.thermostat(europe: "2.6.1")(tags)
@@ -821,7 +822,7 @@ struct ControllerTests {
             }
         }
         #expect(canaryEnd > Date.distantPast && europeStart < Date.distantFuture)
-        #expect(europeStart >= canaryEnd, "Europe started at \(europeStart), before the canary finished at \(canaryEnd)")
+        #expect(europeStart >= canaryEnd.addingTimeInterval(3), "Europe started at \(europeStart), the canary finished at \(canaryEnd); bake is 3 s")
     }
 
 }

@@ -1,6 +1,7 @@
 public import FoundationEssentials
 // The zone rules (tzdata) are compiled into ICU's library: reading them is no I/O.
 public import FoundationInternationalization
+import Synchronization
 
 /// When the devices of a target may start an update: weekly ranges of allowed and denied time,
 /// read in each device's own zone (from its `zoneTag`, else `timeZone`). Deny wins over allow;
@@ -31,11 +32,17 @@ public struct MaintenanceWindows: Hashable, Sendable {
         String(tagValue.map { $0 == "." ? "/" : $0 })
     }
 
-    /// The zone called `name`, if the zone rules know it.
+    /// The zone called `name`, if the zone rules know it. Looked up once per process: the rules
+    /// do not change while it runs, and a decision asks for every zone of its fleet.
     public static func zone(named name: String) -> TimeZone? {
         guard !name.isEmpty else { return nil }
-        return TimeZone(identifier: name)
+        if let known = zones.withLock({ $0[name] }) { return known }
+        let zone = TimeZone(identifier: name)
+        zones.withLock { cache in if cache.count < 4_096 { cache[name] = zone } }
+        return zone
     }
+
+    private static let zones = Mutex<[String: TimeZone?]>([:])
 
     /// Whether a device in `zone` may start an update at `instant`.
     public func isOpen(at instant: Date, in zone: TimeZone) -> Bool {
