@@ -133,11 +133,10 @@ public struct HealthCheck: Hashable, Sendable {
                 subject = .process(String(left.dropFirst(8)))
             } else if left.hasPrefix("custom."), left.count > 7 {
                 let name = String(left.dropFirst(7))
-                guard let kind = custom[name] else {
+                guard custom[name] != nil else {
                     return .failure(Problem(reason: "custom value '\(name)' is not declared in health.custom"
                                             + Suggestion.hint(for: name, in: custom.keys.sorted())))
                 }
-                _ = kind
                 subject = .custom(name)
             } else {
                 return .failure(Problem(reason: "unknown subject '\(left)': use cpu, memory, disk, process.NAME or custom.NAME"))

@@ -34,13 +34,7 @@ public struct RolloutForecast: Sendable {
         /// From the fleet's execution times, waves one after the other; nil when none are known.
         public var expectedSeconds: Double?
         /// Devices that may not be updated soon, each with why.
-        public var atRisk: [(device: String, reason: String)]
-
-        public static func == (lhs: Target, rhs: Target) -> Bool {
-            lhs.app == rhs.app && lhs.group == rhs.group && lhs.version == rhs.version && lhs.waves == rhs.waves
-                && lhs.startsWhen == rhs.startsWhen && lhs.expectedSeconds == rhs.expectedSeconds
-                && lhs.atRisk.map(\.device) == rhs.atRisk.map(\.device) && lhs.atRisk.map(\.reason) == rhs.atRisk.map(\.reason)
-        }
+        public var atRisk: [FleetStatusReport.DeviceReason]
     }
 
     public var targets: [Target]
@@ -66,7 +60,7 @@ public struct RolloutForecast: Sendable {
         }
         var startsWhen: [String] = []
         if let gate = target.gate.summary(app: app, group: target.group) { startsWhen.append(gate) }
-        var atRisk: [(String, String)] = []
+        var atRisk: [FleetStatusReport.DeviceReason] = []
         // Each device's zone, by its tag, and when its window opens next.
         var opening: [String: Date] = [:]
         if let windows = target.windows {
@@ -78,7 +72,7 @@ public struct RolloutForecast: Sendable {
                 let id = plan.deviceID(change.device)
                 guard let zone = MaintenanceWindows.zone(named: name), let next = windows.nextOpening(after: facts.now, in: zone),
                       next.timeIntervalSince(facts.now) <= 7 * 86_400 else {
-                    atRisk.append((id, "outside every window for the next week (zone '\(name)')"))
+                    atRisk.append(.init(device: id, reason: "outside every window for the next week (zone '\(name)')"))
                     continue
                 }
                 opening[id] = next
@@ -88,16 +82,16 @@ public struct RolloutForecast: Sendable {
         }
         for change in targetPlan.changes {
             let id = plan.deviceID(change.device)
-            if !inventory.online[Int(change.device)] { atRisk.append((id, "offline: updated when it is heard again")) }
-            if let reason = facts.locked[id] { atRisk.append((id, "locked: \(reason)")) }
-            if facts.lastFailed.contains(id) { atRisk.append((id, "its last execution failed")) }
+            if !inventory.online[Int(change.device)] { atRisk.append(.init(device: id, reason: "offline: updated when it is heard again")) }
+            if let reason = facts.locked[id] { atRisk.append(.init(device: id, reason: "locked: \(reason)")) }
+            if facts.lastFailed.contains(id) { atRisk.append(.init(device: id, reason: "its last execution failed")) }
         }
         var expected: Double?
         if let execution = facts.executionSeconds {
             let perWave = execution + (target.health?.observeSeconds ?? 0)
             expected = Double(waves.count) * perWave + target.gate.bakeSeconds
         }
-        atRisk.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        atRisk.sort { ($0.device, $0.reason) < ($1.device, $1.reason) }
         return Target(app: app, group: target.group, version: target.version, waves: waves, startsWhen: startsWhen, expectedSeconds: expected,
                       atRisk: atRisk)
     }
@@ -118,7 +112,8 @@ public struct RolloutForecast: Sendable {
             for (number, wave) in target.waves.enumerated() {
                 lines.append(markdown ? "- wave \(number + 1): \(list(wave))" : "    wave \(number + 1): \(list(wave))")
             }
-            for (device, reason) in target.atRisk.prefix(limit) {
+            for risk in target.atRisk.prefix(limit) {
+                let (device, reason) = (risk.device, risk.reason)
                 lines.append(markdown ? "- at risk: `\(device)` — \(reason)" : "    at risk: \(device) — \(reason)")
             }
             if target.atRisk.count > limit { lines.append(markdown ? "- … and \(target.atRisk.count - limit) more at risk" : "    … and \(target.atRisk.count - limit) more at risk") }
