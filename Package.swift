@@ -25,6 +25,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         // Already in the build through jwt-kit; named here for the webhook HMAC.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        // The shared store for more than one server: PostgreSQL's own client for Swift on NIO.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
+        // Already in the build through postgres-nio and AsyncHTTPClient; named for the database's TLS.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.25.0"),
     ],
     targets: [
         // The fleet model, loading, validation and planning. No I/O.
@@ -52,6 +56,18 @@ let package = Package(
         .target(
             name: "FleetStoreSQLite",
             dependencies: ["FleetStore", "FleetProtocol", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The shared store: PostgreSQL through postgres-nio, for several servers on one database.
+        .target(
+            name: "FleetStorePostgres",
+            dependencies: [
+                "FleetStore", "FleetProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // The server: agent API, operator API, heartbeat ingest.
         .target(
@@ -101,6 +117,7 @@ let package = Package(
                 "FleetServer",
                 "FleetStore",
                 "FleetStoreSQLite",
+                "FleetStorePostgres",
                 "FleetProtocol",
                 "FleetController",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -155,8 +172,9 @@ let package = Package(
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "FleetAgentTests", dependencies: ["FleetAgent", "FleetProtocol", "FleetGit", "FleetTesting"]),
-        .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol",
-                                                            .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "FleetStoreTests", dependencies: ["FleetStore", "FleetStoreSQLite", "FleetStorePostgres", "FleetProtocol", "FleetTesting",
+                                                            .product(name: "GRDB", package: "GRDB.swift"),
+                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FleetGitTests", dependencies: ["FleetGit", "FleetCore", "FleetTesting"]),
         .testTarget(
             name: "FleetCLITests",

@@ -2,7 +2,7 @@
 # Installs what building and testing Flotilla need. Idempotent, and quiet when all is there.
 set -euo pipefail
 
-packages=(git openssh-client openssh-server gnupg pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 python3-jsonschema python3-yaml)
+packages=(git openssh-client openssh-server gnupg pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 python3-jsonschema python3-yaml postgresql postgresql-client)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -17,7 +17,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages with a server (PostgreSQL) must not start one: tests start their own, on a free port,
+  # and stop it. policy-rc.d is Debian's switch for that, removed again once installed.
+  remove_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && remove_policy=1
+  fi
+  installed=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || installed=$?
+  [ -z "$remove_policy" ] || rm -f /usr/sbin/policy-rc.d
+  [ "$installed" -eq 0 ] || { echo "setup: apt-get install failed" >&2; exit 1; }
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

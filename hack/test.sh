@@ -23,5 +23,9 @@ cat .build-release/sim-a.log .build-release/sim-b.log
 echo "==> the parsers under libFuzzer, 15 s each (longer: ./hack/fuzz.sh TARGET SECONDS)"
 FLOTILLA_SKIP_SETUP=1 ./hack/fuzz.sh all 15
 
-echo "==> swift test"
+echo "==> swift test (with a throwaway PostgreSQL server for the shared store's tests)"
+postgres_dir=$(mktemp -d /tmp/flotilla-test-postgres.XXXXXX)
+trap './hack/postgres.sh stop "$postgres_dir"' EXIT
+FLOTILLA_TEST_POSTGRES=$(./hack/postgres.sh start "$postgres_dir")
+export FLOTILLA_TEST_POSTGRES
 swift test --skip-build --disable-xctest

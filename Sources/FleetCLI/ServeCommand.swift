@@ -4,6 +4,7 @@ import FleetCore
 import FleetGit
 import FleetServer
 import FleetStore
+import FleetStorePostgres
 import FleetStoreSQLite
 import Foundation
 import Hummingbird
@@ -24,6 +25,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The key secret flow parameters are sealed with (made on first start; default <data>/secret-key).",
                                discussion: "Keep it apart from the database's backups: the database alone opens no secret. Losing it loses every secret; set them again."))
     var secretKeyFile: String?
+
+    @Option(help: ArgumentHelp("The file device tokens are signed with (made on first start; default <data>/device-signing-key.pem).",
+                               discussion: "Every replica on one database needs the same file.", valueName: "file"))
+    var signingKeyFile: String?
+
+    @Option(help: ArgumentHelp("This server's name among the replicas on one database (default HOST:PORT).", valueName: "name"))
+    var replicaName: String?
 
     @Option(help: "Address to listen on, host:port.")
     var listen: String = "127.0.0.1:8080"
@@ -182,8 +190,11 @@ struct ServeCommand: AsyncParsableCommand {
         let (host, port) = Self.split(listen)!
         // Every device may hold a long-poll open.
         raiseOpenFileLimit()
-        let store = try data.openStore()
-        let tokens = try await DeviceTokens.load(keyFile: data.directory + "/device-signing-key.pem")
+        var logger = Logger(label: "flotilla")
+        logger.logLevel = .info
+        let store = try await data.openStore(logger: logger)
+        let signingKeyFile = self.signingKeyFile ?? data.directory + "/device-signing-key.pem"
+        let tokens = try await DeviceTokens.load(keyFile: signingKeyFile)
         let secrets: SecretBox
         let keyFile = secretKeyFile ?? data.directory + "/secret-key"
         // A missing key with secrets stored is a key lost or mistyped, not a first start: a new
@@ -199,34 +210,66 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError("--secret-key-file: \(error)")
         }
-        var logger = Logger(label: "flotilla")
-        logger.logLevel = .info
+        // Replicas on one database must sign device tokens and seal secrets with the same keys.
+        let shared = store as? PostgresFleetStore
+        if let shared {
+            for (name, file, flag) in [("device-signing-key", signingKeyFile, "--signing-key-file"), ("secret-key", keyFile, "--secret-key-file")] {
+                try await pin(name, file: file, flag: flag, in: shared)
+            }
+        }
         var configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
                                                 heartbeatIntervalSeconds: heartbeatInterval, missedHeartbeatsBeforeOffline: offlineAfter)
         configuration.idleTimeoutSeconds = idleTimeout
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
-        let board = AssignmentBoard()
+        let board = AssignmentBoard(), registry = RegistryEvents()
         var services: [any Service] = []
         var entries: [ControllerSet.Entry] = []
+        // On a shared database, one replica (the lease holder) runs the controllers, and what they
+        // write is fenced by its lease; every replica hears of work queued by any other.
+        let lease = shared.map { LeaderLease(store: $0, holder: replicaName ?? "\(ProcessInfo.processInfo.hostName):\(port)") }
+        let controllerStore: any FleetStore = lease.map { shared!.fenced(by: $0) } ?? store
+        var controllers: [any Service] = []
         for plan in try controllerPlans(offlineAfterSeconds: configuration.offlineAfterSeconds) {
-            let controller = FleetController(configuration: plan.configuration, store: store, deployer: Deployer(store: store, board: board),
-                                             logger: logger)
-            services.append(controller)
+            let controller = FleetController(configuration: plan.configuration, store: controllerStore,
+                                             deployer: Deployer(store: controllerStore, board: board), logger: logger)
+            controllers.append(controller)
             entries.append(ControllerSet.Entry(controller, hookSecret: plan.hookSecret))
             logger.info("reconciling", metadata: ["project": "\(plan.configuration.project ?? "(from fleet.yaml)")",
                                                   "repository": "\(RemoteURL.redact(plan.configuration.repository))",
                                                   "branch": "\(plan.configuration.branch)"])
         }
+        if let lease, let shared {
+            let leadership = ControllerLeadership(election: lease, controllers: controllers, logger: logger)
+            configuration.leadership = leadership
+            services += [WakeRelay(store: shared, board: board, registry: registry, logger: logger), leadership]
+        } else {
+            services += controllers
+        }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, board: board,
-                                               services: services, controllers: ControllerSet(entries), secrets: secrets, logger: logger)
-        logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)"])
+                                               services: services, controllers: ControllerSet(entries), secrets: secrets, registry: registry,
+                                               logger: logger)
+        logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)",
+                                                   "database": "\(shared.map { "\($0.url)" } ?? "sqlite")"])
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
 
 extension ServeCommand {
+    /// Records the fingerprint of key `name` in the shared database the first time, and refuses
+    /// to start when this replica's key differs from it: devices enrolled through one replica
+    /// would be refused by another, and secrets sealed by one unopenable by the next.
+    func pin(_ name: String, file: String, flag: String, in store: PostgresFleetStore) async throws {
+        guard let bytes = FileManager.default.contents(atPath: file) else { throw CLIError("\(flag): cannot read \(file)") }
+        let fingerprint = SHA256.hex(Array(bytes))
+        let pinned = try await store.pinKey(name, fingerprint: fingerprint)
+        guard pinned == fingerprint else {
+            throw CLIError("\(file) is not the \(name) the other servers on this database use (its SHA-256 is \(fingerprint.prefix(12))…, "
+                           + "theirs \(pinned.prefix(12))…): give every replica the same file with \(flag)")
+        }
+    }
+
     /// A controller to start, and the secret its webhooks are signed with.
     struct ControllerPlan {
         var configuration: ControllerConfiguration
@@ -256,15 +299,47 @@ extension ServeCommand {
     }
 }
 
-/// The server's data directory, shared by the commands that open its database.
+/// The server's data directory and database, shared by the commands that open its database.
 struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data"), help: "The data directory (database, signing key).")
     var directory: String = "./flotilla-data"
 
-    func openStore() throws -> SQLiteFleetStore {
+    @Option(help: ArgumentHelp("A PostgreSQL database several servers share: postgres://USER@HOST[:PORT]/DATABASE[?sslmode=…]. Also FLOTILLA_DATABASE_URL.",
+                               discussion: "Without it, the server keeps an SQLite database in its data directory."))
+    var database: String?
+
+    @Option(help: ArgumentHelp("A file holding the database's password (else FLOTILLA_DATABASE_PASSWORD, else the URL's).",
+                               valueName: "file"))
+    var databasePasswordFile: String?
+
+    /// The PostgreSQL database the flags and environment name, if any.
+    func databaseURL(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DatabaseURL? {
+        guard let text = database ?? environment["FLOTILLA_DATABASE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+        var url: DatabaseURL
+        do {
+            url = try DatabaseURL(parsing: text)
+        } catch {
+            throw CLIError("--database: \(error)")
+        }
+        if let file = databasePasswordFile {
+            guard let password = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw CLIError("--database-password-file: cannot read \(file)")
+            }
+            url.password = password.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let password = environment["FLOTILLA_DATABASE_PASSWORD"], !password.isEmpty {
+            url.password = password
+        }
+        return url
+    }
+
+    /// The store: PostgreSQL when a database is named, SQLite in the data directory otherwise.
+    func openStore(logger: Logger = Logger(label: "flotilla")) async throws -> any FleetStore {
         try makePrivate()
         do {
+            if let url = try databaseURL() { return try await PostgresFleetStore.open(url, logger: logger) }
             return try SQLiteFleetStore(path: directory + "/flotilla.sqlite")
+        } catch let error as CLIError {
+            throw error
         } catch {
             throw CLIError("\(error)")
         }

@@ -42,7 +42,7 @@ struct TokenCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             let now = Date()
             let lifetime = try expires.map { try DurationText.parse($0).get() }
             let expiry = lifetime.map { now.addingTimeInterval(Double($0.components.seconds)) }

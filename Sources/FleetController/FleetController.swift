@@ -211,7 +211,12 @@ public actor FleetController: Service, ControllerHandle {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             await self?.requestPollWake()
         }
-        await withCheckedContinuation { wake = $0 }
+        // Cancelled (this replica stopped leading): the pass loop ends now, not at the next interval.
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { wake = $0 }
+        } onCancel: {
+            Task { await self.requestPollWake() }
+        }
         timer.cancel()
     }
 

@@ -22,9 +22,28 @@ final class DeviceDirectory: Sendable {
 
     private let store: any FleetStore
     private let state = Mutex(State())
+    private let events: RegistryEvents
 
-    init(store: any FleetStore) {
+    /// `events` carries deletions and identity resets between replicas: what another replica
+    /// changed is forgotten here and read again from the store on next use.
+    init(store: any FleetStore, events: RegistryEvents = RegistryEvents()) {
         self.store = store
+        self.events = events
+        events.onChange { [weak self] devices in self?.forget(devices) }
+    }
+
+    /// Drops what is cached of `devices` (of every device with nil).
+    func forget(_ devices: [String]?) {
+        state.withLock { state in
+            guard let devices else { return state.entries.removeAll() }
+            for device in devices { state.entries[device] = nil }
+        }
+    }
+
+    /// An operator deleted the device or reset its identity: every replica reads it again.
+    func revoked(_ record: DeviceRecord) async {
+        remember(record)
+        await events.changed([record.id])
     }
 
     func entry(for device: String) async throws -> Entry? {
@@ -41,10 +60,6 @@ final class DeviceDirectory: Sendable {
 
     func remember(_ record: DeviceRecord) {
         state.withLock { $0.entries[record.id] = Entry(record) }
-    }
-
-    func markDeleted(_ device: String) {
-        state.withLock { $0.entries[device]?.deleted = true }
     }
 
     /// Notes that `device` was heard from now.

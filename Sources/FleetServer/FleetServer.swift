@@ -12,8 +12,9 @@ public enum FleetServer {
     public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
                                         tokens: DeviceTokens, board: AssignmentBoard = AssignmentBoard(), services: [any Service] = [],
                                         controllers: ControllerSet = ControllerSet(), secrets: SecretBox? = nil,
+                                        registry: RegistryEvents = RegistryEvents(),
                                         logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
-        let directory = DeviceDirectory(store: store)
+        let directory = DeviceDirectory(store: store, events: registry)
         let metrics = ServerMetrics()
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
@@ -48,6 +49,7 @@ public enum FleetServer {
             let window = Duration.seconds(configuration.offlineAfterSeconds)
             metrics.devicesOnline.set(Double(directory.onlineCount(within: window)))
             metrics.recordControllers(await controllers.passMetrics())
+            if let role = configuration.leadership { metrics.recordLeadership(role) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }

@@ -1,3 +1,4 @@
+public import FleetStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var batchMilliseconds: Int
     /// … or as soon as this many are waiting.
     public var batchSize: Int
+    /// Among replicas on one database: this one's name and whether it leads the controllers.
+    public var leadership: (any ReplicaRole)?
     /// How long a poll for assignments waits for work before answering 304.
     public var longPollSeconds: Double = 30
     /// How long heartbeats are kept as history.

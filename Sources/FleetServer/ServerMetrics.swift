@@ -59,6 +59,16 @@ final class ServerMetrics: Sendable {
         }
     }
 
+    /// 1 on the replica that runs the controllers, 0 on the others; and how often each led.
+    func recordLeadership(_ role: any ReplicaRole) {
+        registry.makeGauge(name: "flotilla_controller_leader", labels: [("replica", role.holder)],
+                           help: "1 when this replica runs the controllers (holds the lease), 0 when it stands by.")
+            .set(role.isLeading ? 1.0 : 0.0)
+        registry.makeGauge(name: "flotilla_controller_leader_terms", labels: [("replica", role.holder)],
+                           help: "How many times this replica has taken the controller lease since it started.")
+            .set(Double(role.terms))
+    }
+
     func exposition() -> String {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

@@ -26,21 +26,23 @@ public final class RunningServer: Sendable {
     private let pid = Mutex<Int32>(0)
 
     /// Makes the tokens and starts the server. `flags` follow `serve --data … --listen …`.
-    public init(data: String, project: String = "acme", enrollmentGroup: String? = nil, flags: [String] = [],
+    /// With `database` (a postgres:// URL), tokens are made in it and the server runs on it.
+    public init(data: String, project: String = "acme", enrollmentGroup: String? = nil, database: String? = nil, flags: [String] = [],
                 environment: [String: String] = [:], logPath: String? = nil) throws {
         self.data = data
         self.project = project
         self.environment = environment
         self.logPath = logPath ?? data + "/serve.log"
         port = try GitDaemon.freePort()
+        let databaseFlags = database.map { ["--database", $0] } ?? []
         func token(_ extra: [String]) throws -> String {
-            let made = try ChildProcess.run(TestPackage.binary("flotilla"), ["token", "create", "--project", project, "--data", data] + extra)
+            let made = try ChildProcess.run(TestPackage.binary("flotilla"), ["token", "create", "--project", project, "--data", data] + databaseFlags + extra)
             guard made.status == 0 else { throw SetupFailed("flotilla token create: \(made.errorText)") }
             return made.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         enrollmentToken = try token(enrollmentGroup.map { ["--group", $0] } ?? [])
         operatorToken = try token(["--operator"])
-        arguments = ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"] + flags
+        arguments = ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"] + databaseFlags + flags
         try start()
     }
 
@@ -48,7 +50,17 @@ public final class RunningServer: Sendable {
     public func start() throws {
         let started = try ChildProcess.start(TestPackage.binary("flotilla"), arguments, environment: environment, logPath: logPath)
         pid.withLock { $0 = started }
-        guard GitDaemon.waitUntilListening(port: port, seconds: 10) else {
+        // A server that refuses to start exits: that is said at once, not after the wait.
+        var listening = false
+        for _ in 0..<100 {
+            listening = GitDaemon.waitUntilListening(port: port, seconds: 0.1)
+            if listening { break }
+            if ChildProcess.exitStatus(started) != nil {
+                pid.withLock { $0 = 0 }
+                break
+            }
+        }
+        guard listening else {
             let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             throw SetupFailed("flotilla serve did not listen on \(port): \(log.suffix(2_000))")
         }
@@ -101,6 +113,12 @@ public final class RunningServer: Sendable {
     }
 
     public func get(_ path: String) async throws -> [String: Any] { try await request("GET", path).json }
+
+    /// The body of an unauthenticated GET as text (`/metrics`).
+    public func text(_ path: String) async throws -> String {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: base + path)!)
+        return String(decoding: data, as: UTF8.self)
+    }
 
     public func post(_ path: String, _ body: [String: Any]) async throws -> (status: Int, json: [String: Any]) {
         try await request("POST", path, json: body)

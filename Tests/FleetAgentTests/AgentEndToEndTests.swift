@@ -11,7 +11,7 @@ struct AgentEndToEndTests {
         let server = try ServerUnderTest()
         let agent = try AgentUnderTest(server: server, settings: """
             custom: CUSTOM
-            processes: [flotilla-agent, postgres]
+            processes: [flotilla-agent, no-such-daemon]
             mounts: [/]
             tags: {site: berlin}
             """)
@@ -30,7 +30,7 @@ struct AgentEndToEndTests {
         #expect((beat["disks"] as? [[String: Any]])?.first?["mount"] as? String == "/")
         #expect((beat["load"] as? [Double])?.count == 3)
         let processes = beat["processes"] as? [[String: Any]] ?? []
-        #expect(processes.map { $0["name"] as? String } == ["flotilla-agent", "postgres"])
+        #expect(processes.map { $0["name"] as? String } == ["flotilla-agent", "no-such-daemon"])
         #expect(processes.map { $0["running"] as? Bool } == [true, false])
         let device = try #require(try await server.device(hardwareID: agent.hardwareID))
         #expect((device["tags"] as? [String: String])?["site"] == "berlin")

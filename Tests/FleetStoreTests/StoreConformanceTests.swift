@@ -1,19 +1,23 @@
 import FleetProtocol
 import FleetStore
+import FleetStorePostgres
 import FleetStoreSQLite
+import FleetTesting
 import Foundation
 import Testing
 
 /// One suite, every store: what the server relies on holds for each implementation.
 struct StoreConformanceTests {
     enum Kind: String, CaseIterable, CustomTestStringConvertible {
-        case memory, sqlite
+        case memory, sqlite, postgres
         var testDescription: String { rawValue }
 
-        func make() throws -> any FleetStore {
+        func make() async throws -> any FleetStore {
             switch self {
             case .memory: return MemoryFleetStore()
             case .sqlite: return try SQLiteFleetStore(path: NSTemporaryDirectory() + "flotilla-store-\(UUID().uuidString).sqlite")
+            case .postgres:
+                return try await PostgresFleetStore.open(try DatabaseURL(parsing: try PostgresServer.shared().createDatabase() + "?sslmode=disable"))
             }
         }
     }
@@ -33,7 +37,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func projectsAndTokens(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.ensureProject("acme", at: now)
         try await store.ensureProject("acme", at: now.addingTimeInterval(60))
         #expect(try await store.projects() == [ProjectRecord(name: "acme", createdAt: now)])
@@ -51,7 +55,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func theSameHardwareEnrollsAsTheSameDevice(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let first = try await store.enroll(device("d1", hardware: "serial-1"))
         let again = try await store.enroll(device("d2", hardware: "serial-1"))
         #expect(again.id == first.id)
@@ -88,7 +92,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func heartbeatsAreStoredOnceAndUpdateTheDevice(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.enroll(device("d1", hardware: "serial-1"))
         let accepted = try await store.recordHeartbeats([
             heartbeat("d1", "r1", at: 10),
@@ -113,7 +117,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func theAuditLogIsPerProjectNewestFirst(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         for (index, project) in ["acme", "other", "acme"].enumerated() {
             try await store.appendAudit(AuditRecord(at: now.addingTimeInterval(Double(index)), project: project, actor: "cli",
                                                     action: "token.create", subject: "t\(index)"))
@@ -133,7 +137,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func deploymentsAndExecutionsFollowReports(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let executions = ["d1", "d2"].map { ExecutionRecord(id: "e-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now) }
         try await store.createDeployment(deployment("dep1"), executions: executions)
         try await store.createDeployment(deployment("dep2", at: 10), executions: [])
@@ -179,7 +183,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func staleExecutionsEndAndOthersDoNot(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let executions = ["d1", "d2"].map { ExecutionRecord(id: "e-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now) }
         try await store.createDeployment(deployment("dep1"), executions: executions)
         // Progress after the decision looked keeps an execution alive.
@@ -198,7 +202,7 @@ struct StoreConformanceTests {
     /// The health verdict: a succeeded execution, and only one, becomes failed, keeping when it finished.
     @Test(arguments: Kind.allCases)
     func aSuccessCanBeFailedForItsHealthOnce(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.createDeployment(deployment("dep1"), executions: ["d1", "d2"].map {
             ExecutionRecord(id: "e-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now)
         })
@@ -229,7 +233,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func takingAnExecutionMarksItAssignedOnce(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.createDeployment(deployment("dep1"), executions: [
             ExecutionRecord(id: "e-a", deploymentID: "dep1", deviceID: "d1", updatedAt: now),
             ExecutionRecord(id: "e-b", deploymentID: "dep1", deviceID: "d2", updatedAt: now),
@@ -250,7 +254,7 @@ struct StoreConformanceTests {
     /// What a device did is the truth: a report for an execution the server gave up on is recorded.
     @Test(arguments: Kind.allCases)
     func aLateFinalReportReplacesTheServersVerdict(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.createDeployment(deployment("dep1"), executions: [ExecutionRecord(id: "e-a", deploymentID: "dep1", deviceID: "d1", updatedAt: now)])
         #expect(try await store.takeExecutions(deviceID: "d1", at: now).map(\.state) == [.assigned])
         try await store.createDeployment(deployment("dep2"), executions: [ExecutionRecord(id: "e-b", deploymentID: "dep2", deviceID: "d1", updatedAt: now)])
@@ -277,7 +281,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func purposeAndExecutingAreKept(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         var record = deployment("dep1")
         record.purpose = .rollback(abortedDigest: "abc")
         try await store.createDeployment(record, executions: [])
@@ -295,7 +299,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: Kind.allCases)
     func summariesAreTheExecutionsWithoutTheirResults(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.createDeployment(deployment("dep1"), executions: ["d1", "d2"].map {
             ExecutionRecord(id: "e1-\($0)", deploymentID: "dep1", deviceID: $0, updatedAt: now)
         })
@@ -332,7 +336,7 @@ struct StoreConformanceTests {
 extension StoreConformanceTests {
     @Test(arguments: Kind.allCases)
     func secretsAreKeptPerProjectWithAVersion(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let first = try await store.putSecret(SecretRecord(project: "acme", name: "db", sealed: [1, 2, 3], updatedAt: now, updatedBy: "operator:a"))
         #expect(first.version == 1)
         let second = try await store.putSecret(SecretRecord(project: "acme", name: "db", sealed: [4, 5], updatedAt: now.addingTimeInterval(1),
@@ -353,7 +357,7 @@ extension StoreConformanceTests {
 extension StoreConformanceTests {
     @Test(arguments: Kind.allCases)
     func suspensionsAreKeptPerProject(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         #expect(try await store.suspendedApps(project: "acme").isEmpty)
         try await store.setSuspended(true, app: "thermostat", project: "acme", at: now)
         try await store.setSuspended(true, app: "thermostat", project: "acme", at: now.addingTimeInterval(1))
@@ -370,7 +374,7 @@ extension StoreConformanceTests {
 extension StoreConformanceTests {
     @Test(arguments: Kind.allCases)
     func approvalsBelongToOneDigestAndTheFirstStays(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let first = ApprovalRecord(project: "acme", app: "thermostat", group: "europe", digest: "d1", approvedBy: "operator:a", approvedAt: now)
         #expect(try await store.approve(first) == first)
         var again = first
@@ -395,7 +399,7 @@ extension StoreConformanceTests {
     /// older heartbeat that must not bring it back.
     @Test(arguments: Kind.allCases)
     func theDeviceKeepsTheLockOfItsNewestHeartbeat(_ kind: Kind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.enroll(device("d1", hardware: "serial-1"))
         let lock = Heartbeat.UpdateLock(reason: "surgery \"in\" progress", untilMilliseconds: 1_796_000_000_000)
         _ = try await store.recordHeartbeats([HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(10),

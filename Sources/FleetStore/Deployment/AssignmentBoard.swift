@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Wakes devices that are long-polling for assignments when their work changes.
 public actor AssignmentBoard {
     private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
@@ -19,8 +21,23 @@ public actor AssignmentBoard {
         timer.cancel()
     }
 
-    /// Wakes every device in `devices` that is waiting.
+    private var relay: (@Sendable ([String]) async -> Void)?
+
+    /// Passes every `notify` on to `publish` as well: the other replicas on the same database,
+    /// where the device may be long-polling (they call `wakeHere`).
+    public func relay(through publish: @escaping @Sendable ([String]) async -> Void) {
+        relay = publish
+    }
+
+    /// Wakes every device in `devices` that is waiting, here and (with a relay) on every replica.
     public func notify(_ devices: some Sequence<String> & Sendable) {
+        let devices = Array(devices)
+        wakeHere(devices)
+        if let relay, !devices.isEmpty { Task { await relay(devices) } }
+    }
+
+    /// Wakes the devices waiting on this server only: what another replica relayed.
+    public func wakeHere(_ devices: some Sequence<String> & Sendable) {
         for device in devices {
             for continuation in (waiters.removeValue(forKey: device) ?? [:]).values { continuation.resume() }
         }
@@ -29,5 +46,35 @@ public actor AssignmentBoard {
     private func wake(device: String, waiter: Int) {
         waiters[device]?.removeValue(forKey: waiter)?.resume()
         if waiters[device]?.isEmpty == true { waiters[device] = nil }
+    }
+}
+
+/// Changes to devices' standing that every replica's caches must see at once: a device deleted
+/// or its identity reset on one replica must not be let in by another that remembers it.
+public final class RegistryEvents: Sendable {
+    private let relay = Mutex<(@Sendable ([String]) async -> Void)?>(nil)
+    private let listeners = Mutex<[@Sendable (_ devices: [String]?) -> Void]>([])
+
+    public init() {}
+
+    /// Passes every change on to `publish` as well (the other replicas call `changedElsewhere`).
+    public func relay(through publish: @escaping @Sendable ([String]) async -> Void) {
+        relay.withLock { $0 = publish }
+    }
+
+    /// `handler` hears each change; nil means anything may have changed (the relay was down).
+    public func onChange(_ handler: @escaping @Sendable (_ devices: [String]?) -> Void) {
+        listeners.withLock { $0.append(handler) }
+    }
+
+    /// `devices` changed here: listeners hear it now, other replicas through the relay.
+    public func changed(_ devices: [String]) async {
+        changedElsewhere(devices)
+        if let publish = relay.withLock({ $0 }) { await publish(devices) }
+    }
+
+    /// What another replica changed (or nil: anything may have).
+    public func changedElsewhere(_ devices: [String]?) {
+        for listener in listeners.withLock({ $0 }) { listener(devices) }
     }
 }

@@ -1,0 +1,307 @@
+import FleetProtocol
+public import FleetStore
+public import Foundation
+public import Logging
+import NIOCore
+import PostgresNIO
+
+/// The shared store: PostgreSQL, for any number of servers on one database.
+///
+/// The same records and rules as `SQLiteFleetStore` (one conformance suite runs against both).
+/// Where SQLite has one writer at a time, here transactions run side by side: every
+/// read-modify-write locks the rows it changes (`FOR UPDATE`) or is one statement, so two
+/// replicas applying the same report, taking the same work or enrolling the same board do it once.
+public final class PostgresFleetStore: FleetStore {
+    /// The connection pool, shared by the fenced views of this store.
+    final class Pool: Sendable {
+        let client: PostgresClient
+        private let running: Task<Void, Never>
+
+        init(_ client: PostgresClient) {
+            self.client = client
+            running = Task { await client.run() }
+        }
+
+        func close() { running.cancel() }
+        deinit { running.cancel() }
+    }
+
+    let pool: Pool
+    var client: PostgresClient { pool.client }
+    let logger: Logger
+    public let url: DatabaseURL
+    /// When set, every transaction first checks that this lease is still held, and fails
+    /// otherwise: what a controller writes cannot land after another replica took over.
+    let fence: LeaderLease?
+
+    /// Connects to the database at `url` (failing fast, with the server's own error, when it
+    /// cannot be reached), and applies the migrations it lacks.
+    public static func open(_ url: DatabaseURL, logger: Logger = Logger(label: "flotilla.postgres"), maximumConnections: Int = 20)
+        async throws -> PostgresFleetStore {
+        // The pool retries an unreachable server for a long while and then reports only that its
+        // breaker tripped; one plain connection first says what is wrong.
+        do {
+            let probe = try await PostgresConnection.connect(configuration: url.connectionConfiguration, id: 0, logger: logger)
+            try? await probe.close()
+        } catch {
+            throw StoreError(.unavailable, "cannot connect to \(url): \(Self.describe(error))")
+        }
+        var configuration = url.clientConfiguration
+        configuration.options.maximumConnections = maximumConnections
+        // The pool's own chatter (a connection closed as the store shuts down) stays out of the log.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        let store = PostgresFleetStore(pool: Pool(PostgresClient(configuration: configuration, backgroundLogger: background)), url: url,
+                                       logger: logger, fence: nil)
+        do {
+            let applied = try await PostgresSchema.migrate(store.client, logger: logger)
+            if !applied.isEmpty { logger.info("migrated the database", metadata: ["migrations": "\(applied)"]) }
+        } catch {
+            store.close()
+            throw StoreError(.unavailable, "cannot migrate \(url): \(Self.describe(error))")
+        }
+        return store
+    }
+
+    private init(pool: Pool, url: DatabaseURL, logger: Logger, fence: LeaderLease?) {
+        self.pool = pool
+        self.url = url
+        self.logger = logger
+        self.fence = fence
+    }
+
+    /// This store, with every transaction fenced by `lease` (see `fence`).
+    public func fenced(by lease: LeaderLease) -> PostgresFleetStore {
+        PostgresFleetStore(pool: pool, url: url, logger: logger, fence: lease)
+    }
+
+    /// Closes every connection; the store (and its fenced views) are unusable afterwards.
+    public func close() {
+        pool.close()
+    }
+
+    // MARK: - Projects and tokens
+
+    public func ensureProject(_ name: String, at date: Date) async throws {
+        try await execute("INSERT INTO project (name, created_at) VALUES (\(name), \(date.timeIntervalSince1970)) ON CONFLICT DO NOTHING")
+    }
+
+    static func ensureProject(_ name: String, at date: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("""
+            INSERT INTO project (name, created_at) VALUES (\(name), \(date.timeIntervalSince1970)) ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+
+    public func projects() async throws -> [ProjectRecord] {
+        try await rows("SELECT name, created_at FROM project ORDER BY name") { row in
+            ProjectRecord(name: try row["name"], createdAt: try row.date("created_at"))
+        }
+    }
+
+    public func insertToken(_ token: AccessTokenRecord) async throws {
+        try await write { connection in
+            try await Self.ensureProject(token.project, at: token.createdAt, connection, self.logger)
+            try await connection.query("""
+                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked, created_by)
+                VALUES (\(token.id), \(token.kind.rawValue), \(token.project), \(token.group), \(token.secretHash),
+                        \(token.createdAt.timeIntervalSince1970), \(token.expiresAt?.timeIntervalSince1970), \(token.revoked), \(token.createdBy))
+                """, logger: self.logger)
+        }
+    }
+
+    public func token(id: String) async throws -> AccessTokenRecord? {
+        try await rows("SELECT * FROM access_token WHERE id = \(id)", Self.token).first
+    }
+
+    public func tokens(project: String) async throws -> [AccessTokenRecord] {
+        try await rows("SELECT * FROM access_token WHERE project = \(project) ORDER BY created_at, id", Self.token)
+    }
+
+    public func revokeToken(id: String) async throws {
+        let revoked = try await rows("UPDATE access_token SET revoked = TRUE WHERE id = \(id) RETURNING id") { try $0["id"] as String }
+        guard !revoked.isEmpty else { throw StoreError(.notFound, "no token \(id)") }
+    }
+
+    // MARK: - Devices
+
+    public func enroll(_ device: DeviceRecord) async throws -> DeviceRecord {
+        try await write { connection in
+            func live() async throws -> DeviceRecord? {
+                try await Self.rows(connection, self.logger, """
+                    SELECT \(unescaped: Self.deviceColumns) FROM device WHERE project = \(device.project) AND hardware_id = \(device.hardwareID) AND NOT deleted
+                    """, Self.device).first
+            }
+            if let known = try await live() { return known }
+            try await Self.ensureProject(device.project, at: device.enrolledAt, connection, self.logger)
+            // Two servers enrolling the same board at once: one row is made, both return it.
+            let inserted = try await Self.rows(connection, self.logger, """
+                INSERT INTO device (id, project, name, hardware_id, secret_hash, reported_tags, attributes, apps, enrolled_at,
+                                    last_heartbeat_at, deleted, executing, token_generation)
+                VALUES (\(device.id), \(device.project), \(device.name), \(device.hardwareID), \(device.secretHash),
+                        \(try Self.json(device.reportedTags)), \(try Self.json(device.attributes))::jsonb, \(try Self.json(device.apps)),
+                        \(device.enrolledAt.timeIntervalSince1970), \(device.lastHeartbeatAt?.timeIntervalSince1970), \(device.deleted),
+                        \(device.executing), \(device.tokenGeneration))
+                ON CONFLICT (project, hardware_id) WHERE NOT deleted DO NOTHING RETURNING id
+                """) { try $0["id"] as String }
+            if inserted.isEmpty, let known = try await live() { return known }
+            return device
+        }
+    }
+
+    public func resetIdentity(deviceID: String, claimHash: String, claimExpiresAt: Date) async throws -> DeviceRecord {
+        let reset = try await rows("""
+            UPDATE device SET secret_hash = '', token_generation = token_generation + 1, claim_hash = \(claimHash),
+                claim_expires_at = \(claimExpiresAt.timeIntervalSince1970)
+            WHERE id = \(deviceID) RETURNING \(unescaped: Self.deviceColumns)
+            """, Self.device)
+        guard let device = reset.first else { throw StoreError(.notFound, "no device \(deviceID)") }
+        return device
+    }
+
+    public func claimIdentity(deviceID: String, claimHash: String, secretHash: String, at date: Date) async throws -> DeviceRecord? {
+        // One statement: of two boards presenting the same code at once, one claims it.
+        try await rows("""
+            UPDATE device SET secret_hash = \(secretHash), claim_hash = NULL, claim_expires_at = NULL
+            WHERE id = \(deviceID) AND NOT deleted AND secret_hash = '' AND claim_hash = \(claimHash)
+                AND claim_expires_at > \(date.timeIntervalSince1970)
+            RETURNING \(unescaped: Self.deviceColumns)
+            """, Self.device).first
+    }
+
+    public func device(id: String) async throws -> DeviceRecord? {
+        try await rows("SELECT \(unescaped: Self.deviceColumns) FROM device WHERE id = \(id)", Self.device).first
+    }
+
+    public func devices(project: String) async throws -> [DeviceRecord] {
+        try await rows("SELECT \(unescaped: Self.deviceColumns) FROM device WHERE project = \(project) AND NOT deleted ORDER BY id", Self.device)
+    }
+
+    public func deleteDevice(id: String) async throws {
+        let deleted = try await rows("UPDATE device SET deleted = TRUE WHERE id = \(id) RETURNING id") { try $0["id"] as String }
+        guard !deleted.isEmpty else { throw StoreError(.notFound, "no device \(id)") }
+    }
+
+    // MARK: - Heartbeats
+
+    public func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] {
+        let rows = heartbeats.map { heartbeat in
+            (heartbeat, heartbeat.report.wireJSON(), heartbeat.report.apps.map { $0.wireJSON() }, heartbeat.report.lock.map { $0.wireJSON() })
+        }
+        return try await write { connection in
+            var accepted: [Bool] = []
+            accepted.reserveCapacity(rows.count)
+            // One statement per report: it is stored and its device updated only when it is new
+            // and its device exists; a row comes back then.
+            for (heartbeat, report, apps, lock) in rows {
+                let at = heartbeat.receivedAt.timeIntervalSince1970
+                let version = heartbeat.report.agentVersion
+                let stored = try await Self.rows(connection, self.logger, """
+                    WITH inserted AS (
+                        INSERT INTO heartbeat (device_id, report_id, received_at, report)
+                        SELECT \(heartbeat.deviceID), \(heartbeat.report.reportID), \(at), \(report)
+                        WHERE EXISTS (SELECT 1 FROM device WHERE id = \(heartbeat.deviceID))
+                        ON CONFLICT DO NOTHING RETURNING device_id)
+                    UPDATE device SET
+                        update_lock = CASE WHEN \(at) >= coalesce(last_heartbeat_at, 0) THEN \(lock)::text ELSE update_lock END,
+                        last_heartbeat_at = greatest(coalesce(last_heartbeat_at, 0), \(at)),
+                        apps = coalesce(\(apps)::text, apps),
+                        executing = \(heartbeat.report.executing)::text,
+                        attributes = CASE WHEN \(version)::text IS NULL THEN attributes
+                                          ELSE jsonb_set(attributes, '{agentVersion}', to_jsonb(\(version)::text)) END
+                    FROM inserted WHERE device.id = inserted.device_id RETURNING device.id
+                    """) { try $0["id"] as String }
+                accepted.append(!stored.isEmpty)
+            }
+            return accepted
+        }
+    }
+
+    public func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] {
+        let decoder = StoredJSON.decoder()
+        return try await rows("""
+            SELECT device_id, received_at, report FROM heartbeat WHERE device_id = \(deviceID)
+            ORDER BY received_at DESC, seq DESC LIMIT \(limit)
+            """) { row in
+            HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
+                            report: try decoder.decode(Heartbeat.self, from: Data((try row["report"] as String).utf8)))
+        }
+    }
+
+    public func pruneHeartbeats(before date: Date) async throws {
+        try await execute("DELETE FROM heartbeat WHERE received_at < \(date.timeIntervalSince1970)")
+    }
+
+    // MARK: - Audit
+
+    public func appendAudit(_ entry: AuditRecord) async throws {
+        try await execute("""
+            INSERT INTO audit (at, project, actor, action, subject, detail)
+            VALUES (\(entry.at.timeIntervalSince1970), \(entry.project), \(entry.actor), \(entry.action), \(entry.subject), \(entry.detail))
+            """)
+    }
+
+    public func audit(project: String, limit: Int) async throws -> [AuditRecord] {
+        try await rows("SELECT * FROM audit WHERE project = \(project) ORDER BY seq DESC LIMIT \(limit)") { row in
+            AuditRecord(at: try row.date("at"), project: try row["project"], actor: try row["actor"], action: try row["action"],
+                        subject: try row["subject"], detail: try row["detail"])
+        }
+    }
+
+    // MARK: - Rows
+
+    static let deviceColumns = """
+        id, project, name, hardware_id, secret_hash, reported_tags, attributes::text AS attributes, apps, enrolled_at, last_heartbeat_at,
+        deleted, executing, token_generation, claim_hash, claim_expires_at, update_lock
+        """
+
+    static func device(_ row: Columns) throws -> DeviceRecord {
+        DeviceRecord(id: try row["id"], project: try row["project"], name: try row["name"], hardwareID: try row["hardware_id"],
+                     secretHash: try row["secret_hash"],
+                     reportedTags: try map(try row["reported_tags"], column: "reported_tags", WireObject.string),
+                     attributes: try map(try row["attributes"], column: "attributes", WireObject.string),
+                     apps: try map(try row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
+                     enrolledAt: try row.date("enrolled_at"), lastHeartbeatAt: try row.optionalDate("last_heartbeat_at"),
+                     executing: try row["executing"], deleted: try row["deleted"], tokenGeneration: try row["token_generation"],
+                     claimHash: try row["claim_hash"], claimExpiresAt: try row.optionalDate("claim_expires_at"),
+                     lock: try (try row["update_lock"] as String?).map { text in
+                         do {
+                             return try Heartbeat.UpdateLock.decode(wire: text.utf8)
+                         } catch {
+                             throw StoreError(.corrupt, "a stored update_lock does not decode: \(error)")
+                         }
+                     })
+    }
+
+    static func token(_ row: Columns) throws -> AccessTokenRecord {
+        AccessTokenRecord(id: try row["id"], kind: AccessTokenRecord.Kind(rawValue: try row["kind"]) ?? .enrollment, project: try row["project"],
+                          group: try row["grp"], secretHash: try row["secret_hash"], createdAt: try row.date("created_at"),
+                          expiresAt: try row.optionalDate("expires_at"), revoked: try row["revoked"], createdBy: try row["created_by"])
+    }
+
+    /// Devices' small JSON columns, read with the wire reader (see `SQLiteFleetStore`).
+    static func map<T>(_ text: String, column: String, _ element: (WireJSON, String) throws(WireDecodingError) -> T) throws -> [String: T] {
+        guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored \(column) is not a JSON object") }
+        var map: [String: T] = [:]
+        map.reserveCapacity(members.count)
+        for member in members {
+            do {
+                map[member.key] = try element(member.value, member.key)
+            } catch {
+                throw StoreError(.corrupt, "a stored \(column) does not decode: \(error.message)")
+            }
+        }
+        return map
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try StoredJSON.encoder().encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        do {
+            return try StoredJSON.decoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError(.corrupt, "a stored \(type) does not decode: \(error)")
+        }
+    }
+}
