@@ -23,25 +23,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+source hack/lib/fleet-demo.sh
 
 say "Validating fleet-repo-template/ (errors would print as path:line:column)"
 "$flotilla" validate fleet-repo-template
 
 say "A fleet repository made from fleet-repo-template/, served by git daemon"
-git init --quiet --bare "$work/fleet.git"
-git clone --quiet "$work/fleet.git" "$work/clone" 2>/dev/null
-cp -r fleet-repo-template/. "$work/clone/"
-git -C "$work/clone" add --all
-git -C "$work/clone" -c user.name=Operator -c user.email=ops@acme.example commit --quiet -m "Our fleet"
-git -C "$work/clone" push --quiet origin HEAD:main
-git_port=$(free_port)
-git daemon --reuseaddr --base-path="$work" --export-all --enable=receive-pack --listen=127.0.0.1 --port="$git_port" "$work" \
-  > "$work/git-daemon.log" 2>&1 &
-pids+=($!)
-repo="git://127.0.0.1:$git_port/fleet.git"
-for _ in $(seq 100); do git ls-remote "$repo" >/dev/null 2>&1 && break; sleep 0.1; done
-echo "$repo"
+start_fleet_repository
 
 say "Starting flotilla serve --repo $repo (SQLite in $work/data)"
 enrollment=$("$flotilla" token create --project acme-climate --data "$work/data")
@@ -98,8 +86,7 @@ wait_converged "$(git -C "$work/clone" rev-parse HEAD)" 300
 say "An operator bumps thermostat for the europe group to 2.4.2 and pushes"
 sed -i 's|^    version: 2.4.1$|    version: 2.4.2|; s|thermostat/2.4.1/compose.yaml|thermostat/2.4.2/compose.yaml|' "$work/clone/apps/thermostat.yaml"
 git -C "$work/clone" diff --stat
-git -C "$work/clone" -c user.name=Operator -c user.email=ops@acme.example commit --quiet -am "thermostat 2.4.2 for Europe"
-git -C "$work/clone" push --quiet origin HEAD:main
+commit_and_push "thermostat 2.4.2 for Europe"
 FLOTILLA_TOKEN=$operator "$flotilla" plan "$work/clone" --base HEAD~1 --head HEAD --server "http://127.0.0.1:$port" --limit 5 || true
 
 say "The rollout, wave by wave, until the fleet converges again"
@@ -108,8 +95,7 @@ wait_converged "$(git -C "$work/clone" rev-parse HEAD)" 240
 say "A bad release in one merge: thermostat 2.5.1 for the canary, and Europe after it"
 echo "(the simulated devices are told that 2.5.1 installs fine and then its process crashes)"
 sed -i 's|^    version: 2.5.0$|    version: 2.5.1|; s|thermostat/2.5.0/compose.yaml|thermostat/2.5.1/compose.yaml|; s|^    version: 2.4.2$|    version: 2.5.1|; s|thermostat/2.4.2/compose.yaml|thermostat/2.5.1/compose.yaml|' "$work/clone/apps/thermostat.yaml"
-git -C "$work/clone" -c user.name=Operator -c user.email=ops@acme.example commit --quiet -am "thermostat 2.5.1 for canary, then Europe"
-git -C "$work/clone" push --quiet origin HEAD:main
+commit_and_push "thermostat 2.5.1 for canary, then Europe"
 bad=$(git -C "$work/clone" rev-parse HEAD)
 # The canary's health checks catch it; the rollout aborts and rolls back; Europe never starts.
 deadline=$((SECONDS + 180)); last=""

@@ -3,6 +3,8 @@
 set -euo pipefail
 
 packages=(git openssh-client openssh-server gnupg pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 python3-jsonschema python3-yaml postgresql postgresql-client)
+# A script sourcing this one may ask for more (extra_packages=(haproxy)).
+packages+=(${extra_packages[@]+"${extra_packages[@]}"})
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FleetCore
+import NIOHTTP1
 import Foundation
 
 /// `flotilla status`: what the controller last saw, per app and target.
@@ -29,8 +30,12 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let client = try ServerClient(server: connection.server)
         repeat {
-            let body = try await client.get("/api/v1/status")
-            let text = format == "json" ? String(decoding: body, as: UTF8.self) : try Self.render(body)
+            let (body, headers) = try await client.getWithHeaders("/api/v1/status")
+            var text = format == "json" ? String(decoding: body, as: UTF8.self) : try Self.render(body)
+            if format == "text", let replica = headers.first(name: "Flotilla-Replica") {
+                let leader = headers.first(name: "Flotilla-Leader")
+                text += "\nserved by replica \(replica)" + (leader.map { $0 == replica ? ", which leads the controllers" : "; replica \($0) leads the controllers" } ?? "")
+            }
             // Clear the screen and go home, so --watch refreshes in place.
             if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
             print(text)

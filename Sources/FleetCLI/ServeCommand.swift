@@ -222,27 +222,39 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.idleTimeoutSeconds = idleTimeout
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
-        let board = AssignmentBoard(), registry = RegistryEvents()
+        // Replicas trust what they cached of a device for 15 s at most, even with every revocation
+        // announced (see RegistryEvents).
+        let board = AssignmentBoard(), registry = RegistryEvents(cacheLifetime: shared == nil ? nil : .seconds(15))
         var services: [any Service] = []
         var entries: [ControllerSet.Entry] = []
         // On a shared database, one replica (the lease holder) runs the controllers, and what they
         // write is fenced by its lease; every replica hears of work queued by any other.
         let lease = shared.map { LeaderLease(store: $0, holder: replicaName ?? "\(ProcessInfo.processInfo.hostName):\(port)") }
         let controllerStore: any FleetStore = lease.map { shared!.fenced(by: $0) } ?? store
+        let leadership = lease.map { ControllerLeadership(election: $0, logger: logger) }
+        // Standbys answer for their controllers from the leader's snapshots, and pass requests on.
+        let requests = ControllerRequests()
         var controllers: [any Service] = []
         for plan in try controllerPlans(offlineAfterSeconds: configuration.offlineAfterSeconds) {
             let controller = FleetController(configuration: plan.configuration, store: controllerStore,
                                              deployer: Deployer(store: controllerStore, board: board), logger: logger)
-            controllers.append(controller)
-            entries.append(ControllerSet.Entry(controller, hookSecret: plan.hookSecret))
+            if let leadership, let shared {
+                let replicated = ReplicatedController(controller, role: leadership, relay: PostgresControllerRelay(store: shared, logger: logger),
+                                                      requests: requests, store: store, logger: logger)
+                controllers.append(replicated)
+                entries.append(ControllerSet.Entry(replicated, hookSecret: plan.hookSecret))
+            } else {
+                controllers.append(controller)
+                entries.append(ControllerSet.Entry(controller, hookSecret: plan.hookSecret))
+            }
             logger.info("reconciling", metadata: ["project": "\(plan.configuration.project ?? "(from fleet.yaml)")",
                                                   "repository": "\(RemoteURL.redact(plan.configuration.repository))",
                                                   "branch": "\(plan.configuration.branch)"])
         }
-        if let lease, let shared {
-            let leadership = ControllerLeadership(election: lease, controllers: controllers, logger: logger)
+        if let leadership, let shared {
+            leadership.manage(controllers)
             configuration.leadership = leadership
-            services += [WakeRelay(store: shared, board: board, registry: registry, logger: logger), leadership]
+            services += [WakeRelay(store: shared, board: board, registry: registry, requests: requests, logger: logger), leadership]
         } else {
             services += controllers
         }
@@ -336,7 +348,12 @@ struct DataOptions: ParsableArguments {
     func openStore(logger: Logger = Logger(label: "flotilla")) async throws -> any FleetStore {
         try makePrivate()
         do {
-            if let url = try databaseURL() { return try await PostgresFleetStore.open(url, logger: logger) }
+            if let url = try databaseURL() {
+                // Child processes (git, ssh-keygen, gpg) never see where the database is or its password.
+                unsetenv("FLOTILLA_DATABASE_PASSWORD")
+                unsetenv("FLOTILLA_DATABASE_URL")
+                return try await PostgresFleetStore.open(url, logger: logger)
+            }
             return try SQLiteFleetStore(path: directory + "/flotilla.sqlite")
         } catch let error as CLIError {
             throw error

@@ -24,6 +24,9 @@ struct ServerClient {
 
     func get(_ path: String) async throws -> Data { try await send(.GET, path) }
 
+    /// A GET's body and its response headers.
+    func getWithHeaders(_ path: String) async throws -> (body: Data, headers: HTTPHeaders) { try await exchange(.GET, path) }
+
     func post(_ path: String, json: Data? = nil) async throws -> Data { try await send(.POST, path, json: json) }
 
     func put(_ path: String, json: Data) async throws -> Data { try await send(.PUT, path, json: json) }
@@ -42,6 +45,10 @@ struct ServerClient {
     }
 
     private func send(_ method: HTTPMethod, _ path: String, json: Data? = nil) async throws -> Data {
+        try await exchange(method, path, json: json).body
+    }
+
+    private func exchange(_ method: HTTPMethod, _ path: String, json: Data? = nil) async throws -> (body: Data, headers: HTTPHeaders) {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -60,7 +67,7 @@ struct ServerClient {
             let message = ((try? JSONSerialization.jsonObject(with: body)) as? [String: [String: Any]])?["error"]?["message"] as? String
             throw CLIError("\(base)\(path): \(response.status.code) \(message ?? response.status.reasonPhrase)")
         }
-        return body
+        return (body, response.headers)
     }
 }
 

@@ -13,7 +13,7 @@ import Synchronization
 /// noticed its loss from writing anything.
 public final class ControllerLeadership: Service, ReplicaRole, Sendable {
     private let election: any LeaderElection
-    private let controllers: [any Service]
+    private let controllers: Mutex<[any Service]>
     private let retry: Duration
     private let logger: Logger
     private let state = Mutex(State())
@@ -23,11 +23,16 @@ public final class ControllerLeadership: Service, ReplicaRole, Sendable {
         var terms = 0
     }
 
-    public init(election: any LeaderElection, controllers: [any Service], retry: Duration = .seconds(2), logger: Logger) {
+    public init(election: any LeaderElection, controllers: [any Service] = [], retry: Duration = .seconds(2), logger: Logger) {
         self.election = election
-        self.controllers = controllers
+        self.controllers = Mutex(controllers)
         self.retry = retry
         self.logger = logger
+    }
+
+    /// Adds controllers to run while leading (before `run`): they may need this object first.
+    public func manage(_ services: [any Service]) {
+        controllers.withLock { $0 += services }
     }
 
     /// Whether this replica runs the controllers now.
@@ -59,7 +64,7 @@ public final class ControllerLeadership: Service, ReplicaRole, Sendable {
         }
         logger.info("this replica leads the controllers", metadata: ["replica": "\(election.holder)"])
         await withTaskGroup(of: Void.self) { group in
-            for controller in controllers {
+            for controller in controllers.withLock({ $0 }) {
                 group.addTask { try? await controller.run() }
             }
             group.addTask { [election, retry, logger] in
@@ -67,7 +72,9 @@ public final class ControllerLeadership: Service, ReplicaRole, Sendable {
                     try? await cancelWhenGracefulShutdown { try await Task.sleep(for: retry) }
                     if Task.isShuttingDownGracefully || Task.isCancelled { return }
                     do {
-                        if try await election.renew() { continue }
+                        // A renewal that hangs (a pool starved, a database gone quiet) counts as
+                        // lost well before the lease could expire under running controllers.
+                        if try await withDeadline(retry * 2, { try await election.renew() }) { continue }
                         logger.warning("this replica lost the controller lease; standing by")
                     } catch {
                         logger.warning("cannot renew the controller lease; standing by", metadata: ["error": "\(error)"])
@@ -76,10 +83,11 @@ public final class ControllerLeadership: Service, ReplicaRole, Sendable {
                 }
             }
             // The first to return: the renewal loop (lost, or shutting down) or every controller
-            // (shutting down). Either way the others stop.
+            // (shutting down). Either way the others stop, and this replica no longer says it
+            // leads while a controller finishes what it was doing (its writes are fenced).
             await group.next()
+            state.withLock { $0.leading = false }
             group.cancelAll()
         }
-        state.withLock { $0.leading = false }
     }
 }

@@ -159,6 +159,22 @@ public actor FleetController: Service, ControllerHandle {
         return (target.version, target.digest, target.gate.approval)
     }
 
+    /// What a standby replica serves in this controller's place (nil before a commit validated).
+    public func snapshot(leader: String, at date: Date) -> ControllerSnapshot? {
+        guard let fleet = desired?.fleet else { return nil }
+        let targets = fleet.apps.flatMap { app in
+            app.targets.map { ControllerSnapshot.Target(app: app.name, group: $0.group, version: $0.version, digest: $0.digest,
+                                                        approval: $0.gate.approval) }
+        }
+        return ControllerSnapshot(project: fleet.fleet.project, apps: fleet.apps.map(\.name), targets: targets,
+                                  status: status.map { String(decoding: $0.json, as: UTF8.self) }, leader: leader, publishedAt: date)
+    }
+
+    /// Who this controller is among replicas: the same repository, branch and project on each.
+    public nonisolated var replicaKey: String {
+        "\(configuration.project ?? "") \(RemoteURL.redact(configuration.repository)) \(configuration.branch)"
+    }
+
     public nonisolated var watchedBranch: String { configuration.branch }
 
     public nonisolated var assignedProject: String? { configuration.project }

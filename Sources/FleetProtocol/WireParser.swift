@@ -138,7 +138,9 @@ struct WireParser {
                     } else if (0xDC00..<0xE000).contains(scalar) {
                         return nil
                     }
-                    guard let unicode = Unicode.Scalar(scalar) else { return nil }
+                    // U+0000 is refused: no store keeps it (PostgreSQL's text cannot), and no
+                    // field of the protocol has a use for it.
+                    guard scalar != 0, let unicode = Unicode.Scalar(scalar) else { return nil }
                     bytes.append(contentsOf: String(Character(unicode)).utf8)
                 default:
                     return nil

@@ -287,5 +287,9 @@ enum Validate {
         guard !value.isEmpty, value.utf8.count <= maximum else {
             throw APIError.invalid("'\(field)' must be 1 to \(maximum) characters", field: field)
         }
+        // Ids and names are printed in logs, notes and tables, and no store keeps a NUL.
+        guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw APIError.invalid("'\(field)' must not hold control characters", field: field)
+        }
     }
 }

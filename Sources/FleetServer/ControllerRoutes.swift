@@ -11,6 +11,8 @@ import Hummingbird
 struct ControllerRoutes: Sendable {
     let controllers: ControllerSet
     let store: any FleetStore
+    /// Among replicas: this one (its name goes on the status, with the leader's).
+    var replica: (any ReplicaRole)? = nil
 
     func addRoutes(to router: Router<FleetRequestContext>, operators api: RouterGroup<FleetRequestContext>) {
         router.post("hooks/git") { request, _ in
@@ -70,7 +72,12 @@ struct ControllerRoutes: Sendable {
             guard let json = await controller.statusJSON() else {
                 throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
             }
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let replica {
+                headers[.flotillaReplica] = replica.holder
+                if let leader = await controller.leader() { headers[.flotillaLeader] = leader }
+            }
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
         }
     }
 
@@ -189,4 +196,10 @@ struct ControllerRoutes: Sendable {
         }
         return bytes
     }
+}
+
+extension HTTPField.Name {
+    /// On a status served by one of several replicas: which one, and which leads the controllers.
+    static let flotillaReplica = HTTPField.Name("Flotilla-Replica")!
+    static let flotillaLeader = HTTPField.Name("Flotilla-Leader")!
 }

@@ -16,8 +16,11 @@ final class DeviceDirectory: Sendable {
     }
 
     private struct State {
-        var entries: [String: Entry] = [:]
+        var entries: [String: (entry: Entry, at: ContinuousClock.Instant)] = [:]
         var lastHeard: [String: ContinuousClock.Instant] = [:]
+        /// Moves on whenever something is forgotten: a read of the store that began before
+        /// is not cached (it may be what was just revoked).
+        var forgetting = 0
     }
 
     private let store: any FleetStore
@@ -35,31 +38,42 @@ final class DeviceDirectory: Sendable {
     /// Drops what is cached of `devices` (of every device with nil).
     func forget(_ devices: [String]?) {
         state.withLock { state in
+            state.forgetting += 1
             guard let devices else { return state.entries.removeAll() }
             for device in devices { state.entries[device] = nil }
         }
     }
 
-    /// An operator deleted the device or reset its identity: every replica reads it again.
-    func revoked(_ record: DeviceRecord) async {
+    /// An operator deleted the device or reset its identity. (Other replicas hear it from the
+    /// store, which announces the change as it commits.)
+    func revoked(_ record: DeviceRecord) {
+        events.changed([record.id])
         remember(record)
-        await events.changed([record.id])
     }
 
     func entry(for device: String) async throws -> Entry? {
-        if let entry = state.withLock({ $0.entries[device] }) { return entry }
+        let now = ContinuousClock.now
+        let trusted = events.isConnected
+        let lifetime = events.cacheLifetime
+        let (cached, forgetting) = state.withLock { state in
+            (state.entries[device].flatMap { cached in lifetime.map { now - cached.at < $0 } ?? true ? cached.entry : nil },
+             state.forgetting)
+        }
+        if trusted, let cached { return cached }
         guard let record = try await store.device(id: device) else { return nil }
         let entry = Entry(record)
         // A deletion noted while the store was read wins over what was read.
         return state.withLock { state in
-            if let known = state.entries[device] { return known }
-            state.entries[device] = entry
+            guard state.forgetting == forgetting else { return entry }
+            if let known = state.entries[device], trusted, lifetime.map({ now - known.at < $0 }) ?? true { return known.entry }
+            state.entries[device] = (entry, now)
             return entry
         }
     }
 
     func remember(_ record: DeviceRecord) {
-        state.withLock { $0.entries[record.id] = Entry(record) }
+        let now = ContinuousClock.now
+        state.withLock { $0.entries[record.id] = (Entry(record), now) }
     }
 
     /// Notes that `device` was heard from now.

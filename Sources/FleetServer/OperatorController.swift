@@ -125,7 +125,7 @@ struct OperatorController: Sendable {
         }
         let now = Date(), code = AccessTokens.randomHex(bytes: 16), expiry = now.addingTimeInterval(Double(seconds))
         let reset = try await store.resetIdentity(deviceID: id, claimHash: AccessTokens.hash(code), claimExpiresAt: expiry)
-        await directory.revoked(reset)
+        directory.revoked(reset)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
                                                 action: "device.reset-identity", subject: id,
                                                 detail: "hardware \(device.hardwareID); tokens revoked; claim code until \(expiry.ISO8601Format())"))
@@ -140,7 +140,7 @@ struct OperatorController: Sendable {
         try await store.deleteDevice(id: id)
         var deleted = device
         deleted.deleted = true
-        await directory.revoked(deleted)
+        directory.revoked(deleted)
         try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
                                                 action: "device.delete", subject: id))
         return Response(status: .noContent)

@@ -226,7 +226,7 @@ extension PostgresFleetStore {
     }
 
     public func secrets(project: String) async throws -> [SecretRecord] {
-        try await rows("SELECT * FROM secret WHERE project = \(project) ORDER BY name", Self.secret)
+        try await rows("SELECT * FROM secret WHERE project = \(project) ORDER BY name COLLATE \"C\"", Self.secret)
     }
 
     public func deleteSecret(project: String, name: String) async throws -> Bool {

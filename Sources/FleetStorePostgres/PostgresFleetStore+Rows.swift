@@ -6,17 +6,37 @@ import PostgresNIO
 
 /// Running statements and reading their rows, with PostgreSQL's errors as `StoreError`s.
 extension PostgresFleetStore {
-    /// `body` in one transaction: committed when it returns, rolled back when it throws.
+    /// `body` in one transaction: committed when it returns, rolled back when it throws. A
+    /// transaction PostgreSQL chose as a deadlock's victim (or failed to serialize) ran nothing,
+    /// and is run again, twice at most.
     func write<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            let fence = self.fence, epoch = await fence?.epoch, logger = self.logger
-            return try await client.withTransaction(logger: logger) { connection in
-                try await fence?.check(connection, epoch: epoch, logger: logger)
-                return try await body(connection)
+        var attempt = 0
+        while true {
+            do {
+                let fence = self.fence, epoch = await fence?.epoch, logger = self.logger
+                return try await client.withTransaction(logger: logger) { connection in
+                    try await fence?.check(connection, epoch: epoch, logger: logger)
+                    return try await body(connection)
+                }
+            } catch {
+                attempt += 1
+                if attempt < 3, Self.isTransient(error) {
+                    try await Task.sleep(for: .milliseconds(5 * attempt))
+                    continue
+                }
+                throw Self.storeError(error)
             }
-        } catch {
-            throw Self.storeError(error)
         }
+    }
+
+    /// A deadlock victim or a serialization failure: the transaction may simply run again.
+    static func isTransient(_ error: any Error) -> Bool {
+        var error = error
+        if let transaction = error as? PostgresTransactionError {
+            error = transaction.closureError ?? transaction.commitError ?? error
+        }
+        guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001"
     }
 
     /// One statement, on its own.
@@ -94,10 +114,12 @@ struct Columns {
 
 extension DatabaseURL {
     var connectionConfiguration: PostgresConnection.Configuration {
-        var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database,
-                                                             tls: connectionTLS)
-        configuration.options.connectTimeout = .seconds(10)
-        return configuration
+        get throws {
+            var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database,
+                                                                 tls: try connectionTLS)
+            configuration.options.connectTimeout = .seconds(10)
+            return configuration
+        }
     }
 
     var clientConfiguration: PostgresClient.Configuration {
@@ -109,11 +131,14 @@ extension DatabaseURL {
         return PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
     }
 
+    /// TLS as asked, or an error: never plain text in its place.
     private var connectionTLS: PostgresConnection.Configuration.TLS {
-        switch tls {
-        case .disable: .disable
-        case .prefer: (try? NIOSSLContext(configuration: .makeClientConfiguration())).map { .prefer($0) } ?? .disable
-        case .require: (try? NIOSSLContext(configuration: .makeClientConfiguration())).map { .require($0) } ?? .disable
+        get throws {
+            switch tls {
+            case .disable: return .disable
+            case .prefer: return .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: return .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
         }
     }
 }

@@ -41,16 +41,27 @@ public final class PostgresFleetStore: FleetStore {
         // The pool retries an unreachable server for a long while and then reports only that its
         // breaker tripped; one plain connection first says what is wrong.
         do {
-            let probe = try await PostgresConnection.connect(configuration: url.connectionConfiguration, id: 0, logger: logger)
-            try? await probe.close()
+            let probe = try await PostgresConnection.connect(configuration: try url.connectionConfiguration, id: 0, logger: logger)
+            defer { Task { try? await probe.close() } }
+            // Replicas compare times they each wrote (heartbeats, executions): a clock far from
+            // the database's, and so from the other replicas', skews every rollout decision.
+            let before = Date()
+            let rows = try await probe.query("SELECT extract(epoch FROM clock_timestamp())::float8 AS now", logger: logger)
+            for try await (databaseNow) in rows.decode(Double.self) {
+                let offset = before.addingTimeInterval(Date().timeIntervalSince(before) / 2).timeIntervalSince1970 - databaseNow
+                if abs(offset) > 2 {
+                    logger.warning("this server's clock is \(Int(offset.rounded())) s from the database's: replicas compare the times they record, so keep every clock synchronised (NTP)")
+                }
+            }
         } catch {
             throw StoreError(.unavailable, "cannot connect to \(url): \(Self.describe(error))")
         }
         var configuration = url.clientConfiguration
         configuration.options.maximumConnections = maximumConnections
-        // The pool's own chatter (a connection closed as the store shuts down) stays out of the log.
+        // The pool's own chatter (a connection closed as the store shuts down, a query queued
+        // before the pool's task ran) stays out of the log; what fails reaches the caller anyway.
         var background = logger
-        background.logLevel = max(logger.logLevel, .warning)
+        background.logLevel = max(logger.logLevel, .error)
         let store = PostgresFleetStore(pool: Pool(PostgresClient(configuration: configuration, backgroundLogger: background)), url: url,
                                        logger: logger, fence: nil)
         do {
@@ -93,7 +104,7 @@ public final class PostgresFleetStore: FleetStore {
     }
 
     public func projects() async throws -> [ProjectRecord] {
-        try await rows("SELECT name, created_at FROM project ORDER BY name") { row in
+        try await rows("SELECT name, created_at FROM project ORDER BY name COLLATE \"C\"") { row in
             ProjectRecord(name: try row["name"], createdAt: try row.date("created_at"))
         }
     }
@@ -114,7 +125,7 @@ public final class PostgresFleetStore: FleetStore {
     }
 
     public func tokens(project: String) async throws -> [AccessTokenRecord] {
-        try await rows("SELECT * FROM access_token WHERE project = \(project) ORDER BY created_at, id", Self.token)
+        try await rows("SELECT * FROM access_token WHERE project = \(project) ORDER BY created_at, id COLLATE \"C\"", Self.token)
     }
 
     public func revokeToken(id: String) async throws {
@@ -143,19 +154,32 @@ public final class PostgresFleetStore: FleetStore {
                         \(device.executing), \(device.tokenGeneration))
                 ON CONFLICT (project, hardware_id) WHERE NOT deleted DO NOTHING RETURNING id
                 """) { try $0["id"] as String }
-            if inserted.isEmpty, let known = try await live() { return known }
+            if inserted.isEmpty {
+                // The row it conflicted with was deleted in between: the caller tries again.
+                guard let known = try await live() else { throw StoreError(.unavailable, "enrollment raced a deletion; try again") }
+                return known
+            }
             return device
         }
     }
 
     public func resetIdentity(deviceID: String, claimHash: String, claimExpiresAt: Date) async throws -> DeviceRecord {
-        let reset = try await rows("""
-            UPDATE device SET secret_hash = '', token_generation = token_generation + 1, claim_hash = \(claimHash),
-                claim_expires_at = \(claimExpiresAt.timeIntervalSince1970)
-            WHERE id = \(deviceID) RETURNING \(unescaped: Self.deviceColumns)
-            """, Self.device)
-        guard let device = reset.first else { throw StoreError(.notFound, "no device \(deviceID)") }
-        return device
+        try await write { connection in
+            let reset = try await Self.rows(connection, self.logger, """
+                UPDATE device SET secret_hash = '', token_generation = token_generation + 1, claim_hash = \(claimHash),
+                    claim_expires_at = \(claimExpiresAt.timeIntervalSince1970)
+                WHERE id = \(deviceID) RETURNING \(unescaped: Self.deviceColumns)
+                """, Self.device)
+            guard let device = reset.first else { throw StoreError(.notFound, "no device \(deviceID)") }
+            try await Self.revoked(deviceID, connection, self.logger)
+            return device
+        }
+    }
+
+    /// Every replica's device cache forgets `device` when this transaction commits, and only
+    /// then (NOTIFY is transactional): `WakeRelay` listens.
+    static func revoked(_ device: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("SELECT pg_notify(\(WakeRelay.registryChannel), \(device))", logger: logger)
     }
 
     public func claimIdentity(deviceID: String, claimHash: String, secretHash: String, at date: Date) async throws -> DeviceRecord? {
@@ -173,12 +197,17 @@ public final class PostgresFleetStore: FleetStore {
     }
 
     public func devices(project: String) async throws -> [DeviceRecord] {
-        try await rows("SELECT \(unescaped: Self.deviceColumns) FROM device WHERE project = \(project) AND NOT deleted ORDER BY id", Self.device)
+        try await rows("SELECT \(unescaped: Self.deviceColumns) FROM device WHERE project = \(project) AND NOT deleted ORDER BY id COLLATE \"C\"", Self.device)
     }
 
     public func deleteDevice(id: String) async throws {
-        let deleted = try await rows("UPDATE device SET deleted = TRUE WHERE id = \(id) RETURNING id") { try $0["id"] as String }
-        guard !deleted.isEmpty else { throw StoreError(.notFound, "no device \(id)") }
+        try await write { connection in
+            let deleted = try await Self.rows(connection, self.logger, "UPDATE device SET deleted = TRUE WHERE id = \(id) RETURNING id") {
+                try $0["id"] as String
+            }
+            guard !deleted.isEmpty else { throw StoreError(.notFound, "no device \(id)") }
+            try await Self.revoked(id, connection, self.logger)
+        }
     }
 
     // MARK: - Heartbeats
@@ -187,12 +216,15 @@ public final class PostgresFleetStore: FleetStore {
         let rows = heartbeats.map { heartbeat in
             (heartbeat, heartbeat.report.wireJSON(), heartbeat.report.apps.map { $0.wireJSON() }, heartbeat.report.lock.map { $0.wireJSON() })
         }
+        // Devices' rows are locked in id order (a stable sort keeps each device's reports in
+        // order): two replicas committing batches of the same devices cannot deadlock.
+        let order = rows.indices.sorted { (rows[$0].0.deviceID, $0) < (rows[$1].0.deviceID, $1) }
         return try await write { connection in
-            var accepted: [Bool] = []
-            accepted.reserveCapacity(rows.count)
+            var accepted = Array(repeating: false, count: rows.count)
             // One statement per report: it is stored and its device updated only when it is new
             // and its device exists; a row comes back then.
-            for (heartbeat, report, apps, lock) in rows {
+            for index in order {
+                let (heartbeat, report, apps, lock) = rows[index]
                 let at = heartbeat.receivedAt.timeIntervalSince1970
                 let version = heartbeat.report.agentVersion
                 let stored = try await Self.rows(connection, self.logger, """
@@ -210,7 +242,7 @@ public final class PostgresFleetStore: FleetStore {
                                           ELSE jsonb_set(attributes, '{agentVersion}', to_jsonb(\(version)::text)) END
                     FROM inserted WHERE device.id = inserted.device_id RETURNING device.id
                     """) { try $0["id"] as String }
-                accepted.append(!stored.isEmpty)
+                accepted[index] = !stored.isEmpty
             }
             return accepted
         }

@@ -97,6 +97,8 @@ enum PostgresSchema {
             // Fingerprints of the keys every replica must share (device-token signing, secret
             // sealing): a replica started with another key is refused, not silently divergent.
             "CREATE TABLE server_key (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, pinned_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            // The leader's controllers' last word, which standbys serve in their place.
+            "CREATE TABLE controller_snapshot (key TEXT PRIMARY KEY, body TEXT NOT NULL, published_at TIMESTAMPTZ NOT NULL DEFAULT now())",
         ]),
     ]
 

@@ -34,12 +34,6 @@ struct ReplicaTests {
             ["a", "b", "c"].map { "--- \($0)\n" + (((try? String(contentsOfFile: data + "/\($0).log", encoding: .utf8)) ?? "").suffix(1_500)) }
                 .joined(separator: "\n")
         }
-        // The devices talk to b only: their work is queued by whichever replica leads.
-        let sim = try ChildProcess.start(TestPaths.flotilla, [
-            "sim", "--server", b.base, "--token", b.enrollmentToken, "--devices", "24", "--fail-rate", "0", "--offline-rate", "0",
-            "--step-seconds", "0.05-0.2", "--seed", "5",
-        ], environment: [:], logPath: data + "/sim.log")
-        defer { ChildProcess.kill(sim) }
 
         func leaders() async -> [String] {
             var leading: [String] = []
@@ -54,18 +48,42 @@ struct ReplicaTests {
             let leading = await leaders()
             return leading.count == 1 ? leading : nil
         }
+        let replicas = ["a": a, "b": b, "c": c]
+        // The devices talk to one standby only (`devices`): their work is queued by whichever
+        // replica leads, and reaches them through the database's notifications.
+        let (devicesName, devices) = replicas.filter { $0.key != first[0] }.min { $0.key < $1.key }!
+        let sim = try ChildProcess.start(TestPaths.flotilla, [
+            "sim", "--server", devices.base, "--token", devices.enrollmentToken, "--devices", "24", "--fail-rate", "0", "--offline-rate", "0",
+            "--step-seconds", "0.05-0.2", "--seed", "5",
+        ], environment: [:], logPath: data + "/sim.log")
+        defer { ChildProcess.kill(sim) }
         let expected = ControllerTests.thermostat(europe: "2.4.1")
-        #expect(try await waitUntil(b, seconds: 90, expected), "\(logs())")
+        #expect(try await waitUntil(devices, seconds: 90, expected), "\(logs())")
+
+        // Any replica answers for the controllers: a standby serves the leader's status, and
+        // `flotilla status` says who served it and who leads.
+        let standby = (devicesName, devices)
+        let status = try await eventually(seconds: 10, "the standby's status", every: .milliseconds(200)) { () -> [String: Any]? in
+            let answer = try await standby.1.request("GET", "/api/v1/status")
+            return answer.status == 200 && answer.json["apps"] != nil ? answer.json : nil
+        }
+        #expect((status["apps"] as? [[String: Any]])?.contains { $0["name"] as? String == "thermostat" } == true)
+        let printed = try ChildProcess.run(TestPaths.flotilla, ["status", "--server", standby.1.base], environment: ["FLOTILLA_TOKEN": standby.1.operatorToken])
+        #expect(printed.outputText.contains("served by replica \(standby.0); replica \(first[0]) leads the controllers"),
+                "\(printed.outputText)\(printed.errorText)")
 
         // A release for Europe; the leader is killed as it starts rolling it out.
-        let file = work.path + "/apps/thermostat.yaml"
-        try (try String(contentsOfFile: file, encoding: .utf8)).replacingOccurrences(of: "version: 2.4.1", with: "version: 2.6.0")
-            .write(toFile: file, atomically: true, encoding: .utf8)
-        try work.commitAll("thermostat 2.6.0 in Europe")
-        try work.git("push", "--quiet", "origin", "HEAD:main")
-        let leader = [("a", a), ("b", b), ("c", c)].first { $0.0 == first[0] }!.1
+        func edit(_ old: String, _ new: String, message: String) throws {
+            let file = work.path + "/apps/thermostat.yaml"
+            try (try String(contentsOfFile: file, encoding: .utf8)).replacingOccurrences(of: old, with: new)
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            try work.commitAll(message)
+            try work.git("push", "--quiet", "origin", "HEAD:main")
+        }
+        try edit("version: 2.4.1", "version: 2.6.0", message: "thermostat 2.6.0 in Europe")
+        let leader = replicas[first[0]]!
         _ = try await eventually(seconds: 30, "a condition", every: .milliseconds(200)) { () -> Bool? in
-            try await deployments(b).contains { $0["version"] as? String == "2.6.0" } ? true : nil
+            try await deployments(devices).contains { $0["version"] as? String == "2.6.0" } ? true : nil
         }
         let killed = ContinuousClock.now
         leader.kill()
@@ -77,8 +95,8 @@ struct ReplicaTests {
         #expect(next != first)
         #expect(takeover < .seconds(15), "another replica led after \(takeover)")
 
-        let survivor = [("a", a), ("b", b), ("c", c)].first { $0.0 == next[0] }!.1
-        #expect(try await waitUntil(b, seconds: 90, ControllerTests.thermostat(europe: "2.6.0")), "\(logs())")
+        let survivor = replicas[next[0]]!
+        #expect(try await waitUntil(devices, seconds: 90, ControllerTests.thermostat(europe: "2.6.0")), "\(logs())")
 
         // No device was sent the same release twice, however the work was split between leaders.
         var sent: [String: Int] = [:]
@@ -90,6 +108,21 @@ struct ReplicaTests {
         }
         #expect(!sent.isEmpty)
         #expect(sent.filter { $0.value > 1 }.isEmpty, "\(sent.filter { $0.value > 1 })")
+
+        // An operator's suspension through a standby holds the leader's next rollout; resumed
+        // through it, the rollout goes on.
+        let other = replicas.first { $0.key != first[0] && $0.key != next[0] }!.value
+        #expect(try await other.post("/api/v1/apps/thermostat/suspend", [:]).status == 200)
+        try edit("version: 2.6.0", "version: 2.6.1", message: "thermostat 2.6.1 in Europe")
+        _ = try await eventually(seconds: 30, "the leader holds the suspended app", every: .milliseconds(200)) { () -> Bool? in
+            let json = try await other.get("/api/v1/status")
+            let thermostat = (json["apps"] as? [[String: Any]])?.first { $0["name"] as? String == "thermostat" }
+            let europe = (thermostat?["targets"] as? [[String: Any]] ?? []).first { $0["group"] as? String == "europe" }
+            return europe?["version"] as? String == "2.6.1" && europe?["state"] as? String == "suspended" ? true : nil
+        }
+        #expect(try await deployments(survivor).contains { $0["version"] as? String == "2.6.1" } == false)
+        #expect(try await other.post("/api/v1/apps/thermostat/resume", [:]).status == 200)
+        #expect(try await waitUntil(devices, seconds: 60, ControllerTests.thermostat(europe: "2.6.1")), "\(logs())")
     }
 
     /// A replica started with a key of its own would sign device tokens the others refuse: it is

@@ -36,6 +36,14 @@ import Testing
         #expect(WireJSON.parse(Array((String(repeating: "[", count: 65) + String(repeating: "]", count: 65)).utf8)) == nil)
     }
 
+    /// No store keeps U+0000 (PostgreSQL's text cannot): a device's report holding one is refused
+    /// whole, instead of failing the batch of other devices' reports it is committed with.
+    @Test func refusesTheNullCharacter() {
+        #expect(WireJSON.parse(Array(#"{"reportID":"a\u0000b"}"#.utf8)) == nil)
+        #expect(WireJSON.parse(Array(#"{"a\u0000":1}"#.utf8)) == nil)
+        #expect(WireJSON.parse(Array(#"{"reportID":"a\u0001b"}"#.utf8)) != nil)
+    }
+
     static func randomHeartbeat(_ generator: inout some RandomNumberGenerator) -> Heartbeat {
         func maybe<T>(_ make: () -> T) -> T? { Bool.random(using: &generator) ? make() : nil }
         let words = ["/", "/data", "nginx", "a\"quote", "back\\slash", "new\nline", "ünï", "🚀", "\u{01}"]

@@ -281,12 +281,46 @@ struct ServerTests {
                                   (#"{"reportID":"r","apps":{"../etc":{"version":"1"}}}"#, "apps"),
                                   (#"{"reportID":"r","apps":{"web":{"version":"1\u001b[2J"}}}"#, "apps.web.version"),
                                   (#"{"reportID":"r","executing":"\#(String(repeating: "e", count: 129))"}"#, "executing"),
+                                  (#"{"reportID":"r\u0007"}"#, "reportID"),
                                   (#"{"reportID":"r","reportID":"s"}"#, "reportID")] {
                 let response = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: ByteBuffer(string: body))
                 #expect(response.status == .badRequest, "\(body)")
                 #expect(try Self.error(response).field == field, "\(body)")
             }
+            // A NUL anywhere is not the protocol's JSON (no store could keep it).
+            let null = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth,
+                                                body: ByteBuffer(string: #"{"reportID":"r\u0000"}"#))
+            #expect(null.status == .badRequest)
         }
+    }
+
+    /// The device cache trusts what it holds only while revocations made elsewhere reach it, and
+    /// only as long as its lifetime: a reset on another replica whose notice was lost is seen.
+    @Test func theDeviceCacheIsNotTrustedBlindlyAmongReplicas() async throws {
+        let store = MemoryFleetStore()
+        let events = RegistryEvents(cacheLifetime: .milliseconds(200))
+        let directory = DeviceDirectory(store: store, events: events)
+        _ = try await store.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "hw", secretHash: "h", reportedTags: [:],
+                                                attributes: [:], enrolledAt: Date()))
+        #expect(try await directory.entry(for: "d1")?.tokenGeneration == 0)
+        // Another replica resets it, and its notice never arrives.
+        _ = try await store.resetIdentity(deviceID: "d1", claimHash: "c", claimExpiresAt: Date().addingTimeInterval(60))
+        #expect(try await directory.entry(for: "d1")?.tokenGeneration == 0)
+        // While the notices do not arrive, nothing cached is trusted.
+        events.isConnected = false
+        #expect(try await directory.entry(for: "d1")?.tokenGeneration == 1)
+        // Back, the cache is trusted again: read once, kept (even past a reset whose notice is lost).
+        events.isConnected = true
+        #expect(try await directory.entry(for: "d1")?.tokenGeneration == 1)
+        _ = try await store.resetIdentity(deviceID: "d1", claimHash: "c", claimExpiresAt: Date().addingTimeInterval(60))
+        #expect(try await directory.entry(for: "d1")?.tokenGeneration == 1)
+        // And what is cached expires.
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try await directory.entry(for: "d1")?.tokenGeneration == 2)
+        // A notice makes it read again at once.
+        _ = try await store.resetIdentity(deviceID: "d1", claimHash: "c", claimExpiresAt: Date().addingTimeInterval(60))
+        events.changed(["d1"])
+        #expect(try await directory.entry(for: "d1")?.tokenGeneration == 3)
     }
 
     /// Path parameters are percent-decoded, and checked like body fields.

@@ -51,30 +51,38 @@ public actor AssignmentBoard {
 
 /// Changes to devices' standing that every replica's caches must see at once: a device deleted
 /// or its identity reset on one replica must not be let in by another that remembers it.
+///
+/// On one server, the operator routes report changes here and the device cache listens. With
+/// replicas, the store announces each change when it commits and `WakeRelay` hands the others'
+/// here; while the relay is not connected, caches are not trusted at all (`isConnected`), and
+/// whatever they hold expires after `cacheLifetime` in any case.
 public final class RegistryEvents: Sendable {
-    private let relay = Mutex<(@Sendable ([String]) async -> Void)?>(nil)
+    /// How long a cached device may be trusted; nil (for ever) on a single server.
+    public let cacheLifetime: Duration?
     private let listeners = Mutex<[@Sendable (_ devices: [String]?) -> Void]>([])
+    private let connected = Mutex(true)
 
-    public init() {}
-
-    /// Passes every change on to `publish` as well (the other replicas call `changedElsewhere`).
-    public func relay(through publish: @escaping @Sendable ([String]) async -> Void) {
-        relay.withLock { $0 = publish }
+    public init(cacheLifetime: Duration? = nil) {
+        self.cacheLifetime = cacheLifetime
     }
 
-    /// `handler` hears each change; nil means anything may have changed (the relay was down).
+    /// `handler` hears each change; nil means anything may have changed.
     public func onChange(_ handler: @escaping @Sendable (_ devices: [String]?) -> Void) {
         listeners.withLock { $0.append(handler) }
     }
 
-    /// `devices` changed here: listeners hear it now, other replicas through the relay.
-    public func changed(_ devices: [String]) async {
-        changedElsewhere(devices)
-        if let publish = relay.withLock({ $0 }) { await publish(devices) }
+    /// `devices` changed (nil: anything may have).
+    public func changed(_ devices: [String]?) {
+        for listener in listeners.withLock({ $0 }) { listener(devices) }
     }
 
-    /// What another replica changed (or nil: anything may have).
-    public func changedElsewhere(_ devices: [String]?) {
-        for listener in listeners.withLock({ $0 }) { listener(devices) }
+    /// Whether changes made elsewhere reach this server now. Going down or coming back, caches
+    /// are dropped: what changed meanwhile was not heard.
+    public var isConnected: Bool {
+        get { connected.withLock { $0 } }
+        set {
+            connected.withLock { $0 = newValue }
+            changed(nil)
+        }
     }
 }

@@ -23,10 +23,14 @@ public protocol ControllerHandle: Sendable {
     /// The version and digest the desired state in force gives `group`'s target of `app`; nil
     /// when there is no such target (or no commit yet). An approval is of this digest.
     func target(app: String, group: String) async -> (version: String, digest: String, approval: Bool)?
+    /// Among replicas, the one whose controller this answers for; nil on a single server.
+    func leader() async -> String?
 }
 
 extension ControllerHandle {
     public var assignedProject: String? { nil }
+    /// Among replicas, the one whose controller this answers for; nil on a single server.
+    public func leader() async -> String? { nil }
 }
 
 /// How much work the controller's reconcile passes are: numbers only; the server's Prometheus

@@ -20,3 +20,22 @@ public protocol ReplicaRole: Sendable {
     /// How many times it has taken the lead since it started.
     var terms: Int { get }
 }
+
+/// `body`, or `TimedOut` once `limit` has passed without its answer.
+public func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw TimedOut(limit: limit) }
+        return value
+    }
+}
+
+public struct TimedOut: Error, CustomStringConvertible {
+    public let limit: Duration
+    public var description: String { "no answer within \(limit)" }
+}
