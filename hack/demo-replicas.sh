@@ -17,18 +17,20 @@ swift build --product flotilla 2>&1 | tail -n 1
 flotilla=$(swift build --show-bin-path)/flotilla
 
 work=$(mktemp -d)
+# Beside $work, not in it: the server runs as the postgres user, who cannot enter $work (0700).
+postgres_dir=$(mktemp -d /tmp/flotilla-demo-postgres.XXXXXX)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  ./hack/postgres.sh stop "$work/postgres" 2>/dev/null || true
+  ./hack/postgres.sh stop "$postgres_dir" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 source hack/lib/fleet-demo.sh
 
 say "A throwaway PostgreSQL server (hack/postgres.sh)"
-admin=$(./hack/postgres.sh start "$work/postgres")
+admin=$(./hack/postgres.sh start "$postgres_dir")
 psql --quiet "$admin" -c "CREATE DATABASE flotilla" >/dev/null
 database="${admin%/postgres}/flotilla?sslmode=disable"
 echo "$database"
@@ -65,7 +67,9 @@ echo "load balancer on $lb"
 # Which replica holds the controller lease, from each one's /metrics.
 leader() {
   for name in r1 r2 r3; do
-    curl -fs "http://127.0.0.1:${replica_port[$name]}/metrics" 2>/dev/null | grep -q "flotilla_controller_leader{replica=\"$name\"} 1" && echo "$name"
+    if curl -fs "http://127.0.0.1:${replica_port[$name]}/metrics" 2>/dev/null | grep -q "flotilla_controller_leader{replica=\"$name\"} 1"; then
+      echo "$name"
+    fi
   done
 }
 # Waits until every device runs what the head commit wants, from the status any replica serves.
@@ -111,6 +115,7 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 kill -9 "${replica_pid[$first]}"
+wait "${replica_pid[$first]}" 2>/dev/null || true
 killed_at=$SECONDS
 echo "kill -9 replica $first (pid ${replica_pid[$first]}) with the rollout under way"
 next=""
