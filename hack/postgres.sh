@@ -23,6 +23,10 @@ start)
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "${as_server[@]}" "$bin/initdb" --pgdata="$dir/data" --auth=trust --username=postgres --no-sync --encoding=UTF8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
+  # Every role is trusted on loopback, but one: the tests' wrong-password case needs a password.
+  hba="$dir/data/pg_hba.conf"
+  { echo "host all flotilla_password_test 127.0.0.1/32 scram-sha-256"; cat "$hba"; } > "$dir/pg_hba.conf.new"
+  cat "$dir/pg_hba.conf.new" > "$hba" && rm "$dir/pg_hba.conf.new"
   options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
   "${as_server[@]}" "$bin/pg_ctl" --pgdata="$dir/data" --log="$dir/server.log" --wait --options="$options" start >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }

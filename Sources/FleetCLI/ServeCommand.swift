@@ -6,6 +6,12 @@ import FleetServer
 import FleetStore
 import FleetStorePostgres
 import FleetStoreSQLite
+#if canImport(Glibc)
+// `stat`'s fields: in a release build the type is found through CoreFoundation's module map,
+// whose members must then be imported from it.
+import CoreFoundation
+import Glibc
+#endif
 import Foundation
 import Hummingbird
 import Logging

@@ -66,6 +66,11 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Devices enrolling at once.")
     var enrollConcurrency: Int = 32
 
+    @Option(help: ArgumentHelp("Append the report id of every heartbeat the server acknowledged to this file, one per line.",
+                               discussion: "What a test checks against the database: an acknowledged heartbeat is stored.",
+                               valueName: "file"))
+    var acknowledgedLog: String?
+
     func validate() throws {
         guard (1...100_000).contains(devices) else { throw ValidationError("--devices must be from 1 to 100000") }
         guard (0...1).contains(failRate) else { throw ValidationError("--fail-rate must be from 0 to 1") }
@@ -148,7 +153,13 @@ struct SimCommand: AsyncParsableCommand {
             failingVersions: try failingVersions(), unhealthyVersions: try unhealthyVersions(),
             offlineRate: offlineRate, offlineSeconds: offlineSeconds, seed: seed, stepSeconds: parsedStepSeconds!,
             tags: try tagTemplate(), enrollConcurrency: max(1, enrollConcurrency))
-        try await simulation.run(duration: duration, statusEvery: statusEvery)
+        let log = try acknowledgedLog.map { path in
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                throw CLIError("--acknowledged-log: cannot create \(path)")
+            }
+            return AcknowledgementLog(handle)
+        }
+        try await simulation.run(duration: duration, statusEvery: statusEvery, acknowledged: log)
     }
 }
 

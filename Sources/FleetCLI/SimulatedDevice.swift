@@ -120,6 +120,7 @@ struct SimulatedDevice: Sendable {
             switch await send("POST", "/agent/v1/heartbeat", body: beat.wireJSON(), token: token) {
             case .success(let response) where response.status == 200:
                 stats.heartbeats.add(1, ordering: .relaxed)
+                stats.acknowledged?.note(beat.reportID)
                 if let ack = try? HeartbeatAcknowledgement.decode(wire: response.body) { state.interval = Double(ack.heartbeatIntervalSeconds) }
             case .success(let response) where response.status == 410:
                 return

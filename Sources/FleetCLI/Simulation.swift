@@ -9,7 +9,27 @@ import Synchronization
 import UnixSignals
 
 /// Counters the progress line reads.
+/// Report ids of heartbeats the server acknowledged, one per line (`flotilla sim --acknowledged-log`).
+final class AcknowledgementLog: Sendable {
+    private let handle: Mutex<FileHandle>
+
+    init(_ handle: FileHandle) {
+        self.handle = Mutex(handle)
+    }
+
+    func note(_ reportID: String) {
+        handle.withLock { $0.write(Data((reportID + "\n").utf8)) }
+    }
+}
+
 final class SimulationStats: Sendable {
+    /// Where acknowledged heartbeats are noted, when asked.
+    let acknowledged: AcknowledgementLog?
+
+    init(acknowledged: AcknowledgementLog? = nil) {
+        self.acknowledged = acknowledged
+    }
+
     let enrolled = Atomic<Int>(0)
     let online = Atomic<Int>(0)
     let heartbeats = Atomic<Int>(0)
@@ -53,7 +73,7 @@ struct Simulation: Sendable {
     var tags: [(String, [(String, Double)])]
     var enrollConcurrency: Int
 
-    func run(duration: Double, statusEvery: Double) async throws {
+    func run(duration: Double, statusEvery: Double, acknowledged: AcknowledgementLog? = nil) async throws {
         // One HTTP client per shard of devices: a connection pool's request queue is searched
         // linearly, so one pool for ten thousand devices spends its time searching.
         var configuration = AsyncHTTPClient.HTTPClient.Configuration()
@@ -65,7 +85,7 @@ struct Simulation: Sendable {
         let clients = (0..<(count + Self.shard - 1) / Self.shard).map { _ in
             AsyncHTTPClient.HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }
-        let stats = SimulationStats()
+        let stats = SimulationStats(acknowledged: acknowledged)
         let gate = EnrollmentGate(slots: enrollConcurrency)
         var generator = SeededGenerator(seed: seed)
         let offline = Set((0..<count).shuffled(using: &generator).prefix(Int((Double(count) * offlineRate).rounded())))

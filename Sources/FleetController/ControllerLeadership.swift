@@ -23,7 +23,7 @@ public final class ControllerLeadership: Service, ReplicaRole, Sendable {
         var terms = 0
     }
 
-    public init(election: any LeaderElection, controllers: [any Service] = [], retry: Duration = .seconds(2), logger: Logger) {
+    public init(election: any LeaderElection, controllers: [any Service] = [], retry: Duration = .seconds(1), logger: Logger) {
         self.election = election
         self.controllers = Mutex(controllers)
         self.retry = retry

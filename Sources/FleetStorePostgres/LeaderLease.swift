@@ -19,7 +19,7 @@ public actor LeaderLease: LeaderElection {
     /// The epoch this replica leads in, while it does.
     public private(set) var epoch: Int64?
 
-    public init(store: PostgresFleetStore, holder: String, timeToLive: Duration = .seconds(10)) {
+    public init(store: PostgresFleetStore, holder: String, timeToLive: Duration = .seconds(6)) {
         self.store = store
         self.holder = holder
         self.timeToLive = timeToLive

@@ -1,3 +1,4 @@
+import FleetStore
 import Logging
 import PostgresNIO
 
@@ -112,6 +113,11 @@ enum PostgresSchema {
             var applied: Set<String> = []
             for try await name in try await connection.query("SELECT name FROM flotilla_migration", logger: logger).decode(String.self) {
                 applied.insert(name)
+            }
+            // A newer release migrated it: this one would misread what it does not know.
+            if let unknown = applied.subtracting(migrations.map(\.name)).sorted().first {
+                throw StoreError(.unavailable, "the database was migrated by a newer release of flotilla (migration '\(unknown)' is unknown "
+                                 + "to this one); run that release or a newer one")
             }
             var done: [String] = []
             for migration in migrations where !applied.contains(migration.name) {

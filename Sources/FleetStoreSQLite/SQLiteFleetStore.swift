@@ -23,7 +23,13 @@ public final class SQLiteFleetStore: FleetStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // A newer release migrated it: this one would misread what it does not know.
+            if try pool.read({ try Self.migrator.hasBeenSuperseded($0) }) {
+                throw StoreError(.unavailable, "the database \(path) was migrated by a newer release of flotilla; run that release or a newer one")
+            }
             try Self.migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw StoreError(.unavailable, "cannot open the database \(path): \(error)")
         }

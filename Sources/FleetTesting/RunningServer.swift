@@ -74,7 +74,7 @@ public final class RunningServer: Sendable {
 
     /// SIGTERM, as an init system stops it; its exit status once it has exited, nil when it did
     /// not within `seconds`.
-    public func terminate(seconds: Double = 5) async throws -> Int32? {
+    public func terminate(seconds: Double = 15) async throws -> Int32? {
         let running = pid.withLock { $0 }
         guard running > 0 else { return nil }
         Glibc.kill(running, SIGTERM)

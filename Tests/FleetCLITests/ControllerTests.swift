@@ -330,7 +330,9 @@ struct ControllerTests {
         let fleet = try Fleet(devices: 16, stepSeconds: "0.2-0.4", serverFlags: ["--status-interval", "3600"])
         #expect(try await fleet.waitUntil(seconds: 90, Self.thermostat(europe: "2.4.1")))
         let head = try fleet.work.git("rev-parse", "HEAD")
-        let note = try await eventuallyValue(seconds: 20) { () -> String? in
+        // Telemetry's gateways update one at a time after the thermostats: on a machine busy with
+        // the whole suite that can take a while.
+        let note = try await eventuallyValue(seconds: 60) { () -> String? in
             let note = try fleet.note(on: head)
             return note?.contains("flotilla/thermostat: success") == true && note?.contains("flotilla/telemetry: success") == true ? note : nil
         }

@@ -55,6 +55,26 @@ struct ServeCommandTests {
         #expect(withoutRepository.stderr.contains("go with --repo"))
     }
 
+    /// A database that cannot be used stops the server at once: one sentence, exit 2, no
+    /// password; so does a bad URL or an unreadable password file.
+    @Test(arguments: [
+        (["--database", "postgres://fleet:hunter2@127.0.0.1:1/fleet?sslmode=disable"],
+         "error: cannot connect to postgres://fleet:***@127.0.0.1:1/fleet?sslmode=disable"),
+        (["--database", "postgres://127.0.0.1/fleet"], "error: --database: the URL names no user"),
+        (["--database", "postgres://fleet@127.0.0.1:1/fleet", "--database-password-file", "/nonexistent/password"],
+         "error: --database-password-file: cannot read /nonexistent/password"),
+    ])
+    func serveRefusesADatabaseItCannotUse(flags: [String], message: String) throws {
+        let data = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let started = Date()
+        let result = try CommandResult.run(["serve", "--data", data, "--listen", "127.0.0.1:0"] + flags)
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix(message) && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(!result.stderr.contains("hunter2"))
+        #expect(Date().timeIntervalSince(started) < 30)
+    }
+
     @Test func serveConfigRefusesProjectFlagsAndNamesEveryBadFileAtItsPlace() throws {
         let folder = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: folder) }

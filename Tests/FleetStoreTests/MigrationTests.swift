@@ -7,6 +7,21 @@ import Testing
 
 /// A database written by an older release opens in this one with nothing lost.
 struct MigrationTests {
+    /// One written by a newer release is refused with one sentence, not misread.
+    @Test func aDatabaseOfANewerReleaseIsRefused() throws {
+        let path = NSTemporaryDirectory() + "flotilla-migration-\(UUID().uuidString).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        _ = try SQLiteFleetStore(path: path)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('2099-01-01 from the future')") }
+        try queue.close()
+        #expect {
+            try SQLiteFleetStore(path: path)
+        } throws: { error in
+            "\(error)".contains("was migrated by a newer release of flotilla")
+        }
+    }
+
     /// Rows whose body dates were JSONEncoder's default (seconds since 2001) read back as the
     /// same instants once the store has moved them to seconds since 1970.
     @Test func bodyDatesFromBefore1970SecondsReadAsTheSameInstants() async throws {

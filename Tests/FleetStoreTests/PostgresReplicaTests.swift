@@ -164,6 +164,26 @@ struct PostgresReplicaTests {
         #expect(refused.map { "\($0)".contains("no_such_database") } == true, "\(String(describing: refused))")
     }
 
+    /// A database a newer release migrated is refused with one sentence, not misread; a wrong
+    /// password is refused with the server's reason, and the password is not repeated.
+    @Test func aNewerSchemaAndAWrongPasswordAreRefused() async throws {
+        let url = try database()
+        _ = try await PostgresFleetStore.open(url)
+        try PostgresServer.shared().psql("INSERT INTO flotilla_migration (name) VALUES ('2099-01-01 from the future')", database: url.adminForm)
+        let newer = await #expect(throws: StoreError.self) { try await PostgresFleetStore.open(url) }
+        #expect(newer.map { "\($0)".contains("migrated by a newer release of flotilla (migration '2099-01-01 from the future'") } == true,
+                "\(String(describing: newer))")
+
+        let role = "flotilla_password_test"
+        try PostgresServer.shared().psql("DO $$ BEGIN CREATE ROLE \(role) LOGIN PASSWORD 'right-horse'; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        var wrong = try database()
+        wrong.user = role
+        wrong.password = "wrong-battery"
+        let refused = await #expect(throws: StoreError.self) { try await PostgresFleetStore.open(wrong) }
+        #expect(refused.map { "\($0)".contains("password authentication failed") && !"\($0)".contains("wrong-battery") } == true,
+                "\(String(describing: refused))")
+    }
+
     @Test(arguments: [
         ("postgres://fleet@db.example:6432/flotilla?sslmode=require", "postgres://fleet@db.example:6432/flotilla?sslmode=require"),
         ("postgresql://fleet:s3cret@db/flotilla", "postgres://fleet:***@db:5432/flotilla"),
