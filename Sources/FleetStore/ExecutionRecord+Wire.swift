@@ -58,3 +58,33 @@ public enum StoredJSON {
         return decoder
     }
 }
+
+/// Devices' small JSON columns, read by both stores with the wire reader: every controller pass
+/// reads every device, and JSONDecoder costs several times as much.
+public enum StoredColumns {
+    /// A JSON object column as a dictionary of `element`s; a column that does not decode is
+    /// `StoreError.corrupt`, naming it.
+    public static func map<T>(_ text: String, column: String, _ element: (WireJSON, String) throws(WireDecodingError) -> T) throws -> [String: T] {
+        guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored \(column) is not a JSON object") }
+        var map: [String: T] = [:]
+        map.reserveCapacity(members.count)
+        for member in members {
+            do {
+                map[member.key] = try element(member.value, member.key)
+            } catch {
+                throw StoreError(.corrupt, "a stored \(column) does not decode: \(error.message)")
+            }
+        }
+        return map
+    }
+
+    /// The update lock column (the wire JSON of the newest heartbeat's lock), if any.
+    public static func lock(_ text: String?) throws -> Heartbeat.UpdateLock? {
+        guard let text else { return nil }
+        do {
+            return try Heartbeat.UpdateLock.decode(wire: text.utf8)
+        } catch {
+            throw StoreError(.corrupt, "a stored update_lock does not decode: \(error)")
+        }
+    }
+}

@@ -289,40 +289,19 @@ public final class PostgresFleetStore: FleetStore {
     static func device(_ row: Columns) throws -> DeviceRecord {
         DeviceRecord(id: try row["id"], project: try row["project"], name: try row["name"], hardwareID: try row["hardware_id"],
                      secretHash: try row["secret_hash"],
-                     reportedTags: try map(try row["reported_tags"], column: "reported_tags", WireObject.string),
-                     attributes: try map(try row["attributes"], column: "attributes", WireObject.string),
-                     apps: try map(try row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
+                     reportedTags: try StoredColumns.map(try row["reported_tags"], column: "reported_tags", WireObject.string),
+                     attributes: try StoredColumns.map(try row["attributes"], column: "attributes", WireObject.string),
+                     apps: try StoredColumns.map(try row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
                      enrolledAt: try row.date("enrolled_at"), lastHeartbeatAt: try row.optionalDate("last_heartbeat_at"),
                      executing: try row["executing"], deleted: try row["deleted"], tokenGeneration: try row["token_generation"],
                      claimHash: try row["claim_hash"], claimExpiresAt: try row.optionalDate("claim_expires_at"),
-                     lock: try (try row["update_lock"] as String?).map { text in
-                         do {
-                             return try Heartbeat.UpdateLock.decode(wire: text.utf8)
-                         } catch {
-                             throw StoreError(.corrupt, "a stored update_lock does not decode: \(error)")
-                         }
-                     })
+                     lock: try StoredColumns.lock(try row["update_lock"]))
     }
 
     static func token(_ row: Columns) throws -> AccessTokenRecord {
         AccessTokenRecord(id: try row["id"], kind: AccessTokenRecord.Kind(rawValue: try row["kind"]) ?? .enrollment, project: try row["project"],
                           group: try row["grp"], secretHash: try row["secret_hash"], createdAt: try row.date("created_at"),
                           expiresAt: try row.optionalDate("expires_at"), revoked: try row["revoked"], createdBy: try row["created_by"])
-    }
-
-    /// Devices' small JSON columns, read with the wire reader (see `SQLiteFleetStore`).
-    static func map<T>(_ text: String, column: String, _ element: (WireJSON, String) throws(WireDecodingError) -> T) throws -> [String: T] {
-        guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored \(column) is not a JSON object") }
-        var map: [String: T] = [:]
-        map.reserveCapacity(members.count)
-        for member in members {
-            do {
-                map[member.key] = try element(member.value, member.key)
-            } catch {
-                throw StoreError(.corrupt, "a stored \(column) does not decode: \(error.message)")
-            }
-        }
-        return map
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {

@@ -409,22 +409,6 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    /// Devices' small JSON columns are read with the wire reader: every controller pass reads
-    /// every device, and JSONDecoder costs several times as much.
-    private static func map<T>(_ text: String, column: String, _ element: (WireJSON, String) throws(WireDecodingError) -> T) throws -> [String: T] {
-        guard let members = WireJSON.parse(text.utf8)?.members else { throw StoreError(.corrupt, "a stored \(column) is not a JSON object") }
-        var map: [String: T] = [:]
-        map.reserveCapacity(members.count)
-        for member in members {
-            do {
-                map[member.key] = try element(member.value, member.key)
-            } catch {
-                throw StoreError(.corrupt, "a stored \(column) does not decode: \(error.message)")
-            }
-        }
-        return map
-    }
-
     private static func token(_ row: Row) -> AccessTokenRecord {
         AccessTokenRecord(id: row["id"], kind: AccessTokenRecord.Kind(rawValue: row["kind"]) ?? .enrollment, project: row["project"],
                           group: row["grp"], secretHash: row["secret_hash"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
@@ -434,20 +418,14 @@ public final class SQLiteFleetStore: FleetStore {
 
     private static func device(_ row: Row) throws -> DeviceRecord {
         DeviceRecord(id: row["id"], project: row["project"], name: row["name"], hardwareID: row["hardware_id"],
-                     secretHash: row["secret_hash"], reportedTags: try map(row["reported_tags"], column: "reported_tags", WireObject.string),
-                     attributes: try map(row["attributes"], column: "attributes", WireObject.string),
-                     apps: try map(row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
+                     secretHash: row["secret_hash"], reportedTags: try StoredColumns.map(row["reported_tags"], column: "reported_tags", WireObject.string),
+                     attributes: try StoredColumns.map(row["attributes"], column: "attributes", WireObject.string),
+                     apps: try StoredColumns.map(row["apps"], column: "apps") { (value, path) throws(WireDecodingError) in try InstalledApp(wire: value, path: path) },
                      enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
                      lastHeartbeatAt: (row["last_heartbeat_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                      executing: row["executing"], deleted: row["deleted"], tokenGeneration: row["token_generation"],
                      claimHash: row["claim_hash"], claimExpiresAt: (row["claim_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                     lock: try (row["update_lock"] as String?).map { text in
-                         do {
-                             return try Heartbeat.UpdateLock.decode(wire: text.utf8)
-                         } catch {
-                             throw StoreError(.corrupt, "a stored update_lock does not decode: \(error)")
-                         }
-                     })
+                     lock: try StoredColumns.lock(row["update_lock"]))
     }
 }
 
