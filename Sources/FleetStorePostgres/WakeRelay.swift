@@ -35,11 +35,11 @@ public final class WakeRelay: Service, Sendable {
         self.logger = logger
     }
 
-    /// Announces that `devices` have new work (one NOTIFY per chunk of ids), or on `channel`.
-    public func publish(_ devices: [String], on channel: String = WakeRelay.channel) async {
+    /// Announces that `devices` have new work (one NOTIFY per chunk of ids).
+    public func publish(_ devices: [String]) async {
         for payload in Self.payloads(devices) {
             do {
-                try await store.execute("SELECT pg_notify(\(channel), \(payload))")
+                try await store.execute("SELECT pg_notify(\(Self.channel), \(payload))")
             } catch {
                 logger.warning("cannot announce work to the other replicas; their devices get it at their next poll",
                                metadata: ["error": "\(error)"])
