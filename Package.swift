@@ -141,6 +141,12 @@ let package = Package(
             dependencies: ["FleetCore", "FleetProtocol", "FleetSimulation"],
             path: "Benchmarks/DecisionBenchmark"
         ),
+        // The bare HTTP app the heartbeat is measured against: reads the body, answers 204.
+        .executableTarget(
+            name: "flotilla-heartbeat-ceiling",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/HeartbeatCeiling"
+        ),
         .executableTarget(
             name: "flotilla-git-bench",
             dependencies: ["FleetGit", "FleetTesting"],

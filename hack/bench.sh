@@ -5,8 +5,12 @@
 #   ./hack/bench.sh decide [N] one rollout decision for N devices (default 100,000) × 3 apps, against one
 #                              pass over the same snapshot; and the simulator's scenarios per second
 #   ./hack/bench.sh git [N]    polling an unchanged remote, N rounds (default 200), against git ls-remote
-#   ./hack/bench.sh heartbeat  heartbeat ingest with wrk at 64 connections, against nginx answering 204;
-#                              then resident memory with 100,000 registered devices
+#   ./hack/bench.sh heartbeat  heartbeat ingest with wrk at 64 connections, against a bare Hummingbird app
+#                              that reads the body and answers 204 (and nginx); then resident memory with
+#                              100,000 registered devices
+#   ./hack/bench.sh heartbeat-postgres
+#                              heartbeat ingest on a throwaway PostgreSQL, against pgbench's simple update
+#                              on the same server
 #   ./hack/bench.sh agent      the agent's stripped static binary and idle resident memory, against an
 #                              empty static Swift program built the same way
 #   ./hack/bench.sh controller commit → first execution, by push webhook and by poll (15 s), against one
@@ -23,47 +27,70 @@ source hack/setup.sh
 
 which=${1:-all}
 
+# Every release build in one scratch directory (shared with hack/chaos.sh), so a product built
+# for one benchmark is not built again for the next; a failed build stops the run with its errors.
+release=.build-release/release
+release_build() {
+  local log
+  log=$(mktemp)
+  if ! swift build -c release --product "$1" --scratch-path .build-release > "$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; exit 1
+  fi
+  tail -n 1 "$log"; rm -f "$log"
+}
+
 bench_plan() {
   echo "==> plan: release build"
-  swift build -c release --product flotilla-bench 2>&1 | tail -n 1
+  release_build flotilla-bench
   echo "==> plan: ${1:-1000000} devices × 3 apps, pinned to one core"
-  taskset -c 0 "$(swift build -c release --show-bin-path)/flotilla-bench" "${1:-1000000}"
+  taskset -c 0 "$release/flotilla-bench" "${1:-1000000}"
 }
 
 bench_decide() {
   echo "==> the rollout decision: ${1:-100000} devices × 3 apps, one core; then the simulator's speed"
-  swift build -c release --product flotilla-decision-bench --scratch-path .build-release 2>&1 | tail -n 1
-  taskset -c 0 .build-release/release/flotilla-decision-bench "${1:-100000}"
+  release_build flotilla-decision-bench
+  taskset -c 0 "$release/flotilla-decision-bench" "${1:-100000}"
 }
 
 bench_git() {
   echo "==> git: release build"
-  swift build -c release --product flotilla-git-bench 2>&1 | tail -n 1
+  release_build flotilla-git-bench
   echo "==> git: polling an unchanged remote on a local git daemon, ${1:-200} rounds"
-  "$(swift build -c release --show-bin-path)/flotilla-git-bench" "${1:-200}"
+  "$release/flotilla-git-bench" "${1:-200}"
 }
 
+# wrk's requests per second, from its output file.
+wrk_rate() { awk '/Requests\/sec/ {print $2}' "$1"; }
+
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
 # Serves, enrolls, loads and measures on loopback; every process it starts is stopped on exit.
+# The durable heartbeat against the bare Hummingbird app that only reads the same body and answers
+# 204 (the ceiling any handler on this HTTP stack could reach), and nginx for scale.
 bench_heartbeat() {
   for tool in wrk nginx; do
     command -v "$tool" >/dev/null 2>&1 || { echo "==> heartbeat: installing $tool"; apt-get install -y -qq "$tool" >/dev/null; }
   done
-  echo "==> heartbeat: release build"
-  swift build -c release --product flotilla 2>&1 | tail -n 1
+  echo "==> heartbeat: release builds"
+  release_build flotilla
+  release_build flotilla-heartbeat-ceiling
   local flotilla duration=${HEARTBEAT_SECONDS:-10} devices=${HEARTBEAT_DEVICES:-2000}
-  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  flotilla="$release/flotilla"
   work=$(mktemp -d)
   cleanup() {
-    if [ -n "${server:-}" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; fi
+    for pid in ${server:-} ${ceiling:-}; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
     if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null; fi
     rm -rf "$work"
   }
   trap cleanup EXIT
 
-  local port=18480 nginx_port=18481
+  local port=18480 nginx_port=18481 ceiling_port=18488
   token=$("$flotilla" token create --project bench --data "$work/data")
   "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" > "$work/serve.log" 2>&1 &
   server=$!
+  "$release/flotilla-heartbeat-ceiling" "$ceiling_port" > "$work/ceiling.log" 2>&1 &
+  ceiling=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "==> heartbeat: enrolling $devices devices"
   python3 hack/bench/enroll.py 127.0.0.1 "$port" "$token" "$devices" "$work/tokens"
@@ -73,27 +100,37 @@ bench_heartbeat() {
   nginx -c "$work/nginx.conf" -p "$work"
   sleep 0.3
 
-  echo "==> heartbeat: wrk, 2 threads, 64 connections, ${duration}s each"
-  FLOTILLA_TOKENS="$work/tokens" wrk -t2 -c64 -d"${duration}s" -s hack/bench/heartbeat.lua "http://127.0.0.1:$nginx_port/agent/v1/heartbeat" > "$work/nginx.out"
-  FLOTILLA_TOKENS="$work/tokens" wrk -t2 -c64 -d"${duration}s" -s hack/bench/heartbeat.lua "http://127.0.0.1:$port/agent/v1/heartbeat" > "$work/flotilla.out"
-  # The framework's own ceiling on this machine: the same server answering an empty route.
+  echo "==> heartbeat: wrk, 2 threads, 64 connections, ${duration}s each: nginx, bare app, flotilla, bare app again"
+  load() { FLOTILLA_TOKENS="$work/tokens" wrk -t2 -c64 -d"${duration}s" -s hack/bench/heartbeat.lua "http://127.0.0.1:$1/agent/v1/heartbeat" > "$2"; }
+  load "$nginx_port" "$work/nginx.out"
+  load "$ceiling_port" "$work/ceiling1.out"
+  local cpu0 cpu1
+  cpu0=$(cpu_seconds "$server")
+  load "$port" "$work/flotilla.out"
+  cpu1=$(cpu_seconds "$server")
+  load "$ceiling_port" "$work/ceiling2.out"
+  # The same server answering an empty route: its HTTP server and middleware, no work.
   wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$port/healthz" > "$work/empty.out"
-  local nginx_rate flotilla_rate flotilla_requests flotilla_errors stored empty_rate
-  nginx_rate=$(awk '/Requests\/sec/ {print $2}' "$work/nginx.out")
-  flotilla_rate=$(awk '/Requests\/sec/ {print $2}' "$work/flotilla.out")
+  local nginx_rate flotilla_rate flotilla_requests flotilla_errors stored empty_rate ceiling_rate
+  nginx_rate=$(wrk_rate "$work/nginx.out")
+  flotilla_rate=$(wrk_rate "$work/flotilla.out")
+  ceiling_rate=$(awk -v a="$(wrk_rate "$work/ceiling1.out")" -v b="$(wrk_rate "$work/ceiling2.out")" 'BEGIN {printf "%.2f", (a + b) / 2}')
   flotilla_requests=$(awk '/requests in/ {print $1}' "$work/flotilla.out")
   flotilla_errors=$(awk '/Non-2xx/ {print $5}' "$work/flotilla.out")
-  empty_rate=$(awk '/Requests\/sec/ {print $2}' "$work/empty.out")
+  empty_rate=$(wrk_rate "$work/empty.out")
   grep -E "Latency|Requests/sec|requests in|Non-2xx|Socket errors" "$work/flotilla.out" | sed 's/^/    flotilla /'
-  grep -E "Latency|Requests/sec" "$work/nginx.out" | sed 's/^/    nginx    /'
+  grep -E "Latency|Requests/sec" "$work/ceiling1.out" "$work/ceiling2.out" | sed "s|^$work/|    |"
   kill "$server"; wait "$server" 2>/dev/null; server=""
   stored=$(sqlite3 "$work/data/flotilla.sqlite" "SELECT count(*) FROM heartbeat")
   echo "nginx (204, no work):      $nginx_rate requests/s"
+  echo "bare Hummingbird app:      $ceiling_rate requests/s (reads the body, answers 204; mean of the runs before and after)"
   echo "flotilla empty route:      $empty_rate requests/s (GET /healthz: HTTP server and middleware, no work)"
   echo "flotilla heartbeats:       $flotilla_rate requests/s (${flotilla_errors:-0} not 2xx)"
+  awk -v c="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')" -v n="$flotilla_requests" \
+    'BEGIN { printf "server CPU per heartbeat:  %.0f µs\n", c / n * 1e6 }'
   echo "durable after shutdown:    $stored rows for $flotilla_requests completed requests"
-  awk -v f="$flotilla_rate" -v n="$nginx_rate" 'BEGIN { printf "ratio flotilla / nginx:     %.2f×  (target ≥ 0.5×)\n", f / n }'
-  awk -v e="$empty_rate" -v n="$nginx_rate" 'BEGIN { printf "ratio empty route / nginx:  %.2f×  (the most any handler could reach here)\n", e / n }'
+  awk -v f="$flotilla_rate" -v c="$ceiling_rate" 'BEGIN { printf "ratio heartbeat / bare app: %.2f×  (target ≥ 0.8×)\n", f / c }'
+  awk -v c="$ceiling_rate" -v n="$nginx_rate" 'BEGIN { printf "ratio bare app / nginx:     %.2f×\n", c / n }'
   awk -v f="$flotilla_rate" -v e="$empty_rate" 'BEGIN { printf "ratio heartbeat / empty:    %.2f×\n", f / e }'
 
   echo "==> heartbeat: resident memory with 100,000 registered devices"
@@ -108,13 +145,65 @@ bench_heartbeat() {
   echo "peak resident (VmHWM):     $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status")"
 }
 
+# Heartbeat ingest on PostgreSQL: a throwaway server (hack/postgres.sh), pgbench's simple-update
+# transaction (-N) at the same concurrency as the baseline, then flotilla serve on that server.
+bench_heartbeat_postgres() {
+  command -v wrk >/dev/null 2>&1 || { echo "==> heartbeat-postgres: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+  echo "==> heartbeat-postgres: release build"
+  release_build flotilla
+  local flotilla duration=${HEARTBEAT_SECONDS:-10} devices=${HEARTBEAT_DEVICES:-2000} pgdir url pgbin
+  flotilla="$release/flotilla"
+  work=$(mktemp -d)
+  pgdir=$(mktemp -d /tmp/flotilla-bench-postgres.XXXXXX)
+  cleanup() {
+    if [ -n "${server:-}" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; fi
+    hack/postgres.sh stop "$pgdir"
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  url=$(hack/postgres.sh start "$pgdir")
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  "$pgbin/psql" -q "$url" -c "CREATE DATABASE pgbench" -c "CREATE DATABASE flotilla"
+  echo "==> heartbeat-postgres: pgbench -N (simple update), 64 clients, 2 threads, ${duration}s"
+  "$pgbin/pgbench" -q -i -s 10 "${url%/postgres}/pgbench" > "$work/pgbench-init.log" 2>&1
+  "$pgbin/pgbench" -N -c 64 -j 2 -T "$duration" "${url%/postgres}/pgbench" > "$work/pgbench.out" 2>&1
+  local pgbench_tps
+  pgbench_tps=$(awk '/^tps = / {print $3}' "$work/pgbench.out")
+
+  local port=18489
+  token=$("$flotilla" token create --project bench --database "${url%/postgres}/flotilla")
+  "$flotilla" serve --database "${url%/postgres}/flotilla" --listen "127.0.0.1:$port" > "$work/serve.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "==> heartbeat-postgres: enrolling $devices devices, then wrk, 64 connections, ${duration}s"
+  python3 hack/bench/enroll.py 127.0.0.1 "$port" "$token" "$devices" "$work/tokens"
+  local cpu0 cpu1
+  cpu0=$(cpu_seconds "$server")
+  FLOTILLA_TOKENS="$work/tokens" wrk -t2 -c64 -d"${duration}s" -s hack/bench/heartbeat.lua "http://127.0.0.1:$port/agent/v1/heartbeat" > "$work/flotilla.out"
+  cpu1=$(cpu_seconds "$server")
+  kill "$server"; wait "$server" 2>/dev/null; server=""
+  local rate requests errors stored
+  rate=$(wrk_rate "$work/flotilla.out")
+  requests=$(awk '/requests in/ {print $1}' "$work/flotilla.out")
+  errors=$(awk '/Non-2xx/ {print $5}' "$work/flotilla.out")
+  stored=$("$pgbin/psql" -tA "${url%/postgres}/flotilla" -c "SELECT count(*) FROM heartbeat")
+  grep -E "Latency|Requests/sec|requests in|Non-2xx|Socket errors" "$work/flotilla.out" | sed 's/^/    flotilla /'
+  grep -E "^(latency|tps)" "$work/pgbench.out" | sed 's/^/    pgbench  /'
+  echo "pgbench simple update:     $pgbench_tps transactions/s (each: one update, one select, one insert, committed)"
+  echo "flotilla heartbeats:       $rate requests/s (${errors:-0} not 2xx)"
+  awk -v c="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')" -v n="$requests" \
+    'BEGIN { printf "server CPU per heartbeat:  %.0f µs (flotilla process only)\n", c / n * 1e6 }'
+  echo "durable after shutdown:    $stored rows for $requests completed requests"
+  awk -v f="$rate" -v p="$pgbench_tps" 'BEGIN { printf "ratio heartbeats / pgbench: %.2f×\n", f / p }'
+}
+
 # The agent as shipped: release, static Swift standard library, stripped; idle after enrolling.
 bench_agent() {
   echo "==> agent: release builds (static standard library)"
   swift build -c release --product flotilla-agent --static-swift-stdlib --scratch-path .build-agent 2>&1 | tail -n 1
-  swift build -c release --product flotilla 2>&1 | tail -n 1
+  release_build flotilla
   local flotilla
-  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  flotilla="$release/flotilla"
   work=$(mktemp -d)
   cleanup() {
     # SIGKILL for the floor: it is a bare program that may have inherited a blocked SIGTERM.
@@ -159,9 +248,9 @@ bench_agent() {
 bench_sim() {
   local devices=${1:-10000}
   echo "==> sim: release build"
-  swift build -c release --product flotilla 2>&1 | tail -n 1
+  release_build flotilla
   local flotilla
-  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  flotilla="$release/flotilla"
   work=$(mktemp -d)
   cleanup() {
     for pid in ${sim:-} ${server:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
@@ -199,8 +288,8 @@ bench_sim() {
 start_controlled_fleet() {
   local prepare=$1 git_port=$2 heartbeat=$3
   port=$4
-  swift build -c release --product flotilla 2>&1 | tail -n 1
-  flotilla="$(swift build -c release --show-bin-path)/flotilla"
+  release_build flotilla
+  flotilla="$release/flotilla"
   work=$(mktemp -d)
   cleanup() {
     for pid in ${sim:-} ${server:-} ${daemon:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
@@ -221,7 +310,8 @@ start_controlled_fleet() {
   echo "webhook-secret" > "$work/secret"
   token=$("$flotilla" token create --project acme-climate --data "$work/data")
   operator=$("$flotilla" token create --project acme-climate --operator --data "$work/data")
-  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
+  # BENCH_SERVER_PREFIX runs the server under a profiler, e.g. "heaptrack -o /tmp/converge".
+  ${BENCH_SERVER_PREFIX:-} "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
     --webhook-secret-file "$work/secret" --heartbeat-interval "$heartbeat" > "$work/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -264,10 +354,11 @@ case "$which" in
   git) bench_git "${2:-}" ;;
   decide) bench_decide "${2:-}" ;;
   heartbeat) bench_heartbeat ;;
+  heartbeat-postgres) bench_heartbeat_postgres ;;
   agent) bench_agent ;;
   sim) bench_sim "${2:-}" ;;
   controller) bench_controller ;;
   converge) bench_converge "${2:-}" ;;
-  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_agent; bench_controller; bench_sim; bench_converge ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|agent|controller|sim [DEVICES]|converge [DEVICES]|all]" >&2; exit 2 ;;
+  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_agent; bench_controller; bench_sim; bench_converge ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|agent|controller|sim [DEVICES]|converge [DEVICES]|all]" >&2; exit 2 ;;
 esac

@@ -202,8 +202,17 @@ extension GitMirror.Cache {
     /// An anonymous remote for one operation, freed afterwards.
     func withRemote<Result>(operation: String, _ body: (OpaquePointer, RemoteSession) throws(GitError) -> Result) throws(GitError) -> Result {
         var remoteHandle: OpaquePointer?
-        try Libgit2.check(git_remote_create_anonymous(&remoteHandle, repository.handle, remote.text), operation)
+        var options = git_remote_create_options()
+        git_remote_create_options_init(&options, UInt32(GIT_REMOTE_CREATE_OPTIONS_VERSION))
+        options.repository = repository.handle
+        // insteadOf is applied here, not by libgit2, whose rewrite leaks (see URLRewrites).
+        options.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF.rawValue
+        let rewrites = URLRewrites(repository: repository.handle)
+        try Libgit2.check(git_remote_create_with_opts(&remoteHandle, rewrites.fetchURL(remote.text), &options), operation)
         defer { git_remote_free(remoteHandle) }
+        if let push = rewrites.pushURL(remote.text) {
+            try Libgit2.check(git_remote_set_instance_pushurl(remoteHandle, push), operation)
+        }
         return try body(remoteHandle!, RemoteSession(credentials: credentials))
     }
 

@@ -29,17 +29,29 @@ struct AgentController: Sendable {
 
     /// Answers at once when the device's work differs from what its `If-None-Match` names;
     /// otherwise waits for a change, up to the long-poll limit, then answers 304.
+    ///
+    /// Every device waits here nearly all the time, so what this frame holds while it waits is
+    /// paid once per device: the work before and after is in functions of their own (never
+    /// inlined), whose frames exist only while they run.
+    @inline(never)
     private func assignments(_ request: Request) async throws -> Response {
         let device = try await authenticate(request)
         let known = request.headers[.ifNoneMatch]
         var executions = try await store.activeExecutions(deviceID: device)
-        var tag = Assignments.entityTag(executions)
-        if tag == known {
+        if Assignments.entityTag(executions) == known {
             await board.wait(device: device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
             executions = try await store.activeExecutions(deviceID: device)
-            tag = Assignments.entityTag(executions)
+            let tag = Assignments.entityTag(executions)
             if tag == known { return Response(status: .notModified, headers: [.eTag: tag]) }
         }
+        return try await assignmentList(device: device, executions: executions)
+    }
+
+    /// The device's work as it is sent: queued executions taken, secrets filled in.
+    @inline(never)
+    private func assignmentList(device: String, executions: [ExecutionRecord]) async throws -> Response {
+        var executions = executions
+        var tag = Assignments.entityTag(executions)
         // The device takes what it is sent now: its timeout counts from here.
         if executions.contains(where: { $0.state == .queued }) {
             executions = try await store.takeExecutions(deviceID: device, at: Date())
@@ -253,6 +265,7 @@ struct AgentController: Sendable {
     }
 
     /// The device a request's bearer token names; 410 Gone when an operator deleted it.
+    @inline(never)
     private func authenticate(_ request: Request) async throws -> String {
         try await admit(try await subject(request))
     }

@@ -97,27 +97,37 @@ struct ErrorMiddleware: RouterMiddleware {
     let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // Every request, long-polls included, holds this frame while it waits: the translation
+        // is a plain function, so its locals are on the thread's stack, not in the frame.
         do {
             return try await next(request, context)
-        } catch let error as APIError {
-            throw error
-        } catch let error as HTTPError {
+        } catch {
+            throw translated(error, request: request, context: context)
+        }
+    }
+
+    @inline(never)
+    private func translated(_ error: any Error, request: Request, context: Context) -> any Error {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as HTTPError:
             // The router's 404 for a path it has under other methods is a 405.
             let allowed = error.status == .notFound ? routes.methods(for: request.uri.path) : []
             if !allowed.isEmpty {
                 var refused = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not one of the methods this path takes")
                 refused.allow = allowed
-                throw refused
+                return refused
             }
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "bad_request"
-            throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)
-        } catch let error as Deployer.MissingSecret {
-            throw APIError(.conflict, "secret_not_set", error.description)
-        } catch let error as StoreError where error.code == .duplicate {
-            throw APIError(.conflict, "conflict", "that already exists")
-        } catch {
+            return APIError(error.status, code, error.body ?? error.status.reasonPhrase)
+        case let error as Deployer.MissingSecret:
+            return APIError(.conflict, "secret_not_set", error.description)
+        case let error as StoreError where error.code == .duplicate:
+            return APIError(.conflict, "conflict", "that already exists")
+        default:
             context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(describing: type(of: error)))"])
-            throw APIError(.internalServerError, "internal", "the server could not complete the request")
+            return APIError(.internalServerError, "internal", "the server could not complete the request")
         }
     }
 }

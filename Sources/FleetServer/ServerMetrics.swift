@@ -87,12 +87,14 @@ struct MetricsMiddleware: RouterMiddleware {
             let response = try await next(request, context)
             metrics.recordRequest(status: response.status.code, duration: ContinuousClock.now - start)
             return response
-        } catch let error as APIError {
-            metrics.recordRequest(status: error.status.code, duration: ContinuousClock.now - start)
-            throw error
         } catch {
-            metrics.recordRequest(status: 500, duration: ContinuousClock.now - start)
+            metrics.recordRequest(status: Self.status(of: error), duration: ContinuousClock.now - start)
             throw error
         }
+    }
+
+    @inline(never)
+    private static func status(of error: any Error) -> Int {
+        (error as? APIError)?.status.code ?? 500
     }
 }

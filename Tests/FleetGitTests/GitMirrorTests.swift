@@ -1,5 +1,5 @@
 import FleetCore
-import FleetGit
+@testable import FleetGit
 import FleetTesting
 import Foundation
 import Testing
@@ -36,6 +36,43 @@ struct GitMirrorTests {
         #expect(again.commit == first.commit)
         #expect(again.previous == first.commit)
         #expect(!again.changed)
+    }
+
+    /// git's url.<base>.insteadOf in the mirror's configuration is honoured (the mirror applies
+    /// it itself; libgit2's own rewrite leaks memory on every fetch).
+    @Test func fetchesThroughAnInsteadOfRewrite() throws {
+        let work = try daemon.createRepository("fleet", contents: Self.template)
+        let mirror = try GitMirror(url: "git://fleet-alias.invalid/fleet.git", cacheDirectory: cache)
+        let repositories = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".git") }
+        #expect(repositories.count == 1)
+        let base = daemon.url("fleet").replacingOccurrences(of: "fleet.git", with: "")
+        let configured = Process()
+        configured.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        configured.arguments = ["config", "--file", cache + "/" + repositories[0] + "/config",
+                                "url.\(base).insteadOf", "git://fleet-alias.invalid/"]
+        try configured.run()
+        configured.waitUntilExit()
+        #expect(configured.terminationStatus == 0)
+        #expect(try mirror.fetch("main").commit.hex == (try work.git("rev-parse", "HEAD")))
+    }
+
+    @Test(arguments: [
+        // (rules, url, fetch URL, push URL)
+        ([("url.git://mirror/.insteadof", "gh:")], "gh:acme/fleet", "git://mirror/acme/fleet", nil),
+        ([("url.git://mirror/.insteadof", "gh:")], "https://example.com/fleet", "https://example.com/fleet", nil),
+        // The longest matching prefix wins, whatever the order.
+        ([("url.short/.insteadof", "https://h/"), ("url.long/.insteadof", "https://h/acme/")], "https://h/acme/x", "long/x", nil),
+        ([("url.long/.insteadof", "https://h/acme/"), ("url.short/.insteadof", "https://h/")], "https://h/acme/x", "long/x", nil),
+        // pushInsteadOf rewrites the push URL only; the base may hold dots.
+        ([("url.ssh://git@h.example.com/.pushinsteadof", "https://h.example.com/")], "https://h.example.com/fleet",
+         "https://h.example.com/fleet", "ssh://git@h.example.com/fleet"),
+        // Other url.* keys and empty prefixes are not rules.
+        ([("url.x.other", "gh:"), ("url.y.insteadof", "")], "gh:fleet", "gh:fleet", nil),
+    ] as [([(String, String)], String, String, String?)])
+    func rewritesURLsAsGitDoes(_ entries: [(String, String)], _ url: String, _ fetch: String, _ push: String?) {
+        let rewrites = URLRewrites(entries: entries.map { (name: $0.0, value: $0.1) })
+        #expect(rewrites.fetchURL(url) == fetch)
+        #expect(rewrites.pushURL(url) == push)
     }
 
     @Test func seesANewCommitAndTheChangedPaths() throws {

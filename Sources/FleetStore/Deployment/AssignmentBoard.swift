@@ -1,24 +1,37 @@
 import Synchronization
 
 /// Wakes devices that are long-polling for assignments when their work changes.
+///
+/// Nearly every device of a fleet waits here at any moment, so a wait costs one entry, not a
+/// task: one sweeper ends the waits whose time is up, sleeping until the soonest of them.
 public actor AssignmentBoard {
-    private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<Void, Never>
+    }
+
+    private var waiters: [String: [Waiter]] = [:]
+    private var deadlines = DeadlineHeap()
     private var nextWaiter = 0
+    /// The one task that ends waits at their deadline, and when it wakes.
+    private var sweeper: Task<Void, Never>?
+    private var sweeperWakesAt: ContinuousClock.Instant?
 
     public init() {}
+
+    /// Waits now, counting every device's waits together (for tests and metrics).
+    public var waiting: Int { waiters.values.reduce(0) { $0 + $1.count } }
 
     /// Returns when `device`'s assignments may have changed, or after `timeout`.
     public func wait(device: String, timeout: Duration) async {
         let id = nextWaiter
         nextWaiter += 1
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            self.wake(device: device, waiter: id)
-        }
+        let deadline = ContinuousClock.now + timeout
         await withCheckedContinuation { continuation in
-            waiters[device, default: [:]][id] = continuation
+            waiters[device, default: []].append(Waiter(id: id, continuation: continuation))
+            deadlines.insert(deadline, waiter: id, device: device)
+            sweep(at: deadline)
         }
-        timer.cancel()
     }
 
     private var relay: (@Sendable ([String]) async -> Void)?
@@ -36,16 +49,80 @@ public actor AssignmentBoard {
         if let relay, !devices.isEmpty { Task { await relay(devices) } }
     }
 
-    /// Wakes the devices waiting on this server only: what another replica relayed.
+    /// Wakes the devices waiting on this server only: what another replica relayed. (Their
+    /// deadlines stay in the heap and are passed over when they come.)
     public func wakeHere(_ devices: some Sequence<String> & Sendable) {
         for device in devices {
-            for continuation in (waiters.removeValue(forKey: device) ?? [:]).values { continuation.resume() }
+            for waiter in waiters.removeValue(forKey: device) ?? [] { waiter.continuation.resume() }
         }
     }
 
-    private func wake(device: String, waiter: Int) {
-        waiters[device]?.removeValue(forKey: waiter)?.resume()
-        if waiters[device]?.isEmpty == true { waiters[device] = nil }
+    /// Makes sure the sweeper wakes by `deadline`: a sooner deadline replaces a later sleep.
+    private func sweep(at deadline: ContinuousClock.Instant) {
+        if let wakesAt = sweeperWakesAt, wakesAt <= deadline { return }
+        sweeper?.cancel()
+        sweeperWakesAt = deadline
+        sweeper = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            guard !Task.isCancelled else { return }  // a sooner sweep took its place
+            self.endDueWaits()
+        }
+    }
+
+    /// Ends every wait whose time is up, then sleeps until the next.
+    private func endDueWaits() {
+        sweeper = nil
+        sweeperWakesAt = nil
+        let now = ContinuousClock.now
+        while let soonest = deadlines.first, soonest.deadline <= now {
+            deadlines.removeFirst()
+            guard var list = waiters[soonest.device], let index = list.firstIndex(where: { $0.id == soonest.waiter }) else { continue }
+            let waiter = list.remove(at: index)
+            waiters[soonest.device] = list.isEmpty ? nil : list
+            waiter.continuation.resume()
+        }
+        if let next = deadlines.first { sweep(at: next.deadline) }
+    }
+}
+
+/// Waits' deadlines, soonest first: a binary min-heap.
+struct DeadlineHeap {
+    struct Entry {
+        let deadline: ContinuousClock.Instant
+        let waiter: Int
+        let device: String
+    }
+
+    private var entries: [Entry] = []
+
+    var first: Entry? { entries.first }
+    var count: Int { entries.count }
+
+    mutating func insert(_ deadline: ContinuousClock.Instant, waiter: Int, device: String) {
+        entries.append(Entry(deadline: deadline, waiter: waiter, device: device))
+        var child = entries.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard entries[child].deadline < entries[parent].deadline else { break }
+            entries.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func removeFirst() {
+        guard !entries.isEmpty else { return }
+        entries.swapAt(0, entries.count - 1)
+        entries.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < entries.count, entries[left].deadline < entries[smallest].deadline { smallest = left }
+            if right < entries.count, entries[right].deadline < entries[smallest].deadline { smallest = right }
+            guard smallest != parent else { return }
+            entries.swapAt(parent, smallest)
+            parent = smallest
+        }
     }
 }
 

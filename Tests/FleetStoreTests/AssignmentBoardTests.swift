@@ -1,0 +1,82 @@
+@testable import FleetStore
+import Foundation
+import Testing
+
+/// Long-polls end when their device's work changes or when their time is up, each at its own
+/// deadline, with one sweeper for all of them.
+struct AssignmentBoardTests {
+    @Test
+    func aWaitEndsAtItsDeadline() async {
+        let board = AssignmentBoard()
+        let started = ContinuousClock.now
+        await board.wait(device: "d-1", timeout: .milliseconds(80))
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(80))
+        #expect(waited < .seconds(5))
+        #expect(await board.waiting == 0)
+    }
+
+    /// A short wait that starts after a long one must not wait for the long one's deadline.
+    @Test
+    func aSoonerDeadlineIsNotHeldUpByALaterOne() async {
+        let board = AssignmentBoard()
+        let long = Task { await board.wait(device: "d-long", timeout: .seconds(60)) }
+        while await board.waiting < 1 { await Task.yield() }
+        let started = ContinuousClock.now
+        await board.wait(device: "d-short", timeout: .milliseconds(50))
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(await board.waiting == 1)
+        await board.notify(["d-long"])
+        await long.value
+        #expect(await board.waiting == 0)
+    }
+
+    @Test
+    func notifyWakesEveryWaitOfTheDeviceAndNoOther() async {
+        let board = AssignmentBoard()
+        let first = Task { await board.wait(device: "d-1", timeout: .seconds(60)) }
+        let second = Task { await board.wait(device: "d-1", timeout: .seconds(60)) }
+        let other = Task { await board.wait(device: "d-2", timeout: .seconds(60)) }
+        while await board.waiting < 3 { await Task.yield() }
+        await board.notify(["d-1"])
+        await first.value
+        await second.value
+        #expect(await board.waiting == 1)
+        await board.notify(["d-2"])
+        await other.value
+    }
+
+    /// Woken waits leave their deadline behind; when it comes it ends nothing else.
+    @Test
+    func aWokenWaitsDeadlineEndsNothingLater() async {
+        let board = AssignmentBoard()
+        let woken = Task { await board.wait(device: "d-1", timeout: .milliseconds(50)) }
+        while await board.waiting < 1 { await Task.yield() }
+        await board.notify(["d-1"])
+        await woken.value
+        let later = Task { () -> Duration in
+            let started = ContinuousClock.now
+            await board.wait(device: "d-1", timeout: .milliseconds(400))
+            return ContinuousClock.now - started
+        }
+        #expect(await later.value >= .milliseconds(400))
+    }
+
+    @Test
+    func theHeapGivesDeadlinesSoonestFirst() {
+        var heap = DeadlineHeap()
+        let base = ContinuousClock.now
+        var generator = SystemRandomNumberGenerator()
+        let offsets = (0..<500).map { _ in Int.random(in: 0..<10_000, using: &generator) }
+        for (index, offset) in offsets.enumerated() {
+            heap.insert(base + .milliseconds(offset), waiter: index, device: "d-\(index)")
+        }
+        var popped: [ContinuousClock.Instant] = []
+        while let first = heap.first {
+            popped.append(first.deadline)
+            heap.removeFirst()
+        }
+        #expect(popped.count == 500)
+        #expect(popped == popped.sorted())
+    }
+}
