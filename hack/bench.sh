@@ -293,6 +293,8 @@ start_controlled_fleet() {
   work=$(mktemp -d)
   cleanup() {
     for pid in ${sim:-} ${server:-} ${daemon:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    # Under BENCH_SERVER_PREFIX the pid is the profiler's: the server is found by its address.
+    pkill -f -- "serve --data $work/data" 2>/dev/null || true
     rm -rf "$work"
   }
   trap cleanup EXIT

@@ -97,6 +97,6 @@ extension HealthSample {
                   memory: report.memory.flatMap { percent($0.usedBytes, $0.totalBytes) },
                   disk: report.disks?.compactMap { percent($0.usedBytes, $0.totalBytes) }.max(),
                   processes: Dictionary((report.processes ?? []).map { ($0.name, $0.running) }, uniquingKeysWith: { $1 }),
-                  custom: report.custom ?? [:])
+                  custom: report.custom ?? [:], versions: report.apps?.mapValues(\.version))
     }
 }

@@ -32,9 +32,12 @@ public struct HealthSample: Sendable, Equatable {
     public var disk: Double?
     public var processes: [String: Bool]
     public var custom: [String: String]
+    /// The version of each app the heartbeat reported; nil when it did not say.
+    public var versions: [String: String]?
 
     public init(at: Date, cpu: Double? = nil, memory: Double? = nil, disk: Double? = nil, processes: [String: Bool] = [:],
-                custom: [String: String] = [:]) {
+                custom: [String: String] = [:], versions: [String: String]? = nil) {
+        self.versions = versions
         self.at = at
         self.cpu = cpu
         self.memory = memory
@@ -262,12 +265,23 @@ extension HealthPolicy {
     /// heartbeats before it took the update. Every heartbeat from its success to the end of
     /// `observeSeconds`, and the first one after — a device offline meanwhile is judged by what
     /// it says when it is back — must pass every check; it passes once that first one came.
-    public func verdict(samples: [HealthSample], takenAt: Date?, succeededAt: Date) -> HealthVerdict {
+    ///
+    /// With `installed` (the app and the version the update installed), a heartbeat that reports
+    /// the app at another version, or not at all, is not judged: the device made it before the
+    /// update ended, though it arrived after the success (a heartbeat in flight while the final
+    /// report went ahead of it), and it says nothing of the new version.
+    public func verdict(samples: [HealthSample], takenAt: Date?, succeededAt: Date,
+                        installed: (app: String, version: String)? = nil) -> HealthVerdict {
         let end = succeededAt.addingTimeInterval(observeSeconds)
         let before = takenAt ?? succeededAt
         let baseline = Array(samples.filter { $0.at < before }.suffix(10))
-        var window = samples.filter { $0.at >= succeededAt && $0.at < end }
-        let closing = samples.first { $0.at >= end }
+        let after = samples.filter { sample in
+            guard sample.at >= succeededAt else { return false }
+            guard let installed, let versions = sample.versions else { return true }
+            return versions[installed.app] == installed.version
+        }
+        var window = after.filter { $0.at < end }
+        let closing = after.first { $0.at >= end }
         if let closing { window.append(closing) }
         for sample in window {
             for check in checks {

@@ -72,6 +72,7 @@ struct TargetProgress {
             guard let index = ledger.newest[device] else { return false }
             let deployment = ledger.deploymentOf[index]
             guard facts.digest[deployment] == digest, facts.isRolloutOrHeal(deployment) else { return false }
+            let installed = (app: snapshot.deployments[deployment].app, version: snapshot.deployments[deployment].version)
             switch ledger.state[index] {
             case .succeeded:
                 if let health, !ledger.execution(index, snapshot).healthPassed {
@@ -80,7 +81,8 @@ struct TargetProgress {
                     // or a device not heard for a day since): taken as passed, and recorded.
                     let verdict = snapshot.now.timeIntervalSince(execution.updatedAt) > health.observeSeconds + HealthPolicy.judgingHorizon
                         ? .passed
-                        : health.verdict(samples: snapshot.samples[execution.deviceID] ?? [], takenAt: execution.takenAt, succeededAt: execution.updatedAt)
+                        : health.verdict(samples: snapshot.samples[execution.deviceID] ?? [], takenAt: execution.takenAt,
+                                         succeededAt: execution.updatedAt, installed: installed)
                     switch verdict {
                     case .passed:
                         healthy.append((device, index))
@@ -109,7 +111,7 @@ struct TargetProgress {
                 if let health, ledger.state[index] == .failed, !changing {
                     let execution = ledger.execution(index, snapshot)
                     if let samples = snapshot.samples[execution.deviceID],
-                       case .failed(let message) = health.verdict(samples: samples, takenAt: execution.takenAt, succeededAt: execution.updatedAt) {
+                       case .failed(let message) = health.verdict(samples: samples, takenAt: execution.takenAt, succeededAt: execution.updatedAt, installed: installed) {
                         unhealthyBefore.append((device, message))
                     }
                 }
