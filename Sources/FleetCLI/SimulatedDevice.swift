@@ -117,8 +117,11 @@ struct SimulatedDevice: Sendable {
                                  memory: .init(usedBytes: Int64(state.random(in: 100...400)) << 20, totalBytes: 1 << 30),
                                  uptimeSeconds: Int64(ProcessInfo.processInfo.systemUptime), processes: processes, apps: apps,
                                  agentVersion: AgentRelease.version)
+            let started = ContinuousClock.now
             switch await send("POST", "/agent/v1/heartbeat", body: beat.wireJSON(), token: token) {
             case .success(let response) where response.status == 200:
+                let (seconds, attoseconds) = (ContinuousClock.now - started).components
+                stats.heartbeatLatency.record(milliseconds: Double(seconds) * 1_000 + Double(attoseconds) / 1e15)
                 stats.heartbeats.add(1, ordering: .relaxed)
                 stats.acknowledged?.note(beat.reportID)
                 if let ack = try? HeartbeatAcknowledgement.decode(wire: response.body) { state.interval = Double(ack.heartbeatIntervalSeconds) }

@@ -37,6 +37,8 @@ final class SimulationStats: Sendable {
     let succeeded = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
+    /// Heartbeats' round trips, acknowledged ones only.
+    let heartbeatLatency = HeartbeatLatencies()
 
     /// The first few request errors are said in full; the rest are counted.
     private let said = Atomic<Int>(0)
@@ -50,6 +52,12 @@ final class SimulationStats: Sendable {
             + "\(heartbeats.load(ordering: .relaxed)) heartbeats; executions: \(running.load(ordering: .relaxed)) running, "
             + "\(succeeded.load(ordering: .relaxed)) succeeded, \(failed.load(ordering: .relaxed)) failed"
             + (errors.load(ordering: .relaxed) > 0 ? "; \(errors.load(ordering: .relaxed)) request errors" : "")
+    }
+
+    /// The progress line with the heartbeats' latency since the previous one.
+    func lineWithLatency(devices: Int) -> String {
+        let latency: String = heartbeatLatency.takeWindow().summary
+        return line(devices: devices) + "; heartbeat latency since the last line: " + latency
     }
 }
 
@@ -99,7 +107,7 @@ struct Simulation: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(statusEvery))
-                    if !Task.isCancelled { say(stats.line(devices: count)) }
+                    if !Task.isCancelled { say(stats.lineWithLatency(devices: count)) }
                 }
             }
             group.addTask {
@@ -117,6 +125,7 @@ struct Simulation: Sendable {
             group.cancelAll()
         }
         say(stats.line(devices: count))
+        say("sim: heartbeat latency over the run: \(stats.heartbeatLatency.total.summary)")
         for client in clients { try await client.shutdown() }
     }
 }
