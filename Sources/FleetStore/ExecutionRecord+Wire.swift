@@ -62,6 +62,14 @@ public enum StoredJSON {
 /// Devices' small JSON columns, read by both stores with the wire reader: every controller pass
 /// reads every device, and JSONDecoder costs several times as much.
 public enum StoredColumns {
+    /// A stored heartbeat report, read by the wire reader (it was written by the wire writer);
+    /// a row it does not take (written otherwise, by an older release) goes to `decoder`.
+    /// Health checks read every heartbeat of every device under observation on each pass.
+    public static func heartbeat(_ text: String, decoder: JSONDecoder) throws -> Heartbeat {
+        if let report = try? Heartbeat.decode(wire: text.utf8) { return report }
+        return try decoder.decode(Heartbeat.self, from: Data(text.utf8))
+    }
+
     /// A JSON object column as a dictionary of `element`s; a column that does not decode is
     /// `StoreError.corrupt`, naming it.
     public static func map<T>(_ text: String, column: String, _ element: (WireJSON, String) throws(WireDecodingError) -> T) throws -> [String: T] {

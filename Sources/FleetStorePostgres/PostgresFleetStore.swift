@@ -255,7 +255,7 @@ public final class PostgresFleetStore: FleetStore {
             ORDER BY received_at DESC, seq DESC LIMIT \(limit)
             """) { row in
             HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
-                            report: try decoder.decode(Heartbeat.self, from: Data((try row["report"] as String).utf8)))
+                            report: try StoredColumns.heartbeat(try row["report"] as String, decoder: decoder))
         }
     }
 

@@ -183,7 +183,7 @@ public final class SQLiteFleetStore: FleetStore {
                 SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? ORDER BY received_at DESC, rowid DESC LIMIT ?
                 """, arguments: [deviceID, limit]).map { row in
                 HeartbeatRecord(deviceID: row["device_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
-                                report: try decoder.decode(Heartbeat.self, from: Data((row["report"] as String).utf8)))
+                                report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
             }
         }
     }

@@ -32,3 +32,20 @@ struct ExecutionRecordWireTests {
         }
     }
 }
+
+/// Stored heartbeats are read by the wire reader, and rows written by JSONEncoder (older
+/// releases) still read.
+struct StoredHeartbeatTests {
+    static let report = Heartbeat(reportID: "r-1", sentAtMilliseconds: 1_764_800_000_000, cpuPercent: 12.5,
+                                  memory: .init(usedBytes: 100 << 20, totalBytes: 1 << 30), uptimeSeconds: 3_600,
+                                  processes: [.init(name: "thermostat", running: true)],
+                                  apps: ["thermostat": .init(version: "2.4.1")], agentVersion: "0.1.0")
+
+    @Test func theWireTextAndTheEncodersTextReadTheSame() throws {
+        let wire = Self.report.wireJSON()
+        let encoded = String(decoding: try StoredJSON.encoder().encode(Self.report), as: UTF8.self)
+        #expect(try StoredColumns.heartbeat(wire, decoder: StoredJSON.decoder()) == Self.report)
+        #expect(try StoredColumns.heartbeat(encoded, decoder: StoredJSON.decoder()) == Self.report)
+        #expect(throws: (any Error).self) { try StoredColumns.heartbeat("{\"not\": \"a heartbeat\"}", decoder: StoredJSON.decoder()) }
+    }
+}
