@@ -212,39 +212,84 @@ public final class PostgresFleetStore: FleetStore {
 
     // MARK: - Heartbeats
 
+    /// A batch in three statements, whatever its size: lock the devices (in id order, so two
+    /// replicas' batches cannot deadlock), insert the new reports (`unnest`), update each device
+    /// once with what its reports of the batch say in order. It was one statement per report,
+    /// a round trip each while the transaction held its connection.
     public func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] {
-        let rows = heartbeats.map { heartbeat in
-            (heartbeat, heartbeat.report.wireJSON(), heartbeat.report.apps.map { $0.wireJSON() }, heartbeat.report.lock.map { $0.wireJSON() })
-        }
-        // Devices' rows are locked in id order (a stable sort keeps each device's reports in
-        // order): two replicas committing batches of the same devices cannot deadlock.
-        let order = rows.indices.sorted { (rows[$0].0.deviceID, $0) < (rows[$1].0.deviceID, $1) }
+        guard !heartbeats.isEmpty else { return [] }
+        let reports = heartbeats.map { $0.report.wireJSON() }
+        let deviceIDs = Array(Set(heartbeats.map(\.deviceID))).sorted()
         return try await write { connection in
-            var accepted = Array(repeating: false, count: rows.count)
-            // One statement per report: it is stored and its device updated only when it is new
-            // and its device exists; a row comes back then.
-            for index in order {
-                let (heartbeat, report, apps, lock) = rows[index]
-                let at = heartbeat.receivedAt.timeIntervalSince1970
-                let version = heartbeat.report.agentVersion
-                let stored = try await Self.rows(connection, self.logger, """
-                    WITH inserted AS (
-                        INSERT INTO heartbeat (device_id, report_id, received_at, report)
-                        SELECT \(heartbeat.deviceID), \(heartbeat.report.reportID), \(at), \(report)
-                        WHERE EXISTS (SELECT 1 FROM device WHERE id = \(heartbeat.deviceID))
-                        ON CONFLICT DO NOTHING RETURNING device_id)
-                    UPDATE device SET
-                        update_lock = CASE WHEN \(at) >= coalesce(last_heartbeat_at, 0) THEN \(lock)::text ELSE update_lock END,
-                        last_heartbeat_at = greatest(coalesce(last_heartbeat_at, 0), \(at)),
-                        apps = coalesce(\(apps)::text, apps),
-                        executing = \(heartbeat.report.executing)::text,
-                        attributes = CASE WHEN \(version)::text IS NULL THEN attributes
-                                          ELSE jsonb_set(attributes, '{agentVersion}', to_jsonb(\(version)::text)) END
-                    FROM inserted WHERE device.id = inserted.device_id RETURNING device.id
-                    """) { try $0["id"] as String }
-                accepted[index] = !stored.isEmpty
+            var last: [String: Double] = [:]
+            var known = Set<String>()
+            for (id, at) in try await Self.rows(connection, self.logger, """
+                SELECT id, last_heartbeat_at FROM device WHERE id = ANY(\(deviceIDs)) ORDER BY id FOR UPDATE
+                """, { (try $0["id"] as String, try $0["last_heartbeat_at"] as Double?) }) {
+                known.insert(id)
+                if let at { last[id] = at }
             }
+            // A report id twice in one batch is stored once: the first.
+            var seen = Set<String>(), candidates: [Int] = []
+            for (index, heartbeat) in heartbeats.enumerated() where known.contains(heartbeat.deviceID) {
+                if seen.insert(heartbeat.deviceID + "\u{0}" + heartbeat.report.reportID).inserted { candidates.append(index) }
+            }
+            guard !candidates.isEmpty else { return Array(repeating: false, count: heartbeats.count) }
+            let inserted = Set(try await Self.rows(connection, self.logger, """
+                INSERT INTO heartbeat (device_id, report_id, received_at, report)
+                SELECT * FROM unnest(\(candidates.map { heartbeats[$0].deviceID }), \(candidates.map { heartbeats[$0].report.reportID }),
+                                     \(candidates.map { heartbeats[$0].receivedAt.timeIntervalSince1970 }), \(candidates.map { reports[$0] }))
+                ON CONFLICT DO NOTHING RETURNING device_id, report_id
+                """, { (try $0["device_id"] as String) + "\u{0}" + (try $0["report_id"] as String) }))
+            var accepted = Array(repeating: false, count: heartbeats.count)
+            var devices: [String: DeviceHeartbeat] = [:]
+            for index in candidates where inserted.contains(heartbeats[index].deviceID + "\u{0}" + heartbeats[index].report.reportID) {
+                accepted[index] = true
+                let heartbeat = heartbeats[index]
+                devices[heartbeat.deviceID, default: DeviceHeartbeat(last: last[heartbeat.deviceID] ?? 0)].apply(heartbeat.report,
+                    at: heartbeat.receivedAt.timeIntervalSince1970)
+            }
+            guard !devices.isEmpty else { return accepted }
+            let ids = devices.keys.sorted()
+            let updates = ids.map { devices[$0]! }
+            _ = try await Self.rows(connection, self.logger, """
+                UPDATE device SET
+                    update_lock = CASE WHEN u.lock_set THEN nullif(u.new_lock, '') ELSE device.update_lock END,
+                    last_heartbeat_at = u.new_last,
+                    apps = CASE WHEN u.apps_set THEN u.new_apps ELSE device.apps END,
+                    executing = nullif(u.new_executing, ''),
+                    attributes = CASE WHEN u.version_set THEN jsonb_set(device.attributes, '{agentVersion}', to_jsonb(u.new_version))
+                                      ELSE device.attributes END
+                FROM unnest(\(ids), \(updates.map(\.lockSet)), \(updates.map { $0.lock ?? "" }), \(updates.map(\.last)),
+                            \(updates.map { $0.apps != nil }), \(updates.map { $0.apps ?? "" }), \(updates.map { $0.executing ?? "" }),
+                            \(updates.map { $0.version != nil }), \(updates.map { $0.version ?? "" }))
+                    AS u(id, lock_set, new_lock, new_last, apps_set, new_apps, new_executing, version_set, new_version)
+                WHERE device.id = u.id RETURNING device.id
+                """, { _ in () })
             return accepted
+        }
+    }
+
+    /// What a device's new reports of one batch leave on its row, applied in order as one
+    /// statement per report would have: the lock of a report not older than the newest before
+    /// it, the latest time, the last apps and agent version said, the last `executing`.
+    struct DeviceHeartbeat {
+        var last: Double
+        var lockSet = false
+        var lock: String?
+        var apps: String?
+        var executing: String?
+        var version: String?
+
+        mutating func apply(_ report: Heartbeat, at: Double) {
+            if at >= last {
+                lockSet = true
+                lock = report.lock.map { $0.wireJSON() }
+            }
+            last = max(last, at)
+            if let reported = report.apps { apps = reported.wireJSON() }
+            executing = report.executing
+            if let agent = report.agentVersion { version = agent }
         }
     }
 
