@@ -151,7 +151,7 @@ bench_heartbeat_postgres() {
   command -v wrk >/dev/null 2>&1 || { echo "==> heartbeat-postgres: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
   echo "==> heartbeat-postgres: release build"
   release_build flotilla
-  local flotilla duration=${HEARTBEAT_SECONDS:-10} devices=${HEARTBEAT_DEVICES:-2000} pgdir url pgbin
+  local flotilla duration=${HEARTBEAT_SECONDS:-10} devices=${HEARTBEAT_DEVICES:-2000} url pgbin
   flotilla="$release/flotilla"
   work=$(mktemp -d)
   pgdir=$(mktemp -d /tmp/flotilla-bench-postgres.XXXXXX)

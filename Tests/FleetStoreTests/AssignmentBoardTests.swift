@@ -4,6 +4,10 @@ import Testing
 
 /// Long-polls end when their device's work changes or when their time is up, each at its own
 /// deadline, with one sweeper for all of them.
+///
+/// The suite shares two cores with every other suite, and a task may wait seconds for a thread;
+/// so an upper bound here is far above any scheduling delay yet far below what the bug it guards
+/// against would take (a wait that never ends, or one held until a 10-minute deadline).
 struct AssignmentBoardTests {
     @Test
     func aWaitEndsAtItsDeadline() async {
@@ -12,7 +16,7 @@ struct AssignmentBoardTests {
         await board.wait(device: "d-1", timeout: .milliseconds(80))
         let waited = ContinuousClock.now - started
         #expect(waited >= .milliseconds(80))
-        #expect(waited < .seconds(5))
+        #expect(waited < .seconds(120))
         #expect(await board.waiting == 0)
     }
 
@@ -20,11 +24,11 @@ struct AssignmentBoardTests {
     @Test
     func aSoonerDeadlineIsNotHeldUpByALaterOne() async {
         let board = AssignmentBoard()
-        let long = Task { await board.wait(device: "d-long", timeout: .seconds(60)) }
+        let long = Task { await board.wait(device: "d-long", timeout: .seconds(600)) }
         while await board.waiting < 1 { await Task.yield() }
         let started = ContinuousClock.now
         await board.wait(device: "d-short", timeout: .milliseconds(50))
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(120))
         #expect(await board.waiting == 1)
         await board.notify(["d-long"])
         await long.value

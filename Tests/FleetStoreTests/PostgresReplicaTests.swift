@@ -235,7 +235,8 @@ struct WakeRelayTests {
         // Other devices' work and a long list wake nobody else, and do not get in the way.
         await boardA.notify((0..<3_000).map { "other-\($0)" } + ["d-7"])
         let elapsed = await waited.value
-        #expect(elapsed < .seconds(5), "woken after \(elapsed)")
+        // Far under the 30-second deadline it would otherwise reach, and far over any scheduling delay.
+        #expect(elapsed < .seconds(20), "woken after \(elapsed)")
         #expect(WakeRelay.payloads((0..<3_000).map { "device-\($0)" }).allSatisfy { $0.utf8.count <= 7_000 })
         #expect(WakeRelay.payloads((0..<3_000).map { "device-\($0)" }).joined(separator: "\n").split(separator: "\n").count == 3_000)
     }
