@@ -131,7 +131,7 @@ struct LoaderTests {
         var files = FleetFixtures.shop
         files["groups/all.yaml"] = "kind: Group\nname: canary\nselector: 'ring in canary'\n"
         let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
-        #expect(error?.diagnostics.first?.description == "groups/all.yaml:3:20: error: invalid selector: expected '(' to open the list of values")
+        #expect(error?.diagnostics.first?.description == "groups/all.yaml:3:20: error: invalid selector: expected '(' to open the list of values, found 'canary'")
     }
 
     @Test func filesOutsideTheFleetFoldersAreIgnored() throws {

@@ -5,6 +5,8 @@ struct MembershipIndex {
         var key: Int32
         var op: LabelSelector.Operator
         var values: [Int32]
+        /// The whole number `>` and `<` compare with.
+        var bound: Int64 = 0
     }
 
     private struct CompiledGroup {
@@ -16,6 +18,8 @@ struct MembershipIndex {
     private var positions: [String: Int] = [:]
     /// Tags declared in git, by device id; they win over reported tags.
     private var declared: [String: [(key: Int32, value: Int32)]] = [:]
+    /// Each symbol read as a whole number, for `>` and `<` (empty when no group compares).
+    private var numbers: [Int64?] = []
 
     init(fleet: CompiledFleet, symbols: inout SymbolTable) {
         for group in fleet.groups {
@@ -23,7 +27,9 @@ struct MembershipIndex {
             let requirements = group.selector.map { selector in
                 selector.requirements.map { requirement in
                     Requirement(key: symbols.intern(requirement.key), op: requirement.op,
-                                values: requirement.values.map { symbols.intern($0) })
+                                values: requirement.values.map { symbols.intern($0) },
+                                bound: requirement.op == .greaterThan || requirement.op == .lessThan
+                                    ? Int64(requirement.values[0]) ?? 0 : 0)
                 }
             }
             groups.append(CompiledGroup(requirements: requirements, deviceIDs: Set(group.deviceIDs.map(\.value))))
@@ -31,6 +37,9 @@ struct MembershipIndex {
         for device in fleet.devices where !device.tags.isEmpty {
             declared[device.id] = device.tags.map { (symbols.intern($0.key), symbols.intern($0.value)) }
         }
+        // Every tag value is interned by now (the inventory's and git's).
+        let compares = groups.contains { $0.requirements?.contains { $0.op == .greaterThan || $0.op == .lessThan } ?? false }
+        if compares { numbers = symbols.strings.map { Int64($0) } }
     }
 
     func index(of group: String) -> Int { positions[group]! }
@@ -67,20 +76,22 @@ struct MembershipIndex {
         for requirement in requirements {
             var value = inventory.tagValue(device: device, key: requirement.key)
             for tag in declaredTags where tag.key == requirement.key { value = tag.value }
-            guard Self.holds(requirement, value) else { return false }
+            guard holds(requirement, value) else { return false }
         }
         return true
     }
 
     @inline(__always)
-    static func holds(_ requirement: Requirement, _ value: Int32) -> Bool {
+    func holds(_ requirement: Requirement, _ value: Int32) -> Bool {
         switch requirement.op {
         case .exists: return value >= 0
         case .doesNotExist: return value < 0
-        case .equals: return value == requirement.values[0]
+        case .equals, .doubleEquals: return value == requirement.values[0]
         case .notEquals: return value != requirement.values[0]
         case .in: return value >= 0 && requirement.values.contains(value)
         case .notIn: return value < 0 || !requirement.values.contains(value)
+        case .greaterThan: return value >= 0 && numbers[Int(value)].map { $0 > requirement.bound } ?? false
+        case .lessThan: return value >= 0 && numbers[Int(value)].map { $0 < requirement.bound } ?? false
         }
     }
 }

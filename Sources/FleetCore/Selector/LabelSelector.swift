@@ -1,4 +1,4 @@
-/// A label selector over device tags, in the syntax kubectl knows.
+/// A label selector over device tags, with Kubernetes' grammar, validity rules and meaning.
 ///
 /// Requirements are joined by commas, and all must hold:
 /// `site in (berlin,paris),ring!=canary,!decommissioned`.
@@ -7,21 +7,24 @@
 /// |---|---|
 /// | `key` | the device has the tag |
 /// | `!key` | the device does not have the tag |
-/// | `key=value`, `key==value` | the tag has that value |
+/// | `key=value`, `key==value` | the tag has that value (`key=` : the tag is empty) |
 /// | `key!=value` | the tag is absent or has another value |
-/// | `key in (a,b)` | the tag has one of the values |
+/// | `key in (a,b)` | the tag has one of the values (`()` and `(a,)` hold the empty value) |
 /// | `key notin (a,b)` | the tag is absent or has none of the values |
+/// | `key>5`, `key<5` | the tag is a whole number above (below) 5; absent or not a number: no |
 ///
-/// An empty selector selects every device, as in kubectl.
+/// An empty selector selects every device, as in kubectl. Requirements are kept in key order
+/// (stable), as Kubernetes keeps them, so `description` is its canonical string.
 public struct LabelSelector: Hashable, Sendable, CustomStringConvertible {
     public enum Operator: String, Hashable, Sendable {
-        case exists, doesNotExist, equals, notEquals, `in`, notIn
+        case exists, doesNotExist, equals, doubleEquals, notEquals, `in`, notIn, greaterThan, lessThan
     }
 
     public struct Requirement: Hashable, Sendable {
         public var key: String
         public var op: Operator
-        /// Sorted, without duplicates; empty for `exists` and `doesNotExist`.
+        /// Sorted, without duplicates; empty for `exists` and `doesNotExist`; one whole number
+        /// for `greaterThan` and `lessThan`.
         public var values: [String]
     }
 
@@ -41,7 +44,7 @@ public struct LabelSelector: Hashable, Sendable, CustomStringConvertible {
     /// Parses selector text; fails with the offset of the first problem.
     public init(parsing text: String) throws(ParseError) {
         var parser = SelectorParser(text)
-        requirements = try parser.parseRequirements()
+        requirements = try parser.parseRequirements().sorted { $0.key < $1.key }
     }
 
     /// Whether a device with these tags is selected.
@@ -60,10 +63,13 @@ extension LabelSelector.Requirement: CustomStringConvertible {
         switch op {
         case .exists: return value != nil
         case .doesNotExist: return value == nil
-        case .equals: return value == values[0]
+        case .equals, .doubleEquals: return value == values[0]
         case .notEquals: return value != values[0]
         case .in: return value.map(values.contains) ?? false
         case .notIn: return value.map { !values.contains($0) } ?? true
+        case .greaterThan, .lessThan:
+            guard let value, let number = Int64(value), let bound = Int64(values[0]) else { return false }
+            return op == .greaterThan ? number > bound : number < bound
         }
     }
 
@@ -72,7 +78,10 @@ extension LabelSelector.Requirement: CustomStringConvertible {
         case .exists: return key
         case .doesNotExist: return "!" + key
         case .equals: return "\(key)=\(values[0])"
+        case .doubleEquals: return "\(key)==\(values[0])"
         case .notEquals: return "\(key)!=\(values[0])"
+        case .greaterThan: return "\(key)>\(values[0])"
+        case .lessThan: return "\(key)<\(values[0])"
         case .in: return "\(key) in (\(values.joined(separator: ",")))"
         case .notIn: return "\(key) notin (\(values.joined(separator: ",")))"
         }

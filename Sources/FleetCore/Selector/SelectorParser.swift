@@ -1,130 +1,224 @@
-/// A hand-written scanner for label selectors, so every error points at a column.
+/// A hand-written scanner and parser for label selectors with Kubernetes' grammar, so every
+/// error points at a column:
+///
+/// ```
+/// selector    ::= "" | requirement ("," requirement)*
+/// requirement ::= "!" KEY | KEY [ ("in" | "notin") "(" values ")" | ("=" | "==" | "!=" | ">" | "<") [VALUE] ]
+/// values      ::= VALUE? ("," VALUE?)*          -- empty values allowed: "()", "(a,)", "(,a)"
+/// ```
+///
+/// Whitespace is space, tab, carriage return and newline. A word is any run of characters that
+/// are neither whitespace nor one of `=!(),<>`; `in` and `notin` are operators only where an
+/// operator is expected (`in in (a)` selects devices whose tag `in` is `a`).
 struct SelectorParser {
-    private let scalars: [Unicode.Scalar]
-    private var position = 0
+    private enum Kind: Equatable {
+        case word, bang, notEquals, equals, doubleEquals, greaterThan, lessThan, open, close, comma, end
+    }
+
+    private struct Token {
+        var kind: Kind
+        var text: String
+        /// Column (from 0, in Unicode scalars) where the token starts.
+        var offset: Int
+
+        var shown: String { kind == .end ? "the end" : "'\(text)'" }
+    }
+
+    private let tokens: [Token]
+    private var index = 0
 
     init(_ text: String) {
-        scalars = Array(text.unicodeScalars)
+        tokens = Self.scan(Array(text.unicodeScalars))
     }
 
     typealias Requirement = LabelSelector.Requirement
     typealias ParseError = LabelSelector.ParseError
 
     mutating func parseRequirements() throws(ParseError) -> [Requirement] {
-        skipSpaces()
-        if position == scalars.count { return [] }
         var requirements: [Requirement] = []
+        switch peek.kind {
+        case .end: return []
+        case .word, .bang: break
+        default: throw fail(at: peek, "expected a tag name or '!', found \(peek.shown)")
+        }
         while true {
             requirements.append(try parseRequirement())
-            skipSpaces()
-            if position == scalars.count { return requirements }
-            guard scalars[position] == "," else {
-                throw fail("expected ',' between requirements, found '\(scalars[position])'")
+            let next = take()
+            switch next.kind {
+            case .end:
+                return requirements
+            case .comma:
+                guard peek.kind == .word || peek.kind == .bang else {
+                    throw fail(at: peek, "expected a requirement after ','" + (peek.kind == .end ? "" : ", found \(peek.shown)"))
+                }
+            default:
+                throw fail(at: next, "expected ',' between requirements, found \(next.shown)")
             }
-            position += 1
-            skipSpaces()
-            if position == scalars.count { throw fail("expected a requirement after ','") }
         }
     }
 
     private mutating func parseRequirement() throws(ParseError) -> Requirement {
-        if peek() == "!" {
-            position += 1
-            skipSpaces()
-            let key = try parseKey()
-            return Requirement(key: key, op: .doesNotExist, values: [])
+        var first = take()
+        let negated = first.kind == .bang
+        if negated { first = take() }
+        guard first.kind == .word else {
+            throw fail(at: first, "expected a tag name" + (negated ? " after '!'" : "")
+                + (first.kind == .end ? "" : ", found \(first.shown)"))
         }
-        let key = try parseKey()
-        skipSpaces()
-        switch peek() {
-        case nil, ",":
-            return Requirement(key: key, op: .exists, values: [])
-        case "=":
-            position += 1
-            if peek() == "=" { position += 1 }
-            return Requirement(key: key, op: .equals, values: [try parseValue()])
-        case "!":
-            position += 1
-            guard peek() == "=" else { throw fail("expected '!=' after '\(key)'") }
-            position += 1
-            return Requirement(key: key, op: .notEquals, values: [try parseValue()])
+        if let problem = TagSyntax.keyProblem(first.text) { throw fail(at: first, problem) }
+        let key = first.text
+        // `!key` and `key` stand alone; what follows `!key` other than ',' is the caller's error.
+        if negated { return Requirement(key: key, op: .doesNotExist, values: []) }
+        if peek.kind == .end || peek.kind == .comma { return Requirement(key: key, op: .exists, values: []) }
+
+        let operation = take()
+        let op: LabelSelector.Operator
+        switch (operation.kind, operation.text) {
+        case (.word, "in"): op = .in
+        case (.word, "notin"): op = .notIn
+        case (.equals, _): op = .equals
+        case (.doubleEquals, _): op = .doubleEquals
+        case (.notEquals, _): op = .notEquals
+        case (.greaterThan, _): op = .greaterThan
+        case (.lessThan, _): op = .lessThan
         default:
-            let start = position
-            let word = scanWord()
-            switch word {
-            case "in": return Requirement(key: key, op: .in, values: try parseSet())
-            case "notin": return Requirement(key: key, op: .notIn, values: try parseSet())
-            default:
-                position = start
-                throw fail("expected '=', '!=', 'in' or 'notin' after '\(key)'" + (word.isEmpty ? "" : ", found '\(word)'"))
-            }
+            throw fail(at: operation, "expected '=', '==', '!=', 'in', 'notin', '>' or '<' after '\(key)', found \(operation.shown)")
         }
+
+        let values: [(text: String, offset: Int)]
+        switch op {
+        case .in, .notIn: values = try parseSet()
+        default: values = [try parseExactValue(after: operation)]
+        }
+        if op == .greaterThan || op == .lessThan, Int64(values[0].text) == nil {
+            throw ParseError(offset: values[0].offset, reason: values[0].text.isEmpty
+                ? "'\(operation.text)' needs a whole number after it"
+                : "'\(operation.text)' compares whole numbers, and '\(values[0].text)' is not one")
+        }
+        for value in values {
+            if let problem = TagSyntax.valueProblem(value.text) { throw ParseError(offset: value.offset, reason: problem) }
+        }
+        return Requirement(key: key, op: op, values: Array(Set(values.map(\.text))).sorted())
     }
 
-    private mutating func parseKey() throws(ParseError) -> String {
-        let start = position
-        let key = scanWord()
-        guard !key.isEmpty else {
-            throw fail(position < scalars.count ? "expected a tag name, found '\(scalars[position])'" : "expected a tag name")
+    /// The one value after `=`, `==`, `!=`, `>` or `<`; none (at the end or before ',') is the
+    /// empty value.
+    private mutating func parseExactValue(after operation: Token) throws(ParseError) -> (text: String, offset: Int) {
+        if peek.kind == .end || peek.kind == .comma { return ("", peek.offset) }
+        let value = take()
+        guard value.kind == .word else {
+            throw fail(at: value, "expected a value after '\(operation.text)', found \(value.shown)")
         }
-        if let problem = TagSyntax.keyProblem(key) {
-            position = start
-            throw fail(problem)
-        }
-        return key
+        return (value.text, value.offset)
     }
 
-    private mutating func parseValue() throws(ParseError) -> String {
-        skipSpaces()
-        let start = position
-        let value = scanWord()
-        if let problem = TagSyntax.valueProblem(value) {
-            position = start
-            throw fail(problem)
+    /// `( values )`, where a value may be empty: `()` and `(a,)` hold the empty value.
+    private mutating func parseSet() throws(ParseError) -> [(text: String, offset: Int)] {
+        let open = take()
+        guard open.kind == .open else {
+            throw fail(at: open, "expected '(' to open the list of values" + (open.kind == .end ? "" : ", found \(open.shown)"))
         }
-        return value
-    }
-
-    private mutating func parseSet() throws(ParseError) -> [String] {
-        skipSpaces()
-        guard peek() == "(" else { throw fail("expected '(' to open the list of values") }
-        position += 1
-        var values: [String] = []
+        switch peek.kind {
+        case .close:
+            let close = take()
+            return [("", close.offset)]
+        case .word, .comma:
+            break
+        case .end:
+            throw fail(at: peek, "expected ')' to close the list of values")
+        default:
+            throw fail(at: peek, "expected a value, ',' or ')' in the list of values, found \(peek.shown)")
+        }
+        var values: [(text: String, offset: Int)] = []
         while true {
-            let value = try parseValue()
-            guard !value.isEmpty else { throw fail("expected a value in the list") }
-            values.append(value)
-            skipSpaces()
-            switch peek() {
-            case ",": position += 1
-            case ")":
-                position += 1
-                return Array(Set(values)).sorted()
-            case nil: throw fail("expected ')' to close the list of values")
-            case let other?: throw fail("expected ',' or ')' in the list of values, found '\(other)'")
+            let token = take()
+            switch token.kind {
+            case .word:
+                values.append((token.text, token.offset))
+                switch peek.kind {
+                case .comma: continue
+                case .close:
+                    take()
+                    return values
+                case .end: throw fail(at: peek, "expected ')' to close the list of values")
+                default: throw fail(at: peek, "expected ',' or ')' in the list of values, found \(peek.shown)")
+                }
+            case .comma:
+                // An empty value before this comma (at the start), or after it (before ')' or
+                // another ','), as Kubernetes reads them.
+                if values.isEmpty { values.append(("", token.offset)) }
+                if peek.kind == .close {
+                    values.append(("", peek.offset))
+                    take()
+                    return values
+                }
+                if peek.kind == .comma {
+                    take()
+                    values.append(("", token.offset + 1))
+                }
+            case .end:
+                throw fail(at: token, "expected ')' to close the list of values")
+            default:
+                throw fail(at: token, "expected a value or ',' in the list of values, found \(token.shown)")
             }
         }
     }
 
-    /// Characters that may appear in a tag name or value; anything else ends the word.
-    private mutating func scanWord() -> String {
-        var word = String.UnicodeScalarView()
-        while let scalar = peek(), !" ,=!()".unicodeScalars.contains(scalar) {
-            word.append(scalar)
-            position += 1
+    private var peek: Token { tokens[index] }
+
+    @discardableResult
+    private mutating func take() -> Token {
+        let token = tokens[index]
+        if token.kind != .end { index += 1 }
+        return token
+    }
+
+    private func fail(at token: Token, _ reason: String) -> ParseError {
+        ParseError(offset: token.offset, reason: reason)
+    }
+
+    private static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == " " || scalar == "\t" || scalar == "\r" || scalar == "\n"
+    }
+
+    private static func isSymbol(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "=", "!", "(", ")", ",", ">", "<": return true
+        default: return false
         }
-        return String(word)
     }
 
-    private func peek() -> Unicode.Scalar? {
-        position < scalars.count ? scalars[position] : nil
-    }
-
-    private mutating func skipSpaces() {
-        while peek() == " " || peek() == "\t" { position += 1 }
-    }
-
-    private func fail(_ reason: String) -> ParseError {
-        ParseError(offset: position, reason: reason)
+    /// The tokens of `scalars`, always ending with `.end`. Symbols take the longest match: `!=`
+    /// and `==` before `!` and `=`.
+    private static func scan(_ scalars: [Unicode.Scalar]) -> [Token] {
+        var tokens: [Token] = []
+        var position = 0
+        while true {
+            while position < scalars.count, isWhitespace(scalars[position]) { position += 1 }
+            guard position < scalars.count else {
+                tokens.append(Token(kind: .end, text: "", offset: position))
+                return tokens
+            }
+            let start = position
+            let next: Unicode.Scalar? = position + 1 < scalars.count ? scalars[position + 1] : nil
+            let kind: Kind
+            switch scalars[position] {
+            case "!" where next == "=": kind = .notEquals; position += 2
+            case "!": kind = .bang; position += 1
+            case "=" where next == "=": kind = .doubleEquals; position += 2
+            case "=": kind = .equals; position += 1
+            case "(": kind = .open; position += 1
+            case ")": kind = .close; position += 1
+            case ",": kind = .comma; position += 1
+            case ">": kind = .greaterThan; position += 1
+            case "<": kind = .lessThan; position += 1
+            default:
+                kind = .word
+                while position < scalars.count, !isWhitespace(scalars[position]), !isSymbol(scalars[position]) { position += 1 }
+            }
+            var text = String.UnicodeScalarView()
+            text.append(contentsOf: scalars[start..<position])
+            tokens.append(Token(kind: kind, text: String(text), offset: start))
+        }
     }
 }
