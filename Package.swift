@@ -128,6 +128,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                // YAML for `-o yaml` and the client configuration file.
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(name: "flotilla", dependencies: ["FleetCLI"]),

@@ -21,7 +21,7 @@ struct AuditCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let body = try await ServerClient(server: connection.server).get("/api/v1/audit?limit=\(limit)")
+        let body = try await connection.client().get("/api/v1/audit?limit=\(limit)")
         for entry in try ServerClient.decode([String: [AuditView]].self, from: body)["entries"] ?? [] {
             // Subjects and details carry what devices sent (a hardware id): printed, never obeyed.
             let detail = entry.detail.isEmpty ? "" : "  (\(DisplayText.safe(entry.detail, limit: 500)))"

@@ -28,7 +28,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = try ServerClient(server: connection.server)
+        let client = try connection.client()
         repeat {
             let (body, headers) = try await client.getWithHeaders("/api/v1/status")
             var text = format == "json" ? String(decoding: body, as: UTF8.self) : try Self.render(body)
@@ -86,7 +86,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     @OptionGroup var connection: ServerOptions
 
     func run() async throws {
-        _ = try await ServerClient(server: connection.server).post("/api/v1/reconcile")
+        _ = try await connection.client().post("/api/v1/reconcile")
         print("reconcile requested")
     }
 }
@@ -105,7 +105,7 @@ struct SuspendCommand: AsyncParsableCommand {
     @OptionGroup var connection: ServerOptions
 
     func run() async throws {
-        _ = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/suspend")
+        _ = try await connection.client().post("/api/v1/apps/\(app)/suspend")
         print("\(app) suspended")
     }
 }
@@ -123,7 +123,7 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var connection: ServerOptions
 
     func run() async throws {
-        _ = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/resume")
+        _ = try await connection.client().post("/api/v1/apps/\(app)/resume")
         print("\(app) resumed")
     }
 }
@@ -155,7 +155,7 @@ struct ApproveCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let body = try await ServerClient(server: connection.server).post("/api/v1/apps/\(app)/targets/\(group)/approve")
+        let body = try await connection.client().post("/api/v1/apps/\(app)/targets/\(group)/approve")
         let approval = try JSONDecoder().decode(Approval.self, from: body)
         print("\(app)/\(group) \(approval.version) (\(approval.digest.prefix(12))) approved by \(approval.approvedBy)"
               + (approval.required ? "" : "; this target does not ask for approval, so nothing was waiting on it"))

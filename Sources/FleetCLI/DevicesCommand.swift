@@ -1,15 +1,186 @@
 import ArgumentParser
 import FleetCore
 import FleetServer
+import FleetStore
 import Foundation
 
-/// `flotilla devices …`: operations on one device of the registry.
+/// `flotilla devices …`: the server's registry, as kubectl shows a cluster's objects.
 struct DevicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
-        abstract: "Operate on devices in the server's registry.",
-        subcommands: [ResetIdentity.self]
+        abstract: "List, show and delete the devices in the server's registry.",
+        subcommands: [List.self, Show.self, Delete.self, ResetIdentity.self],
+        defaultSubcommand: List.self
     )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List devices: id, name, online, last heartbeat and apps (wide: tags and hardware id too).",
+            discussion: "Calls GET /api/v1/devices. Exit status 0, or 2 on an error (a bad selector names its column)."
+        )
+
+        @Option(help: "Only devices whose reported tags match this label selector, e.g. 'site in (berlin,paris),ring!=canary'.")
+        var selector: String?
+
+        @Option(help: "Only devices with this app installed.")
+        var app: String?
+
+        @Option(help: "With --app: only devices at this version of it.")
+        var version: String?
+
+        @Flag(inversion: .prefixedNo, help: "Only devices online (--online) or offline (--no-online).")
+        var online: Bool?
+
+        @Option(name: [.short, .customLong("output")], help: "table, wide, json or yaml.")
+        var output: OutputStyle = .table
+
+        @Flag(help: "Keep listing: print the table again whenever it changes (every 2 s), until interrupted.")
+        var watch = false
+
+        @OptionGroup var connection: ServerOptions
+
+        func validate() throws {
+            if version != nil, app == nil { throw ValidationError("--version needs --app") }
+            if let selector {
+                do { _ = try LabelSelector(parsing: selector) } catch {
+                    throw ValidationError("--selector, column \(error.offset + 1): \(error.reason)")
+                }
+            }
+        }
+
+        var path: String {
+            var query: [URLQueryItem] = []
+            if let selector { query.append(URLQueryItem(name: "selector", value: selector)) }
+            if let app { query.append(URLQueryItem(name: "app", value: app)) }
+            if let version { query.append(URLQueryItem(name: "version", value: version)) }
+            if let online { query.append(URLQueryItem(name: "online", value: String(online))) }
+            var components = URLComponents()
+            components.path = "/api/v1/devices"
+            components.queryItems = query.isEmpty ? nil : query
+            // '+' is a space in a query to most servers: spell it out.
+            return components.string!.replacingOccurrences(of: "+", with: "%2B")
+        }
+
+        func run() async throws {
+            let client = try connection.client()
+            var last: String?
+            repeat {
+                let body = try await client.get(path)
+                let devices = try ServerClient.decode([String: [OperatorDeviceView]].self, from: body)["devices"] ?? []
+                let text = try Self.render(devices, style: output, colours: Terminal.colours())
+                if text != last {
+                    print(text)
+                    last = text
+                }
+                if watch { try await Task.sleep(for: .seconds(2)) }
+            } while watch
+        }
+
+        static func render(_ devices: [OperatorDeviceView], style: OutputStyle, colours: Bool, now: Date = Date()) throws -> String {
+            switch style {
+            case .json: return try Rendered.json(["devices": devices])
+            case .yaml: return try Rendered.yaml(["devices": devices])
+            case .table, .wide:
+                var table = TextTable(header: ["ID", "NAME", "ONLINE", "LAST SEEN"] + (style == .wide ? ["HARDWARE ID", "TAGS"] : []) + ["APPS"])
+                for device in devices.sorted(by: { $0.id < $1.id }) {
+                    let apps = device.apps.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value.version)" }.joined(separator: ",")
+                    let tags = device.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                    table.rows.append([device.id, device.name, device.online ? "yes" : "no", Rendered.age(device.lastHeartbeatAt, now: now)]
+                                      + (style == .wide ? [device.hardwareID, tags.isEmpty ? "-" : tags] : [])
+                                      + [apps.isEmpty ? "-" : apps])
+                }
+                if devices.isEmpty { return "No devices." }
+                return table.render { _, column, cell in
+                    column == 2 ? Terminal.paint(cell, cell.hasPrefix("yes") ? "32" : "31", when: colours) : cell
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Show one device: tags, apps, attributes and its last heartbeat.",
+            discussion: "Calls GET /api/v1/devices/ID."
+        )
+
+        @Argument(help: "The device id (d-…).")
+        var device: String
+
+        @Option(name: [.short, .customLong("output")], help: "table, json or yaml (wide is table).")
+        var output: OutputStyle = .table
+
+        @OptionGroup var connection: ServerOptions
+
+        func run() async throws {
+            let body = try await connection.client().get("/api/v1/devices/\(PathSegment.escaped(device))")
+            let detail = try ServerClient.decode(OperatorDeviceDetail.self, from: body)
+            print(try Self.render(detail, style: output))
+        }
+
+        static func render(_ detail: OperatorDeviceDetail, style: OutputStyle, now: Date = Date()) throws -> String {
+            switch style {
+            case .json: return try Rendered.json(detail)
+            case .yaml: return try Rendered.yaml(detail)
+            case .table, .wide:
+                let device = detail.device
+                var lines = [
+                    "ID:             \(device.id)",
+                    "Name:           \(device.name)",
+                    "Hardware ID:    \(device.hardwareID)",
+                    "Online:         \(device.online ? "yes" : "no") (last heartbeat \(Rendered.age(device.lastHeartbeatAt, now: now)) ago)",
+                    "Enrolled:       \(device.enrolledAt.ISO8601Format())",
+                    "Tags:           " + (device.tags.isEmpty ? "-" : device.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")),
+                ]
+                if !device.attributes.isEmpty {
+                    lines.append("Attributes:     " + device.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+                }
+                lines.append("Apps:")
+                if device.apps.isEmpty { lines.append("  (none)") }
+                var apps = TextTable(header: ["APP", "VERSION"])
+                apps.rows = device.apps.sorted { $0.key < $1.key }.map { [$0.key, $0.value.version] }
+                if !device.apps.isEmpty { lines += apps.render().split(separator: "\n").map { "  " + $0 } }
+                if let last = detail.heartbeats.first {
+                    lines.append("Last heartbeat:")
+                    if let cpu = last.cpuPercent { lines.append("  cpu      \(Int(cpu.rounded()))%") }
+                    if let memory = last.memory, memory.totalBytes > 0 {
+                        lines.append("  memory   \(memory.usedBytes * 100 / memory.totalBytes)% of \(memory.totalBytes >> 20) MiB")
+                    }
+                    for disk in last.disks ?? [] where disk.totalBytes > 0 {
+                        lines.append("  disk     \(disk.usedBytes * 100 / disk.totalBytes)% of \(disk.mount)")
+                    }
+                    if let agent = last.agentVersion { lines.append("  agent    \(agent)") }
+                }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "delete",
+            abstract: "Delete a device from the registry (audited); its tokens stop working at once.",
+            discussion: "Calls DELETE /api/v1/devices/ID. Its history stays in the audit log."
+        )
+
+        @Argument(help: "The device ids (d-…).")
+        var devices: [String]
+
+        @OptionGroup var connection: ServerOptions
+
+        func validate() throws {
+            guard !devices.isEmpty else { throw ValidationError("name the device to delete") }
+        }
+
+        func run() async throws {
+            let client = try connection.client()
+            for device in devices {
+                _ = try await client.delete("/api/v1/devices/\(PathSegment.escaped(device))")
+                print("device \(device) deleted")
+            }
+        }
+    }
 
     struct ResetIdentity: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -51,7 +222,7 @@ struct DevicesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let body = try JSONSerialization.data(withJSONObject: ["claimExpiresInSeconds": try claimSeconds()])
-            let answer = try await ServerClient(server: connection.server).post("/api/v1/devices/\(device)/reset-identity", json: body)
+            let answer = try await connection.client().post("/api/v1/devices/\(device)/reset-identity", json: body)
             let reset = try ServerClient.decode(ResetIdentityResponse.self, from: answer)
             print("""
                 \(device): identity reset; every token it held is revoked.
@@ -62,5 +233,14 @@ struct DevicesCommand: AsyncParsableCommand {
                 Enroll the new board with: flotilla-agent --claim-code \(reset.claimCode) …
                 """)
         }
+    }
+}
+
+/// One segment of an API path, escaped: an id with '/' or '?' in it cannot reach another route.
+enum PathSegment {
+    static func escaped(_ text: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/?#%")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 }

@@ -64,7 +64,7 @@ struct SecretCommand: AsyncParsableCommand {
             if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
             guard !bytes.isEmpty else { throw CLIError("the secret is empty; give its value on standard input or with --from-file") }
             guard let value = String(validating: bytes, as: UTF8.self) else { throw CLIError("the secret is not UTF-8 text") }
-            let client = try ServerClient(server: connection.server)
+            let client = try connection.client()
             try await target.confirm(client)
             let body = try JSONEncoder().encode(["value": value])
             let view = try ServerClient.decode(SecretController.View.self, from: try await client.put("/api/v1/secrets/\(name)", json: body))
@@ -82,7 +82,7 @@ struct SecretCommand: AsyncParsableCommand {
         @OptionGroup var connection: ServerOptions
 
         func run() async throws {
-            let client = try ServerClient(server: connection.server)
+            let client = try connection.client()
             try await target.confirm(client)
             let secrets = try ServerClient.decode([String: [SecretController.View]].self, from: try await client.get("/api/v1/secrets"))["secrets"] ?? []
             print("NAME".column(32) + "VERSION".column(9) + "UPDATED".column(22) + "BY")
@@ -110,7 +110,7 @@ struct SecretCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let client = try ServerClient(server: connection.server)
+            let client = try connection.client()
             try await target.confirm(client)
             _ = try await client.delete("/api/v1/secrets/\(name)")
             print("secret \(name) deleted")

@@ -11,12 +11,19 @@ struct ServerClient {
     let base: String
     let token: String
 
-    init(server: String) throws {
+    /// The server of `--server` (or the environment, or the configuration file's context).
+    init(server: String?, context: String? = nil) throws {
+        try self.init(ClientSettings.resolve(server: server, context: context))
+    }
+
+    init(_ settings: ClientSettings) throws {
+        let server = settings.server
         guard server.hasPrefix("http://") || server.hasPrefix("https://") else {
             throw ValidationError("--server must be an http(s) URL, e.g. http://127.0.0.1:8080")
         }
-        guard let token = ProcessInfo.processInfo.environment["FLOTILLA_TOKEN"], !token.isEmpty else {
-            throw ValidationError("set FLOTILLA_TOKEN to an operator token (flotilla token create --operator)")
+        guard let token = settings.token else {
+            throw ValidationError("set FLOTILLA_TOKEN to an operator token (flotilla token create --operator), "
+                                  + "or name one in a context of ~/.config/flotilla/config.yaml")
         }
         base = server.hasSuffix("/") ? String(server.dropLast()) : server
         self.token = token
@@ -44,6 +51,15 @@ struct ServerClient {
         }
     }
 
+    /// One command, one request at a time: a server that cannot be reached is said at once (or
+    /// after 10 s of trying to connect), not after the request's minute of retries.
+    private static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(10)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     private func send(_ method: HTTPMethod, _ path: String, json: Data? = nil) async throws -> Data {
         try await exchange(method, path, json: json).body
     }
@@ -58,7 +74,7 @@ struct ServerClient {
         }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            response = try await Self.http.execute(request, timeout: .seconds(60))
         } catch {
             throw CLIError("cannot reach \(base): \(error)")
         }
@@ -71,10 +87,15 @@ struct ServerClient {
     }
 }
 
-/// `--server`, shared by the commands that talk to a running server.
+/// `--server` and `--context`, shared by the commands that talk to a running server.
 struct ServerOptions: ParsableArguments {
-    @Option(help: "The server's base URL.")
-    var server: String = "http://127.0.0.1:8080"
+    @Option(help: "The server's base URL (default: FLOTILLA_SERVER, the current context, or http://127.0.0.1:8080).")
+    var server: String?
+
+    @Option(help: "A context of ~/.config/flotilla/config.yaml: its server and token (default: current-context).")
+    var context: String?
+
+    func client() throws -> ServerClient { try ServerClient(server: server, context: context) }
 }
 
 extension String {

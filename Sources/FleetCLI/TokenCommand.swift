@@ -66,7 +66,7 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var connection: ServerOptions
 
         func run() async throws {
-            let body = try await ServerClient(server: connection.server).get("/api/v1/tokens")
+            let body = try await connection.client().get("/api/v1/tokens")
             let tokens = try ServerClient.decode([String: [TokenView]].self, from: body)["tokens"] ?? []
             print("ID".column(14) + "KIND".column(12) + "CREATED".column(22) + "EXPIRES".column(22) + "STATE".column(9) + "MADE BY")
             for token in tokens {
@@ -94,7 +94,7 @@ struct TokenCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let body = try await ServerClient(server: connection.server).delete("/api/v1/tokens/\(id)")
+            let body = try await connection.client().delete("/api/v1/tokens/\(id)")
             let revoked = try ServerClient.decode([String: [String]].self, from: body)["revoked"] ?? []
             print("revoked: " + revoked.joined(separator: ", "))
         }

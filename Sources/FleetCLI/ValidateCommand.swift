@@ -11,17 +11,16 @@ struct ValidateCommand: ParsableCommand {
 
     @OptionGroup var source: FleetSource
 
-    @Option(help: "text or json.")
-    var format: OutputFormat = .text
-
-    func validate() throws {
-        guard format != .markdown else {
-            throw ValidationError("--format for validate is text or json")
-        }
+    /// What validate prints: plan's formats less markdown, which it has nothing to say in.
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json
     }
 
+    @Option(help: "How to print errors.")
+    var format: Format = .text
+
     func run() throws {
-        let fleet = try source.load(format: format)
+        let fleet = try source.load(format: format == .json ? .json : .text)
         if format == .json {
             print(DiagnosticRenderer.json([]).serialized(pretty: true))
             return

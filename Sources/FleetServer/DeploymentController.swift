@@ -48,10 +48,7 @@ struct DeploymentController: Sendable {
         var devices: [String]
     }
 
-    struct Detail: Codable {
-        var deployment: DeploymentRecord
-        var executions: [ExecutionRecord]
-    }
+    typealias Detail = DeploymentDetail
 
     private func create(_ request: Hummingbird.Request, _ context: FleetRequestContext) async throws -> Response {
         let token = try context.operatorToken()

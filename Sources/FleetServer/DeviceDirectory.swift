@@ -35,12 +35,17 @@ final class DeviceDirectory: Sendable {
         events.onChange { [weak self] devices in self?.forget(devices) }
     }
 
-    /// Drops what is cached of `devices` (of every device with nil).
+    /// Drops what is cached of `devices` (of every device with nil). A device named here was
+    /// deleted or had its identity reset: its old tokens no longer work, so it no longer counts
+    /// as online either, until it is heard from again.
     func forget(_ devices: [String]?) {
         state.withLock { state in
             state.forgetting += 1
             guard let devices else { return state.entries.removeAll() }
-            for device in devices { state.entries[device] = nil }
+            for device in devices {
+                state.entries[device] = nil
+                state.lastHeard[device] = nil
+            }
         }
     }
 

@@ -29,18 +29,8 @@ struct OperatorController: Sendable {
     }
 
     /// A device as the API shows it: never its secret hash.
-    struct DeviceView: Codable {
-        var id: String
-        var name: String
-        var project: String
-        var hardwareID: String
-        var tags: [String: String]
-        var attributes: [String: String]
-        var apps: [String: InstalledApp]
-        var online: Bool
-        var enrolledAt: Date
-        var lastHeartbeatAt: Date?
-    }
+    typealias DeviceView = OperatorDeviceView
+    typealias DeviceDetail = OperatorDeviceDetail
 
     /// The longest lifetime a token can be given: ten years.
     static let maximumTokenSeconds = 10 * 365 * 86_400
@@ -89,11 +79,6 @@ struct OperatorController: Sendable {
                 && (version.map { device.apps[app!]?.version == $0 } ?? true)
         }
         return try JSONBody.response(["devices": devices])
-    }
-
-    struct DeviceDetail: Codable {
-        var device: DeviceView
-        var heartbeats: [Heartbeat]
     }
 
     private func showDevice(_ request: Request, _ context: FleetRequestContext, id: String) async throws -> Response {

@@ -38,6 +38,18 @@ struct CommandLineTests {
         #expect(errors?.first?["message"] as? String == "unknown group 'canry'; did you mean 'canary'?")
     }
 
+    /// Help offers only the formats validate accepts; plan, which speaks markdown, still offers it.
+    @Test func validateOffersOnlyTheFormatsItAccepts() throws {
+        let help = try CommandResult.run(["validate", "--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("text, json"))
+        #expect(!help.stdout.contains("markdown"))
+        let refused = try CommandResult.run(["validate", template, "--format", "markdown"])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("markdown"))
+        #expect(try CommandResult.run(["plan", "--help"]).stdout.contains("markdown"))
+    }
+
     @Test func aMissingDirectoryIsAClearErrorNotACrash() throws {
         let result = try CommandResult.run(["validate", "/nonexistent/fleet"])
         #expect(result.status == 2)

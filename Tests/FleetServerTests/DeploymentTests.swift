@@ -285,6 +285,13 @@ extension ServerTests {
             #expect(text.contains("flotilla_heartbeat_batch_size_count"))
             // Tokens never appear in what is scraped.
             #expect(!text.contains(enrolled.deviceToken))
+
+            // A deleted device is not online, at once (not when its last heartbeat ages out).
+            let deleted = try await client.execute(uri: "/api/v1/devices/\(enrolled.deviceID)", method: .delete,
+                                                  headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(deleted.status == .noContent)
+            let after = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(after.split(separator: "\n").contains("flotilla_devices_online 0.0"))
         }
     }
 }
