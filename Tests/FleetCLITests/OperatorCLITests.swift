@@ -134,6 +134,32 @@ struct OperatorCLITests {
         #expect(Date().timeIntervalSince(started) < 40, "far under the 60 s a retried connection took")
     }
 
+    /// docs/grafana-dashboard.json queries only metrics the README lists (and the live test
+    /// above holds the README to what /metrics serves).
+    @Test func theDashboardQueriesOnlyMetricsThatExist() throws {
+        let root = TestPaths.template + "/.."
+        let dashboard = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/docs/grafana-dashboard.json"))) as? [String: Any]
+        let expressions = (dashboard?["panels"] as? [[String: Any]] ?? []).flatMap { panel in
+            (panel["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String }
+        }
+        #expect(expressions.count >= 8)
+        let readme = try String(contentsOfFile: root + "/README.md", encoding: .utf8)
+        let documented = Set(readme.split(separator: "\n").compactMap { line in
+            line.hasPrefix("| `flotilla_") ? String(line.dropFirst(3).prefix { $0 != "`" && $0 != "{" }) : nil
+        })
+        var queried = Set<String>()
+        for expression in expressions {
+            for match in expression.matches(of: /flotilla_[a-z_]+/) {
+                var name = String(match.output)
+                for suffix in ["_bucket", "_count", "_sum"] where name.hasSuffix(suffix) && !documented.contains(name) {
+                    name = String(name.dropLast(suffix.count))
+                }
+                queried.insert(name)
+            }
+        }
+        #expect(!queried.isEmpty && queried.isSubset(of: documented), "not served: \(queried.subtracting(documented))")
+    }
+
     @Test func completionScriptsAreGenerated() throws {
         for shell in ["bash", "zsh", "fish"] {
             let script = try CommandResult.run(["--generate-completion-script", shell])
