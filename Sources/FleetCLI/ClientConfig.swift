@@ -25,31 +25,51 @@ struct ClientSettings: Equatable {
 
     static let defaultServer = "http://127.0.0.1:8080"
 
+    /// Server and token come as a pair, so a token never goes to a server it was not given for:
+    /// a context's token only to that context's server, `FLOTILLA_TOKEN` only with
+    /// `FLOTILLA_SERVER`, `--server` or the default.
     static func resolve(server flag: String?, context name: String?,
                         environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ClientSettings {
         let path = ClientConfigFile.path(environment: environment)
-        let file = try ClientConfigFile.load(path: path)
-        var explicit: ClientConfigFile.Context?
-        var current: ClientConfigFile.Context?
+        let home = environment["HOME"]
+        let environmentServer = environment["FLOTILLA_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
+        let environmentToken = try environment["FLOTILLA_TOKEN"].flatMap { $0.isEmpty ? nil : try checkedToken($0, from: "FLOTILLA_TOKEN") }
         if let name {
-            guard let file else { throw ValidationError("--context \(name): there is no \(path) to read contexts from") }
+            guard let file = try ClientConfigFile.load(path: path) else {
+                throw ValidationError("--context \(name): there is no \(path) to read contexts from")
+            }
             guard let context = file.contexts[name] else {
                 let known = file.contexts.keys.sorted()
                 throw ValidationError("--context \(name): \(path) has no such context"
                                       + (known.isEmpty ? "" : " (it has \(known.joined(separator: ", ")))"))
             }
-            explicit = context
-        } else if let file, let name = file.currentContext {
-            guard let context = file.contexts[name] else {
-                throw ValidationError("\(path): current-context '\(name)' is not one of its contexts")
-            }
-            current = context
+            return try context.settings(name: name, flag: flag, home: home)
         }
-        let environmentServer = environment["FLOTILLA_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
-        let environmentToken = environment["FLOTILLA_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        let server = flag ?? explicit?.server ?? environmentServer ?? current?.server ?? defaultServer
-        let token = try explicit?.token(home: environment["HOME"]) ?? environmentToken ?? current?.token(home: environment["HOME"])
-        return ClientSettings(server: server, token: token)
+        if environmentServer != nil || environmentToken != nil || flag != nil {
+            // The environment or the flag chose the server; a context's token does not follow it there.
+            if environmentToken == nil, let file = try ClientConfigFile.load(path: path), let current = file.currentContext,
+               let context = file.contexts[current], let server = flag ?? environmentServer, context.server == server {
+                return try context.settings(name: current, flag: flag, home: home)
+            }
+            return ClientSettings(server: flag ?? environmentServer ?? defaultServer, token: environmentToken)
+        }
+        if let file = try ClientConfigFile.load(path: path), let current = file.currentContext {
+            guard let context = file.contexts[current] else {
+                throw ValidationError("\(path): current-context '\(current)' is not one of its contexts")
+            }
+            return try context.settings(name: current, flag: nil, home: home)
+        }
+        return ClientSettings(server: defaultServer, token: nil)
+    }
+
+    /// A token as given, less surrounding whitespace (a file's or a pasted CRLF); anything else
+    /// that a header cannot carry is refused without printing it.
+    static func checkedToken(_ text: String, from source: String) throws -> String {
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty, token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw ValidationError("\(source): the token holds spaces, control or non-ASCII characters; a token is printable ASCII")
+        }
+        return token
     }
 }
 
@@ -62,16 +82,29 @@ struct ClientConfigFile: Equatable {
         /// Where the context was written, for errors about it.
         var location: String
 
+        /// This context's server with its token; with `--server` elsewhere, no token.
+        func settings(name: String, flag: String?, home: String?) throws -> ClientSettings {
+            guard let server = server ?? flag else {
+                throw ValidationError("\(location): context '\(name)' has no server")
+            }
+            if let flag, let own = self.server, flag != own {
+                throw ValidationError("--server \(flag): context '\(name)' is for \(own); its token goes only there "
+                                      + "(set FLOTILLA_TOKEN for another server)")
+            }
+            return ClientSettings(server: server, token: try token(home: home))
+        }
+
         func token(home: String?) throws -> String? {
-            if let inlineToken { return inlineToken }
+            if let inlineToken { return try ClientSettings.checkedToken(inlineToken, from: "\(location): token") }
             guard let tokenFile else { return nil }
             let path = tokenFile.hasPrefix("~/") ? (home ?? NSHomeDirectory()) + tokenFile.dropFirst() : tokenFile
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw ValidationError("\(location): token-file '\(tokenFile)' cannot be read")
             }
-            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !token.isEmpty else { throw ValidationError("\(location): token-file '\(tokenFile)' is empty") }
-            return token
+            guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ValidationError("\(location): token-file '\(tokenFile)' is empty")
+            }
+            return try ClientSettings.checkedToken(text, from: "\(location): token-file '\(tokenFile)'")
         }
     }
 
@@ -103,7 +136,7 @@ struct ClientConfigFile: Equatable {
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw ValidationError("\(path): not YAML: \(error)")
+            throw ValidationError(yamlProblem(error, path: path))
         }
         guard let root else { return ClientConfigFile(currentContext: nil, contexts: [:]) }
         guard let mapping = root.mapping else { throw ValidationError("\(at(root)): expected a mapping (current-context, contexts)") }
@@ -148,6 +181,20 @@ struct ClientConfigFile: Equatable {
     }
 }
 
+/// A YAML error as a place and a problem, never with the text around it: the file holds tokens.
+func yamlProblem(_ error: YamlError, path: String) -> String {
+    switch error {
+    case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+        return "\(path):\(mark.line):\(mark.column): not valid YAML: \(problem)"
+    case .duplicatedKeysInMapping(let duplicates, let context):
+        return "\(path):\(context.mark.line):\(context.mark.column): a key is given twice: \(duplicates.sorted().joined(separator: ", "))"
+    case .reader(let problem, _, _, _):
+        return "\(path): not readable as YAML: \(problem)"
+    default:
+        return "\(path): not valid YAML"
+    }
+}
+
 /// How a listing prints: an aligned table by default, like kubectl's `-o`.
 enum OutputStyle: String, ExpressibleByArgument, CaseIterable {
     case table, wide, json, yaml
@@ -157,6 +204,23 @@ enum OutputStyle: String, ExpressibleByArgument, CaseIterable {
 enum Terminal {
     static func colours(environment: [String: String] = ProcessInfo.processInfo.environment, isTerminal: Bool = isatty(1) == 1) -> Bool {
         isTerminal && environment["NO_COLOR"].map(\.isEmpty) ?? true && environment["TERM"] != "dumb"
+    }
+
+    /// `text` with control characters (a device's name could hold an escape sequence meant for
+    /// the operator's terminal) shown as `\u{…}` instead of sent to it.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var shown = ""
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) { shown += "\\u{\(String(scalar.value, radix: 16))}" } else { shown.unicodeScalars.append(scalar) }
+        }
+        return shown
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        // C0 and C1 controls (ESC among them), and the bidirectional overrides that reorder a line.
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || (0x202A...0x202E).contains(scalar.value)
+            || (0x2066...0x2069).contains(scalar.value)
     }
 
     static func paint(_ text: String, _ code: String, when colours: Bool) -> String {
@@ -172,13 +236,16 @@ struct TextTable {
     /// `paint` may colour a cell (row, column, text) after it is padded, so colour codes never
     /// count towards a column's width.
     func render(paint: (Int, Int, String) -> String = { _, _, text in text }) -> String {
+        let rows = rows.map { $0.map(Terminal.printable) }
         var widths = header.map(\.count)
         for row in rows {
-            for (column, cell) in row.enumerated() where column < widths.count { widths[column] = max(widths[column], cell.count) }
+            for (column, cell) in row.enumerated() {
+                if column < widths.count { widths[column] = max(widths[column], cell.count) } else { widths.append(cell.count) }
+            }
         }
         func line(_ cells: [String], row: Int?) -> String {
             cells.enumerated().map { column, cell in
-                let padded = column == cells.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                let padded = column == cells.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[column] - cell.count))
                 return row.map { paint($0, column, padded) } ?? padded
             }.joined(separator: "   ")
         }

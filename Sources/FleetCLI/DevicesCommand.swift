@@ -144,16 +144,23 @@ struct DevicesCommand: AsyncParsableCommand {
                 if let last = detail.heartbeats.first {
                     lines.append("Last heartbeat:")
                     if let cpu = last.cpuPercent { lines.append("  cpu      \(Int(cpu.rounded()))%") }
+                    // In Double: a device reports any 64-bit count, and a percentage of it must not overflow.
                     if let memory = last.memory, memory.totalBytes > 0 {
-                        lines.append("  memory   \(memory.usedBytes * 100 / memory.totalBytes)% of \(memory.totalBytes >> 20) MiB")
+                        lines.append("  memory   \(Self.percent(memory.usedBytes, of: memory.totalBytes)) of \(memory.totalBytes >> 20) MiB")
                     }
                     for disk in last.disks ?? [] where disk.totalBytes > 0 {
-                        lines.append("  disk     \(disk.usedBytes * 100 / disk.totalBytes)% of \(disk.mount)")
+                        lines.append("  disk     \(Self.percent(disk.usedBytes, of: disk.totalBytes)) of \(disk.mount)")
                     }
                     if let agent = last.agentVersion { lines.append("  agent    \(agent)") }
                 }
-                return lines.joined(separator: "\n")
+                // What a device reported is shown, never obeyed: no escape sequence reaches the terminal.
+                return lines.map(Terminal.printable).joined(separator: "\n")
             }
+        }
+
+        static func percent(_ used: Int64, of total: Int64) -> String {
+            // A device may report nonsense (used far over total): clamped, never a trap.
+            "\(Int(min(max(Double(used) / Double(total) * 100, 0), 1e6).rounded()))%"
         }
     }
 
@@ -222,7 +229,7 @@ struct DevicesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let body = try JSONSerialization.data(withJSONObject: ["claimExpiresInSeconds": try claimSeconds()])
-            let answer = try await connection.client().post("/api/v1/devices/\(device)/reset-identity", json: body)
+            let answer = try await connection.client().post("/api/v1/devices/\(PathSegment.escaped(device))/reset-identity", json: body)
             let reset = try ServerClient.decode(ResetIdentityResponse.self, from: answer)
             print("""
                 \(device): identity reset; every token it held is revoked.
@@ -239,6 +246,8 @@ struct DevicesCommand: AsyncParsableCommand {
 /// One segment of an API path, escaped: an id with '/' or '?' in it cannot reach another route.
 enum PathSegment {
     static func escaped(_ text: String) -> String {
+        // "." and ".." would be read as path steps by a proxy that normalises paths.
+        if text == "." || text == ".." { return String(repeating: "%2E", count: text.count) }
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: "/?#%")
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text

@@ -198,13 +198,55 @@ struct ClientSettingsTests {
             (nil, nil, environment, ClientSettings(server: "http://env", token: "env-token")),
             ("http://flag", nil, environment, ClientSettings(server: "http://flag", token: "env-token")),
             (nil, "prod", environment, ClientSettings(server: "https://prod", token: "prod-token")),
-            ("http://flag", "prod", environment, ClientSettings(server: "http://flag", token: "prod-token")),
             (nil, nil, ["FLOTILLA_CONFIG": folder + "/absent.yaml"], ClientSettings(server: "http://127.0.0.1:8080", token: nil)),
+            // A token goes only to the server it was given for: the current context's token
+            // does not follow --server or FLOTILLA_SERVER elsewhere…
+            ("http://flag", nil, base, ClientSettings(server: "http://flag", token: nil)),
+            (nil, nil, base.merging(["FLOTILLA_SERVER": "http://elsewhere"]) { $1 }, ClientSettings(server: "http://elsewhere", token: nil)),
+            // …but does go with the same server named again.
+            ("http://lab:8080", nil, base, ClientSettings(server: "http://lab:8080", token: "from-file")),
+            // A pasted token's line ending is not part of it.
+            (nil, nil, base.merging(["FLOTILLA_TOKEN": "env-token\r\n"]) { $1 }, ClientSettings(server: "http://lab:8080", token: nil)),
         ]
-        for (flag, context, environment, expected) in table {
+        for (flag, context, environment, expected) in table.dropLast() {
             #expect(try ClientSettings.resolve(server: flag, context: context, environment: environment) == expected, "\(flag ?? "-") \(context ?? "-")")
         }
+        let pasted = try ClientSettings.resolve(server: nil, context: nil, environment: base.merging(["FLOTILLA_TOKEN": "env-token\r\n"]) { $1 })
+        #expect(pasted == ClientSettings(server: "http://127.0.0.1:8080", token: "env-token"))
         #expect(throws: (any Error).self) { try ClientSettings.resolve(server: nil, context: "staging", environment: base) }
+        // A context's token is not sent to another server named beside it.
+        let crossed = #expect(throws: (any Error).self) { try ClientSettings.resolve(server: "http://flag", context: "prod", environment: base) }
+        #expect("\(crossed!)".contains("context 'prod' is for https://prod; its token goes only there"))
+        // A token a header cannot carry is refused, and not printed.
+        let broken = #expect(throws: (any Error).self) {
+            try ClientSettings.resolve(server: nil, context: nil, environment: ["FLOTILLA_TOKEN": "flo_s3cr3t\u{1B}x", "FLOTILLA_CONFIG": folder + "/absent.yaml"])
+        }
+        #expect(!"\(broken!)".contains("s3cr3t") && "\(broken!)".contains("FLOTILLA_TOKEN"))
+    }
+
+    /// The file holds tokens: a YAML error names the place and the problem, never the text.
+    @Test func aBrokenFileIsReportedWithoutItsTokens() {
+        let duplicate = "contexts:\n  lab: {server: \"http://x\", token: flo_s3cr3t}\n  lab: {server: \"http://y\"}\n"
+        let syntax = "contexts:\n  lab:\n    token: flo_s3cr3t: x\n"
+        for text in [duplicate, syntax] {
+            let error = #expect(throws: (any Error).self) { try ClientConfigFile.parse(text, path: "config.yaml") }
+            let message = "\(error!)"
+            #expect(!message.contains("s3cr3t") && message.hasPrefix("config.yaml:"), "\(message)")
+        }
+    }
+
+    /// What a device reported is shown, never obeyed: escape sequences and bidi overrides are
+    /// printed as text; a percentage of any 64-bit count cannot trap; an id stays one path segment.
+    @Test func whatDevicesReportCannotDriveTheTerminalOrTrap() {
+        #expect(Terminal.printable("rack-1") == "rack-1")
+        #expect(Terminal.printable("a\u{1B}]52;c;eA==\u{07}b") == "a\\u{1b}]52;c;eA==\\u{7}b")
+        #expect(Terminal.printable("x\u{202E}y") == "x\\u{202e}y")
+        var table = TextTable(header: ["NAME"])
+        table.rows = [["evil\u{1B}[2J"], ["abcd🚀", "extra cell"]]
+        #expect(!table.render().contains("\u{1B}"))
+        #expect(DevicesCommand.Show.percent(100_000_000_000_000_000, of: 1) == "1000000%")
+        #expect(DevicesCommand.Show.percent(512, of: 1024) == "50%")
+        #expect(PathSegment.escaped("..") == "%2E%2E" && PathSegment.escaped("a/b?c") == "a%2Fb%3Fc")
     }
 
     /// A wrong file says where: line and column, and what it expected.
