@@ -31,6 +31,16 @@ struct QuantityTests {
         #expect(Quantity.parse("%") == nil)
     }
 
+    /// Exactly the grammar the JSON Schema's patterns state: digits, a fraction only before '%',
+    /// a '+' as YAML integers may carry; no spaces, exponents or minus.
+    @Test(arguments: [
+        ("+5", Quantity.count(5)), ("007", .count(7)), ("0.5%", .percent(0.5)), ("100%", .percent(100)),
+        (" 5 %", nil), ("1e1%", nil), ("5.0", nil), ("-3", nil), ("+5%", nil), (".5%", nil), ("5.%", nil), ("", nil), ("5 ", nil),
+    ] as [(String, Quantity?)])
+    func readsOnlyWhatTheSchemaStates(_ row: (String, Quantity?)) {
+        #expect(Quantity.parse(row.0) == row.1)
+    }
+
     @Test func batchesRoundUpAndAllowancesRoundDown() {
         #expect(Quantity.percent(10).devices(of: 5) == 1)
         #expect(Quantity.percent(25).devices(of: 10) == 3)

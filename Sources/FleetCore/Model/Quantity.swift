@@ -4,14 +4,17 @@ public enum Quantity: Hashable, Sendable, CustomStringConvertible {
     /// Percent from 0 to 100.
     case percent(Double)
 
-    /// Parses `5` or `25%`.
+    /// Parses `5` or `25%` (or `12.5%`): digits, with a fraction and '%' for a percentage. No
+    /// minus, exponent or spaces, so the JSON Schema's pattern can say exactly the same.
     public static func parse(_ text: String) -> Quantity? {
-        if text.hasSuffix("%") {
-            let number = text.dropLast().trimmingSpaces()
-            guard let value = Double(number), value.isFinite else { return nil }
-            return .percent(value)
-        }
-        return Int(text).map(Quantity.count)
+        let isPercent = text.hasSuffix("%")
+        // A '+' as YAML's integers may have it (`+5` is the integer 5 to every YAML reader).
+        let number = isPercent ? text.dropLast() : (text.hasPrefix("+") ? text.dropFirst() : Substring(text))
+        let parts = number.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let digits = { (part: Substring) in !part.isEmpty && part.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) } }
+        guard parts.allSatisfy(digits), parts.count == 1 || isPercent else { return nil }
+        if isPercent { return Double(number).map(Quantity.percent) }
+        return Int(number).map(Quantity.count)
     }
 
     /// How many devices this is out of `total`, rounding a percentage up (a batch of 10% of 5 is 1).
@@ -36,14 +39,5 @@ public enum Quantity: Hashable, Sendable, CustomStringConvertible {
         case .percent(let percent):
             return percent == percent.rounded() ? "\(Int(percent))%" : "\(percent)%"
         }
-    }
-}
-
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var text = self
-        while text.first == " " { text.removeFirst() }
-        while text.last == " " { text.removeLast() }
-        return text
     }
 }

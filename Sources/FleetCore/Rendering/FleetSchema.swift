@@ -44,15 +44,23 @@ public enum FleetSchema {
             ("Group", kind("Group", required: ["name"], [
                 ("name", text("The group's name.", pattern: namePattern)),
                 ("description", text("What the group is for.")),
-                ("selector", text("Label selector over device tags, e.g. \"site in (berlin,paris),ring!=canary\".")),
+                ("selector", text("Label selector over device tags, e.g. \"site in (berlin,paris),ring!=canary\"; not empty.", pattern: "\\S")),
                 ("devices", .object([("type", .string("array")), ("items", text("A device id."))])),
-            ])),
+            ], anyOfKeys: ["selector", "devices"])),
             ("Devices", kind("Devices", required: ["devices"], [
                 ("devices", .object([
                     ("type", .string("object")),
                     ("description", .string("Tags declared per device id.")),
                     ("additionalProperties", strictObject([
-                        ("tags", .object([("type", .string("object")), ("additionalProperties", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))]))])),
+                        ("tags", .object([
+                            ("type", .string("object")),
+                            ("propertyNames", .object([("pattern", .string(tagKeyPattern))])),
+                            ("additionalProperties", .object([("oneOf", .array([
+                                .object([("type", .string("string")), ("pattern", .string(tagValuePattern))]),
+                                .object([("type", .string("integer")), ("minimum", .int(0))]),
+                                .object([("type", .string("boolean"))]),
+                            ]))])),
+                        ])),
                         ("description", text("What the device is.")),
                     ], nullable: true)),
                 ])),
@@ -74,7 +82,9 @@ public enum FleetSchema {
                     ("description", .string("Ordered: the first target whose group holds a device wins.")),
                     ("items", strictObject([
                         ("group", text("A Group name.")),
-                        ("version", .object([("type", .array([.string("string"), .string("number")]))])),
+                        ("version", .object([("oneOf", .array([
+                            .object([("type", .string("string")), ("minLength", .int(1))]), .object([("type", .string("number"))]),
+                        ]))])),
                         ("parameters", ref("ParameterValues")),
                         ("notBefore", text("This target starts no earlier than this instant (RFC 3339 with a zone).", format: "date-time")),
                         ("after", text("The group of a target listed before this one that must have converged first.", pattern: namePattern)),
@@ -104,19 +114,13 @@ public enum FleetSchema {
                 ("deny", weeklyRanges("Weekly ranges in which no device starts an update; deny wins over allow.")),
             ], description: "Maintenance windows: when devices may start an update, in each device's own zone. A running update is never cut off.")),
             ("Rollout", strictObject([
-                ("batchSize", quantity("Devices per wave.")),
-                ("maxUnavailable", quantity("Devices updating at once, at most.")),
-                ("maxFailures", quantity("Failures tolerated before the rollout aborts.")),
+                ("batchSize", quantity("Devices per wave.", zeroAllowed: false)),
+                ("maxUnavailable", quantity("Devices updating at once, at most.", zeroAllowed: false)),
+                ("maxFailures", quantity("Failures tolerated before the rollout aborts.", zeroAllowed: true)),
                 ("onAbort", enumeration(RolloutPolicy.OnAbort.allCases.map(\.rawValue), "What happens to changed devices on abort.")),
-                ("executionTimeout", duration("An execution with no progress for this long is timed out.")),
+                ("executionTimeout", duration("An execution with no progress for this long is timed out.", positive: true)),
             ])),
-            ("Parameter", strictObject([
-                ("type", enumeration(ParameterSpec.Kind.names, "The parameter's type.")),
-                ("required", .object([("type", .string("boolean"))])),
-                ("default", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))])),
-                ("description", text("What the parameter means.")),
-                ("values", .object([("type", .string("array")), ("items", .object([("type", .string("string"))]))])),
-            ], required: ["type"])),
+            ("Parameter", parameter),
             ("ParameterValues", .object([
                 ("type", .string("object")),
                 ("additionalProperties", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))])),
@@ -136,7 +140,7 @@ public enum FleetSchema {
                     ("action", enumeration(Step.ComposeAction.allCases.map(\.rawValue), "up or down.")),
                 ], required: ["project", "file"])),
                 ("install", text("Path of a .deb to install with dpkg -i.")),
-                ("timeout", duration("How long the step may run.")),
+                ("timeout", duration("How long the step may run.", positive: true)),
                 ("retries", .object([("type", .string("integer")), ("minimum", .int(0)), ("maximum", .int(100))])),
                 ("onFailure", enumeration(Step.OnFailure.allCases.map(\.rawValue), "What to do when the step fails.")),
                 ("idempotent", .object([("type", .string("boolean")), ("description", .string("Safe to run again after an interruption."))])),
@@ -144,20 +148,47 @@ public enum FleetSchema {
         ]
     }
 
+    /// A flow's parameter; its default checked against its type where a pattern can say it.
+    private static var parameter: JSONValue {
+        guard case .object(var members) = strictObject([
+            ("type", enumeration(ParameterSpec.Kind.names, "The parameter's type.")),
+            ("required", .object([("type", .string("boolean"))])),
+            ("default", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))])),
+            ("description", text("What the parameter means.")),
+            ("values", .object([("type", .string("array")), ("items", .object([("type", .string("string"))]))])),
+        ], required: ["type"]) else { return .null }
+        func when(_ type: String, _ allowed: [JSONValue]) -> JSONValue {
+            .object([
+                ("if", .object([("properties", .object([("type", .object([("const", .string(type))]))]))])),
+                ("then", .object([("properties", .object([("default", .object([("oneOf", .array(allowed))]))]))])),
+            ])
+        }
+        members.append(("allOf", .array([
+            when("int", [.object([("type", .string("integer"))]), .object([("type", .string("string")), ("pattern", .string("^[-+]?[0-9]+$"))])]),
+            when("bool", [.object([("type", .string("boolean"))]),
+                          .object([("enum", .array(["true", "True", "TRUE", "false", "False", "FALSE"].map(JSONValue.string)))])]),
+            when("sha256", [.object([("type", .string("string")), ("pattern", .string("^[0-9a-fA-F]{64}$"))])]),
+        ])))
+        return .object(members)
+    }
+
     static let namePattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+    /// `TagSyntax`'s rules: an optional lower-case DNS prefix and '/', then a name segment.
+    static let tagKeyPattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    static let tagValuePattern = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 
     private static func ref(_ name: String) -> JSONValue { .object([("$ref", .string("#/$defs/\(name)"))]) }
 
-    private static func kind(_ name: String, required: [String], _ properties: [(String, JSONValue)]) -> JSONValue {
+    private static func kind(_ name: String, required: [String], _ properties: [(String, JSONValue)], anyOfKeys: [String] = []) -> JSONValue {
         let common: [(String, JSONValue)] = [
             ("apiVersion", .object([("const", .string(FleetLoader.apiVersion))])),
             ("kind", .object([("const", .string(name))])),
         ]
-        return strictObject(common + properties, required: ["kind"] + required)
+        return strictObject(common + properties, required: ["kind"] + required, anyOfKeys: anyOfKeys)
     }
 
     private static func strictObject(_ properties: [(String, JSONValue)], required: [String] = [], description: String? = nil,
-                                     nullable: Bool = false, oneOfKeys: [String] = []) -> JSONValue {
+                                     nullable: Bool = false, oneOfKeys: [String] = [], anyOfKeys: [String] = []) -> JSONValue {
         var members: [(String, JSONValue)] = [("type", nullable ? .array([.string("object"), .string("null")]) : .string("object"))]
         if let description { members.append(("description", .string(description))) }
         members.append(("properties", .object(properties)))
@@ -165,6 +196,9 @@ public enum FleetSchema {
         if !required.isEmpty { members.append(("required", .array(required.map(JSONValue.string)))) }
         if !oneOfKeys.isEmpty {
             members.append(("oneOf", .array(oneOfKeys.map { .object([("required", .array([.string($0)]))]) })))
+        }
+        if !anyOfKeys.isEmpty {
+            members.append(("anyOf", .array(anyOfKeys.map { .object([("required", .array([.string($0)]))]) })))
         }
         return .object(members)
     }
@@ -180,12 +214,17 @@ public enum FleetSchema {
         .object([("enum", .array(values.map(JSONValue.string))), ("description", .string(description))])
     }
 
-    private static func quantity(_ description: String) -> JSONValue {
-        .object([
+    /// A count or a percentage as `Quantity.parse` reads it (digits; a fraction only before '%'),
+    /// up to 100%, and above zero unless `zeroAllowed`. A count may be written quoted, as YAML
+    /// gives the validator the same text either way.
+    private static func quantity(_ description: String, zeroAllowed: Bool) -> JSONValue {
+        let percent = "0*(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%"
+        return .object([
             ("description", .string(description + " A count such as 5, or a percentage such as 10%.")),
             ("oneOf", .array([
-                .object([("type", .string("integer")), ("minimum", .int(0))]),
-                .object([("type", .string("string")), ("pattern", .string("^[0-9]+(\\.[0-9]+)?%$"))]),
+                .object([("type", .string("integer")), ("minimum", .int(zeroAllowed ? 0 : 1))]),
+                .object([("type", .string("string")), ("pattern", .string(zeroAllowed ? "^\\+?[0-9]+$" : "^\\+?0*[1-9][0-9]*$"))]),
+                .object([("type", .string("string")), ("pattern", .string(zeroAllowed ? "^\(percent)$" : "^(?!0*(\\.0+)?%$)\(percent)$"))]),
             ])),
         ])
     }
@@ -198,8 +237,9 @@ public enum FleetSchema {
         ]))])
     }
 
-    private static func duration(_ description: String) -> JSONValue {
+    /// `positive`: more than zero, as the loader requires of timeouts (`0s` and `0m0s` are not).
+    private static func duration(_ description: String, positive: Bool = false) -> JSONValue {
         .object([("type", .string("string")), ("description", .string(description + " Such as 30s, 5m, 2h or 1h30m.")),
-                 ("pattern", .string("^([0-9]+(ms|s|m|h|d))+$"))])
+                 ("pattern", .string((positive ? "^(?!(0+(ms|s|m|h|d))+$)" : "^") + "([0-9]+(ms|s|m|h|d))+$"))])
     }
 }
