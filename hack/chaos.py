@@ -283,24 +283,29 @@ def main():
     parser.add_argument("--step-seconds", default="1-3")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs) after the run")
     args = parser.parse_args()
-    # Stopped (SIGTERM), it still stops what it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    run = Run(args)
-    problems = ["interrupted"]
-    try:
-        problems = run.run()
-    finally:
-        if args.keep or problems:
-            kept = tempfile.mkdtemp(prefix=f"flotilla-chaos-{args.seed}-logs-")
-            for name in os.listdir(run.work):
-                if name.endswith(".log"):
-                    shutil.copy(os.path.join(run.work, name), kept)
-            say(f"logs kept in {kept}")
-        run.stop_all()
+    problems = run_to_the_end(Run(args), args.keep, f"flotilla-chaos-{args.seed}-logs-")
     for problem in problems:
         say(f"VIOLATION: {problem}")
     say(f"seed {args.seed} {'passed' if not problems else 'FAILED'}")
     sys.exit(1 if problems else 0)
+
+
+def run_to_the_end(run, keep, prefix):
+    """Runs `run`, stopping what it started however it ends (SIGTERM too); its logs are kept
+    when asked or when something was wrong. Returns the problems found."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    problems = ["interrupted"]
+    try:
+        problems = run.run()
+    finally:
+        if keep or problems:
+            kept = tempfile.mkdtemp(prefix=prefix)
+            for name in os.listdir(run.work):
+                if name.endswith(".log") and not name.startswith("acknowledged"):
+                    shutil.copy(os.path.join(run.work, name), kept)
+            say(f"logs kept in {kept}")
+        run.stop_all()
+    return problems
 
 
 if __name__ == "__main__":

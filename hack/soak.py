@@ -25,13 +25,12 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chaos import Run  # noqa: E402  (same directory)
+from chaos import Run, run_to_the_end  # noqa: E402  (same directory)
 
 
 def say(text):
@@ -235,19 +234,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the logs after the run")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    soak = Soak(args)
-    problems = ["interrupted"]
-    try:
-        problems = soak.run()
-    finally:
-        if args.keep or problems:
-            kept = tempfile.mkdtemp(prefix="flotilla-soak-logs-")
-            for name in os.listdir(soak.work):
-                if name.endswith(".log") and not name.startswith("acknowledged"):
-                    subprocess.run(["cp", os.path.join(soak.work, name), kept])
-            say(f"logs kept in {kept}")
-        soak.stop_all()
+    problems = run_to_the_end(Soak(args), args.keep, "flotilla-soak-logs-")
     for problem in problems:
         say(f"PROBLEM: {problem}")
     say("passed" if not problems else "FAILED")

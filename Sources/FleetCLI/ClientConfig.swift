@@ -195,6 +195,21 @@ func yamlProblem(_ error: YamlError, path: String) -> String {
     }
 }
 
+/// `--watch` for listings: the text again whenever it changes (every 2 s), until interrupted.
+enum Listing {
+    static func show(watch: Bool, _ render: () async throws -> String) async throws {
+        var last: String?
+        repeat {
+            let text = try await render()
+            if text != last {
+                print(text)
+                last = text
+            }
+            if watch { try await Task.sleep(for: .seconds(2)) }
+        } while watch
+    }
+}
+
 /// How a listing prints: an aligned table by default, like kubectl's `-o`.
 enum OutputStyle: String, ExpressibleByArgument, CaseIterable {
     case table, wide, json, yaml

@@ -32,17 +32,10 @@ struct DeploymentsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let client = try connection.client()
-            var last: String?
-            repeat {
-                let body = try await client.get("/api/v1/deployments")
-                let all = try ServerClient.decode([String: [DeploymentRecord]].self, from: body)["deployments"] ?? []
-                let text = try Self.render(all.filter { app == nil || $0.app == app }, style: output, colours: Terminal.colours())
-                if text != last {
-                    print(text)
-                    last = text
-                }
-                if watch { try await Task.sleep(for: .seconds(2)) }
-            } while watch
+            try await Listing.show(watch: watch) {
+                let all = try ServerClient.decode([String: [DeploymentRecord]].self, from: try await client.get("/api/v1/deployments"))["deployments"] ?? []
+                return try Self.render(all.filter { app == nil || $0.app == app }, style: output, colours: Terminal.colours())
+            }
         }
 
         static func render(_ deployments: [DeploymentRecord], style: OutputStyle, colours: Bool, now: Date = Date()) throws -> String {

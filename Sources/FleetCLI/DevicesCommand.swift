@@ -64,17 +64,10 @@ struct DevicesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let client = try connection.client()
-            var last: String?
-            repeat {
-                let body = try await client.get(path)
-                let devices = try ServerClient.decode([String: [OperatorDeviceView]].self, from: body)["devices"] ?? []
-                let text = try Self.render(devices, style: output, colours: Terminal.colours())
-                if text != last {
-                    print(text)
-                    last = text
-                }
-                if watch { try await Task.sleep(for: .seconds(2)) }
-            } while watch
+            try await Listing.show(watch: watch) {
+                let devices = try ServerClient.decode([String: [OperatorDeviceView]].self, from: try await client.get(path))["devices"] ?? []
+                return try Self.render(devices, style: output, colours: Terminal.colours())
+            }
         }
 
         static func render(_ devices: [OperatorDeviceView], style: OutputStyle, colours: Bool, now: Date = Date()) throws -> String {
