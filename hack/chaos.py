@@ -136,10 +136,16 @@ class Run:
                               "--replica-name", name, "--listen", f"127.0.0.1:{port}",
                               "--signing-key-file", os.path.join(keys, "device-signing-key.pem"),
                               "--secret-key-file", os.path.join(keys, "secret-key"), "--repo", self.repo,
-                              "--heartbeat-interval", "5", "--poll-interval", "1", "--reconcile-interval", "1"], f"{name}.log")
+                              *self.intervals()], f"{name}.log")
         self.replicas[name]["process"] = process
         if not self.wait_http(f"http://127.0.0.1:{port}/healthz"):
-            raise SystemExit(f"chaos: replica {name} did not start; see its log")
+            raise SystemExit(f"{self.name}: replica {name} did not start; see its log")
+
+    name = "chaos"
+
+    def intervals(self):
+        """How often the replicas want heartbeats and poll and reconcile the repository."""
+        return ["--heartbeat-interval", "5", "--poll-interval", "1", "--reconcile-interval", "1"]
 
     def balancer(self):
         self.lb_port = free_port()

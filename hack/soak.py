@@ -48,22 +48,10 @@ def resident_mb(pid):
 
 
 class Soak(Run):
-    def start_replica(self, name):
-        port = self.replicas.setdefault(name, {"port": self.free()})["port"]
-        keys = os.path.join(self.work, "keys")
-        os.makedirs(keys, exist_ok=True)
-        process = self.start([self.flotilla, "serve", "--data", os.path.join(self.work, name), "--database", self.url,
-                              "--replica-name", name, "--listen", f"127.0.0.1:{port}",
-                              "--signing-key-file", os.path.join(keys, "device-signing-key.pem"),
-                              "--secret-key-file", os.path.join(keys, "secret-key"), "--repo", self.repo,
-                              "--heartbeat-interval", str(self.args.heartbeat), "--poll-interval", "5"], f"{name}.log")
-        self.replicas[name]["process"] = process
-        if not self.wait_http(f"http://127.0.0.1:{port}/healthz"):
-            raise SystemExit(f"soak: replica {name} did not start; see its log")
+    name = "soak"
 
-    def free(self):
-        from chaos import free_port
-        return free_port()
+    def intervals(self):
+        return ["--heartbeat-interval", str(self.args.heartbeat), "--poll-interval", "5"]
 
     def api(self, path):
         # Any replica answers for the whole fleet; the first that is up.
