@@ -55,14 +55,18 @@ class Run:
 
     def start(self, argv, log, env=None):
         handle = open(os.path.join(self.work, log), "ab")
-        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        # A session of its own, so stopping it stops what it started too (`git daemon` runs
+        # git-daemon as a child, which outlived a kill of `git` alone).
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
         self.processes.append(process)
         return process
 
     def stop_all(self):
         for process in self.processes:
-            if process.poll() is None:
-                process.kill()
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for process in self.processes:
             try:
                 process.wait(timeout=10)
