@@ -259,9 +259,9 @@ struct TextTable {
             }
         }
         func line(_ cells: [String], row: Int?) -> String {
-            cells.enumerated().map { column, cell in
-                let padded = column == cells.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[column] - cell.count))
-                return row.map { paint($0, column, padded) } ?? padded
+            cells.enumerated().map { index, cell in
+                let padded = index == cells.count - 1 ? cell : cell.column(widths[index])
+                return row.map { paint($0, index, padded) } ?? padded
             }.joined(separator: "   ")
         }
         return ([line(header, row: nil)] + rows.enumerated().map { line($1, row: $0) }).joined(separator: "\n")

@@ -100,5 +100,7 @@ struct ServerOptions: ParsableArguments {
 
 extension String {
     /// Left-aligned in a column at least `width` characters wide, for the commands' tables.
-    func column(_ width: Int) -> String { padding(toLength: max(width, count), withPad: " ", startingAt: 0) }
+    /// Counted in characters, never cut (NSString's padding counts UTF-16 units and would cut
+    /// a name with an emoji in it).
+    func column(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }

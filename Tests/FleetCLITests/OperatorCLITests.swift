@@ -279,6 +279,12 @@ struct ClientSettingsTests {
         #expect(!Terminal.colours(environment: ["TERM": "dumb"], isTerminal: true))
     }
 
+    /// Columns count characters: a name with an emoji is padded, never cut.
+    @Test func columnsCountCharacters() {
+        #expect("abcd🚀".column(6) == "abcd🚀 ")
+        #expect("abcd🚀".column(3) == "abcd🚀")
+    }
+
     @Test func tablesAlignTheirColumnsWithColourOutsideTheWidths() {
         var table = TextTable(header: ["ID", "ONLINE", "APPS"])
         table.rows = [["d-1", "yes", "a@1"], ["d-long-id", "no", "-"]]
