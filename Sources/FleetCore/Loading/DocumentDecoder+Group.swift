@@ -38,14 +38,15 @@ extension DocumentDecoder {
                 return nil
             }
             var tags: [String: String] = [:]
-            if !value.isNull, let device = Fields(value, owner: "device '\(id.value)'", known: Self.deviceKeys, sink: sink),
-               let pairs = device.mapping("tags") {
+            let device = value.isNull ? nil : Fields(value, owner: "device '\(id.value)'", known: Self.deviceKeys, sink: sink)
+            _ = device?.string("description")
+            if let pairs = device?.mapping("tags") {
                 for (key, valueNode) in pairs {
                     if let problem = TagSyntax.keyProblem(key.value) {
                         sink.error(key.location, problem)
                         continue
                     }
-                    guard let text = Scalars.string(valueNode, key.value, sink) else { continue }
+                    guard let text = Scalars.scalar(valueNode, key.value, sink) else { continue }
                     if let problem = TagSyntax.valueProblem(text.value) {
                         sink.error(text.location, problem)
                         continue

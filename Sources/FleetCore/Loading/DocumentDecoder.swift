@@ -44,6 +44,7 @@ struct DocumentDecoder {
         if let version = fields.string("apiVersion"), version.value != FleetLoader.apiVersion {
             sink.error(version.location, "unsupported apiVersion '\(version.value)'; this release reads '\(FleetLoader.apiVersion)'")
         }
+        _ = fields.string("description")
         return fields
     }
 

@@ -30,16 +30,17 @@ public enum FleetSchema {
                 ("description", text("What this fleet is.")),
                 ("defaults", strictObject([("rollout", ref("Rollout")), ("windows", ref("Windows"))], description: "Settings for apps that do not set their own.")),
                 ("artifacts", strictObject([("allow", .object([
-                    ("type", .string("array")), ("items", text("A URL prefix download steps may fetch from.", format: "uri")),
+                    ("type", .string("array")), ("items", text("A URL prefix download steps may fetch from.", pattern: urlPattern, format: "uri")),
                 ]))], description: "Where download steps may fetch from.")),
                 ("status", strictObject([
                     ("forge", enumeration(StatusSettings.Forge.allCases.map(\.rawValue), "The forge whose commit-status API to post to.")),
                     ("repository", text("owner/name on GitHub or Gitea; project id or path on GitLab.")),
-                    ("apiURL", text("API base URL of a self-hosted forge.", format: "uri")),
-                    ("contextPrefix", text("First part of each status context, <prefix>/<app>.")),
+                    ("apiURL", text("API base URL of a self-hosted forge.", pattern: urlPattern, format: "uri")),
+                    ("contextPrefix", text("First part of each status context, <prefix>/<app>; one word, no spaces.", pattern: "^[^ ]+$")),
                     ("notes", .object([("type", .string("boolean")), ("description", .string("Write a git note on each reconciled commit."))])),
                     ("branch", text("The branch that holds STATUS.md and status.json.")),
-                ], description: "How the controller reports status.")),
+                ], description: "How the controller reports status.", requiredWhen: (
+                    "forge", StatusSettings.Forge.allCases.filter { $0 != .none }.map(\.rawValue), "repository"))),
             ])),
             ("Group", kind("Group", required: ["name"], [
                 ("name", text("The group's name.", pattern: namePattern)),
@@ -57,7 +58,7 @@ public enum FleetSchema {
                             ("propertyNames", .object([("pattern", .string(tagKeyPattern))])),
                             ("additionalProperties", .object([("oneOf", .array([
                                 .object([("type", .string("string")), ("pattern", .string(tagValuePattern))]),
-                                .object([("type", .string("integer")), ("minimum", .int(0))]),
+                                .object([("type", .string("number")), ("minimum", .int(0))]),
                                 .object([("type", .string("boolean"))]),
                             ]))])),
                         ])),
@@ -83,7 +84,8 @@ public enum FleetSchema {
                     ("items", strictObject([
                         ("group", text("A Group name.")),
                         ("version", .object([("oneOf", .array([
-                            .object([("type", .string("string")), ("minLength", .int(1))]), .object([("type", .string("number"))]),
+                            .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9.+_~-]{1,128}$"))]),
+                            .object([("type", .string("number"))]),
                         ]))])),
                         ("parameters", ref("ParameterValues")),
                         ("notBefore", text("This target starts no earlier than this instant (RFC 3339 with a zone).", format: "date-time")),
@@ -126,13 +128,14 @@ public enum FleetSchema {
                 ("additionalProperties", .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))])),
             ])),
             ("Step", strictObject([
-                ("name", text("The step's name, unique in the flow.")),
+                ("name", text("The step's name, unique in the flow.", pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]+$")),
                 ("run", text("A command run through /bin/sh -c.")),
                 ("script", text("An inline script.")),
                 ("download", strictObject([
                     ("url", text("http(s) URL under an allowed artifact source.")),
                     ("sha256", text("Expected SHA-256 of the file.")),
-                    ("destination", text("Where the file goes.")),
+                    ("destination", text("Where the file goes: an absolute path (or one starting with a ${parameter}), no '..'.",
+                                         pattern: "^(?!(.*/)?\\.\\.(/.*)?$)(/|\\$\\{)")),
                 ], required: ["url", "sha256", "destination"])),
                 ("compose", strictObject([
                     ("project", text("The compose project name.")),
@@ -168,10 +171,23 @@ public enum FleetSchema {
             when("bool", [.object([("type", .string("boolean"))]),
                           .object([("enum", .array(["true", "True", "TRUE", "false", "False", "FALSE"].map(JSONValue.string)))])]),
             when("sha256", [.object([("type", .string("string")), ("pattern", .string("^[0-9a-fA-F]{64}$"))])]),
+            when("url", [.object([("type", .string("string")), ("pattern", .string(urlPattern))])]),
+            when("duration", [duration("")]),
+            when("secret", [.object([("type", .string("string")), ("pattern", .string(namePattern))])]),
+            // 'values' belongs to an enum, which needs at least one.
+            .object([
+                ("if", .object([("properties", .object([("type", .object([("const", .string("enum"))]))])), ("required", .array([.string("type")]))])),
+                ("then", .object([("properties", .object([("values", .object([("type", .string("array")), ("minItems", .int(1))]))])),
+                                  ("required", .array([.string("values")]))])),
+                ("else", .object([("properties", .object([("values", .object([("type", .string("null"))]))]))])),
+            ]),
         ])))
         return .object(members)
     }
 
+    /// `WebURL`'s shape: http or https, a host, no credentials. (Its host characters, port range
+    /// and '.'/'..' segments are checked by the loader alone.)
+    static let urlPattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$"
     static let namePattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
     /// `TagSyntax`'s rules: an optional lower-case DNS prefix and '/', then a name segment.
     static let tagKeyPattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
@@ -188,19 +204,48 @@ public enum FleetSchema {
     }
 
     private static func strictObject(_ properties: [(String, JSONValue)], required: [String] = [], description: String? = nil,
-                                     nullable: Bool = false, oneOfKeys: [String] = [], anyOfKeys: [String] = []) -> JSONValue {
+                                     nullable: Bool = false, oneOfKeys: [String] = [], anyOfKeys: [String] = [],
+                                     requiredWhen: (key: String, values: [String], then: String)? = nil) -> JSONValue {
         var members: [(String, JSONValue)] = [("type", nullable ? .array([.string("object"), .string("null")]) : .string("object"))]
         if let description { members.append(("description", .string(description))) }
-        members.append(("properties", .object(properties)))
+        // A key written with no value (or null) is as good as left out, to the loader and to YAML tools.
+        members.append(("properties", .object(properties.map { name, schema in (name, required.contains(name) ? schema : orNull(schema)) })))
         members.append(("additionalProperties", .bool(false)))
         if !required.isEmpty { members.append(("required", .array(required.map(JSONValue.string)))) }
         if !oneOfKeys.isEmpty {
             members.append(("oneOf", .array(oneOfKeys.map { .object([("required", .array([.string($0)]))]) })))
         }
         if !anyOfKeys.isEmpty {
-            members.append(("anyOf", .array(anyOfKeys.map { .object([("required", .array([.string($0)]))]) })))
+            members.append(("anyOf", .array(anyOfKeys.map { key in
+                .object([("required", .array([.string(key)])),
+                         ("properties", .object([(key, .object([("not", .object([("type", .string("null"))]))]))]))])
+            })))
+        }
+        if let (key, values, then) = requiredWhen {
+            members.append(("if", .object([("properties", .object([(key, .object([("enum", .array(values.map(JSONValue.string)))]))])),
+                                           ("required", .array([.string(key)]))])))
+            members.append(("then", .object([("properties", .object([(then, .object([("not", .object([("type", .string("null"))]))]))])),
+                                             ("required", .array([.string(then)]))])))
         }
         return .object(members)
+    }
+
+    /// `schema`, or null.
+    private static func orNull(_ schema: JSONValue) -> JSONValue {
+        guard case .object(var members) = schema else { return schema }
+        if let index = members.firstIndex(where: { $0.0 == "type" }) {
+            switch members[index].1 {
+            case .string(let type): members[index].1 = .array([.string(type), .string("null")])
+            case .array(let types) where !types.contains(.string("null")): members[index].1 = .array(types + [.string("null")])
+            default: break
+            }
+            return .object(members)
+        }
+        if let index = members.firstIndex(where: { $0.0 == "enum" }), case .array(let values) = members[index].1 {
+            members[index].1 = .array(values + [.null])
+            return .object(members)
+        }
+        return .object([("anyOf", .array([schema, .object([("type", .string("null"))])]))])
     }
 
     private static func text(_ description: String, pattern: String? = nil, format: String? = nil) -> JSONValue {

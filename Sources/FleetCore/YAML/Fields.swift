@@ -107,7 +107,32 @@ extension Located: Hashable where Value: Hashable {}
 
 /// Reading scalars as the types fields need, reporting what does not fit.
 enum Scalars {
+    /// Text. A plain scalar that YAML reads as a number or as true/false is refused, though its
+    /// text is at hand: an editor's schema check, yq or a script sees `name: 0` as the number 0 and
+    /// `version: 2.10` as 2.1, so the file says one thing to Flotilla and another to every other tool.
     static func string(_ node: YAMLNode, _ key: String, _ sink: DiagnosticSink) -> Located<String>? {
+        guard let text = scalar(node, key, sink) else { return nil }
+        if let kind = CoreSchema.nonText(node) {
+            sink.error(node.location, "expected text for '\(key)', found \(kind) \(text.value); quote it (\"\(text.value)\") "
+                       + "so that every YAML reader sees the same text")
+            return nil
+        }
+        return text
+    }
+
+    /// Text, or a number taken as written (`version: 2.6`, `default: 10`); true/false are refused.
+    static func textOrNumber(_ node: YAMLNode, _ key: String, _ sink: DiagnosticSink) -> Located<String>? {
+        guard let text = scalar(node, key, sink) else { return nil }
+        if CoreSchema.nonText(node) == CoreSchema.boolean {
+            sink.error(node.location, "expected text or a number for '\(key)', found true or false; quote it (\"\(text.value)\") "
+                       + "if it is meant as text")
+            return nil
+        }
+        return text
+    }
+
+    /// Any scalar's text: a string, a number or true/false, as written.
+    static func scalar(_ node: YAMLNode, _ key: String, _ sink: DiagnosticSink) -> Located<String>? {
         guard case .scalar(let text, _) = node.value, !node.isNull else {
             sink.error(node.location, "expected a string for '\(key)', found \(node.kindDescription)")
             return nil
@@ -115,17 +140,26 @@ enum Scalars {
         return Located(text, at: node.location)
     }
 
+    /// `true` or `false` written as YAML's booleans; quoted "true" is text, as every other reader takes it.
     static func bool(_ node: YAMLNode, _ key: String, _ sink: DiagnosticSink) -> Bool? {
-        guard case .scalar(let text, _) = node.value, let value = parseBool(text) else {
+        guard case .scalar(let text, let plain) = node.value, let value = parseBool(text) else {
             sink.error(node.location, "expected true or false for '\(key)', found \(describe(node))")
+            return nil
+        }
+        guard plain else {
+            sink.error(node.location, "expected true or false for '\(key)', found the text \"\(text)\"; write it without quotes")
             return nil
         }
         return value
     }
 
     static func int(_ node: YAMLNode, _ key: String, range: ClosedRange<Int>, _ sink: DiagnosticSink) -> Int? {
-        guard case .scalar(let text, _) = node.value, let value = Int(text) else {
+        guard case .scalar(let text, let plain) = node.value, let value = Int(text) else {
             sink.error(node.location, "expected a whole number for '\(key)', found \(describe(node))")
+            return nil
+        }
+        guard plain else {
+            sink.error(node.location, "expected a whole number for '\(key)', found the text \"\(text)\"; write it without quotes")
             return nil
         }
         guard range.contains(value) else {
@@ -176,5 +210,53 @@ enum Scalars {
             return "'\(text.count > 40 ? String(text.prefix(40)) + "…" : text)'"
         }
         return node.kindDescription
+    }
+}
+
+/// How YAML 1.2's core schema (the one yaml-language-server and most current readers use)
+/// types a plain scalar: the loader keeps text as written, and uses this only to refuse text that
+/// other readers would take for a number or a boolean.
+enum CoreSchema {
+    static let number = "the number"
+    static let boolean = "the boolean"
+
+    /// "the number" or "the boolean" when `node` is a plain scalar YAML reads as one; nil for text.
+    static func nonText(_ node: YAMLNode) -> String? {
+        guard case .scalar(let text, plain: true) = node.value, !node.isNull else { return nil }
+        if Scalars.parseBool(text) != nil { return boolean }
+        return isNumber(text) ? number : nil
+    }
+
+    /// `[-+]?[0-9]+`, `0o[0-7]+`, `0x[0-9a-fA-F]+`, decimal fractions with an optional exponent,
+    /// `[-+]?.inf` and `.nan`, in their spellings.
+    static func isNumber(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        func all(_ slice: ArraySlice<UInt8>, _ allowed: (UInt8) -> Bool) -> Bool { !slice.isEmpty && slice.allSatisfy(allowed) }
+        let digit: (UInt8) -> Bool = { $0 >= 0x30 && $0 <= 0x39 }
+        if bytes.count > 2, bytes[0] == 0x30, bytes[1] == UInt8(ascii: "o") { return all(bytes[2...]) { $0 >= 0x30 && $0 <= 0x37 } }
+        if bytes.count > 2, bytes[0] == 0x30, bytes[1] == UInt8(ascii: "x") {
+            return all(bytes[2...]) { digit($0) || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "f")) }
+        }
+        if [".nan", ".NaN", ".NAN"].contains(text) { return true }
+        var rest = bytes[...]
+        if let sign = rest.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { rest = rest.dropFirst() }
+        if [".inf", ".Inf", ".INF"].contains(String(decoding: rest, as: UTF8.self)) { return true }
+        // Mantissa: digits, digits '.' digits?, or '.' digits; then an optional exponent.
+        let whole = rest.prefix(while: digit)
+        rest = rest.dropFirst(whole.count)
+        var fraction: ArraySlice<UInt8> = []
+        var hasPoint = false
+        if rest.first == UInt8(ascii: ".") {
+            hasPoint = true
+            rest = rest.dropFirst()
+            fraction = rest.prefix(while: digit)
+            rest = rest.dropFirst(fraction.count)
+        }
+        guard !whole.isEmpty || (hasPoint && !fraction.isEmpty) else { return false }
+        if rest.isEmpty { return true }
+        guard rest.first == UInt8(ascii: "e") || rest.first == UInt8(ascii: "E") else { return false }
+        rest = rest.dropFirst()
+        if let sign = rest.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { rest = rest.dropFirst() }
+        return all(rest, digit)
     }
 }
