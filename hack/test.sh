@@ -27,7 +27,10 @@ sed -e 's|actions/checkout@[^ ]*|actions/checkout@v4|' -e 's|actions/github-scri
   fleet-repo-template/.github/workflows/flotilla-plan.yaml > "$stale/flotilla-plan.yaml"
 if "$actionlint" "$stale/flotilla-plan.yaml" > /dev/null; then echo "actionlint accepted actions on Node 20" >&2; exit 1; fi
 rm -rf "${stale%/.github/workflows}"
-shellcheck --severity=warning hack/*.sh hack/lib/*.sh packaging/*.sh
+shellcheck --severity=warning hack/*.sh hack/lib/*.sh packaging/*.sh packaging/deb/*.postinst packaging/deb/*.prerm packaging/deb/*.postrm
+
+echo "==> the .deb packages, installed into a throwaway root, upgraded and removed"
+./hack/check-packages.sh .build/debug
 
 echo "==> the rollout engine against the deterministic fleet simulator: 10,000 seeded scenarios"
 # Release build: the simulator runs the real decision thousands of times. Two processes, one per core.

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds flotilla_<version>_<arch>.deb (the server and CLI) and flotilla-agent_<version>_<arch>.deb.
+#
+#   ./hack/package.sh                         release build (static Swift runtime), into dist/
+#   ./hack/package.sh --binaries .build/debug --version 0.1.0+test1 --output /tmp/debs --compression none
+#
+# Options:
+#   --binaries DIR     package flotilla and flotilla-agent from DIR instead of building them
+#   --version V        the packages' version (default: what the binaries print for --version)
+#   --output DIR       where the .deb files go (default: dist)
+#   --compression C    xz (default), gzip or none
+#
+# Depends: lists the Debian package of every shared library the binaries load directly; a library
+# no package owns (the Swift runtime of a debug build) is named in a warning.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+binaries=""
+version=""
+output=dist
+compression=xz
+fail() { echo "package: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --binaries) [ $# -ge 2 ] || fail "--binaries needs a directory"; binaries=$2; shift 2 ;;
+    --version) [ $# -ge 2 ] || fail "--version needs a value"; version=$2; shift 2 ;;
+    --output) [ $# -ge 2 ] || fail "--output needs a directory"; output=$2; shift 2 ;;
+    --compression) [ $# -ge 2 ] || fail "--compression needs xz, gzip or none"; compression=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) fail "unknown option '$1' (see --help)" ;;
+  esac
+done
+case "$compression" in xz|gzip|none) ;; *) fail "--compression must be xz, gzip or none, not '$compression'" ;; esac
+
+if [ -z "$binaries" ]; then
+  echo "==> release build of flotilla and flotilla-agent (static Swift runtime)"
+  swift build -c release --static-swift-stdlib --product flotilla --scratch-path .build-package
+  swift build -c release --static-swift-stdlib --product flotilla-agent --scratch-path .build-package
+  binaries=.build-package/release
+fi
+for binary in flotilla flotilla-agent; do
+  [ -x "$binaries/$binary" ] || fail "no executable $binaries/$binary"
+done
+if [ -z "$version" ]; then
+  version=$("$binaries/flotilla" --version)
+  agent_version=$("$binaries/flotilla-agent" --version | awk '{ print $NF }')
+  [ "$version" = "$agent_version" ] || fail "flotilla is $version but flotilla-agent is $agent_version; pass --version"
+fi
+[[ "$version" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || fail "'$version' is not a Debian version (a digit, then letters, digits, . + ~ -)"
+arch=$(dpkg --print-architecture)
+mkdir -p "$output"
+
+# The Debian packages that own the libraries $1 loads directly, comma-separated.
+depends_of() {
+  local library path owner owners=() unowned=()
+  for library in $(objdump -p "$1" | awk '$1 == "NEEDED" { print $2 }'); do
+    path=$(ldconfig -p | awk -v name="$library" '$1 == name { print $NF; exit }')
+    owner=""
+    if [ -n "$path" ]; then
+      # /lib is /usr/lib on a merged-/usr system, and dpkg knows a file by one of the two.
+      owner=$(dpkg -S "$path" 2>/dev/null || dpkg -S "${path#/usr}" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null || true)
+      owner=${owner%%:*}
+    fi
+    if [ -z "$owner" ]; then
+      unowned+=("$library")
+    else
+      owners+=("$owner")
+    fi
+  done
+  if [ ${#unowned[@]} -gt 0 ]; then
+    echo "package: warning: $(basename "$1") loads libraries no Debian package provides (${unowned[*]}); it runs only where they are" >&2
+  fi
+  printf '%s\n' "${owners[@]}" | sort -u | paste -sd, | sed 's/,/, /g'
+}
+
+# build_package NAME BINARY DESCRIPTION: the tree under a staging root, then dpkg-deb.
+build_package() {
+  local name=$1 binary=$2 summary=$3 stage
+  stage=$(mktemp -d)
+  chmod 0755 "$stage"
+  install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/etc/flotilla" \
+    "$stage/usr/share/doc/$name"
+  install -m 0755 "$binaries/$binary" "$stage/usr/bin/$binary"
+  case "$name" in
+    flotilla)
+      install -m 0644 packaging/deb/flotilla.service "$stage/usr/lib/systemd/system/flotilla.service"
+      install -m 0640 packaging/deb/serve.env "$stage/etc/flotilla/serve.env"
+      install -m 0640 packaging/deb/server.yaml "$stage/etc/flotilla/server.yaml"
+      printf '/etc/flotilla/serve.env\n/etc/flotilla/server.yaml\n' > "$stage/DEBIAN/conffiles"
+      install -m 0644 docs/DEPLOYMENT.md docs/SERVER-CONFIG.md "$stage/usr/share/doc/$name/"
+      ;;
+    flotilla-agent)
+      sed 's|/usr/local/bin/flotilla-agent|/usr/bin/flotilla-agent|' packaging/flotilla-agent.service > "$stage/usr/lib/systemd/system/flotilla-agent.service"
+      chmod 0644 "$stage/usr/lib/systemd/system/flotilla-agent.service"
+      install -m 0600 packaging/agent.yaml "$stage/etc/flotilla/agent.yaml"
+      printf '/etc/flotilla/agent.yaml\n' > "$stage/DEBIAN/conffiles"
+      ;;
+  esac
+  for script in postinst prerm postrm; do
+    install -m 0755 "packaging/deb/$name.$script" "$stage/DEBIAN/$script"
+  done
+  printf 'Flotilla\nLicense: see the project repository.\n' > "$stage/usr/share/doc/$name/copyright"
+  chmod 0644 "$stage/usr/share/doc/$name/copyright"
+  local depends
+  depends=$(depends_of "$binaries/$binary")
+  {
+    echo "Package: $name"
+    echo "Version: $version"
+    echo "Architecture: $arch"
+    echo "Maintainer: Flotilla <maintainers@flotilla.dev>"
+    echo "Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)"
+    [ -z "$depends" ] || echo "Depends: $depends"
+    [ "$name" != flotilla ] || echo "Pre-Depends: passwd"
+    echo "Section: admin"
+    echo "Priority: optional"
+    echo "Homepage: https://github.com/flotilla/flotilla"
+    echo "Description: $summary"
+    case "$name" in
+      flotilla) echo " The fleet server (device registry, enrollment, deployments, operator API) and the"
+                echo " flotilla command line. Runs as flotilla.service; settings in /etc/flotilla/serve.env." ;;
+      flotilla-agent) echo " Runs on each device: heartbeats, pulls its assignments and runs update flows step by"
+                      echo " step. It only dials out. Set server and enrollmentToken in /etc/flotilla/agent.yaml." ;;
+    esac
+  } > "$stage/DEBIAN/control"
+  local file="$output/${name}_${version}_${arch}.deb"
+  dpkg-deb --root-owner-group -Z"$compression" --build "$stage" "$file" >/dev/null
+  rm -rf "$stage"
+  echo "$file"
+}
+
+build_package flotilla flotilla "Flotilla fleet server: GitOps rollouts to IoT and edge devices"
+build_package flotilla-agent flotilla-agent "Flotilla device agent"
