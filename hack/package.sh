@@ -10,9 +10,11 @@
 #   --output DIR       where the .deb files go (default: dist)
 #   --compression C    xz (default), gzip or none
 #
-# Depends: lists the Debian package of every shared library the binaries load directly; a library
-# no package owns (the Swift runtime of a debug build) is named in a warning.
+# The binaries are stripped of what only a debugger needs.
+# Depends: dpkg-shlibdeps' list (with minimum versions) for the libraries the binaries load; a
+# library no package provides (the Swift runtime of a debug build) is named in a warning.
 set -euo pipefail
+here=$(pwd)
 cd "$(dirname "$0")/.."
 
 binaries=""
@@ -31,6 +33,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$compression" in xz|gzip|none) ;; *) fail "--compression must be xz, gzip or none, not '$compression'" ;; esac
+# Paths given relative to where the script was started from.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
+[ -z "$binaries" ] || binaries=$(absolute "$binaries")
+output=$(absolute "$output")
 
 if [ -z "$binaries" ]; then
   echo "==> release build of flotilla and flotilla-agent (static Swift runtime)"
@@ -46,14 +52,25 @@ if [ -z "$version" ]; then
   agent_version=$("$binaries/flotilla-agent" --version | awk '{ print $NF }')
   [ "$version" = "$agent_version" ] || fail "flotilla is $version but flotilla-agent is $agent_version; pass --version"
 fi
-[[ "$version" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || fail "'$version' is not a Debian version (a digit, then letters, digits, . + ~ -)"
+if ! dpkg --validate-version "$version" 2>/dev/null || ! [[ "$version" =~ ^[0-9][A-Za-z0-9.+~-]*[A-Za-z0-9+~]$ ]]; then
+  fail "'$version' is not a Debian version (a digit first, then letters, digits, . + ~ -, not ending in - or .)"
+fi
 arch=$(dpkg --print-architecture)
+# The binaries must be for the architecture the packages say.
+case "$arch" in amd64) machine="X86-64" ;; arm64) machine="AArch64" ;; armhf) machine="ARM" ;; *) machine="" ;; esac
+for binary in flotilla flotilla-agent; do
+  found=$(readelf -h "$binaries/$binary" | awk -F: '$1 ~ /Machine/ { sub(/^ +/, "", $2); print $2 }')
+  [ -z "$machine" ] || [[ "$found" == *"$machine"* ]] || fail "$binaries/$binary is built for $found, not $arch"
+done
 mkdir -p "$output"
+stage=""
+trap '[ -z "$stage" ] || rm -rf "$stage"' EXIT
 
 # The Debian packages that own the libraries $1 loads directly, comma-separated.
 depends_of() {
-  local library path owner owners=() unowned=()
-  for library in $(objdump -p "$1" | awk '$1 == "NEEDED" { print $2 }'); do
+  local library path owner owners=() unowned=() needed
+  needed=$(objdump -p "$1" | awk '$1 == "NEEDED" { print $2 }') || fail "objdump could not read $1"
+  for library in $needed; do
     path=$(ldconfig -p | awk -v name="$library" '$1 == name { print $NF; exit }')
     owner=""
     if [ -n "$path" ]; then
@@ -70,17 +87,29 @@ depends_of() {
   if [ ${#unowned[@]} -gt 0 ]; then
     echo "package: warning: $(basename "$1") loads libraries no Debian package provides (${unowned[*]}); it runs only where they are" >&2
   fi
-  printf '%s\n' "${owners[@]}" | sort -u | paste -sd, | sed 's/,/, /g'
+  # dpkg-shlibdeps knows the least version of each library package the binary's symbols need.
+  local scratch shlibs
+  scratch=$(mktemp -d)
+  mkdir "$scratch/debian"
+  printf 'Source: flotilla\n\nPackage: flotilla\nArchitecture: any\n' > "$scratch/debian/control"
+  shlibs=$(cd "$scratch" && dpkg-shlibdeps -O --ignore-missing-info -e "$1" 2>/dev/null) \
+    || { rm -rf "$scratch"; fail "dpkg-shlibdeps could not read $1"; }
+  rm -rf "$scratch"
+  shlibs=${shlibs#shlibs:Depends=}
+  [ -n "$shlibs" ] || fail "no library dependencies found for $1"
+  echo "$shlibs"
 }
 
 # build_package NAME BINARY DESCRIPTION: the tree under a staging root, then dpkg-deb.
 build_package() {
-  local name=$1 binary=$2 summary=$3 stage
+  local name=$1 binary=$2 summary=$3
   stage=$(mktemp -d)
   chmod 0755 "$stage"
   install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/etc/flotilla" \
     "$stage/usr/share/doc/$name"
   install -m 0755 "$binaries/$binary" "$stage/usr/bin/$binary"
+  # Symbols only a debugger needs go (the release server 217 MB → 99 MB, the agent 15 → 9 MB).
+  strip --strip-unneeded "$stage/usr/bin/$binary"
   case "$name" in
     flotilla)
       install -m 0644 packaging/deb/flotilla.service "$stage/usr/lib/systemd/system/flotilla.service"
@@ -96,21 +125,30 @@ build_package() {
       printf '/etc/flotilla/agent.yaml\n' > "$stage/DEBIAN/conffiles"
       ;;
   esac
-  for script in postinst prerm postrm; do
-    install -m 0755 "packaging/deb/$name.$script" "$stage/DEBIAN/$script"
+  for script in preinst postinst prerm postrm; do
+    [ ! -e "packaging/deb/$name.$script" ] || install -m 0755 "packaging/deb/$name.$script" "$stage/DEBIAN/$script"
   done
+  printf '%s (%s) unstable; urgency=medium\n\n  * Built by hack/package.sh.\n\n -- Flotilla <maintainers@flotilla.dev>  %s\n' \
+    "$name" "$version" "$(date -R)" | gzip -9n > "$stage/usr/share/doc/$name/changelog.Debian.gz"
+  chmod 0644 "$stage/usr/share/doc/$name/changelog.Debian.gz"
   printf 'Flotilla\nLicense: see the project repository.\n' > "$stage/usr/share/doc/$name/copyright"
   chmod 0644 "$stage/usr/share/doc/$name/copyright"
   local depends
-  depends=$(depends_of "$binaries/$binary")
+  # useradd, and Debian's helpers for enabling and starting units.
+  depends="$(depends_of "$binaries/$binary"), init-system-helpers (>= 1.54~)"
+  [ "$name" != flotilla ] || depends="$depends, passwd"
   {
     echo "Package: $name"
     echo "Version: $version"
     echo "Architecture: $arch"
     echo "Maintainer: Flotilla <maintainers@flotilla.dev>"
     echo "Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)"
-    [ -z "$depends" ] || echo "Depends: $depends"
-    [ "$name" != flotilla ] || echo "Pre-Depends: passwd"
+    echo "Depends: $depends"
+    # https to the forge and artifacts; ssh-keygen and gpg check signed commits.
+    case "$name" in
+      flotilla) echo "Recommends: ca-certificates, openssh-client, gpg" ;;
+      flotilla-agent) echo "Recommends: ca-certificates" ;;
+    esac
     echo "Section: admin"
     echo "Priority: optional"
     echo "Homepage: https://github.com/flotilla/flotilla"
@@ -125,6 +163,7 @@ build_package() {
   local file="$output/${name}_${version}_${arch}.deb"
   dpkg-deb --root-owner-group -Z"$compression" --build "$stage" "$file" >/dev/null
   rm -rf "$stage"
+  stage=""
   echo "$file"
 }
 

@@ -2,7 +2,7 @@
 # Installs what building and testing Flotilla need. Idempotent, and quiet when all is there.
 set -euo pipefail
 
-packages=(git openssh-client openssh-server gnupg pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 python3-jsonschema python3-yaml postgresql postgresql-client shellcheck prometheus binutils systemd)
+packages=(git openssh-client openssh-server gnupg pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 python3-jsonschema python3-yaml postgresql postgresql-client shellcheck prometheus binutils systemd dpkg-dev)
 # A script sourcing this one may ask for more (extra_packages=(haproxy)).
 packages+=(${extra_packages[@]+"${extra_packages[@]}"})
 

@@ -122,7 +122,9 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             arguments = ["docker", "compose", "-p", project, "-f", file] + action
         case .install:
             guard let package = step.command else { return StepOutcome(succeeded: false, reason: "install needs a package path") }
-            arguments = ["dpkg", "-i", package]
+            // Unattended, as unattended-upgrades runs dpkg: a settings file edited on this device
+            // is kept when the package ships a new default, rather than a prompt no one answers.
+            arguments = ["dpkg", "--force-confdef", "--force-confold", "-i", package]
         case .download:
             return download(step, timeoutSeconds: Int(timeout))
         }

@@ -104,7 +104,7 @@ import Testing
         #expect(try String(contentsOfFile: root + "/calls", encoding: .utf8) == """
             docker compose -p web -f /opt/web/compose.yaml up -d
             docker compose -p web -f /opt/web/compose.yaml down
-            dpkg -i /tmp/web_2.0_amd64.deb
+            dpkg --force-confdef --force-confold -i /tmp/web_2.0_amd64.deb
 
             """)
     }
