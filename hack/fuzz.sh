@@ -25,18 +25,28 @@ for target in "${targets[@]}"; do
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=bfd 2> >(grep -v "Cannot export local symbol" >&2)
 done
 mkdir -p .build-fuzz/artifacts
-found=0
-for target in "${targets[@]}"; do
-    work=.build-fuzz/corpus/$target
+# One target per core at a time; each says what it found when it ends.
+fuzz() {
+    local target=$1 work=.build-fuzz/corpus/$1 log=.build-fuzz/$1.log
     mkdir -p "$work"
-    echo "==> $target for ${seconds}s (seeds Fuzz/corpus/$target)"
-    log=.build-fuzz/$target.log
     if ! .build-fuzz/release/"$target" "$work" "Fuzz/corpus/$target" -max_total_time="$seconds" -timeout=10 \
             -rss_limit_mb=2048 -max_len=65536 -artifact_prefix=".build-fuzz/artifacts/$target-" -print_final_stats=1 > "$log" 2>&1; then
-        found=1
-        echo "!! $target found a failing input:" >&2
-        grep -E "Fatal error|ERROR: |SUMMARY|Test unit written" "$log" | head -20 >&2
+        { echo "!! $target found a failing input:"; grep -E "Fatal error|ERROR: |SUMMARY|Test unit written" "$log" | head -20; } >&2
+        return 1
     fi
+    echo "==> $target ran ${seconds}s (seeds Fuzz/corpus/$target)"
     grep -E "stat::number_of_executed_units|stat::new_units_added" "$log" | sed "s/^/   /"
+}
+cores=$(nproc)
+found=0
+running=()
+for target in "${targets[@]}"; do
+    fuzz "$target" &
+    running+=($!)
+    if [ "${#running[@]}" -ge "$cores" ]; then
+        wait "${running[0]}" || found=1
+        running=("${running[@]:1}")
+    fi
 done
+for pid in ${running[@]+"${running[@]}"}; do wait "$pid" || found=1; done
 exit "$found"

@@ -44,7 +44,7 @@ wait "$simulator_a" || simulator_failed=1
 cat .build-release/sim-a.log .build-release/sim-b.log
 [ -z "${simulator_failed:-}" ] || { echo "the simulator found a violation: replay the seed it names" >&2; exit 1; }
 
-step "the parsers under libFuzzer, 15 s each (longer: ./hack/fuzz.sh TARGET SECONDS)"
+step "the parsers under libFuzzer, 15 s each, one per core at a time (longer: ./hack/fuzz.sh TARGET SECONDS)"
 FLOTILLA_SKIP_SETUP=1 ./hack/fuzz.sh all 15
 
 step "swift test (with a throwaway PostgreSQL server for the shared store's tests)"
