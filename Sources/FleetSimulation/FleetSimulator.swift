@@ -133,10 +133,14 @@ public final class FleetSimulator {
     /// rather than tens of thousands.
     static let quietStep = 30
 
+    /// The process lists of health samples, shared by every sample rather than made for each.
+    static let appUp = ["app": true]
+    static let appDown = ["app": false]
+
     /// Calm, nothing in flight or queued, no device busy, and the last decision did nothing.
     func quiet(_ second: Int) -> Bool {
         second >= scenario.chaosSeconds && !dirty && lastActions == 0 && inFlight == 0
-            && devices.indices.allSatisfy { devices[$0].running == nil && devices[$0].outbox.isEmpty }
+            && devices.indices.allSatisfy { devices[$0].idle }
     }
 
     /// Executions not final on the server.
@@ -144,7 +148,7 @@ public final class FleetSimulator {
 
     var settled: Bool {
         // …and the server has heard what each device runs (a change by hand shows at its next heartbeat).
-        lastActions == 0 && !dirty && inFlight == 0 && devices.indices.allSatisfy { devices[$0].running == nil && devices[$0].outbox.isEmpty }
+        lastActions == 0 && !dirty && inFlight == 0 && devices.indices.allSatisfy { devices[$0].idle }
             && devices.indices.allSatisfy { registry[$0].apps["app"] == devices[$0].installed && !registry[$0].locked }
             && lastReport?.apps.allSatisfy { $0.targets.allSatisfy { $0.state != "updating" && !(scenario.selfHeal && $0.state == "drifted")
                 // Rollbacks waiting for a window will run when it opens.
@@ -260,13 +264,14 @@ public final class FleetSimulator {
             || registry[index].executing != executing || registry[index].locked != locked { dirty = true }
         registry[index].locked = locked
         registry[index].lastHeard = second
-        registry[index].apps = ["app": installed]
+        // Changed in place: a new dictionary per heartbeat was a good part of the simulator's time.
+        if registry[index].apps["app"] != installed { registry[index].apps["app"] = installed }
         registry[index].executing = executing
         if let health = scenario.health {
             // Each device's own CPU level with a little noise; what its version breaks on top.
             let regression = health.regressions[installed.version]
             let cpu = Double(20 + index % 10 + (second / Self.tick * 7 + index * 13) % 10) + (regression == .cpu ? 45 : 0)
-            devices[index].samples.append(HealthSample(at: date(second), cpu: cpu, processes: ["app": regression != .crash]))
+            devices[index].samples.append(HealthSample(at: date(second), cpu: cpu, processes: regression == .crash ? Self.appDown : Self.appUp))
             if devices[index].samples.count > 400 { devices[index].samples.removeFirst(100) }
         }
         devices[index].lastHeartbeat = second
@@ -475,6 +480,12 @@ struct RegisteredDevice {
 
 /// A device as it really is.
 struct SimulatedDevice {
+    /// Nothing running and nothing to report (read without copying the execution out).
+    var idle: Bool {
+        if case .some = running { return false }
+        return outbox.isEmpty
+    }
+
     var id: String
     var spec: SimulatedDeviceSpec
     var installed: InstalledApp

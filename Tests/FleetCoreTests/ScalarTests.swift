@@ -164,11 +164,11 @@ struct ScalarTypeTests {
     /// What every reader takes the same way is accepted: versions as numbers, quoted text,
     /// tag values that are numbers or booleans, text YAML 1.1 would have read as a boolean, null.
     @Test func whatEveryReaderAgreesOnIsAccepted() throws {
-        let fleet = try Self.load(group: "description: yes\n", device: ", description: null", step: ", retries: 3, idempotent: true",
+        let fleet = try Self.load(group: "description: !!str 42\n", device: ", description: null", step: ", retries: 3, idempotent: true",
                                   target: ", version: 2.10")
         #expect(fleet.apps.first?.targets.first?.version == "2.10")
         let tagged = try FleetFixtures.load([
-            "fleet.yaml": "kind: Fleet\nproject: p\ndescription: \"42\"\n",
+            "fleet.yaml": "kind: Fleet\nproject: p\ndescription: yes\n",
             "groups/g.yaml": "kind: Group\nname: g\nselector: ring=main\n",
             "devices/d.yaml": "kind: Devices\ndevices:\n  d1: {tags: {ring: main, floor: 3, lab: true, rev: 1.5}}\n",
             "flows/f.yaml": "kind: UpdateFlow\nname: f\nsteps:\n  - {name: s, run: x}\n",

@@ -8,7 +8,11 @@ enum YAMLReader {
     /// The core schema: what a plain or quoted value resolves to. Anything else came from an
     /// explicit tag (`!custom`, `!!python/object`, `!!binary`) and is refused.
     static let allowedTags: Set<String> = Set(["str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge"]
-        .map { "tag:yaml.org,2002:" + $0 })
+        .map { "tag:yaml.org,2002:" + $0 } + [untaggedPlain])
+    /// Untagged plain scalars get a tag of their own, so an explicit `!!str 42` (text, though
+    /// plain) is told from `42`.
+    static let untaggedPlain = "tag:flotilla.dev,2026:plain"
+    static let textResolver = Resolver.basic.appending(.merge).appending(try! Resolver.Rule(Tag.Name(rawValue: untaggedPlain), "^"))
     /// How deep flow collections (`[`, `{`) may nest.
     static let maximumNesting = 256
 
@@ -21,7 +25,9 @@ enum YAMLReader {
         }
         if let problem = checkNesting(text, path: path) { return .failure(problem) }
         do {
-            let parser = try Parser(yaml: text)
+            // Merge keys only: scalars stay text (the fields decide what they accept), so Yams'
+            // implicit typing, a regular expression per rule tried on every plain scalar, is not run.
+            let parser = try Parser(yaml: text, resolver: textResolver)
             var documents: [YAMLNode] = []
             var budget = nodeBudget
             while let root = try parser.nextRoot() {
@@ -88,7 +94,9 @@ enum YAMLReader {
         }
         switch node {
         case .scalar(let scalar):
-            return YAMLNode(value: .scalar(scalar.string, plain: scalar.style == .plain), location: location)
+            // Plain and not explicitly `!!str`: YAML may read it as a number or a boolean.
+            let plain = scalar.style == .plain && scalar.tag.rawValue != "tag:yaml.org,2002:str"
+            return YAMLNode(value: .scalar(scalar.string, plain: plain), location: location)
         case .mapping(let mapping):
             var pairs: [(key: YAMLNode, value: YAMLNode)] = []
             pairs.reserveCapacity(mapping.count)
