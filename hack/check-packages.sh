@@ -50,6 +50,7 @@ next="$base+upgrade1"
 mkdir -p "$work/tree"
 cp -a hack packaging docs "$work/tree/"
 printf '\n# A setting a later release documents.\n' >> "$work/tree/packaging/agent.yaml"
+printf '\n# A project setting a later release documents.\n' >> "$work/tree/packaging/deb/server.yaml"
 "$work/tree/hack/package.sh" --binaries "$binaries" --version "$next" --output "$work/v2" --compression none
 v1=("$work/v1/flotilla_${base}_"*.deb "$work/v1/flotilla-agent_${base}_"*.deb)
 v2=("$work/v2/flotilla_${next}_"*.deb "$work/v2/flotilla-agent_${next}_"*.deb)
@@ -73,6 +74,8 @@ check "the server's unit runs as that user" grep -qx 'User=flotilla' "$root/usr/
 gid=$(awk -F: '$1 == "flotilla" { print $4 }' "$root/etc/passwd")
 check "serve.env is 0640 root:flotilla (it may hold credentials)" is_mode /etc/flotilla/serve.env "640 0:$gid"
 check "server.yaml is 0640 root:flotilla" is_mode /etc/flotilla/server.yaml "640 0:$gid"
+overridden() { local said; said=$(dpkg-statoverride --root "$root" --list "$1") && [ "$said" = "$2 $1" ] || { echo "override: '$said'"; return 1; }; }
+check "serve.env's owners and mode are a dpkg-statoverride, so an upgrade unpacks it so" overridden /etc/flotilla/serve.env "root #$gid 640"
 check "agent.yaml is 0600 root (it holds the enrollment token)" is_mode /etc/flotilla/agent.yaml "600 0:0"
 check "flotilla's conffiles are serve.env and server.yaml" test "$(queried flotilla '${Conffiles}' | awk 'NF { print $1 }' | sort | paste -sd' ')" = \
   "/etc/flotilla/serve.env /etc/flotilla/server.yaml"
@@ -96,6 +99,9 @@ sed -i 's|^server: .*|server: https://fleet.acme.example|' "$root/etc/flotilla/a
 edited_env=$(sha256sum < "$root/etc/flotilla/serve.env")
 edited_agent=$(sha256sum < "$root/etc/flotilla/agent.yaml")
 systemctl --root="$root" disable flotilla-agent.service > /dev/null 2>&1
+# ...and keeps server.yaml to root alone, with an override of their own.
+dpkg-statoverride --root "$root" --remove /etc/flotilla/server.yaml
+dpkg-statoverride --root "$root" --update --add root root 0600 /etc/flotilla/server.yaml
 # Unattended, as the agent's install step runs dpkg: no one is there to answer a prompt.
 dpkg_root --force-confdef --force-confold -i "${v2[@]}"
 check "both upgraded" test "$(queried flotilla '${Status} ${Version}') $(queried flotilla-agent '${Status} ${Version}')" = \
@@ -104,6 +110,10 @@ check "the edited serve.env is kept" test "$(sha256sum < "$root/etc/flotilla/ser
 check "the edited agent.yaml is kept over the new default" test "$(sha256sum < "$root/etc/flotilla/agent.yaml")" = "$edited_agent"
 check "...and the new default is beside it" grep -q 'A setting a later release documents' "$root/etc/flotilla/agent.yaml.dpkg-dist"
 check "serve.env is still 0640 root:flotilla" is_mode /etc/flotilla/serve.env "640 0:$gid"
+# server.yaml was not edited, so the upgrade replaced it; dpkg gave the new file the override's
+# owners and mode as it unpacked it (the archive has it 0640 root:root).
+check "the unedited server.yaml is the new release's" grep -q 'A project setting a later release documents' "$root/etc/flotilla/server.yaml"
+check "...unpacked with the operator's override: 0600 root" is_mode /etc/flotilla/server.yaml "600 0:0"
 check "the flotilla user is not added twice" test "$(grep -c '^flotilla:' "$root/etc/passwd")" = 1
 check "the server stays enabled" enabled flotilla
 refuses "the agent an operator disabled stays disabled" enabled flotilla-agent
@@ -120,6 +130,7 @@ dpkg_root --purge flotilla flotilla-agent
 refuses "purged: the settings are gone" test -e "$root/etc/flotilla/serve.env"
 refuses "purged: agent.yaml is gone" test -e "$root/etc/flotilla/agent.yaml"
 refuses "purged: the unit is no longer enabled" enabled flotilla
+refuses "purged: no override is left" dpkg-statoverride --root "$root" --list /etc/flotilla/serve.env
 check "purged: the fleet's data is kept" test -s "$root/var/lib/flotilla-server/flotilla.sqlite"
 
 echo "==> a device set up with install-agent.sh moves to the package"
