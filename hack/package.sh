@@ -66,9 +66,10 @@ mkdir -p "$output"
 stage=""
 trap '[ -z "$stage" ] || rm -rf "$stage"' EXIT
 
-# The Debian packages that own the libraries $1 loads directly, comma-separated.
+# Depends for $1: dpkg-shlibdeps' packages with least versions. Warns of the libraries $1 loads
+# that no Debian package provides.
 depends_of() {
-  local library path owner owners=() unowned=() needed
+  local library path owner unowned=() needed
   needed=$(objdump -p "$1" | awk '$1 == "NEEDED" { print $2 }') || fail "objdump could not read $1"
   for library in $needed; do
     path=$(ldconfig -p | awk -v name="$library" '$1 == name { print $NF; exit }')
@@ -76,13 +77,8 @@ depends_of() {
     if [ -n "$path" ]; then
       # /lib is /usr/lib on a merged-/usr system, and dpkg knows a file by one of the two.
       owner=$(dpkg -S "$path" 2>/dev/null || dpkg -S "${path#/usr}" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null || true)
-      owner=${owner%%:*}
     fi
-    if [ -z "$owner" ]; then
-      unowned+=("$library")
-    else
-      owners+=("$owner")
-    fi
+    [ -n "$owner" ] || unowned+=("$library")
   done
   if [ ${#unowned[@]} -gt 0 ]; then
     echo "package: warning: $(basename "$1") loads libraries no Debian package provides (${unowned[*]}); it runs only where they are" >&2

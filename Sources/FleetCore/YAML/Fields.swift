@@ -245,14 +245,12 @@ enum CoreSchema {
         let whole = rest.prefix(while: digit)
         rest = rest.dropFirst(whole.count)
         var fraction: ArraySlice<UInt8> = []
-        var hasPoint = false
         if rest.first == UInt8(ascii: ".") {
-            hasPoint = true
             rest = rest.dropFirst()
             fraction = rest.prefix(while: digit)
             rest = rest.dropFirst(fraction.count)
         }
-        guard !whole.isEmpty || (hasPoint && !fraction.isEmpty) else { return false }
+        guard !whole.isEmpty || !fraction.isEmpty else { return false }
         if rest.isEmpty { return true }
         guard rest.first == UInt8(ascii: "e") || rest.first == UInt8(ascii: "E") else { return false }
         rest = rest.dropFirst()
