@@ -86,6 +86,9 @@ BEYOND_SCHEMA = [
     r"is outside the artifact allowlist", r"^download URL '[^']*' of step '[^']*' for group '[^']*' is invalid",
     # grammars past their shape
     r"^invalid selector: ", r"invalid (host|port) in URL", r"path segments are not allowed in URL",
+    # a probe's durations within their range and the timeout below the interval; no secret in its command
+    r"^the probe's '(timeout|interval)' must be from ", r"^the probe's timeout must be shorter than its interval",
+    r"uses secret parameter '[^']*'; a probe runs",
 ]
 
 

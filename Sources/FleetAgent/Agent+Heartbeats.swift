@@ -68,7 +68,14 @@ extension Agent {
         return Heartbeat(reportID: "h-" + Random.hex(bytes: 12), sentAtMilliseconds: Clock.epochMilliseconds(),
                          cpuPercent: metrics.cpuPercent(), memory: metrics.memory(), disks: metrics.disks(configuration.mounts),
                          uptimeSeconds: metrics.uptimeSeconds(), load: metrics.load(), processes: processes.isEmpty ? nil : processes,
-                         custom: custom.isEmpty ? nil : custom, apps: apps.withLock { $0 }, agentVersion: Self.version,
+                         custom: custom.isEmpty ? nil : custom, apps: reportedApps(), agentVersion: Self.version,
                          executing: executing.withLock { $0 }, lock: UpdateLockFile.read(configuration.lockPath))
+    }
+
+    /// The installed apps, each with what its probe last said.
+    func reportedApps() -> [String: InstalledApp] {
+        var reported = apps.withLock { $0 }
+        for (name, result) in probeResults.withLock({ $0 }) where reported[name] != nil { reported[name]?.probe = result }
+        return reported
     }
 }

@@ -91,6 +91,7 @@ extension Agent {
                 return apps
             }
             do { try Files.writeAtomically(appsPath, Array(installed.wireJSON().utf8)) } catch { Log.error("cannot record installed apps: \(error)") }
+            self.installed(app: assignment.app, probe: assignment.probe)
         }
         var finished = finishedExecutions()
         if !finished.contains(assignment.executionID) { finished.append(assignment.executionID) }

@@ -52,6 +52,13 @@ public final class Agent: Sendable {
     let executor: any StepExecutor & Sendable
     let outbox: Outbox
     let apps: Mutex<[String: InstalledApp]>
+    /// Each installed app's probe, as its last install brought it; and what each last said.
+    let probes: Mutex<[String: AssignedProbe]>
+    let probeResults = Mutex<[String: ProbeResult]>([:])
+    /// Apps whose probe runs next (just installed); and a count of installs, so a probe that ran
+    /// across one is not believed.
+    let probesDue = Mutex<Set<String>>([])
+    let installs = Atomic<Int>(0)
     /// The execution being run, for the heartbeat: the server does not give the device other
     /// work while it resumes one the server had given up on.
     let executing = Mutex<String?>(nil)
@@ -66,6 +73,7 @@ public final class Agent: Sendable {
     var appsPath: String { root + "/apps.json" }
     var journalPath: String { root + "/journal.json" }
     var finishedPath: String { root + "/finished.json" }
+    var probesPath: String { root + "/probes.json" }
 
     public init(configuration: AgentConfiguration, executor: any StepExecutor & Sendable,
                 fault: String? = nil) throws(AgentError) {
@@ -82,6 +90,7 @@ public final class Agent: Sendable {
             }
         }
         apps = Mutex(installed)
+        probes = Mutex(Self.loadProbes(configuration.dataDirectory + "/probes.json"))
         interval = Atomic(configuration.heartbeatIntervalSeconds)
     }
 
@@ -91,8 +100,10 @@ public final class Agent: Sendable {
         let identity = try enroll()
         Log.info("device \(identity.deviceID) in project \(identity.project); heartbeat every \(interval.load(ordering: .relaxed)) s")
         let heartbeatThread = Worker.start { [self] in heartbeatLoop(identity) }
+        let probeThread = Worker.start { [self] in probeLoop() }
         workLoop(identity)
         heartbeatThread.join()
+        probeThread.join()
         throw .deleted
     }
 

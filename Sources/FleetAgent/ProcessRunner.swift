@@ -8,8 +8,11 @@ public enum ProcessRunner {
         public var exitCode: Int?
         public var timedOut: Bool
         public var signal: Int32?
-        /// The last `tailBytes` of what it wrote.
+        /// The last `tailBytes` of what it wrote (of its standard error alone, when its standard
+        /// output was kept apart).
         public var output: String
+        /// The first `headBytes` of its standard output, when it was kept apart.
+        public var standardOutput: [UInt8] = []
 
         public var succeeded: Bool { exitCode == 0 }
 
@@ -22,12 +25,15 @@ public enum ProcessRunner {
     }
 
     public static let tailBytes = 4_096
+    public static let headBytes = 4_096
 
     /// Runs `arguments` (the first is looked up on PATH) with `environment` added to the agent's.
     /// Every value in `hiding` is replaced by `[secret]` in the output, before its tail is cut, so
-    /// no part of one survives at the cut.
+    /// no part of one survives at the cut. With `separateStandardOutput`, the first `headBytes`
+    /// of standard output are kept apart (the rest is read and dropped) and `output` is the tail
+    /// of standard error.
     public static func run(_ arguments: [String], environment: [String: String] = [:], hiding: [String] = [],
-                           timeoutSeconds: Double) throws(AgentError) -> Outcome {
+                           timeoutSeconds: Double, separateStandardOutput: Bool = false) throws(AgentError) -> Outcome {
         let secrets = hiding.filter { !$0.isEmpty }.map { Array($0.utf8) }
         // The window kept while reading: the tail, and room for a secret that ends inside it.
         let window = tailBytes + (secrets.map(\.count).max() ?? 0)
@@ -36,11 +42,21 @@ public enum ProcessRunner {
         // Only the child's copies (dup2'd onto 1 and 2) survive the exec.
         _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(pipeEnds[1], F_SETFD, FD_CLOEXEC)
+        var outputEnds: [Int32] = [-1, -1]
+        if separateStandardOutput {
+            guard pipe(&outputEnds) == 0 else {
+                close(pipeEnds[0])
+                close(pipeEnds[1])
+                throw .system("cannot make a pipe for", arguments[0])
+            }
+            _ = fcntl(outputEnds[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(outputEnds[1], F_SETFD, FD_CLOEXEC)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, separateStandardOutput ? outputEnds[1] : pipeEnds[1], 1)
         posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
 
         var attributes = posix_spawnattr_t()
@@ -78,10 +94,16 @@ public enum ProcessRunner {
             Clock.sleep(seconds: 0.05 * Double(attempt + 1))
         }
         close(pipeEnds[1])
+        if separateStandardOutput { close(outputEnds[1]) }
         guard status == 0 else {
             close(pipeEnds[0])
+            if separateStandardOutput { close(outputEnds[0]) }
             throw AgentError("cannot start \(arguments[0]): \(String(cString: strerror(status)))")
         }
+        // Standard output, when kept apart: its head is kept, the rest drained so the program never blocks.
+        var head: [UInt8] = []
+        var outputOpen = separateStandardOutput
+        defer { if separateStandardOutput { close(outputEnds[0]) } }
 
         let deadline = Clock.monotonic() + timeoutSeconds
         var tail: [UInt8] = []
@@ -101,24 +123,54 @@ public enum ProcessRunner {
                 killAt = nil
             }
             let wait = timedOut ? 0.2 : min(deadline - now, 0.5)
-            var descriptor = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(max(wait, 0.01) * 1000))
+            var descriptors = [pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: outputOpen ? outputEnds[0] : -1, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&descriptors, 2, Int32(max(wait, 0.01) * 1000))
             if ready < 0, errno != EINTR { break }
             guard ready > 0 else {
                 // Children that keep the pipe open after the program exits must not hold the step.
                 var probe: Int32 = 0
                 if waitpid(pid, &probe, WNOHANG) == pid {
-                    return finish(pid: nil, status: probe, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0])
+                    var result = finish(pid: nil, status: probe, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0])
+                    result.standardOutput = head
+                    return result
                 }
                 continue
             }
+            if outputOpen, descriptors[1].revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(outputEnds[0], $0.baseAddress, $0.count) }
+                if count > 0 {
+                    head.append(contentsOf: buffer[0..<min(count, max(0, headBytes - head.count))])
+                } else if count == 0 || errno != EINTR {
+                    outputOpen = false
+                }
+            }
+            guard descriptors[0].revents != 0 else { continue }
             let count = buffer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             if count <= 0 { open = false; break }
             tail.append(contentsOf: buffer[0..<count])
             if tail.count > window * 2 { tail.removeFirst(tail.count - window) }
         }
-        return finish(pid: pid, status: 0, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0], deadline: deadline)
+        // Standard error closed; what standard output still holds is read until it closes too (or the deadline).
+        while outputOpen {
+            var descriptor = pollfd(fd: outputEnds[0], events: Int16(POLLIN), revents: 0)
+            let remaining = deadline - Clock.monotonic()
+            guard remaining > 0 else { break }
+            guard poll(&descriptor, 1, Int32(min(remaining, 0.5) * 1000)) > 0 else {
+                // A child the program left behind may hold standard output open: not past the program's own exit.
+                var info = siginfo_t()
+                if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid { break }
+                continue
+            }
+            let count = buffer.withUnsafeMutableBytes { read(outputEnds[0], $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { break }
+            head.append(contentsOf: buffer[0..<min(count, max(0, headBytes - head.count))])
+        }
+        var result = finish(pid: pid, status: 0, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0], deadline: deadline)
+        result.standardOutput = head
+        return result
     }
 
     private static func finish(pid: pid_t?, status: Int32, tail: [UInt8], timedOut: Bool, pipe: Int32,

@@ -63,7 +63,8 @@ struct StatusCommand: AsyncParsableCommand {
                              + (target.outsideWindow > 0 ? ", \(target.outsideWindow) outside their window" : ""))
                 for device in target.unhealthy { lines.append("    unhealthy \(device.device): \(device.reason)") }
             }
-            if !app.drifted.isEmpty { lines.append("  drifted: " + app.drifted.joined(separator: ", ")) }
+            let drift = app.driftLines(indent: "  ")
+            if !drift.isEmpty { lines += drift.split(separator: "\n").map(String.init) }
             if let error = app.error { lines.append("  not reconciled: " + error) }
         }
         if !status.locked.isEmpty {

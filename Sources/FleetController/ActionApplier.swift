@@ -78,7 +78,13 @@ struct ActionApplier {
         return DeploymentRecord(id: Deployer.newDeploymentID(), project: project, app: app.name, version: target.version,
                                 flow: app.flow.name, digest: target.digest, parameters: target.parameters, steps: app.flow.steps.map(Self.assigned),
                                 rollback: app.flow.rollback.map(Self.assigned), artifactAllowlist: fleet.fleet.artifactSources.map(\.description),
-                                createdAt: now, createdBy: "controller", purpose: purpose, group: group, secrets: target.secrets)
+                                createdAt: now, createdBy: "controller", purpose: purpose, group: group, secrets: target.secrets,
+                                probe: app.flow.probe.map(Self.assigned))
+    }
+
+    static func assigned(_ probe: Probe) -> AssignedProbe {
+        AssignedProbe(command: probe.command, timeoutSeconds: Int(probe.timeout.components.seconds),
+                      intervalSeconds: Int(probe.interval.components.seconds))
     }
 
     /// Secret parameters under `serve --repo` without `--project`: the repository's own fleet.yaml

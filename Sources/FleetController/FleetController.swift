@@ -414,7 +414,7 @@ public actor FleetController: Service, ControllerHandle {
         status = report
         let fleet = desired.fleet
         let states = [desired.commit.description, report.head, "\(report.headErrors)"] + report.apps.map { app in
-            "\(app.name) \(FleetStatusReport.state(of: app)) \(app.targets.map(\.label)) \(app.drifted) \(app.error ?? "")"
+            "\(app.name) \(FleetStatusReport.state(of: app)) \(app.targets.map(\.label)) \(app.drift) \(app.probeFailures) \(app.error ?? "")"
         }
         guard states != lastPublished.states || now.timeIntervalSince(lastPublished.at) >= configuration.statusInterval.seconds else { return }
         lastPublished = (states, now)

@@ -27,7 +27,8 @@ struct SnapshotGatherer {
             FleetSnapshot.Device(id: record.id, tags: record.reportedTags.map { ($0.key, $0.value) },
                                  apps: record.apps.map { (name: $0.key, version: $0.value.version, digest: $0.value.digest) },
                                  lastHeard: record.lastHeartbeatAt, executing: record.executing,
-                                 lock: record.lock.map { ($0.reason, $0.untilMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1_000) }) })
+                                 lock: record.lock.map { ($0.reason, $0.untilMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1_000) }) },
+                                 probes: record.apps.compactMapValues(\.probe))
         }
         let appNames = Set(fleet.apps.map(\.name))
         let deployments = try await store.deployments(project: project, limit: deploymentLimit).filter { appNames.contains($0.app) }

@@ -54,6 +54,26 @@ extension AssignedStep {
     }
 }
 
+/// How a device tells which version of an app really runs: a command, run through `/bin/sh -c`
+/// on its own interval, whose standard output's first line is the version (nothing: the app
+/// does not run). It is how drift made behind the agent's back — a container stopped by hand,
+/// a package downgraded — is seen.
+public struct AssignedProbe: Codable, Sendable, Equatable {
+    public var command: String
+    /// A probe still running after this long is killed (with its process group) and reported
+    /// as timed out: the version is then unknown, never drift.
+    public var timeoutSeconds: Int
+    /// How often it runs; also right after each install.
+    public var intervalSeconds: Int
+
+    public init(command: String, timeoutSeconds: Int = StepRules.probeDefaultTimeoutSeconds,
+                intervalSeconds: Int = StepRules.probeDefaultIntervalSeconds) {
+        self.command = command
+        self.timeoutSeconds = timeoutSeconds
+        self.intervalSeconds = intervalSeconds
+    }
+}
+
 /// Work for one device: run these steps to install `version` of `app`.
 public struct Assignment: Codable, Sendable, Equatable {
     public var executionID: String
@@ -70,10 +90,14 @@ public struct Assignment: Codable, Sendable, Equatable {
     /// the commands that use them, and given to those commands as `FLOTILLA_SECRET_<name>` too.
     /// The agent hides every one of them in the output it reports.
     public var secrets: [String: String]
+    /// How the device checks, from then on, which version of the app really runs.
+    public var probe: AssignedProbe?
 
     public init(executionID: String, deploymentID: String, app: String, version: String, digest: String,
-                steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String], secrets: [String: String] = [:]) {
+                steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String], secrets: [String: String] = [:],
+                probe: AssignedProbe? = nil) {
         self.secrets = secrets
+        self.probe = probe
         self.executionID = executionID
         self.deploymentID = deploymentID
         self.app = app

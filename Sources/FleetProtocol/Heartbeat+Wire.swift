@@ -105,12 +105,36 @@ extension InstalledApp: WireDecodable, WireEncodable {
         var object = try WireObject(value, path: path)
         version = try object.string("version")
         digest = try object.optionalString("digest")
+        if let value = object.optional("probe") {
+            probe = try ProbeResult(wire: value, path: object.child("probe"))
+        } else {
+            probe = nil
+        }
         try object.finish()
     }
 
     public func write(to writer: inout WireWriter) {
         writer.beginObject()
         writer.field("digest", digest)
+        writer.field("probe", probe)
+        writer.field("version", version)
+        writer.endObject()
+    }
+}
+
+extension ProbeResult: WireDecodable, WireEncodable {
+    public init(wire value: WireJSON, path: String) throws(WireDecodingError) {
+        var object = try WireObject(value, path: path)
+        version = try object.optionalString("version")
+        error = try object.optionalString("error")
+        atMilliseconds = try object.int64("atMilliseconds")
+        try object.finish()
+    }
+
+    public func write(to writer: inout WireWriter) {
+        writer.beginObject()
+        writer.field("atMilliseconds", atMilliseconds)
+        writer.field("error", error)
         writer.field("version", version)
         writer.endObject()
     }

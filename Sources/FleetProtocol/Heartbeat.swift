@@ -91,13 +91,41 @@ public struct Heartbeat: Codable, Sendable, Equatable {
 
 /// An installed app as the agent reports it.
 public struct InstalledApp: Codable, Sendable, Equatable {
+    /// The version the agent installed, as its deployment named it.
     public var version: String
     /// The digest of the deployment that installed it, when known.
     public var digest: String?
+    /// What the app's probe last said runs, when its flow declares one.
+    public var probe: ProbeResult?
 
-    public init(version: String, digest: String? = nil) {
+    public init(version: String, digest: String? = nil, probe: ProbeResult? = nil) {
         self.version = version
         self.digest = digest
+        self.probe = probe
+    }
+}
+
+/// What an app's probe said, the last time it ran.
+public struct ProbeResult: Codable, Sendable, Equatable {
+    /// The version it printed; nil with no `error`: nothing of the app runs.
+    public var version: String?
+    /// Why the probe could not tell ("probe timed out after 30 s", "probe exited with status 2:
+    /// …"): the version is unknown, which is never taken as drift.
+    public var error: String?
+    /// When it ran, in milliseconds since 1970.
+    public var atMilliseconds: Int64
+
+    public init(version: String?, error: String? = nil, atMilliseconds: Int64) {
+        self.version = version
+        self.error = error
+        self.atMilliseconds = atMilliseconds
+    }
+
+    /// In a sentence, for STATUS.md and the CLI: "probe says 2.4.1", "probe says nothing runs",
+    /// "probe timed out after 30 s".
+    public var summary: String {
+        if let error { return error }
+        return version.map { "probe says \($0)" } ?? "probe says nothing runs"
     }
 }
 

@@ -111,6 +111,11 @@ extension Assignment: WireDecodable, WireEncodable {
         } ?? []
         artifactAllowlist = try object.optionalStrings("artifactAllowlist") ?? []
         secrets = try object.optionalStringMap("secrets") ?? [:]
+        if let value = object.optional("probe") {
+            probe = try AssignedProbe(wire: value, path: object.child("probe"))
+        } else {
+            probe = nil
+        }
     }
 
     public func write(to writer: inout WireWriter) {
@@ -120,10 +125,28 @@ extension Assignment: WireDecodable, WireEncodable {
         writer.field("deploymentID", deploymentID)
         writer.field("digest", digest)
         writer.field("executionID", executionID)
+        writer.field("probe", probe)
         writer.field("rollback", rollback)
         writer.field("secrets", secrets)
         writer.field("steps", steps)
         writer.field("version", version)
+        writer.endObject()
+    }
+}
+
+extension AssignedProbe: WireDecodable, WireEncodable {
+    public init(wire value: WireJSON, path: String) throws(WireDecodingError) {
+        var object = try WireObject(value, path: path)
+        command = try object.string("command")
+        timeoutSeconds = try object.int("timeoutSeconds")
+        intervalSeconds = try object.int("intervalSeconds")
+    }
+
+    public func write(to writer: inout WireWriter) {
+        writer.beginObject()
+        writer.field("command", command)
+        writer.field("intervalSeconds", intervalSeconds)
+        writer.field("timeoutSeconds", timeoutSeconds)
         writer.endObject()
     }
 }

@@ -61,6 +61,38 @@ public enum StepRules {
         return nil
     }
 
+    /// How long a probe may run, and how often it runs: a second to an hour, ten seconds to a day.
+    public static let probeTimeoutSeconds = 1...3_600
+    public static let probeIntervalSeconds = 10...86_400
+    public static let probeDefaultTimeoutSeconds = 30
+    public static let probeDefaultIntervalSeconds = 300
+
+    /// The first problem with a probe, or nil when a device can run it.
+    public static func problem(in probe: AssignedProbe, at path: String) -> Problem? {
+        func fail(_ key: String, _ message: String) -> Problem { Problem(field: "\(path).\(key)", message: "'\(path).\(key)' \(message)") }
+        if probe.command.isEmpty { return fail("command", "is required for a probe") }
+        if probe.command.utf8.count > maximumTextLength { return fail("command", "is longer than \(maximumTextLength) bytes") }
+        if probe.command.utf8.contains(0) { return fail("command", "contains a NUL byte") }
+        guard probeTimeoutSeconds.contains(probe.timeoutSeconds) else {
+            return fail("timeoutSeconds", "must be from \(probeTimeoutSeconds.lowerBound) to \(probeTimeoutSeconds.upperBound) (an hour)")
+        }
+        guard probeIntervalSeconds.contains(probe.intervalSeconds) else {
+            return fail("intervalSeconds", "must be from \(probeIntervalSeconds.lowerBound) to \(probeIntervalSeconds.upperBound) (a day)")
+        }
+        return nil
+    }
+
+    /// Versions are what agents report, and what a probe prints: 1–128 letters, digits, '.',
+    /// '-', '+', '_' and '~'.
+    public static func versionProblem(_ version: String) -> String? {
+        let scalars = version.unicodeScalars
+        guard !scalars.isEmpty, scalars.count <= 128 else { return "use 1 to 128 characters" }
+        let allowed = scalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || ".-+_~".unicodeScalars.contains($0)
+        }
+        return allowed ? nil : "use only letters, digits, '.', '-', '+', '_' and '~'"
+    }
+
     /// Why a step's name is refused.
     public static func nameProblem(_ name: String) -> String? {
         guard name.isEmpty || name.utf8.count > maximumNameLength || name.unicodeScalars.contains(where: isControl) else { return nil }

@@ -255,6 +255,14 @@ struct AgentController: Sendable {
                 throw APIError.invalid("app '\(DisplayText.safe(name, limit: 64))' is not an app name: \(problem)", field: "apps")
             }
             try text(app.version, "apps.\(name).version", maximum: 128)
+            if let probe = app.probe {
+                // What a probe says becomes the version the controller decides on, and text in STATUS.md.
+                if let version = probe.version, let problem = StepRules.versionProblem(version) {
+                    throw APIError.invalid("'apps.\(name).probe.version' is not a version: \(problem)", field: "apps.\(name).probe.version")
+                }
+                if let error = probe.error { try text(error, "apps.\(name).probe.error", maximum: 512) }
+                try size(probe.atMilliseconds, "apps.\(name).probe.atMilliseconds")
+            }
         }
         if let executing = report.executing { try text(executing, "executing", maximum: 128) }
         if let version = report.agentVersion { try text(version, "agentVersion", maximum: 64) }

@@ -13,7 +13,12 @@ enum Assignments {
         return Assignment(executionID: execution.id, deploymentID: deployment.id, app: deployment.app, version: deployment.version,
                           digest: deployment.digest, steps: deployment.steps.map { fill($0) { values[$0] } },
                           rollback: deployment.rollback.map { fill($0) { values[$0] } }, artifactAllowlist: deployment.artifactAllowlist,
-                          secrets: secrets)
+                          secrets: secrets, probe: deployment.probe.map { probe in
+                              // Secrets never reach a probe (the compiler refuses them): it runs long after this hand-out.
+                              var probe = probe
+                              probe.command = Template.render(probe.command) { secrets[$0] == nil ? values[$0] : "" }
+                              return probe
+                          })
     }
 
     /// One step with every `${…}` of its fields filled in.

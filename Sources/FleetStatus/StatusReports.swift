@@ -16,7 +16,7 @@ extension FleetStatusReport {
                     + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.label))\n"
                 for device in target.unhealthy { text += "    unhealthy \(device.device): \(device.reason)\n" }
             }
-            if !app.drifted.isEmpty { text += "  drifted: \(app.drifted.joined(separator: ", "))\n" }
+            text += app.driftLines(indent: "  ")
         }
         if !locked.isEmpty {
             text += "locked (refusing updates): " + locked.map { "\($0.device) (\($0.reason))" }.joined(separator: ", ") + "\n"
@@ -40,7 +40,17 @@ extension FleetStatusReport {
                 text += "\nFailed their health checks after the update (counted as failed):\n\n"
                     + unhealthy.map { "- `\($0.1.device)` (\($0.0)): \($0.1.reason)" }.joined(separator: "\n") + "\n"
             }
-            if !app.drifted.isEmpty { text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n" }
+            if !app.drift.isEmpty {
+                text += "\nDrifted (running another version than it was given, with nothing in flight):\n\n"
+                    + app.drift.map { "- `\($0.device)`: \($0.reason)" }.joined(separator: "\n") + "\n"
+            } else if !app.drifted.isEmpty {
+                text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n"
+            }
+            if app.probeFailed > 0 {
+                text += "\nProbes that could not tell what runs (taken at the version the agent installed, never as drift):\n\n"
+                    + app.probeFailures.map { "- `\($0.device)`: \($0.reason)" }.joined(separator: "\n") + "\n"
+                if app.probeFailed > app.probeFailures.count { text += "- … and \(app.probeFailed - app.probeFailures.count) more\n" }
+            }
         }
         if !locked.isEmpty {
             text += "\n## Locked devices\n\nThey refuse updates now and are skipped, never failed:\n\n"

@@ -28,11 +28,15 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
     /// Its rollout was aborted (past `maxFailures`, or by an operator): no new wave of this
     /// digest starts. A superseded deployment has its executions cancelled but is not aborted.
     public var aborted: Bool
+    /// The flow's probe as a template: how devices check, after this install, which version runs.
+    public var probe: AssignedProbe?
 
     public init(id: String, project: String, app: String, version: String, flow: String, digest: String, parameters: [String: String],
                 steps: [AssignedStep], rollback: [AssignedStep], artifactAllowlist: [String], createdAt: Date, createdBy: String,
-                purpose: DeploymentPurpose = .manual, group: String? = nil, aborted: Bool = false, secrets: [String: String] = [:]) {
+                purpose: DeploymentPurpose = .manual, group: String? = nil, aborted: Bool = false, secrets: [String: String] = [:],
+                probe: AssignedProbe? = nil) {
         self.id = id
+        self.probe = probe
         self.secrets = secrets
         self.project = project
         self.app = app
@@ -51,7 +55,7 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, project, app, version, flow, digest, parameters, secrets, steps, rollback, artifactAllowlist, createdAt, createdBy, purpose, group, aborted
+        case id, project, app, version, flow, digest, parameters, secrets, steps, rollback, artifactAllowlist, createdAt, createdBy, purpose, group, aborted, probe
     }
 
     /// Rows stored before `purpose` existed carry it in `createdBy`.
@@ -73,6 +77,7 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
         purpose = try container.decodeIfPresent(DeploymentPurpose.self, forKey: .purpose) ?? DeploymentPurpose(legacyCreatedBy: createdBy)
         group = try container.decodeIfPresent(String.self, forKey: .group)
         aborted = try container.decode(Bool.self, forKey: .aborted)
+        probe = try container.decodeIfPresent(AssignedProbe.self, forKey: .probe)
     }
 }
 

@@ -534,7 +534,7 @@ struct ControllerTests {
         let note = try await eventuallyValue(seconds: 30) { () -> String? in
             try await device.heartbeat(thermostat: "2.4.0", digest: nil)
             try await Task.sleep(for: .milliseconds(400))
-            return try fleet.note(on: commit).flatMap { $0.contains("drifted: \(device.id)") ? $0 : nil }
+            return try fleet.note(on: commit).flatMap { $0.contains("drifted \(device.id): reports 2.4.0, desired 2.5.0") ? $0 : nil }
         }
         #expect(note.contains("thermostat"))
         #expect(try await device.assignments().isEmpty, "healed twice within the interval")

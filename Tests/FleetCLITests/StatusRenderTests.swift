@@ -33,4 +33,27 @@ struct StatusRenderTests {
         #expect(report.markdown.contains("- `thermo-4` (europe): \(why)"))
         #expect(report.note(prefix: "flotilla").contains("    unhealthy thermo-4: \(why)"))
     }
+
+    /// Drift says what says so (the probe, or the agent), and probes that cannot tell are listed
+    /// apart, never as drift; a server older than probes is still read.
+    @Test func driftSaysWhySoAndProbesThatCannotTellAreListedApart() throws {
+        let target = FleetStatusReport.Target(group: "europe", version: "2.5.0", devices: 3, converged: 1, updating: 0, failed: 0, offline: 0,
+                                              state: "drifted")
+        var app = FleetStatusReport.App(name: "thermostat", targets: [target], drifted: ["thermo-1", "thermo-2"])
+        app.drift = [.init(device: "thermo-1", reason: "probe says 2.4.1, desired 2.5.0"), .init(device: "thermo-2", reason: "reports 2.4.0, desired 2.5.0")]
+        app.probeFailures = [.init(device: "thermo-3", reason: "probe timed out after 30 s")]
+        app.probeFailed = 1
+        let report = FleetStatusReport(commit: "c1", head: "c1", headErrors: [], apps: [app])
+        let text = try StatusCommand.render(JSONEncoder().encode(report))
+        #expect(text.contains("  drifted thermo-1: probe says 2.4.1, desired 2.5.0\n  drifted thermo-2: reports 2.4.0, desired 2.5.0\n"
+                              + "  probe of thermo-3 cannot tell: probe timed out after 30 s"), "\(text)")
+        #expect(report.markdown.contains("- `thermo-1`: probe says 2.4.1, desired 2.5.0\n- `thermo-2`: reports 2.4.0, desired 2.5.0\n"), "\(report.markdown)")
+        #expect(report.markdown.contains("never as drift):\n\n- `thermo-3`: probe timed out after 30 s\n"), "\(report.markdown)")
+        #expect(report.note(prefix: "flotilla").contains("  drifted thermo-1: probe says 2.4.1, desired 2.5.0\n"))
+        // What an older server sends: no drift reasons, no probe fields.
+        let old = #"{"commit":"c1","head":"c1","headErrors":[],"locked":[],"apps":[{"name":"a","targets":[],"drifted":["d9"]}]}"#
+        let decoded = try JSONDecoder().decode(FleetStatusReport.self, from: Data(old.utf8))
+        #expect(decoded.apps[0].drifted == ["d9"] && decoded.apps[0].drift.isEmpty && decoded.apps[0].probeFailed == 0)
+        #expect(try StatusCommand.render(Data(old.utf8)).contains("  drifted: d9"))
+    }
 }

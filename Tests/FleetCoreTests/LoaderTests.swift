@@ -211,3 +211,47 @@ struct SecretParameterTests {
         }
     }
 }
+
+/// `probe:` of a flow: what the devices run to tell which version really runs.
+struct ProbeDeclarationTests {
+    static func files(probe: String) -> [String: String] {
+        var files = SecretParameterTests.files()
+        files["flows/simple.yaml"]! += "\nprobe:\n" + probe.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        return files
+    }
+
+    @Test func aProbeIsReadWithItsDefaultsAndReachesTheFlow() throws {
+        let fleet = try FleetFixtures.load(Self.files(probe: "run: cat /opt/${app}/VERSION"))
+        let probe = try #require(fleet.apps.first { $0.name == "printer" }?.flow.probe)
+        #expect(probe.command == "cat /opt/${app}/VERSION")
+        #expect(probe.timeout == .seconds(30))
+        #expect(probe.interval == .seconds(300))
+        let timed = try FleetFixtures.load(Self.files(probe: "run: 'dpkg-query -W -f=${color} x'\ntimeout: 5s\ninterval: 1m"))
+        #expect(timed.apps.first?.flow.probe?.interval == .seconds(60))
+        #expect(timed.apps.first?.flow.probe?.timeout == .seconds(5))
+        // A probe is not part of the digest: adding one does not redeploy every device.
+        let without = try FleetFixtures.load(SecretParameterTests.files())
+        #expect(without.apps.map { $0.targets.map(\.digest) } == fleet.apps.map { $0.targets.map(\.digest) })
+    }
+
+    @Test(arguments: [
+        ("timeout: 5s", "flows/simple.yaml:12:3: error: missing required key 'run' in probe of UpdateFlow 'simple'"),
+        ("run: check\ntimeout: 2h", "flows/simple.yaml:13:12: error: the probe's 'timeout' must be from 1s to 1h\n"),
+        ("run: check\ninterval: 5s", "flows/simple.yaml:13:13: error: the probe's 'interval' must be from 10s to 1d\n"),
+        ("run: check\ntimeout: 1m\ninterval: 1m", "flows/simple.yaml:13:12: error: the probe's timeout must be shorter than its interval"),
+        ("run: check ${password}", "flows/simple.yaml:12:8: error: the probe of UpdateFlow 'simple' uses secret parameter 'password'"),
+        ("run: check ${colour}", "flows/simple.yaml:12:14: error: step 'probe' uses '${colour}', which is neither a declared parameter"),
+        ("run: \"  \"", "flows/simple.yaml:12:8: error: the probe of UpdateFlow 'simple' has an empty command"),
+        ("run: check\nevery: 5m", "flows/simple.yaml:13:3: error: unknown key 'every' in probe of UpdateFlow 'simple'"),
+    ])
+    func aBadProbeIsRefusedWhereItIsWrong(probe: String, message: String) {
+        do {
+            _ = try FleetFixtures.load(Self.files(probe: probe))
+            Issue.record("accepted: \(probe)")
+        } catch {
+            // One error each: an out-of-range duration is not compared with the other as well.
+            #expect("\(error)\n".contains(message), "\(error)")
+            #expect("\(error)".split(separator: "\n").count == 1, "\(error)")
+        }
+    }
+}

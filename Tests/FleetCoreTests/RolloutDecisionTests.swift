@@ -201,6 +201,49 @@ struct RolloutDecisionTests {
         #expect(decision.report.apps[0].targets[0].state == "drifted")
     }
 
+    @Test(arguments: [
+        // (what the probe says, drifted with this reason, or nil: converged; a probe failure listed)
+        (ProbeResult(version: "1.9", atMilliseconds: 0), "probe says 1.9, desired 2.0" as String?, nil as String?),
+        (ProbeResult(version: nil, atMilliseconds: 0), "probe says nothing runs, desired 2.0", nil),
+        (ProbeResult(version: "2.0", atMilliseconds: 0), nil, nil),
+        (ProbeResult(version: nil, error: "probe timed out after 30 s", atMilliseconds: 0), nil, "probe timed out after 30 s"),
+        (ProbeResult(version: nil, error: "probe exited with status 2: no such unit", atMilliseconds: 0), nil,
+         "probe exited with status 2: no such unit"),
+    ])
+    func driftIsWhatTheProbeSaysAndAProbeThatCannotTellIsNeverDrift(probe: ProbeResult, drift: String?, failure: String?) throws {
+        var world = World(fleet: try Self.fleet(selfHeal: true), count: 2)
+        world.deployment("w1", [("d1", .succeeded, takenAgo: 100), ("d2", .succeeded, takenAgo: 100)])
+        // The agent recorded the desired version on both; only d1's probe says otherwise.
+        world.report("d1", version: "2.0", digest: world.digest)
+        world.report("d2", version: "2.0", digest: world.digest)
+        world.devices[0].probes = ["app": probe]
+        let decision = try world.decide()
+        let app = decision.report.apps[0]
+        #expect(app.drifted == (drift == nil ? [] : ["d1"]))
+        #expect(app.drift == drift.map { [.init(device: "d1", reason: $0)] } ?? [])
+        #expect(decision.actions.contains(.heal(app: "app", group: "all", digest: world.digest, devices: ["d1"])) == (drift != nil))
+        #expect(app.probeFailures == failure.map { [.init(device: "d1", reason: $0)] } ?? [])
+        #expect(app.probeFailed == (failure == nil ? 0 : 1))
+        #expect(app.targets[0].converged == (drift == nil ? 2 : 1))
+        #expect(app.targets[0].state == (drift == nil ? "converged" : "drifted"))
+    }
+
+    @Test func withoutAProbeDriftSaysWhatTheAgentReports() throws {
+        var world = World(fleet: try Self.fleet(selfHeal: true), count: 1)
+        world.deployment("w1", [("d1", .succeeded, takenAgo: 100)])
+        world.report("d1", version: "1.0", digest: "old")
+        #expect(try world.decide().report.apps[0].drift == [.init(device: "d1", reason: "reports 1.0, desired 2.0")])
+    }
+
+    @Test func aProbeDecidesOnlyForItsOwnAppAndKeepsTheDigestOnlyWhenItAgrees() {
+        var device = FleetSnapshot.Device(id: "d1", tags: [], apps: [(name: "a", version: "2.0", digest: "x"), (name: "b", version: "1.0", digest: "y"),
+                                                                     (name: "c", version: "3.0", digest: "z")], lastHeard: nil)
+        device.probes = ["a": ProbeResult(version: "2.0", atMilliseconds: 0), "b": ProbeResult(version: "0.9", atMilliseconds: 0),
+                         "c": ProbeResult(version: nil, atMilliseconds: 0), "gone": ProbeResult(version: "1", atMilliseconds: 0)]
+        let observed = device.observedApps.map { "\($0.name) \($0.version) \($0.digest ?? "-")" }
+        #expect(observed == ["a 2.0 x", "b 0.9 -"])
+    }
+
     @Test func aTargetWhoseOnlyRemainingDevicesAreOfflineHasConverged() throws {
         var world = World(fleet: try Self.fleet(), count: 3, offline: [3])
         for device in ["d1", "d2"] { world.report(device, version: "2.0", digest: world.digest) }

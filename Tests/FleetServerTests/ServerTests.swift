@@ -280,6 +280,10 @@ struct ServerTests {
                                   (#"{"reportID":"r","uptimeSeconds":-5}"#, "uptimeSeconds"),
                                   (#"{"reportID":"r","apps":{"../etc":{"version":"1"}}}"#, "apps"),
                                   (#"{"reportID":"r","apps":{"web":{"version":"1\u001b[2J"}}}"#, "apps.web.version"),
+                                  (#"{"reportID":"r","apps":{"web":{"version":"1","probe":{"version":"1 (ok)","atMilliseconds":1}}}}"#, "apps.web.probe.version"),
+                                  (#"{"reportID":"r","apps":{"web":{"version":"1","probe":{"error":"\u001b[31mred","atMilliseconds":1}}}}"#, "apps.web.probe.error"),
+                                  (#"{"reportID":"r","apps":{"web":{"version":"1","probe":{"atMilliseconds":-1}}}}"#, "apps.web.probe.atMilliseconds"),
+                                  (#"{"reportID":"r","apps":{"web":{"version":"1","probe":{"version":"1"}}}}"#, "apps.web.probe.atMilliseconds"),
                                   (#"{"reportID":"r","executing":"\#(String(repeating: "e", count: 129))"}"#, "executing"),
                                   (#"{"reportID":"r\u0007"}"#, "reportID"),
                                   (#"{"reportID":"r","reportID":"s"}"#, "reportID")] {

@@ -1,3 +1,4 @@
+import FleetProtocol
 import FoundationEssentials
 
 extension DocumentDecoder {
@@ -86,13 +87,6 @@ extension DocumentDecoder {
         return values
     }
 
-    /// Versions are what agents report: 1–128 letters, digits, '.', '-', '+', '_' and '~'.
-    static func versionProblem(_ version: String) -> String? {
-        let scalars = version.unicodeScalars
-        guard !scalars.isEmpty, scalars.count <= 128 else { return "use 1 to 128 characters" }
-        let allowed = scalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || ".-+_~".unicodeScalars.contains($0)
-        }
-        return allowed ? nil : "use only letters, digits, '.', '-', '+', '_' and '~'"
-    }
+    /// Versions are what agents report (`StepRules.versionProblem`).
+    static func versionProblem(_ version: String) -> String? { StepRules.versionProblem(version) }
 }

@@ -1,7 +1,8 @@
 import FleetProtocol
 
 extension DocumentDecoder {
-    static let flowKeys = ["name", "description", "parameters", "steps", "rollback"]
+    static let flowKeys = ["name", "description", "parameters", "steps", "rollback", "probe"]
+    static let probeKeys = ["run", "timeout", "interval"]
     static let parameterKeys = ["type", "required", "default", "description", "values"]
     static let stepKeys = ["name"] + Step.Action.keys + ["timeout", "retries", "onFailure", "idempotent"]
     static let downloadKeys = ["url", "sha256", "destination"]
@@ -15,7 +16,9 @@ extension DocumentDecoder {
         let known = Set(parameters.map(\.name)).union(Template.builtIns)
         let steps = (fields.required("steps").flatMap { decodeSteps($0, key: "steps", owner: owner, known: known) }) ?? []
         let rollback = fields["rollback"].flatMap { decodeSteps($0, key: "rollback", owner: owner, known: known) } ?? []
-        checkSecretUses(steps + rollback, secrets: Set(parameters.filter { $0.kind == .secret }.map(\.name)))
+        let secrets = Set(parameters.filter { $0.kind == .secret }.map(\.name))
+        checkSecretUses(steps + rollback, secrets: secrets)
+        let probe = fields["probe"].flatMap { decodeProbe($0, owner: owner, known: known, secrets: secrets) }
         var seen: [String: SourceLocation] = [:]
         for step in steps + rollback {
             if let first = seen[step.name] {
@@ -24,7 +27,41 @@ extension DocumentDecoder {
             seen[step.name] = step.location
         }
         guard let name else { return nil }
-        return UpdateFlow(name: name.value, parameters: parameters, steps: steps, rollback: rollback, location: node.location)
+        return UpdateFlow(name: name.value, parameters: parameters, steps: steps, rollback: rollback, probe: probe, location: node.location)
+    }
+
+    /// `probe: {run, timeout, interval}`. A secret never goes into a probe: the device keeps the
+    /// probe's command for as long as the app is installed, long after the execution that
+    /// brought the secret ended.
+    private func decodeProbe(_ node: YAMLNode, owner: String, known: Set<String>, secrets: Set<String>) -> Probe? {
+        guard let fields = Fields(node, owner: "probe of \(owner)", known: Self.probeKeys, sink: sink),
+              let runNode = fields.required("run") else { return nil }
+        let text = TemplateField(sink: sink, known: known, step: "probe")
+        guard let command = text.read(runNode, "run") else { return nil }
+        if command.allSatisfy(\.isWhitespace) {
+            sink.error(runNode.location, "the probe of \(owner) has an empty command")
+        }
+        let used = Set((Template.references(in: command).value ?? []).map(\.name))
+        for name in used.intersection(secrets).sorted() {
+            sink.error(runNode.location, "the probe of \(owner) uses secret parameter '\(name)'; a probe runs long after the install "
+                       + "and its command is kept on the device, so it may not hold a secret")
+        }
+        /// The duration under `key`, or its default; nil when it is out of range (said here).
+        func seconds(_ key: String, _ range: ClosedRange<Int>, default value: Int, _ what: String) -> Duration? {
+            guard let duration = fields.duration(key) else { return fields[key] == nil ? .seconds(value) : nil }
+            if duration < .seconds(range.lowerBound) || duration > .seconds(range.upperBound), let location = fields[key]?.location {
+                sink.error(location, "the probe's '\(key)' must be from \(range.lowerBound)s to \(what)")
+                return nil
+            }
+            return duration
+        }
+        let timeout = seconds("timeout", StepRules.probeTimeoutSeconds, default: StepRules.probeDefaultTimeoutSeconds, "1h")
+        let interval = seconds("interval", StepRules.probeIntervalSeconds, default: StepRules.probeDefaultIntervalSeconds, "1d")
+        guard let timeout, let interval else { return nil }
+        if timeout >= interval, let location = fields["timeout"]?.location ?? fields["interval"]?.location {
+            sink.error(location, "the probe's timeout must be shorter than its interval")
+        }
+        return Probe(command: command, timeout: timeout, interval: interval, location: node.location)
     }
 
     /// A secret goes only into the text of a `run` or `script` step: a URL, a digest, a path, a

@@ -6,11 +6,30 @@ public struct UpdateFlow: Sendable {
     public var steps: [Step]
     /// Steps run when a step fails with `onFailure: rollback`, in order.
     public var rollback: [Step]
+    /// How a device tells which version really runs, when the flow says.
+    public var probe: Probe?
     public var location: SourceLocation
 
     /// The declared parameter called `name`.
     public func parameter(named name: String) -> ParameterSpec? {
         parameters.first { $0.name == name }
+    }
+}
+
+/// `probe:` of a flow: a command whose output's first line is the version that really runs
+/// (nothing: the app does not run), run on each device that has the app, every `interval`.
+public struct Probe: Sendable {
+    /// Run through `/bin/sh -c`; may use the flow's parameters and the built-ins, never a secret.
+    public var command: String
+    public var timeout: Duration
+    public var interval: Duration
+    public var location: SourceLocation
+
+    public init(command: String, timeout: Duration, interval: Duration, location: SourceLocation) {
+        self.command = command
+        self.timeout = timeout
+        self.interval = interval
+        self.location = location
     }
 }
 

@@ -72,6 +72,12 @@ public enum FleetSchema {
                 ("parameters", .object([("type", .string("object")), ("additionalProperties", ref("Parameter"))])),
                 ("steps", .object([("type", .string("array")), ("minItems", .int(1)), ("items", ref("Step"))])),
                 ("rollback", .object([("type", .string("array")), ("items", ref("Step"))])),
+                ("probe", strictObject([
+                    ("run", text("A command whose output's first line is the version that really runs; nothing printed: the app does not run.",
+                                 pattern: "\\S")),
+                    ("timeout", duration("How long the probe may run (1s to 1h; default 30s).", positive: true)),
+                    ("interval", duration("How often each device runs it (10s to 1d; default 5m).", positive: true)),
+                ], required: ["run"])),
             ])),
             ("App", kind("App", required: ["name", "flow", "targets"], [
                 ("name", text("The app's name.", pattern: namePattern)),

@@ -23,6 +23,9 @@ public struct FleetSnapshot: Sendable {
     /// Per inventory index: why the device refuses updates now (its lock holds at `now`); nil
     /// when it does not.
     public var locked: [String?]
+    /// Per inventory index, only for devices whose apps have probes: what each probe last said.
+    /// The inventory's versions already follow them (`Device.observedApps`).
+    public var probes: [Int: [String: ProbeResult]]
     /// Every deployment of the project that the decision may need, any order.
     public var deployments: [Deployment]
     /// Their executions, in creation order.
@@ -54,9 +57,11 @@ public struct FleetSnapshot: Sendable {
         executing.reserveCapacity(devices.count)
         locked = []
         locked.reserveCapacity(devices.count)
+        probes = [:]
         for device in devices {
             locked.append(device.lock.flatMap { lock in lock.until.map { $0 > now } ?? true ? lock.reason : nil })
-            inventory.append(id: device.id, tags: device.tags, apps: device.apps,
+            if !device.probes.isEmpty { probes[lastHeard.count] = device.probes }
+            inventory.append(id: device.id, tags: device.tags, apps: device.probes.isEmpty ? device.apps : device.observedApps,
                              online: Device.isOnline(lastHeard: device.lastHeard, now: now, offlineAfter: settings.offlineAfter))
             lastHeard.append(device.lastHeard)
             executing.append(device.executing)
@@ -84,15 +89,30 @@ public struct FleetSnapshot: Sendable {
         public var executing: String?
         /// The update lock it reported: why, and until when (nil: until removed).
         public var lock: (reason: String, until: Date?)?
+        /// By app: what the app's probe last said runs, for apps whose flow has one.
+        public var probes: [String: ProbeResult]
 
         public init(id: String, tags: [(String, String)], apps: [(name: String, version: String, digest: String?)], lastHeard: Date?,
-                    executing: String? = nil, lock: (reason: String, until: Date?)? = nil) {
+                    executing: String? = nil, lock: (reason: String, until: Date?)? = nil, probes: [String: ProbeResult] = [:]) {
             self.lock = lock
+            self.probes = probes
             self.id = id
             self.tags = tags
             self.apps = apps
             self.lastHeard = lastHeard
             self.executing = executing
+        }
+
+        /// What runs, as far as the device knows: where a probe tells, what it says — another
+        /// version (installed by no deployment, so no digest), or nothing (the app is not
+        /// there); where it cannot tell (timed out, failed), or there is no probe, what the
+        /// agent installed. An unknown version is never drift.
+        public var observedApps: [(name: String, version: String, digest: String?)] {
+            apps.compactMap { app in
+                guard let probe = probes[app.name], probe.error == nil else { return app }
+                guard let version = probe.version else { return nil }
+                return version == app.version ? app : (app.name, version, nil)
+            }
         }
 
         /// Heard within `offlineAfter` seconds of `now`. A device never heard is offline.

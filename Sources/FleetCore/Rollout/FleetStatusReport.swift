@@ -51,15 +51,43 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
         public var name: String
         public var targets: [Target]
         public var drifted: [String]
+        /// Each drifted device, and what says so: "probe says 2.4.1, desired 2.5.0", or what
+        /// the agent reports when the app has no probe.
+        public var drift: [DeviceReason]
+        /// Devices whose probe of the app could not tell what runs (timed out, failed), the
+        /// first `probeFailureLimit` by id: their version is taken as the agent recorded it.
+        public var probeFailures: [DeviceReason]
+        /// How many devices' probes could not tell, all of them.
+        public var probeFailed: Int
         /// Why the app could not be reconciled on the last pass (the store refused a write,
         /// say); the others went on. Nil when all went well.
         public var error: String?
 
-        public init(name: String, targets: [Target], drifted: [String], error: String? = nil) {
+        public static let probeFailureLimit = 50
+
+        public init(name: String, targets: [Target], drifted: [String], error: String? = nil, drift: [DeviceReason] = [],
+                    probeFailures: [DeviceReason] = [], probeFailed: Int = 0) {
+            self.drift = drift
+            self.probeFailures = probeFailures
+            self.probeFailed = probeFailed
             self.name = name
             self.targets = targets
             self.drifted = drifted
             self.error = error
+        }
+
+        private enum CodingKeys: String, CodingKey { case name, targets, drifted, drift, probeFailures, probeFailed, error }
+
+        /// A server older than the probes sends none of their fields.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            targets = try container.decode([Target].self, forKey: .targets)
+            drifted = try container.decode([String].self, forKey: .drifted)
+            drift = try container.decodeIfPresent([DeviceReason].self, forKey: .drift) ?? []
+            probeFailures = try container.decodeIfPresent([DeviceReason].self, forKey: .probeFailures) ?? []
+            probeFailed = try container.decodeIfPresent(Int.self, forKey: .probeFailed) ?? 0
+            error = try container.decodeIfPresent(String.self, forKey: .error)
         }
 
         /// "12/50 devices at 2.5.0", or per version when targets differ; offline devices still
@@ -132,6 +160,21 @@ extension FleetStatusReport.Target {
         if state == "converged", offline > 0 { text += ", \(offline) offline pending" }
         if state == "converged", locked > 0 { text += ", \(locked) locked pending" }
         if let reason { text += " (\(reason))" }
+        return text
+    }
+}
+
+extension FleetStatusReport.App {
+    /// Drifted devices with what says so, and probes that could not tell; for the note and the CLI.
+    public func driftLines(indent: String) -> String {
+        var text = ""
+        if !drift.isEmpty {
+            for device in drift { text += "\(indent)drifted \(device.device): \(device.reason)\n" }
+        } else if !drifted.isEmpty {
+            text += "\(indent)drifted: \(drifted.joined(separator: ", "))\n"
+        }
+        for device in probeFailures { text += "\(indent)probe of \(device.device) cannot tell: \(device.reason)\n" }
+        if probeFailed > probeFailures.count { text += "\(indent)… and \(probeFailed - probeFailures.count) more probes that cannot tell\n" }
         return text
     }
 }

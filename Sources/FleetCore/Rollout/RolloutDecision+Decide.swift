@@ -30,8 +30,9 @@ extension RolloutDecision {
             ledger.indexDevices(snapshot, facts: facts)
             var status = FleetStatusReport.App(name: app.name, targets: [], drifted: [])
             for targetPlan in appPlan.targets {
-                status.targets.append(appDecision.decide(targetPlan, ledger: ledger, drifted: &status.drifted))
+                status.targets.append(appDecision.decide(targetPlan, ledger: ledger, drifted: &status.drifted, drift: &status.drift))
             }
+            Self.probeFailures(of: app.name, snapshot: snapshot, into: &status)
             actions += appDecision.actions
             report.apps.append(status)
             if let at = appDecision.recheckAt, recheckAt.map({ at < $0 }) ?? true { recheckAt = at }
@@ -42,6 +43,17 @@ extension RolloutDecision {
         // In id order, whatever order the registry listed the devices in.
         report.locked.sort { $0.device < $1.device }
         return RolloutDecision(actions: actions, report: report, recheckAt: recheckAt)
+    }
+
+    /// The devices whose probe of `app` could not tell what runs, in id order.
+    static func probeFailures(of app: String, snapshot: FleetSnapshot, into status: inout FleetStatusReport.App) {
+        guard !snapshot.probes.isEmpty else { return }
+        var failures: [FleetStatusReport.DeviceReason] = []
+        for (index, probes) in snapshot.probes {
+            if let error = probes[app]?.error { failures.append(.init(device: snapshot.inventory.ids[index], reason: error)) }
+        }
+        status.probeFailed = failures.count
+        status.probeFailures = Array(failures.sorted { $0.device < $1.device }.prefix(FleetStatusReport.App.probeFailureLimit))
     }
 }
 
@@ -237,8 +249,9 @@ struct AppDecision {
     }
 
     /// Step 2 for one target, remembering how it ended for the targets promoted after it.
-    mutating func decide(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String]) -> FleetStatusReport.Target {
-        let status = decideTarget(targetPlan, ledger: ledger, drifted: &drifted)
+    mutating func decide(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String],
+                         drift: inout [FleetStatusReport.DeviceReason]) -> FleetStatusReport.Target {
+        let status = decideTarget(targetPlan, ledger: ledger, drifted: &drifted, drift: &drift)
         let target = targetPlan.target
         // When it converged is read from the executions only for a target another one follows.
         let followed = app.targets.contains { $0.gate.after == target.group }
@@ -276,7 +289,8 @@ struct AppDecision {
         return nil
     }
 
-    private mutating func decideTarget(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String]) -> FleetStatusReport.Target {
+    private mutating func decideTarget(_ targetPlan: TargetPlan, ledger: AppLedger, drifted: inout [String],
+                                       drift: inout [FleetStatusReport.DeviceReason]) -> FleetStatusReport.Target {
         let target = targetPlan.target
         let progress = TargetProgress(targetPlan, ledger: ledger, snapshot: snapshot, facts: facts, windows: windows)
         let total = progress.total
@@ -311,6 +325,7 @@ struct AppDecision {
         status.unhealthy.sort { $0.device < $1.device }
         let driftedHere = progress.drifted(settings: snapshot.settings)
         drifted += driftedHere.map(plan.deviceID)
+        drift += driftReasons(driftedHere, targetPlan: targetPlan)
 
         if abortMarked || progress.failed.count > allowed {
             if !abortMarked {
@@ -364,6 +379,21 @@ struct AppDecision {
         }
         status.state = progress.label(drifted: driftedHere.count)
         return status
+    }
+
+    /// What says each drifted device runs something else: its probe, or what its agent recorded.
+    private func driftReasons(_ drifted: [Int32], targetPlan: TargetPlan) -> [FleetStatusReport.DeviceReason] {
+        guard !drifted.isEmpty else { return [] }
+        let from = Dictionary(targetPlan.changes.map { ($0.device, $0) }, uniquingKeysWith: { first, _ in first })
+        let desired = "desired \(targetPlan.target.version)"
+        return drifted.map { device in
+            let id = plan.deviceID(device)
+            if let probe = snapshot.probes[Int(device)]?[app.name], probe.error == nil {
+                return .init(device: id, reason: "\(probe.summary), \(desired)")
+            }
+            let reported = from[device].flatMap(plan.fromVersion).map { "reports \($0)" } ?? "reports no version"
+            return .init(device: id, reason: "\(reported), \(desired)")
+        }
     }
 
     /// Gives the devices the aborted rollout changed their last good version, `capacity` at a

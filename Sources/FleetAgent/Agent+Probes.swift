@@ -1,0 +1,126 @@
+public import FleetProtocol
+import Glibc
+import Synchronization
+
+/// The probe thread: each installed app whose flow declares a probe has it run on its own
+/// interval, and right after every install. What it says goes out with the next heartbeat (at
+/// once when it changed), so the server sees drift made behind the agent's back.
+extension Agent {
+    func probeLoop() {
+        var due: [String: Double] = [:]
+        var known: [String: AssignedProbe] = [:]
+        while !stopped.load(ordering: .relaxed) {
+            let now = Clock.monotonic()
+            let current = probes.withLock { $0 }
+            for app in probesDue.withLock({ pending in defer { pending.removeAll() }; return pending }) { due[app] = now }
+            for (app, probe) in current where known[app] != probe {
+                known[app] = probe
+                due[app] = now
+            }
+            for app in known.keys where current[app] == nil {
+                known[app] = nil
+                due[app] = nil
+                probeResults.withLock { $0[app] = nil }
+            }
+            // Not while an execution runs: a half-installed app is not drift.
+            let busy = executing.withLock { $0 } != nil
+            if !busy, let (app, _) = due.filter({ $0.value <= now }).min(by: { $0.value < $1.value }), let probe = current[app] {
+                let generation = installs.load(ordering: .relaxed)
+                let result = Self.probe(probe)
+                // An install that finished meanwhile made this reading stale; its own comes next.
+                if installs.load(ordering: .relaxed) == generation {
+                    let previous = probeResults.withLock { results in
+                        defer { results[app] = result }
+                        return results[app]
+                    }
+                    if previous?.version != result.version || previous?.error != result.error {
+                        if result.error != nil { Log.warning("\(app): \(result.summary)") } else { Log.info("\(app): \(result.summary)") }
+                        heartbeatNow.store(true, ordering: .relaxed)
+                    }
+                    due[app] = Clock.monotonic() + Double(probe.intervalSeconds)
+                }
+                continue
+            }
+            let next = busy ? now + 0.25 : due.values.min() ?? now + 1
+            Clock.sleep(seconds: min(0.25, max(0.01, next - Clock.monotonic())))
+        }
+    }
+
+    /// Records the probe of an app just installed (or that it has none now) and has it run next.
+    func installed(app: String, probe: AssignedProbe?) {
+        installs.add(1, ordering: .relaxed)
+        let all = probes.withLock { probes in
+            probes[app] = probe
+            return probes
+        }
+        probeResults.withLock { $0[app] = nil }
+        if probe != nil { probesDue.withLock { _ = $0.insert(app) } }
+        var writer = WireWriter()
+        writer.beginObject()
+        for (name, probe) in all.sorted(by: { $0.key < $1.key }) {
+            writer.key(name)
+            probe.write(to: &writer)
+        }
+        writer.endObject()
+        do { try Files.writeAtomically(probesPath, writer.bytes) } catch { Log.error("cannot record the apps' probes: \(error)") }
+    }
+
+    static func loadProbes(_ path: String) -> [String: AssignedProbe] {
+        guard let bytes = (try? Files.read(path)) ?? nil, let members = WireJSON.parse(bytes)?.members else { return [:] }
+        var probes: [String: AssignedProbe] = [:]
+        for member in members {
+            if let probe = try? AssignedProbe(wire: member.value, path: member.key) { probes[member.key] = probe }
+        }
+        return probes
+    }
+
+    /// Runs one probe through `/bin/sh -c`, killed with its process group at its timeout.
+    public static func probe(_ probe: AssignedProbe) -> ProbeResult {
+        let at = Clock.epochMilliseconds()
+        if let problem = StepRules.problem(in: probe, at: "probe") {
+            return ProbeResult(version: nil, error: "probe refused: \(problem.message)", atMilliseconds: at)
+        }
+        do {
+            let outcome = try ProcessRunner.run(["/bin/sh", "-c", probe.command], timeoutSeconds: Double(probe.timeoutSeconds),
+                                                separateStandardOutput: true)
+            return ProbeReading.result(outcome, timeoutSeconds: probe.timeoutSeconds, at: at)
+        } catch {
+            return ProbeResult(version: nil, error: "probe could not start: \(error)", atMilliseconds: at)
+        }
+    }
+}
+
+/// What a probe's run says: the first line it printed is the version; nothing printed, nothing
+/// runs; a timeout, a failure or text that is not a version leaves the version unknown.
+public enum ProbeReading {
+    public static func result(_ outcome: ProcessRunner.Outcome, timeoutSeconds: Int, at: Int64) -> ProbeResult {
+        if outcome.timedOut { return ProbeResult(version: nil, error: "probe timed out after \(timeoutSeconds) s", atMilliseconds: at) }
+        guard outcome.exitCode == 0 else {
+            let said = lines(outcome.output).last.map { ": " + shown($0) } ?? ""
+            return ProbeResult(version: nil, error: "probe \(outcome.failure)\(said)", atMilliseconds: at)
+        }
+        guard let first = lines(String(decoding: outcome.standardOutput, as: UTF8.self)).first else {
+            return ProbeResult(version: nil, atMilliseconds: at)
+        }
+        if let problem = StepRules.versionProblem(first) {
+            return ProbeResult(version: nil, error: "probe printed '\(shown(first))', which is not a version: \(problem)", atMilliseconds: at)
+        }
+        return ProbeResult(version: first, atMilliseconds: at)
+    }
+
+    /// The non-empty lines of `text`, trimmed of spaces and tabs.
+    static func lines(_ text: String) -> [String] {
+        text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).compactMap { line in
+            let trimmed = line.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed()
+            return trimmed.isEmpty ? nil : String(trimmed)
+        }
+    }
+
+    /// At most 100 code points (400 bytes), control characters replaced: it ends up in STATUS.md
+    /// and terminals, and the server takes 512 bytes of a probe's error.
+    static func shown(_ text: String) -> String {
+        let scalars = text.unicodeScalars.map { StepRules.isControl($0) ? "?" : $0 }
+        let cleaned = String(String.UnicodeScalarView(scalars.prefix(100)))
+        return scalars.count > 100 ? cleaned + "…" : cleaned
+    }
+}
