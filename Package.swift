@@ -150,6 +150,11 @@ let package = Package(
             path: "Benchmarks/HeartbeatCeiling"
         ),
         .executableTarget(
+            name: "flotilla-metrics-bench",
+            dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Benchmarks/MetricsBenchmark"
+        ),
+        .executableTarget(
             name: "flotilla-git-bench",
             dependencies: ["FleetGit", "FleetTesting"],
             path: "Benchmarks/GitBenchmark"

@@ -19,6 +19,9 @@
 #                              N simulated devices (default 10,000) on the template fleet converging on a
 #                              version bump of every thermostat target through the controller, against one
 #                              deployment of a flow as long to all of them at once
+#   ./hack/bench.sh metrics [N]
+#                              the metrics history's size: N devices (default 10,000) × a day of heartbeats at
+#                              25 s through the SQLite store, raw and rolled up, against the heartbeats' own JSON
 #   ./hack/bench.sh sim [N]    N simulated devices (default 10,000) in one process: enrollment, steady
 #                              heartbeats, and a deployment to all of them until it converges
 set -euo pipefail
@@ -50,6 +53,12 @@ bench_decide() {
   echo "==> the rollout decision: ${1:-100000} devices × 3 apps, one core; then the simulator's speed"
   release_build flotilla-decision-bench
   taskset -c 0 "$release/flotilla-decision-bench" "${1:-100000}"
+}
+
+bench_metrics() {
+  echo "==> the metrics history: ${1:-10000} devices × a day of heartbeats, release build"
+  release_build flotilla-metrics-bench
+  "$release/flotilla-metrics-bench" "${1:-10000}"
 }
 
 bench_git() {
@@ -361,6 +370,7 @@ case "$which" in
   sim) bench_sim "${2:-}" ;;
   controller) bench_controller ;;
   converge) bench_converge "${2:-}" ;;
-  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_agent; bench_controller; bench_sim; bench_converge ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|agent|controller|sim [DEVICES]|converge [DEVICES]|all]" >&2; exit 2 ;;
+  metrics) bench_metrics "${2:-}" ;;
+  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_agent; bench_controller; bench_sim; bench_converge; bench_metrics ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|agent|controller|sim [DEVICES]|converge [DEVICES]|metrics [DEVICES]|all]" >&2; exit 2 ;;
 esac

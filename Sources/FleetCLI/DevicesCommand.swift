@@ -9,7 +9,7 @@ struct DevicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
         abstract: "List, show and delete the devices in the server's registry.",
-        subcommands: [List.self, Show.self, Delete.self, ResetIdentity.self],
+        subcommands: [List.self, Show.self, Metrics.self, Delete.self, ResetIdentity.self],
         defaultSubcommand: List.self
     )
 
@@ -131,8 +131,10 @@ struct DevicesCommand: AsyncParsableCommand {
                 }
                 lines.append("Apps:")
                 if device.apps.isEmpty { lines.append("  (none)") }
-                var apps = TextTable(header: ["APP", "VERSION"])
-                apps.rows = device.apps.sorted { $0.key < $1.key }.map { [$0.key, $0.value.version] }
+                // What the app's probe says runs, beside what the agent installed.
+                let probed = device.apps.values.contains { $0.probe != nil }
+                var apps = TextTable(header: probed ? ["APP", "VERSION", "PROBE"] : ["APP", "VERSION"])
+                apps.rows = device.apps.sorted { $0.key < $1.key }.map { [$0.key, $0.value.version] + (probed ? [$0.value.probe?.summary ?? "-"] : []) }
                 if !device.apps.isEmpty { lines += apps.render().split(separator: "\n").map { "  " + $0 } }
                 if let last = detail.heartbeats.first {
                     lines.append("Last heartbeat:")
@@ -154,6 +156,64 @@ struct DevicesCommand: AsyncParsableCommand {
         static func percent(_ used: Int64, of total: Int64) -> String {
             // A device may report nonsense (used far over total): clamped, never a trap.
             "\(Int(min(max(Double(used) / Double(total) * 100, 0), 1e6).rounded()))%"
+        }
+    }
+
+    struct Metrics: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "metrics",
+            abstract: "Show a device's metrics over time: CPU, memory, disk and load, mean and highest per span.",
+            discussion: "Calls GET /api/v1/devices/ID/metrics: heartbeats for the last day, the ten-minute history (kept --metrics-retention) before."
+        )
+
+        @Argument(help: "The device id (d-…).")
+        var device: String
+
+        @Option(help: "From this long ago (7d, 12h) or this time (2026-12-01T00:00:00Z).")
+        var since: String = "24h"
+
+        @Option(help: "Up to this long ago or this time; now when absent.")
+        var until: String?
+
+        @Option(help: "At most this many rows (1 to 2000).")
+        var points: Int = 24
+
+        @Option(name: [.short, .customLong("output")], help: "table, json or yaml (wide is table).")
+        var output: OutputStyle = .table
+
+        @OptionGroup var connection: ServerOptions
+
+        func validate() throws {
+            guard (1...2_000).contains(points) else { throw ValidationError("--points must be from 1 to 2000") }
+        }
+
+        func run() async throws {
+            var components = URLComponents()
+            components.path = "/api/v1/devices/\(PathSegment.escaped(device))/metrics"
+            components.queryItems = [URLQueryItem(name: "since", value: since), URLQueryItem(name: "points", value: String(points))]
+                + (until.map { [URLQueryItem(name: "until", value: $0)] } ?? [])
+            let body = try await connection.client().get(components.string ?? components.path)
+            print(try Self.render(try ServerClient.decode(DeviceMetrics.self, from: body), style: output))
+        }
+
+        static func render(_ metrics: DeviceMetrics, style: OutputStyle) throws -> String {
+            switch style {
+            case .json: return try Rendered.json(metrics)
+            case .yaml: return try Rendered.yaml(metrics)
+            case .table, .wide:
+                guard !metrics.points.isEmpty else { return "No heartbeats from \(metrics.device) in that span." }
+                func show(_ measure: DeviceMetrics.Measure?, _ unit: String) -> String {
+                    measure.map { String(format: "%.1f%@ / %.1f%@", $0.mean, unit, $0.max, unit) } ?? "-"
+                }
+                var table = TextTable(header: ["FROM", "HEARTBEATS", "CPU MEAN / MAX", "MEMORY", "DISK", "LOAD"])
+                table.rows = metrics.points.map { point in
+                    [point.at.ISO8601Format(), "\(point.samples)", show(point.cpu, "%"), show(point.memory, "%"), show(point.disk, "%"),
+                     show(point.load, "")]
+                }
+                let width = metrics.bucketSeconds % 3_600 == 0 ? "\(metrics.bucketSeconds / 3_600) h"
+                    : metrics.bucketSeconds % 60 == 0 ? "\(metrics.bucketSeconds / 60) min" : "\(metrics.bucketSeconds) s"
+                return "\(metrics.device), each row \(width):\n" + table.render()
+            }
         }
     }
 

@@ -48,6 +48,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Missed heartbeats after which a device is offline.")
     var offlineAfter: Int = 3
 
+    @Option(help: ArgumentHelp("How long each heartbeat is kept whole: 1h to 7d.",
+                               discussion: "Then it is summed up into the metrics history. Health checks read whole heartbeats: keep this longer than the longest 'observe' of any app (at most 24h). A day of whole heartbeats is most of the database: about 3 MB per device at a 25 s cycle."))
+    var heartbeatRetention: String = "24h"
+
+    @Option(help: ArgumentHelp("How long each device's metrics history is kept: 1d to 400d, such as 30d.",
+                               discussion: "Heartbeats are kept a day, then summed up per device and ten minutes into the history (GET /api/v1/devices/{id}/metrics)."))
+    var metricsRetention: String = "7d"
+
     @Option(help: ArgumentHelp("Seconds a connection may send nothing before it is closed.",
                                discussion: "Between requests and within one's headers and body; a long-poll waiting for its answer is not idle."))
     var idleTimeout: Int = 30
@@ -175,6 +183,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard Self.split(listen) != nil else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:8080") }
         guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
+        _ = try retentions()
         guard (1...3_600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be from 1 to 3600 seconds") }
         guard (1...3_600).contains(requestTimeout) else { throw ValidationError("--request-timeout must be from 1 to 3600 seconds") }
         if let maxConnections {
@@ -183,6 +192,23 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--max-connections must be from 1 to \(ceiling) (the open-file limit less \(ServerConfiguration.reservedDescriptors))")
             }
         }
+    }
+
+    /// `--heartbeat-retention` and `--metrics-retention`, read and checked.
+    func retentions() throws -> (heartbeats: Duration, metrics: Duration) {
+        func duration(_ text: String, _ flag: String, _ range: ClosedRange<Int>, _ bounds: String) throws -> Duration {
+            switch DurationText.parse(text) {
+            case .failure(let problem):
+                throw ValidationError("\(flag) '\(text)' is not a duration (\(problem.reason)); use one such as 7d or 12h")
+            case .success(let duration):
+                guard duration >= .seconds(range.lowerBound), duration <= .seconds(range.upperBound) else {
+                    throw ValidationError("\(flag) must be from \(bounds)")
+                }
+                return duration
+            }
+        }
+        return (try duration(heartbeatRetention, "--heartbeat-retention", 3_600...(7 * 86_400), "1h to 7d"),
+                try duration(metricsRetention, "--metrics-retention", 86_400...(400 * 86_400), "1d to 400d"))
     }
 
     static func split(_ address: String) -> (host: String, port: Int)? {
@@ -226,6 +252,7 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port, dataDirectory: data.directory,
                                                 heartbeatIntervalSeconds: heartbeatInterval, missedHeartbeatsBeforeOffline: offlineAfter)
         configuration.idleTimeoutSeconds = idleTimeout
+        (configuration.heartbeatRetention, configuration.metricsRetention) = try retentions()
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
         // Replicas trust what they cached of a device for 15 s at most, even with every revocation

@@ -45,6 +45,8 @@ struct DeploymentController: Sendable {
         var steps: [AssignedStep]
         var rollback: [AssignedStep]?
         var artifactAllowlist: [String]?
+        /// How the devices check, after the install, which version runs (as a flow's `probe`).
+        var probe: AssignedProbe?
         var devices: [String]
     }
 
@@ -68,7 +70,7 @@ struct DeploymentController: Sendable {
         let deployment = DeploymentRecord(id: id, project: token.project, app: body.app, version: body.version, flow: body.flow,
                                           digest: body.digest ?? "", parameters: body.parameters ?? [:], steps: body.steps,
                                           rollback: body.rollback ?? [], artifactAllowlist: body.artifactAllowlist ?? [],
-                                          createdAt: now, createdBy: "operator:\(token.id)", secrets: body.secrets ?? [:])
+                                          createdAt: now, createdBy: "operator:\(token.id)", secrets: body.secrets ?? [:], probe: body.probe)
         if let problem = Assignments.problems(in: deployment) {
             throw APIError.invalid(problem.message, field: problem.field)
         }
@@ -133,6 +135,7 @@ struct DeploymentController: Sendable {
         // Devices are checked as one whose id is as long as any the server makes; ids are
         // letters, digits and '-', so they cannot climb out of a path or a URL.
         values["device"] = "d-" + String(repeating: "0", count: 62)
+        if let probe = body.probe { try check(probe: probe, values: values, secrets: Set(secretValues.keys)) }
         var total = 0
         for (list, steps) in [("steps", body.steps), ("rollback", body.rollback ?? [])] {
             for (index, step) in steps.enumerated() {
@@ -183,6 +186,27 @@ struct DeploymentController: Sendable {
                                            + (sources.isEmpty ? ", which is empty: downloads need an allowed source" : ""), field: field)
                 }
             }
+        }
+    }
+
+    /// A probe keeps to the rules a flow's does: within its bounds, no secret (the device keeps
+    /// its command long after the install), every `${…}` a parameter or a built-in.
+    private func check(probe: AssignedProbe, values: [String: String], secrets: Set<String>) throws {
+        if let problem = StepRules.problem(in: probe, at: "probe") { throw APIError.invalid(problem.message, field: problem.field) }
+        guard case .success(let references) = Template.references(in: probe.command) else {
+            throw APIError.invalid("'probe.command' has a '${' that is not closed", field: "probe.command")
+        }
+        for reference in references {
+            if secrets.contains(reference.name) {
+                throw APIError.invalid("'probe.command' uses secret parameter '\(reference.name)'; a probe may not hold a secret", field: "probe.command")
+            }
+            guard values[reference.name] != nil else {
+                throw APIError.invalid("'probe.command' uses '${\(reference.name)}', which is neither a parameter nor one of "
+                                       + Template.builtIns.joined(separator: ", "), field: "probe.command")
+            }
+        }
+        guard Template.renderedLength(probe.command, { values[$0]?.utf8.count }) <= StepRules.maximumTextLength else {
+            throw APIError.invalid("'probe.command' is longer than \(StepRules.maximumTextLength) bytes once filled in", field: "probe.command")
         }
     }
 

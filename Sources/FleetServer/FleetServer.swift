@@ -28,6 +28,7 @@ public enum FleetServer {
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla",
                                                 availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
                            services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
+                                                                 metricsRetention: configuration.metricsRetention,
                                                                  every: configuration.retentionCheckInterval)] + services,
                            logger: logger)
     }

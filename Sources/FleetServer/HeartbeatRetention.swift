@@ -1,22 +1,38 @@
 import FleetStore
 import Foundation
+import Logging
 import ServiceLifecycle
 
-/// Keeps the metrics history bounded: heartbeats older than `retention` are forgotten, checked
-/// every `every`. The latest state of each device lives on its device row, not in history.
+/// Keeps the metrics history bounded. Every `every`, heartbeats older than `retention` are
+/// summed up into ten-minute buckets (`MetricHistory`) and forgotten, and buckets older than
+/// `metricsRetention` are forgotten. The latest state of each device lives on its device row,
+/// not in history. Each replica runs it; the stores make a second run at once find nothing.
 struct HeartbeatRetention: Service {
     let store: any FleetStore
     let retention: Duration
+    let metricsRetention: Duration
     let every: Duration
+    var logger = Logger(label: "flotilla.retention")
 
     func run() async throws {
         // A graceful shutdown (or cancellation) ends the wait between checks.
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: every)
-                let cutoff = Date().addingTimeInterval(-Double(retention.components.seconds))
-                try? await store.pruneHeartbeats(before: cutoff)
+                do {
+                    try await once(now: Date())
+                } catch {
+                    logger.warning("metrics history not rolled up; trying again at the next check", metadata: ["error": "\(error)"])
+                }
             }
         }
+    }
+
+    /// One check: roll up whole buckets only (the cut is a bucket boundary), then prune.
+    func once(now: Date) async throws {
+        let cutoff = MetricHistory.bucketStart(now.addingTimeInterval(-Double(retention.components.seconds)), seconds: MetricHistory.bucketSeconds)
+        let rolled = try await store.rollUpHeartbeats(before: cutoff, bucketSeconds: MetricHistory.bucketSeconds)
+        try await store.pruneMetrics(before: now.addingTimeInterval(-Double(metricsRetention.components.seconds)))
+        if rolled > 0 { logger.debug("heartbeats rolled up into the metrics history", metadata: ["heartbeats": "\(rolled)"]) }
     }
 }

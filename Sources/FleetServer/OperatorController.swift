@@ -17,6 +17,7 @@ struct OperatorController: Sendable {
         }
         group.get("devices") { request, context in try await listDevices(request, context) }
         group.get("devices/:id") { request, context in try await showDevice(request, context, id: try PathParameter.require(context, "id")) }
+        group.get("devices/:id/metrics") { request, context in try await deviceMetrics(request, context, id: try PathParameter.require(context, "id")) }
         group.delete("devices/:id") { request, context in try await deleteDevice(request, context, id: try PathParameter.require(context, "id")) }
         group.post("devices/:id/reset-identity") { request, context in try await resetIdentity(request, context, id: try PathParameter.require(context, "id")) }
         group.get("tokens") { _, context in
@@ -88,6 +89,49 @@ struct OperatorController: Sendable {
         }
         let history = try await store.heartbeats(deviceID: id, limit: 100).map(\.report)
         return try JSONBody.response(DeviceDetail(device: view(device, now: Date()), heartbeats: history))
+    }
+
+    /// The device's metrics from `since` to `until` (each a time such as 2026-12-01T00:00:00Z,
+    /// or how long ago such as 7d; by default the last day), in at most `points` buckets (300).
+    private func deviceMetrics(_ request: Request, _ context: FleetRequestContext, id: String) async throws -> Response {
+        let token = try context.operatorToken()
+        guard let device = try await store.device(id: id), device.project == token.project, !device.deleted else {
+            throw APIError.notFound("no device '\(id)' in project \(token.project)")
+        }
+        let query = request.uri.queryParameters
+        let now = Date()
+        func time(_ field: String, default value: Date) throws -> Date {
+            guard let text = query[Substring(field)].map(String.init) else { return value }
+            if let date = try? Date(text, strategy: .iso8601) { return date }
+            if case .success(let ago) = DurationText.parse(text) { return now.addingTimeInterval(-Double(ago.components.seconds)) }
+            throw APIError.invalid("'\(field)' is a time such as 2026-12-01T00:00:00Z or how long ago such as 7d", field: field)
+        }
+        let since = try time("since", default: now.addingTimeInterval(-86_400))
+        let until = try time("until", default: now)
+        guard since < until else { throw APIError.invalid("'since' must be before 'until'", field: "since") }
+        guard until.timeIntervalSince(since) <= 400 * 86_400 else { throw APIError.invalid("the span is at most 400 days", field: "since") }
+        var points = 300
+        if let text = query["points"].map(String.init) {
+            guard let value = Int(text), (1...2_000).contains(value) else {
+                throw APIError.invalid("'points' is a whole number from 1 to 2000", field: "points")
+            }
+            points = value
+        }
+        let history = MetricHistory.bucketSeconds
+        var width = MetricHistory.width(span: until.timeIntervalSince(since), points: points)
+        let rolled = try await store.metrics(deviceID: id, since: MetricHistory.bucketStart(since, seconds: history), until: until)
+        let raw = try await store.heartbeats(deviceID: id, since: since, until: until)
+        let buckets: [MetricBucket]
+        if width < history, rolled.isEmpty {
+            buckets = MetricHistory.buckets(raw, seconds: width)
+        } else {
+            // The history's buckets are ten minutes wide: nothing finer where they are shown.
+            width = max(width, history)
+            let all = (rolled + MetricHistory.buckets(raw, seconds: history)).sorted { $0.start < $1.start }
+            buckets = MetricHistory.downsample(all, seconds: width)
+        }
+        return try JSONBody.response(DeviceMetrics(device: id, since: since, until: until, bucketSeconds: width,
+                                                   points: buckets.map(DeviceMetrics.Point.init)))
     }
 
     struct ResetIdentityRequest: Codable {

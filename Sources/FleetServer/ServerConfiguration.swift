@@ -27,7 +27,9 @@ public struct ServerConfiguration: Sendable {
     public var longPollSeconds: Double = 30
     /// How long heartbeats are kept as history.
     public var heartbeatRetention: Duration = .seconds(24 * 3_600)
-    /// How often old heartbeats are pruned.
+    /// How long the metrics history (heartbeats summed up per ten minutes) is kept.
+    public var metricsRetention: Duration = .seconds(7 * 86_400)
+    /// How often old heartbeats are rolled up and old history pruned.
     public var retentionCheckInterval: Duration = .seconds(600)
     /// A connection that sends nothing for this long — between requests, or in the middle of
     /// one's headers or body — is closed. A long-poll waiting for its answer is not idle.

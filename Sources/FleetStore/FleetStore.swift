@@ -38,6 +38,16 @@ public protocol FleetStore: Sendable {
     func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord]
     /// Forgets heartbeats received before `date` (the metrics history is bounded).
     func pruneHeartbeats(before date: Date) async throws
+    /// The device's heartbeats received from `since` up to (not including) `until`, oldest first.
+    func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord]
+    /// Sums up the heartbeats received before `date` into the metrics history, in buckets of
+    /// `bucketSeconds` (merged with a bucket already there), and forgets them, each device's in
+    /// one transaction: nothing is counted twice or lost on a crash. Returns how many it rolled up.
+    func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int
+    /// The device's metrics history from `since` up to `until`, oldest first.
+    func metrics(deviceID: String, since: Date, until: Date) async throws -> [MetricBucket]
+    /// Forgets the metrics history before `date`.
+    func pruneMetrics(before date: Date) async throws
 
     /// Stores a deployment and one queued execution per device, in one transaction.
     func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws

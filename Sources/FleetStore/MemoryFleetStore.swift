@@ -7,6 +7,7 @@ public actor MemoryFleetStore: FleetStore {
     private var tokenRecords: [String: AccessTokenRecord] = [:]
     private var deviceRecords: [String: DeviceRecord] = [:]
     private var heartbeatRecords: [String: [HeartbeatRecord]] = [:]
+    private var metricBuckets: [String: [Date: MetricBucket]] = [:]
     private var seenReports: [String: Set<String>] = [:]
     private var auditRecords: [AuditRecord] = []
     private var deploymentRecords: [String: DeploymentRecord] = [:]
@@ -100,6 +101,34 @@ public actor MemoryFleetStore: FleetStore {
             heartbeatRecords[device] = kept
             seenReports[device] = Set(kept.map(\.report.reportID))
         }
+    }
+
+    public func heartbeats(deviceID: String, since: Date, until: Date) -> [HeartbeatRecord] {
+        (heartbeatRecords[deviceID] ?? []).filter { $0.receivedAt >= since && $0.receivedAt < until }.sorted { $0.receivedAt < $1.receivedAt }
+    }
+
+    public func rollUpHeartbeats(before date: Date, bucketSeconds: Int) -> Int {
+        var rolled = 0
+        for (device, records) in heartbeatRecords {
+            let old = records.filter { $0.receivedAt < date }
+            guard !old.isEmpty else { continue }
+            for bucket in MetricHistory.buckets(old, seconds: bucketSeconds) {
+                metricBuckets[device, default: [:]][bucket.start] = metricBuckets[device]?[bucket.start].map { $0.merged(with: bucket) } ?? bucket
+            }
+            let kept = records.filter { $0.receivedAt >= date }
+            heartbeatRecords[device] = kept
+            seenReports[device] = Set(kept.map(\.report.reportID))
+            rolled += old.count
+        }
+        return rolled
+    }
+
+    public func metrics(deviceID: String, since: Date, until: Date) -> [MetricBucket] {
+        (metricBuckets[deviceID] ?? [:]).values.filter { $0.start >= since && $0.start < until }.sorted { $0.start < $1.start }
+    }
+
+    public func pruneMetrics(before date: Date) {
+        for (device, buckets) in metricBuckets { metricBuckets[device] = buckets.filter { $0.key >= date } }
     }
 
     public func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) throws {

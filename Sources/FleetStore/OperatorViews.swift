@@ -51,3 +51,57 @@ public struct DeploymentDetail: Codable, Sendable {
         self.executions = executions
     }
 }
+
+/// `GET /api/v1/devices/{id}/metrics`: what the device's heartbeats said over a span, in buckets
+/// of one width — raw heartbeats for the last day, the ten-minute history before.
+public struct DeviceMetrics: Codable, Sendable, Equatable {
+    public var device: String
+    public var since: Date
+    public var until: Date
+    /// The width of every point's bucket.
+    public var bucketSeconds: Int
+    /// Oldest first; buckets without a heartbeat are left out.
+    public var points: [Point]
+
+    public struct Point: Codable, Sendable, Equatable {
+        /// When the bucket starts.
+        public var at: Date
+        public var samples: Int
+        /// CPU use, percent.
+        public var cpu: Measure?
+        /// Memory used, percent.
+        public var memory: Measure?
+        /// Disk used, percent of the fullest watched mount.
+        public var disk: Measure?
+        /// The 1-minute load average.
+        public var load: Measure?
+
+        public init(_ bucket: MetricBucket) {
+            at = bucket.start
+            samples = bucket.samples
+            cpu = bucket.cpu.map(Measure.init)
+            memory = bucket.memory.map(Measure.init)
+            disk = bucket.disk.map(Measure.init)
+            load = bucket.load.map(Measure.init)
+        }
+    }
+
+    /// The mean and the highest of one measure in a bucket, to two decimals.
+    public struct Measure: Codable, Sendable, Equatable {
+        public var mean: Double
+        public var max: Double
+
+        public init(_ statistic: MetricBucket.Statistic) {
+            mean = (statistic.mean * 100).rounded() / 100
+            max = (statistic.max * 100).rounded() / 100
+        }
+    }
+
+    public init(device: String, since: Date, until: Date, bucketSeconds: Int, points: [Point]) {
+        self.device = device
+        self.since = since
+        self.until = until
+        self.bucketSeconds = bucketSeconds
+        self.points = points
+    }
+}

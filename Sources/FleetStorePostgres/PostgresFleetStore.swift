@@ -308,6 +308,99 @@ public final class PostgresFleetStore: FleetStore {
         try await execute("DELETE FROM heartbeat WHERE received_at < \(date.timeIntervalSince1970)")
     }
 
+    // MARK: - Metrics history
+
+    public func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord] {
+        let decoder = StoredJSON.decoder()
+        return try await rows("""
+            SELECT device_id, received_at, report FROM heartbeat
+            WHERE device_id = \(deviceID) AND received_at >= \(since.timeIntervalSince1970) AND received_at < \(until.timeIntervalSince1970)
+            ORDER BY received_at, seq
+            """) { row in
+            HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
+                            report: try StoredColumns.heartbeat(try row["report"] as String, decoder: decoder))
+        }
+    }
+
+    public func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int {
+        let devices = try await rows("SELECT id FROM device ORDER BY id") { try $0["id"] as String }
+        let cutoff = date.timeIntervalSince1970
+        var rolled = 0
+        for start in stride(from: 0, to: devices.count, by: 100) {
+            let chunk = Array(devices[start..<min(start + 100, devices.count)])
+            rolled += try await write { connection in
+                let decoder = StoredJSON.decoder()
+                // Locked, so a replica rolling up the same devices at once waits, then finds them gone.
+                let records = try await Self.rows(connection, self.logger, """
+                    SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ANY(\(chunk)) AND received_at < \(cutoff)
+                    ORDER BY device_id, received_at, seq FOR UPDATE
+                    """) { row in
+                    HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
+                                    report: try StoredColumns.heartbeat(try row["report"] as String, decoder: decoder))
+                }
+                guard !records.isEmpty else { return 0 }
+                var buckets = MetricHistory.buckets(records, seconds: bucketSeconds)
+                let starts = buckets.map { Int64($0.start.timeIntervalSince1970) }
+                var existing: [String: MetricBucket] = [:]
+                for bucket in try await Self.rows(connection, self.logger, """
+                    SELECT * FROM metric WHERE (device_id, start) IN (SELECT * FROM unnest(\(buckets.map(\.deviceID)), \(starts))) FOR UPDATE
+                    """, Self.metric) {
+                    existing[bucket.deviceID + "\u{0}\(Int64(bucket.start.timeIntervalSince1970))"] = bucket
+                }
+                for index in buckets.indices {
+                    if let old = existing[buckets[index].deviceID + "\u{0}\(starts[index])"] { buckets[index] = old.merged(with: buckets[index]) }
+                }
+                // A measure no heartbeat carried has a count of 0 (its mean and high are then 0, unread).
+                func column(_ statistic: (MetricBucket) -> MetricBucket.Statistic?) -> (counts: [Int64], means: [Int64], highs: [Int64]) {
+                    let values = buckets.map(statistic)
+                    return (values.map { Int64($0?.count ?? 0) }, values.map { Int64($0?.hundredths.mean ?? 0) },
+                            values.map { Int64($0?.hundredths.max ?? 0) })
+                }
+                let cpu = column(\.cpu), memory = column(\.memory), disk = column(\.disk), load = column(\.load)
+                try await Self.rows(connection, self.logger, """
+                    INSERT INTO metric (device_id, start, seconds, samples, cpu_n, cpu_mean, cpu_max, memory_n, memory_mean, memory_max,
+                                        disk_n, disk_mean, disk_max, load_n, load_mean, load_max)
+                    SELECT * FROM unnest(\(buckets.map(\.deviceID)), \(starts), \(buckets.map { Int64($0.seconds) }), \(buckets.map { Int64($0.samples) }),
+                                         \(cpu.counts), \(cpu.means), \(cpu.highs), \(memory.counts), \(memory.means), \(memory.highs),
+                                         \(disk.counts), \(disk.means), \(disk.highs), \(load.counts), \(load.means), \(load.highs))
+                    ON CONFLICT (device_id, start) DO UPDATE SET
+                        seconds = excluded.seconds, samples = excluded.samples,
+                        cpu_n = excluded.cpu_n, cpu_mean = excluded.cpu_mean, cpu_max = excluded.cpu_max,
+                        memory_n = excluded.memory_n, memory_mean = excluded.memory_mean, memory_max = excluded.memory_max,
+                        disk_n = excluded.disk_n, disk_mean = excluded.disk_mean, disk_max = excluded.disk_max,
+                        load_n = excluded.load_n, load_mean = excluded.load_mean, load_max = excluded.load_max
+                    """) { _ in () }
+                try await Self.rows(connection, self.logger, """
+                    DELETE FROM heartbeat WHERE device_id = ANY(\(chunk)) AND received_at < \(cutoff)
+                    """) { _ in () }
+                return records.count
+            }
+        }
+        return rolled
+    }
+
+    public func metrics(deviceID: String, since: Date, until: Date) async throws -> [MetricBucket] {
+        try await rows("""
+            SELECT * FROM metric WHERE device_id = \(deviceID) AND start >= \(Int64(since.timeIntervalSince1970.rounded(.down)))
+            AND start < \(Int64(until.timeIntervalSince1970.rounded(.up))) ORDER BY start
+            """, Self.metric)
+    }
+
+    public func pruneMetrics(before date: Date) async throws {
+        try await execute("DELETE FROM metric WHERE start < \(Int64(date.timeIntervalSince1970))")
+    }
+
+    static func metric(_ row: Columns) throws -> MetricBucket {
+        func statistic(_ name: String) throws -> MetricBucket.Statistic? {
+            let count = try row[name + "_n"] as Int32
+            guard count > 0, let mean = try row[name + "_mean"] as Int32?, let max = try row[name + "_max"] as Int32? else { return nil }
+            return MetricBucket.Statistic(count: Int(count), meanHundredths: Int(mean), maxHundredths: Int(max))
+        }
+        return MetricBucket(deviceID: try row["device_id"], start: Date(timeIntervalSince1970: Double(try row["start"] as Int64)),
+                            seconds: Int(try row["seconds"] as Int32), samples: Int(try row["samples"] as Int32), cpu: try statistic("cpu"),
+                            memory: try statistic("memory"), disk: try statistic("disk"), load: try statistic("load"))
+    }
+
     // MARK: - Audit
 
     public func appendAudit(_ entry: AuditRecord) async throws {

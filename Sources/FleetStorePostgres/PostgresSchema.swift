@@ -101,6 +101,18 @@ enum PostgresSchema {
             // The leader's controllers' last word, which standbys serve in their place.
             "CREATE TABLE controller_snapshot (key TEXT PRIMARY KEY, body TEXT NOT NULL, published_at TIMESTAMPTZ NOT NULL DEFAULT now())",
         ]),
+        Migration(name: "2026-12-04 metrics history", statements: [
+            // Heartbeats summed up per device and ten minutes once they are a day old
+            // (MetricBucket): counts, and means and highs in whole hundredths.
+            """
+            CREATE TABLE metric (
+                device_id TEXT NOT NULL, start BIGINT NOT NULL, seconds INTEGER NOT NULL, samples INTEGER NOT NULL,
+                cpu_n INTEGER NOT NULL, cpu_mean INTEGER, cpu_max INTEGER, memory_n INTEGER NOT NULL, memory_mean INTEGER, memory_max INTEGER,
+                disk_n INTEGER NOT NULL, disk_mean INTEGER, disk_max INTEGER, load_n INTEGER NOT NULL, load_mean INTEGER, load_max INTEGER,
+                PRIMARY KEY (device_id, start))
+            """,
+            "CREATE INDEX metric_age ON metric(start)",
+        ]),
     ]
 
     /// Applies the migrations this database lacks, under the migration lock; returns their names.

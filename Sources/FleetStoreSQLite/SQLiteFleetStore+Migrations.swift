@@ -103,6 +103,18 @@ extension SQLiteFleetStore {
             // The update lock the device's newest heartbeat carried, as its wire JSON.
             try db.execute(sql: "ALTER TABLE device ADD COLUMN update_lock TEXT")
         }
+        migrator.registerMigration("2026-12-04 metrics history") { db in
+            // Heartbeats summed up per device and ten minutes once they are a day old
+            // (MetricBucket): counts, and means and highs in whole hundredths.
+            try db.execute(sql: """
+                CREATE TABLE metric (
+                    device_id TEXT NOT NULL, start INTEGER NOT NULL, seconds INTEGER NOT NULL, samples INTEGER NOT NULL,
+                    cpu_n INTEGER NOT NULL, cpu_mean INTEGER, cpu_max INTEGER, memory_n INTEGER NOT NULL, memory_mean INTEGER, memory_max INTEGER,
+                    disk_n INTEGER NOT NULL, disk_mean INTEGER, disk_max INTEGER, load_n INTEGER NOT NULL, load_mean INTEGER, load_max INTEGER,
+                    PRIMARY KEY (device_id, start)) WITHOUT ROWID;
+                CREATE INDEX metric_age ON metric(start);
+                """)
+        }
         return migrator
     }
 }

@@ -194,6 +194,92 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
+    // MARK: Metrics history
+
+    public func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord] {
+        try await read { db in
+            let decoder = StoredJSON.decoder()
+            return try Row.fetchAll(db, sql: """
+                SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? AND received_at >= ? AND received_at < ?
+                ORDER BY received_at, rowid
+                """, arguments: [deviceID, since.timeIntervalSince1970, until.timeIntervalSince1970]).map { row in
+                HeartbeatRecord(deviceID: row["device_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+                                report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
+            }
+        }
+    }
+
+    public func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int {
+        let devices = try await read { db in try String.fetchAll(db, sql: "SELECT id FROM device ORDER BY id") }
+        var rolled = 0
+        // A hundred devices a transaction: each its own range of the (device_id, received_at)
+        // index, so the writer is never held for long and no table scan is needed.
+        for start in stride(from: 0, to: devices.count, by: 100) {
+            let chunk = Array(devices[start..<min(start + 100, devices.count)])
+            rolled += try await write { db in
+                let decoder = StoredJSON.decoder()
+                let select = try db.cachedStatement(sql: "SELECT received_at, report FROM heartbeat WHERE device_id = ? AND received_at < ?")
+                let existing = try db.cachedStatement(sql: "SELECT * FROM metric WHERE device_id = ? AND start = ?")
+                let upsert = try db.cachedStatement(sql: """
+                    INSERT OR REPLACE INTO metric (device_id, start, seconds, samples, cpu_n, cpu_mean, cpu_max, memory_n, memory_mean, memory_max,
+                                                   disk_n, disk_mean, disk_max, load_n, load_mean, load_max)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                let delete = try db.cachedStatement(sql: "DELETE FROM heartbeat WHERE device_id = ? AND received_at < ?")
+                var count = 0
+                for device in chunk {
+                    let records = try Row.fetchAll(select, arguments: [device, date.timeIntervalSince1970]).map { row in
+                        HeartbeatRecord(deviceID: device, receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+                                        report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
+                    }
+                    guard !records.isEmpty else { continue }
+                    for var bucket in MetricHistory.buckets(records, seconds: bucketSeconds) {
+                        let start = Int(bucket.start.timeIntervalSince1970)
+                        if let row = try Row.fetchOne(existing, arguments: [device, start]) { bucket = Self.metric(row).merged(with: bucket) }
+                        try upsert.execute(arguments: StatementArguments(Self.columns(bucket)))
+                    }
+                    try delete.execute(arguments: [device, date.timeIntervalSince1970])
+                    count += records.count
+                }
+                return count
+            }
+        }
+        return rolled
+    }
+
+    public func metrics(deviceID: String, since: Date, until: Date) async throws -> [MetricBucket] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM metric WHERE device_id = ? AND start >= ? AND start < ? ORDER BY start",
+                             arguments: [deviceID, Int(since.timeIntervalSince1970.rounded(.down)), Int(until.timeIntervalSince1970.rounded(.up))])
+                .map(Self.metric)
+        }
+    }
+
+    public func pruneMetrics(before date: Date) async throws {
+        try await write { db in try db.execute(sql: "DELETE FROM metric WHERE start < ?", arguments: [Int(date.timeIntervalSince1970)]) }
+    }
+
+    /// A bucket's row: its statistics as counts and whole hundredths.
+    static func columns(_ bucket: MetricBucket) -> [(any DatabaseValueConvertible)?] {
+        var values: [(any DatabaseValueConvertible)?] = [bucket.deviceID, Int(bucket.start.timeIntervalSince1970), bucket.seconds, bucket.samples]
+        for statistic in [bucket.cpu, bucket.memory, bucket.disk, bucket.load] {
+            let hundredths = statistic?.hundredths
+            values += [statistic?.count ?? 0, hundredths?.mean, hundredths?.max]
+        }
+        return values
+    }
+
+    static func metric(_ row: Row) -> MetricBucket {
+        func statistic(_ name: String) -> MetricBucket.Statistic? {
+            let count: Int = row[name + "_n"]
+            guard count > 0, let mean: Int = row[name + "_mean"], let max: Int = row[name + "_max"] else { return nil }
+            return MetricBucket.Statistic(count: count, meanHundredths: mean, maxHundredths: max)
+        }
+        return MetricBucket(deviceID: row["device_id"], start: Date(timeIntervalSince1970: Double(row["start"] as Int)), seconds: row["seconds"],
+                            samples: row["samples"], cpu: statistic("cpu"), memory: statistic("memory"), disk: statistic("disk"),
+                            load: statistic("load"))
+    }
+
     public func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws {
         try await write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",

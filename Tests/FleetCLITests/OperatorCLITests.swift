@@ -68,6 +68,11 @@ struct OperatorCLITests {
         let show = try flotilla(["devices", "show", first, "--server", fleet.base], environment)
         #expect(show.status == 0 && show.outputText.hasPrefix("ID:             \(first)\n"), "\(show.outputText)")
         #expect(show.outputText.contains("\nApps:\n") && show.outputText.contains("Last heartbeat:"), "\(show.outputText)")
+        // Its metrics over the last minutes, from the heartbeats the simulated devices sent.
+        let history = try flotilla(["devices", "metrics", first, "--since", "1h", "--points", "6", "--server", fleet.base], environment)
+        #expect(history.status == 0 && history.outputText.hasPrefix("\(first), each row 10 min:\nFROM"), "\(history.outputText)\(history.errorText)")
+        let badSpan = try flotilla(["devices", "metrics", first, "--since", "yesterday", "--server", fleet.base], environment)
+        #expect(badSpan.status != 0 && badSpan.errorText.contains("'since' is a time such as"), "\(badSpan.errorText)")
         let missing = try flotilla(["devices", "show", "d-nope/../../tokens", "--server", fleet.base], environment)
         // The id stays one path segment: it cannot reach another route.
         #expect(missing.status != 0 && missing.errorText.contains("devices/d-nope%2F..%2F..%2Ftokens: 400 path parameter 'id'"), "\(missing.errorText)")

@@ -45,6 +45,9 @@ struct ServeCommandTests {
         (["--idle-timeout", "0"], "--idle-timeout must be from 1 to 3600 seconds"),
         (["--allowed-signers", "/nonexistent/allowed_signers"], "--allowed-signers: cannot read '/nonexistent/allowed_signers'"),
         (["--max-connections", "99999999"], "--max-connections must be from 1 to "),
+        (["--heartbeat-retention", "30m"], "--heartbeat-retention must be from 1h to 7d"),
+        (["--metrics-retention", "2y"], "--metrics-retention '2y' is not a duration (unknown unit 'y'"),
+        (["--metrics-retention", "401d"], "--metrics-retention must be from 1d to 400d"),
     ])
     func serveRefusesBadStatusFlags(flags: [String], message: String) throws {
         let result = try CommandResult.run(["serve", "--repo", "git://127.0.0.1:1/fleet.git", "--data", "/tmp/unused"] + flags)

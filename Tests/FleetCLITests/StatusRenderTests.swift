@@ -1,6 +1,8 @@
 @testable import FleetCLI
 import FleetCore
+import FleetProtocol
 import FleetStatus
+import FleetStore
 import Foundation
 import Testing
 
@@ -55,5 +57,33 @@ struct StatusRenderTests {
         let decoded = try JSONDecoder().decode(FleetStatusReport.self, from: Data(old.utf8))
         #expect(decoded.apps[0].drifted == ["d9"] && decoded.apps[0].drift.isEmpty && decoded.apps[0].probeFailed == 0)
         #expect(try StatusCommand.render(Data(old.utf8)).contains("  drifted: d9"))
+    }
+}
+
+/// `flotilla devices show` and `devices metrics` as an operator reads them.
+struct DeviceRenderTests {
+    @Test func showPutsWhatTheProbeSaysBesideWhatWasInstalled() throws {
+        let at = Date(timeIntervalSince1970: 1_800_000_000)
+        let device = OperatorDeviceView(id: "d1", name: "d1", project: "acme", hardwareID: "h", tags: [:], attributes: [:],
+                                apps: ["web": InstalledApp(version: "1.0", probe: ProbeResult(version: "0.9", atMilliseconds: 1)),
+                                       "db": InstalledApp(version: "2.0")],
+                                online: true, enrolledAt: at, lastHeartbeatAt: at)
+        let text = try DevicesCommand.Show.render(OperatorDeviceDetail(device: device, heartbeats: []), style: .table, now: at)
+        #expect(text.contains("APP   VERSION   PROBE"), "\(text)")
+        #expect(text.contains("db    2.0       -"), "\(text)")
+        #expect(text.contains("web   1.0       probe says 0.9"), "\(text)")
+    }
+
+    @Test func metricsAreATableOfSpansWithMeanAndHighest() throws {
+        let bucket = MetricBucket(deviceID: "d1", start: Date(timeIntervalSince1970: 1_800_000_000), seconds: 3_600, samples: 144,
+                                  cpu: .init(count: 144, mean: 12.345, max: 80), memory: .init(count: 144, mean: 50, max: 51))
+        let metrics = DeviceMetrics(device: "d1", since: bucket.start, until: bucket.start.addingTimeInterval(3_600), bucketSeconds: 3_600,
+                                    points: [.init(bucket)])
+        let text = try DevicesCommand.Metrics.render(metrics, style: .table)
+        #expect(text.hasPrefix("d1, each row 1 h:\nFROM"), "\(text)")
+        #expect(text.contains("2027-01-15T08:00:00Z   144          12.3% / 80.0%    50.0% / 51.0%   -      -"), "\(text)")
+        var empty = metrics
+        empty.points = []
+        #expect(try DevicesCommand.Metrics.render(empty, style: .table) == "No heartbeats from d1 in that span.")
     }
 }

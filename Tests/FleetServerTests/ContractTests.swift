@@ -156,6 +156,9 @@ struct ContractTests {
             _ = try await client.execute(uri: "/api/v1/devices?selector=site%3D%3D%3D", method: .get, headers: admin)
             _ = try await client.execute(uri: "/api/v1/devices/\(enrolled.deviceID)", method: .get, headers: admin)
             _ = try await client.execute(uri: "/api/v1/devices/d-none", method: .get, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/devices/\(enrolled.deviceID)/metrics?since=2d&points=50", method: .get, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/devices/\(enrolled.deviceID)/metrics?points=0", method: .get, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/devices/d-none/metrics", method: .get, headers: admin)
 
             // A deployment, its assignment, its reports, its abort.
             let created = try await tests.deploy(client, tokens, devices: [enrolled.deviceID])

@@ -16,10 +16,10 @@ extension ServerTests {
     ]
 
     func deploy(_ client: some TestClientProtocol, _ tokens: Tokens, devices: [String], version: String = "2.5.0",
-                steps: [AssignedStep] = steps) async throws -> TestResponse {
+                steps: [AssignedStep] = steps, probe: AssignedProbe? = nil) async throws -> TestResponse {
         let body = DeploymentController.Request(app: "thermostat", version: version, flow: "compose-app", digest: "d1",
                                                 parameters: ["sum": String(repeating: "a", count: 64)], steps: steps, rollback: nil,
-                                                artifactAllowlist: ["https://cdn.example.com/"], devices: devices)
+                                                artifactAllowlist: ["https://cdn.example.com/"], probe: probe, devices: devices)
         return try await client.execute(uri: "/api/v1/deployments", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
                                         body: Self.json(body))
     }
@@ -130,6 +130,31 @@ extension ServerTests {
                                                  headers: [.authorization: "Bearer \(device.deviceToken)"],
                                                  body: ByteBuffer(string: #"{"reportID":"r","state":"cancelled"}"#))
             #expect(try Self.error(state).field == "state")
+        }
+    }
+
+    /// A deployment's probe reaches its devices filled in; one outside a flow's rules is refused.
+    @Test func aProbeGoesWithTheAssignmentAndKeepsAFlowsRules() async throws {
+        try await withServer { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let probe = AssignedProbe(command: "cat /opt/${app}/VERSION", timeoutSeconds: 10, intervalSeconds: 60)
+            #expect(try await deploy(client, tokens, devices: [device.deviceID], probe: probe).status == .created)
+            let polled = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: [.authorization: "Bearer \(device.deviceToken)"])
+            let assignment = try #require(try Self.decode(AssignmentList.self, polled).assignments.first)
+            #expect(assignment.probe == AssignedProbe(command: "cat /opt/thermostat/VERSION", timeoutSeconds: 10, intervalSeconds: 60))
+
+            for (bad, field, message) in [
+                (AssignedProbe(command: "cat", timeoutSeconds: 0, intervalSeconds: 60), "probe.timeoutSeconds", "must be from 1 to 3600"),
+                (AssignedProbe(command: "cat", timeoutSeconds: 5, intervalSeconds: 1), "probe.intervalSeconds", "must be from 10 to 86400"),
+                (AssignedProbe(command: "", timeoutSeconds: 5, intervalSeconds: 60), "probe.command", "is required"),
+                (AssignedProbe(command: "cat ${versoin}", timeoutSeconds: 5, intervalSeconds: 60), "probe.command", "'${versoin}', which is neither"),
+                (AssignedProbe(command: "cat ${sum", timeoutSeconds: 5, intervalSeconds: 60), "probe.command", "not closed"),
+            ] {
+                let refused = try await deploy(client, tokens, devices: [device.deviceID], probe: bad)
+                #expect(refused.status == .badRequest, "\(bad)")
+                let error = try Self.error(refused)
+                #expect(error.field == field && error.message.contains(message), "\(error)")
+            }
         }
     }
 

@@ -173,6 +173,18 @@ extension ServerTests {
                                                    body: Self.json(body))
             #expect(refused.status == .badRequest)
             #expect(try Self.error(refused).field == "steps[0].url")
+
+            // Nor into a probe: the device keeps its command long after the install.
+            let login = [AssignedStep(name: "login", kind: .run, command: "login ${token}", timeoutSeconds: 30, retries: 0, onFailure: "abort",
+                                      idempotent: true)]
+            let probed = DeploymentController.Request(app: "thermostat", version: "2.5.0", flow: "f", digest: nil, parameters: nil,
+                                                      secrets: ["token": "cdn-token"], steps: login, rollback: nil, artifactAllowlist: nil,
+                                                      probe: AssignedProbe(command: "check --token ${token}"), devices: [device.deviceID])
+            let probe = try await client.execute(uri: "/api/v1/deployments", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
+                                                 body: Self.json(probed))
+            #expect(probe.status == .badRequest)
+            #expect(try Self.error(probe).field == "probe.command")
+            #expect(!String(buffer: probe.body).contains(Self.password))
         }
     }
 

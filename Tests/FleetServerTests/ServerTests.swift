@@ -470,6 +470,16 @@ struct HeldFleetStore: FleetStore {
     }
     func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] { try await held.inner.heartbeats(deviceID: deviceID, limit: limit) }
     func pruneHeartbeats(before date: Date) async throws { try await held.inner.pruneHeartbeats(before: date) }
+    func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord] {
+        try await held.inner.heartbeats(deviceID: deviceID, since: since, until: until)
+    }
+    func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int {
+        try await held.inner.rollUpHeartbeats(before: date, bucketSeconds: bucketSeconds)
+    }
+    func metrics(deviceID: String, since: Date, until: Date) async throws -> [MetricBucket] {
+        try await held.inner.metrics(deviceID: deviceID, since: since, until: until)
+    }
+    func pruneMetrics(before date: Date) async throws { try await held.inner.pruneMetrics(before: date) }
     func createDeployment(_ deployment: DeploymentRecord, executions: [ExecutionRecord]) async throws {
         try await held.inner.createDeployment(deployment, executions: executions)
     }
@@ -513,7 +523,8 @@ struct HeartbeatRetentionTests {
             HeartbeatRecord(deviceID: "d1", receivedAt: Date().addingTimeInterval(-7_200), report: Heartbeat(reportID: "old")),
             HeartbeatRecord(deviceID: "d1", receivedAt: Date(), report: Heartbeat(reportID: "new")),
         ])
-        let retention = HeartbeatRetention(store: store, retention: .seconds(3_600), every: .milliseconds(10))
+        let retention = HeartbeatRetention(store: store, retention: .seconds(3_600), metricsRetention: .seconds(7 * 86_400),
+                                           every: .milliseconds(10))
         let running = Task { try await retention.run() }
         for _ in 0..<500 where try await store.heartbeats(deviceID: "d1", limit: 10).count > 1 {
             try await Task.sleep(for: .milliseconds(10))
@@ -521,6 +532,29 @@ struct HeartbeatRetentionTests {
         running.cancel()
         try await running.value
         #expect(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID) == ["new"])
+    }
+
+    /// One check on a virtual clock: heartbeats past the retention go into the history, up to a
+    /// bucket boundary (a bucket is never cut in two); history past its own retention goes.
+    @Test func oldHeartbeatsAreSummedUpIntoTheHistoryAndOldHistoryForgotten() async throws {
+        let store = MemoryFleetStore()
+        let now = Date(timeIntervalSince1970: 1_800_000_000 + 8 * 86_400 + 300)  // five minutes into a bucket
+        _ = try await store.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "h", secretHash: "x", enrolledAt: now))
+        func beat(_ id: String, ago: Double, cpu: Double) -> HeartbeatRecord {
+            HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(-ago), report: Heartbeat(reportID: id, cpuPercent: cpu))
+        }
+        _ = try await store.recordHeartbeats([
+            beat("eight-days", ago: 8 * 86_400, cpu: 1), beat("two-days-a", ago: 2 * 86_400 + 60, cpu: 10),
+            beat("two-days-b", ago: 2 * 86_400, cpu: 30), beat("a-day-less-a-minute", ago: 86_400 - 60, cpu: 50),
+            beat("a-day-and-a-minute", ago: 86_400 + 60, cpu: 70), beat("now", ago: 0, cpu: 90),
+        ])
+        let retention = HeartbeatRetention(store: store, retention: .seconds(86_400), metricsRetention: .seconds(7 * 86_400), every: .seconds(600))
+        try await retention.once(now: now)
+        // The cut is the bucket boundary at or before a day ago: both day-old heartbeats are after it.
+        #expect(Set(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID)) == ["now", "a-day-less-a-minute", "a-day-and-a-minute"])
+        let history = try await store.metrics(deviceID: "d1", since: .distantPast, until: now)
+        #expect(history.map(\.samples) == [2], "the eight-day-old bucket is past the history's retention")
+        #expect(history.first?.cpu == .init(count: 2, mean: 20, max: 30))
     }
 }
 
