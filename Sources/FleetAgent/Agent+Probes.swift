@@ -19,20 +19,25 @@ extension Agent {
             }
             for app in known.keys where current[app] == nil {
                 known[app] = nil
-                due[app] = nil
                 probeResults.withLock { $0[app] = nil }
             }
+            // An app queued for a probe it no longer has (installed again without one) is not due.
+            due = due.filter { current[$0.key] != nil }
             // Not while an execution runs: a half-installed app is not drift.
             let busy = executing.withLock { $0 } != nil
             if !busy, let (app, _) = due.filter({ $0.value <= now }).min(by: { $0.value < $1.value }), let probe = current[app] {
                 let generation = installs.load(ordering: .relaxed)
                 let result = Self.probe(probe)
-                // An install that finished meanwhile made this reading stale; its own comes next.
-                if installs.load(ordering: .relaxed) == generation {
-                    let previous = probeResults.withLock { results in
-                        defer { results[app] = result }
-                        return results[app]
-                    }
+                // An execution that started meanwhile made this reading stale (it may have seen the
+                // app half-installed); a fresh one is taken when it ends. Checked under the lock
+                // an execution's start and end take too.
+                let stored = probeResults.withLock { results -> (stored: Bool, previous: ProbeResult?) in
+                    guard installs.load(ordering: .relaxed) == generation else { return (false, nil) }
+                    defer { results[app] = result }
+                    return (true, results[app])
+                }
+                if stored.stored {
+                    let previous = stored.previous
                     if previous?.version != result.version || previous?.error != result.error {
                         if result.error != nil { Log.warning("\(app): \(result.summary)") } else { Log.info("\(app): \(result.summary)") }
                         heartbeatNow.store(true, ordering: .relaxed)
@@ -46,14 +51,23 @@ extension Agent {
         }
     }
 
+    /// An execution of `app` starts or ends, whatever its outcome: a probe running across it is
+    /// not believed, and one of the app runs next.
+    func executionBoundary(app: String) {
+        probeResults.withLock { _ in installs.add(1, ordering: .relaxed) }
+        probesDue.withLock { _ = $0.insert(app) }
+    }
+
     /// Records the probe of an app just installed (or that it has none now) and has it run next.
     func installed(app: String, probe: AssignedProbe?) {
-        installs.add(1, ordering: .relaxed)
         let all = probes.withLock { probes in
             probes[app] = probe
             return probes
         }
-        probeResults.withLock { $0[app] = nil }
+        probeResults.withLock { results in
+            installs.add(1, ordering: .relaxed)
+            results[app] = nil
+        }
         if probe != nil { probesDue.withLock { _ = $0.insert(app) } }
         var writer = WireWriter()
         writer.beginObject()

@@ -61,7 +61,11 @@ extension Agent {
     /// Runs the execution's remaining steps, journaling before and after each one.
     func run(_ progress: inout ExecutionProgress, _ api: AgentAPI) {
         executing.withLock { $0 = progress.assignment.executionID }
-        defer { executing.withLock { $0 = nil } }
+        executionBoundary(app: progress.assignment.app)
+        defer {
+            executing.withLock { $0 = nil }
+            executionBoundary(app: progress.assignment.app)
+        }
         while let (step, index, rollback) = progress.current {
             let point = "\(rollback ? "rollback" : "step"):\(index)"
             progress.begin()

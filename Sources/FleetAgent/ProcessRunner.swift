@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Runs a program with a deadline, capturing the tail of its output (standard output and error
 /// together). On timeout its whole process group gets SIGTERM, then SIGKILL five seconds later.
@@ -24,6 +25,9 @@ public enum ProcessRunner {
         }
     }
 
+    /// Held while pipes are made and while a program is started (see `run`).
+    private static let spawning = Mutex<Void>(())
+
     public static let tailBytes = 4_096
     public static let headBytes = 4_096
 
@@ -38,20 +42,26 @@ public enum ProcessRunner {
         // The window kept while reading: the tail, and room for a secret that ends inside it.
         let window = tailBytes + (secrets.map(\.count).max() ?? 0)
         var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw .system("cannot make a pipe for", arguments[0]) }
-        // Only the child's copies (dup2'd onto 1 and 2) survive the exec.
-        _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(pipeEnds[1], F_SETFD, FD_CLOEXEC)
+        // Only the child's copies (dup2'd onto 1 and 2) survive its exec. The pipes are made and
+        // marked close-on-exec under the lock every spawn takes, so a program another thread
+        // starts in between inherits none of them.
         var outputEnds: [Int32] = [-1, -1]
-        if separateStandardOutput {
-            guard pipe(&outputEnds) == 0 else {
+        let made = spawning.withLock { _ -> Bool in
+            func make(_ ends: inout [Int32]) -> Bool {
+                guard pipe(&ends) == 0 else { return false }
+                _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+                _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+                return true
+            }
+            guard make(&pipeEnds) else { return false }
+            guard !separateStandardOutput || make(&outputEnds) else {
                 close(pipeEnds[0])
                 close(pipeEnds[1])
-                throw .system("cannot make a pipe for", arguments[0])
+                return false
             }
-            _ = fcntl(outputEnds[0], F_SETFD, FD_CLOEXEC)
-            _ = fcntl(outputEnds[1], F_SETFD, FD_CLOEXEC)
+            return true
         }
+        guard made else { throw .system("cannot make a pipe for", arguments[0]) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -88,7 +98,7 @@ public enum ProcessRunner {
         // thread is starting; that passes within milliseconds.
         for attempt in 0..<5 {
             status = withCStrings(arguments) { argv in
-                withCStrings(variables) { envp in posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp) }
+                withCStrings(variables) { envp in spawning.withLock { _ in posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp) } }
             }
             guard status == ETXTBSY, attempt < 4 else { break }
             Clock.sleep(seconds: 0.05 * Double(attempt + 1))
@@ -178,16 +188,22 @@ public enum ProcessRunner {
         close(pipe)
         var status = status
         if let pid {
-            // The pipe closed; the program may still be running (it closed its output).
+            // The pipe closed; the program may still be running (it closed its output). Past the
+            // deadline it gets SIGTERM, and SIGKILL after a grace, also when the SIGTERM was sent
+            // before its output closed: a program that ignores SIGTERM never holds the caller.
             var timedOut = timedOut
+            var killAt: Double? = timedOut ? Clock.monotonic() + 5 : nil
             while true {
                 let done = waitpid(pid, &status, WNOHANG)
                 if done == pid || (done < 0 && errno != EINTR) { break }
                 if !timedOut, Clock.monotonic() >= deadline {
                     timedOut = true
                     kill(-pid, SIGTERM)
-                    Clock.sleep(seconds: 2)
+                    killAt = Clock.monotonic() + 2
+                }
+                if let at = killAt, Clock.monotonic() >= at {
                     kill(-pid, SIGKILL)
+                    killAt = nil
                 }
                 Clock.sleep(seconds: 0.02)
             }

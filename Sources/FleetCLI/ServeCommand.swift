@@ -207,8 +207,13 @@ struct ServeCommand: AsyncParsableCommand {
                 return duration
             }
         }
-        return (try duration(heartbeatRetention, "--heartbeat-retention", 3_600...(7 * 86_400), "1h to 7d"),
-                try duration(metricsRetention, "--metrics-retention", 86_400...(400 * 86_400), "1d to 400d"))
+        let heartbeats = try duration(heartbeatRetention, "--heartbeat-retention", 3_600...(7 * 86_400), "1h to 7d")
+        let metrics = try duration(metricsRetention, "--metrics-retention", 86_400...(400 * 86_400), "1d to 400d")
+        // Heartbeats go into the history when they leave: a shorter history would lose them at once.
+        guard metrics >= heartbeats else {
+            throw ValidationError("--metrics-retention (\(metricsRetention)) must be at least --heartbeat-retention (\(heartbeatRetention))")
+        }
+        return (heartbeats, metrics)
     }
 
     static func split(_ address: String) -> (host: String, port: Int)? {

@@ -28,11 +28,21 @@ struct HeartbeatRetention: Service {
         }
     }
 
-    /// One check: roll up whole buckets only (the cut is a bucket boundary), then prune.
+    /// One check: roll up whole buckets only (the cut is a bucket boundary), then prune. When
+    /// the rollup fails, heartbeats twice the retention old are dropped anyway, so the store stays
+    /// bounded whatever went wrong; the history is pruned either way.
     func once(now: Date) async throws {
-        let cutoff = MetricHistory.bucketStart(now.addingTimeInterval(-Double(retention.components.seconds)), seconds: MetricHistory.bucketSeconds)
-        let rolled = try await store.rollUpHeartbeats(before: cutoff, bucketSeconds: MetricHistory.bucketSeconds)
+        let kept = Double(retention.components.seconds)
+        let cutoff = MetricHistory.bucketStart(now.addingTimeInterval(-kept), seconds: MetricHistory.bucketSeconds)
+        var failure: (any Error)?
+        do {
+            let rolled = try await store.rollUpHeartbeats(before: cutoff, bucketSeconds: MetricHistory.bucketSeconds)
+            if rolled > 0 { logger.debug("heartbeats rolled up into the metrics history", metadata: ["heartbeats": "\(rolled)"]) }
+        } catch {
+            failure = error
+            try await store.pruneHeartbeats(before: cutoff.addingTimeInterval(-kept))
+        }
         try await store.pruneMetrics(before: now.addingTimeInterval(-Double(metricsRetention.components.seconds)))
-        if rolled > 0 { logger.debug("heartbeats rolled up into the metrics history", metadata: ["heartbeats": "\(rolled)"]) }
+        if let failure { throw failure }
     }
 }

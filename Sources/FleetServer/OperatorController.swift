@@ -120,7 +120,13 @@ struct OperatorController: Sendable {
         let history = MetricHistory.bucketSeconds
         var width = MetricHistory.width(span: until.timeIntervalSince(since), points: points)
         let rolled = try await store.metrics(deviceID: id, since: MetricHistory.bucketStart(since, seconds: history), until: until)
-        let raw = try await store.heartbeats(deviceID: id, since: since, until: until)
+        // A device sends one every interval: a day of them is a few thousand. One that sent far
+        // more is refused, not read whole into memory.
+        let raw = try await store.heartbeats(deviceID: id, since: since, until: until, limit: Self.maximumHeartbeatsRead + 1)
+        guard raw.count <= Self.maximumHeartbeatsRead else {
+            throw APIError.invalid("device \(id) sent more than \(Self.maximumHeartbeatsRead) heartbeats in that span, far more than its interval asks; "
+                                   + "ask for a shorter span, or one more than \(configuration.heartbeatRetention.components.seconds / 3_600) h ago", field: "since")
+        }
         let buckets: [MetricBucket]
         if width < history, rolled.isEmpty {
             buckets = MetricHistory.buckets(raw, seconds: width)
@@ -133,6 +139,9 @@ struct OperatorController: Sendable {
         return try JSONBody.response(DeviceMetrics(device: id, since: since, until: until, bucketSeconds: width,
                                                    points: buckets.map(DeviceMetrics.Point.init)))
     }
+
+    /// The most whole heartbeats one metrics request reads: a day at one a second.
+    static let maximumHeartbeatsRead = 86_400
 
     struct ResetIdentityRequest: Codable {
         /// How long the claim code is good for; a day when absent.

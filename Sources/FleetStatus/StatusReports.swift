@@ -48,15 +48,23 @@ extension FleetStatusReport {
             }
             if app.probeFailed > 0 {
                 text += "\nProbes that could not tell what runs (taken at the version the agent installed, never as drift):\n\n"
-                    + app.probeFailures.map { "- `\($0.device)`: \($0.reason)" }.joined(separator: "\n") + "\n"
+                    + app.probeFailures.map { "- `\($0.device)`: \(Self.code($0.reason))" }.joined(separator: "\n") + "\n"
                 if app.probeFailed > app.probeFailures.count { text += "- … and \(app.probeFailed - app.probeFailures.count) more\n" }
             }
         }
         if !locked.isEmpty {
             text += "\n## Locked devices\n\nThey refuse updates now and are skipped, never failed:\n\n"
-                + locked.map { "- `\($0.device)`: \($0.reason)" }.joined(separator: "\n") + "\n"
+                + locked.map { "- `\($0.device)`: \(Self.code($0.reason))" }.joined(separator: "\n") + "\n"
         }
         return text
+    }
+}
+
+extension FleetStatusReport {
+    /// Text a device wrote, as a Markdown code span: its `<!--`, links and emphasis show as they
+    /// are instead of hiding or rewriting the rest of STATUS.md on the forge.
+    static func code(_ text: String) -> String {
+        "`" + text.replacingOccurrences(of: "`", with: "'") + "`"
     }
 }
 

@@ -38,8 +38,9 @@ public protocol FleetStore: Sendable {
     func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord]
     /// Forgets heartbeats received before `date` (the metrics history is bounded).
     func pruneHeartbeats(before date: Date) async throws
-    /// The device's heartbeats received from `since` up to (not including) `until`, oldest first.
-    func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord]
+    /// The device's heartbeats received from `since` up to (not including) `until`, oldest
+    /// first, at most `limit` of them.
+    func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord]
     /// Sums up the heartbeats received before `date` into the metrics history, in buckets of
     /// `bucketSeconds` (merged with a bucket already there), and forgets them, each device's in
     /// one transaction: nothing is counted twice or lost on a crash. Returns how many it rolled up.

@@ -103,8 +103,9 @@ public actor MemoryFleetStore: FleetStore {
         }
     }
 
-    public func heartbeats(deviceID: String, since: Date, until: Date) -> [HeartbeatRecord] {
-        (heartbeatRecords[deviceID] ?? []).filter { $0.receivedAt >= since && $0.receivedAt < until }.sorted { $0.receivedAt < $1.receivedAt }
+    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) -> [HeartbeatRecord] {
+        Array((heartbeatRecords[deviceID] ?? []).filter { $0.receivedAt >= since && $0.receivedAt < until }.sorted { $0.receivedAt < $1.receivedAt }
+            .prefix(limit))
     }
 
     public func rollUpHeartbeats(before date: Date, bucketSeconds: Int) -> Int {

@@ -55,7 +55,15 @@ public struct MetricBucket: Codable, Sendable, Equatable {
         }
 
         /// Stored as whole hundredths: a bucket's row stays a few dozen bytes.
-        public var hundredths: (mean: Int, max: Int) { (Int((mean * 100).rounded()), Int((max * 100).rounded())) }
+        /// Values are kept within ±`limit`, so the conversion can never trap, whatever a device sent.
+        public var hundredths: (mean: Int, max: Int) {
+            func whole(_ value: Double) -> Int { value.isNaN ? 0 : Int((Swift.min(Swift.max(value, -Self.limit), Self.limit) * 100).rounded()) }
+            return (whole(mean), whole(max))
+        }
+
+        /// The largest value kept: far above any real load average or percentage, and small
+        /// enough that its hundredths fit the stores' 32-bit columns.
+        public static let limit = 1e7
 
         public init(count: Int, meanHundredths: Int, maxHundredths: Int) {
             self.init(count: count, mean: Double(meanHundredths) / 100, max: Double(maxHundredths) / 100)
@@ -107,10 +115,10 @@ public enum MetricHistory {
         }
         let disk = report.disks?.compactMap { percent($0.usedBytes, $0.totalBytes) }.max()
         return MetricBucket(deviceID: heartbeat.deviceID, start: start, seconds: seconds, samples: 1,
-                            cpu: report.cpuPercent.map(MetricBucket.Statistic.init),
+                            cpu: report.cpuPercent.flatMap { $0.isFinite ? MetricBucket.Statistic(min(max($0, 0), 100)) : nil },
                             memory: report.memory.flatMap { percent($0.usedBytes, $0.totalBytes) }.map(MetricBucket.Statistic.init),
                             disk: disk.map(MetricBucket.Statistic.init),
-                            load: report.load?.first.map(MetricBucket.Statistic.init))
+                            load: report.load?.first.flatMap { $0.isFinite ? MetricBucket.Statistic(min(max($0, 0), MetricBucket.Statistic.limit)) : nil })
     }
 
     /// `buckets` (of one device, ordered by start) merged into buckets of `seconds`, a multiple

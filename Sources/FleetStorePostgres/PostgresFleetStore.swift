@@ -310,12 +310,12 @@ public final class PostgresFleetStore: FleetStore {
 
     // MARK: - Metrics history
 
-    public func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord] {
+    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord] {
         let decoder = StoredJSON.decoder()
         return try await rows("""
             SELECT device_id, received_at, report FROM heartbeat
             WHERE device_id = \(deviceID) AND received_at >= \(since.timeIntervalSince1970) AND received_at < \(until.timeIntervalSince1970)
-            ORDER BY received_at, seq
+            ORDER BY received_at, seq LIMIT \(limit)
             """) { row in
             HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
                             report: try StoredColumns.heartbeat(try row["report"] as String, decoder: decoder))
@@ -328,56 +328,68 @@ public final class PostgresFleetStore: FleetStore {
         var rolled = 0
         for start in stride(from: 0, to: devices.count, by: 100) {
             let chunk = Array(devices[start..<min(start + 100, devices.count)])
-            rolled += try await write { connection in
-                let decoder = StoredJSON.decoder()
-                // Locked, so a replica rolling up the same devices at once waits, then finds them gone.
-                let records = try await Self.rows(connection, self.logger, """
-                    SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ANY(\(chunk)) AND received_at < \(cutoff)
-                    ORDER BY device_id, received_at, seq FOR UPDATE
-                    """) { row in
-                    HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
-                                    report: try StoredColumns.heartbeat(try row["report"] as String, decoder: decoder))
+            // A full batch: the same devices again, until what is left is less.
+            var batch = Self.rollUpBatch
+            while batch == Self.rollUpBatch {
+                batch = try await write { connection in
+                    let decoder = StoredJSON.decoder()
+                    // Locked, so a replica rolling up the same devices at once waits, then finds them gone.
+                    // At most `rollUpBatch` heartbeats in memory at once: the caller comes back for the rest.
+                    let rows = try await Self.rows(connection, self.logger, """
+                        SELECT seq, device_id, received_at, report FROM heartbeat WHERE device_id = ANY(\(chunk)) AND received_at < \(cutoff)
+                        ORDER BY seq LIMIT \(Self.rollUpBatch) FOR UPDATE
+                        """) { row in
+                        (seq: try row["seq"] as Int64, record: HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
+                                                                              report: try StoredColumns.heartbeat(try row["report"] as String, decoder: decoder)))
+                    }
+                    guard !rows.isEmpty else { return 0 }
+                    let records = rows.map(\.record)
+                    var buckets = MetricHistory.buckets(records, seconds: bucketSeconds)
+                    let starts = buckets.map { Int64($0.start.timeIntervalSince1970) }
+                    var existing: [String: MetricBucket] = [:]
+                    for bucket in try await Self.rows(connection, self.logger, """
+                        SELECT * FROM metric WHERE (device_id, start) IN (SELECT * FROM unnest(\(buckets.map(\.deviceID)), \(starts))) FOR UPDATE
+                        """, Self.metric) {
+                        existing[bucket.deviceID + "\u{0}\(Int64(bucket.start.timeIntervalSince1970))"] = bucket
+                    }
+                    for index in buckets.indices {
+                        if let old = existing[buckets[index].deviceID + "\u{0}\(starts[index])"] { buckets[index] = old.merged(with: buckets[index]) }
+                    }
+                    // A measure no heartbeat carried has a count of 0 (its mean and high are then 0, unread).
+                    func column(_ statistic: (MetricBucket) -> MetricBucket.Statistic?) -> (counts: [Int64], means: [Int64], highs: [Int64]) {
+                        let values = buckets.map(statistic)
+                        return (values.map { Int64($0?.count ?? 0) }, values.map { Int64($0?.hundredths.mean ?? 0) },
+                                values.map { Int64($0?.hundredths.max ?? 0) })
+                    }
+                    let cpu = column(\.cpu), memory = column(\.memory), disk = column(\.disk), load = column(\.load)
+                    try await Self.rows(connection, self.logger, """
+                        INSERT INTO metric (device_id, start, seconds, samples, cpu_n, cpu_mean, cpu_max, memory_n, memory_mean, memory_max,
+                                            disk_n, disk_mean, disk_max, load_n, load_mean, load_max)
+                        SELECT * FROM unnest(\(buckets.map(\.deviceID)), \(starts), \(buckets.map { Int64($0.seconds) }), \(buckets.map { Int64($0.samples) }),
+                                             \(cpu.counts), \(cpu.means), \(cpu.highs), \(memory.counts), \(memory.means), \(memory.highs),
+                                             \(disk.counts), \(disk.means), \(disk.highs), \(load.counts), \(load.means), \(load.highs))
+                        ON CONFLICT (device_id, start) DO UPDATE SET
+                            seconds = excluded.seconds, samples = excluded.samples,
+                            cpu_n = excluded.cpu_n, cpu_mean = excluded.cpu_mean, cpu_max = excluded.cpu_max,
+                            memory_n = excluded.memory_n, memory_mean = excluded.memory_mean, memory_max = excluded.memory_max,
+                            disk_n = excluded.disk_n, disk_mean = excluded.disk_mean, disk_max = excluded.disk_max,
+                            load_n = excluded.load_n, load_mean = excluded.load_mean, load_max = excluded.load_max
+                        """) { _ in () }
+                    // Through the (device_id, received_at, seq) index, row by row.
+                    try await Self.rows(connection, self.logger, """
+                        DELETE FROM heartbeat WHERE (device_id, received_at, seq) IN (
+                            SELECT * FROM unnest(\(records.map(\.deviceID)), \(records.map { $0.receivedAt.timeIntervalSince1970 }), \(rows.map(\.seq))))
+                        """) { _ in () }
+                    return records.count
                 }
-                guard !records.isEmpty else { return 0 }
-                var buckets = MetricHistory.buckets(records, seconds: bucketSeconds)
-                let starts = buckets.map { Int64($0.start.timeIntervalSince1970) }
-                var existing: [String: MetricBucket] = [:]
-                for bucket in try await Self.rows(connection, self.logger, """
-                    SELECT * FROM metric WHERE (device_id, start) IN (SELECT * FROM unnest(\(buckets.map(\.deviceID)), \(starts))) FOR UPDATE
-                    """, Self.metric) {
-                    existing[bucket.deviceID + "\u{0}\(Int64(bucket.start.timeIntervalSince1970))"] = bucket
-                }
-                for index in buckets.indices {
-                    if let old = existing[buckets[index].deviceID + "\u{0}\(starts[index])"] { buckets[index] = old.merged(with: buckets[index]) }
-                }
-                // A measure no heartbeat carried has a count of 0 (its mean and high are then 0, unread).
-                func column(_ statistic: (MetricBucket) -> MetricBucket.Statistic?) -> (counts: [Int64], means: [Int64], highs: [Int64]) {
-                    let values = buckets.map(statistic)
-                    return (values.map { Int64($0?.count ?? 0) }, values.map { Int64($0?.hundredths.mean ?? 0) },
-                            values.map { Int64($0?.hundredths.max ?? 0) })
-                }
-                let cpu = column(\.cpu), memory = column(\.memory), disk = column(\.disk), load = column(\.load)
-                try await Self.rows(connection, self.logger, """
-                    INSERT INTO metric (device_id, start, seconds, samples, cpu_n, cpu_mean, cpu_max, memory_n, memory_mean, memory_max,
-                                        disk_n, disk_mean, disk_max, load_n, load_mean, load_max)
-                    SELECT * FROM unnest(\(buckets.map(\.deviceID)), \(starts), \(buckets.map { Int64($0.seconds) }), \(buckets.map { Int64($0.samples) }),
-                                         \(cpu.counts), \(cpu.means), \(cpu.highs), \(memory.counts), \(memory.means), \(memory.highs),
-                                         \(disk.counts), \(disk.means), \(disk.highs), \(load.counts), \(load.means), \(load.highs))
-                    ON CONFLICT (device_id, start) DO UPDATE SET
-                        seconds = excluded.seconds, samples = excluded.samples,
-                        cpu_n = excluded.cpu_n, cpu_mean = excluded.cpu_mean, cpu_max = excluded.cpu_max,
-                        memory_n = excluded.memory_n, memory_mean = excluded.memory_mean, memory_max = excluded.memory_max,
-                        disk_n = excluded.disk_n, disk_mean = excluded.disk_mean, disk_max = excluded.disk_max,
-                        load_n = excluded.load_n, load_mean = excluded.load_mean, load_max = excluded.load_max
-                    """) { _ in () }
-                try await Self.rows(connection, self.logger, """
-                    DELETE FROM heartbeat WHERE device_id = ANY(\(chunk)) AND received_at < \(cutoff)
-                    """) { _ in () }
-                return records.count
+                rolled += batch
             }
         }
         return rolled
     }
+
+    /// How many heartbeats a rollup holds in memory at once.
+    static let rollUpBatch = 5_000
 
     public func metrics(deviceID: String, since: Date, until: Date) async throws -> [MetricBucket] {
         try await rows("""

@@ -196,13 +196,13 @@ public final class SQLiteFleetStore: FleetStore {
 
     // MARK: Metrics history
 
-    public func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord] {
+    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord] {
         try await read { db in
             let decoder = StoredJSON.decoder()
             return try Row.fetchAll(db, sql: """
                 SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? AND received_at >= ? AND received_at < ?
-                ORDER BY received_at, rowid
-                """, arguments: [deviceID, since.timeIntervalSince1970, until.timeIntervalSince1970]).map { row in
+                ORDER BY received_at, rowid LIMIT ?
+                """, arguments: [deviceID, since.timeIntervalSince1970, until.timeIntervalSince1970, limit]).map { row in
                 HeartbeatRecord(deviceID: row["device_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
                                 report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
             }
@@ -218,34 +218,47 @@ public final class SQLiteFleetStore: FleetStore {
             let chunk = Array(devices[start..<min(start + 100, devices.count)])
             rolled += try await write { db in
                 let decoder = StoredJSON.decoder()
-                let select = try db.cachedStatement(sql: "SELECT received_at, report FROM heartbeat WHERE device_id = ? AND received_at < ?")
+                // At most `rollUpBatch` heartbeats in memory at once, however many a device sent.
+                let select = try db.cachedStatement(sql: """
+                    SELECT rowid, received_at, report FROM heartbeat WHERE device_id = ? AND received_at < ? ORDER BY received_at, rowid LIMIT ?
+                    """)
                 let existing = try db.cachedStatement(sql: "SELECT * FROM metric WHERE device_id = ? AND start = ?")
                 let upsert = try db.cachedStatement(sql: """
                     INSERT OR REPLACE INTO metric (device_id, start, seconds, samples, cpu_n, cpu_mean, cpu_max, memory_n, memory_mean, memory_max,
                                                    disk_n, disk_mean, disk_max, load_n, load_mean, load_max)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
-                let delete = try db.cachedStatement(sql: "DELETE FROM heartbeat WHERE device_id = ? AND received_at < ?")
+                // Up to the last heartbeat read, in the order read.
+                let delete = try db.cachedStatement(sql: """
+                    DELETE FROM heartbeat WHERE device_id = ? AND received_at < ? AND (received_at, rowid) <= (?, ?)
+                    """)
                 var count = 0
                 for device in chunk {
-                    let records = try Row.fetchAll(select, arguments: [device, date.timeIntervalSince1970]).map { row in
-                        HeartbeatRecord(deviceID: device, receivedAt: Date(timeIntervalSince1970: row["received_at"]),
-                                        report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
+                    while true {
+                        let rows = try Row.fetchAll(select, arguments: [device, date.timeIntervalSince1970, Self.rollUpBatch])
+                        guard let last = rows.last else { break }
+                        let records = try rows.map { row in
+                            HeartbeatRecord(deviceID: device, receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+                                            report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
+                        }
+                        for var bucket in MetricHistory.buckets(records, seconds: bucketSeconds) {
+                            let start = Int(bucket.start.timeIntervalSince1970)
+                            if let row = try Row.fetchOne(existing, arguments: [device, start]) { bucket = Self.metric(row).merged(with: bucket) }
+                            try upsert.execute(arguments: StatementArguments(Self.columns(bucket)))
+                        }
+                        try delete.execute(arguments: [device, date.timeIntervalSince1970, last["received_at"] as Double, last["rowid"] as Int64])
+                        count += records.count
+                        if rows.count < Self.rollUpBatch { break }
                     }
-                    guard !records.isEmpty else { continue }
-                    for var bucket in MetricHistory.buckets(records, seconds: bucketSeconds) {
-                        let start = Int(bucket.start.timeIntervalSince1970)
-                        if let row = try Row.fetchOne(existing, arguments: [device, start]) { bucket = Self.metric(row).merged(with: bucket) }
-                        try upsert.execute(arguments: StatementArguments(Self.columns(bucket)))
-                    }
-                    try delete.execute(arguments: [device, date.timeIntervalSince1970])
-                    count += records.count
                 }
                 return count
             }
         }
         return rolled
     }
+
+    /// How many heartbeats a rollup holds in memory at once.
+    static let rollUpBatch = 5_000
 
     public func metrics(deviceID: String, since: Date, until: Date) async throws -> [MetricBucket] {
         try await read { db in

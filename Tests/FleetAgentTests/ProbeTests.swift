@@ -1,6 +1,7 @@
 @testable import FleetAgent
 import FleetProtocol
 import Foundation
+import Synchronization
 import Testing
 
 /// Probes run for real through `/bin/sh`: what they print, fail or hang becomes what the
@@ -73,5 +74,68 @@ import Testing
         // And through Codable, which the server and the store use.
         let coded = try JSONDecoder().decode(InstalledApp.self, from: JSONEncoder().encode(app))
         #expect(coded == app)
+    }
+}
+
+/// The probe thread of an agent made in-process (no server): what it runs, when, and what it keeps.
+@Suite struct ProbeThreadTests {
+    struct NoSteps: StepExecutor, Sendable {
+        func execute(_ step: AssignedStep, of assignment: Assignment) -> StepOutcome { StepOutcome(succeeded: true) }
+    }
+
+    static func agent() throws -> Agent {
+        var configuration = AgentConfiguration()
+        configuration.dataDirectory = try temporaryDirectory()
+        return try Agent(configuration: configuration, executor: NoSteps())
+    }
+
+    static func waitFor(_ seconds: Double, _ check: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if check() { return true }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return check()
+    }
+
+    /// An app installed again without a probe leaves no probe due that can never run: the other
+    /// apps' probes go on, and the app's old reading is gone.
+    @Test func anAppThatLostItsProbeDoesNotStopTheOthers() throws {
+        let agent = try Self.agent()
+        agent.installed(app: "a", probe: AssignedProbe(command: "echo 1.0", timeoutSeconds: 5, intervalSeconds: 60))
+        agent.installed(app: "a", probe: nil)
+        agent.installed(app: "b", probe: AssignedProbe(command: "echo 2.0", timeoutSeconds: 5, intervalSeconds: 60))
+        let thread = Worker.start { agent.probeLoop() }
+        defer {
+            agent.stopped.store(true, ordering: .relaxed)
+            thread.join()
+        }
+        #expect(Self.waitFor(10) { agent.probeResults.withLock { $0["b"]?.version } == "2.0" })
+        #expect(agent.probeResults.withLock { $0["a"] } == nil)
+        // Kept on disk for the next start: only b's.
+        #expect(Agent.loadProbes(agent.probesPath).keys.sorted() == ["b"])
+    }
+
+    /// A reading taken while an execution of the app ran is not believed (it may have seen the app
+    /// half-installed); a fresh one is taken when the execution ends, whatever its outcome.
+    @Test func aReadingAcrossAnExecutionIsThrownAwayAndTakenAgainAfter() throws {
+        let agent = try Self.agent()
+        let marker = agent.configuration.dataDirectory + "/state"
+        try "1.0\n".write(toFile: marker, atomically: true, encoding: .utf8)
+        // The probe reads the state a moment after it starts; the execution changes it meanwhile.
+        agent.installed(app: "a", probe: AssignedProbe(command: "sleep 0.5; cat \(marker)", timeoutSeconds: 5, intervalSeconds: 3_600))
+        let thread = Worker.start { agent.probeLoop() }
+        defer {
+            agent.stopped.store(true, ordering: .relaxed)
+            thread.join()
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        agent.executionBoundary(app: "a")           // an execution starts: the probe in flight is stale
+        try "\n".write(toFile: marker, atomically: true, encoding: .utf8)  // half-installed: nothing runs
+        Thread.sleep(forTimeInterval: 0.6)
+        #expect(agent.probeResults.withLock { $0["a"] } == nil, "a reading taken across the execution's start was kept")
+        try "1.1\n".write(toFile: marker, atomically: true, encoding: .utf8)
+        agent.executionBoundary(app: "a")           // it ends (failed, say): the app is probed again at once
+        #expect(Self.waitFor(10) { agent.probeResults.withLock { $0["a"]?.version } == "1.1" })
     }
 }

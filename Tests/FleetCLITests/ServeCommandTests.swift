@@ -48,6 +48,7 @@ struct ServeCommandTests {
         (["--heartbeat-retention", "30m"], "--heartbeat-retention must be from 1h to 7d"),
         (["--metrics-retention", "2y"], "--metrics-retention '2y' is not a duration (unknown unit 'y'"),
         (["--metrics-retention", "401d"], "--metrics-retention must be from 1d to 400d"),
+        (["--heartbeat-retention", "3d", "--metrics-retention", "2d"], "--metrics-retention (2d) must be at least --heartbeat-retention (3d)"),
     ])
     func serveRefusesBadStatusFlags(flags: [String], message: String) throws {
         let result = try CommandResult.run(["serve", "--repo", "git://127.0.0.1:1/fleet.git", "--data", "/tmp/unused"] + flags)

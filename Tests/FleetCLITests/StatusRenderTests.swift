@@ -50,7 +50,14 @@ struct StatusRenderTests {
         #expect(text.contains("  drifted thermo-1: probe says 2.4.1, desired 2.5.0\n  drifted thermo-2: reports 2.4.0, desired 2.5.0\n"
                               + "  probe of thermo-3 cannot tell: probe timed out after 30 s"), "\(text)")
         #expect(report.markdown.contains("- `thermo-1`: probe says 2.4.1, desired 2.5.0\n- `thermo-2`: reports 2.4.0, desired 2.5.0\n"), "\(report.markdown)")
-        #expect(report.markdown.contains("never as drift):\n\n- `thermo-3`: probe timed out after 30 s\n"), "\(report.markdown)")
+        #expect(report.markdown.contains("never as drift):\n\n- `thermo-3`: `probe timed out after 30 s`\n"), "\(report.markdown)")
+        // What a device wrote cannot hide the rest of STATUS.md or add a link: it is a code span.
+        var hostile = app
+        hostile.probeFailures = [.init(device: "thermo-3", reason: "probe exited with status 1: <!-- [x](https://evil) `y`")]
+        let markdown = FleetStatusReport(commit: "c1", head: "c1", headErrors: [], apps: [hostile],
+                                         locked: [.init(device: "thermo-9", reason: "<!-- hidden")]).markdown
+        #expect(markdown.contains("- `thermo-3`: `probe exited with status 1: <!-- [x](https://evil) 'y'`\n"), "\(markdown)")
+        #expect(markdown.contains("- `thermo-9`: `<!-- hidden`"), "\(markdown)")
         #expect(report.note(prefix: "flotilla").contains("  drifted thermo-1: probe says 2.4.1, desired 2.5.0\n"))
         // What an older server sends: no drift reasons, no probe fields.
         let old = #"{"commit":"c1","head":"c1","headErrors":[],"locked":[],"apps":[{"name":"a","targets":[],"drifted":["d9"]}]}"#

@@ -470,8 +470,8 @@ struct HeldFleetStore: FleetStore {
     }
     func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] { try await held.inner.heartbeats(deviceID: deviceID, limit: limit) }
     func pruneHeartbeats(before date: Date) async throws { try await held.inner.pruneHeartbeats(before: date) }
-    func heartbeats(deviceID: String, since: Date, until: Date) async throws -> [HeartbeatRecord] {
-        try await held.inner.heartbeats(deviceID: deviceID, since: since, until: until)
+    func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord] {
+        try await held.inner.heartbeats(deviceID: deviceID, since: since, until: until, limit: limit)
     }
     func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int {
         try await held.inner.rollUpHeartbeats(before: date, bucketSeconds: bucketSeconds)

@@ -64,6 +64,17 @@ struct MetricHistoryTests {
         #expect(span / Double(width) <= Double(points))
     }
 
+    /// What a hostile device sends is bounded before it is summed up or stored: nothing traps.
+    @Test func extremeValuesAreBoundedNeverATrap() {
+        let buckets = MetricHistory.buckets([Self.beat("a", at: 0, cpu: .nan, load: 1e300), Self.beat("a", at: 1, cpu: 1e9, load: .infinity)])
+        #expect(buckets[0].cpu == .init(count: 1, mean: 100, max: 100))
+        #expect(buckets[0].load == .init(count: 1, mean: MetricBucket.Statistic.limit, max: MetricBucket.Statistic.limit))
+        #expect(buckets[0].load?.hundredths.max == 1_000_000_000)
+        #expect(MetricBucket.Statistic(count: 1, mean: -.greatestFiniteMagnitude, max: .nan).hundredths == (-1_000_000_000, 0))
+        // What the stores keep in 32-bit columns.
+        #expect(1_000_000_000 <= Int(Int32.max))
+    }
+
     @Test func storedHundredthsRoundTrip() {
         let statistic = MetricBucket.Statistic(count: 3, mean: 12.345, max: 99.999)
         let back = MetricBucket.Statistic(count: 3, meanHundredths: statistic.hundredths.mean, maxHundredths: statistic.hundredths.max)
@@ -87,7 +98,7 @@ extension StoreConformanceTests {
         ]) == [true, true, true, true])
         #expect(try await store.rollUpHeartbeats(before: now.addingTimeInterval(600), bucketSeconds: 600) == 3)
         // What was rolled up is forgotten; the rest stays.
-        #expect(try await store.heartbeats(deviceID: "d1", since: now, until: now.addingTimeInterval(3_600)).map(\.receivedAt)
+        #expect(try await store.heartbeats(deviceID: "d1", since: now, until: now.addingTimeInterval(3_600), limit: 100).map(\.receivedAt)
                 == [now.addingTimeInterval(650)])
         var history = try await store.metrics(deviceID: "d1", since: now.addingTimeInterval(-600), until: now.addingTimeInterval(3_600))
         #expect(history == [MetricBucket(deviceID: "d1", start: now, seconds: 600, samples: 2, cpu: .init(count: 2, mean: 20, max: 30),
@@ -111,5 +122,27 @@ extension StoreConformanceTests {
         try await store.pruneMetrics(before: now.addingTimeInterval(600))
         #expect(try await store.metrics(deviceID: "d1", since: now, until: now.addingTimeInterval(3_600)).map(\.start) == [now.addingTimeInterval(600)])
         #expect(try await store.metrics(deviceID: "d2", since: now, until: now.addingTimeInterval(3_600)).isEmpty)
+    }
+}
+
+extension StoreConformanceTests {
+    /// A device that sent far more heartbeats than it should is rolled up in bounded batches,
+    /// each merged into the buckets the last one left: none counted twice, none left behind.
+    @Test(arguments: Kind.allCases)
+    func aFloodOfHeartbeatsRollsUpInBatches(_ kind: Kind) async throws {
+        let store = try await kind.make()
+        _ = try await store.enroll(device("d1", hardware: "serial-1"))
+        for first in stride(from: 0, to: 12_000, by: 1_000) {
+            let batch = (first..<first + 1_000).map { second in
+                HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(Double(second) / 4),
+                                report: Heartbeat(reportID: "r\(second)", cpuPercent: Double(second % 100)))
+            }
+            _ = try await store.recordHeartbeats(batch)
+        }
+        #expect(try await store.rollUpHeartbeats(before: now.addingTimeInterval(3_600), bucketSeconds: 600) == 12_000)
+        let history = try await store.metrics(deviceID: "d1", since: now, until: now.addingTimeInterval(3_600))
+        #expect(history.map(\.samples) == [2_400, 2_400, 2_400, 2_400, 2_400])
+        #expect(history.allSatisfy { $0.cpu?.count == 2_400 && $0.cpu?.max == 99 && abs(($0.cpu?.mean ?? 0) - 49.5) < 0.01 })
+        #expect(try await store.heartbeats(deviceID: "d1", limit: 10).isEmpty)
     }
 }
