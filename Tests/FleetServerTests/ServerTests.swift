@@ -451,6 +451,8 @@ struct GracefulShutdownTests {
 /// Forwards to a `HeldStore` for heartbeats; nothing else is used by the ingest.
 struct HeldFleetStore: FleetStore {
     let held: GracefulShutdownTests.HeldStore
+    /// Makes every rollup fail, as a store refusing a write would.
+    var failRollUp = false
     func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] { try await held.recordHeartbeats(heartbeats) }
     func ensureProject(_ name: String, at date: Date) async throws { try await held.inner.ensureProject(name, at: date) }
     func projects() async throws -> [ProjectRecord] { try await held.inner.projects() }
@@ -474,7 +476,8 @@ struct HeldFleetStore: FleetStore {
         try await held.inner.heartbeats(deviceID: deviceID, since: since, until: until, limit: limit)
     }
     func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int {
-        try await held.inner.rollUpHeartbeats(before: date, bucketSeconds: bucketSeconds)
+        if failRollUp { throw StoreError(.unavailable, "the disk is full") }
+        return try await held.inner.rollUpHeartbeats(before: date, bucketSeconds: bucketSeconds)
     }
     func metrics(deviceID: String, since: Date, until: Date) async throws -> [MetricBucket] {
         try await held.inner.metrics(deviceID: deviceID, since: since, until: until)
@@ -555,6 +558,23 @@ struct HeartbeatRetentionTests {
         let history = try await store.metrics(deviceID: "d1", since: .distantPast, until: now)
         #expect(history.map(\.samples) == [2], "the eight-day-old bucket is past the history's retention")
         #expect(history.first?.cpu == .init(count: 2, mean: 20, max: 30))
+    }
+
+    /// A rollup that fails keeps the store bounded anyway: heartbeats twice the retention old go
+    /// unrolled, the history is still pruned, and the failure is reported to the caller (logged).
+    @Test func aFailingRollUpStillKeepsTheStoreBounded() async throws {
+        let held = GracefulShutdownTests.HeldStore()
+        await held.release()
+        let store = HeldFleetStore(held: held, failRollUp: true)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        _ = try await held.inner.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "h", secretHash: "x", enrolledAt: now))
+        _ = try await held.inner.recordHeartbeats([
+            HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(-3 * 86_400), report: Heartbeat(reportID: "three-days")),
+            HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(-1.5 * 86_400), report: Heartbeat(reportID: "a-day-and-a-half")),
+        ])
+        let retention = HeartbeatRetention(store: store, retention: .seconds(86_400), metricsRetention: .seconds(7 * 86_400), every: .seconds(600))
+        await #expect(throws: StoreError.self) { try await retention.once(now: now) }
+        #expect(try await held.inner.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID) == ["a-day-and-a-half"])
     }
 }
 
