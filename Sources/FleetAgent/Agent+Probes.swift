@@ -69,23 +69,20 @@ extension Agent {
             results[app] = nil
         }
         if probe != nil { probesDue.withLock { _ = $0.insert(app) } }
-        var writer = WireWriter()
-        writer.beginObject()
-        for (name, probe) in all.sorted(by: { $0.key < $1.key }) {
-            writer.key(name)
-            probe.write(to: &writer)
-        }
-        writer.endObject()
-        do { try Files.writeAtomically(probesPath, writer.bytes) } catch { Log.error("cannot record the apps' probes: \(error)") }
+        do { try Files.writeAtomically(probesPath, Array(all.wireJSON().utf8)) } catch { Log.error("cannot record the apps' probes: \(error)") }
     }
 
-    static func loadProbes(_ path: String) -> [String: AssignedProbe] {
-        guard let bytes = (try? Files.read(path)) ?? nil, let members = WireJSON.parse(bytes)?.members else { return [:] }
-        var probes: [String: AssignedProbe] = [:]
+    static func loadProbes(_ path: String) -> [String: AssignedProbe] { (try? readMap(path)) ?? [:] }
+
+    /// A map the agent keeps on disk (`apps.json`, `probes.json`): empty when the file is not
+    /// there; an entry that does not read is left out.
+    static func readMap<Value: WireDecodable>(_ path: String) throws(AgentError) -> [String: Value] {
+        guard let bytes = try Files.read(path), let members = WireJSON.parse(bytes)?.members else { return [:] }
+        var map: [String: Value] = [:]
         for member in members {
-            if let probe = try? AssignedProbe(wire: member.value, path: member.key) { probes[member.key] = probe }
+            if let value = try? Value(wire: member.value, path: member.key) { map[member.key] = value }
         }
-        return probes
+        return map
     }
 
     /// Runs one probe through `/bin/sh -c`, killed with its process group at its timeout.

@@ -83,13 +83,7 @@ public final class Agent: Sendable {
         try Files.makeDirectories(configuration.dataDirectory)
         chmod(configuration.dataDirectory, 0o700)
         outbox = try Outbox(directory: configuration.dataDirectory + "/outbox", limit: configuration.outboxLimit)
-        var installed: [String: InstalledApp] = [:]
-        if let bytes = try Files.read(configuration.dataDirectory + "/apps.json"), let members = WireJSON.parse(bytes)?.members {
-            for member in members {
-                if let app = try? InstalledApp(wire: member.value, path: member.key) { installed[member.key] = app }
-            }
-        }
-        apps = Mutex(installed)
+        apps = Mutex(try Self.readMap(configuration.dataDirectory + "/apps.json") as [String: InstalledApp])
         probes = Mutex(Self.loadProbes(configuration.dataDirectory + "/probes.json"))
         interval = Atomic(configuration.heartbeatIntervalSeconds)
     }

@@ -118,6 +118,7 @@ public enum ProcessRunner {
         let deadline = Clock.monotonic() + timeoutSeconds
         var tail: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16_384)
+        func keep(_ count: Int) { head.append(contentsOf: buffer[0..<min(count, max(0, headBytes - head.count))]) }
         var timedOut = false
         var killAt: Double?
         var open = true
@@ -150,7 +151,7 @@ public enum ProcessRunner {
             if outputOpen, descriptors[1].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { read(outputEnds[0], $0.baseAddress, $0.count) }
                 if count > 0 {
-                    head.append(contentsOf: buffer[0..<min(count, max(0, headBytes - head.count))])
+                    keep(count)
                 } else if count == 0 || errno != EINTR {
                     outputOpen = false
                 }
@@ -176,7 +177,7 @@ public enum ProcessRunner {
             let count = buffer.withUnsafeMutableBytes { read(outputEnds[0], $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             if count <= 0 { break }
-            head.append(contentsOf: buffer[0..<min(count, max(0, headBytes - head.count))])
+            keep(count)
         }
         var result = finish(pid: pid, status: 0, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0], deadline: deadline)
         result.standardOutput = head

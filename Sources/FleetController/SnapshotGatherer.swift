@@ -93,10 +93,8 @@ extension HealthSample {
     /// What health checks read of a heartbeat: percentages, processes, custom values.
     init(_ record: HeartbeatRecord) {
         let report = record.report
-        func percent(_ used: Int64, _ total: Int64) -> Double? { total > 0 ? Double(used) / Double(total) * 100 : nil }
         self.init(at: record.receivedAt, cpu: report.cpuPercent,
-                  memory: report.memory.flatMap { percent($0.usedBytes, $0.totalBytes) },
-                  disk: report.disks?.compactMap { percent($0.usedBytes, $0.totalBytes) }.max(),
+                  memory: report.memoryPercent, disk: report.fullestDiskPercent,
                   processes: Dictionary((report.processes ?? []).map { ($0.name, $0.running) }, uniquingKeysWith: { $1 }),
                   custom: report.custom ?? [:], versions: report.apps?.mapValues(\.version))
     }

@@ -89,6 +89,15 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     }
 }
 
+extension Heartbeat {
+    /// Memory used, percent of the total; nil without a total.
+    public var memoryPercent: Double? { memory.flatMap { Self.percent($0.usedBytes, of: $0.totalBytes) } }
+    /// Disk used, percent of the fullest mount reported; nil without one.
+    public var fullestDiskPercent: Double? { disks?.compactMap { Self.percent($0.usedBytes, of: $0.totalBytes) }.max() }
+
+    static func percent(_ used: Int64, of total: Int64) -> Double? { total > 0 ? Double(used) / Double(total) * 100 : nil }
+}
+
 /// An installed app as the agent reports it.
 public struct InstalledApp: Codable, Sendable, Equatable {
     /// The version the agent installed, as its deployment named it.

@@ -110,15 +110,13 @@ public enum MetricHistory {
     /// One heartbeat as a bucket of one sample.
     static func bucket(of heartbeat: HeartbeatRecord, start: Date, seconds: Int) -> MetricBucket {
         let report = heartbeat.report
-        func percent(_ used: Int64, _ total: Int64) -> Double? {
-            total > 0 ? min(100, max(0, Double(used) / Double(total) * 100)) : nil
+        // What a device sent, bounded: finite, from 0 to `upTo`.
+        func statistic(_ value: Double?, upTo ceiling: Double = 100) -> MetricBucket.Statistic? {
+            value.flatMap { $0.isFinite ? MetricBucket.Statistic(min(max($0, 0), ceiling)) : nil }
         }
-        let disk = report.disks?.compactMap { percent($0.usedBytes, $0.totalBytes) }.max()
-        return MetricBucket(deviceID: heartbeat.deviceID, start: start, seconds: seconds, samples: 1,
-                            cpu: report.cpuPercent.flatMap { $0.isFinite ? MetricBucket.Statistic(min(max($0, 0), 100)) : nil },
-                            memory: report.memory.flatMap { percent($0.usedBytes, $0.totalBytes) }.map(MetricBucket.Statistic.init),
-                            disk: disk.map(MetricBucket.Statistic.init),
-                            load: report.load?.first.flatMap { $0.isFinite ? MetricBucket.Statistic(min(max($0, 0), MetricBucket.Statistic.limit)) : nil })
+        return MetricBucket(deviceID: heartbeat.deviceID, start: start, seconds: seconds, samples: 1, cpu: statistic(report.cpuPercent),
+                            memory: statistic(report.memoryPercent), disk: statistic(report.fullestDiskPercent),
+                            load: statistic(report.load?.first, upTo: MetricBucket.Statistic.limit))
     }
 
     /// `buckets` (of one device, ordered by start) merged into buckets of `seconds`, a multiple

@@ -139,3 +139,14 @@ import Testing
         #expect(Self.waitFor(10) { agent.probeResults.withLock { $0["a"]?.version } == "1.1" })
     }
 }
+
+extension ProbeTests {
+    /// A probe that ignores SIGTERM and closes its output only once told to stop is killed after
+    /// the grace, not waited for forever.
+    @Test func aProbeIgnoringSIGTERMAfterClosingItsOutputIsKilled() {
+        let started = Date()
+        let result = Self.probe("trap 'exec 1>&- 2>&-' TERM; while :; do sleep 0.1 >/dev/null 2>&1; done", timeout: 1)
+        #expect(result.error == "probe timed out after 1 s")
+        #expect(Date().timeIntervalSince(started) < 15)
+    }
+}
