@@ -89,6 +89,8 @@ BEYOND_SCHEMA = [
     # a probe's durations within their range and the timeout below the interval; no secret in its command
     r"^the probe's '(timeout|interval)' must be from ", r"^the probe's timeout must be shorter than its interval",
     r"uses secret parameter '[^']*'; a probe runs",
+    # a whole number written as a float (1000.0): JSON Schema's integer takes it, a count does not
+    r"^expected a count such as 5 or a percentage such as 10% for '[^']*', found '-?[0-9]+\.0'$",
 ]
 
 

@@ -20,6 +20,7 @@ extension Agent {
                     do throws(AgentAPI.Failure) {
                         let ack = try api.heartbeat(body)
                         interval.store(max(1, ack.heartbeatIntervalSeconds), ordering: .relaxed)
+                        remoteAllowed.store(ack.remote ?? false, ordering: .relaxed)
                         backoff.reset()
                     } catch {
                         if handle(error) { return }

@@ -65,6 +65,10 @@ public final class Agent: Sendable {
     let interval: Atomic<Int>
     let stopped = Atomic<Bool>(false)
     let heartbeatNow = Atomic<Bool>(false)
+    /// The server's last heartbeat answer said the project allows remote commands.
+    let remoteAllowed = Atomic<Bool>(false)
+    /// Remote commands being run now, by id: one the server sends again is not run twice.
+    let remoteRunning = Mutex<Set<String>>([])
     let fault: String?
 
     var root: String { configuration.dataDirectory }
@@ -95,9 +99,11 @@ public final class Agent: Sendable {
         Log.info("device \(identity.deviceID) in project \(identity.project); heartbeat every \(interval.load(ordering: .relaxed)) s")
         let heartbeatThread = Worker.start { [self] in heartbeatLoop(identity) }
         let probeThread = Worker.start { [self] in probeLoop() }
+        let remoteThread = Worker.start { [self] in remoteLoop(identity) }
         workLoop(identity)
         heartbeatThread.join()
         probeThread.join()
+        remoteThread.join()
         throw .deleted
     }
 

@@ -63,14 +63,33 @@ public final class AgentAPI {
         return try decode(ExecutionReportAcknowledgement.self, response)
     }
 
+    /// Long-polls for remote commands: the server answers at once when there are some, else
+    /// within `waitSeconds` with none.
+    public func commands(waitSeconds: Int) throws(Failure) -> RemoteCommandList {
+        let response = try call("GET", "/agent/v1/commands", timeoutSeconds: waitSeconds + 15)
+        return try decode(RemoteCommandList.self, response)
+    }
+
+    /// Sends a command's output from byte `offset`, as it is.
+    public func commandOutput(id: String, offset: Int, _ bytes: [UInt8]) throws(Failure) -> RemoteCommandAcknowledgement {
+        let response = try call("POST", "/agent/v1/commands/\(id)/output?offset=\(offset)", bytes: bytes,
+                                contentType: "application/octet-stream")
+        return try decode(RemoteCommandAcknowledgement.self, response)
+    }
+
+    public func commandResult(id: String, _ result: RemoteCommandResult) throws(Failure) -> RemoteCommandAcknowledgement {
+        let response = try call("POST", "/agent/v1/commands/\(id)/result", bytes: Array(result.wireJSON().utf8))
+        return try decode(RemoteCommandAcknowledgement.self, response)
+    }
+
     private func call(_ method: String, _ path: String, body: String, authenticated: Bool = true) throws(Failure) -> HTTPClient.Response {
         try call(method, path, bytes: Array(body.utf8), authenticated: authenticated)
     }
 
     private func call(_ method: String, _ path: String, headers: [String] = [], bytes: [UInt8]? = nil, authenticated: Bool = true,
-                      timeoutSeconds: Int = 30) throws(Failure) -> HTTPClient.Response {
+                      timeoutSeconds: Int = 30, contentType: String = "application/json") throws(Failure) -> HTTPClient.Response {
         var headers = headers
-        if bytes != nil { headers.append("Content-Type: application/json") }
+        if bytes != nil { headers.append("Content-Type: \(contentType)") }
         if authenticated, let deviceToken { headers.append("Authorization: Bearer \(deviceToken)") }
         let response: HTTPClient.Response
         do {

@@ -36,8 +36,10 @@ public enum ProcessRunner {
     /// no part of one survives at the cut. With `separateStandardOutput`, the first `headBytes`
     /// of standard output are kept apart (the rest is read and dropped) and `output` is the tail
     /// of standard error.
+    /// `onOutput` is given everything read from the merged output as it arrives.
     public static func run(_ arguments: [String], environment: [String: String] = [:], hiding: [String] = [],
-                           timeoutSeconds: Double, separateStandardOutput: Bool = false) throws(AgentError) -> Outcome {
+                           timeoutSeconds: Double, separateStandardOutput: Bool = false,
+                           onOutput: ((ArraySlice<UInt8>) -> Void)? = nil) throws(AgentError) -> Outcome {
         let secrets = hiding.filter { !$0.isEmpty }.map { Array($0.utf8) }
         // The window kept while reading: the tail, and room for a secret that ends inside it.
         let window = tailBytes + (secrets.map(\.count).max() ?? 0)
@@ -142,6 +144,8 @@ public enum ProcessRunner {
                 // Children that keep the pipe open after the program exits must not hold the step.
                 var probe: Int32 = 0
                 if waitpid(pid, &probe, WNOHANG) == pid {
+                    // Timed out: what the group still holds (a child that ignored SIGTERM) goes too.
+                    if timedOut { kill(-pid, SIGKILL) }
                     var result = finish(pid: nil, status: probe, tail: hide(secrets, in: tail), timedOut: timedOut, pipe: pipeEnds[0])
                     result.standardOutput = head
                     return result
@@ -160,6 +164,7 @@ public enum ProcessRunner {
             let count = buffer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             if count <= 0 { open = false; break }
+            onOutput?(buffer[0..<count])
             tail.append(contentsOf: buffer[0..<count])
             if tail.count > window * 2 { tail.removeFirst(tail.count - window) }
         }
@@ -208,6 +213,7 @@ public enum ProcessRunner {
                 }
                 Clock.sleep(seconds: 0.02)
             }
+            if timedOut { kill(-pid, SIGKILL) }
             return outcome(status: status, tail: tail, timedOut: timedOut)
         }
         return outcome(status: status, tail: tail, timedOut: timedOut)

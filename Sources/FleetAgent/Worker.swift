@@ -54,6 +54,11 @@ final class Worker {
 
     func join() { pthread_join(thread, nil) }
 
+    /// A thread nobody joins: its resources go when it ends.
+    static func detached(_ body: @escaping @Sendable () -> Void) {
+        pthread_detach(start(body).thread)
+    }
+
     private final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }

@@ -12,7 +12,7 @@ public struct FlotillaCommand: AsyncParsableCommand {
             2 invalid input or error.
             """,
         version: FlotillaVersion.current,
-        subcommands: [ValidateCommand.self, PlanCommand.self, SchemaCommand.self, ServeCommand.self, TokenCommand.self, SimCommand.self, StatusCommand.self, ReconcileCommand.self, SuspendCommand.self, ResumeCommand.self, ApproveCommand.self, DevicesCommand.self, DeploymentsCommand.self, AuditCommand.self, SecretCommand.self]
+        subcommands: [ValidateCommand.self, PlanCommand.self, SchemaCommand.self, ServeCommand.self, TokenCommand.self, SimCommand.self, StatusCommand.self, ReconcileCommand.self, SuspendCommand.self, ResumeCommand.self, ApproveCommand.self, DevicesCommand.self, DeploymentsCommand.self, AuditCommand.self, SecretCommand.self, ExecCommand.self, FetchCommand.self]
     )
 
     public init() {}

@@ -1,7 +1,7 @@
 public import FleetCore
 public import FleetGit
 public import FleetStatus
-import FleetProtocol
+public import FleetProtocol
 public import FleetStore
 public import Foundation
 public import Logging
@@ -159,6 +159,8 @@ public actor FleetController: Service, ControllerHandle {
         return (target.version, target.digest, target.gate.approval)
     }
 
+    public func remoteAccess() -> RemoteAccess? { desired?.fleet.fleet.remote }
+
     /// What a standby replica serves in this controller's place (nil before a commit validated).
     public func snapshot(leader: String, at date: Date) -> ControllerSnapshot? {
         guard let fleet = desired?.fleet else { return nil }
@@ -167,7 +169,8 @@ public actor FleetController: Service, ControllerHandle {
                                                         approval: $0.gate.approval) }
         }
         return ControllerSnapshot(project: fleet.fleet.project, apps: fleet.apps.map(\.name), targets: targets,
-                                  status: status.map { String(decoding: $0.json, as: UTF8.self) }, leader: leader, publishedAt: date)
+                                  status: status.map { String(decoding: $0.json, as: UTF8.self) }, leader: leader, publishedAt: date,
+                                  remote: fleet.fleet.remote)
     }
 
     /// Who this controller is among replicas: the same repository, branch and project on each.

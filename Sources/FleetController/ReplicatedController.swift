@@ -1,3 +1,4 @@
+public import FleetProtocol
 public import FleetStore
 import Foundation
 public import Logging
@@ -111,6 +112,11 @@ public final class ReplicatedController: ControllerHandle, Service, Sendable {
     public func target(app: String, group: String) async -> (version: String, digest: String, approval: Bool)? {
         if role.isLeading { return await local.target(app: app, group: group) }
         return await snapshot()?.targets.first { $0.app == app && $0.group == group }.map { ($0.version, $0.digest, $0.approval) }
+    }
+
+    public func remoteAccess() async -> RemoteAccess? {
+        if role.isLeading { return await local.remoteAccess() }
+        return await snapshot()?.remote
     }
 
     /// Which replica published what this one serves (nil while this one leads or none has).

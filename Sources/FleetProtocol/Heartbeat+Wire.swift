@@ -145,6 +145,7 @@ extension HeartbeatAcknowledgement: WireEncodable {
         writer.beginObject()
         writer.field("accepted", accepted)
         writer.field("heartbeatIntervalSeconds", Int64(heartbeatIntervalSeconds))
+        writer.field("remote", remote)
         writer.field("reportID", reportID)
         writer.endObject()
     }

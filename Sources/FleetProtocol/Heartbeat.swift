@@ -146,11 +146,15 @@ public struct HeartbeatAcknowledgement: Codable, Sendable, Equatable {
     public var accepted: Bool
     /// How often to send a heartbeat, in seconds.
     public var heartbeatIntervalSeconds: Int
+    /// The project lets operators reach the device (`remote:` in fleet.yaml): the agent then
+    /// long-polls for remote commands too. Absent (an older server) means no.
+    public var remote: Bool?
 
-    public init(reportID: String, accepted: Bool, heartbeatIntervalSeconds: Int) {
+    public init(reportID: String, accepted: Bool, heartbeatIntervalSeconds: Int, remote: Bool? = nil) {
         self.reportID = reportID
         self.accepted = accepted
         self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+        self.remote = remote
     }
 }
 

@@ -53,6 +53,7 @@ extension HeartbeatAcknowledgement: WireDecodable {
         reportID = try object.string("reportID")
         accepted = try object.bool("accepted")
         heartbeatIntervalSeconds = try object.int("heartbeatIntervalSeconds")
+        remote = try object.optionalBool("remote")
     }
 }
 

@@ -17,6 +17,8 @@ struct AgentController: Sendable {
     var controllers = ControllerSet()
     /// Opens the secrets an assignment is filled in with, and hides them in what devices report.
     var secrets: SecretBox? = nil
+    /// Whether each project allows remote commands: heartbeats' answers tell the devices.
+    var remoteAccess: RemoteAccessCache? = nil
 
     func addRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.post("enroll") { request, _ in try await enroll(request) }
@@ -25,6 +27,7 @@ struct AgentController: Sendable {
         group.post("executions/:id/report") { request, context in
             try await report(request, execution: try PathParameter.require(context, "id"))
         }
+        addRemoteRoutes(to: group)
     }
 
     /// Answers at once when the device's work differs from what its `If-None-Match` names;
@@ -221,8 +224,10 @@ struct AgentController: Sendable {
         try Self.check(report)
         let accepted = try await ingest.submit(HeartbeatRecord(deviceID: device, receivedAt: Date(), report: report))
         directory.heard(device)
+        let remote = await remoteAccess?.access(project: subject.project)?.isEnabled ?? false
         return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
-                                                              heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds))
+                                                              heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds,
+                                                              remote: remote ? true : nil))
     }
 
     /// What a heartbeat may say: sizes are not negative, names are names, texts are bounded and
@@ -274,12 +279,12 @@ struct AgentController: Sendable {
 
     /// The device a request's bearer token names; 410 Gone when an operator deleted it.
     @inline(never)
-    private func authenticate(_ request: Request) async throws -> String {
+    func authenticate(_ request: Request) async throws -> String {
         try await admit(try await subject(request))
     }
 
     /// What the request's device token says, its signature checked.
-    private func subject(_ request: Request) async throws -> DeviceTokens.Subject {
+    func subject(_ request: Request) async throws -> DeviceTokens.Subject {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized("a device token is required (Authorization: Bearer …)")
         }
@@ -288,7 +293,7 @@ struct AgentController: Sendable {
 
     /// The device, when the registry still lets the token's subject in: known, in its project,
     /// not deleted, and of the device's current token generation.
-    private func admit(_ subject: DeviceTokens.Subject) async throws -> String {
+    func admit(_ subject: DeviceTokens.Subject) async throws -> String {
         guard let entry = try await directory.entry(for: subject.device), entry.project == subject.project else {
             throw APIError.unauthorized("unknown device")
         }

@@ -54,14 +54,17 @@ public enum FleetServer {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
+        let remoteAccess = RemoteAccessCache(controllers: controllers)
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
-                        controllers: controllers, secrets: secrets)
+                        controllers: controllers, secrets: secrets, remoteAccess: remoteAccess)
             .addRoutes(to: router.group("agent/v1"))
         // Every operator route is authenticated here, before its handler: none can forget.
         let operators = router.group("api/v1").add(middleware: OperatorAuthMiddleware(store: store))
         OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
         DeploymentController(store: store, board: board, configuration: configuration, secrets: secrets).addRoutes(to: operators)
         SecretController(store: store, box: secrets, configuration: configuration).addRoutes(to: operators)
+        RemoteController(store: store, directory: directory, board: board, access: remoteAccess, configuration: configuration)
+            .addRoutes(to: operators)
         ControllerRoutes(controllers: controllers, store: store, replica: configuration.leadership).addRoutes(to: router, operators: operators)
         routeTable.set(router.routes.map { ($0.method.rawValue, $0.path.description) })
         return router

@@ -13,6 +13,7 @@ struct HeartbeatRetention: Service {
     let metricsRetention: Duration
     let every: Duration
     var logger = Logger(label: "flotilla.retention")
+    static let commandRetentionSeconds: Double = 86_400
 
     func run() async throws {
         // A graceful shutdown (or cancellation) ends the wait between checks.
@@ -43,6 +44,9 @@ struct HeartbeatRetention: Service {
             try await store.pruneHeartbeats(before: cutoff.addingTimeInterval(-kept))
         }
         try await store.pruneMetrics(before: now.addingTimeInterval(-Double(metricsRetention.components.seconds)))
+        // Remote commands and their output (up to 1 MiB a device) are kept a day: the audit log
+        // keeps who ran what where for longer.
+        try await store.pruneCommands(before: now.addingTimeInterval(-Self.commandRetentionSeconds))
         if let failure { throw failure }
     }
 }

@@ -98,6 +98,24 @@ public protocol FleetStore: Sendable {
     func approve(_ approval: ApprovalRecord) async throws -> ApprovalRecord
     /// The project's approvals, oldest first.
     func approvals(project: String) async throws -> [ApprovalRecord]
+
+    /// Queues remote commands (one record per device), in one transaction.
+    func queueCommands(_ commands: [RemoteCommandRecord]) async throws
+    /// The device's queued commands still in time, marked running (taken at `date`) in the same
+    /// transaction: what is returned is what the device is sent.
+    func takeCommands(deviceID: String, at date: Date) async throws -> [RemoteCommandRecord]
+    /// Applies `change` to the device's command under the store's lock, and keeps what it
+    /// accepts (the record, and the output it appends). `.notFound` when the device has no such command.
+    func updateCommand(id: String, deviceID: String, _ change: @escaping @Sendable (RemoteCommandRecord) -> RemoteCommandUpdate) async throws
+        -> RemoteCommandUpdate
+    /// The project's records of one request, as they stand at `date` (`settled`), by device id.
+    func commands(batch: String, project: String, at date: Date) async throws -> [RemoteCommandRecord]
+    /// The output of one of the project's commands from byte `offset`; nil when there is no such command.
+    func commandOutput(id: String, project: String, offset: Int) async throws -> [UInt8]?
+    /// How many of the device's commands have not ended at `date`.
+    func openCommands(deviceID: String, at date: Date) async throws -> Int
+    /// Forgets the commands asked before `date`, with their output.
+    func pruneCommands(before date: Date) async throws
 }
 
 extension DeviceRecord {

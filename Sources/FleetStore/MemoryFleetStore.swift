@@ -247,4 +247,56 @@ public actor MemoryFleetStore: FleetStore {
     }
 
     public func approvals(project: String) -> [ApprovalRecord] { approvalRecords.filter { $0.project == project } }
+
+    private var commandRecords: [String: RemoteCommandRecord] = [:]
+    private var commandOutputs: [String: [UInt8]] = [:]
+
+    public func queueCommands(_ commands: [RemoteCommandRecord]) throws {
+        guard Set(commands.map(\.id)).count == commands.count, !commands.contains(where: { commandRecords[$0.id] != nil }) else {
+            throw StoreError(.duplicate, "a command with one of these ids exists")
+        }
+        for command in commands { commandRecords[command.id] = command }
+    }
+
+    public func takeCommands(deviceID: String, at date: Date) -> [RemoteCommandRecord] {
+        let queued = commandRecords.values.filter { $0.deviceID == deviceID && $0.state == .queued }
+            .sorted { ($0.requestedAt, $0.id) < ($1.requestedAt, $1.id) }
+        return queued.compactMap { command in
+            guard let taken = command.taken(at: date) else { return nil }
+            commandRecords[command.id] = taken
+            return taken
+        }
+    }
+
+    public func updateCommand(id: String, deviceID: String, _ change: @escaping @Sendable (RemoteCommandRecord) -> RemoteCommandUpdate)
+        -> RemoteCommandUpdate {
+        guard let record = commandRecords[id], record.deviceID == deviceID else { return .notFound }
+        let update = change(record)
+        if case .accepted(let updated, let append) = update {
+            commandRecords[id] = updated
+            commandOutputs[id, default: []] += append
+        }
+        return update
+    }
+
+    public func commands(batch: String, project: String, at date: Date) -> [RemoteCommandRecord] {
+        commandRecords.values.filter { $0.batch == batch && $0.project == project }.map { $0.settled(at: date) }.sorted { $0.deviceID < $1.deviceID }
+    }
+
+    public func commandOutput(id: String, project: String, offset: Int) -> [UInt8]? {
+        guard let record = commandRecords[id], record.project == project else { return nil }
+        let output = commandOutputs[id] ?? []
+        return Array(output.dropFirst(max(0, offset)))
+    }
+
+    public func openCommands(deviceID: String, at date: Date) -> Int {
+        commandRecords.values.filter { $0.deviceID == deviceID && !$0.settled(at: date).state.isFinal }.count
+    }
+
+    public func pruneCommands(before date: Date) {
+        for (id, record) in commandRecords where record.requestedAt < date {
+            commandRecords[id] = nil
+            commandOutputs[id] = nil
+        }
+    }
 }

@@ -105,3 +105,59 @@ public struct DeviceMetrics: Codable, Sendable, Equatable {
         self.points = points
     }
 }
+
+/// `POST /api/v1/exec` and `POST /api/v1/fetch` answers, and `GET /api/v1/remote/{id}`: an
+/// operator's request and where each device's part of it stands. The output is read apart
+/// (`GET /api/v1/remote/{id}/devices/{device}/output?offset=N`), as the raw bytes the device sent.
+public struct RemoteBatchView: Codable, Sendable, Equatable {
+    public struct Device: Codable, Sendable, Equatable {
+        public var device: String
+        public var state: RemoteCommandRecord.State
+        public var exitCode: Int?
+        public var timedOut: Bool
+        public var truncated: Bool
+        public var droppedBytes: Int64
+        public var outputBytes: Int
+        public var message: String?
+        public var takenAt: Date?
+        public var finishedAt: Date?
+
+        public init(_ record: RemoteCommandRecord) {
+            device = record.deviceID
+            state = record.state
+            exitCode = record.result?.exitCode
+            timedOut = record.result?.timedOut ?? false
+            truncated = record.result?.truncated ?? false
+            droppedBytes = record.result?.droppedBytes ?? 0
+            outputBytes = record.outputBytes
+            message = record.message
+            takenAt = record.takenAt
+            finishedAt = record.finishedAt
+        }
+    }
+
+    public var id: String
+    public var kind: RemoteCommand.Kind
+    /// `exec`: the command's words; `fetch`: the path.
+    public var command: [String]
+    public var requestedBy: String
+    public var requestedAt: Date
+    public var timeoutSeconds: Int
+    public var maximumBytes: Int
+    /// Every device's part has ended.
+    public var done: Bool
+    public var devices: [Device]
+
+    public init(records: [RemoteCommandRecord]) {
+        let first = records[0]
+        id = first.batch
+        kind = first.command.kind
+        command = first.command.kind == .fetch ? [first.command.path ?? ""] : first.command.command
+        requestedBy = first.requestedBy
+        requestedAt = first.requestedAt
+        timeoutSeconds = first.command.timeoutSeconds
+        maximumBytes = first.command.maximumBytes
+        done = records.allSatisfy(\.state.isFinal)
+        devices = records.map(Device.init)
+    }
+}

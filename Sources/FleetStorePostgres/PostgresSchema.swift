@@ -113,6 +113,19 @@ enum PostgresSchema {
             """,
             "CREATE INDEX metric_age ON metric(start)",
         ]),
+        Migration(name: "2026-12-04 remote commands", statements: [
+            // Operators' exec and fetch, one row per device: the record as JSON; its output apart,
+            // one row per piece the device sent (appending never rewrites what is there).
+            """
+            CREATE TABLE remote_command (
+                id TEXT PRIMARY KEY, batch TEXT NOT NULL, project TEXT NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL,
+                requested_at DOUBLE PRECISION NOT NULL, body TEXT NOT NULL)
+            """,
+            "CREATE TABLE remote_output (command_id TEXT NOT NULL, start INTEGER NOT NULL, bytes BYTEA NOT NULL, PRIMARY KEY (command_id, start))",
+            "CREATE INDEX remote_command_device ON remote_command(device_id, state)",
+            "CREATE INDEX remote_command_batch ON remote_command(batch)",
+            "CREATE INDEX remote_command_age ON remote_command(requested_at)",
+        ]),
     ]
 
     /// Applies the migrations this database lacks, under the migration lock; returns their names.

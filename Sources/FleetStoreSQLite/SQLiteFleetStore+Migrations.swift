@@ -115,6 +115,20 @@ extension SQLiteFleetStore {
                 CREATE INDEX metric_age ON metric(start);
                 """)
         }
+        migrator.registerMigration("2026-12-04 remote commands") { db in
+            // Operators' exec and fetch, one row per device: the record as JSON; its output apart,
+            // one row per piece the device sent (appending never rewrites what is there).
+            try db.execute(sql: """
+                CREATE TABLE remote_command (
+                    id TEXT PRIMARY KEY, batch TEXT NOT NULL, project TEXT NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL,
+                    requested_at REAL NOT NULL, body TEXT NOT NULL);
+                CREATE TABLE remote_output (command_id TEXT NOT NULL, start INTEGER NOT NULL, bytes BLOB NOT NULL,
+                    PRIMARY KEY (command_id, start)) WITHOUT ROWID;
+                CREATE INDEX remote_command_device ON remote_command(device_id, state);
+                CREATE INDEX remote_command_batch ON remote_command(batch);
+                CREATE INDEX remote_command_age ON remote_command(requested_at);
+                """)
+        }
         return migrator
     }
 }

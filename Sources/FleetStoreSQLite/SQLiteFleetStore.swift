@@ -496,11 +496,11 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    private static func json<T: Encodable>(_ value: T) throws -> String {
+    static func json<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try StoredJSON.encoder().encode(value), as: UTF8.self)
     }
 
-    private static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         do {
             return try StoredJSON.decoder().decode(type, from: Data(text.utf8))
         } catch {

@@ -47,3 +47,11 @@ public func eventually<T>(seconds: Double, _ what: String, every interval: Durat
     }
     throw TimedOut(what)
 }
+
+/// Runs `body`, which blocks (a child process, a wait), on a thread of its own: the test's
+/// concurrency pool has a thread per core, and every async test of the run waits on it.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}

@@ -1,3 +1,4 @@
+import FleetProtocol
 @testable import FleetCore
 import Foundation
 import Testing
@@ -252,6 +253,49 @@ struct ProbeDeclarationTests {
             // One error each: an out-of-range duration is not compared with the other as well.
             #expect("\(error)\n".contains(message), "\(error)")
             #expect("\(error)".split(separator: "\n").count == 1, "\(error)")
+        }
+    }
+}
+
+/// `remote:` in fleet.yaml: off unless written, and a path that could not be checked safely is
+/// refused where it is written.
+struct RemoteAccessDeclarationTests {
+    static func files(remote: String?) -> [String: String] {
+        var files = FleetFixtures.shop
+        if let remote {
+            files["fleet.yaml"] = "kind: Fleet\nproject: shop\nremote:\n" + remote.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        }
+        return files
+    }
+
+    @Test func offUnlessWrittenAndReadWhenItIs() throws {
+        #expect(try FleetFixtures.load(Self.files(remote: nil)).fleet.remote == RemoteAccess())
+        #expect(!RemoteAccess().isEnabled)
+        let on = try FleetFixtures.load(Self.files(remote: "exec: true\nfetchPaths: [/var/log, /opt/app/logs]")).fleet.remote
+        #expect(on == RemoteAccess(exec: true, fetchPaths: ["/var/log", "/opt/app/logs"]))
+        #expect(on.fetchProblem("/var/log/syslog") == nil)
+        #expect(on.fetchProblem("/var/log") == nil)
+        #expect(on.fetchProblem("/var/logs/x") != nil, "a prefix that is not at a / is not under it")
+        #expect(on.fetchProblem("/var/log/../shadow")?.contains(". or ..") == true)
+        #expect(RemoteAccess(fetchPaths: ["/"]).fetchProblem("/etc/hosts") == nil)
+        #expect(RemoteAccess().fetchProblem("/var/log/x")?.contains("remote: {fetchPaths: [/var/log]}") == true)
+    }
+
+    @Test(arguments: [
+        ("exec: yes please", "fleet.yaml:4:9: error: expected true or false for 'exec'"),
+        ("fetchPaths: [var/log]", "fleet.yaml:4:16: error: invalid fetch path: 'var/log' is not an absolute path"),
+        ("fetchPaths: [/var/log/../etc]", "fleet.yaml:4:16: error: invalid fetch path: '/var/log/../etc' has a . or .. part"),
+        ("fetchPaths: [/var/log/]", "fleet.yaml:4:16: error: invalid fetch path: '/var/log/' has an empty part"),
+        ("fetchPaths: [/var/log, /var/log]", "fleet.yaml:4:26: error: '/var/log' is listed twice in 'fetchPaths'"),
+        ("shell: true", "fleet.yaml:4:3: error: unknown key 'shell' in remote"),
+        ("fetchPaths: [/]", "fleet.yaml:4:16: error: invalid fetch path: '/' would allow every file"),
+    ])
+    func aBadRemoteSectionIsRefusedWhereItIsWrong(remote: String, message: String) {
+        do {
+            _ = try FleetFixtures.load(Self.files(remote: remote))
+            Issue.record("accepted: \(remote)")
+        } catch {
+            #expect("\(error)".contains(message), "\(error)")
         }
     }
 }

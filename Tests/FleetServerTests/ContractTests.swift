@@ -101,6 +101,7 @@ struct ContractTests {
         func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? {
             app == "thermostat" && group == "canary" ? ("2.5.0", String(repeating: "d", count: 64), true) : nil
         }
+        func remoteAccess() -> RemoteAccess? { RemoteAccess(exec: true, fetchPaths: ["/var/log"]) }
     }
 
     /// A controller still reading its repository: no project, no apps yet.
@@ -237,6 +238,42 @@ struct ContractTests {
                                              body: ByteBuffer(repeating: 0x20, count: 5 << 20 + 1))
             }
 
+            // Remote commands: asked, taken, answered, refused.
+            let exec = try await client.execute(uri: "/api/v1/exec", method: .post, headers: admin,
+                                                body: ByteBuffer(string: #"{"devices":["\#(enrolled.deviceID)"],"command":["uptime"]}"#))
+            let batch = try ServerTests.decode(RemoteBatchView.self, exec)
+            _ = try await client.execute(uri: "/api/v1/exec", method: .post, headers: admin, body: ByteBuffer(string: #"{"command":["uptime"]}"#))
+            _ = try await client.execute(uri: "/api/v1/exec", method: .post, headers: admin.merging([.contentType: "text/plain"]), body: ByteBuffer(string: "uptime"))
+            _ = try await client.execute(uri: "/api/v1/exec", method: .post, headers: admin, body: ByteBuffer(repeating: 0x20, count: 20_000))
+            _ = try await client.execute(uri: "/api/v1/fetch", method: .post, headers: admin,
+                                         body: ByteBuffer(string: #"{"device":"\#(other.deviceID)","path":"/var/log/syslog"}"#))
+            _ = try await client.execute(uri: "/api/v1/fetch", method: .post, headers: admin, body: ByteBuffer(string: #"{"device":"d-none","path":"/var/log/syslog"}"#))
+            _ = try await client.execute(uri: "/api/v1/fetch", method: .post, headers: admin,
+                                         body: ByteBuffer(string: #"{"device":"\#(other.deviceID)","path":"/etc/shadow"}"#))
+            _ = try await client.execute(uri: "/api/v1/fetch", method: .post, headers: admin.merging([.contentType: "text/plain"]), body: ByteBuffer(string: "x"))
+            _ = try await client.execute(uri: "/api/v1/fetch", method: .post, headers: admin, body: ByteBuffer(repeating: 0x20, count: 20_000))
+            let commands = try await client.execute(uri: "/agent/v1/commands", method: .get, headers: device)
+            let command = try #require(try ServerTests.decode(RemoteCommandList.self, commands).commands.first).id
+            let raw: HTTPFields = device.merging([.contentType: "application/octet-stream"])
+            _ = try await client.execute(uri: "/agent/v1/commands/\(command)/output?offset=0", method: .post, headers: raw, body: ByteBuffer(string: "up 3 days\n"))
+            _ = try await client.execute(uri: "/agent/v1/commands/\(command)/output?offset=-1", method: .post, headers: raw, body: ByteBuffer(string: "x"))
+            _ = try await client.execute(uri: "/agent/v1/commands/nothing/output", method: .post, headers: raw, body: ByteBuffer(string: "x"))
+            _ = try await client.execute(uri: "/agent/v1/commands/\(command)/output?offset=10", method: .post, headers: raw,
+                                         body: ByteBuffer(repeating: 0x41, count: RemoteCommand.defaultMaximumBytes))
+            let result = "/agent/v1/commands/\(command)/result"
+            _ = try await client.execute(uri: result, method: .post, headers: device, body: ServerTests.json(RemoteCommandResult(exitCode: 0, outputBytes: 10)))
+            _ = try await client.execute(uri: result, method: .post, headers: device, body: ByteBuffer(string: #"{"outputBytes":-1}"#))
+            _ = try await client.execute(uri: "/agent/v1/commands/nothing/result", method: .post, headers: device,
+                                         body: ServerTests.json(RemoteCommandResult(exitCode: 0, outputBytes: 0)))
+            _ = try await client.execute(uri: result, method: .post, headers: device.merging([.contentType: "text/plain"]), body: ByteBuffer(string: "done"))
+            _ = try await client.execute(uri: result, method: .post, headers: device, body: ByteBuffer(repeating: 0x20, count: 10_000))
+            _ = try await client.execute(uri: "/api/v1/remote/\(batch.id)", method: .get, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/remote/r-none", method: .get, headers: admin)
+            let output = "/api/v1/remote/\(batch.id)/devices/\(enrolled.deviceID)/output"
+            _ = try await client.execute(uri: output + "?offset=3", method: .get, headers: admin)
+            _ = try await client.execute(uri: output + "?offset=-3", method: .get, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/remote/\(batch.id)/devices/d-none/output", method: .get, headers: admin)
+
             // Reset, delete, and what the deleted device then hears.
             _ = try await client.execute(uri: "/api/v1/devices/\(other.deviceID)/reset-identity", method: .post, headers: admin)
             _ = try await client.execute(uri: "/api/v1/devices/\(other.deviceID)/reset-identity", method: .post, headers: admin,
@@ -247,6 +284,9 @@ struct ContractTests {
             _ = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: device, body: ServerTests.json(beat))
             _ = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: device)
             _ = try await client.execute(uri: report, method: .post, headers: device, body: ServerTests.json(ExecutionReport(reportID: "p-6", state: .running)))
+            _ = try await client.execute(uri: "/agent/v1/commands", method: .get, headers: device)
+            _ = try await client.execute(uri: "/agent/v1/commands/\(command)/output", method: .post, headers: raw, body: ByteBuffer(string: "x"))
+            _ = try await client.execute(uri: result, method: .post, headers: device, body: ServerTests.json(RemoteCommandResult(exitCode: 0, outputBytes: 10)))
 
             // Without a token, every operation refuses.
             for operation in client.operations {
@@ -265,6 +305,7 @@ struct ContractTests {
             _ = try await inner.execute(uri: "/api/v1/apps/thermostat/resume", method: .post, headers: admin)
             _ = try await inner.execute(uri: "/api/v1/apps/thermostat/targets/canary/approve", method: .post, headers: admin)
             _ = try await inner.execute(uri: "/api/v1/secrets/db-password", method: .put, headers: admin, body: ByteBuffer(string: #"{"value":"x"}"#))
+            _ = try await inner.execute(uri: "/api/v1/exec", method: .post, headers: admin, body: ByteBuffer(string: #"{"selector":"a=b","command":["uptime"]}"#))
             _ = try await inner.execute(uri: "/hooks/git", method: .post, headers: [.init("X-Hub-Signature-256")!: "sha256=00"], body: ByteBuffer(string: "{}"))
         }
         let client = try #require(seen.withLock { $0 })

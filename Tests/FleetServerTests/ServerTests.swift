@@ -491,6 +491,20 @@ struct HeldFleetStore: FleetStore {
     func suspendedApps(project: String) async throws -> Set<String> { try await held.inner.suspendedApps(project: project) }
     func approve(_ approval: ApprovalRecord) async throws -> ApprovalRecord { try await held.inner.approve(approval) }
     func approvals(project: String) async throws -> [ApprovalRecord] { try await held.inner.approvals(project: project) }
+    func queueCommands(_ commands: [RemoteCommandRecord]) async throws { try await held.inner.queueCommands(commands) }
+    func takeCommands(deviceID: String, at date: Date) async throws -> [RemoteCommandRecord] {
+        try await held.inner.takeCommands(deviceID: deviceID, at: date)
+    }
+    func updateCommand(id: String, deviceID: String, _ change: @escaping @Sendable (RemoteCommandRecord) -> RemoteCommandUpdate) async throws
+        -> RemoteCommandUpdate { try await held.inner.updateCommand(id: id, deviceID: deviceID, change) }
+    func commands(batch: String, project: String, at date: Date) async throws -> [RemoteCommandRecord] {
+        try await held.inner.commands(batch: batch, project: project, at: date)
+    }
+    func commandOutput(id: String, project: String, offset: Int) async throws -> [UInt8]? {
+        try await held.inner.commandOutput(id: id, project: project, offset: offset)
+    }
+    func openCommands(deviceID: String, at date: Date) async throws -> Int { try await held.inner.openCommands(deviceID: deviceID, at: date) }
+    func pruneCommands(before date: Date) async throws { try await held.inner.pruneCommands(before: date) }
     func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
         try await held.inner.setSuspended(suspended, app: app, project: project, at: date)
     }

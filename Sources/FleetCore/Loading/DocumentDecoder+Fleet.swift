@@ -1,3 +1,4 @@
+import FleetProtocol
 /// Rollout settings as one file wrote them; unset fields come from the level above.
 struct RolloutOverrides {
     var batchSize: Quantity?
@@ -18,7 +19,7 @@ struct RolloutOverrides {
 }
 
 extension DocumentDecoder {
-    static let fleetKeys = ["project", "description", "defaults", "artifacts", "status"]
+    static let fleetKeys = ["project", "description", "defaults", "artifacts", "status", "remote"]
     static let statusKeys = ["forge", "repository", "apiURL", "contextPrefix", "notes", "branch"]
 
     func decodeFleet(_ node: YAMLNode) -> Fleet? {
@@ -44,9 +45,28 @@ extension DocumentDecoder {
             }
         }
         let status = fields["status"].map(decodeStatus) ?? StatusSettings()
+        let remote = fields["remote"].map(decodeRemote) ?? RemoteAccess()
         guard let project else { return nil }
         return Fleet(project: project.value, rolloutDefaults: defaults, windowDefaults: windows, artifactSources: sources,
-                     status: status, location: node.location)
+                     status: status, remote: remote, location: node.location)
+    }
+
+    func decodeRemote(_ node: YAMLNode) -> RemoteAccess {
+        var remote = RemoteAccess()
+        guard let fields = Fields(node, owner: "remote", known: ["exec", "fetchPaths"], sink: sink) else { return remote }
+        remote.exec = fields.bool("exec") ?? false
+        for entry in fields.strings("fetchPaths") ?? [] {
+            if let problem = RemoteAccess.pathProblem(entry.value) {
+                sink.error(entry.location, "invalid fetch path: \(problem)")
+            } else if entry.value == "/" {
+                sink.error(entry.location, "invalid fetch path: '/' would allow every file, the agent's own credentials among them; name directories")
+            } else if remote.fetchPaths.contains(entry.value) {
+                sink.error(entry.location, "'\(entry.value)' is listed twice in 'fetchPaths'")
+            } else {
+                remote.fetchPaths.append(entry.value)
+            }
+        }
+        return remote
     }
 
     func decodeRollout(_ node: YAMLNode) -> RolloutOverrides {

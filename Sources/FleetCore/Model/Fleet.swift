@@ -1,3 +1,5 @@
+public import FleetProtocol
+
 /// `fleet.yaml`: the settings that hold for the whole fleet.
 public struct Fleet: Sendable {
     /// The project on the fleet server that these devices belong to.
@@ -10,6 +12,8 @@ public struct Fleet: Sendable {
     public var artifactSources: [ArtifactSource]
     /// How the controller reports back.
     public var status: StatusSettings
+    /// What operators may do on the devices over the agent's link (`remote:`); nothing by default.
+    public var remote: RemoteAccess = RemoteAccess()
     public var location: SourceLocation
 }
 

@@ -41,6 +41,13 @@ public enum FleetSchema {
                     ("branch", text("The branch that holds STATUS.md and status.json.")),
                 ], description: "How the controller reports status.", requiredWhen: (
                     "forge", StatusSettings.Forge.allCases.filter { $0 != .none }.map(\.rawValue), "repository"))),
+                ("remote", strictObject([
+                    ("exec", .object([("type", .string("boolean")), ("description", .string("Let operators run commands on the devices (flotilla exec)."))])),
+                    ("fetchPaths", .object([
+                        ("type", .string("array")), ("uniqueItems", .bool(true)),
+                        ("items", text("An absolute path files may be fetched from (flotilla fetch); no . or .. parts.", pattern: fetchPathPattern)),
+                    ])),
+                ], description: "What operators may do on the devices over the agent's link; off by default, every use audited.")),
             ])),
             ("Group", kind("Group", required: ["name"], [
                 ("name", text("The group's name.", pattern: namePattern)),
@@ -194,6 +201,8 @@ public enum FleetSchema {
     /// `WebURL`'s shape: http or https, a host, no credentials. (Its host characters, port range
     /// and '.'/'..' segments are checked by the loader alone.)
     static let urlPattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$"
+    /// An absolute path without empty, `.` or `..` parts, and not `/` itself.
+    static let fetchPathPattern = "^(/(?!\\.\\.?(/|$))[^/\\u0000-\\u001f\\u007f]+)+$"
     static let namePattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
     /// `TagSyntax`'s rules: an optional lower-case DNS prefix and '/', then a name segment.
     static let tagKeyPattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"

@@ -1,3 +1,4 @@
+public import FleetProtocol
 public import Foundation
 
 /// What the server needs of a controller running beside it: a way to ask for a poll now, and its
@@ -25,12 +26,16 @@ public protocol ControllerHandle: Sendable {
     func target(app: String, group: String) async -> (version: String, digest: String, approval: Bool)?
     /// Among replicas, the one whose controller this answers for; nil on a single server.
     func leader() async -> String?
+    /// What the commit in force lets operators do on the devices (`remote:` in fleet.yaml);
+    /// nil before a commit validated, which allows nothing.
+    func remoteAccess() async -> RemoteAccess?
 }
 
 extension ControllerHandle {
     public var assignedProject: String? { nil }
     /// Among replicas, the one whose controller this answers for; nil on a single server.
     public func leader() async -> String? { nil }
+    public func remoteAccess() async -> RemoteAccess? { nil }
 }
 
 /// How much work the controller's reconcile passes are: numbers only; the server's Prometheus

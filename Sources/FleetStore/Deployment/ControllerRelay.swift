@@ -1,3 +1,4 @@
+public import FleetProtocol
 public import Foundation
 import Synchronization
 
@@ -28,8 +29,12 @@ public struct ControllerSnapshot: Sendable, Equatable, Codable {
     /// The replica that published it.
     public var leader: String
     public var publishedAt: Date
+    /// What the commit in force lets operators do on the devices; absent from an older leader (nothing).
+    public var remote: RemoteAccess?
 
-    public init(project: String, apps: [String], targets: [Target], status: String?, leader: String, publishedAt: Date) {
+    public init(project: String, apps: [String], targets: [Target], status: String?, leader: String, publishedAt: Date,
+                remote: RemoteAccess? = nil) {
+        self.remote = remote
         self.project = project
         self.apps = apps
         self.targets = targets

@@ -1,0 +1,89 @@
+import FleetProtocol
+import FleetStore
+import Foundation
+import Hummingbird
+
+/// `/agent/v1/commands`: the device's side of remote commands. It long-polls for them (only
+/// while its heartbeats' answers say its project allows any), sends each one's output as raw
+/// bytes from an offset, then its result.
+extension AgentController {
+    func addRemoteRoutes(to group: RouterGroup<FleetRequestContext>) {
+        group.get("commands") { request, _ in try await commands(request) }
+        group.post("commands/:id/output") { request, context in
+            try await commandOutput(request, id: try PathParameter.require(context, "id"))
+        }
+        group.post("commands/:id/result") { request, context in
+            try await commandResult(request, id: try PathParameter.require(context, "id"))
+        }
+    }
+
+    /// The device's queued commands, taken; none yet, it waits for one up to the long-poll limit.
+    @inline(never)
+    private func commands(_ request: Request) async throws -> Response {
+        let device = try await authenticate(request)
+        var taken = try await store.takeCommands(deviceID: device, at: Date())
+        if taken.isEmpty {
+            await board.wait(device: "remote:" + device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+            taken = try await store.takeCommands(deviceID: device, at: Date())
+        }
+        var response = try JSONBody.response(RemoteCommandList(commands: taken.map(\.command)))
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+
+    private func commandOutput(_ request: Request, id: String) async throws -> Response {
+        let subject = try await subject(request)
+        let device = try await admit(subject)
+        var offset = 0
+        if let text = request.uri.queryParameters["offset"].map(String.init) {
+            guard let value = Int(text), (0...RemoteCommand.maximumOffset).contains(value) else {
+                throw APIError.invalid("'offset' is a whole number from 0 to \(RemoteCommand.maximumOffset)", field: "offset")
+            }
+            offset = value
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: RemoteCommand.pieceBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "send output in pieces of at most \(RemoteCommand.pieceBytes) bytes")
+        }
+        _ = try await admit(subject)
+        let bytes = Array(buffer.readableBytesView), now = Date(), from = offset
+        let update = try await store.updateCommand(id: id, deviceID: device) { $0.appending(bytes, at: from, date: now) }
+        return try acknowledge(update, id: id)
+    }
+
+    private func commandResult(_ request: Request, id: String) async throws -> Response {
+        let subject = try await subject(request)
+        let device = try await admit(subject)
+        let result = try await JSONBody.decode(RemoteCommandResult.self, from: request, limit: configuration.maximumBodyBytes)
+        _ = try await admit(subject)
+        if let message = result.message {
+            guard message.utf8.count <= 1_024, !message.unicodeScalars.contains(where: StepRules.isControl) else {
+                throw APIError.invalid("'message' must be at most 1024 bytes without control characters", field: "message")
+            }
+        }
+        guard result.droppedBytes >= 0 else { throw APIError.invalid("'droppedBytes' must not be negative", field: "droppedBytes") }
+        guard result.outputBytes >= 0 else { throw APIError.invalid("'outputBytes' must not be negative", field: "outputBytes") }
+        let now = Date()
+        let update = try await store.updateCommand(id: id, deviceID: device) { $0.finishing(with: result, date: now) }
+        return try acknowledge(update, id: id)
+    }
+
+    /// How much output the server holds, and whether the command has ended: the device resends
+    /// from there when it is behind, and stops sending once it has ended.
+    private func acknowledge(_ update: RemoteCommandUpdate, id: String) throws -> Response {
+        switch update {
+        case .accepted(let record, _):
+            return try JSONBody.response(RemoteCommandAcknowledgement(outputBytes: record.outputBytes, ended: record.state.isFinal))
+        case .gap(let expected):
+            return try JSONBody.response(RemoteCommandAcknowledgement(outputBytes: expected, ended: false))
+        case .finished(let record):
+            return try JSONBody.response(RemoteCommandAcknowledgement(outputBytes: record.outputBytes, ended: true))
+        case .tooLarge(let limit):
+            throw APIError(.contentTooLarge, "output_too_large", "the command's output is limited to \(limit) bytes; send no more")
+        case .notFound:
+            throw APIError.notFound("no command '\(id)' for this device")
+        }
+    }
+}
