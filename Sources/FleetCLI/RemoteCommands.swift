@@ -32,6 +32,9 @@ struct ExecCommand: AsyncParsableCommand {
     @Flag(help: "Print the devices' output as it is, control characters too (they are escaped on a terminal by default).")
     var raw = false
 
+    @Flag(help: "Run on every device the selector matches without asking, however many (more than \(ExecCommand.askAbove) are asked about).")
+    var yes = false
+
     @OptionGroup var connection: ServerOptions
 
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
@@ -51,6 +54,23 @@ struct ExecCommand: AsyncParsableCommand {
             var timeoutSeconds: Int
         }
         let client = try connection.client()
+        if let selector, !yes {
+            var components = URLComponents()
+            components.path = "/api/v1/devices"
+            components.queryItems = [URLQueryItem(name: "selector", value: selector)]
+            let matched = try ServerClient.decode([String: [OperatorDeviceView]].self,
+                                                  from: try await client.get(components.string ?? components.path))["devices"] ?? []
+            switch Self.confirmation(matching: matched.count, interactive: isatty(STDIN_FILENO) != 0) {
+            case .run: break
+            case .refuse(let why): throw ValidationError(why)
+            case .ask(let question):
+                FileHandle.standardError.write(Data((question + " ").utf8))
+                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                    FileHandle.standardError.write(Data("not run\n".utf8))
+                    throw ExitCode(1)
+                }
+            }
+        }
         let request = Request(devices: devices.isEmpty ? nil : devices, selector: selector, command: command,
                               timeoutSeconds: try RemoteTimeout.seconds(timeout))
         let started = try ServerClient.decode(RemoteBatchView.self, from: try await client.post("/api/v1/exec", json: try JSONEncoder().encode(request)))
@@ -62,6 +82,27 @@ struct ExecCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((RemoteFollower.summary(final) + "\n").utf8))
         }
         if !final.devices.allSatisfy({ $0.state == .succeeded }) { throw ExitCode(1) }
+    }
+}
+
+extension ExecCommand {
+    /// A selector matching more devices than this is asked about (or needs --yes).
+    static let askAbove = 10
+
+    enum Confirmation: Equatable {
+        case run
+        case ask(String)
+        case refuse(String)
+    }
+
+    /// Whether a selector matching `count` devices runs at once, is asked about on a terminal,
+    /// or is refused in a script that did not say --yes: a selector wider than meant should
+    /// not reach the whole fleet unnoticed.
+    static func confirmation(matching count: Int, interactive: Bool) -> Confirmation {
+        guard count > askAbove else { return .run }
+        return interactive
+            ? .ask("The selector matches \(count) devices. Run the command on all of them? [y/N]")
+            : .refuse("the selector matches \(count) devices; add --yes to run the command on all of them")
     }
 }
 

@@ -18,13 +18,21 @@ extension AgentController {
     }
 
     /// The device's queued commands, taken; none yet, it waits for one up to the long-poll limit.
+    /// Only kinds the commit in force still allows are handed out: one queued before a commit
+    /// turned it off stays queued and expires.
     @inline(never)
     private func commands(_ request: Request) async throws -> Response {
-        let device = try await authenticate(request)
-        var taken = try await store.takeCommands(deviceID: device, at: Date())
+        let subject = try await subject(request)
+        let device = try await admit(subject)
+        func take() async throws -> [RemoteCommandRecord] {
+            let access = await remoteAccess?.access(project: subject.project) ?? RemoteAccess()
+            let kinds: Set<RemoteCommand.Kind> = Set((access.exec ? [.exec] : []) + (access.fetchPaths.isEmpty ? [] : [.fetch]))
+            return kinds.isEmpty ? [] : try await store.takeCommands(deviceID: device, kinds: kinds, at: Date())
+        }
+        var taken = try await take()
         if taken.isEmpty {
             await board.wait(device: "remote:" + device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
-            taken = try await store.takeCommands(deviceID: device, at: Date())
+            taken = try await take()
         }
         var response = try JSONBody.response(RemoteCommandList(commands: taken.map(\.command)))
         response.headers[.cacheControl] = "no-store"

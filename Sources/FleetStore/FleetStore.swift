@@ -101,9 +101,10 @@ public protocol FleetStore: Sendable {
 
     /// Queues remote commands (one record per device), in one transaction.
     func queueCommands(_ commands: [RemoteCommandRecord]) async throws
-    /// The device's queued commands still in time, marked running (taken at `date`) in the same
-    /// transaction: what is returned is what the device is sent.
-    func takeCommands(deviceID: String, at date: Date) async throws -> [RemoteCommandRecord]
+    /// The device's queued commands of `kinds` still in time, marked running (taken at `date`) in
+    /// the same transaction: what is returned is what the device is sent. (Commands of a kind the
+    /// project no longer allows stay queued, and expire.)
+    func takeCommands(deviceID: String, kinds: Set<RemoteCommand.Kind>, at date: Date) async throws -> [RemoteCommandRecord]
     /// Applies `change` to the device's command under the store's lock, and keeps what it
     /// accepts (the record, and the output it appends). `.notFound` when the device has no such command.
     func updateCommand(id: String, deviceID: String, _ change: @escaping @Sendable (RemoteCommandRecord) -> RemoteCommandUpdate) async throws

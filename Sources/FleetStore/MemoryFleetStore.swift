@@ -258,8 +258,8 @@ public actor MemoryFleetStore: FleetStore {
         for command in commands { commandRecords[command.id] = command }
     }
 
-    public func takeCommands(deviceID: String, at date: Date) -> [RemoteCommandRecord] {
-        let queued = commandRecords.values.filter { $0.deviceID == deviceID && $0.state == .queued }
+    public func takeCommands(deviceID: String, kinds: Set<RemoteCommand.Kind>, at date: Date) -> [RemoteCommandRecord] {
+        let queued = commandRecords.values.filter { $0.deviceID == deviceID && $0.state == .queued && kinds.contains($0.command.kind) }
             .sorted { ($0.requestedAt, $0.id) < ($1.requestedAt, $1.id) }
         return queued.compactMap { command in
             guard let taken = command.taken(at: date) else { return nil }

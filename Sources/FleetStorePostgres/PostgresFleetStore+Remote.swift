@@ -1,3 +1,4 @@
+public import FleetProtocol
 public import FleetStore
 public import Foundation
 import Logging
@@ -20,14 +21,14 @@ extension PostgresFleetStore {
         }
     }
 
-    public func takeCommands(deviceID: String, at date: Date) async throws -> [RemoteCommandRecord] {
+    public func takeCommands(deviceID: String, kinds: Set<RemoteCommand.Kind>, at date: Date) async throws -> [RemoteCommandRecord] {
         try await write { connection in
             let queued = try await Self.rows(connection, self.logger, """
                 SELECT body FROM remote_command WHERE device_id = \(deviceID) AND state = 'queued' ORDER BY requested_at, id FOR UPDATE
                 """) { row in try Self.decode(RemoteCommandRecord.self, try row["body"]) }
             var taken: [RemoteCommandRecord] = []
             for command in queued {
-                guard let record = command.taken(at: date) else { continue }
+                guard kinds.contains(command.command.kind), let record = command.taken(at: date) else { continue }
                 try await Self.store(record, append: [], connection, self.logger)
                 taken.append(record)
             }

@@ -1,3 +1,4 @@
+public import FleetProtocol
 public import FleetStore
 public import Foundation
 import GRDB
@@ -16,13 +17,13 @@ extension SQLiteFleetStore {
         }
     }
 
-    public func takeCommands(deviceID: String, at date: Date) async throws -> [RemoteCommandRecord] {
+    public func takeCommands(deviceID: String, kinds: Set<RemoteCommand.Kind>, at date: Date) async throws -> [RemoteCommandRecord] {
         try await write { db in
             let queued = try String.fetchAll(db, sql: """
                 SELECT body FROM remote_command WHERE device_id = ? AND state = 'queued' ORDER BY requested_at, id
                 """, arguments: [deviceID]).map { try Self.decode(RemoteCommandRecord.self, $0) }
             return try queued.compactMap { command in
-                guard let taken = command.taken(at: date) else { return nil }
+                guard kinds.contains(command.command.kind), let taken = command.taken(at: date) else { return nil }
                 try Self.store(taken, append: [], db)
                 return taken
             }

@@ -33,3 +33,16 @@ struct RemoteFollowerTests {
                 == "output cut at 1048576 bytes; 10 more were dropped")
     }
 }
+
+/// A selector that matches more of the fleet than meant is noticed before anything runs.
+struct ExecConfirmationTests {
+    @Test(arguments: [
+        (1, true, ExecCommand.Confirmation.run),
+        (10, false, .run),
+        (11, true, .ask("The selector matches 11 devices. Run the command on all of them? [y/N]")),
+        (5_000, false, .refuse("the selector matches 5000 devices; add --yes to run the command on all of them")),
+    ])
+    func wideSelectorsAreAskedAboutOrNeedYes(count: Int, interactive: Bool, expected: ExecCommand.Confirmation) {
+        #expect(ExecCommand.confirmation(matching: count, interactive: interactive) == expected)
+    }
+}

@@ -131,6 +131,23 @@ struct RemoteTests {
         }
     }
 
+    @Test func aCommandQueuedBeforeACommitTurnedExecOffIsNotHandedOut() async throws {
+        let project = RemoteProject(RemoteAccess(exec: true, fetchPaths: ["/var/log"]))
+        try await server.withServer(longPollSeconds: 0.2, controller: project) { client, tokens in
+            let device = try await onlineDevice(client, tokens)
+            #expect(try await exec(client, tokens.operator, ["devices": [device.id], "command": ["reboot"]]).status == .created)
+            await project.set(RemoteAccess(fetchPaths: ["/var/log"]))
+            try await Task.sleep(for: RemoteAccessCache.lifetime + .milliseconds(100))
+            let list = try await client.execute(uri: "/agent/v1/commands", method: .get, headers: device.auth)
+            #expect(try ServerTests.decode(RemoteCommandList.self, list).commands.isEmpty)
+            // Turned on again within its pickup window, it is.
+            await project.set(RemoteAccess(exec: true))
+            try await Task.sleep(for: RemoteAccessCache.lifetime + .milliseconds(100))
+            let again = try await client.execute(uri: "/agent/v1/commands", method: .get, headers: device.auth)
+            #expect(try ServerTests.decode(RemoteCommandList.self, again).commands.map(\.command) == [["reboot"]])
+        }
+    }
+
     @Test func anotherProjectsOperatorAndDeviceTokensReachNothing() async throws {
         let everything = RemoteAccess(exec: true, fetchPaths: ["/var/log"])
         let projects = ControllerSet([ControllerSet.Entry(RemoteProject(everything)), ControllerSet.Entry(RemoteProject(everything, project: "other"))])

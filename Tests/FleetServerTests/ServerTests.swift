@@ -492,8 +492,8 @@ struct HeldFleetStore: FleetStore {
     func approve(_ approval: ApprovalRecord) async throws -> ApprovalRecord { try await held.inner.approve(approval) }
     func approvals(project: String) async throws -> [ApprovalRecord] { try await held.inner.approvals(project: project) }
     func queueCommands(_ commands: [RemoteCommandRecord]) async throws { try await held.inner.queueCommands(commands) }
-    func takeCommands(deviceID: String, at date: Date) async throws -> [RemoteCommandRecord] {
-        try await held.inner.takeCommands(deviceID: deviceID, at: date)
+    func takeCommands(deviceID: String, kinds: Set<RemoteCommand.Kind>, at date: Date) async throws -> [RemoteCommandRecord] {
+        try await held.inner.takeCommands(deviceID: deviceID, kinds: kinds, at: date)
     }
     func updateCommand(id: String, deviceID: String, _ change: @escaping @Sendable (RemoteCommandRecord) -> RemoteCommandUpdate) async throws
         -> RemoteCommandUpdate { try await held.inner.updateCommand(id: id, deviceID: deviceID, change) }

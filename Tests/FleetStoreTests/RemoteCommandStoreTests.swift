@@ -24,10 +24,12 @@ struct RemoteCommandStoreTests {
         await #expect(throws: StoreError.self) { try await store.queueCommands([record("d1")]) }
         #expect(try await store.openCommands(deviceID: "d1", at: now) == 1)
 
-        let taken = try await store.takeCommands(deviceID: "d1", at: now.addingTimeInterval(1))
+        // A kind the project no longer allows is not handed out.
+        #expect(try await store.takeCommands(deviceID: "d1", kinds: [.fetch], at: now.addingTimeInterval(1)).isEmpty)
+        let taken = try await store.takeCommands(deviceID: "d1", kinds: [.exec, .fetch], at: now.addingTimeInterval(1))
         #expect(taken.map(\.id) == ["r-1-d1"])
         #expect(taken.first?.state == .running)
-        #expect(try await store.takeCommands(deviceID: "d1", at: now.addingTimeInterval(2)).isEmpty)
+        #expect(try await store.takeCommands(deviceID: "d1", kinds: [.exec, .fetch], at: now.addingTimeInterval(2)).isEmpty)
 
         let at = now.addingTimeInterval(3)
         func send(_ text: String, from offset: Int, device: String = "d1") async throws -> RemoteCommandUpdate {
@@ -76,9 +78,9 @@ struct RemoteCommandStoreTests {
         let store = try await kind.make()
         try await store.queueCommands([record("d1", timeout: 10), record("d2", timeout: 10), record("d3", batch: "r-0", at: -2 * 86_400)])
         // d1 is taken in time and then falls silent; d2 is never taken.
-        #expect(try await store.takeCommands(deviceID: "d1", at: now.addingTimeInterval(5)).count == 1)
+        #expect(try await store.takeCommands(deviceID: "d1", kinds: [.exec, .fetch], at: now.addingTimeInterval(5)).count == 1)
         let late = now.addingTimeInterval(RemoteCommandRecord.pickupSeconds + 1)
-        #expect(try await store.takeCommands(deviceID: "d2", at: late).isEmpty)
+        #expect(try await store.takeCommands(deviceID: "d2", kinds: [.exec, .fetch], at: late).isEmpty)
         let states = try await store.commands(batch: "r-1", project: "acme", at: late)
         #expect(states.map(\.state) == [.expired, .expired])
         #expect(states[0].message?.contains("no result from the device") == true)
