@@ -143,6 +143,22 @@ final class AgentUnderTest: @unchecked Sendable {
     }
 }
 
+/// Runs an end-to-end test whose failure should carry the tail of its server's and agent's logs:
+/// `body` says which they are once it has made them.
+func failingWithLogs(_ body: (_ watch: (ServerUnderTest, AgentUnderTest) -> Void) async throws -> Void) async throws {
+    var logs: (() -> String)?
+    do {
+        try await body { server, agent in
+            logs = {
+                "server log:\n" + ((try? String(contentsOfFile: server.root + "/server.log", encoding: .utf8)) ?? "").suffix(3_000)
+                    + "\nagent log:\n" + agent.logText.suffix(3_000)
+            }
+        }
+    } catch {
+        throw TestFailure("\(error)\n\(logs?() ?? "")")
+    }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

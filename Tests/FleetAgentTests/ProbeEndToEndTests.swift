@@ -43,15 +43,10 @@ struct ProbeEndToEndTests {
     }
 
     @Test func aVersionChangedBehindTheAgentsBackIsReportedAsDriftAndHealed() async throws {
-        var logs: (() -> String)?
-        do {
-            try await run { logs = $0 }
-        } catch {
-            throw TestFailure("\(error)\n\(logs?() ?? "")")
-        }
+        try await failingWithLogs(run)
     }
 
-    private func run(_ logs: (@escaping () -> String) -> Void) async throws {
+    private func run(_ watch: (ServerUnderTest, AgentUnderTest) -> Void) async throws {
         let daemon = try GitDaemon()
         defer { daemon.stop() }
         let scratch = try temporaryDirectory()
@@ -60,10 +55,7 @@ struct ProbeEndToEndTests {
         let work = try daemon.createRepository("fleet", contents: try Self.repository(appDirectory: scratch + "/web"))
         let server = try ServerUnderTest(flags: ["--repo", daemon.url("fleet"), "--poll-interval", "0.5", "--reconcile-interval", "0.3"])
         let agent = try AgentUnderTest(server: server, settings: "tags: {ring: main}")
-        logs {
-            "server log:\n" + ((try? String(contentsOfFile: server.root + "/server.log", encoding: .utf8)) ?? "").suffix(3_000)
-                + "\nagent log:\n" + agent.logText.suffix(3_000)
-        }
+        watch(server, agent)
         try agent.start()
         let id = try await agent.deviceID()
 

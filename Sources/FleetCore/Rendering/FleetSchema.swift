@@ -227,15 +227,12 @@ public enum FleetSchema {
         members.append(("properties", .object(properties.map { name, schema in (name, required.contains(name) ? schema : orNull(schema)) })))
         members.append(("additionalProperties", .bool(false)))
         if !required.isEmpty { members.append(("required", .array(required.map(JSONValue.string)))) }
-        if !oneOfKeys.isEmpty {
-            members.append(("oneOf", .array(oneOfKeys.map { .object([("required", .array([.string($0)]))]) })))
+        // Written with a value, that is: a key left null counts as absent here too.
+        func present(_ key: String) -> JSONValue {
+            .object([("required", .array([.string(key)])), ("properties", .object([(key, .object([("not", .object([("type", .string("null"))]))]))]))])
         }
-        if !anyOfKeys.isEmpty {
-            members.append(("anyOf", .array(anyOfKeys.map { key in
-                .object([("required", .array([.string(key)])),
-                         ("properties", .object([(key, .object([("not", .object([("type", .string("null"))]))]))]))])
-            })))
-        }
+        if !oneOfKeys.isEmpty { members.append(("oneOf", .array(oneOfKeys.map(present)))) }
+        if !anyOfKeys.isEmpty { members.append(("anyOf", .array(anyOfKeys.map(present)))) }
         if let (key, values, then) = requiredWhen {
             members.append(("if", .object([("properties", .object([(key, .object([("enum", .array(values.map(JSONValue.string)))]))])),
                                            ("required", .array([.string(key)]))])))
