@@ -159,7 +159,9 @@ public actor FleetController: Service, ControllerHandle {
         return (target.version, target.digest, target.gate.approval)
     }
 
-    public func remoteAccess() -> RemoteAccess? { desired?.fleet.fleet.remote }
+    /// Declared `async`, as the protocol's default is: called on the concrete type from an async
+    /// context (a replica's own controller), a synchronous one would lose to that default.
+    public func remoteAccess() async -> RemoteAccess? { desired?.fleet.fleet.remote }
 
     /// What a standby replica serves in this controller's place (nil before a commit validated).
     public func snapshot(leader: String, at date: Date) -> ControllerSnapshot? {

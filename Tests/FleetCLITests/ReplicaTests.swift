@@ -14,7 +14,7 @@ struct ReplicaTests {
     @Test func aRolloutSurvivesItsLeaderBeingKilled() async throws {
         let data = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let database = try PostgresServer.shared().createDatabase() + "?sslmode=disable"
+        let database = try await PostgresServer.shared().createDatabase() + "?sslmode=disable"
         let daemon = try GitDaemon()
         defer { daemon.stop() }
         let work = try daemon.createRepository("fleet", contents: TestPaths.template)
@@ -130,7 +130,7 @@ struct ReplicaTests {
     @Test func aReplicaWithAnotherSigningKeyIsRefused() async throws {
         let data = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let database = try PostgresServer.shared().createDatabase() + "?sslmode=disable"
+        let database = try await PostgresServer.shared().createDatabase() + "?sslmode=disable"
         let first = try RunningServer(data: data + "/a", database: database, flags: ["--replica-name", "a"], logPath: data + "/a.log")
         #expect(first.isRunning)
         #expect {
@@ -146,7 +146,7 @@ struct ReplicaTests {
     @Test func aRevocationOnOneReplicaHoldsOnEveryOther() async throws {
         let data = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let database = try PostgresServer.shared().createDatabase() + "?sslmode=disable"
+        let database = try await PostgresServer.shared().createDatabase() + "?sslmode=disable"
         let keys = ["--signing-key-file", data + "/device-signing-key.pem", "--secret-key-file", data + "/secret-key"]
         let a = try RunningServer(data: data + "/a", database: database, flags: ["--replica-name", "a"] + keys, logPath: data + "/a.log")
         let b = try RunningServer(data: data + "/b", database: database, flags: ["--replica-name", "b"] + keys, logPath: data + "/b.log")
@@ -177,6 +177,79 @@ struct ReplicaTests {
             return statuses.allSatisfy { $0 != 200 } ? statuses : nil
         }
         #expect(refused == [401, 410])
+    }
+
+    /// A command asked of the leader reaches a device long-polling a standby at once (the wake
+    /// goes through the database), the standby says the project allows it from the leader's
+    /// snapshot, and the device may answer through either replica.
+    @Test func aCommandAskedOfOneReplicaReachesADeviceWaitingOnAnother() async throws {
+        let data = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let database = try await PostgresServer.shared().createDatabase() + "?sslmode=disable"
+        let daemon = try GitDaemon()
+        defer { daemon.stop() }
+        let fleet = data + "/fleet"
+        try FileManager.default.createDirectory(atPath: fleet + "/groups", withIntermediateDirectories: true)
+        try "kind: Fleet\nproject: acme\nremote: {exec: true}\n".write(toFile: fleet + "/fleet.yaml", atomically: true, encoding: .utf8)
+        try "kind: Group\nname: all\nselector: site\n".write(toFile: fleet + "/groups/all.yaml", atomically: true, encoding: .utf8)
+        _ = try daemon.createRepository("fleet", contents: fleet)
+        let keys = ["--signing-key-file", data + "/device-signing-key.pem", "--secret-key-file", data + "/secret-key"]
+        func replica(_ name: String) throws -> RunningServer {
+            try RunningServer(data: data + "/" + name, database: database,
+                              flags: ["--replica-name", name, "--heartbeat-interval", "1", "--poll-interval", "0.5", "--repo", daemon.url("fleet")] + keys,
+                              logPath: data + "/\(name).log")
+        }
+        let a = try replica("a"), b = try replica("b")
+        let leader = try await eventually(seconds: 30, "one replica leads", every: .milliseconds(200)) { () -> String? in
+            for (name, server) in [("a", a), ("b", b)] {
+                if let text = try? await server.text("/metrics"), text.contains("flotilla_controller_leader{replica=\"\(name)\"} 1") { return name }
+            }
+            return nil
+        }
+        let (leading, standby) = leader == "a" ? (a, b) : (b, a)
+
+        // A device of the standby's, told by the standby's heartbeat answers that it may poll for commands.
+        var enroll = URLRequest(url: URL(string: standby.base + "/agent/v1/enroll")!)
+        enroll.httpMethod = "POST"
+        enroll.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        enroll.httpBody = try JSONSerialization.data(withJSONObject: ["token": standby.enrollmentToken, "hardwareID": "board-1",
+                                                                      "deviceSecret": "0123456789abcdef0123", "tags": ["site": "berlin"]])
+        let enrolled = try #require(try JSONSerialization.jsonObject(with: try await URLSession.shared.data(for: enroll).0) as? [String: Any])
+        let device = try #require(enrolled["deviceID"] as? String), token = try #require(enrolled["deviceToken"] as? String)
+        _ = try await eventually(seconds: 30, "the standby says remote commands are allowed", every: .milliseconds(200)) { () -> Bool? in
+            let ack = try await standby.request("POST", "/agent/v1/heartbeat", json: ["reportID": UUID().uuidString], bearer: token).json
+            return ack["remote"] as? Bool == true ? true : nil
+        }
+
+        // The command's id and words, as the device was sent them, and how long it waited.
+        let waiting = Task { () -> (Duration, String?, [String]?) in
+            let started = ContinuousClock.now
+            let list = try await standby.request("GET", "/agent/v1/commands", bearer: token).json
+            let first = (list["commands"] as? [[String: Any]])?.first
+            return (ContinuousClock.now - started, first?["id"] as? String, first?["command"] as? [String])
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let created = try await leading.post("/api/v1/exec", ["devices": [device], "command": ["uptime"]])
+        #expect(created.status == 201, "\(created.json)")
+        let (elapsed, taken, words) = try await waiting.value
+        #expect(words == ["uptime"])
+        // Far under the 30-second long-poll it would otherwise wait out.
+        #expect(elapsed < .seconds(10), "woken after \(elapsed)")
+
+        // Output through the standby, the result through the leader; either replica shows both.
+        let id = try #require(taken)
+        var output = URLRequest(url: URL(string: standby.base + "/agent/v1/commands/\(id)/output?offset=0")!)
+        output.httpMethod = "POST"
+        output.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        output.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        output.httpBody = Data("up 3 days\n".utf8)
+        #expect((try await URLSession.shared.data(for: output).1 as? HTTPURLResponse)?.statusCode == 200)
+        let result = try await leading.request("POST", "/agent/v1/commands/\(id)/result", json: ["exitCode": 0, "outputBytes": 10], bearer: token)
+        #expect(result.json["ended"] as? Bool == true, "\(result.json)")
+        let batch = try #require(created.json["id"] as? String)
+        let shown = try await standby.get("/api/v1/remote/\(batch)")
+        let shownDevice = (shown["devices"] as? [[String: Any]])?.first
+        #expect(shownDevice?["state"] as? String == "succeeded" && shownDevice?["outputBytes"] as? Int == 10, "\(shown)")
     }
 
     func deployments(_ server: RunningServer) async throws -> [[String: Any]] {

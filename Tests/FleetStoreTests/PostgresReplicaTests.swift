@@ -11,14 +11,14 @@ import Testing
 struct PostgresReplicaTests {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func database() throws -> DatabaseURL {
-        try DatabaseURL(parsing: try PostgresServer.shared().createDatabase() + "?sslmode=disable")
+    func database() async throws -> DatabaseURL {
+        try DatabaseURL(parsing: try await PostgresServer.shared().createDatabase() + "?sslmode=disable")
     }
 
     /// Replicas started together on an empty database: one migrates, none fails, each migration
     /// is recorded once.
     @Test func replicasStartingTogetherMigrateOnce() async throws {
-        let url = try database()
+        let url = try await database()
         let stores = try await withThrowingTaskGroup(of: PostgresFleetStore.self) { group in
             for _ in 0..<6 { group.addTask { try await PostgresFleetStore.open(url) } }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -37,7 +37,7 @@ struct PostgresReplicaTests {
     /// The same report reaching two replicas at once (an agent's retry through a load balancer)
     /// is applied once; the same device's long-polls on two replicas take each execution once.
     @Test func theSameReportAndTheSameWorkAreHandledOnce() async throws {
-        let url = try database()
+        let url = try await database()
         let a = try await PostgresFleetStore.open(url), b = try await PostgresFleetStore.open(url)
         let device = DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "hw-1", secretHash: "h", reportedTags: [:],
                                   attributes: [:], enrolledAt: now)
@@ -77,7 +77,7 @@ struct PostgresReplicaTests {
     /// One replica leads at a time; a leader whose lease expired (a long pause) cannot write
     /// through its fenced store once another took over, and learns it lost the lease.
     @Test func aDeposedLeaderCannotWrite() async throws {
-        let url = try database()
+        let url = try await database()
         let a = try await PostgresFleetStore.open(url), b = try await PostgresFleetStore.open(url)
         let leaseA = LeaderLease(store: a, holder: "a", timeToLive: .seconds(30))
         let leaseB = LeaderLease(store: b, holder: "b", timeToLive: .seconds(30))
@@ -110,7 +110,7 @@ struct PostgresReplicaTests {
     /// Heartbeats with a NUL are refused before they reach a batch; batches of the same devices
     /// from two replicas in opposite orders do not deadlock.
     @Test func crossingHeartbeatBatchesDoNotDeadlock() async throws {
-        let url = try database()
+        let url = try await database()
         let a = try await PostgresFleetStore.open(url), b = try await PostgresFleetStore.open(url)
         for index in 0..<50 {
             _ = try await a.enroll(DeviceRecord(id: "d\(index)", project: "acme", name: "d", hardwareID: "hw-\(index)", secretHash: "h",
@@ -130,7 +130,7 @@ struct PostgresReplicaTests {
 
     /// One board enrolling through two replicas at once is one device.
     @Test func oneBoardEnrollingTwiceAtOnceIsOneDevice() async throws {
-        let url = try database()
+        let url = try await database()
         let a = try await PostgresFleetStore.open(url), b = try await PostgresFleetStore.open(url)
         let enrolled = try await withThrowingTaskGroup(of: DeviceRecord.self) { group in
             for (index, store) in [a, b, a, b].enumerated() {
@@ -158,7 +158,7 @@ struct PostgresReplicaTests {
         #expect(error?.code == .unavailable)
         #expect(error.map { "\($0)".contains("127.0.0.1:\(port)") && !"\($0)".contains("hunter2") } == true, "\(String(describing: error))")
 
-        var missing = try database()
+        var missing = try await database()
         missing.database = "no_such_database"
         let refused = await #expect(throws: StoreError.self) { try await PostgresFleetStore.open(missing) }
         #expect(refused.map { "\($0)".contains("no_such_database") } == true, "\(String(describing: refused))")
@@ -167,7 +167,7 @@ struct PostgresReplicaTests {
     /// A database a newer release migrated is refused with one sentence, not misread; a wrong
     /// password is refused with the server's reason, and the password is not repeated.
     @Test func aNewerSchemaAndAWrongPasswordAreRefused() async throws {
-        let url = try database()
+        let url = try await database()
         _ = try await PostgresFleetStore.open(url)
         try PostgresServer.shared().psql("INSERT INTO flotilla_migration (name) VALUES ('2099-01-01 from the future')", database: url.adminForm)
         let newer = await #expect(throws: StoreError.self) { try await PostgresFleetStore.open(url) }
@@ -176,7 +176,7 @@ struct PostgresReplicaTests {
 
         let role = "flotilla_password_test"
         try PostgresServer.shared().psql("DO $$ BEGIN CREATE ROLE \(role) LOGIN PASSWORD 'right-horse'; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-        var wrong = try database()
+        var wrong = try await database()
         wrong.user = role
         wrong.password = "wrong-battery"
         let refused = await #expect(throws: StoreError.self) { try await PostgresFleetStore.open(wrong) }
@@ -217,7 +217,7 @@ extension DatabaseURL {
 /// Work queued on one replica wakes the device long-polling another, through NOTIFY.
 struct WakeRelayTests {
     @Test func aDeviceWaitingOnOneReplicaIsWokenByAnother() async throws {
-        let url = try DatabaseURL(parsing: try PostgresServer.shared().createDatabase() + "?sslmode=disable")
+        let url = try DatabaseURL(parsing: try await PostgresServer.shared().createDatabase() + "?sslmode=disable")
         let a = try await PostgresFleetStore.open(url), b = try await PostgresFleetStore.open(url)
         let boardA = AssignmentBoard(), boardB = AssignmentBoard()
         let relays = [WakeRelay(store: a, board: boardA, logger: Logger(label: "a")), WakeRelay(store: b, board: boardB, logger: Logger(label: "b"))]

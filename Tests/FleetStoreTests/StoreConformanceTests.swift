@@ -17,7 +17,7 @@ struct StoreConformanceTests {
             case .memory: return MemoryFleetStore()
             case .sqlite: return try SQLiteFleetStore(path: NSTemporaryDirectory() + "flotilla-store-\(UUID().uuidString).sqlite")
             case .postgres:
-                return try await PostgresFleetStore.open(try DatabaseURL(parsing: try PostgresServer.shared().createDatabase() + "?sslmode=disable"))
+                return try await PostgresFleetStore.open(try DatabaseURL(parsing: try await PostgresServer.shared().createDatabase() + "?sslmode=disable"))
             }
         }
     }
