@@ -212,8 +212,9 @@ struct RemoteSender {
             guard !ended else { return }
             do throws(AgentAPI.Failure) {
                 let ack = try api.commandResult(id: id, result)
-                // Behind: the output is sent again from where the server is, then the result.
-                if ack.ended { ended = true } else { sent = ack.outputBytes }
+                // Behind: the output is sent again from where the server is, then the result. (A
+                // server that says it holds more than was sent cannot be put right: nothing more.)
+                if ack.ended || ack.outputBytes > output.counts.bytes { ended = true } else { sent = ack.outputBytes }
             } catch {
                 guard case .unavailable = error else { return giveUp(error) }
                 Clock.sleep(seconds: min(backoff.next(retryAfter: error.retryAfter), max(0, deadline - Clock.monotonic())))
