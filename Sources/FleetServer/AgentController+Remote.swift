@@ -42,13 +42,7 @@ extension AgentController {
     private func commandOutput(_ request: Request, id: String) async throws -> Response {
         let subject = try await subject(request)
         let device = try await admit(subject)
-        var offset = 0
-        if let text = request.uri.queryParameters["offset"].map(String.init) {
-            guard let value = Int(text), (0...RemoteCommand.maximumOffset).contains(value) else {
-                throw APIError.invalid("'offset' is a whole number from 0 to \(RemoteCommand.maximumOffset)", field: "offset")
-            }
-            offset = value
-        }
+        let offset = try Validate.offset(request)
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: RemoteCommand.pieceBytes)
@@ -56,8 +50,8 @@ extension AgentController {
             throw APIError(.contentTooLarge, "body_too_large", "send output in pieces of at most \(RemoteCommand.pieceBytes) bytes")
         }
         _ = try await admit(subject)
-        let bytes = Array(buffer.readableBytesView), now = Date(), from = offset
-        let update = try await store.updateCommand(id: id, deviceID: device) { $0.appending(bytes, at: from, date: now) }
+        let bytes = Array(buffer.readableBytesView), now = Date()
+        let update = try await store.updateCommand(id: id, deviceID: device) { $0.appending(bytes, at: offset, date: now) }
         return try acknowledge(update, id: id)
     }
 

@@ -309,6 +309,15 @@ struct AgentController: Sendable {
 
 /// Checks shared by the controllers.
 enum Validate {
+    /// A remote command's `offset` query parameter: where its output is read or written from.
+    static func offset(_ request: Request) throws -> Int {
+        guard let text = request.uri.queryParameters["offset"].map(String.init) else { return 0 }
+        guard let value = Int(text), (0...RemoteCommand.maximumOffset).contains(value) else {
+            throw APIError.invalid("'offset' is a whole number from 0 to \(RemoteCommand.maximumOffset)", field: "offset")
+        }
+        return value
+    }
+
     static func text(_ value: String, field: String, maximum: Int) throws {
         guard !value.isEmpty, value.utf8.count <= maximum else {
             throw APIError.invalid("'\(field)' must be 1 to \(maximum) characters", field: field)

@@ -63,7 +63,7 @@ public enum FleetServer {
         OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
         DeploymentController(store: store, board: board, configuration: configuration, secrets: secrets).addRoutes(to: operators)
         SecretController(store: store, box: secrets, configuration: configuration).addRoutes(to: operators)
-        RemoteController(store: store, directory: directory, board: board, access: remoteAccess, configuration: configuration)
+        RemoteController(store: store, board: board, access: remoteAccess, configuration: configuration)
             .addRoutes(to: operators)
         ControllerRoutes(controllers: controllers, store: store, replica: configuration.leadership).addRoutes(to: router, operators: operators)
         routeTable.set(router.routes.map { ($0.method.rawValue, $0.path.description) })

@@ -10,7 +10,6 @@ import Synchronization
 /// fleet.yaml); every request is audited with who asked, what, and on which devices.
 struct RemoteController: Sendable {
     let store: any FleetStore
-    let directory: DeviceDirectory
     let board: AssignmentBoard
     let access: RemoteAccessCache
     let configuration: ServerConfiguration
@@ -117,13 +116,7 @@ struct RemoteController: Sendable {
 
     private func output(_ request: Request, _ context: FleetRequestContext, batch: String, device: String) async throws -> Response {
         let token = try context.operatorToken()
-        var offset = 0
-        if let text = request.uri.queryParameters["offset"].map(String.init) {
-            guard let value = Int(text), (0...RemoteCommand.maximumOffset).contains(value) else {
-                throw APIError.invalid("'offset' is a whole number from 0 to \(RemoteCommand.maximumOffset)", field: "offset")
-            }
-            offset = value
-        }
+        let offset = try Validate.offset(request)
         guard let bytes = try await store.commandOutput(id: batch + "-" + device, project: token.project, offset: offset) else {
             throw APIError.notFound("no device '\(DisplayText.safe(device, limit: 64))' in remote request '\(DisplayText.safe(batch, limit: 64))' "
                                     + "of project \(token.project)")
