@@ -2,6 +2,8 @@
 # Installs what the tests need, builds everything, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian's Chromium and its driver for the web console's browser test.
+extra_packages=(chromium chromium-driver fonts-dejavu-core)
 source hack/setup.sh
 # Each step says when it starts and how long the run has taken so far.
 step() { echo "==> $1 [$(date +%H:%M:%S), ${SECONDS}s in]"; }
@@ -46,6 +48,9 @@ cat .build-release/sim-a.log .build-release/sim-b.log
 
 step "the parsers under libFuzzer, 15 s each, one per core at a time (longer: ./hack/fuzz.sh TARGET SECONDS)"
 FLOTILLA_SKIP_SETUP=1 ./hack/fuzz.sh all 15
+
+step "the web console in a real browser (Chromium, Selenium) against a real server and simulated devices"
+FLOTILLA_SKIP_SETUP=1 ./hack/console-test.sh .build/console-screenshots
 
 step "swift test (with a throwaway PostgreSQL server for the shared store's tests)"
 postgres_dir=$(mktemp -d /tmp/flotilla-test-postgres.XXXXXX)

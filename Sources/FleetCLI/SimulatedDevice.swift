@@ -115,6 +115,8 @@ struct SimulatedDevice: Sendable {
                                  sentAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000),
                                  cpuPercent: (cpu * 10).rounded() / 10,
                                  memory: .init(usedBytes: Int64(state.random(in: 100...400)) << 20, totalBytes: 1 << 30),
+                                 // A root file system filling slowly, as logs do.
+                                 disks: [.init(mount: "/", usedBytes: (3 << 30) + Int64(sent % 600) << 20, totalBytes: 8 << 30)],
                                  uptimeSeconds: Int64(ProcessInfo.processInfo.systemUptime), processes: processes, apps: apps,
                                  agentVersion: AgentRelease.version)
             let started = ContinuousClock.now

@@ -4,7 +4,7 @@ import FleetCore
 public import FleetStore
 public import Foundation
 
-/// Enrollment and operator tokens: `fle_<id>_<secret>` and `flo_<id>_<secret>`. The id finds
+/// Enrollment, operator and console-session tokens: `fle_<id>_<secret>`, `flo_<id>_<secret>` and `fls_<id>_<secret>`. The id finds
 /// the record; only a hash of the secret is stored, so a database leak leaks no token.
 public enum AccessTokens {
     /// A new token: its record for the store, and the text to hand to the person, once.
@@ -25,7 +25,7 @@ public enum AccessTokens {
 
     /// Checks a presented token against the store: exists, of this kind, not revoked, not expired, secret matches.
     static func verify(_ text: String, kind: AccessTokenRecord.Kind, store: any FleetStore, now: Date) async throws -> AccessTokenRecord {
-        let name = kind == .enrollment ? "enrollment token" : "operator token"
+        let name = describe(kind)
         guard let (id, secret) = parse(text, kind: kind) else {
             throw APIError.unauthorized("not a valid \(name)")
         }
@@ -46,7 +46,7 @@ public enum AccessTokens {
     /// expired — so a token minted in a race with its maker's revocation dies with it.
     private static func checkLine(from current: AccessTokenRecord?, of record: AccessTokenRecord, store: any FleetStore,
                                   now: Date) async throws {
-        let name = record.kind == .enrollment ? "enrollment token" : "operator token"
+        let name = describe(record.kind)
         var current = current
         var depth = 0
         while let token = current {
@@ -71,7 +71,21 @@ public enum AccessTokens {
         Crypto.SHA256.hash(data: Array(hash(secret).utf8)) == Crypto.SHA256.hash(data: Array(storedHash.utf8))
     }
 
-    private static func prefix(_ kind: AccessTokenRecord.Kind) -> String { kind == .enrollment ? "fle" : "flo" }
+    private static func prefix(_ kind: AccessTokenRecord.Kind) -> String {
+        switch kind {
+        case .enrollment: "fle"
+        case .operator: "flo"
+        case .session: "fls"
+        }
+    }
+
+    private static func describe(_ kind: AccessTokenRecord.Kind) -> String {
+        switch kind {
+        case .enrollment: "enrollment token"
+        case .operator: "operator token"
+        case .session: "console session"
+        }
+    }
 
     /// Hexadecimal from the system's cryptographic random source.
     static func randomHex(bytes: Int) -> String { Deployer.randomHex(bytes: bytes) }

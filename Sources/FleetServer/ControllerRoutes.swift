@@ -1,4 +1,4 @@
-public import FleetStore
+import FleetStore
 import Crypto
 import FleetProtocol
 import Foundation
@@ -41,31 +41,16 @@ struct ControllerRoutes: Sendable {
             api.post("apps/:app/\(verb)") { _, context in
                 let (controller, token) = try await scoped(context)
                 let app = try PathParameter.require(context, "app")
-                try Validate.text(app, field: "app", maximum: 63)
-                guard await controller.scope()?.apps.contains(app) == true else {
-                    throw APIError.notFound("no app '\(app)' in project \(token.project)")
-                }
-                try await controller.setSuspended(suspended, app: app)
-                try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
-                                                        action: "app.\(verb)", subject: app, detail: ""))
+                try await Self.setSuspended(suspended, app: app, controller: controller, project: token.project,
+                                            actor: "operator:\(token.id)", store: store)
                 return try JSONBody.response(["app": app, "state": suspended ? "suspended" : "resumed"])
             }
         }
         api.post("apps/:app/targets/:group/approve") { _, context in
             let (controller, token) = try await scoped(context)
             let app = try PathParameter.require(context, "app"), group = try PathParameter.require(context, "group")
-            try Validate.text(app, field: "app", maximum: 63)
-            try Validate.text(group, field: "group", maximum: 63)
-            guard let target = await controller.target(app: app, group: group) else {
-                throw APIError.notFound("no target '\(group)' of app '\(app)' in the desired state of project \(token.project)")
-            }
-            let kept = try await store.approve(ApprovalRecord(project: token.project, app: app, group: group, digest: target.digest,
-                                                              approvedBy: "operator:\(token.id)", approvedAt: Date()))
-            try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)", action: "target.approve",
-                                                    subject: "\(app)/\(group)", detail: "\(target.version) (\(target.digest.prefix(12)))"))
-            await controller.requestPoll()
-            return try JSONBody.response(ApprovalView(app: app, group: group, version: target.version, digest: target.digest,
-                                                      required: target.approval, approvedBy: kept.approvedBy, approvedAt: kept.approvedAt))
+            return try JSONBody.response(try await Self.approve(app: app, group: group, controller: controller, project: token.project,
+                                                                actor: "operator:\(token.id)", store: store))
         }
         api.get("status") { _, context in
             let (controller, _) = try await scoped(context)
@@ -79,6 +64,47 @@ struct ControllerRoutes: Sendable {
             }
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
         }
+    }
+
+    /// Suspends or resumes `app`, audited as `actor`'s; for the API and the console alike.
+    static func setSuspended(_ suspended: Bool, app: String, controller: any ControllerHandle, project: String, actor: String,
+                             store: any FleetStore) async throws {
+        try Validate.text(app, field: "app", maximum: 63)
+        guard await controller.scope()?.apps.contains(app) == true else {
+            throw APIError.notFound("no app '\(app)' in project \(project)")
+        }
+        try await controller.setSuspended(suspended, app: app)
+        try await store.appendAudit(AuditRecord(at: Date(), project: project, actor: actor,
+                                                action: suspended ? "app.suspend" : "app.resume", subject: app, detail: ""))
+    }
+
+    /// Approves the digest the commit in force gives `group`'s target of `app`, audited as `actor`'s.
+    static func approve(app: String, group: String, controller: any ControllerHandle, project: String, actor: String,
+                        store: any FleetStore) async throws -> ApprovalView {
+        try Validate.text(app, field: "app", maximum: 63)
+        try Validate.text(group, field: "group", maximum: 63)
+        guard let target = await controller.target(app: app, group: group) else {
+            throw APIError.notFound("no target '\(group)' of app '\(app)' in the desired state of project \(project)")
+        }
+        let kept = try await store.approve(ApprovalRecord(project: project, app: app, group: group, digest: target.digest,
+                                                          approvedBy: actor, approvedAt: Date()))
+        try await store.appendAudit(AuditRecord(at: Date(), project: project, actor: actor, action: "target.approve",
+                                                subject: "\(app)/\(group)", detail: "\(target.version) (\(target.digest.prefix(12)))"))
+        await controller.requestPoll()
+        return ApprovalView(app: app, group: group, version: target.version, digest: target.digest,
+                            required: target.approval, approvedBy: kept.approvedBy, approvedAt: kept.approvedAt)
+    }
+
+    /// The controller of `project`, once it has reconciled a commit.
+    static func controller(of project: String, in controllers: ControllerSet) async throws -> any ControllerHandle {
+        guard let controller = await controllers.entry(for: project)?.handle else {
+            throw APIError.notFound("no controller reconciles project \(project) here, or it has not read its repository yet "
+                                    + "(flotilla serve --repo, or the project in serve --config)")
+        }
+        guard await controller.scope() != nil else {
+            throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
+        }
+        return controller
     }
 
     /// An approval as the API shows it.
@@ -98,14 +124,7 @@ struct ControllerRoutes: Sendable {
     /// project's token learns nothing of it: the answer is the one it gets where none runs.
     private func scoped(_ context: FleetRequestContext) async throws -> (any ControllerHandle, AccessTokenRecord) {
         let token = try context.operatorToken()
-        guard let controller = await controllers.entry(for: token.project)?.handle else {
-            throw APIError.notFound("no controller reconciles project \(token.project) here, or it has not read its repository yet "
-                                    + "(flotilla serve --repo, or the project in serve --config)")
-        }
-        guard await controller.scope() != nil else {
-            throw APIError(.serviceUnavailable, "not_reconciled", "the controller has not reconciled a commit yet")
-        }
-        return (controller, token)
+        return (try await Self.controller(of: token.project, in: controllers), token)
     }
 
     /// Which forge sent it decides how it is signed: GitHub `X-Hub-Signature-256: sha256=<hmac>`,

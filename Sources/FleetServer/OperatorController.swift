@@ -47,7 +47,10 @@ struct OperatorController: Sendable {
         var info: TokenView
     }
 
-    private func view(_ device: DeviceRecord, now: Date) -> DeviceView {
+    private func view(_ device: DeviceRecord, now: Date) -> DeviceView { Self.view(device, now: now, configuration: configuration) }
+
+    /// A device as operators see it, online when heard from within the configured window.
+    static func view(_ device: DeviceRecord, now: Date, configuration: ServerConfiguration) -> DeviceView {
         let online = device.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false
         return DeviceView(id: device.id, name: device.name, project: device.project, hardwareID: device.hardwareID,
                           tags: device.reportedTags, attributes: device.attributes, apps: device.apps, online: online,
@@ -117,6 +120,14 @@ struct OperatorController: Sendable {
             }
             points = value
         }
+        return try JSONBody.response(try await Self.metrics(of: id, since: since, until: until, points: points, store: store,
+                                                            configuration: configuration))
+    }
+
+    /// The device's metrics from `since` to `until` in at most `points` buckets: its raw
+    /// heartbeats where the buckets are finer than the history's, the history's otherwise.
+    static func metrics(of id: String, since: Date, until: Date, points: Int, store: any FleetStore,
+                        configuration: ServerConfiguration) async throws -> DeviceMetrics {
         let history = MetricHistory.bucketSeconds
         var width = MetricHistory.width(span: until.timeIntervalSince(since), points: points)
         let rolled = try await store.metrics(deviceID: id, since: MetricHistory.bucketStart(since, seconds: history), until: until)
@@ -136,8 +147,7 @@ struct OperatorController: Sendable {
             let all = (rolled + MetricHistory.buckets(raw, seconds: history)).sorted { $0.start < $1.start }
             buckets = MetricHistory.downsample(all, seconds: width)
         }
-        return try JSONBody.response(DeviceMetrics(device: id, since: since, until: until, bucketSeconds: width,
-                                                   points: buckets.map(DeviceMetrics.Point.init)))
+        return DeviceMetrics(device: id, since: since, until: until, bucketSeconds: width, points: buckets.map(DeviceMetrics.Point.init))
     }
 
     /// The most whole heartbeats one metrics request reads: a day at one a second.
@@ -188,6 +198,9 @@ struct OperatorController: Sendable {
         let token = try context.operatorToken()
         let body = try await JSONBody.decode(TokenRequest.self, from: request, limit: configuration.maximumBodyBytes)
         try await OperatorAuth.confirm(token, store: store)
+        guard body.kind != .session else {
+            throw APIError.invalid("'kind' is enrollment or operator; a console session is made by signing in to the console", field: "kind")
+        }
         if let seconds = body.expiresInSeconds, !(1...Self.maximumTokenSeconds).contains(seconds) {
             throw APIError.invalid("'expiresInSeconds' must be from 1 to \(Self.maximumTokenSeconds) (ten years)", field: "expiresInSeconds")
         }

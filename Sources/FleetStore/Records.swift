@@ -12,11 +12,12 @@ public struct ProjectRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// A token: one that enrolls devices, or one that an operator uses on the API. Only a hash of
-/// its secret is stored.
+/// A token: one that enrolls devices, one that an operator uses on the API, or the session of
+/// an operator signed in to the web console (made by that operator's token, and revoked with it).
+/// Only a hash of its secret is stored.
 public struct AccessTokenRecord: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
-        case enrollment, `operator`
+        case enrollment, `operator`, session
     }
 
     /// The public part of the token, `fl_e_<id>` / `fl_o_<id>` before the secret.

@@ -1,0 +1,358 @@
+import FleetCore
+import FleetProtocol
+import FleetStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The web console at `/`: server-rendered pages over the same store and controllers as the API,
+/// a session cookie made from an operator token, CSRF tokens on every form, and Server-Sent
+/// Events for the live pages. Git stays the only way to change desired state; the console shows
+/// it and does the few operational actions that are not desired state, each audited.
+struct ConsoleController: Sendable {
+    let store: any FleetStore
+    let board: AssignmentBoard
+    let controllers: ControllerSet
+    let configuration: ServerConfiguration
+    let events: ConsoleEvents
+    /// How long an open event stream waits before a keep-alive comment (proxies close silent ones).
+    var keepAlive: Duration = .seconds(20)
+
+    func addRoutes(to router: Router<FleetRequestContext>) {
+        let console = router.group().add(middleware: ConsoleErrorMiddleware(store: store))
+        console.get("console/console.css") { _, _ in asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
+        console.get("console/console.js") { _, _ in asset(ConsoleAssets.js, type: "text/javascript; charset=utf-8") }
+        console.get("sign-in") { request, _ in
+            let next = Self.safeNext(FormBody.parse(request.uri.query ?? "")["next"])
+            return html(ConsolePages.signIn(error: nil, next: next))
+        }
+        console.post("sign-in") { request, _ in try await signIn(request) }
+        console.post("sign-out") { request, _ in
+            let (session, _) = try await form(request)
+            try await store.revokeToken(id: session.record.id)
+            try await store.appendAudit(AuditRecord(at: Date(), project: session.project, actor: session.actor,
+                                                    action: "console.sign-out", subject: session.record.id))
+            var response = redirect("/sign-in")
+            response.headers[.setCookie] = ConsoleSession.clearCookie(secure: ConsoleSession.overTLS(request))
+            return response
+        }
+        console.get("/") { request, _ in try await overview(request) }
+        console.get("devices") { request, _ in try await devices(request) }
+        console.get("devices/:id") { request, context in try await device(request, id: try PathParameter.require(context, "id")) }
+        console.get("rollouts/:app/:group") { request, context in
+            try await rollout(request, app: try PathParameter.require(context, "app"), group: try PathParameter.require(context, "group"))
+        }
+        console.get("audit") { request, _ in
+            let session = try await signedIn(request)
+            let entries = try await store.audit(project: session.project, limit: 200)
+            return page(request, session: session, title: "Audit log", section: .audit, main: ConsolePages.auditMain(entries: entries))
+        }
+        console.get("events") { request, _ in try await eventStream(request) }
+        console.post("reconcile") { request, _ in
+            let (session, _) = try await form(request)
+            let controller = try await ControllerRoutes.controller(of: session.project, in: controllers)
+            await controller.requestPoll()
+            try await store.appendAudit(AuditRecord(at: Date(), project: session.project, actor: session.actor,
+                                                    action: "controller.reconcile", subject: session.project, detail: "from the console"))
+            return redirect("/")
+        }
+        for (verb, suspended) in [("suspend", true), ("resume", false)] {
+            console.post("apps/:app/\(verb)") { request, context in
+                let (session, _) = try await form(request)
+                let app = try PathParameter.require(context, "app")
+                let controller = try await ControllerRoutes.controller(of: session.project, in: controllers)
+                try await ControllerRoutes.setSuspended(suspended, app: app, controller: controller, project: session.project,
+                                                        actor: session.actor, store: store)
+                return redirect("/")
+            }
+        }
+        console.post("rollouts/:app/:group/abort") { request, context in
+            let (session, _) = try await form(request)
+            let app = try PathParameter.require(context, "app"), group = try PathParameter.require(context, "group")
+            try await abortRollout(session: session, app: app, group: group)
+            return redirect("/rollouts/\(URLText.component(app))/\(URLText.component(group))")
+        }
+        console.post("rollouts/:app/:group/approve") { request, context in
+            let (session, _) = try await form(request)
+            let app = try PathParameter.require(context, "app"), group = try PathParameter.require(context, "group")
+            let controller = try await ControllerRoutes.controller(of: session.project, in: controllers)
+            _ = try await ControllerRoutes.approve(app: app, group: group, controller: controller, project: session.project,
+                                                   actor: session.actor, store: store)
+            return redirect("/rollouts/\(URLText.component(app))/\(URLText.component(group))")
+        }
+    }
+
+    // MARK: Sessions and forms
+
+    private func signIn(_ request: Request) async throws -> Response {
+        let fields = try await FormBody.read(request)
+        let next = Self.safeNext(fields["next"])
+        do {
+            let session = try await ConsoleSession.signIn(operatorToken: fields["token"] ?? "", store: store, now: Date())
+            var response = redirect(next)
+            response.headers[.setCookie] = session.setCookie(secure: ConsoleSession.overTLS(request), now: Date())
+            return response
+        } catch let error as APIError where error.status == .unauthorized {
+            return html(ConsolePages.signIn(error: "Not signed in: \(error.message).", next: next), status: .unauthorized)
+        }
+    }
+
+    /// The session of the request, or a redirect to the sign-in page that comes back here.
+    private func signedIn(_ request: Request) async throws -> ConsoleSession {
+        if let session = try await ConsoleSession.from(request, store: store, now: Date()) { return session }
+        let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+        throw ConsoleRedirect(location: "/sign-in" + URLText.query([("next", here == "/" ? nil : here)]))
+    }
+
+    /// A form posted by one of the console's own pages: a session, the form, and its CSRF token.
+    private func form(_ request: Request) async throws -> (ConsoleSession, [String: String]) {
+        guard let session = try await ConsoleSession.from(request, store: store, now: Date()) else {
+            throw APIError.unauthorized("you are not signed in, or your session ended; sign in and try again")
+        }
+        let fields = try await FormBody.read(request)
+        guard session.acceptsCSRF(fields["csrf"]) else {
+            throw APIError(.forbidden, "csrf", "the form did not carry this session's CSRF token; reload the page and try again")
+        }
+        // The session may have been ended (signed out, its operator token revoked) while the form arrived.
+        try await AccessTokens.confirm(session.record, store: store, now: Date())
+        return (session, fields)
+    }
+
+    /// Where to go after signing in: a path of this site only, never another site.
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"),
+              !next.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }), next.utf8.count <= 2_048 else { return "/" }
+        return next
+    }
+
+    // MARK: Pages
+
+    private func overview(_ request: Request) async throws -> Response {
+        let session = try await signedIn(request)
+        let state: ConsolePages.ControllerState
+        var suspended: Set<String> = []
+        if let controller = await controllers.entry(for: session.project)?.handle {
+            if let json = await controller.statusJSON(), let report = try? JSONDecoder().decode(FleetStatusReport.self, from: Data(json)) {
+                state = .reconciled(report, leader: await controller.leader())
+                suspended = try await store.suspendedApps(project: session.project)
+            } else {
+                state = .starting
+            }
+        } else {
+            state = .none
+        }
+        let now = Date()
+        let devices = try await store.devices(project: session.project).filter { !$0.deleted }
+        let online = devices.count { device in device.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false }
+        return page(request, session: session, title: "Overview", section: .overview, live: true,
+                    main: ConsolePages.overviewMain(session: session, state: state, suspended: suspended, devices: devices.count, online: online))
+    }
+
+    private func devices(_ request: Request) async throws -> Response {
+        let session = try await signedIn(request)
+        // As a form sends it: a space is '+' (a plus sign itself is %2B).
+        let parameters = FormBody.parse(request.uri.query ?? "")
+        func field(_ name: String) -> String { parameters[name] ?? "" }
+        var query = ConsolePages.DeviceQuery(selector: field("selector").trimmingCharacters(in: .whitespaces), app: field("app"),
+                                             version: field("version").trimmingCharacters(in: .whitespaces), online: field("online"))
+        query.page = max(1, min(Int(field("page")) ?? 1, 1_000_000))
+        var problem: ConsolePages.SelectorProblem?
+        var selector: LabelSelector?
+        if !query.selector.isEmpty {
+            do {
+                selector = try LabelSelector(parsing: query.selector)
+            } catch {
+                problem = ConsolePages.SelectorProblem(column: error.offset + 1, reason: error.reason)
+            }
+        }
+        let now = Date()
+        let all = try await store.devices(project: session.project).filter { !$0.deleted }
+        let apps = Set(all.flatMap(\.apps.keys)).sorted()
+        var matching: [OperatorDeviceView] = []
+        if problem == nil {
+            let online = query.online == "true" ? true : query.online == "false" ? false : nil
+            for record in all {
+                guard selector?.matches(record.reportedTags) ?? true,
+                      query.app.isEmpty || record.apps[query.app] != nil,
+                      query.version.isEmpty || query.app.isEmpty || record.apps[query.app]?.version == query.version else { continue }
+                let view = OperatorController.view(record, now: now, configuration: configuration)
+                if let online, view.online != online { continue }
+                matching.append(view)
+            }
+            matching.sort { $0.id < $1.id }
+        }
+        let start = min(matching.count, (query.page - 1) * ConsolePages.pageSize)
+        let slice = matching[start..<min(matching.count, start + ConsolePages.pageSize)]
+        return page(request, session: session, title: "Devices", section: .devices,
+                    main: ConsolePages.devicesMain(query: query, problem: problem, devices: slice, total: matching.count, apps: apps),
+                    status: problem == nil ? .ok : .badRequest)
+    }
+
+    private func device(_ request: Request, id: String) async throws -> Response {
+        let session = try await signedIn(request)
+        guard let record = try await store.device(id: id), record.project == session.project, !record.deleted else {
+            throw APIError.notFound("no device '\(id)' in project \(session.project)")
+        }
+        let now = Date()
+        let latest = try await store.heartbeats(deviceID: id, limit: 1).first?.report
+        let range = ConsolePages.ChartRange(rawValue: request.uri.queryParameters["range"].map(String.init) ?? "") ?? .hour
+        let metrics = try await OperatorController.metrics(of: id, since: now.addingTimeInterval(-range.seconds), until: now,
+                                                           points: range.points, store: store, configuration: configuration)
+        var executions: [ConsolePages.DeviceExecution] = []
+        for deployment in try await store.deployments(project: session.project, limit: 40) {
+            if let execution = try await store.executions(deploymentID: deployment.id).first(where: { $0.deviceID == id }) {
+                executions.append(.init(deployment: deployment, execution: execution))
+            }
+            if executions.count >= 10 { break }
+        }
+        let view = OperatorController.view(record, now: now, configuration: configuration)
+        return page(request, session: session, title: "Device \(id)", section: .devices,
+                    main: ConsolePages.deviceMain(device: view, latest: latest, executions: executions, metrics: metrics, range: range))
+    }
+
+    private func rollout(_ request: Request, app: String, group: String) async throws -> Response {
+        let session = try await signedIn(request)
+        try Validate.text(app, field: "app", maximum: 63)
+        try Validate.text(group, field: "group", maximum: 63)
+        var target: FleetStatusReport.Target?
+        if let controller = await controllers.entry(for: session.project)?.handle, let json = await controller.statusJSON(),
+           let report = try? JSONDecoder().decode(FleetStatusReport.self, from: Data(json)) {
+            target = report.apps.first { $0.name == app }?.targets.first { $0.group == group }
+        }
+        let waves = try await waves(project: session.project, app: app, group: group)
+        guard target != nil || !waves.isEmpty else { throw APIError.notFound("no target '\(group)' of app '\(app)' in project \(session.project)") }
+        return page(request, session: session, title: "Rollout of \(app) to \(group)", section: .overview, live: true,
+                    main: ConsolePages.rolloutMain(session: session, app: app, group: group, target: target, waves: waves, forecast: nil))
+    }
+
+    /// The controller's deployments of `app` to `group` since its latest rollout began (waves,
+    /// heals and rollbacks), oldest first, with their executions.
+    private func waves(project: String, app: String, group: String) async throws -> [ConsolePages.Wave] {
+        let recent = try await store.deployments(project: project, limit: 500)
+            .filter { $0.app == app && $0.group == group && $0.purpose.isController }
+            .sorted { $0.createdAt < $1.createdAt }
+        // The latest digest's waves, and what came after the first of them.
+        guard let latest = recent.last(where: { $0.purpose == .rollout }) ?? recent.last else { return [] }
+        let first = recent.firstIndex { $0.purpose == .rollout && $0.digest == latest.digest } ?? recent.startIndex
+        var waves: [ConsolePages.Wave] = []
+        for deployment in recent[first...] {
+            waves.append(.init(deployment: deployment, executions: try await store.executions(deploymentID: deployment.id)))
+        }
+        return waves
+    }
+
+    private func abortRollout(session: ConsoleSession, app: String, group: String) async throws {
+        try Validate.text(app, field: "app", maximum: 63)
+        try Validate.text(group, field: "group", maximum: 63)
+        let running = try await waves(project: session.project, app: app, group: group)
+            .filter { $0.deployment.purpose == .rollout && !$0.deployment.aborted }
+        guard !running.isEmpty else { throw APIError(.conflict, "not_running", "no rollout of \(app) to \(group) is running") }
+        var cancelled = 0
+        for wave in running {
+            cancelled += try await Deployer(store: store, board: board).abort(wave.deployment.id, at: Date()).count
+        }
+        try await store.appendAudit(AuditRecord(at: Date(), project: session.project, actor: session.actor, action: "rollout.abort",
+                                                subject: "\(app)/\(group)",
+                                                detail: "\(running.last!.deployment.version): \(running.count) waves, \(cancelled) cancelled; from the console"))
+        if let controller = await controllers.entry(for: session.project)?.handle { await controller.requestPoll() }
+    }
+
+    // MARK: Live updates
+
+    /// `text/event-stream`: `changed` whenever the project's status changes, a comment every
+    /// `keepAlive` otherwise. The page fetches its main part again on `changed`.
+    private func eventStream(_ request: Request) async throws -> Response {
+        guard let session = try await ConsoleSession.from(request, store: store, now: Date()) else {
+            throw APIError.unauthorized("you are not signed in, or your session ended")
+        }
+        let project = session.project, events = self.events, keepAlive = self.keepAlive, store = self.store
+        let record = session.record
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var version = await events.current(project: project)
+            try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+            while !Task.isCancelled {
+                let next = await events.next(project: project, after: version, timeout: keepAlive)
+                // A session that ended (signed out, revoked, expired) hears nothing more.
+                guard (try? await AccessTokens.confirm(record, store: store, now: Date())) != nil else { break }
+                if next > version {
+                    version = next
+                    try await writer.write(ByteBuffer(string: "event: changed\ndata: \(next)\n\n"))
+                } else {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                }
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    // MARK: Responses
+
+    /// The whole page, or only its main part when the page's script asks for it to refresh.
+    private func page(_ request: Request, session: ConsoleSession, title: String, section: ConsolePages.Section, live: Bool = false,
+                      main: HTML, status: HTTPResponse.Status = .ok) -> Response {
+        if let name = HTTPField.Name("X-Console-Part"), request.headers[name] == "main" { return html(main, status: status) }
+        return html(ConsolePages.layout(title: title, session: session, section: section, live: live, main: main), status: status)
+    }
+
+    private func asset(_ text: String, type: String) -> Response {
+        Response(status: .ok, headers: [.contentType: type, .cacheControl: "public, max-age=3600"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// Every console response: HTML, never framed by another site, no referrer beyond this one,
+/// and scripts and styles only from this server.
+func html(_ page: HTML, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: ConsoleHeaders.page, body: ResponseBody(byteBuffer: ByteBuffer(string: page.description)))
+}
+
+func redirect(_ location: String) -> Response {
+    var headers = ConsoleHeaders.page
+    headers[.location] = location
+    return Response(status: .seeOther, headers: headers)
+}
+
+enum ConsoleHeaders {
+    static let page: HTTPFields = {
+        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
+        headers[HTTPField.Name("Content-Security-Policy")!] =
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+            + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
+        return headers
+    }()
+}
+
+/// Thrown by a page that needs a session the request does not carry.
+struct ConsoleRedirect: Error {
+    var location: String
+}
+
+/// The console's errors as pages, not JSON: a redirect to sign in, or the error and what to do.
+struct ConsoleErrorMiddleware: RouterMiddleware {
+    typealias Context = FleetRequestContext
+    let store: any FleetStore
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let moved as ConsoleRedirect {
+            return redirect(moved.location)
+        } catch let error as APIError {
+            let session = try? await ConsoleSession.from(request, store: store, now: Date())
+            return html(ConsolePages.error(status: Int(error.status.code), message: error.message, session: session), status: error.status)
+        } catch let error as HTTPError {
+            return html(ConsolePages.error(status: Int(error.status.code), message: error.body ?? error.status.reasonPhrase, session: nil),
+                        status: error.status)
+        } catch {
+            context.logger.error("console request failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(describing: type(of: error)))"])
+            return html(ConsolePages.error(status: 500, message: "The server could not complete the request.", session: nil),
+                        status: .internalServerError)
+        }
+    }
+}

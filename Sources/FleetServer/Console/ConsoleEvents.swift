@@ -1,0 +1,112 @@
+import FleetStore
+import Foundation
+
+/// Tells open consoles when their project's status changed, for the live pages.
+///
+/// One watcher for the whole server, running only while a console listens: once a second it
+/// reads the status of each project someone listens to and counts a new version when it differs.
+/// A console waits on a continuation, so an open console costs nothing while nothing changes but
+/// its keep-alive; a hundred consoles of one project cost one status read a second, not a hundred.
+actor ConsoleEvents {
+    /// What a project's status is read through: the controller's status JSON.
+    typealias StatusReader = @Sendable (String) async -> [UInt8]?
+
+    private struct Waiter {
+        var id: Int
+        var project: String
+        var after: Int
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Int, Never>
+    }
+
+    private let read: StatusReader
+    private let tick: Duration
+    private var versions: [String: (version: Int, fingerprint: Int)] = [:]
+    private var waiters: [Int: Waiter] = [:]
+    private var nextID = 0
+    private var watcher: Task<Void, Never>?
+    /// Status reads so far, for the test that an idle console costs none.
+    private(set) var reads = 0
+
+    init(tick: Duration = .seconds(1), read: @escaping StatusReader) {
+        self.tick = tick
+        self.read = read
+    }
+
+    init(controllers: ControllerSet) {
+        self.init { project in await controllers.entry(for: project)?.handle.statusJSON() }
+    }
+
+    /// The project's status version now (reading it the first time it is asked).
+    func current(project: String) async -> Int {
+        if let known = versions[project] { return known.version }
+        await refresh(project)
+        return versions[project]?.version ?? 0
+    }
+
+    /// Waits until the project's version passes `after`, or `timeout` passes (then the version is
+    /// still `after`), or the task is cancelled.
+    func next(project: String, after: Int, timeout: Duration) async -> Int {
+        if let known = versions[project], known.version > after { return known.version }
+        let id = nextID
+        nextID += 1
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(returning: after)
+                    return
+                }
+                waiters[id] = Waiter(id: id, project: project, after: after, deadline: .now + timeout, continuation: continuation)
+                startWatching()
+            }
+        } onCancel: {
+            Task { await self.cancel(id) }
+        }
+    }
+
+    var listening: Int { waiters.count }
+
+    private func cancel(_ id: Int) {
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        waiter.continuation.resume(returning: waiter.after)
+    }
+
+    private func startWatching() {
+        guard watcher == nil else { return }
+        watcher = Task { [tick] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: tick)
+                guard await self.pass() else { return }
+            }
+        }
+    }
+
+    /// One look at every project someone waits on; false when nobody waits any more.
+    private func pass() async -> Bool {
+        for project in Set(waiters.values.map(\.project)) { await refresh(project) }
+        let now = ContinuousClock.now
+        for waiter in waiters.values {
+            let version = versions[waiter.project]?.version ?? 0
+            if version > waiter.after || waiter.deadline <= now {
+                waiters[waiter.id] = nil
+                waiter.continuation.resume(returning: version)
+            }
+        }
+        if waiters.isEmpty {
+            watcher = nil
+            return false
+        }
+        return true
+    }
+
+    private func refresh(_ project: String) async {
+        reads += 1
+        var hasher = Hasher()
+        hasher.combine(await read(project) ?? [])
+        let fingerprint = hasher.finalize()
+        let known = versions[project]
+        if known == nil || known!.fingerprint != fingerprint {
+            versions[project] = ((known?.version ?? 0) + 1, fingerprint)
+        }
+    }
+}

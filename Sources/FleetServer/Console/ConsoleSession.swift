@@ -1,0 +1,126 @@
+import Crypto
+import FleetStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// A console session: an operator who signed in with an operator token. The session is a token
+/// of its own (`fls_…`, kind `session`), made by the operator's token: it lives in the store like
+/// any token, so every replica knows it, `flotilla token list` shows it, signing out revokes it,
+/// and revoking the operator's token ends it. The browser holds it in an HttpOnly cookie that
+/// only this site's own pages send (SameSite=Strict); every form carries a CSRF token derived
+/// from it, which another site cannot read or compute.
+struct ConsoleSession: Sendable {
+    /// The session's token record; `createdBy` is the operator token that signed in.
+    var record: AccessTokenRecord
+    /// The session token's text, as the cookie carries it.
+    var text: String
+
+    static let cookieName = "flotilla_session"
+    /// How long a session lasts at most; never past the operator token that made it.
+    static let lifetime: TimeInterval = 12 * 3_600
+
+    var project: String { record.project }
+    /// Who acts, in the audit log: the operator token that signed in.
+    var actor: String { "operator:\(record.createdBy ?? record.id)" }
+
+    /// The token every form of this session carries: HMAC-SHA256 of a fixed label under the
+    /// session's own secret. It is not stored; it is computed again to check.
+    var csrfToken: String {
+        let mac = HMAC<Crypto.SHA256>.authenticationCode(for: Array("flotilla console csrf".utf8),
+                                                          using: SymmetricKey(data: Array(text.utf8)))
+        return mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether `presented` is this session's CSRF token, compared in constant time.
+    func acceptsCSRF(_ presented: String?) -> Bool {
+        guard let presented, let mac = ControllerRoutes.bytes(hex: Substring(presented)) else { return false }
+        return HMAC<Crypto.SHA256>.isValidAuthenticationCode(mac, authenticating: Array("flotilla console csrf".utf8),
+                                                             using: SymmetricKey(data: Array(text.utf8)))
+    }
+
+    /// Signs in: the operator token must be valid now; the session it makes expires in
+    /// `lifetime`, or with the token if that comes first.
+    static func signIn(operatorToken text: String, store: any FleetStore, now: Date) async throws -> ConsoleSession {
+        let token = try await AccessTokens.verify(text.trimmingCharacters(in: .whitespacesAndNewlines), kind: .operator, store: store, now: now)
+        var expiry = now.addingTimeInterval(lifetime)
+        if let limit = token.expiresAt { expiry = min(expiry, limit) }
+        var made = AccessTokens.make(kind: .session, project: token.project, expiresAt: expiry, now: now)
+        made.record.createdBy = token.id
+        try await store.insertToken(made.record)
+        try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
+                                                action: "console.sign-in", subject: made.record.id,
+                                                detail: "until \(expiry.ISO8601Format())"))
+        return ConsoleSession(record: made.record, text: made.text)
+    }
+
+    /// The session a request's cookie names, when it is one that holds now.
+    static func from(_ request: Request, store: any FleetStore, now: Date) async throws -> ConsoleSession? {
+        guard let text = cookie(cookieName, in: request.headers) else { return nil }
+        do {
+            let record = try await AccessTokens.verify(text, kind: .session, store: store, now: now)
+            return ConsoleSession(record: record, text: text)
+        } catch is APIError {
+            return nil
+        }
+    }
+
+    /// The value of cookie `name` in the request's `Cookie` fields.
+    static func cookie(_ name: String, in headers: HTTPFields) -> String? {
+        for field in headers[values: .cookie] {
+            for pair in field.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name else { continue }
+                return parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
+    }
+
+    /// The cookie that holds the session: HttpOnly (no script reads it), SameSite=Strict (no other
+    /// site's page sends it), Secure when the request came over TLS (directly or through a proxy
+    /// that says so).
+    func setCookie(secure: Bool, now: Date) -> String {
+        let seconds = max(0, Int(record.expiresAt?.timeIntervalSince(now) ?? Self.lifetime))
+        return "\(Self.cookieName)=\(text); Path=/; Max-Age=\(seconds); HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+    }
+
+    static func clearCookie(secure: Bool) -> String {
+        "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+    }
+
+    /// Whether the browser reached the server over TLS: a proxy in front says so in
+    /// `X-Forwarded-Proto` (a client lying about it only makes its own cookie stricter).
+    static func overTLS(_ request: Request) -> Bool {
+        guard let name = HTTPField.Name("X-Forwarded-Proto"), let proto = request.headers[name] else { return false }
+        return proto.lowercased().split(separator: ",").first?.trimmingCharacters(in: .whitespaces) == "https"
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as browsers send forms.
+enum FormBody {
+    /// The most a console form may send: a token, a few fields.
+    static let limit = 16 << 10
+
+    static func read(_ request: Request) async throws -> [String: String] {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "a form is limited to \(limit / 1024) KiB")
+        }
+        return parse(String(decoding: buffer.readableBytesView, as: UTF8.self))
+    }
+
+    /// Fields by name; the first of a repeated name wins, a field that does not decode is dropped.
+    static func parse(_ text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ part: Substring) -> String? { part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let name = decode(parts[0]), fields[name] == nil else { continue }
+            fields[name] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return fields
+    }
+}

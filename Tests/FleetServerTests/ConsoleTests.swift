@@ -1,0 +1,342 @@
+import FleetCore
+import FleetProtocol
+@testable import FleetServer
+import FleetStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// A controller whose status a test sets, reconciling project acme with app thermostat.
+actor ConsoleProject: ControllerHandle {
+    var report: FleetStatusReport?
+    private(set) var suspended: [String: Bool] = [:]
+    private(set) var polls = 0
+    private(set) var reads = 0
+
+    init(_ report: FleetStatusReport?) { self.report = report }
+
+    func set(_ report: FleetStatusReport?) { self.report = report }
+    func statusJSON() -> [UInt8]? {
+        reads += 1
+        // Sorted, as the controller's status.json is: the same report reads as the same bytes.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return report.map { Array(try! encoder.encode($0)) }
+    }
+    func target(app: String, group: String) -> (version: String, digest: String, approval: Bool)? { ("2.5.0", "d-250", true) }
+    func requestPoll() { polls += 1 }
+    func setSuspended(_ suspended: Bool, app: String) { self.suspended[app] = suspended }
+    nonisolated var watchedBranch: String { "main" }
+    func metrics() -> ControllerMetrics { ControllerMetrics() }
+    func executionEnded() {}
+    func scope() -> (project: String, apps: [String])? { report == nil ? nil : ("acme", ["thermostat"]) }
+    nonisolated var assignedProject: String? { "acme" }
+}
+
+/// The console's pages, sessions and actions through the real router.
+struct ConsoleTests {
+    let server = ServerTests()
+
+    static func report(converged: Int = 3, updating: Int = 1, failed: Int = 0, offline: Int = 1) -> FleetStatusReport {
+        FleetStatusReport(commit: "0123456789abcdef", head: "0123456789abcdef", headErrors: [], apps: [
+            .init(name: "thermostat", targets: [
+                .init(group: "canary", version: "2.5.0", devices: converged + updating + failed + offline, converged: converged,
+                      updating: updating, failed: failed, offline: offline, state: updating > 0 ? "updating" : "converged"),
+            ], drifted: []),
+        ])
+    }
+
+    /// Signs in with `token`; the session cookie to send back.
+    func signIn(_ client: some TestClientProtocol, token: String, headers: HTTPFields = [:]) async throws -> (cookie: String, response: TestResponse) {
+        var headers = headers
+        headers[.contentType] = "application/x-www-form-urlencoded"
+        let response = try await client.execute(uri: "/sign-in", method: .post, headers: headers,
+                                                body: ByteBuffer(string: "token=\(URLText.component(token))&next=%2Fdevices"))
+        let setCookie = response.headers[.setCookie] ?? ""
+        let value = setCookie.split(separator: ";").first.map(String.init) ?? ""
+        return (value, response)
+    }
+
+    static func csrf(in page: String) -> String? {
+        guard let range = page.range(of: "name=\"csrf\" value=\"") else { return nil }
+        return String(page[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    func get(_ client: some TestClientProtocol, _ uri: String, cookie: String) async throws -> TestResponse {
+        try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie])
+    }
+
+    func post(_ client: some TestClientProtocol, _ uri: String, cookie: String, form: String) async throws -> TestResponse {
+        try await client.execute(uri: uri, method: .post, headers: [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"],
+                                 body: ByteBuffer(string: form))
+    }
+
+    @Test func aPageWithoutASessionSendsToSignInAndComesBack() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let page = try await client.execute(uri: "/devices?selector=site%3Dberlin", method: .get)
+            #expect(page.status == .seeOther)
+            #expect(page.headers[.location] == "/sign-in?next=%2Fdevices%3Fselector%3Dsite%253Dberlin")
+            let form = try await client.execute(uri: "/sign-in", method: .get)
+            #expect(form.status == .ok)
+            #expect(String(buffer: form.body).contains("name=\"token\""))
+
+            let wrong = try await signIn(client, token: "flo_000000000000_00000000000000000000000000000000")
+            #expect(wrong.response.status == .unauthorized)
+            #expect(String(buffer: wrong.response.body).contains("unknown operator token"))
+            #expect(wrong.response.headers[.setCookie] == nil)
+            // An enrollment token does not sign in.
+            #expect(try await signIn(client, token: tokens.enrollment).response.status == .unauthorized)
+
+            let good = try await signIn(client, token: tokens.operator)
+            #expect(good.response.status == .seeOther)
+            #expect(good.response.headers[.location] == "/devices")
+            let cookie = try #require(good.response.headers[.setCookie])
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"))
+            #expect(!cookie.contains("Secure"), "a plain HTTP server cannot set a Secure cookie the browser would send back")
+            #expect(!cookie.contains(tokens.operator), "the cookie holds a session, never the operator's token")
+            #expect(try await get(client, "/devices", cookie: good.cookie).status == .ok)
+
+            let behindTLS = try await signIn(client, token: tokens.operator, headers: [HTTPField.Name("X-Forwarded-Proto")!: "https"])
+            #expect(behindTLS.response.headers[.setCookie]?.hasSuffix("; Secure") == true)
+        }
+    }
+
+    @Test func signInGoesBackOnlyToAPathOfThisSite() {
+        let table: [(String?, String)] = [
+            (nil, "/"), ("/devices?x=1", "/devices?x=1"), ("https://evil.example/", "/"), ("//evil.example/", "/"),
+            ("/\\evil.example", "/"), ("devices", "/"), ("/a\r\nSet-Cookie: x=1", "/"),
+        ]
+        for (next, expected) in table { #expect(ConsoleController.safeNext(next) == expected, "\(String(describing: next))") }
+    }
+
+    @Test func whatDevicesAndRepositoriesWriteIsEscapedEverywhere() throws {
+        let hostile = "<script>alert('x')</script>\"&"
+        let escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"
+        #expect(HTML.escape(hostile) == escaped)
+        let device = OperatorDeviceView(id: "d-1", name: hostile, project: "acme", hardwareID: hostile, tags: [hostile: hostile],
+                                        attributes: [:], apps: [hostile: InstalledApp(version: hostile)], online: true,
+                                        enrolledAt: Date(timeIntervalSince1970: 0), lastHeartbeatAt: nil)
+        let list = ConsolePages.devicesMain(query: .init(selector: hostile), problem: .init(column: 1, reason: hostile),
+                                            devices: [device][...], total: 1, apps: [hostile]).description
+        let detail = ConsolePages.deviceMain(device: device, latest: Heartbeat(reportID: "r", processes: [.init(name: hostile, running: false)],
+                                                                                 custom: [hostile: hostile]),
+                                             executions: [], metrics: DeviceMetrics(device: "d-1", since: Date(), until: Date(), bucketSeconds: 60, points: [])).description
+        let audit = ConsolePages.auditMain(entries: [AuditRecord(at: Date(), project: "acme", actor: hostile, action: hostile, subject: hostile, detail: hostile)]).description
+        for page in [list, detail, audit] {
+            #expect(!page.contains("<script>"), "raw markup from input")
+            #expect(page.contains(escaped))
+        }
+    }
+
+    @Test func formsAreParsedAsBrowsersSendThem() {
+        #expect(FormBody.parse("token=flo_a%2Bb&next=%2Fdevices%3Fa%3D1&csrf=") == ["token": "flo_a+b", "next": "/devices?a=1", "csrf": ""])
+        #expect(FormBody.parse("a=one+two&a=three&=x&b") == ["a": "one two", "": "x", "b": ""], "the first of a repeated name wins")
+        #expect(FormBody.parse("bad=%E0%A4%A") == [:], "a field that does not decode is dropped")
+    }
+
+    @Test func anActionNeedsTheSessionsCSRFTokenAndIsAuditedAsTheOperator() async throws {
+        let project = ConsoleProject(Self.report())
+        try await server.withServer(controller: project) { client, tokens in
+            let session = try await signIn(client, token: tokens.operator)
+            let overview = String(buffer: try await get(client, "/", cookie: session.cookie).body)
+            #expect(overview.contains("thermostat") && overview.contains("3 converged") && overview.contains("1 offline"))
+            let csrf = try #require(Self.csrf(in: overview))
+
+            // Without the token, with another session's, or with none at all: refused, nothing done.
+            let other = try await signIn(client, token: tokens.operator)
+            let otherCSRF = try #require(Self.csrf(in: String(buffer: try await get(client, "/", cookie: other.cookie).body)))
+            #expect(otherCSRF != csrf)
+            for form in ["", "csrf=", "csrf=\(otherCSRF)", "csrf=zz"] {
+                let refused = try await post(client, "/apps/thermostat/suspend", cookie: session.cookie, form: form)
+                #expect(refused.status == .forbidden, "\(form)")
+                #expect(String(buffer: refused.body).contains("CSRF"))
+            }
+            let anonymous = try await client.execute(uri: "/apps/thermostat/suspend", method: .post,
+                                                     headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: "csrf=\(csrf)"))
+            #expect(anonymous.status == .unauthorized)
+            #expect(await project.suspended.isEmpty)
+
+            let done = try await post(client, "/apps/thermostat/suspend", cookie: session.cookie, form: "csrf=\(csrf)")
+            #expect(done.status == .seeOther)
+            #expect(await project.suspended == ["thermostat": true])
+            let operatorID = String(tokens.operator.split(separator: "_")[1])
+            let audit = try await server.store.audit(project: "acme", limit: 10)
+            #expect(audit.contains { $0.action == "app.suspend" && $0.subject == "thermostat" && $0.actor == "operator:\(operatorID)" })
+            let auditPage = String(buffer: try await get(client, "/audit", cookie: session.cookie).body)
+            #expect(auditPage.contains("app.suspend") && auditPage.contains("console.sign-in"))
+        }
+    }
+
+    @Test func signingOutOrRevokingTheOperatorTokenEndsTheSession() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let session = try await signIn(client, token: tokens.operator)
+            let csrf = try #require(Self.csrf(in: String(buffer: try await get(client, "/", cookie: session.cookie).body)))
+            let out = try await post(client, "/sign-out", cookie: session.cookie, form: "csrf=\(csrf)")
+            #expect(out.status == .seeOther)
+            #expect(out.headers[.setCookie]?.contains("Max-Age=0") == true)
+            #expect(try await get(client, "/", cookie: session.cookie).status == .seeOther, "the old cookie no longer works")
+
+            let again = try await signIn(client, token: tokens.operator)
+            #expect(try await get(client, "/", cookie: again.cookie).status == .ok)
+            let operatorID = String(tokens.operator.split(separator: "_")[1])
+            let revoke = try await client.execute(uri: "/api/v1/tokens/\(operatorID)", method: .delete,
+                                                  headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(revoke.status == .ok)
+            #expect(try await get(client, "/", cookie: again.cookie).status == .seeOther, "a session dies with the token that made it")
+        }
+    }
+
+    @Test func aSessionIsNotABearerTokenAndTheAPIMakesNone() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let session = try await signIn(client, token: tokens.operator)
+            let text = String(session.cookie.dropFirst("flotilla_session=".count))
+            #expect(text.hasPrefix("fls_"))
+            let asBearer = try await client.execute(uri: "/api/v1/devices", method: .get, headers: [.authorization: "Bearer \(text)"])
+            #expect(asBearer.status == .unauthorized)
+            let made = try await client.execute(uri: "/api/v1/tokens", method: .post, headers: [.authorization: "Bearer \(tokens.operator)"],
+                                                body: try ServerTests.json(["kind": "session"]))
+            #expect(made.status == .badRequest)
+            #expect(try ServerTests.error(made).field == "kind")
+            // An operator token's text in the cookie is not a session either.
+            #expect(try await get(client, "/", cookie: "flotilla_session=\(tokens.operator)").status == .seeOther)
+        }
+    }
+
+    @Test func anotherProjectsSessionSeesNothingOfThisOne() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let device = try await RemoteTests().onlineDevice(client, tokens)
+            let own = try await signIn(client, token: tokens.operator)
+            let other = try await signIn(client, token: tokens.otherOperator)
+            #expect(String(buffer: try await get(client, "/devices", cookie: own.cookie).body).contains(device.id))
+            #expect(try await get(client, "/devices/\(device.id)", cookie: own.cookie).status == .ok)
+
+            let list = String(buffer: try await get(client, "/devices", cookie: other.cookie).body)
+            #expect(!list.contains(device.id))
+            #expect(list.contains("0 devices"))
+            let page = try await get(client, "/devices/\(device.id)", cookie: other.cookie)
+            #expect(page.status == .notFound)
+            let overview = String(buffer: try await get(client, "/", cookie: other.cookie).body)
+            #expect(!overview.contains("thermostat") && overview.contains("No repository is reconciled for project other"))
+            #expect(try await get(client, "/rollouts/thermostat/canary", cookie: other.cookie).status == .notFound)
+            let csrf = try #require(Self.csrf(in: overview))
+            #expect(try await post(client, "/apps/thermostat/suspend", cookie: other.cookie, form: "csrf=\(csrf)").status == .notFound)
+            #expect(!String(buffer: try await get(client, "/audit", cookie: other.cookie).body).contains(device.id))
+        }
+    }
+
+    @Test func aBadSelectorSaysWhereAndTheListPages() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            for index in 0..<3 { _ = try await RemoteTests().onlineDevice(client, tokens, hardware: "serial-\(index)") }
+            let session = try await signIn(client, token: tokens.operator)
+            let bad = try await get(client, "/devices?selector=group%3Dcanary%2C%2C", cookie: session.cookie)
+            #expect(bad.status == .badRequest)
+            let text = String(buffer: bad.body)
+            #expect(text.contains("Invalid selector at column 14"), "\(text)")
+            #expect(text.contains("aria-invalid=\"true\""))
+            // As a browser's form sends it, a space as '+': the same error as the selector typed.
+            let typed = "group in (canary"
+            var expected = ""
+            do throws(LabelSelector.ParseError) { _ = try LabelSelector(parsing: typed) } catch { expected = "Invalid selector at column \(error.offset + 1): \(HTML.escape(error.reason))" }
+            let formSent = String(buffer: try await get(client, "/devices?selector=group+in+%28canary", cookie: session.cookie).body)
+            #expect(!expected.isEmpty && formSent.contains(expected), "\(expected)")
+            #expect(formSent.contains("value=\"group in (canary\""))
+            let good = String(buffer: try await get(client, "/devices?selector=group%3Dcanary&online=true", cookie: session.cookie).body)
+            #expect(good.contains("page 1 of 1 · 3 devices"))
+            let none = String(buffer: try await get(client, "/devices?selector=group%3Dstable", cookie: session.cookie).body)
+            #expect(none.contains("0 devices"))
+        }
+    }
+
+    @Test func theLivePagePartIsTheMainOnly() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let session = try await signIn(client, token: tokens.operator)
+            let part = try await client.execute(uri: "/", method: .get, headers: [.cookie: session.cookie, HTTPField.Name("X-Console-Part")!: "main"])
+            let text = String(buffer: part.body)
+            #expect(text.contains("Overview of acme") && !text.contains("<html"))
+            let whole = try await get(client, "/", cookie: session.cookie)
+            #expect(whole.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("frame-ancestors 'none'") == true)
+            #expect(String(buffer: whole.body).contains("data-live"))
+        }
+    }
+}
+
+/// The live updates' watcher: one status read a tick for all of a project's consoles, none when
+/// nobody listens, and every listener woken by a change.
+struct ConsoleEventsTests {
+    @Test func manyListenersCostOneReadATickAndAChangeWakesThemAll() async throws {
+        let project = ConsoleProject(ConsoleTests.report())
+        let events = ConsoleEvents(tick: .milliseconds(20)) { _ in await project.statusJSON() }
+        let start = await events.current(project: "acme")
+        let readsBefore = await project.reads
+        let versions = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<50 { group.addTask { await events.next(project: "acme", after: start, timeout: .seconds(30)) } }
+            // Let them all wait through a few ticks of nothing changing.
+            try await Task.sleep(for: .milliseconds(200))
+            let idleReads = await project.reads - readsBefore
+            #expect(idleReads < 20, "50 waiting consoles read the status \(idleReads) times in 200 ms: once a tick, not once each")
+            let listening = await events.listening
+            #expect(listening == 50, "\(listening) listening")
+            await project.set(ConsoleTests.report(converged: 4, updating: 0))
+            var woken: [Int] = []
+            for try await version in group { woken.append(version) }
+            return woken
+        }
+        #expect(versions.count == 50 && versions.allSatisfy { $0 == start + 1 })
+        // Nobody listens now: the watcher stops, and nothing is read.
+        try await Task.sleep(for: .milliseconds(100))
+        let idle = await project.reads
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await project.reads == idle)
+    }
+
+    @Test func aListenerIsAnsweredAtItsTimeoutOrWhenCancelled() async throws {
+        let events = ConsoleEvents(tick: .milliseconds(10)) { _ in Array("same".utf8) }
+        let start = await events.current(project: "acme")
+        #expect(await events.next(project: "acme", after: start, timeout: .milliseconds(50)) == start)
+        let waiting = Task { await events.next(project: "acme", after: start, timeout: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(50))
+        waiting.cancel()
+        #expect(await waiting.value == start)
+        #expect(await events.listening == 0)
+    }
+}
+
+/// Every console page and form is behind a session: none answers without one, whatever its
+/// handler does; only signing in and the two assets are open.
+struct ConsoleRouteTests {
+    @Test func everyConsoleRouteRefusesARequestWithoutAValidSession() async throws {
+        let store = MemoryFleetStore()
+        let router = try await OpenAPITests.router(store)
+        let operatorToken = AccessTokens.make(kind: .operator, project: "acme")
+        try await store.insertToken(operatorToken.record)
+        var made = AccessTokens.make(kind: .session, project: "acme")
+        made.record.createdBy = operatorToken.record.id
+        let ended = made
+        try await store.insertToken(ended.record)
+        try await store.revokeToken(id: ended.record.id)
+        let open: Set = ["/sign-in", "/console/console.css", "/console/console.js"]
+        let routes = router.routes.map { route in
+            (route.method, "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "x" : String($0) }.joined(separator: "/"))
+        }.filter { !$0.1.hasPrefix("/api/") && !$0.1.hasPrefix("/agent/") && !$0.1.hasPrefix("/hooks/")
+            && !["/healthz", "/metrics"].contains($0.1) && !open.contains($0.1) }
+        #expect(routes.count == 12)
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            for (method, path) in routes {
+                for cookie in [nil, "flotilla_session=\(ended.text)", "flotilla_session=\(operatorToken.text)", "flotilla_session=fls_0_0"] {
+                    var headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+                    if let cookie { headers[.cookie] = cookie }
+                    let response = try await client.execute(uri: path, method: method, headers: headers, body: ByteBuffer(string: "csrf=x"))
+                    if method == .get {
+                        #expect(response.status == .seeOther || response.status == .unauthorized, "\(method) \(path) with \(cookie ?? "no cookie")")
+                        if response.status == .seeOther { #expect(response.headers[.location]?.hasPrefix("/sign-in") == true) }
+                    } else {
+                        #expect(response.status == .unauthorized, "\(method) \(path) with \(cookie ?? "no cookie")")
+                    }
+                }
+            }
+        }
+    }
+}
