@@ -155,6 +155,14 @@ let package = Package(
             path: "Benchmarks/MetricsBenchmark"
         ),
         .executableTarget(
+            name: "flotilla-console-bench",
+            dependencies: ["FleetCore", "FleetProtocol", "FleetServer", "FleetStore", "FleetStoreSQLite",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Benchmarks/ConsoleBenchmark"
+        ),
+        .executableTarget(
             name: "flotilla-git-bench",
             dependencies: ["FleetGit", "FleetTesting"],
             path: "Benchmarks/GitBenchmark"

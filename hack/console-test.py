@@ -170,10 +170,12 @@ def main():
             fail(f"the error should name column 17, past the missing ')': {error}")
         step(f"  {error.splitlines()[0]}")
         shot(driver, "devices-bad-selector")
-        driver.get(URL + "/devices?app=thermostat&version=2.4.2")
-        rows = driver.find_elements(By.CSS_SELECTOR, "main tbody tr")
-        if len(rows) != counts["converged"]:
-            fail(f"the device list should find the {counts['converged']} devices on thermostat 2.4.2, found {len(rows)}")
+        # The list is shared by the pages for a second or so (it says as of when): asked again, it catches up.
+        def listed():
+            driver.get(URL + "/devices?app=thermostat&version=2.4.2")
+            rows = driver.find_elements(By.CSS_SELECTOR, "main tbody tr")
+            return rows if len(rows) == counts["converged"] else None
+        rows = wait_for(driver, f"the device list finding the {counts['converged']} devices on thermostat 2.4.2", listed, 15)
         shot(driver, "devices")
 
         step("a device's page shows its charts")

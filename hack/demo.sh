@@ -3,8 +3,18 @@
 # served by git daemon, `flotilla serve --repo` reconciling it on SQLite, 50 devices simulated by
 # `flotilla sim`, the fleet converging, then a version bump committed as a person would and
 # rolled out in waves to convergence. Everything it starts is stopped when it ends.
+#
+#   ./hack/demo.sh          runs it and stops
+#   ./hack/demo.sh --keep   leaves the server and devices running for the web console, until Ctrl-C
 set -euo pipefail
 cd "$(dirname "$0")/.."
+keep=""
+for argument in "$@"; do
+  case "$argument" in
+    --keep) keep=1 ;;
+    *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
+  esac
+done
 source hack/setup.sh
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -40,6 +50,7 @@ port=$(free_port)
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 echo "listening on 127.0.0.1:$port; operator API token in \$operator"
+echo "the web console: http://127.0.0.1:$port/ — sign in with the operator token $operator"
 
 say "Enrolling $DEVICES simulated devices (flotilla sim; 10% of them offline for the first 20 s)"
 "$flotilla" sim --server "http://127.0.0.1:$port" --token "$enrollment" --devices "$DEVICES" --fail-rate 0 \
@@ -132,5 +143,11 @@ grep "^sim:" "$work/sim.log" | tail -n 1 || true
 if grep -qE "warning|error" "$work/serve.log"; then
   say "What the server warned about"
   grep -E "warning|error" "$work/serve.log" | tail -n 8
+fi
+if [ -n "$keep" ]; then
+  say "Still running (--keep): the web console is at http://127.0.0.1:$port/"
+  echo "sign in with the operator token: $operator"
+  echo "the fleet repository's clone: $work/clone (commit and push there to roll out); Ctrl-C stops everything"
+  wait "${pids[0]}" || true
 fi
 say "Done: everything started here is stopped now"

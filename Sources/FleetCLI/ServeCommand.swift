@@ -68,6 +68,10 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Defaults to the open-file limit less 256 descriptors kept for the database and the git mirror."))
     var maxConnections: Int?
 
+    @Flag(help: ArgumentHelp("Always mark the web console's session cookie Secure: browsers reach this server over https through a proxy.",
+                             discussion: "Without it the cookie is Secure when the proxy says https in X-Forwarded-Proto."))
+    var secureCookies = false
+
     @Option(help: ArgumentHelp("Run the projects this file lists, each with its own fleet repository (see docs/SERVER-CONFIG.md).",
                                discussion: "Each project's controller runs apart: one project's invalid commit or unreachable remote never holds another back. Instead of --repo and its flags."))
     var config: String?
@@ -260,6 +264,7 @@ struct ServeCommand: AsyncParsableCommand {
         (configuration.heartbeatRetention, configuration.metricsRetention) = try retentions()
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
+        configuration.secureCookies = secureCookies
         // Replicas trust what they cached of a device for 15 s at most, even with every revocation
         // announced (see RegistryEvents).
         let board = AssignmentBoard(), registry = RegistryEvents(cacheLifetime: shared == nil ? nil : .seconds(15))

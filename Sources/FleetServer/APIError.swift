@@ -1,3 +1,4 @@
+import HTTPTypes
 import FleetProtocol
 public import Hummingbird
 import Foundation
@@ -22,6 +23,7 @@ public struct APIError: HTTPResponseError, Sendable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = try JSONEncoder().encode(ErrorResponse(code: code, message: message, field: field))
         var headers: HTTPFields = [.contentType: "application/json"]
+        headers[.xContentTypeOptions] = "nosniff"
         if !allow.isEmpty { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
@@ -30,6 +32,10 @@ public struct APIError: HTTPResponseError, Sendable {
     static func forbidden(_ message: String) -> APIError { APIError(.forbidden, "forbidden", message) }
     static func notFound(_ message: String) -> APIError { APIError(.notFound, "not_found", message) }
     static func invalid(_ message: String, field: String?) -> APIError { APIError(.badRequest, "invalid_field", message, field: field) }
+}
+
+extension HTTPField.Name {
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
 }
 
 /// A path parameter as the handlers use it: percent-decoded (`d%2D1` is `d-1`) and checked like

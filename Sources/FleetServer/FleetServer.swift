@@ -66,8 +66,7 @@ public enum FleetServer {
         RemoteController(store: store, board: board, access: remoteAccess, configuration: configuration)
             .addRoutes(to: operators)
         ControllerRoutes(controllers: controllers, store: store, replica: configuration.leadership).addRoutes(to: router, operators: operators)
-        ConsoleController(store: store, board: board, controllers: controllers, configuration: configuration,
-                          events: ConsoleEvents(controllers: controllers)).addRoutes(to: router)
+        ConsoleController(store: store, board: board, controllers: controllers, configuration: configuration).addRoutes(to: router)
         routeTable.set(router.routes.map { ($0.method.rawValue, $0.path.description) })
         return router
     }

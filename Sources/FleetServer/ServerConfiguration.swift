@@ -41,6 +41,9 @@ public struct ServerConfiguration: Sendable {
     /// descriptor limit less `reservedDescriptors`, so the store and the git mirror can always
     /// open their files however many clients connect.
     public var maximumConnections: Int = ServerConfiguration.connectionsWithinDescriptorLimit()
+    /// Mark the console's session cookie Secure (and `__Host-`) whatever the request says: the
+    /// server is reached over https through a proxy that terminates TLS.
+    public var secureCookies = false
     /// Descriptors kept back from clients for SQLite, the key, the git mirror and calls out.
     public static let reservedDescriptors = 256
 

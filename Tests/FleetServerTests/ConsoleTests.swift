@@ -103,6 +103,65 @@ struct ConsoleTests {
         }
     }
 
+    @Test func anotherSitesPageCannotSignInOrPostAForm() async throws {
+        let project = ConsoleProject(Self.report())
+        try await server.withServer(controller: project) { client, tokens in
+            let crossSite = try await signIn(client, token: tokens.otherOperator, headers: [HTTPField.Name("Sec-Fetch-Site")!: "cross-site"])
+            #expect(crossSite.response.status == .forbidden)
+            #expect(crossSite.response.headers[.setCookie] == nil, "another site's form signed the browser in to its project")
+            let foreignOrigin = try await signIn(client, token: tokens.otherOperator, headers: [HTTPField.Name("Origin")!: "https://evil.example"])
+            #expect(foreignOrigin.response.status == .forbidden)
+            let sameSite = try await signIn(client, token: tokens.operator, headers: [HTTPField.Name("Sec-Fetch-Site")!: "same-origin"])
+            #expect(sameSite.response.status == .seeOther)
+
+            let csrf = try #require(Self.csrf(in: String(buffer: try await get(client, "/", cookie: sameSite.cookie).body)))
+            let forged = try await client.execute(uri: "/apps/thermostat/suspend", method: .post,
+                                                  headers: [.cookie: sameSite.cookie, .contentType: "application/x-www-form-urlencoded",
+                                                            HTTPField.Name("Sec-Fetch-Site")!: "same-site"],
+                                                  body: ByteBuffer(string: "csrf=\(csrf)"))
+            #expect(forged.status == .forbidden)
+            #expect(await project.suspended.isEmpty)
+        }
+    }
+
+    @Test func signingInAgainEndsTheSessionTheBrowserHeld() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let first = try await signIn(client, token: tokens.operator)
+            let second = try await signIn(client, token: tokens.otherOperator, headers: [.cookie: first.cookie])
+            #expect(second.response.status == .seeOther)
+            #expect(try await get(client, "/", cookie: first.cookie).status == .seeOther, "the first session is revoked, not left valid")
+            #expect(try await get(client, "/", cookie: second.cookie).status == .ok)
+        }
+    }
+
+    @Test func aPlantedCookieCannotShadowTheSessionAndTLSGetsAHostOnlySecureCookie() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let session = try await signIn(client, token: tokens.operator)
+            let planted = try await client.execute(uri: "/audit", method: .get, headers: [.cookie: "flotilla_session=junk; \(session.cookie)"])
+            #expect(planted.status == .ok)
+            let proxied = try await signIn(client, token: tokens.operator, headers: [HTTPField.Name("X-Forwarded-Proto")!: "http, https"])
+            let cookie = try #require(proxied.response.headers[.setCookie])
+            #expect(cookie.hasPrefix("__Host-flotilla_session=") && cookie.hasSuffix("; Secure"))
+            #expect(try await get(client, "/", cookie: proxied.cookie).status == .ok)
+        }
+    }
+
+    @Test func theAuditLogPagesAndShowsOperatorsApartFromDevices() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let session = try await signIn(client, token: tokens.operator)
+            for index in 0..<250 {
+                try await server.store.appendAudit(AuditRecord(at: Date(), project: "acme", actor: "device:d-\(index)",
+                                                               action: "device.reenroll.refused", subject: "d-\(index)"))
+            }
+            let operators = String(buffer: try await get(client, "/audit?who=operators", cookie: session.cookie).body)
+            #expect(operators.contains("console.sign-in") && !operators.contains("device.reenroll.refused"))
+            let everyone = String(buffer: try await get(client, "/audit", cookie: session.cookie).body)
+            #expect(everyone.contains("page 1 of 3 · 251 entries"))
+            let last = String(buffer: try await get(client, "/audit?page=3", cookie: session.cookie).body)
+            #expect(last.contains("console.sign-in"), "the operator's entry is the oldest, on the last page")
+        }
+    }
+
     @Test func signInGoesBackOnlyToAPathOfThisSite() {
         let table: [(String?, String)] = [
             (nil, "/"), ("/devices?x=1", "/devices?x=1"), ("https://evil.example/", "/"), ("//evil.example/", "/"),
@@ -291,6 +350,17 @@ struct ConsoleEventsTests {
         #expect(await project.reads == idle)
     }
 
+    @Test func eventStreamsAreCappedPerSessionAndInAll() async {
+        let events = ConsoleEvents(maximumStreams: 6) { _ in nil }
+        for _ in 0..<ConsoleEvents.streamsPerSession { #expect(await events.admit(session: "a")) }
+        #expect(await events.admit(session: "a") == false, "a fifth tab of one session gets no stream")
+        #expect(await events.admit(session: "b"))
+        #expect(await events.admit(session: "b"))
+        #expect(await events.admit(session: "c") == false, "the server's cap holds across sessions")
+        await events.leave(session: "a")
+        #expect(await events.admit(session: "c"))
+    }
+
     @Test func aListenerIsAnsweredAtItsTimeoutOrWhenCancelled() async throws {
         let events = ConsoleEvents(tick: .milliseconds(10)) { _ in Array("same".utf8) }
         let start = await events.current(project: "acme")
@@ -340,3 +410,34 @@ struct ConsoleRouteTests {
         }
     }
 }
+
+/// The device list the console's pages share: one store read for many pages, served stale while
+/// one refresh runs, and read anew once it is old.
+struct ConsoleDeviceCacheTests {
+    @Test func pagesShareOneReadAndAStaleListIsRefreshedBehindThem() async throws {
+        let store = MemoryFleetStore()
+        for index in 0..<3 {
+            _ = try await store.enroll(DeviceRecord(id: "d-\(index)", project: "acme", name: "d-\(index)", hardwareID: "hw-\(index)",
+                                                    secretHash: "", enrolledAt: Date()))
+        }
+        let cache = ConsoleDeviceCache(store: store, freshness: 0.2)
+        let first = try await cache.snapshot(project: "acme")
+        #expect(first.devices.map(\.id) == ["d-0", "d-1", "d-2"])
+        for _ in 0..<20 { _ = try await cache.snapshot(project: "acme") }
+        #expect(await cache.reads == 1, "twenty pages within the freshness read the store once")
+
+        try await store.deleteDevice(id: "d-1")
+        let now = Date()
+        let stale = try await cache.snapshot(project: "acme", now: now.addingTimeInterval(0.3))
+        #expect(stale.devices.count == 3, "a list just past its lifetime is served at once")
+        #expect(await cache.reads == 2, "and one refresh started behind it")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await cache.snapshot(project: "acme").devices.map(\.id) == ["d-0", "d-2"])
+
+        try await store.deleteDevice(id: "d-2")
+        let late = try await cache.snapshot(project: "acme", now: Date().addingTimeInterval(5))
+        #expect(late.devices.map(\.id) == ["d-0"], "a list long unread is not shown: the page waits for a fresh one")
+        #expect(try await cache.snapshot(project: "other").devices.isEmpty)
+    }
+}
+

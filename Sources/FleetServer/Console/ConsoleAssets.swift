@@ -36,6 +36,7 @@ enum ConsoleAssets {
     .legend i { display: inline-block; width: .7rem; height: .7rem; margin-right: .25rem; vertical-align: -1px; border-radius: 2px; }
     form.inline { display: inline; }
     button { font: inherit; padding: .3rem .75rem; border-radius: 4px; border: 1px solid #8a97a3; background: #fff; cursor: pointer; }
+    h2 button { font-size: .85rem; font-weight: 400; vertical-align: middle; padding: .15rem .6rem; }
     button.danger { border-color: var(--bad); color: var(--bad); }
     input[type=text], input[type=password], select { font: inherit; padding: .35rem .5rem; border: 1px solid #8a97a3; border-radius: 4px; }
     .search { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }

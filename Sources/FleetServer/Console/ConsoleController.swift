@@ -16,8 +16,22 @@ struct ConsoleController: Sendable {
     let controllers: ControllerSet
     let configuration: ServerConfiguration
     let events: ConsoleEvents
+    let devices: ConsoleDeviceCache
     /// How long an open event stream waits before a keep-alive comment (proxies close silent ones).
     var keepAlive: Duration = .seconds(20)
+    /// How long one event stream lasts; the browser opens the next by itself.
+    var streamLifetime: Duration = .seconds(600)
+
+    init(store: any FleetStore, board: AssignmentBoard, controllers: ControllerSet, configuration: ServerConfiguration) {
+        self.store = store
+        self.board = board
+        self.controllers = controllers
+        self.configuration = configuration
+        // Live pages hold a connection each: at most a tenth of what the server accepts, so
+        // consoles never crowd out devices.
+        events = ConsoleEvents(controllers: controllers, maximumStreams: max(16, configuration.maximumConnections / 10))
+        devices = ConsoleDeviceCache(store: store)
+    }
 
     func addRoutes(to router: Router<FleetRequestContext>) {
         let console = router.group().add(middleware: ConsoleErrorMiddleware(store: store))
@@ -34,7 +48,7 @@ struct ConsoleController: Sendable {
             try await store.appendAudit(AuditRecord(at: Date(), project: session.project, actor: session.actor,
                                                     action: "console.sign-out", subject: session.record.id))
             var response = redirect("/sign-in")
-            response.headers[.setCookie] = ConsoleSession.clearCookie(secure: ConsoleSession.overTLS(request))
+            response.headers[.setCookie] = ConsoleSession.clearCookie(secure: ConsoleSession.overTLS(request, configuration: configuration))
             return response
         }
         console.get("/") { request, _ in try await overview(request) }
@@ -43,11 +57,7 @@ struct ConsoleController: Sendable {
         console.get("rollouts/:app/:group") { request, context in
             try await rollout(request, app: try PathParameter.require(context, "app"), group: try PathParameter.require(context, "group"))
         }
-        console.get("audit") { request, _ in
-            let session = try await signedIn(request)
-            let entries = try await store.audit(project: session.project, limit: 200)
-            return page(request, session: session, title: "Audit log", section: .audit, main: ConsolePages.auditMain(entries: entries))
-        }
+        console.get("audit") { request, _ in try await audit(request) }
         console.get("events") { request, _ in try await eventStream(request) }
         console.post("reconcile") { request, _ in
             let (session, _) = try await form(request)
@@ -86,12 +96,20 @@ struct ConsoleController: Sendable {
     // MARK: Sessions and forms
 
     private func signIn(_ request: Request) async throws -> Response {
+        // Another site's page posting a token of its own would sign the browser in to its project.
+        guard ConsoleSession.sameSite(request) else {
+            throw APIError(.forbidden, "cross_site", "a sign-in from another site's page is refused; sign in on this site's own page")
+        }
         let fields = try await FormBody.read(request)
         let next = Self.safeNext(fields["next"])
         do {
             let session = try await ConsoleSession.signIn(operatorToken: fields["token"] ?? "", store: store, now: Date())
+            // Signing in again ends the session the browser held: it is not left valid behind.
+            if let previous = try await ConsoleSession.from(request, store: store, now: Date()) {
+                try await store.revokeToken(id: previous.record.id)
+            }
             var response = redirect(next)
-            response.headers[.setCookie] = session.setCookie(secure: ConsoleSession.overTLS(request), now: Date())
+            response.headers[.setCookie] = session.setCookie(secure: ConsoleSession.overTLS(request, configuration: configuration), now: Date())
             return response
         } catch let error as APIError where error.status == .unauthorized {
             return html(ConsolePages.signIn(error: "Not signed in: \(error.message).", next: next), status: .unauthorized)
@@ -109,6 +127,9 @@ struct ConsoleController: Sendable {
     private func form(_ request: Request) async throws -> (ConsoleSession, [String: String]) {
         guard let session = try await ConsoleSession.from(request, store: store, now: Date()) else {
             throw APIError.unauthorized("you are not signed in, or your session ended; sign in and try again")
+        }
+        guard ConsoleSession.sameSite(request) else {
+            throw APIError(.forbidden, "cross_site", "the form came from another site's page")
         }
         let fields = try await FormBody.read(request)
         guard session.acceptsCSRF(fields["csrf"]) else {
@@ -143,10 +164,13 @@ struct ConsoleController: Sendable {
             state = .none
         }
         let now = Date()
-        let devices = try await store.devices(project: session.project).filter { !$0.deleted }
-        let online = devices.count { device in device.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false }
+        let snapshot = try await devices.snapshot(project: session.project)
+        let online = snapshot.devices.count { device in
+            device.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false
+        }
         return page(request, session: session, title: "Overview", section: .overview, live: true,
-                    main: ConsolePages.overviewMain(session: session, state: state, suspended: suspended, devices: devices.count, online: online))
+                    main: ConsolePages.overviewMain(session: session, state: state, suspended: suspended, devices: snapshot.devices.count,
+                                                    online: online, asOf: snapshot.at))
     }
 
     private func devices(_ request: Request) async throws -> Response {
@@ -167,26 +191,43 @@ struct ConsoleController: Sendable {
             }
         }
         let now = Date()
-        let all = try await store.devices(project: session.project).filter { !$0.deleted }
-        let apps = Set(all.flatMap(\.apps.keys)).sorted()
-        var matching: [OperatorDeviceView] = []
+        let snapshot = try await devices.snapshot(project: session.project)
+        // The snapshot is in id order: the matches are counted, and only the page's are shown.
+        var total = 0
+        var shown: [OperatorDeviceView] = []
         if problem == nil {
             let online = query.online == "true" ? true : query.online == "false" ? false : nil
-            for record in all {
+            let first = (query.page - 1) * ConsolePages.pageSize
+            let window = configuration.offlineAfterSeconds
+            for record in snapshot.devices {
                 guard selector?.matches(record.reportedTags) ?? true,
                       query.app.isEmpty || record.apps[query.app] != nil,
                       query.version.isEmpty || query.app.isEmpty || record.apps[query.app]?.version == query.version else { continue }
-                let view = OperatorController.view(record, now: now, configuration: configuration)
-                if let online, view.online != online { continue }
-                matching.append(view)
+                if let online, (record.lastHeartbeatAt.map { now.timeIntervalSince($0) <= window } ?? false) != online { continue }
+                if total >= first, shown.count < ConsolePages.pageSize {
+                    shown.append(OperatorController.view(record, now: now, configuration: configuration))
+                }
+                total += 1
             }
-            matching.sort { $0.id < $1.id }
         }
-        let start = min(matching.count, (query.page - 1) * ConsolePages.pageSize)
-        let slice = matching[start..<min(matching.count, start + ConsolePages.pageSize)]
         return page(request, session: session, title: "Devices", section: .devices,
-                    main: ConsolePages.devicesMain(query: query, problem: problem, devices: slice, total: matching.count, apps: apps),
+                    main: ConsolePages.devicesMain(query: query, problem: problem, devices: shown[...], total: total, apps: snapshot.apps,
+                                                   asOf: snapshot.at),
                     status: problem == nil ? .ok : .badRequest)
+    }
+
+    private func audit(_ request: Request) async throws -> Response {
+        let session = try await signedIn(request)
+        let query = FormBody.parse(request.uri.query ?? "")
+        let who = ConsolePages.AuditFilter(rawValue: query["who"] ?? "") ?? .all
+        let page = max(1, min(Int(query["page"] ?? "") ?? 1, 1_000))
+        // The latest entries, filtered here: devices' entries (refused re-enrollments, say)
+        // cannot push the operators' actions out of reach.
+        let entries = try await store.audit(project: session.project, limit: 10_000).filter(who.admits)
+        let first = min(entries.count, (page - 1) * ConsolePages.auditPageSize)
+        return self.page(request, session: session, title: "Audit log", section: .audit,
+                         main: ConsolePages.auditMain(entries: Array(entries[first..<min(entries.count, first + ConsolePages.auditPageSize)]),
+                                                      filter: who, page: page, total: entries.count))
     }
 
     private func device(_ request: Request, id: String) async throws -> Response {
@@ -267,13 +308,19 @@ struct ConsoleController: Sendable {
             throw APIError.unauthorized("you are not signed in, or your session ended")
         }
         let project = session.project, events = self.events, keepAlive = self.keepAlive, store = self.store
-        let record = session.record
+        let record = session.record, lifetime = streamLifetime
+        guard await events.admit(session: record.id) else {
+            throw APIError(.tooManyRequests, "too_many_streams",
+                           "too many live pages are open (\(ConsoleEvents.streamsPerSession) a session); the page still works, reload it to see what changed")
+        }
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { Task { await events.leave(session: record.id) } }
             var version = await events.current(project: project)
+            let ends = ContinuousClock.now + lifetime
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
-            while !Task.isCancelled {
+            while !Task.isCancelled, ContinuousClock.now < ends {
                 let next = await events.next(project: project, after: version, timeout: keepAlive)
                 // A session that ended (signed out, revoked, expired) hears nothing more.
                 guard (try? await AccessTokens.confirm(record, store: store, now: Date())) != nil else { break }
@@ -298,7 +345,7 @@ struct ConsoleController: Sendable {
     }
 
     private func asset(_ text: String, type: String) -> Response {
-        Response(status: .ok, headers: [.contentType: type, .cacheControl: "public, max-age=3600"],
+        Response(status: .ok, headers: [.contentType: type, .cacheControl: "public, max-age=3600", .xContentTypeOptions: "nosniff"],
                  body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 }

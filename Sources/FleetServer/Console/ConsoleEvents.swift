@@ -28,13 +28,35 @@ actor ConsoleEvents {
     /// Status reads so far, for the test that an idle console costs none.
     private(set) var reads = 0
 
-    init(tick: Duration = .seconds(1), read: @escaping StatusReader) {
+    /// Open event streams: each holds a connection, so they are counted and capped.
+    private var streams: [String: Int] = [:]
+    private var streamCount = 0
+    private let maximumStreams: Int
+    /// The most event streams one session may hold open (a few tabs).
+    static let streamsPerSession = 4
+
+    init(tick: Duration = .seconds(1), maximumStreams: Int = 1_000, read: @escaping StatusReader) {
         self.tick = tick
+        self.maximumStreams = maximumStreams
         self.read = read
     }
 
-    init(controllers: ControllerSet) {
-        self.init { project in await controllers.entry(for: project)?.handle.statusJSON() }
+    init(controllers: ControllerSet, maximumStreams: Int) {
+        self.init(maximumStreams: maximumStreams) { project in await controllers.entry(for: project)?.handle.statusJSON() }
+    }
+
+    /// Counts a new event stream of `session`, unless the session or the server holds its most.
+    func admit(session: String) -> Bool {
+        guard streamCount < maximumStreams, streams[session, default: 0] < Self.streamsPerSession else { return false }
+        streams[session, default: 0] += 1
+        streamCount += 1
+        return true
+    }
+
+    func leave(session: String) {
+        guard let open = streams[session] else { return }
+        streams[session] = open > 1 ? open - 1 : nil
+        streamCount -= 1
     }
 
     /// The project's status version now (reading it the first time it is asked).

@@ -99,16 +99,12 @@ enum ConsolePages {
         case reconciled(FleetStatusReport, leader: String?)
     }
 
-    static func overview(session: ConsoleSession, state: ControllerState, suspended: Set<String>, devices: Int, online: Int,
-                         notice: String? = nil) -> HTML {
-        layout(title: "Overview", session: session, section: .overview, live: true,
-               main: overviewMain(session: session, state: state, suspended: suspended, devices: devices, online: online, notice: notice))
-    }
-
     static func overviewMain(session: ConsoleSession, state: ControllerState, suspended: Set<String>, devices: Int, online: Int,
-                             notice: String? = nil) -> HTML {
+                             notice: String? = nil, asOf: Date? = nil) -> HTML {
         let noticeHTML: HTML = notice.map { "<div class=\"panel\" role=\"status\">\($0)</div>" } ?? ""
-        let fleet: HTML = "<p>\(devices) devices, \(online) online (<a href=\"/devices?online=false\">\(devices - online) offline</a>)</p>"
+        let fleet: HTML = """
+        <p>\(devices) devices, \(online) online (<a href="/devices?online=false">\(devices - online) offline</a>)\(asOf.map(listedAt))</p>
+        """
         switch state {
         case .none:
             return """
@@ -296,8 +292,13 @@ enum ConsolePages {
 
     static let pageSize = 50
 
+    /// When the device list a page counts was read (it is shared for a few seconds).
+    static func listedAt(_ date: Date) -> HTML {
+        " <span class=\"muted\">as of \(date.formatted(.iso8601.time(includingFractionalSeconds: false)))</span>"
+    }
+
     static func devicesMain(query: DeviceQuery, problem: SelectorProblem?, devices: ArraySlice<OperatorDeviceView>, total: Int,
-                            apps: [String]) -> HTML {
+                            apps: [String], asOf: Date? = nil) -> HTML {
         let error: HTML = problem.map { problem in
             let marker = String(repeating: " ", count: max(0, problem.column - 1)) + "^"
             return """
@@ -325,7 +326,7 @@ enum ConsolePages {
         let pager: HTML = """
         <nav class="pager" aria-label="Pages">\
         \(query.page > 1 ? HTML("<a href=\"\(query.link(page: query.page - 1))\" rel=\"prev\">Previous</a>") : "")
-        <span>page \(query.page) of \(pages) · \(total) devices</span>\
+        <span>page \(query.page) of \(pages) · \(total) devices\(asOf.map(listedAt))</span>\
         \(query.page < pages ? HTML("<a href=\"\(query.link(page: query.page + 1))\" rel=\"next\">Next</a>") : "")</nav>
         """
         return """
@@ -426,7 +427,39 @@ enum ConsolePages {
 
     // MARK: Audit
 
-    static func auditMain(entries: [AuditRecord]) -> HTML {
+    /// Whose entries the audit log shows.
+    enum AuditFilter: String, CaseIterable {
+        case all = "", operators, devices
+
+        var label: String { self == .all ? "everyone" : rawValue }
+
+        func admits(_ entry: AuditRecord) -> Bool {
+            switch self {
+            case .all: true
+            case .operators: entry.actor.hasPrefix("operator:")
+            case .devices: !entry.actor.hasPrefix("operator:")
+            }
+        }
+    }
+
+    static let auditPageSize = 100
+
+    static func auditMain(entries: [AuditRecord], filter: AuditFilter = .all, page: Int = 1, total: Int? = nil) -> HTML {
+        let total = total ?? entries.count
+        let pages = max(1, (total + auditPageSize - 1) / auditPageSize)
+        func link(_ filter: AuditFilter, page: Int) -> String {
+            "/audit" + URLText.query([("who", filter == .all ? nil : filter.rawValue), ("page", page == 1 ? nil : String(page))])
+        }
+        let filters = AuditFilter.allCases.map { option -> HTML in
+            option == filter ? "<strong aria-current=\"true\">\(option.label)</strong> "
+                : "<a href=\"\(link(option, page: 1))\">\(option.label)</a> "
+        }
+        let pager: HTML = """
+        <nav class="pager" aria-label="Pages">\
+        \(page > 1 ? HTML("<a href=\"\(link(filter, page: page - 1))\" rel=\"prev\">Newer</a>") : "")
+        <span>page \(page) of \(pages) · \(total) entries</span>\
+        \(page < pages ? HTML("<a href=\"\(link(filter, page: page + 1))\" rel=\"next\">Older</a>") : "")</nav>
+        """
         let rows = entries.map { entry -> HTML in
             """
             <tr><td>\(entry.at.ISO8601Format())</td><td class="mono">\(entry.actor)</td><td>\(entry.action)</td>
@@ -435,7 +468,8 @@ enum ConsolePages {
         }
         return """
         <h1>Audit log</h1>
-        <p class="muted">The latest \(entries.count) entries, newest first.</p>
+        <p>Who: \(filters)</p>
+        \(pager)
         <div class="table-wrap"><table>
         <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Subject</th><th scope="col">Detail</th></tr></thead>
         <tbody>\(rows)</tbody></table></div>

@@ -17,6 +17,9 @@ struct ConsoleSession: Sendable {
     var text: String
 
     static let cookieName = "flotilla_session"
+    /// Over TLS the cookie is `__Host-` prefixed: the browser then takes it only from this host,
+    /// Secure, for path /, so a sibling subdomain cannot plant one that shadows it.
+    static let secureCookieName = "__Host-flotilla_session"
     /// How long a session lasts at most; never past the operator token that made it.
     static let lifetime: TimeInterval = 12 * 3_600
 
@@ -54,27 +57,28 @@ struct ConsoleSession: Sendable {
         return ConsoleSession(record: made.record, text: made.text)
     }
 
-    /// The session a request's cookie names, when it is one that holds now.
+    /// The session a request's cookie names, when it is one that holds now. Every cookie of the
+    /// session's names is tried (at most a few): one planted beside the real one cannot shadow it.
     static func from(_ request: Request, store: any FleetStore, now: Date) async throws -> ConsoleSession? {
-        guard let text = cookie(cookieName, in: request.headers) else { return nil }
-        do {
-            let record = try await AccessTokens.verify(text, kind: .session, store: store, now: now)
-            return ConsoleSession(record: record, text: text)
-        } catch is APIError {
-            return nil
-        }
-    }
-
-    /// The value of cookie `name` in the request's `Cookie` fields.
-    static func cookie(_ name: String, in headers: HTTPFields) -> String? {
-        for field in headers[values: .cookie] {
-            for pair in field.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name else { continue }
-                return parts[1].trimmingCharacters(in: .whitespaces)
+        for text in cookies([secureCookieName, cookieName], in: request.headers).prefix(4) {
+            if let record = try? await AccessTokens.verify(text, kind: .session, store: store, now: now) {
+                return ConsoleSession(record: record, text: text)
             }
         }
         return nil
+    }
+
+    /// The values of the cookies called one of `names` in the request's `Cookie` fields, in order.
+    static func cookies(_ names: [String], in headers: HTTPFields) -> [String] {
+        var values: [String] = []
+        for field in headers[values: .cookie] {
+            for pair in field.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, names.contains(parts[0].trimmingCharacters(in: .whitespaces)) else { continue }
+                values.append(parts[1].trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return values
     }
 
     /// The cookie that holds the session: HttpOnly (no script reads it), SameSite=Strict (no other
@@ -82,18 +86,39 @@ struct ConsoleSession: Sendable {
     /// that says so).
     func setCookie(secure: Bool, now: Date) -> String {
         let seconds = max(0, Int(record.expiresAt?.timeIntervalSince(now) ?? Self.lifetime))
-        return "\(Self.cookieName)=\(text); Path=/; Max-Age=\(seconds); HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+        return "\(secure ? Self.secureCookieName : Self.cookieName)=\(text); Path=/; Max-Age=\(seconds); HttpOnly; SameSite=Strict"
+            + (secure ? "; Secure" : "")
     }
 
     static func clearCookie(secure: Bool) -> String {
-        "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+        "\(secure ? secureCookieName : cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
     }
 
-    /// Whether the browser reached the server over TLS: a proxy in front says so in
-    /// `X-Forwarded-Proto` (a client lying about it only makes its own cookie stricter).
-    static func overTLS(_ request: Request) -> Bool {
-        guard let name = HTTPField.Name("X-Forwarded-Proto"), let proto = request.headers[name] else { return false }
-        return proto.lowercased().split(separator: ",").first?.trimmingCharacters(in: .whitespaces) == "https"
+    /// Whether the browser reaches the server over TLS: always when the server is configured so
+    /// (`serve --secure-cookies`, for a proxy that terminates TLS), else when a proxy in front
+    /// says so in `X-Forwarded-Proto` — any of its hops (a client lying about it only makes its
+    /// own cookie stricter).
+    static func overTLS(_ request: Request, configuration: ServerConfiguration) -> Bool {
+        if configuration.secureCookies { return true }
+        guard let name = HTTPField.Name("X-Forwarded-Proto") else { return false }
+        return request.headers[values: name].contains { value in
+            value.lowercased().split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "https" }
+        }
+    }
+
+    /// Whether a form came from a page of this site: a browser says where a request came from
+    /// (`Sec-Fetch-Site`, `Origin`), and another site's page cannot forge either. A client that
+    /// sends neither (not a browser) is not refused for it.
+    static func sameSite(_ request: Request) -> Bool {
+        if let name = HTTPField.Name("Sec-Fetch-Site"), let site = request.headers[name] {
+            return site == "same-origin" || site == "none"
+        }
+        if let name = HTTPField.Name("Origin"), let origin = request.headers[name] {
+            guard let host = request.head.authority else { return false }
+            let bare = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init)
+            return origin != "null" && bare == host
+        }
+        return true
     }
 }
 
