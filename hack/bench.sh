@@ -22,6 +22,9 @@
 #   ./hack/bench.sh metrics [N]
 #                              the metrics history's size: N devices (default 10,000) × a day of heartbeats at
 #                              25 s through the SQLite store, raw and rolled up, against the heartbeats' own JSON
+#   ./hack/bench.sh console [N]
+#                              the web console's server time with N devices (default 100,000) in SQLite: the
+#                              overview, device list pages and a device's page, against GET /api/v1/devices
 #   ./hack/bench.sh sim [N]    N simulated devices (default 10,000) in one process: enrollment, steady
 #                              heartbeats, and a deployment to all of them until it converges
 set -euo pipefail
@@ -40,6 +43,13 @@ release_build() {
     cat "$log" >&2; rm -f "$log"; exit 1
   fi
   tail -n 1 "$log"; rm -f "$log"
+}
+
+bench_console() {
+  echo "==> console: release build"
+  release_build flotilla-console-bench
+  echo "==> console: ${1:-100000} devices in SQLite; the median of 15 requests each, in process"
+  "$release/flotilla-console-bench" "${1:-100000}"
 }
 
 bench_plan() {
@@ -371,6 +381,7 @@ case "$which" in
   controller) bench_controller ;;
   converge) bench_converge "${2:-}" ;;
   metrics) bench_metrics "${2:-}" ;;
-  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_agent; bench_controller; bench_sim; bench_converge; bench_metrics ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|agent|controller|sim [DEVICES]|converge [DEVICES]|metrics [DEVICES]|all]" >&2; exit 2 ;;
+  console) bench_console "${2:-}" ;;
+  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_agent; bench_controller; bench_sim; bench_converge; bench_metrics; bench_console ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|agent|controller|sim [DEVICES]|converge [DEVICES]|metrics [DEVICES]|console [DEVICES]|all]" >&2; exit 2 ;;
 esac

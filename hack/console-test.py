@@ -65,11 +65,13 @@ def shot(driver, name):
     return path
 
 
-def sign_in(driver, token):
+def sign_in(driver, token, screenshot=None):
     driver.get(URL + "/")
     if "/sign-in" not in driver.current_url:
         fail(f"an anonymous visit to / should land on the sign-in page, was {driver.current_url}")
     field = driver.find_element(By.ID, "token")
+    if screenshot:
+        shot(driver, screenshot)
     field.send_keys(token)
     field.send_keys(Keys.ENTER)  # the keyboard alone signs in
 
@@ -104,8 +106,7 @@ def main():
     driver = browser()
     try:
         step("sign in with an operator token, by keyboard")
-        shot(driver, "sign-in")
-        sign_in(driver, TOKEN)
+        sign_in(driver, TOKEN, screenshot="sign-in")
         wait_for(driver, "the overview after signing in", lambda: "Overview of acme-climate" in driver.find_element(By.TAG_NAME, "h1").text, 30)
         cookie = driver.get_cookie("flotilla_session")
         if not cookie or not cookie.get("httpOnly") or cookie.get("sameSite") != "Strict":
@@ -219,6 +220,8 @@ def main():
         step("on a phone's width nothing overflows sideways")
         driver.set_window_size(390, 844)
         driver.get(URL + "/")
+        # After a dozen pages of one session, the newest still gets its live stream.
+        wait_for(driver, "the overview live again", lambda: driver.find_element(By.ID, "live-status").text == "live", 15)
         overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
         if overflow > 2:
             fail(f"the overview is {overflow} px wider than a phone's screen")

@@ -350,15 +350,24 @@ struct ConsoleEventsTests {
         #expect(await project.reads == idle)
     }
 
-    @Test func eventStreamsAreCappedPerSessionAndInAll() async {
-        let events = ConsoleEvents(maximumStreams: 6) { _ in nil }
-        for _ in 0..<ConsoleEvents.streamsPerSession { #expect(await events.admit(session: "a")) }
-        #expect(await events.admit(session: "a") == false, "a fifth tab of one session gets no stream")
-        #expect(await events.admit(session: "b"))
-        #expect(await events.admit(session: "b"))
-        #expect(await events.admit(session: "c") == false, "the server's cap holds across sessions")
-        await events.leave(session: "a")
-        #expect(await events.admit(session: "c"))
+    @Test func eventStreamsAreCappedPerSessionAndInAll() async throws {
+        let events = ConsoleEvents(maximumStreams: 6) { _ in Array("same".utf8) }
+        var streams: [Int] = []
+        for _ in 0..<ConsoleEvents.streamsPerSession { streams.append(try #require(await events.admit(session: "a"))) }
+        let start = await events.current(project: "acme")
+        let first = streams[0]
+        let oldest = Task { await events.next(project: "acme", after: start, timeout: .seconds(60), stream: first) }
+        try await Task.sleep(for: .milliseconds(50))
+        // A fifth page of the session gets a stream, and the oldest (a page left behind) ends.
+        let fifth = try #require(await events.admit(session: "a"))
+        #expect(await oldest.value == ConsoleEvents.ended)
+        #expect(await events.next(project: "acme", after: start, timeout: .seconds(60), stream: streams[0]) == ConsoleEvents.ended)
+        await events.leave(session: "a", stream: streams[0])
+        #expect(await events.admit(session: "b") != nil)
+        #expect(await events.admit(session: "b") != nil)
+        #expect(await events.admit(session: "c") == nil, "the server's cap holds across sessions")
+        await events.leave(session: "a", stream: fifth)
+        #expect(await events.admit(session: "c") != nil)
     }
 
     @Test func aListenerIsAnsweredAtItsTimeoutOrWhenCancelled() async throws {

@@ -309,19 +309,21 @@ struct ConsoleController: Sendable {
         }
         let project = session.project, events = self.events, keepAlive = self.keepAlive, store = self.store
         let record = session.record, lifetime = streamLifetime
-        guard await events.admit(session: record.id) else {
+        guard let stream = await events.admit(session: record.id) else {
             throw APIError(.tooManyRequests, "too_many_streams",
-                           "too many live pages are open (\(ConsoleEvents.streamsPerSession) a session); the page still works, reload it to see what changed")
+                           "too many live pages are open on this server; the page still works, reload it to see what changed")
         }
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            defer { Task { await events.leave(session: record.id) } }
+            defer { Task { await events.leave(session: record.id, stream: stream) } }
             var version = await events.current(project: project)
             let ends = ContinuousClock.now + lifetime
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
             while !Task.isCancelled, ContinuousClock.now < ends {
-                let next = await events.next(project: project, after: version, timeout: keepAlive)
+                let next = await events.next(project: project, after: version, timeout: keepAlive, stream: stream)
+                // A newer page of the session took this stream's place.
+                if next == ConsoleEvents.ended { break }
                 // A session that ended (signed out, revoked, expired) hears nothing more.
                 guard (try? await AccessTokens.confirm(record, store: store, now: Date())) != nil else { break }
                 if next > version {

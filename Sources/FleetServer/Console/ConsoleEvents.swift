@@ -13,6 +13,7 @@ actor ConsoleEvents {
 
     private struct Waiter {
         var id: Int
+        var stream: Int?
         var project: String
         var after: Int
         var deadline: ContinuousClock.Instant
@@ -28,9 +29,15 @@ actor ConsoleEvents {
     /// Status reads so far, for the test that an idle console costs none.
     private(set) var reads = 0
 
-    /// Open event streams: each holds a connection, so they are counted and capped.
-    private var streams: [String: Int] = [:]
+    /// Open event streams of each session, oldest first: each holds a connection, so they are
+    /// counted and capped.
+    private var streams: [String: [Int]] = [:]
     private var streamCount = 0
+    private var nextStream = 0
+    /// Streams ended to make room for a newer one of their session.
+    private var evicted: Set<Int> = []
+    /// What `next` answers a stream that was ended to make room.
+    static let ended = -1
     private let maximumStreams: Int
     /// The most event streams one session may hold open (a few tabs).
     static let streamsPerSession = 4
@@ -45,17 +52,37 @@ actor ConsoleEvents {
         self.init(maximumStreams: maximumStreams) { project in await controllers.entry(for: project)?.handle.statusJSON() }
     }
 
-    /// Counts a new event stream of `session`, unless the session or the server holds its most.
-    func admit(session: String) -> Bool {
-        guard streamCount < maximumStreams, streams[session, default: 0] < Self.streamsPerSession else { return false }
-        streams[session, default: 0] += 1
+    /// A new event stream of `session`: its id, or nil when the server holds its most. A session
+    /// at its most gets the stream, and its oldest one ends (a page left behind: the browser
+    /// closed it, and the server hears so only at its next write).
+    func admit(session: String) -> Int? {
+        var open = streams[session, default: []]
+        if open.count >= Self.streamsPerSession {
+            let oldest = open.removeFirst()
+            evicted.insert(oldest)
+            streamCount -= 1
+            for waiter in waiters.values where waiter.stream == oldest {
+                waiters[waiter.id] = nil
+                waiter.continuation.resume(returning: Self.ended)
+            }
+        }
+        guard streamCount < maximumStreams else {
+            streams[session] = open.isEmpty ? nil : open
+            return nil
+        }
+        let id = nextStream
+        nextStream += 1
+        open.append(id)
+        streams[session] = open
         streamCount += 1
-        return true
+        return id
     }
 
-    func leave(session: String) {
-        guard let open = streams[session] else { return }
-        streams[session] = open > 1 ? open - 1 : nil
+    func leave(session: String, stream: Int) {
+        if evicted.remove(stream) != nil { return }
+        guard var open = streams[session], let index = open.firstIndex(of: stream) else { return }
+        open.remove(at: index)
+        streams[session] = open.isEmpty ? nil : open
         streamCount -= 1
     }
 
@@ -67,8 +94,9 @@ actor ConsoleEvents {
     }
 
     /// Waits until the project's version passes `after`, or `timeout` passes (then the version is
-    /// still `after`), or the task is cancelled.
-    func next(project: String, after: Int, timeout: Duration) async -> Int {
+    /// still `after`), or the task is cancelled; `ended` when `stream` was ended to make room.
+    func next(project: String, after: Int, timeout: Duration, stream: Int? = nil) async -> Int {
+        if let stream, evicted.contains(stream) { return Self.ended }
         if let known = versions[project], known.version > after { return known.version }
         let id = nextID
         nextID += 1
@@ -78,7 +106,8 @@ actor ConsoleEvents {
                     continuation.resume(returning: after)
                     return
                 }
-                waiters[id] = Waiter(id: id, project: project, after: after, deadline: .now + timeout, continuation: continuation)
+                waiters[id] = Waiter(id: id, stream: stream, project: project, after: after, deadline: .now + timeout,
+                                     continuation: continuation)
                 startWatching()
             }
         } onCancel: {
