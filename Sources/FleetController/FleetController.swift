@@ -103,6 +103,8 @@ public actor FleetController: Service, ControllerHandle {
     public struct Desired: Sendable {
         public var commit: CommitID
         public var fleet: CompiledFleet
+        /// Its subject and author, as `git log` shows them; nil when the repository could not tell.
+        public var summary: CommitSummary? = nil
     }
 
     private let configuration: ControllerConfiguration
@@ -334,7 +336,8 @@ public actor FleetController: Service, ControllerHandle {
                     // The commit before keeps its history, and says it is no longer the one in force.
                     await writeNote(text + "superseded by \(fetched.commit)\n", on: previous.commit)
                 }
-                desired = Desired(commit: fetched.commit, fleet: fleet)
+                let summary = try? await offPool { try mirror.commitSummary(fetched.commit) }
+                desired = Desired(commit: fetched.commit, fleet: fleet, summary: summary)
                 headErrors = []
                 logger.info("new desired state", metadata: ["commit": "\(fetched.commit)"])
             } catch {
@@ -416,6 +419,9 @@ public actor FleetController: Service, ControllerHandle {
     /// written at once when it changes: the commit and the branch head (valid or not), each
     /// app's and target's state, and the drifted devices. Counts alone wait for the interval.
     private func report(_ report: FleetStatusReport, desired: Desired, now: Date) async {
+        var report = report
+        report.commitSubject = desired.summary.map { DisplayText.safe($0.subject, limit: 200) }
+        report.commitAuthor = desired.summary.map { DisplayText.safe($0.author, limit: 100) }
         status = report
         let fleet = desired.fleet
         let states = [desired.commit.description, report.head, "\(report.headErrors)"] + report.apps.map { app in

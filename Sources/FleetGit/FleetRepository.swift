@@ -1,4 +1,5 @@
 public import FleetCore
+public import Foundation
 import Synchronization
 
 /// The fleet repository as the controller reads and writes it. `GitMirror` is the real one: a
@@ -18,9 +19,30 @@ public protocol FleetRepository: Sendable {
     /// Makes `files` the whole content of `branch`; nil when nothing changed.
     @discardableResult
     func commitFiles(_ files: [String: [UInt8]], to branch: String, message: String) throws(GitError) -> CommitID?
+    /// The subject and author of a fetched commit, for the console and the status report.
+    func commitSummary(_ commit: CommitID) throws(GitError) -> CommitSummary
+}
+
+/// A commit as people name it: the first line of its message, who wrote it, and when.
+public struct CommitSummary: Sendable, Equatable {
+    public var subject: String
+    public var author: String
+    public var time: Date?
+
+    public init(subject: String, author: String, time: Date? = nil) {
+        self.subject = subject
+        self.author = author
+        self.time = time
+    }
 }
 
 extension GitMirror: FleetRepository {}
+
+extension GitMirror {
+    public func commitSummary(_ commit: CommitID) throws(GitError) -> CommitSummary {
+        try cache.withLock { (cache) throws(GitError) -> CommitSummary in try cache.repository.commitSummary(commit) }
+    }
+}
 
 /// A fleet repository in memory: commit files to a branch, and read back the notes and status
 /// files the controller wrote. The same rules as `GitMirror` where the controller can tell:
@@ -33,6 +55,7 @@ public final class MemoryRepository: FleetRepository {
         var seen: [String: CommitID] = [:]
         var notes: [String: [CommitID: String]] = [:]
         var statusFiles: [String: [String: [UInt8]]] = [:]
+        var summaries: [CommitID: CommitSummary] = [:]
         var fetched = Set<String>()
         var unreachable = false
         var counter = 0
@@ -45,12 +68,14 @@ public final class MemoryRepository: FleetRepository {
     /// Commits `files` (path → text) as the whole tree of `branch`, signed with `verdict` as
     /// far as `verifySignature` is concerned; returns the new commit.
     @discardableResult
-    public func commit(_ files: [String: String], to branch: String = "main", signed verdict: SignatureVerification.Verdict = .unsigned) -> CommitID {
+    public func commit(_ files: [String: String], to branch: String = "main", signed verdict: SignatureVerification.Verdict = .unsigned,
+                       message: String = "A change", author: String = "Operator") -> CommitID {
         state.withLock { state in
             state.counter += 1
             let bytes = files.mapValues { Array($0.utf8) }
             let digest = SHA256.hex(Array("\(state.counter)\n\(files.keys.sorted())\n\(files.values.sorted())".utf8))
             let id = CommitID(String(digest.prefix(40)))!
+            state.summaries[id] = CommitSummary(subject: String(message.prefix { $0 != "\n" }), author: author)
             state.commits[id] = (bytes, state.branches[branch], verdict)
             state.branches[branch] = id
             return id
@@ -97,6 +122,13 @@ public final class MemoryRepository: FleetRepository {
         var tree = FleetTree()
         for (path, bytes) in files { tree.addFile(path, bytes: bytes) }
         return tree
+    }
+
+    public func commitSummary(_ commit: CommitID) throws(GitError) -> CommitSummary {
+        guard let summary = state.withLock({ $0.summaries[commit] }) else {
+            throw GitError(.notFound, operation: "read commit \(commit.short)", message: "no such commit")
+        }
+        return summary
     }
 
     public func verifySignature(of commit: CommitID, trusted: TrustedKeys) throws(GitError) -> SignatureVerification {

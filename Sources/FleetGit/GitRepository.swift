@@ -1,3 +1,4 @@
+import Foundation
 import CLibGit2
 public import FleetCore
 
@@ -127,6 +128,18 @@ public final class GitRepository {
             if let path = delta.new_file.path { paths.insert(String(cString: path)) }
         }
         return paths.sorted()
+    }
+
+    /// The first line of `commit`'s message and its author, as people read them in `git log`.
+    func commitSummary(_ commit: CommitID) throws(GitError) -> CommitSummary {
+        var oid = commit.oid
+        var handle: OpaquePointer?
+        try Libgit2.check(git_commit_lookup(&handle, self.handle, &oid), "read commit \(commit.short)", code: .notFound)
+        defer { git_commit_free(handle) }
+        let subject = git_commit_summary(handle).map { String(cString: $0) } ?? ""
+        let author = git_commit_author(handle)?.pointee
+        return CommitSummary(subject: subject, author: author.flatMap { $0.name.map { String(cString: $0) } } ?? "",
+                             time: author.map { Date(timeIntervalSince1970: Double($0.when.time)) })
     }
 
     func commitTree(_ commit: CommitID, operation: String) throws(GitError) -> OpaquePointer {

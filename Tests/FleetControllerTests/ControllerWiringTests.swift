@@ -58,10 +58,13 @@ struct ControllerWiringTests {
 
     @Test func aValidHeadIsDeployedAndReportedInTheRepositoryAndOnTheForge() async throws {
         let world = try await World()
-        let commit = world.repository.commit(Self.template)
+        let commit = world.repository.commit(Self.template, message: "Thermostat 2.5.0 for the canary\n\nThe fan curve.", author: "Ada")
         await world.pass()
 
         #expect(await world.controller.desired?.commit == commit)
+        // Who made the commit in force, and why, for the console and status.json.
+        #expect(await world.controller.status?.commitSubject == "Thermostat 2.5.0 for the canary")
+        #expect(await world.controller.status?.commitAuthor == "Ada")
         let deployments = try await world.store.deployments(project: "acme-climate", limit: 10)
         #expect(deployments.map(\.app) == ["thermostat"])
         #expect(deployments.first?.version == "2.5.0")

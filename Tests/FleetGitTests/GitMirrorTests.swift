@@ -36,6 +36,15 @@ struct GitMirrorTests {
         #expect(again.commit == first.commit)
         #expect(again.previous == first.commit)
         #expect(!again.changed)
+
+        // What the console and status.json show of it: the subject line and the author.
+        try work.git("commit", "--quiet", "--allow-empty", "-m", "thermostat 2.5.0 for the canary\n\nWhy: the fan curve.")
+        try work.git("push", "--quiet", "origin", "main")
+        let next = try mirror.fetch("main")
+        let summary = try mirror.commitSummary(next.commit)
+        #expect(summary.subject == "thermostat 2.5.0 for the canary")
+        #expect(summary.author == (try work.git("log", "-1", "--format=%an")))
+        #expect(summary.time.map { abs($0.timeIntervalSinceNow) < 300 } == true)
     }
 
     /// git's url.<base>.insteadOf in the mirror's configuration is honoured (the mirror applies

@@ -40,12 +40,15 @@ struct ConsoleTests {
     let server = ServerTests()
 
     static func report(converged: Int = 3, updating: Int = 1, failed: Int = 0, offline: Int = 1) -> FleetStatusReport {
-        FleetStatusReport(commit: "0123456789abcdef", head: "0123456789abcdef", headErrors: [], apps: [
+        var report = FleetStatusReport(commit: "0123456789abcdef", head: "0123456789abcdef", headErrors: [], apps: [
             .init(name: "thermostat", targets: [
                 .init(group: "canary", version: "2.5.0", devices: converged + updating + failed + offline, converged: converged,
                       updating: updating, failed: failed, offline: offline, state: updating > 0 ? "updating" : "converged"),
             ], drifted: []),
         ])
+        report.commitSubject = "thermostat <2.5.0> for the canary"
+        report.commitAuthor = "Ada"
+        return report
     }
 
     /// Signs in with `token`; the session cookie to send back.
@@ -201,6 +204,7 @@ struct ConsoleTests {
             let session = try await signIn(client, token: tokens.operator)
             let overview = String(buffer: try await get(client, "/", cookie: session.cookie).body)
             #expect(overview.contains("thermostat") && overview.contains("3 converged") && overview.contains("1 offline"))
+            #expect(overview.contains("<code>0123456789ab</code> <strong>thermostat &lt;2.5.0&gt; for the canary</strong> by Ada"))
             let csrf = try #require(Self.csrf(in: overview))
 
             // Without the token, with another session's, or with none at all: refused, nothing done.

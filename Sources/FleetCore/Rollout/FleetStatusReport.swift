@@ -115,6 +115,9 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     }
 
     public var commit: String
+    /// The first line of the commit's message and its author, when the repository could tell.
+    public var commitSubject: String?
+    public var commitAuthor: String?
     public var head: String
     public var headErrors: [String]
     public var apps: [App]

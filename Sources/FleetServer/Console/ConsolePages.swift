@@ -130,6 +130,7 @@ enum ConsolePages {
             return """
             <h1>Overview of \(session.project)</h1>\(noticeHTML)
             <div class="panel"><p>Commit in force: <code>\(String(report.commit.prefix(12)))</code>\
+            \(report.commitSubject.map { " <strong>\($0)</strong>" as HTML })\(report.commitAuthor.map { " by \($0)" as HTML })\
             \(leader.map { " · controller on \($0)" as HTML })</p>\(fleet)
             \(action(session, "/reconcile", "Reconcile now"))</div>
             \(head)\(apps)\(locked)
