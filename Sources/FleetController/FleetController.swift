@@ -174,7 +174,17 @@ public actor FleetController: Service, ControllerHandle {
         }
         return ControllerSnapshot(project: fleet.fleet.project, apps: fleet.apps.map(\.name), targets: targets,
                                   status: status.map { String(decoding: $0.json, as: UTF8.self) }, leader: leader, publishedAt: date,
-                                  remote: fleet.fleet.remote)
+                                  remote: fleet.fleet.remote, inventory: currentInventory())
+    }
+
+    /// Declared `async`, as the protocol's default is (see `remoteAccess`).
+    public func inventory() async -> FleetInventory? { currentInventory() }
+
+    private func currentInventory() -> FleetInventory? {
+        guard let fleet = desired?.fleet else { return nil }
+        return FleetInventory(groups: fleet.groups.map { FleetInventory.Group(name: $0.name, selector: $0.selector?.description,
+                                                                             devices: $0.deviceIDs.map(\.value)) },
+                              declaredTags: Dictionary(fleet.devices.map { ($0.id, $0.tags) }, uniquingKeysWith: { first, _ in first }))
     }
 
     /// Who this controller is among replicas: the same repository, branch and project on each.

@@ -114,6 +114,11 @@ public final class ReplicatedController: ControllerHandle, Service, Sendable {
         return await snapshot()?.targets.first { $0.app == app && $0.group == group }.map { ($0.version, $0.digest, $0.approval) }
     }
 
+    public func inventory() async -> FleetInventory? {
+        if role.isLeading { return await local.inventory() }
+        return await snapshot()?.inventory
+    }
+
     public func remoteAccess() async -> RemoteAccess? {
         if role.isLeading { return await local.remoteAccess() }
         return await snapshot()?.remote

@@ -250,6 +250,17 @@ struct ReplicaTests {
         let shown = try await standby.get("/api/v1/remote/\(batch)")
         let shownDevice = (shown["devices"] as? [[String: Any]])?.first
         #expect(shownDevice?["state"] as? String == "succeeded" && shownDevice?["outputBytes"] as? Int == 10, "\(shown)")
+
+        // The standby's console knows the groups of the commit in force from the leader's snapshot.
+        var signIn = URLRequest(url: URL(string: standby.base + "/sign-in")!)
+        signIn.httpMethod = "POST"
+        signIn.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        signIn.httpBody = Data("token=\(standby.operatorToken)&next=%2Fdevices%3Fgroup%3Dall".utf8)
+        let session = URLSession(configuration: .ephemeral)
+        let (page, response) = try await session.data(for: signIn)
+        let text = String(decoding: page, as: UTF8.self)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(text.prefix(300))")
+        #expect(text.contains(device) && text.contains("<option value=\"all\" selected>all</option>"), "\(text.prefix(2000))")
     }
 
     func deployments(_ server: RunningServer) async throws -> [[String: Any]] {

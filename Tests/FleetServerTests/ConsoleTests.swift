@@ -11,6 +11,7 @@ import Testing
 /// A controller whose status a test sets, reconciling project acme with app thermostat.
 actor ConsoleProject: ControllerHandle {
     var report: FleetStatusReport?
+    var fleetInventory: FleetInventory?
     private(set) var suspended: [String: Bool] = [:]
     private(set) var polls = 0
     private(set) var reads = 0
@@ -18,6 +19,8 @@ actor ConsoleProject: ControllerHandle {
     init(_ report: FleetStatusReport?) { self.report = report }
 
     func set(_ report: FleetStatusReport?) { self.report = report }
+    func set(_ inventory: FleetInventory) { fleetInventory = inventory }
+    func inventory() -> FleetInventory? { fleetInventory }
     func statusJSON() -> [UInt8]? {
         reads += 1
         // Sorted, as the controller's status.json is: the same report reads as the same bytes.
@@ -309,6 +312,32 @@ struct ConsoleTests {
             #expect(good.contains("page 1 of 1 · 3 devices"))
             let none = String(buffer: try await get(client, "/devices?selector=group%3Dstable", cookie: session.cookie).body)
             #expect(none.contains("0 devices"))
+        }
+    }
+
+    @Test func devicesAreFoundByGroupOverTheTagsGroupsSee() async throws {
+        let project = ConsoleProject(Self.report())
+        try await server.withServer(controller: project) { client, tokens in
+            // Both enroll with the token's group tag, group=canary; git declares the first stable.
+            let first = try await RemoteTests().onlineDevice(client, tokens, hardware: "serial-1")
+            let second = try await RemoteTests().onlineDevice(client, tokens, hardware: "serial-2")
+            await project.set(FleetInventory(groups: [.init(name: "canary", selector: "group=canary", devices: []),
+                                                      .init(name: "pinned", selector: nil, devices: [first.id])],
+                                             declaredTags: [first.id: ["group": "stable"]]))
+            let session = try await signIn(client, token: tokens.operator)
+            let canary = String(buffer: try await get(client, "/devices?group=canary", cookie: session.cookie).body)
+            #expect(canary.contains(second.id) && !canary.contains(first.id), "what git declares wins over what the device reports")
+            let pinned = String(buffer: try await get(client, "/devices?group=pinned", cookie: session.cookie).body)
+            #expect(pinned.contains(first.id) && !pinned.contains(second.id))
+            let bySelector = String(buffer: try await get(client, "/devices?selector=group%3Dstable", cookie: session.cookie).body)
+            #expect(bySelector.contains(first.id) && !bySelector.contains(second.id))
+            let unknown = try await get(client, "/devices?group=nope", cookie: session.cookie)
+            #expect(unknown.status == .badRequest)
+            #expect(String(buffer: unknown.body).contains("No group &#39;nope&#39; in the commit in force."))
+
+            let page = String(buffer: try await get(client, "/devices/\(first.id)", cookie: session.cookie).body)
+            #expect(page.contains("declared in git; wins over the reported canary"))
+            #expect(page.contains("href=\"/devices?group=pinned\">pinned</a>") && !page.contains(">canary</a>"))
         }
     }
 

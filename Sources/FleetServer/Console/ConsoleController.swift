@@ -178,8 +178,9 @@ struct ConsoleController: Sendable {
         // As a form sends it: a space is '+' (a plus sign itself is %2B).
         let parameters = FormBody.parse(request.uri.query ?? "")
         func field(_ name: String) -> String { parameters[name] ?? "" }
-        var query = ConsolePages.DeviceQuery(selector: field("selector").trimmingCharacters(in: .whitespaces), app: field("app"),
-                                             version: field("version").trimmingCharacters(in: .whitespaces), online: field("online"))
+        var query = ConsolePages.DeviceQuery(selector: field("selector").trimmingCharacters(in: .whitespaces), group: field("group"),
+                                             app: field("app"), version: field("version").trimmingCharacters(in: .whitespaces),
+                                             online: field("online"))
         query.page = max(1, min(Int(field("page")) ?? 1, 1_000_000))
         var problem: ConsolePages.SelectorProblem?
         var selector: LabelSelector?
@@ -192,15 +193,30 @@ struct ConsoleController: Sendable {
         }
         let now = Date()
         let snapshot = try await devices.snapshot(project: session.project)
+        let inventory = await controllers.entry(for: session.project)?.handle.inventory()
+        // The group's members: those it lists, and those its selector matches.
+        var groupProblem: String?
+        var group: (devices: Set<String>, selector: LabelSelector?)?
+        if !query.group.isEmpty {
+            if let found = inventory?.groups.first(where: { $0.name == query.group }) {
+                group = (Set(found.devices), found.selector.flatMap { try? LabelSelector(parsing: $0) })
+            } else {
+                groupProblem = "No group '\(query.group)' in the commit in force."
+            }
+        }
+        let declared = inventory?.declaredTags ?? [:]
         // The snapshot is in id order: the matches are counted, and only the page's are shown.
         var total = 0
         var shown: [OperatorDeviceView] = []
-        if problem == nil {
+        if problem == nil, groupProblem == nil {
             let online = query.online == "true" ? true : query.online == "false" ? false : nil
             let first = (query.page - 1) * ConsolePages.pageSize
             let window = configuration.offlineAfterSeconds
             for record in snapshot.devices {
-                guard selector?.matches(record.reportedTags) ?? true,
+                // The tags groups see: what git declares wins over what the device reports.
+                let tags = declared[record.id].map { record.reportedTags.merging($0) { _, fromGit in fromGit } } ?? record.reportedTags
+                if let group, !group.devices.contains(record.id), group.selector?.matches(tags) != true { continue }
+                guard selector?.matches(tags) ?? true,
                       query.app.isEmpty || record.apps[query.app] != nil,
                       query.version.isEmpty || query.app.isEmpty || record.apps[query.app]?.version == query.version else { continue }
                 if let online, (record.lastHeartbeatAt.map { now.timeIntervalSince($0) <= window } ?? false) != online { continue }
@@ -212,8 +228,8 @@ struct ConsoleController: Sendable {
         }
         return page(request, session: session, title: "Devices", section: .devices,
                     main: ConsolePages.devicesMain(query: query, problem: problem, devices: shown[...], total: total, apps: snapshot.apps,
-                                                   asOf: snapshot.at),
-                    status: problem == nil ? .ok : .badRequest)
+                                                   groups: inventory?.groups.map(\.name) ?? [], groupProblem: groupProblem, asOf: snapshot.at),
+                    status: problem == nil && groupProblem == nil ? .ok : .badRequest)
     }
 
     private func audit(_ request: Request) async throws -> Response {
@@ -248,8 +264,15 @@ struct ConsoleController: Sendable {
             if executions.count >= 10 { break }
         }
         let view = OperatorController.view(record, now: now, configuration: configuration)
+        let inventory = await controllers.entry(for: session.project)?.handle.inventory()
+        let declared = inventory?.declaredTags[id] ?? [:]
+        let tags = record.reportedTags.merging(declared) { _, fromGit in fromGit }
+        let groups = (inventory?.groups ?? []).filter { group in
+            group.devices.contains(id) || (group.selector.flatMap { try? LabelSelector(parsing: $0) }?.matches(tags) ?? false)
+        }.map(\.name)
         return page(request, session: session, title: "Device \(id)", section: .devices,
-                    main: ConsolePages.deviceMain(device: view, latest: latest, executions: executions, metrics: metrics, range: range))
+                    main: ConsolePages.deviceMain(device: view, latest: latest, executions: executions, metrics: metrics, range: range,
+                                                  declared: declared, groups: groups))
     }
 
     private func rollout(_ request: Request, app: String, group: String) async throws -> Response {

@@ -272,6 +272,7 @@ enum ConsolePages {
 
     struct DeviceQuery: Equatable {
         var selector = ""
+        var group = ""
         var app = ""
         var version = ""
         /// "", "true" or "false".
@@ -279,7 +280,8 @@ enum ConsolePages {
         var page = 1
 
         func link(page: Int) -> String {
-            "/devices" + URLText.query([("selector", selector.isEmpty ? nil : selector), ("app", app.isEmpty ? nil : app),
+            "/devices" + URLText.query([("selector", selector.isEmpty ? nil : selector), ("group", group.isEmpty ? nil : group),
+                                        ("app", app.isEmpty ? nil : app),
                                         ("version", version.isEmpty ? nil : version), ("online", online.isEmpty ? nil : online),
                                         ("page", page == 1 ? nil : String(page))])
         }
@@ -299,7 +301,11 @@ enum ConsolePages {
     }
 
     static func devicesMain(query: DeviceQuery, problem: SelectorProblem?, devices: ArraySlice<OperatorDeviceView>, total: Int,
-                            apps: [String], asOf: Date? = nil) -> HTML {
+                            apps: [String], groups: [String] = [], groupProblem: String? = nil, asOf: Date? = nil) -> HTML {
+        let groupError: HTML = groupProblem.map { "<div class=\"error\" role=\"alert\" id=\"group-error\">\($0)</div>" } ?? ""
+        let groupOptions = ([""] + groups).map { group -> HTML in
+            "<option value=\"\(group)\"\(group == query.group ? HTML(" selected") : "")>\(group.isEmpty ? "any group" : group)</option>"
+        }
         let error: HTML = problem.map { problem in
             let marker = String(repeating: " ", count: max(0, problem.column - 1)) + "^"
             return """
@@ -335,14 +341,16 @@ enum ConsolePages {
         <form class="search" method="get" action="/devices" role="search">
         <label for="selector">Selector <input type="text" id="selector" name="selector" value="\(query.selector)"
           placeholder="site=berlin,tier in (canary)" aria-describedby="selector-help"\(problem != nil ? HTML(" aria-invalid=\"true\"") : "")></label>
+        <label for="group">Group <select id="group" name="group">\(groupOptions)</select></label>
         <label for="app">App <select id="app" name="app">\(appOptions)</select></label>
         <label for="version">Version <input type="text" id="version" name="version" value="\(query.version)" size="10"></label>
         <label for="online">Online <select id="online" name="online">\(onlineOptions)</select></label>
         <button type="submit">Search</button>
         </form>
         <p class="muted" id="selector-help">Label selectors as in groups: <code>key=value</code>, <code>key!=value</code>,
-        <code>key in (a,b)</code>, <code>key notin (a)</code>, <code>key</code>, <code>!key</code>, joined by commas.</p>
-        \(error)
+        <code>key in (a,b)</code>, <code>key notin (a)</code>, <code>key</code>, <code>!key</code>, joined by commas; over each
+        device's tags as groups see them (what git declares wins over what the device reports).</p>
+        \(error)\(groupError)
         \(pager)
         <div class="table-wrap"><table>
         <thead><tr><th scope="col">Device</th><th scope="col">Online</th><th scope="col">Tags</th><th scope="col">Apps</th><th scope="col">Last heartbeat</th></tr></thead>
@@ -367,12 +375,25 @@ enum ConsolePages {
     }
 
     static func deviceMain(device: OperatorDeviceView, latest: Heartbeat?, executions: [DeviceExecution], metrics: DeviceMetrics,
-                           range: ChartRange = .hour) -> HTML {
+                           range: ChartRange = .hour, declared: [String: String] = [:], groups: [String] = []) -> HTML {
         let ranges = ChartRange.allCases.map { option -> HTML in
             option == range ? "<strong aria-current=\"true\">\(option.rawValue)</strong>"
                 : "<a href=\"/devices/\(URLText.component(device.id))?range=\(option.rawValue)\">\(option.rawValue)</a>"
         }
-        let tags = device.tags.sorted { $0.key < $1.key }.map { key, value -> HTML in "<tr><th scope=\"row\">\(key)</th><td>\(value)</td></tr>" }
+        let keys = Set(device.tags.keys).union(declared.keys).sorted()
+        let tags = keys.map { key -> HTML in
+            let reported = device.tags[key], fromGit = declared[key]
+            let source: String
+            switch (fromGit, reported) {
+            case (.some, .none): source = "declared in git"
+            case (.some(let git), .some(let own)) where git != own: source = "declared in git; wins over the reported \(own)"
+            case (.some, .some): source = "declared in git and reported"
+            default: source = "reported"
+            }
+            return "<tr><th scope=\"row\">\(key)</th><td>\(fromGit ?? reported ?? "")</td><td class=\"muted\">\(source)</td></tr>"
+        }
+        let memberships: HTML = groups.isEmpty ? "<p class=\"muted\">In no group of the commit in force.</p>"
+            : "<p>Groups: \(groups.map { "<a href=\"/devices?group=\(URLText.component($0))\">\($0)</a> " as HTML })</p>"
         let apps = device.apps.sorted { $0.key < $1.key }.map { name, app -> HTML in
             "<tr><td>\(name)</td><td class=\"mono\">\(app.version)</td><td>\(app.probe.map { $0.summary } ?? "")</td></tr>"
         }
@@ -413,8 +434,8 @@ enum ConsolePages {
         \(SVGChart.render(title: "Fullest disk", unit: "%", points: metrics.points.map { ($0.at, $0.disk?.mean) }, since: metrics.since, until: metrics.until))
         </div>
         <h2>Tags</h2>
-        <p class="muted">As the device reports them; the fleet repository's inventory, where it names the device, wins over these.</p>
-        \(table(tags, empty: "No tags."))
+        \(memberships)
+        \(table(tags, empty: "No tags.", head: "<thead><tr><th scope=\"col\">Tag</th><th scope=\"col\">Value</th><th scope=\"col\">From</th></tr></thead>"))
         <h2>Apps</h2>
         \(table(apps, empty: "No app installed by Flotilla.", head: "<thead><tr><th scope=\"col\">App</th><th scope=\"col\">Version</th><th scope=\"col\">Probe</th></tr></thead>"))
         <h2>Monitored processes</h2>

@@ -29,6 +29,35 @@ public protocol ControllerHandle: Sendable {
     /// What the commit in force lets operators do on the devices (`remote:` in fleet.yaml);
     /// nil before a commit validated, which allows nothing.
     func remoteAccess() async -> RemoteAccess?
+    /// The groups and the tags git declares for devices in the commit in force, for the console;
+    /// nil before a commit validated.
+    func inventory() async -> FleetInventory?
+}
+
+/// The groups of a commit in force and the tags it declares for devices: what the console
+/// needs to search by group and to tell declared tags from reported ones.
+public struct FleetInventory: Sendable, Equatable, Codable {
+    public struct Group: Sendable, Equatable, Codable {
+        public var name: String
+        /// The group's label selector in its canonical form; nil for a group of listed devices only.
+        public var selector: String?
+        public var devices: [String]
+
+        public init(name: String, selector: String?, devices: [String]) {
+            self.name = name
+            self.selector = selector
+            self.devices = devices
+        }
+    }
+
+    public var groups: [Group]
+    /// Device id → the tags git declares for it (they win over what the device reports).
+    public var declaredTags: [String: [String: String]]
+
+    public init(groups: [Group], declaredTags: [String: [String: String]]) {
+        self.groups = groups
+        self.declaredTags = declaredTags
+    }
 }
 
 extension ControllerHandle {
@@ -36,6 +65,7 @@ extension ControllerHandle {
     /// Among replicas, the one whose controller this answers for; nil on a single server.
     public func leader() async -> String? { nil }
     public func remoteAccess() async -> RemoteAccess? { nil }
+    public func inventory() async -> FleetInventory? { nil }
 }
 
 /// How much work the controller's reconcile passes are: numbers only; the server's Prometheus

@@ -31,10 +31,13 @@ public struct ControllerSnapshot: Sendable, Equatable, Codable {
     public var publishedAt: Date
     /// What the commit in force lets operators do on the devices; absent from an older leader (nothing).
     public var remote: RemoteAccess?
+    /// The groups and declared tags of the commit in force, for the console; absent from an older leader.
+    public var inventory: FleetInventory?
 
     public init(project: String, apps: [String], targets: [Target], status: String?, leader: String, publishedAt: Date,
-                remote: RemoteAccess? = nil) {
+                remote: RemoteAccess? = nil, inventory: FleetInventory? = nil) {
         self.remote = remote
+        self.inventory = inventory
         self.project = project
         self.apps = apps
         self.targets = targets
