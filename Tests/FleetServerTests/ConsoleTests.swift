@@ -483,3 +483,48 @@ struct ConsoleDeviceCacheTests {
     }
 }
 
+
+/// What is left of a rollout, at the pace of its waves so far.
+struct ConsoleForecastTests {
+    static let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func wave(_ number: Int, devices: Int, at seconds: Double, ended: Double? = nil, purpose: DeploymentPurpose = .rollout) -> ConsolePages.Wave {
+        let deployment = DeploymentRecord(id: "w-\(number)", project: "acme", app: "thermostat", version: "2.5.0", flow: "compose",
+                                          digest: "d", parameters: [:], steps: [], rollback: [], artifactAllowlist: [],
+                                          createdAt: start.addingTimeInterval(seconds), createdBy: "controller", purpose: purpose, group: "europe")
+        let executions = (0..<devices).map { index in
+            ExecutionRecord(id: "e-\(number)-\(index)", deploymentID: deployment.id, deviceID: "d-\(number)-\(index)",
+                            state: ended == nil ? .running : .succeeded, updatedAt: start.addingTimeInterval(ended ?? seconds))
+        }
+        return ConsolePages.Wave(deployment: deployment, executions: executions)
+    }
+
+    static func target(devices: Int, converged: Int, updating: Int = 0, failed: Int = 0, offline: Int = 0, state: String = "updating",
+                       reason: String? = nil) -> FleetStatusReport.Target {
+        .init(group: "europe", version: "2.5.0", devices: devices, converged: converged, updating: updating, failed: failed, offline: offline,
+              state: state, reason: reason)
+    }
+
+    @Test(arguments: [
+        // Three waves of 3, a minute apart; 10 left: 4 more waves, 4 minutes.
+        (target(devices: 19, converged: 6, updating: 3), [wave(1, devices: 3, at: 0, ended: 50), wave(2, devices: 3, at: 60, ended: 110),
+                                                          wave(3, devices: 3, at: 120)],
+         "10 devices left to start: about 4 more waves of 3, about 4 min at this rollout's pace so far."),
+        // One wave, done in 20 s; two offline among the five left wait for their devices.
+        (target(devices: 9, converged: 4, offline: 2), [wave(1, devices: 4, at: 0, ended: 20)],
+         "5 devices left to start (2 offline: each is updated when it is heard from again): about 1 more wave of 4, about 20 s at this rollout's pace so far."),
+        // A gate holds it: nothing starts, and it says why.
+        (target(devices: 10, converged: 0, state: "waiting", reason: "after canary"), [],
+         "10 devices left to start; nothing starts now: after canary."),
+        // Only offline devices left.
+        (target(devices: 5, converged: 4, offline: 1, state: "converged"), [wave(1, devices: 4, at: 0, ended: 20)],
+         "1 device left to start (1 offline: each is updated when it is heard from again)."),
+    ])
+    func whatIsLeftAndHowLong(target: FleetStatusReport.Target, waves: [ConsolePages.Wave], expected: String) {
+        #expect(ConsolePages.forecast(target: target, waves: waves, now: Self.start.addingTimeInterval(130)) == expected)
+    }
+
+    @Test func nothingLeftSaysNothing() {
+        #expect(ConsolePages.forecast(target: Self.target(devices: 4, converged: 3, failed: 1, state: "failed"), waves: [], now: Self.start) == nil)
+    }
+}

@@ -287,7 +287,7 @@ struct ConsoleController: Sendable {
         let waves = try await waves(project: session.project, app: app, group: group)
         guard target != nil || !waves.isEmpty else { throw APIError.notFound("no target '\(group)' of app '\(app)' in project \(session.project)") }
         return page(request, session: session, title: "Rollout of \(app) to \(group)", section: .overview, live: true,
-                    main: ConsolePages.rolloutMain(session: session, app: app, group: group, target: target, waves: waves, forecast: nil))
+                    main: ConsolePages.rolloutMain(session: session, app: app, group: group, target: target, waves: waves))
     }
 
     /// The controller's deployments of `app` to `group` since its latest rollout began (waves,

@@ -210,8 +210,38 @@ enum ConsolePages {
         var executions: [ExecutionRecord]
     }
 
+    /// What is left of a target's rollout, at the pace its waves so far went: how many devices,
+    /// about how many waves, about how long. Nil when nothing is left or nothing is known yet.
+    static func forecast(target: FleetStatusReport.Target, waves: [Wave], now: Date) -> String? {
+        let left = target.devices - target.converged - target.failed - target.updating
+        guard left > 0 else { return nil }
+        let offline = min(target.offline, left)
+        let online = left - offline
+        var text = "\(left) device\(left == 1 ? "" : "s") left to start"
+        if offline > 0 { text += " (\(offline) offline: each is updated when it is heard from again)" }
+        if let reason = target.reason, ["waiting", "suspended", "aborted"].contains(target.state) {
+            return text + "; nothing starts now: \(reason)."
+        }
+        let rollout = waves.filter { $0.deployment.purpose == .rollout && !$0.executions.isEmpty }
+        guard online > 0, let first = rollout.first else { return text + "." }
+        let size = max(1, rollout.map(\.executions.count).reduce(0, +) / rollout.count)
+        let wavesLeft = (online + size - 1) / size
+        // The pace: the time between waves so far, or how long the only wave has taken.
+        let interval: TimeInterval
+        if rollout.count >= 2, let last = rollout.last {
+            interval = last.deployment.createdAt.timeIntervalSince(first.deployment.createdAt) / Double(rollout.count - 1)
+        } else {
+            let ended = first.executions.filter(\.state.isFinal).map(\.updatedAt).max()
+            interval = (ended ?? now).timeIntervalSince(first.deployment.createdAt)
+        }
+        let seconds = Int((interval * Double(wavesLeft)).rounded())
+        let duration = seconds < 90 ? "\(max(1, seconds)) s" : seconds < 5_400 ? "\((seconds + 30) / 60) min" : "\((seconds + 1_800) / 3_600) h"
+        return text + ": about \(wavesLeft) more wave\(wavesLeft == 1 ? "" : "s") of \(size), about \(duration) at this rollout's pace so far."
+    }
+
     static func rolloutMain(session: ConsoleSession, app: String, group: String, target: FleetStatusReport.Target?,
-                            waves: [Wave], forecast: String?) -> HTML {
+                            waves: [Wave], now: Date = Date()) -> HTML {
+        let forecast = target.flatMap { Self.forecast(target: $0, waves: waves, now: now) }
         let title: HTML = "<h1>Rollout of \(app) to \(group)</h1>"
         let summary: HTML = target.map { target in
             """
@@ -228,7 +258,7 @@ enum ConsolePages {
                 ? action(session, "/rollouts/\(URLText.component(app))/\(URLText.component(group))/approve", "Approve \(target.version)")
                 : ""
         } ?? ""
-        let forecastHTML: HTML = forecast.map { "<h2>What is left</h2><pre>\($0)</pre>" } ?? ""
+        let forecastHTML: HTML = forecast.map { "<h2>What is left</h2><p id=\"forecast\">\($0)</p>" } ?? ""
         var number = 0
         let waveSections = waves.map { wave -> HTML in
             let deployment = wave.deployment
