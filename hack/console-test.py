@@ -161,6 +161,14 @@ def main():
             fail(f"the rollout page should list the waves of 2.4.2 in order: {waves}")
         shot(driver, "rollout")
 
+        step("the commits page says which devices run what the commit in force wants")
+        driver.find_element(By.LINK_TEXT, "Commits").click()
+        wait_for(driver, "the commits page", lambda: driver.find_element(By.TAG_NAME, "h1").text == "Commits", 30)
+        text = driver.find_element(By.TAG_NAME, "main").text
+        if "thermostat 2.4.2 for Europe by Operator" not in text or f"2.4.2 {counts['converged']} desired for europe" not in text:
+            fail(f"the commits page should name the commit and the {counts['converged']} devices on 2.4.2: {text[:800]}")
+        shot(driver, "commits")
+
         step("a device search with a bad selector says where")
         driver.get(URL + "/devices")
         field = driver.find_element(By.ID, "selector")

@@ -341,6 +341,16 @@ struct ConsoleTests {
         }
     }
 
+    @Test func theCommitsPageSaysWhichDevicesRunWhatTheCommitInForceWants() async throws {
+        let table: [(String, String)] = [("<td class=\"mono\">2.5.0</td><td>2</td><td>desired for canary</td>", "the desired version, and who runs it"),
+                                         ("<td class=\"mono\">2.4.1</td><td>1</td><td>not desired by the commit in force</td>", "an older one"),
+                                         ("1 of 4 devices do not run thermostat.", "devices without the app")]
+        let page = ConsolePages.commitsMain(report: ConsoleTests.report(), running: ["thermostat": ["2.5.0": 2, "2.4.1": 1]], devices: 4).description
+        for (expected, what) in table { #expect(page.contains(expected), "\(what)") }
+        #expect(page.contains("<strong>thermostat &lt;2.5.0&gt; for the canary</strong> by Ada"))
+        #expect(ConsolePages.commitsMain(report: nil, running: [:], devices: 0).description.contains("No commit is in force yet"))
+    }
+
     @Test func theLivePagePartIsTheMainOnly() async throws {
         try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
             let session = try await signIn(client, token: tokens.operator)
@@ -433,7 +443,7 @@ struct ConsoleRouteTests {
             (route.method, "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "x" : String($0) }.joined(separator: "/"))
         }.filter { !$0.1.hasPrefix("/api/") && !$0.1.hasPrefix("/agent/") && !$0.1.hasPrefix("/hooks/")
             && !["/healthz", "/metrics"].contains($0.1) && !open.contains($0.1) }
-        #expect(routes.count == 12)
+        #expect(routes.count == 13)
         let app = Application(router: router)
         try await app.test(.router) { client in
             for (method, path) in routes {
@@ -505,7 +515,7 @@ struct ConsoleForecastTests {
               state: state, reason: reason)
     }
 
-    @Test(arguments: [
+    static let table: [(FleetStatusReport.Target, [ConsolePages.Wave], String)] = [
         // Three waves of 3, a minute apart; 10 left: 4 more waves, 4 minutes.
         (target(devices: 19, converged: 6, updating: 3), [wave(1, devices: 3, at: 0, ended: 50), wave(2, devices: 3, at: 60, ended: 110),
                                                           wave(3, devices: 3, at: 120)],
@@ -519,9 +529,12 @@ struct ConsoleForecastTests {
         // Only offline devices left.
         (target(devices: 5, converged: 4, offline: 1, state: "converged"), [wave(1, devices: 4, at: 0, ended: 20)],
          "1 device left to start (1 offline: each is updated when it is heard from again)."),
-    ])
-    func whatIsLeftAndHowLong(target: FleetStatusReport.Target, waves: [ConsolePages.Wave], expected: String) {
-        #expect(ConsolePages.forecast(target: target, waves: waves, now: Self.start.addingTimeInterval(130)) == expected)
+    ]
+
+    @Test func whatIsLeftAndHowLong() {
+        for (target, waves, expected) in Self.table {
+            #expect(ConsolePages.forecast(target: target, waves: waves, now: Self.start.addingTimeInterval(130)) == expected)
+        }
     }
 
     @Test func nothingLeftSaysNothing() {

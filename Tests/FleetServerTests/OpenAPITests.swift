@@ -31,7 +31,7 @@ struct OpenAPITests {
         // The web console's pages and forms are HTML for browsers, not the API the document describes.
         let console: Set = ["GET /", "GET /sign-in", "POST /sign-in", "POST /sign-out", "GET /devices", "GET /devices/{id}",
                             "GET /rollouts/{app}/{group}", "POST /rollouts/{app}/{group}/abort", "POST /rollouts/{app}/{group}/approve",
-                            "GET /audit", "GET /events", "POST /reconcile", "POST /apps/{app}/suspend", "POST /apps/{app}/resume",
+                            "GET /audit", "GET /commits", "GET /events", "POST /reconcile", "POST /apps/{app}/suspend", "POST /apps/{app}/resume",
                             "GET /console/console.css", "GET /console/console.js"]
         #expect(all.isSuperset(of: console))
         let served = all.subtracting(console).subtracting(["GET /healthz", "GET /metrics", "GET /api/v1/openapi.json"])

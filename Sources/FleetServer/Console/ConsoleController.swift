@@ -58,6 +58,7 @@ struct ConsoleController: Sendable {
             try await rollout(request, app: try PathParameter.require(context, "app"), group: try PathParameter.require(context, "group"))
         }
         console.get("audit") { request, _ in try await audit(request) }
+        console.get("commits") { request, _ in try await commits(request) }
         console.get("events") { request, _ in try await eventStream(request) }
         console.post("reconcile") { request, _ in
             let (session, _) = try await form(request)
@@ -230,6 +231,21 @@ struct ConsoleController: Sendable {
                     main: ConsolePages.devicesMain(query: query, problem: problem, devices: shown[...], total: total, apps: snapshot.apps,
                                                    groups: inventory?.groups.map(\.name) ?? [], groupProblem: groupProblem, asOf: snapshot.at),
                     status: problem == nil && groupProblem == nil ? .ok : .badRequest)
+    }
+
+    private func commits(_ request: Request) async throws -> Response {
+        let session = try await signedIn(request)
+        var report: FleetStatusReport?
+        if let json = await controllers.entry(for: session.project)?.handle.statusJSON() {
+            report = try? JSONDecoder().decode(FleetStatusReport.self, from: Data(json))
+        }
+        let snapshot = try await devices.snapshot(project: session.project)
+        var running: [String: [String: Int]] = [:]
+        for device in snapshot.devices {
+            for (app, installed) in device.apps { running[app, default: [:]][installed.version, default: 0] += 1 }
+        }
+        return page(request, session: session, title: "Commits", section: .commits, live: true,
+                    main: ConsolePages.commitsMain(report: report, running: running, devices: snapshot.devices.count))
     }
 
     private func audit(_ request: Request) async throws -> Response {

@@ -6,14 +6,15 @@ import Foundation
 /// The console's pages, rendered from values: no I/O here, so each page is a function a test
 /// calls with a table of inputs.
 enum ConsolePages {
-    enum Section: String { case overview, devices, audit }
+    enum Section: String { case overview, devices, commits, audit }
 
     /// The page around `main`: a header with the sections and the session, the stylesheet and the
     /// script. `live` pages get their main part replaced as the project's status changes.
     static func layout(title: String, session: ConsoleSession?, section: Section?, live: Bool = false, main: HTML) -> HTML {
         let nav: HTML
         if let session {
-            let links: [HTML] = [(Section.overview, "/", "Overview"), (.devices, "/devices", "Devices"), (.audit, "/audit", "Audit log")]
+            let links: [HTML] = [(Section.overview, "/", "Overview"), (.devices, "/devices", "Devices"), (.commits, "/commits", "Commits"),
+                                 (.audit, "/audit", "Audit log")]
                 .map { item, href, label in
                     "<li><a href=\"\(href)\"\(item == section ? HTML(" aria-current=\"page\"") : "")>\(label)</a></li>"
                 }
@@ -474,6 +475,49 @@ enum ConsolePages {
         \(table(custom, empty: "None reported."))
         <h2>Recent executions</h2>
         \(runs.isEmpty ? HTML("<p class=\"muted\">None.</p>") : runs.joined())
+        """
+    }
+
+    // MARK: Commits
+
+    /// The commit in force and what the devices run: per app, each version with how many devices
+    /// run it, and which targets of the commit in force want it.
+    static func commitsMain(report: FleetStatusReport?, running: [String: [String: Int]], devices: Int) -> HTML {
+        guard let report else {
+            return "<h1>Commits</h1><div class=\"panel\">No commit is in force yet for this project on this server.</div>"
+        }
+        let head: HTML = report.head == report.commit || report.head.isEmpty ? "" : """
+        <h2>The head, refused</h2>
+        <div class="error" role="alert"><p><code>\(report.head)</code> is not in force:</p><pre>\(report.headErrors.joined(separator: "\n"))</pre></div>
+        """
+        let apps = report.apps.map { app -> HTML in
+            var wanted: [String: [String]] = [:]
+            for target in app.targets { wanted[target.version, default: []].append(target.group) }
+            let versions = Set(running[app.name]?.keys.map { $0 } ?? []).union(wanted.keys)
+                .sorted { (running[app.name]?[$0] ?? 0, $0) > (running[app.name]?[$1] ?? 0, $1) }
+            let rows = versions.map { version -> HTML in
+                let count = running[app.name]?[version] ?? 0
+                let groups = wanted[version]
+                return """
+                <tr><td class="mono">\(version)</td><td>\(count)</td>\
+                <td>\(groups.map { "desired for " + $0.joined(separator: ", ") } ?? "not desired by the commit in force")</td></tr>
+                """
+            }
+            let none = devices - (running[app.name]?.values.reduce(0, +) ?? 0)
+            return """
+            <h2>\(app.name)</h2>
+            <div class="table-wrap"><table><thead><tr><th scope="col">Version</th><th scope="col">Devices running it</th>\
+            <th scope="col">In the commit in force</th></tr></thead><tbody>\(rows)</tbody></table></div>
+            <p class="muted">\(none) of \(devices) devices do not run \(app.name).</p>
+            """
+        }
+        return """
+        <h1>Commits</h1>
+        <div class="panel"><p>In force: <code>\(report.commit)</code></p>
+        \(report.commitSubject.map { "<p><strong>\($0)</strong>\(report.commitAuthor.map { " by \($0)" } ?? "")</p>" as HTML })
+        <p class="muted">The controller's note on it (<code>git log --notes=flotilla</code>) and STATUS.md on the
+        <code>flotilla/status</code> branch say what this console shows.</p></div>
+        \(head)\(apps)
         """
     }
 
