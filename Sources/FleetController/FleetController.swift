@@ -432,6 +432,7 @@ public actor FleetController: Service, ControllerHandle {
         var report = report
         report.commitSubject = desired.summary.map { DisplayText.safe($0.subject, limit: 200) }
         report.commitAuthor = desired.summary.map { DisplayText.safe($0.author, limit: 100) }
+        if let reporter = reporter(for: desired.fleet) { report.commitURL = await reporter.commitURL(desired.commit.description) }
         status = report
         let fleet = desired.fleet
         let states = [desired.commit.description, report.head, "\(report.headErrors)"] + report.apps.map { app in

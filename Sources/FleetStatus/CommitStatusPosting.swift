@@ -6,6 +6,8 @@ import Synchronization
 public protocol CommitStatusPosting: Sendable {
     /// Where people read the full report, for the status's link; nil when there is no such page.
     func reportURL(statusBranch: String) async -> String?
+    /// The commit's page on the forge, for the console's link; nil without a forge.
+    func commitURL(_ commit: String) async -> String?
     /// Posts `state` for `context` on `commit`; whether a request was sent.
     @discardableResult
     func post(commit: String, context: String, state: CommitStatusReporter.State, description: String, targetURL: String?) async throws -> Bool
@@ -61,6 +63,7 @@ public final class MemoryForge: Sendable {
         let forge: MemoryForge
 
         func reportURL(statusBranch: String) async -> String? { "memory://\(statusBranch)/STATUS.md" }
+        func commitURL(_ commit: String) async -> String? { "memory://commit/\(commit)" }
 
         func post(commit: String, context: String, state: CommitStatusReporter.State, description: String, targetURL: String?) async throws -> Bool {
             try forge.record(Post(commit: commit, context: context, state: state, description: description, targetURL: targetURL))

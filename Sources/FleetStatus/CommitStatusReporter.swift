@@ -71,6 +71,23 @@ public actor CommitStatusReporter {
         }
     }
 
+    /// The commit's page in the forge's web view.
+    public func commitURL(_ commit: String) -> String? {
+        guard let root else { return nil }
+        let repository = settings.repository
+        switch settings.forge {
+        case .github:
+            let web = root == "https://api.github.com" ? "https://github.com" : Self.trimming(root, suffix: "/api/v3")
+            return "\(web)/\(repository)/commit/\(commit)"
+        case .gitlab:
+            return "\(Self.trimming(root, suffix: "/api/v4"))/\(repository)/-/commit/\(commit)"
+        case .gitea:
+            return "\(Self.trimming(root, suffix: "/api/v1"))/\(repository)/commit/\(commit)"
+        case .none:
+            return nil
+        }
+    }
+
     private static func trimming(_ text: String, suffix: String) -> String {
         text.hasSuffix(suffix) ? String(text.dropLast(suffix.count)) : text
     }

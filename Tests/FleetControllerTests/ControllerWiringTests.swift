@@ -65,6 +65,7 @@ struct ControllerWiringTests {
         // Who made the commit in force, and why, for the console and status.json.
         #expect(await world.controller.status?.commitSubject == "Thermostat 2.5.0 for the canary")
         #expect(await world.controller.status?.commitAuthor == "Ada")
+        #expect(await world.controller.status?.commitURL == "memory://commit/\(commit)", "the commit's page on the fleet's forge")
         let deployments = try await world.store.deployments(project: "acme-climate", limit: 10)
         #expect(deployments.map(\.app) == ["thermostat"])
         #expect(deployments.first?.version == "2.5.0")

@@ -235,6 +235,49 @@ struct ConsoleTests {
         }
     }
 
+    @Test func aRunningRolloutIsAbortedAndAWaitingTargetApprovedEachAudited() async throws {
+        let project = ConsoleProject(Self.report())
+        try await server.withServer(controller: project) { client, tokens in
+            let device = try await RemoteTests().onlineDevice(client, tokens)
+            let now = Date()
+            let wave = DeploymentRecord(id: "dep-wave-1", project: "acme", app: "thermostat", version: "2.5.0", flow: "compose", digest: "d-250",
+                                        parameters: [:], steps: [], rollback: [], artifactAllowlist: [], createdAt: now,
+                                        createdBy: "controller", purpose: .rollout, group: "canary")
+            try await server.store.createDeployment(wave, executions: [ExecutionRecord(id: "exe-1", deploymentID: wave.id, deviceID: device.id,
+                                                                                       updatedAt: now)])
+            let session = try await signIn(client, token: tokens.operator)
+            let other = try await signIn(client, token: tokens.otherOperator)
+            let rollout = String(buffer: try await get(client, "/rollouts/thermostat/canary", cookie: session.cookie).body)
+            #expect(rollout.contains("Wave 1: 2.5.0") && rollout.contains("Abort this rollout"))
+            let csrf = try #require(Self.csrf(in: rollout))
+            let otherCSRF = try #require(Self.csrf(in: String(buffer: try await get(client, "/", cookie: other.cookie).body)))
+
+            // Another project's session reaches neither: its project runs no such rollout, and has no controller here.
+            let foreignAbort = try await post(client, "/rollouts/thermostat/canary/abort", cookie: other.cookie, form: "csrf=\(otherCSRF)")
+            #expect(foreignAbort.status == .conflict && !String(buffer: foreignAbort.body).contains("acme"))
+            let foreignApproval = try await post(client, "/rollouts/thermostat/canary/approve", cookie: other.cookie, form: "csrf=\(otherCSRF)")
+            #expect(foreignApproval.status == .notFound)
+            #expect(try await server.store.approvals(project: "acme").isEmpty)
+            #expect(try await server.store.deployment(id: wave.id)?.aborted == false, "another project's session aborted this one's rollout")
+
+            let aborted = try await post(client, "/rollouts/thermostat/canary/abort", cookie: session.cookie, form: "csrf=\(csrf)")
+            #expect(aborted.status == .seeOther)
+            #expect(try await server.store.deployment(id: wave.id)?.aborted == true)
+            #expect(try await server.store.executions(deploymentID: wave.id).map(\.state) == [.cancelled])
+            let again = try await post(client, "/rollouts/thermostat/canary/abort", cookie: session.cookie, form: "csrf=\(csrf)")
+            #expect(again.status == .conflict, "nothing runs any more")
+
+            let approved = try await post(client, "/rollouts/thermostat/canary/approve", cookie: session.cookie, form: "csrf=\(csrf)")
+            #expect(approved.status == .seeOther)
+            let operatorID = String(tokens.operator.split(separator: "_")[1])
+            #expect(try await server.store.approvals(project: "acme").map(\.digest) == ["d-250"])
+            #expect(try await server.store.approvals(project: "acme").first?.approvedBy == "operator:\(operatorID)")
+            #expect(await project.polls >= 2, "an abort and an approval each ask the controller for a pass")
+            let actions = try await server.store.audit(project: "acme", limit: 20).filter { $0.actor == "operator:\(operatorID)" }.map(\.action)
+            #expect(actions.contains("rollout.abort") && actions.contains("target.approve"), "\(actions)")
+        }
+    }
+
     @Test func signingOutOrRevokingTheOperatorTokenEndsTheSession() async throws {
         try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
             let session = try await signIn(client, token: tokens.operator)
@@ -349,6 +392,15 @@ struct ConsoleTests {
         for (expected, what) in table { #expect(page.contains(expected), "\(what)") }
         #expect(page.contains("<strong>thermostat &lt;2.5.0&gt; for the canary</strong> by Ada"))
         #expect(ConsolePages.commitsMain(report: nil, running: [:], devices: 0).description.contains("No commit is in force yet"))
+    }
+
+    @Test func theCommitLinksToTheForgeOnlyOverHTTP() {
+        var report = ConsoleTests.report()
+        report.commitURL = "https://github.com/acme/fleet/commit/0123456789abcdef"
+        #expect(ConsolePages.commitLink(report).description
+                == "<a href=\"https://github.com/acme/fleet/commit/0123456789abcdef\" rel=\"noopener noreferrer\"><code>0123456789ab</code></a>")
+        report.commitURL = "javascript:alert(1)"
+        #expect(ConsolePages.commitLink(report).description == "<code>0123456789ab</code>")
     }
 
     @Test func theLivePagePartIsTheMainOnly() async throws {

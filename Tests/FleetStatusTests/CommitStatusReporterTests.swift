@@ -119,6 +119,21 @@ struct CommitStatusReporterTests {
         #expect(await reporter.reportURL(statusBranch: "flotilla/status") == expected)
     }
 
+    /// The console links the commit in force to its page on the forge.
+    @Test func commitLinks() async {
+        let table: [(StatusSettings.Forge, String?, String?)] = [
+            (.github, nil, "https://github.com/acme/fleet/commit/\(Self.sha)"),
+            (.github, "https://git.acme.example/api/v3", "https://git.acme.example/acme/fleet/commit/\(Self.sha)"),
+            (.gitlab, nil, "https://gitlab.com/acme/fleet/-/commit/\(Self.sha)"),
+            (.gitea, "https://gitea.acme.example/api/v1", "https://gitea.acme.example/acme/fleet/commit/\(Self.sha)"),
+            (.none, nil, nil),
+        ]
+        for (forge, apiURL, expected) in table {
+            let reporter = CommitStatusReporter(settings: .init(forge: forge, repository: "acme/fleet", apiURL: apiURL, token: "t"))
+            #expect(await reporter.commitURL(Self.sha) == expected, "\(forge)")
+        }
+    }
+
     @Test func postsOnlyOnChangeShortensAndBacksOffWhenLimited() async throws {
         let forge = try await FakeForge()
         let reporter = CommitStatusReporter(settings: .init(forge: .github, repository: "acme/fleet", apiURL: forge.url, token: "t"))

@@ -118,6 +118,8 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     /// The first line of the commit's message and its author, when the repository could tell.
     public var commitSubject: String?
     public var commitAuthor: String?
+    /// The commit's page on the forge, when the fleet names one.
+    public var commitURL: String?
     public var head: String
     public var headErrors: [String]
     public var apps: [App]

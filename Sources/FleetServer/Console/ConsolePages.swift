@@ -130,7 +130,7 @@ enum ConsolePages {
             """
             return """
             <h1>Overview of \(session.project)</h1>\(noticeHTML)
-            <div class="panel"><p>Commit in force: <code>\(String(report.commit.prefix(12)))</code>\
+            <div class="panel"><p>Commit in force: \(commitLink(report))\
             \(report.commitSubject.map { " <strong>\($0)</strong>" as HTML })\(report.commitAuthor.map { " by \($0)" as HTML })\
             \(leader.map { " · controller on \($0)" as HTML })</p>\(fleet)
             \(action(session, "/reconcile", "Reconcile now"))</div>
@@ -480,6 +480,13 @@ enum ConsolePages {
 
     // MARK: Commits
 
+    /// The commit's id, linked to its page on the forge when the fleet names one (http or https only).
+    static func commitLink(_ report: FleetStatusReport, short: Bool = true) -> HTML {
+        let id: HTML = "<code>\(short ? String(report.commit.prefix(12)) : report.commit)</code>"
+        guard let url = report.commitURL, url.hasPrefix("https://") || url.hasPrefix("http://") else { return id }
+        return "<a href=\"\(url)\" rel=\"noopener noreferrer\">\(id)</a>"
+    }
+
     /// The commit in force and what the devices run: per app, each version with how many devices
     /// run it, and which targets of the commit in force want it.
     static func commitsMain(report: FleetStatusReport?, running: [String: [String: Int]], devices: Int) -> HTML {
@@ -513,7 +520,7 @@ enum ConsolePages {
         }
         return """
         <h1>Commits</h1>
-        <div class="panel"><p>In force: <code>\(report.commit)</code></p>
+        <div class="panel"><p>In force: \(commitLink(report, short: false))</p>
         \(report.commitSubject.map { "<p><strong>\($0)</strong>\(report.commitAuthor.map { " by \($0)" } ?? "")</p>" as HTML })
         <p class="muted">The controller's note on it (<code>git log --notes=flotilla</code>) and STATUS.md on the
         <code>flotilla/status</code> branch say what this console shows.</p></div>
