@@ -21,13 +21,8 @@ flotilla=$(swift build --show-bin-path)/flotilla
 [ -x "$flotilla" ] || swift build --product flotilla
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source hack/lib/fleet-demo.sh
+trap stop_started EXIT
 
 start_fleet_repository > /dev/null
 enrollment=$("$flotilla" token create --project acme-climate --data "$work/data")

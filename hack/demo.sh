@@ -26,14 +26,8 @@ flotilla=$(swift build --show-bin-path)/flotilla
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 source hack/lib/fleet-demo.sh
+trap stop_started EXIT
 
 say "Validating fleet-repo-template/ (errors would print as path:line:column)"
 "$flotilla" validate fleet-repo-template

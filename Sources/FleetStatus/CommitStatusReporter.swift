@@ -56,33 +56,27 @@ public actor CommitStatusReporter {
     /// Where people read the full report: STATUS.md on the status branch, in the forge's web view.
     /// The web root is the API root without its API path (GitHub's public API lives elsewhere).
     public func reportURL(statusBranch: String) -> String? {
-        guard let root else { return nil }
-        let repository = settings.repository
-        switch settings.forge {
-        case .github:
-            let web = root == "https://api.github.com" ? "https://github.com" : Self.trimming(root, suffix: "/api/v3")
-            return "\(web)/\(repository)/blob/\(statusBranch)/STATUS.md"
-        case .gitlab:
-            return "\(Self.trimming(root, suffix: "/api/v4"))/\(repository)/-/blob/\(statusBranch)/STATUS.md"
-        case .gitea:
-            return "\(Self.trimming(root, suffix: "/api/v1"))/\(repository)/src/branch/\(statusBranch)/STATUS.md"
-        case .none:
-            return nil
-        }
+        webPage(github: "blob/\(statusBranch)/STATUS.md", gitlab: "-/blob/\(statusBranch)/STATUS.md",
+                gitea: "src/branch/\(statusBranch)/STATUS.md")
     }
 
     /// The commit's page in the forge's web view.
     public func commitURL(_ commit: String) -> String? {
+        webPage(github: "commit/\(commit)", gitlab: "-/commit/\(commit)", gitea: "commit/\(commit)")
+    }
+
+    /// A page of the repository in the forge's web view, at each forge's own path for it.
+    private func webPage(github: String, gitlab: String, gitea: String) -> String? {
         guard let root else { return nil }
         let repository = settings.repository
         switch settings.forge {
         case .github:
             let web = root == "https://api.github.com" ? "https://github.com" : Self.trimming(root, suffix: "/api/v3")
-            return "\(web)/\(repository)/commit/\(commit)"
+            return "\(web)/\(repository)/\(github)"
         case .gitlab:
-            return "\(Self.trimming(root, suffix: "/api/v4"))/\(repository)/-/commit/\(commit)"
+            return "\(Self.trimming(root, suffix: "/api/v4"))/\(repository)/\(gitlab)"
         case .gitea:
-            return "\(Self.trimming(root, suffix: "/api/v1"))/\(repository)/commit/\(commit)"
+            return "\(Self.trimming(root, suffix: "/api/v1"))/\(repository)/\(gitea)"
         case .none:
             return nil
         }

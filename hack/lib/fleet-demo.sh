@@ -2,6 +2,13 @@
 # Shared by the demos: sourced, with $work set to a scratch directory and pids=() to stop on exit.
 # shellcheck disable=SC2154  # $work and $pids belong to the script that sources this one
 
+# Stops every process in $pids and removes $work: the sourcing script's `trap stop_started EXIT`.
+stop_started() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # A bare fleet repository made from fleet-repo-template/, a clone in $work/clone, and git daemon
