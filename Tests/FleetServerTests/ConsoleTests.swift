@@ -421,17 +421,19 @@ struct ConsoleTests {
 struct ConsoleEventsTests {
     @Test func manyListenersCostOneReadATickAndAChangeWakesThemAll() async throws {
         let project = ConsoleProject(ConsoleTests.report())
-        let events = ConsoleEvents(tick: .milliseconds(20)) { _ in await project.statusJSON() }
+        let tick = Duration.milliseconds(20)
+        let events = ConsoleEvents(tick: tick) { _ in await project.statusJSON() }
         let start = await events.current(project: "acme")
-        let readsBefore = await project.reads
         let versions = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<50 { group.addTask { await events.next(project: "acme", after: start, timeout: .seconds(30)) } }
-            // Let them all wait through a few ticks of nothing changing.
+            for _ in 0..<50 { group.addTask { await events.next(project: "acme", after: start, timeout: .seconds(60)) } }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while await events.listening < 50, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(await events.listening == 50)
+            // They all wait through ticks of nothing changing: one read a tick, not one per console.
+            let readsBefore = await project.reads, began = ContinuousClock.now
             try await Task.sleep(for: .milliseconds(200))
-            let idleReads = await project.reads - readsBefore
-            #expect(idleReads < 20, "50 waiting consoles read the status \(idleReads) times in 200 ms: once a tick, not once each")
-            let listening = await events.listening
-            #expect(listening == 50, "\(listening) listening")
+            let idleReads = await project.reads - readsBefore, ticks = (ContinuousClock.now - began) / tick
+            #expect(Double(idleReads) <= ticks + 2, "50 waiting consoles read the status \(idleReads) times in \(ticks) ticks")
             await project.set(ConsoleTests.report(converged: 4, updating: 0))
             var woken: [Int] = []
             for try await version in group { woken.append(version) }
@@ -439,7 +441,9 @@ struct ConsoleEventsTests {
         }
         #expect(versions.count == 50 && versions.allSatisfy { $0 == start + 1 })
         // Nobody listens now: the watcher stops, and nothing is read.
-        try await Task.sleep(for: .milliseconds(100))
+        let deadline = ContinuousClock.now + .seconds(30)
+        while await events.isWatching, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await events.isWatching == false)
         let idle = await project.reads
         try await Task.sleep(for: .milliseconds(200))
         #expect(await project.reads == idle)
@@ -524,22 +528,22 @@ struct ConsoleDeviceCacheTests {
             _ = try await store.enroll(DeviceRecord(id: "d-\(index)", project: "acme", name: "d-\(index)", hardwareID: "hw-\(index)",
                                                     secretHash: "", enrolledAt: Date()))
         }
-        let cache = ConsoleDeviceCache(store: store, freshness: 0.2)
-        let first = try await cache.snapshot(project: "acme")
+        // Times are given, not waited for: a list lasts 10 s here, however long its read took.
+        let cache = ConsoleDeviceCache(store: store, freshness: 10, readCostFactor: 0)
+        let first = try await cache.snapshot(project: "acme", now: Date())
         #expect(first.devices.map(\.id) == ["d-0", "d-1", "d-2"])
-        for _ in 0..<20 { _ = try await cache.snapshot(project: "acme") }
-        #expect(await cache.reads == 1, "twenty pages within the freshness read the store once")
+        for second in 0..<20 { _ = try await cache.snapshot(project: "acme", now: first.at.addingTimeInterval(Double(second) / 4)) }
+        #expect(await cache.reads == 1, "twenty pages within the list's lifetime read the store once")
 
         try await store.deleteDevice(id: "d-1")
-        let now = Date()
-        let stale = try await cache.snapshot(project: "acme", now: now.addingTimeInterval(0.3))
+        let stale = try await cache.snapshot(project: "acme", now: first.at.addingTimeInterval(15))
         #expect(stale.devices.count == 3, "a list just past its lifetime is served at once")
         #expect(await cache.reads == 2, "and one refresh started behind it")
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(try await cache.snapshot(project: "acme").devices.map(\.id) == ["d-0", "d-2"])
+        // Long after: the page waits for a list read after the deletion (the refresh, or a new read).
+        #expect(try await cache.snapshot(project: "acme", now: first.at.addingTimeInterval(100)).devices.map(\.id) == ["d-0", "d-2"])
 
         try await store.deleteDevice(id: "d-2")
-        let late = try await cache.snapshot(project: "acme", now: Date().addingTimeInterval(5))
+        let late = try await cache.snapshot(project: "acme", now: Date().addingTimeInterval(1_000))
         #expect(late.devices.map(\.id) == ["d-0"], "a list long unread is not shown: the page waits for a fresh one")
         #expect(try await cache.snapshot(project: "other").devices.isEmpty)
     }

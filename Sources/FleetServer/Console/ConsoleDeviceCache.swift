@@ -28,15 +28,18 @@ actor ConsoleDeviceCache {
 
     private let store: any FleetStore
     private let freshness: TimeInterval
+    /// How many times its read's cost a list lasts at least.
+    private let readCostFactor: Double
     private let keep: TimeInterval
     private var entries: [String: Entry] = [:]
     private var refreshing: [String: Task<Entry, any Error>] = [:]
     /// Reads of the store so far, for the tests.
     private(set) var reads = 0
 
-    init(store: any FleetStore, freshness: TimeInterval = 1, keep: TimeInterval = 300) {
+    init(store: any FleetStore, freshness: TimeInterval = 1, readCostFactor: Double = 10, keep: TimeInterval = 300) {
         self.store = store
         self.freshness = freshness
+        self.readCostFactor = readCostFactor
         self.keep = keep
     }
 
@@ -45,7 +48,7 @@ actor ConsoleDeviceCache {
         if var entry = entries[project] {
             entry.lastUsed = now
             entries[project] = entry
-            let lifetime = max(freshness, entry.readSeconds * 10)
+            let lifetime = max(freshness, entry.readSeconds * readCostFactor)
             let age = now.timeIntervalSince(entry.snapshot.at)
             if age < lifetime { return entry.snapshot }
             if refreshing[project] == nil { refreshing[project] = read(project) }

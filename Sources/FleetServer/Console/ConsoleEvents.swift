@@ -116,6 +116,8 @@ actor ConsoleEvents {
     }
 
     var listening: Int { waiters.count }
+    /// Whether the watcher runs (only while someone listens).
+    var isWatching: Bool { watcher != nil }
 
     private func cancel(_ id: Int) {
         guard let waiter = waiters.removeValue(forKey: id) else { return }
