@@ -22,7 +22,7 @@ flotilla=$(swift build --show-bin-path)/flotilla
 work=$(mktemp -d)
 pids=()
 source hack/lib/fleet-demo.sh
-trap stop_started EXIT
+stop_on_exit
 
 start_fleet_repository > /dev/null
 enrollment=$("$flotilla" token create --project acme-climate --data "$work/data")

@@ -27,7 +27,7 @@ flotilla=$(swift build --show-bin-path)/flotilla
 work=$(mktemp -d)
 pids=()
 source hack/lib/fleet-demo.sh
-trap stop_started EXIT
+stop_on_exit
 
 say "Validating fleet-repo-template/ (errors would print as path:line:column)"
 "$flotilla" validate fleet-repo-template

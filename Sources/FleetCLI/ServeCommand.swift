@@ -159,8 +159,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let forgeApiURL, !(forgeApiURL.hasPrefix("https://") || forgeApiURL.hasPrefix("http://")) || forgeApiURL.contains(" ") {
             throw ValidationError("--forge-api-url must be an http(s) URL, not '\(forgeApiURL)'")
         }
-        if let forgeRepository, forgeRepository.isEmpty || forgeRepository.contains(" ") {
-            throw ValidationError("--forge-repository must be owner/name or a GitLab project id or path")
+        if let forgeRepository, let problem = StatusSettings.repositoryProblem(forgeRepository) {
+            throw ValidationError("--forge-repository: \(problem)")
         }
         if let prefix = statusContextPrefix, let problem = StatusSettings.contextPrefixProblem(prefix) {
             throw ValidationError("--status-context-prefix \(problem)")

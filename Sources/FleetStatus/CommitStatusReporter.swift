@@ -60,9 +60,11 @@ public actor CommitStatusReporter {
                 gitea: "src/branch/\(statusBranch)/STATUS.md")
     }
 
-    /// The commit's page in the forge's web view.
+    /// The commit's page in the forge's web view; none for a GitLab project named by its id,
+    /// whose web pages are named by path.
     public func commitURL(_ commit: String) -> String? {
-        webPage(github: "commit/\(commit)", gitlab: "-/commit/\(commit)", gitea: "commit/\(commit)")
+        if settings.forge == .gitlab, settings.repository.allSatisfy(\.isNumber) { return nil }
+        return webPage(github: "commit/\(commit)", gitlab: "-/commit/\(commit)", gitea: "commit/\(commit)")
     }
 
     /// A page of the repository in the forge's web view, at each forge's own path for it.

@@ -299,3 +299,32 @@ struct RemoteAccessDeclarationTests {
         }
     }
 }
+
+/// `status.repository` goes into the forge's API paths and web links: nothing in it may reach
+/// past the repository.
+struct StatusRepositoryTests {
+    static func files(repository: String) -> [String: String] {
+        var files = FleetFixtures.shop
+        files["fleet.yaml"] = "kind: Fleet\nproject: shop\nstatus:\n  forge: gitlab\n  repository: '\(repository)'\n"
+        return files
+    }
+
+    @Test func ownerNameAPathOrAnIdAreRead() throws {
+        for repository in ["acme/fleet", "acme/fleet.git-mirror_2", "group/subgroup/fleet", "12345"] {
+            #expect(try FleetFixtures.load(Self.files(repository: repository)).fleet.status.repository == repository)
+        }
+    }
+
+    @Test func anythingElseIsAnErrorAtItsPlace() {
+        let table = ["acme", "acme/../admin", "acme/./fleet", "acme//fleet", "/acme/fleet", "acme/fleet#x", "acme/fleet?x=1", "acme/fl eet",
+                     "evil/x/commit/0000#\"><script>"]
+        for repository in table {
+            do {
+                _ = try FleetFixtures.load(Self.files(repository: repository))
+                Issue.record("accepted: \(repository)")
+            } catch {
+                #expect("\(error)".contains("fleet.yaml:5:15: error: invalid 'repository'"), "\(error)")
+            }
+        }
+    }
+}

@@ -58,6 +58,7 @@ struct ServerManifestTests {
         ("projects:\n  - {name: a, repository: /r, forge: {kind: bitbucket, repository: x}}", "invalid value 'bitbucket' for 'kind'"),
         ("projects:\n  - {name: a, repository: /r, forge: {kind: gitea, repository: x, apiURL: 'ftp://x'}}", "'apiURL' must be an http(s) URL"),
         ("projects:\n  - {name: a, repository: /r, status: {contextPrefix: 'a/b'}}", "'contextPrefix' must be 1 to 64 letters"),
+        ("projects:\n  - {name: a, repository: /r, forge: {kind: github, repository: 'acme/../admin'}}", "error: invalid 'repository'"),
         ("projects:\n  - {name: a, repository: /r, git: {tokenFile: ''}}", "'tokenFile' must name a file"),
         ("projects:\n  - {name: a, repository: /r}\n  - {name: a, repository: /s}", "server.yaml:3:5: error: project 'a' is listed twice (first at 2:5)"),
         ("projects:\n  - {name: a, repository: /r}\n  - {name: b, repository: /r}", "projects 'a' and 'b' read one repository with the same status context prefix"),

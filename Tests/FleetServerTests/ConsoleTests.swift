@@ -267,6 +267,16 @@ struct ConsoleTests {
             let again = try await post(client, "/rollouts/thermostat/canary/abort", cookie: session.cookie, form: "csrf=\(csrf)")
             #expect(again.status == .conflict, "nothing runs any more")
 
+            // A rollout whose waves all finished is not marked aborted after the fact (a stale page's button).
+            let done = DeploymentRecord(id: "dep-done-1", project: "acme", app: "thermostat", version: "2.5.0", flow: "compose", digest: "d-251",
+                                        parameters: [:], steps: [], rollback: [], artifactAllowlist: [], createdAt: now.addingTimeInterval(1),
+                                        createdBy: "controller", purpose: .rollout, group: "canary")
+            try await server.store.createDeployment(done, executions: [ExecutionRecord(id: "exe-2", deploymentID: done.id, deviceID: device.id,
+                                                                                       state: .succeeded, updatedAt: now)])
+            let late = try await post(client, "/rollouts/thermostat/canary/abort", cookie: session.cookie, form: "csrf=\(csrf)")
+            #expect(late.status == .conflict)
+            #expect(try await server.store.deployment(id: done.id)?.aborted == false)
+
             let approved = try await post(client, "/rollouts/thermostat/canary/approve", cookie: session.cookie, form: "csrf=\(csrf)")
             #expect(approved.status == .seeOther)
             let operatorID = String(tokens.operator.split(separator: "_")[1])
@@ -372,6 +382,7 @@ struct ConsoleTests {
             #expect(canary.contains(second.id) && !canary.contains(first.id), "what git declares wins over what the device reports")
             let pinned = String(buffer: try await get(client, "/devices?group=pinned", cookie: session.cookie).body)
             #expect(pinned.contains(first.id) && !pinned.contains(second.id))
+            #expect(pinned.contains("group=stable") && !pinned.contains("group=canary"), "listed with the tags it was matched on")
             let bySelector = String(buffer: try await get(client, "/devices?selector=group%3Dstable", cookie: session.cookie).body)
             #expect(bySelector.contains(first.id) && !bySelector.contains(second.id))
             let unknown = try await get(client, "/devices?group=nope", cookie: session.cookie)
@@ -595,5 +606,15 @@ struct ConsoleForecastTests {
 
     @Test func nothingLeftSaysNothing() {
         #expect(ConsolePages.forecast(target: Self.target(devices: 4, converged: 3, failed: 1, state: "failed"), waves: [], now: Self.start) == nil)
+        var observed = Self.target(devices: 7, converged: 6)
+        observed.observing = 1
+        #expect(ConsolePages.forecast(target: observed, waves: [], now: Self.start) == nil, "a device in its health check has started")
+    }
+
+    @Test func wavesAheadOfTheStatusCountAsStarted() {
+        // The status (from the controller's last pass) counts none updating; the second wave's two are.
+        let waves = [Self.wave(1, devices: 2, at: 0, ended: 30), Self.wave(2, devices: 2, at: 60)]
+        #expect(ConsolePages.forecast(target: Self.target(devices: 7, converged: 2), waves: waves, now: Self.start.addingTimeInterval(70))
+                == "3 devices left to start: about 2 more waves of 2, about 2 min at this rollout's pace so far.")
     }
 }

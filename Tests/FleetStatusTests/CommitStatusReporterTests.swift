@@ -132,6 +132,9 @@ struct CommitStatusReporterTests {
             let reporter = CommitStatusReporter(settings: .init(forge: forge, repository: "acme/fleet", apiURL: apiURL, token: "t"))
             #expect(await reporter.commitURL(Self.sha) == expected, "\(forge)")
         }
+        // A GitLab project named by its id has no web page by that id.
+        let byID = CommitStatusReporter(settings: .init(forge: .gitlab, repository: "12345", apiURL: nil, token: "t"))
+        #expect(await byID.commitURL(Self.sha) == nil)
     }
 
     @Test func postsOnlyOnChangeShortensAndBacksOffWhenLimited() async throws {

@@ -2,11 +2,19 @@
 # Shared by the demos: sourced, with $work set to a scratch directory and pids=() to stop on exit.
 # shellcheck disable=SC2154  # $work and $pids belong to the script that sources this one
 
-# Stops every process in $pids and removes $work: the sourcing script's `trap stop_started EXIT`.
+# Stops every process in $pids and removes $work.
 stop_started() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
+}
+
+# Stops what was started when the script ends, however it ends: Ctrl-C and SIGTERM end it at
+# once, even while it waits (a trapped signal interrupts `wait`; bash's own handling does not).
+stop_on_exit() {
+  trap stop_started EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

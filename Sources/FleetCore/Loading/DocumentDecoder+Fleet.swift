@@ -119,7 +119,12 @@ extension DocumentDecoder {
         var status = StatusSettings()
         guard let fields = Fields(node, owner: "status", known: Self.statusKeys, sink: sink) else { return status }
         status.forge = choice(fields, "forge") ?? .none
-        status.repository = fields.string("repository")?.value
+        if let repository = fields.string("repository") {
+            if let problem = StatusSettings.repositoryProblem(repository.value) {
+                sink.error(repository.location, "invalid 'repository' '\(DisplayText.safe(repository.value, limit: 80))': \(problem)")
+            }
+            status.repository = repository.value
+        }
         if let api = fields.string("apiURL") {
             if case .failure(let problem) = WebURL.parse(api.value) {
                 sink.error(api.location, "invalid 'apiURL': \(problem.reason)")

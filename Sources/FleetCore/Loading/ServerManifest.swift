@@ -163,7 +163,12 @@ extension DocumentDecoder {
         }
         if let node = fields["forge"], let forge = Fields(node, owner: "forge", known: ServerManifest.forgeKeys, sink: sink) {
             project.forge = choice(forge, "kind")
-            project.forgeRepository = forge.string("repository")?.value
+            if let repository = forge.string("repository") {
+                if let problem = StatusSettings.repositoryProblem(repository.value) {
+                    sink.error(repository.location, "invalid 'repository': \(problem)")
+                }
+                project.forgeRepository = repository.value
+            }
             if let api = forge.string("apiURL") {
                 if !(api.value.hasPrefix("https://") || api.value.hasPrefix("http://")) || api.value.contains(" ") {
                     sink.error(api.location, "'apiURL' must be an http(s) URL, not '\(api.value)'")

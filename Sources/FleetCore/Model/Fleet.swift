@@ -49,4 +49,22 @@ public struct StatusSettings: Hashable, Sendable {
     public var branch: String = "flotilla/status"
 
     public init() {}
+
+    /// What `repository` may be: a project id (digits, GitLab), or a path of two or more parts
+    /// of letters, digits, '.', '_' and '-', none of them dots only. It goes into the forge's API
+    /// paths and web links, so nothing in it may reach past the repository (`..`, `?`, `#`).
+    public static let repositoryPattern = #"^(?:[0-9]+|(?!\.+(?:/|$))[A-Za-z0-9._-]+(?:/(?!\.+(?:/|$))[A-Za-z0-9._-]+)+)$"#
+
+    /// Why `repository` is not one `repositoryPattern` allows, or nil.
+    public static func repositoryProblem(_ repository: String) -> String? {
+        if !repository.isEmpty, repository.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) { return nil }
+        let parts = repository.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2 else { return "expected owner/name (or a GitLab project id or path)" }
+        for part in parts {
+            guard !part.isEmpty, !part.allSatisfy({ $0 == "." }),
+                  part.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0) })
+            else { return "each part of owner/name is letters, digits, '.', '_' and '-' (not dots only)" }
+        }
+        return nil
+    }
 }

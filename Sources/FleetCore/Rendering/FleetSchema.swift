@@ -34,7 +34,7 @@ public enum FleetSchema {
                 ]))], description: "Where download steps may fetch from.")),
                 ("status", strictObject([
                     ("forge", enumeration(StatusSettings.Forge.allCases.map(\.rawValue), "The forge whose commit-status API to post to.")),
-                    ("repository", text("owner/name on GitHub or Gitea; project id or path on GitLab.")),
+                    ("repository", text("owner/name on GitHub or Gitea; project id or path on GitLab.", pattern: StatusSettings.repositoryPattern)),
                     ("apiURL", text("API base URL of a self-hosted forge.", pattern: urlPattern, format: "uri")),
                     ("contextPrefix", text("First part of each status context, <prefix>/<app>; one word, no spaces.", pattern: "^[^ ]+$")),
                     ("notes", .object([("type", .string("boolean")), ("description", .string("Write a git note on each reconciled commit."))])),

@@ -222,7 +222,10 @@ struct ConsoleController: Sendable {
                       query.version.isEmpty || query.app.isEmpty || record.apps[query.app]?.version == query.version else { continue }
                 if let online, (record.lastHeartbeatAt.map { now.timeIntervalSince($0) <= window } ?? false) != online { continue }
                 if total >= first, shown.count < ConsolePages.pageSize {
-                    shown.append(OperatorController.view(record, now: now, configuration: configuration))
+                    // Shown with the tags it was matched on.
+                    var view = OperatorController.view(record, now: now, configuration: configuration)
+                    view.tags = tags
+                    shown.append(view)
                 }
                 total += 1
             }
@@ -325,8 +328,9 @@ struct ConsoleController: Sendable {
     private func abortRollout(session: ConsoleSession, app: String, group: String) async throws {
         try Validate.text(app, field: "app", maximum: 63)
         try Validate.text(group, field: "group", maximum: 63)
+        // Only waves still running: a finished rollout is not marked aborted after the fact.
         let running = try await waves(project: session.project, app: app, group: group)
-            .filter { $0.deployment.purpose == .rollout && !$0.deployment.aborted }
+            .filter { $0.deployment.purpose == .rollout && !$0.deployment.aborted && $0.executions.contains { !$0.state.isFinal } }
         guard !running.isEmpty else { throw APIError(.conflict, "not_running", "no rollout of \(app) to \(group) is running") }
         var cancelled = 0
         for wave in running {

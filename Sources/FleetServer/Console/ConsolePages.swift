@@ -214,7 +214,10 @@ enum ConsolePages {
     /// What is left of a target's rollout, at the pace its waves so far went: how many devices,
     /// about how many waves, about how long. Nil when nothing is left or nothing is known yet.
     static func forecast(target: FleetStatusReport.Target, waves: [Wave], now: Date) -> String? {
-        let left = target.devices - target.converged - target.failed - target.updating
+        // Started: what the status counts updating, or the waves' unfinished executions when they
+        // are ahead of it (the status is from the controller's last pass); and those observed.
+        let unfinished = waves.filter { $0.deployment.purpose == .rollout }.reduce(0) { $0 + $1.executions.count { !$0.state.isFinal } }
+        let left = target.devices - target.converged - target.failed - target.observing - max(target.updating, unfinished)
         guard left > 0 else { return nil }
         let offline = min(target.offline, left)
         let online = left - offline
@@ -384,7 +387,7 @@ enum ConsolePages {
         \(error)\(groupError)
         \(pager)
         <div class="table-wrap"><table>
-        <thead><tr><th scope="col">Device</th><th scope="col">Online</th><th scope="col">Tags</th><th scope="col">Apps</th><th scope="col">Last heartbeat</th></tr></thead>
+        <thead><tr><th scope="col">Device</th><th scope="col">Online</th><th scope="col">Tags (as groups see them)</th><th scope="col">Apps</th><th scope="col">Last heartbeat</th></tr></thead>
         <tbody>\(rows)</tbody></table></div>
         """
     }
