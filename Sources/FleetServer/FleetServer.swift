@@ -18,8 +18,9 @@ public enum FleetServer {
         let metrics = ServerMetrics()
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
+        let events = ConsoleController.events(controllers: controllers, configuration: configuration)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
-                                 board: board, metrics: metrics, controllers: controllers, secrets: secrets)
+                                 board: board, metrics: metrics, controllers: controllers, secrets: secrets, consoleEvents: events)
         // Idle and slow clients are cut off, and never hold more descriptors than the cap.
         return Application(router: router,
                            server: .http1(configuration: .init(
@@ -36,7 +37,7 @@ public enum FleetServer {
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
                             directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard,
                             metrics: ServerMetrics, controllers: ControllerSet = ControllerSet(),
-                            secrets: SecretBox? = nil) -> Router<FleetRequestContext> {
+                            secrets: SecretBox? = nil, consoleEvents: ConsoleEvents? = nil) -> Router<FleetRequestContext> {
         let router = Router(context: FleetRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         let routeTable = RouteTable()
@@ -66,7 +67,8 @@ public enum FleetServer {
         RemoteController(store: store, board: board, access: remoteAccess, configuration: configuration)
             .addRoutes(to: operators)
         ControllerRoutes(controllers: controllers, store: store, replica: configuration.leadership).addRoutes(to: router, operators: operators)
-        ConsoleController(store: store, board: board, controllers: controllers, configuration: configuration).addRoutes(to: router)
+        ConsoleController(store: store, board: board, controllers: controllers, configuration: configuration, events: consoleEvents)
+            .addRoutes(to: router)
         routeTable.set(router.routes.map { ($0.method.rawValue, $0.path.description) })
         return router
     }

@@ -36,6 +36,26 @@ struct ServeCommandTests {
         #expect(keyMode == 0o600)
     }
 
+    /// An open console (its live-update stream) does not hold the server's shutdown.
+    @Test func anOpenConsoleDoesNotHoldTheShutdown() async throws {
+        let data = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let server = try RunningServer(data: data)
+        let browser = URLSession(configuration: .ephemeral)
+        var signIn = URLRequest(url: URL(string: server.base + "/sign-in")!)
+        signIn.httpMethod = "POST"
+        signIn.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        signIn.httpBody = Data("token=\(server.operatorToken)".utf8)
+        let (page, _) = try await browser.data(for: signIn)
+        #expect(String(decoding: page, as: UTF8.self).contains("Overview of"), "signed in")
+        let stream = Task { try await browser.data(from: URL(string: server.base + "/events")!) }
+        defer { stream.cancel() }
+        try await Task.sleep(for: .seconds(1))
+        let started = ContinuousClock.now
+        #expect(try await server.terminate(seconds: 15) == 0)
+        #expect(ContinuousClock.now - started < .seconds(10), "the stream's keep-alive is 20 s and its lifetime 10 min")
+    }
+
     @Test(arguments: [
         (["--forge", "bitbucket"], "--forge must be one of none, github, gitlab, gitea, not 'bitbucket'"),
         (["--forge-api-url", "ftp://forge"], "--forge-api-url must be an http(s) URL, not 'ftp://forge'"),

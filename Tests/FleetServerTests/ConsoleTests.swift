@@ -480,6 +480,20 @@ struct ConsoleEventsTests {
         #expect(await events.admit(session: "c") != nil)
     }
 
+    @Test func closingEndsEveryStreamAndStartsNone() async throws {
+        let events = ConsoleEvents(tick: .milliseconds(10)) { _ in Array("same".utf8) }
+        let start = await events.current(project: "acme")
+        let stream = try #require(await events.admit(session: "a"))
+        let waiting = Task { await events.next(project: "acme", after: start, timeout: .seconds(600), stream: stream) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while await events.listening < 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        await events.close()
+        #expect(await waiting.value == ConsoleEvents.ended, "a stream waiting out its keep-alive ends at once")
+        #expect(await events.admit(session: "b") == nil)
+        #expect(await events.next(project: "acme", after: start, timeout: .seconds(600)) == ConsoleEvents.ended)
+        #expect(await events.isWatching == false)
+    }
+
     @Test func aListenerIsAnsweredAtItsTimeoutOrWhenCancelled() async throws {
         let events = ConsoleEvents(tick: .milliseconds(10)) { _ in Array("same".utf8) }
         let start = await events.current(project: "acme")

@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// The web console at `/`: server-rendered pages over the same store and controllers as the API,
 /// a session cookie made from an operator token, CSRF tokens on every form, and Server-Sent
@@ -22,15 +23,20 @@ struct ConsoleController: Sendable {
     /// How long one event stream lasts; the browser opens the next by itself.
     var streamLifetime: Duration = .seconds(600)
 
-    init(store: any FleetStore, board: AssignmentBoard, controllers: ControllerSet, configuration: ServerConfiguration) {
+    init(store: any FleetStore, board: AssignmentBoard, controllers: ControllerSet, configuration: ServerConfiguration,
+         events: ConsoleEvents? = nil) {
         self.store = store
         self.board = board
         self.controllers = controllers
         self.configuration = configuration
-        // Live pages hold a connection each: at most a tenth of what the server accepts, so
-        // consoles never crowd out devices.
-        events = ConsoleEvents(controllers: controllers, maximumStreams: max(16, configuration.maximumConnections / 10))
+        self.events = events ?? Self.events(controllers: controllers, configuration: configuration)
         devices = ConsoleDeviceCache(store: store)
+    }
+
+    /// Live pages hold a connection each: at most a tenth of what the server accepts, so
+    /// consoles never crowd out devices.
+    static func events(controllers: ControllerSet, configuration: ServerConfiguration) -> ConsoleEvents {
+        ConsoleEvents(controllers: controllers, maximumStreams: max(16, configuration.maximumConnections / 10))
     }
 
     func addRoutes(to router: Router<FleetRequestContext>) {
@@ -364,7 +370,13 @@ struct ConsoleController: Sendable {
             let ends = ContinuousClock.now + lifetime
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
             while !Task.isCancelled, ContinuousClock.now < ends {
-                let next = await events.next(project: project, after: version, timeout: keepAlive, stream: stream)
+                // The server stopping ends every stream at once: an open console must not hold
+                // the shutdown until its keep-alive or its lifetime.
+                let next = await withGracefulShutdownHandler {
+                    await events.next(project: project, after: version, timeout: keepAlive, stream: stream)
+                } onGracefulShutdown: {
+                    Task { await events.close() }
+                }
                 // A newer page of the session took this stream's place.
                 if next == ConsoleEvents.ended { break }
                 // A session that ended (signed out, revoked, expired) hears nothing more.

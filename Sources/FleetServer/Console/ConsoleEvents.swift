@@ -52,10 +52,23 @@ actor ConsoleEvents {
         self.init(maximumStreams: maximumStreams) { project in await controllers.entry(for: project)?.handle.statusJSON() }
     }
 
+    /// The server is stopping: every stream ends now (or it would hold the shutdown until its
+    /// lifetime ends), and none starts.
+    func close() {
+        closed = true
+        for waiter in waiters.values { waiter.continuation.resume(returning: Self.ended) }
+        waiters.removeAll()
+        watcher?.cancel()
+        watcher = nil
+    }
+
+    private var closed = false
+
     /// A new event stream of `session`: its id, or nil when the server holds its most. A session
     /// at its most gets the stream, and its oldest one ends (a page left behind: the browser
     /// closed it, and the server hears so only at its next write).
     func admit(session: String) -> Int? {
+        guard !closed else { return nil }
         var open = streams[session, default: []]
         if open.count >= Self.streamsPerSession {
             let oldest = open.removeFirst()
@@ -96,14 +109,15 @@ actor ConsoleEvents {
     /// Waits until the project's version passes `after`, or `timeout` passes (then the version is
     /// still `after`), or the task is cancelled; `ended` when `stream` was ended to make room.
     func next(project: String, after: Int, timeout: Duration, stream: Int? = nil) async -> Int {
+        if closed { return Self.ended }
         if let stream, evicted.contains(stream) { return Self.ended }
         if let known = versions[project], known.version > after { return known.version }
         let id = nextID
         nextID += 1
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                if Task.isCancelled {
-                    continuation.resume(returning: after)
+                if Task.isCancelled || closed {
+                    continuation.resume(returning: closed ? Self.ended : after)
                     return
                 }
                 waiters[id] = Waiter(id: id, stream: stream, project: project, after: after, deadline: .now + timeout,
