@@ -49,9 +49,14 @@ struct OperatorController: Sendable {
 
     private func view(_ device: DeviceRecord, now: Date) -> DeviceView { Self.view(device, now: now, configuration: configuration) }
 
+    /// Whether the device was heard from within the configured window.
+    static func isOnline(_ device: DeviceRecord, now: Date, configuration: ServerConfiguration) -> Bool {
+        device.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false
+    }
+
     /// A device as operators see it, online when heard from within the configured window.
     static func view(_ device: DeviceRecord, now: Date, configuration: ServerConfiguration) -> DeviceView {
-        let online = device.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false
+        let online = isOnline(device, now: now, configuration: configuration)
         return DeviceView(id: device.id, name: device.name, project: device.project, hardwareID: device.hardwareID,
                           tags: device.reportedTags, attributes: device.attributes, apps: device.apps, online: online,
                           enrolledAt: device.enrolledAt, lastHeartbeatAt: device.lastHeartbeatAt)

@@ -49,7 +49,7 @@ struct ConsoleController: Sendable {
         }
         console.post("sign-in") { request, _ in try await signIn(request) }
         console.post("sign-out") { request, _ in
-            let (session, _) = try await form(request)
+            let session = try await form(request)
             try await store.revokeToken(id: session.record.id)
             try await store.appendAudit(AuditRecord(at: Date(), project: session.project, actor: session.actor,
                                                     action: "console.sign-out", subject: session.record.id))
@@ -67,7 +67,7 @@ struct ConsoleController: Sendable {
         console.get("commits") { request, _ in try await commits(request) }
         console.get("events") { request, _ in try await eventStream(request) }
         console.post("reconcile") { request, _ in
-            let (session, _) = try await form(request)
+            let session = try await form(request)
             let controller = try await ControllerRoutes.controller(of: session.project, in: controllers)
             await controller.requestPoll()
             try await store.appendAudit(AuditRecord(at: Date(), project: session.project, actor: session.actor,
@@ -76,7 +76,7 @@ struct ConsoleController: Sendable {
         }
         for (verb, suspended) in [("suspend", true), ("resume", false)] {
             console.post("apps/:app/\(verb)") { request, context in
-                let (session, _) = try await form(request)
+                let session = try await form(request)
                 let app = try PathParameter.require(context, "app")
                 let controller = try await ControllerRoutes.controller(of: session.project, in: controllers)
                 try await ControllerRoutes.setSuspended(suspended, app: app, controller: controller, project: session.project,
@@ -85,13 +85,13 @@ struct ConsoleController: Sendable {
             }
         }
         console.post("rollouts/:app/:group/abort") { request, context in
-            let (session, _) = try await form(request)
+            let session = try await form(request)
             let app = try PathParameter.require(context, "app"), group = try PathParameter.require(context, "group")
             try await abortRollout(session: session, app: app, group: group)
             return redirect("/rollouts/\(URLText.component(app))/\(URLText.component(group))")
         }
         console.post("rollouts/:app/:group/approve") { request, context in
-            let (session, _) = try await form(request)
+            let session = try await form(request)
             let app = try PathParameter.require(context, "app"), group = try PathParameter.require(context, "group")
             let controller = try await ControllerRoutes.controller(of: session.project, in: controllers)
             _ = try await ControllerRoutes.approve(app: app, group: group, controller: controller, project: session.project,
@@ -130,8 +130,8 @@ struct ConsoleController: Sendable {
         throw ConsoleRedirect(location: "/sign-in" + URLText.query([("next", here == "/" ? nil : here)]))
     }
 
-    /// A form posted by one of the console's own pages: a session, the form, and its CSRF token.
-    private func form(_ request: Request) async throws -> (ConsoleSession, [String: String]) {
+    /// A form posted by one of the console's own pages, with its CSRF token: the session that sent it.
+    private func form(_ request: Request) async throws -> ConsoleSession {
         guard let session = try await ConsoleSession.from(request, store: store, now: Date()) else {
             throw APIError.unauthorized("you are not signed in, or your session ended; sign in and try again")
         }
@@ -144,7 +144,7 @@ struct ConsoleController: Sendable {
         }
         // The session may have been ended (signed out, its operator token revoked) while the form arrived.
         try await AccessTokens.confirm(session.record, store: store, now: Date())
-        return (session, fields)
+        return session
     }
 
     /// Where to go after signing in: a path of this site only, never another site.
@@ -161,7 +161,7 @@ struct ConsoleController: Sendable {
         let state: ConsolePages.ControllerState
         var suspended: Set<String> = []
         if let controller = await controllers.entry(for: session.project)?.handle {
-            if let json = await controller.statusJSON(), let report = try? JSONDecoder().decode(FleetStatusReport.self, from: Data(json)) {
+            if let report = await Self.report(of: controller) {
                 state = .reconciled(report, leader: await controller.leader())
                 suspended = try await store.suspendedApps(project: session.project)
             } else {
@@ -172,9 +172,7 @@ struct ConsoleController: Sendable {
         }
         let now = Date()
         let snapshot = try await devices.snapshot(project: session.project)
-        let online = snapshot.devices.count { device in
-            device.lastHeartbeatAt.map { now.timeIntervalSince($0) <= configuration.offlineAfterSeconds } ?? false
-        }
+        let online = snapshot.devices.count { OperatorController.isOnline($0, now: now, configuration: configuration) }
         return page(request, session: session, title: "Overview", section: .overview, live: true,
                     main: ConsolePages.overviewMain(session: session, state: state, suspended: suspended, devices: snapshot.devices.count,
                                                     online: online, asOf: snapshot.at))
@@ -211,22 +209,19 @@ struct ConsoleController: Sendable {
                 groupProblem = "No group '\(query.group)' in the commit in force."
             }
         }
-        let declared = inventory?.declaredTags ?? [:]
         // The snapshot is in id order: the matches are counted, and only the page's are shown.
         var total = 0
         var shown: [OperatorDeviceView] = []
         if problem == nil, groupProblem == nil {
             let online = query.online == "true" ? true : query.online == "false" ? false : nil
             let first = (query.page - 1) * ConsolePages.pageSize
-            let window = configuration.offlineAfterSeconds
             for record in snapshot.devices {
-                // The tags groups see: what git declares wins over what the device reports.
-                let tags = declared[record.id].map { record.reportedTags.merging($0) { _, fromGit in fromGit } } ?? record.reportedTags
+                let tags = inventory?.effectiveTags(of: record.id, reported: record.reportedTags) ?? record.reportedTags
                 if let group, !group.devices.contains(record.id), group.selector?.matches(tags) != true { continue }
                 guard selector?.matches(tags) ?? true,
                       query.app.isEmpty || record.apps[query.app] != nil,
                       query.version.isEmpty || query.app.isEmpty || record.apps[query.app]?.version == query.version else { continue }
-                if let online, (record.lastHeartbeatAt.map { now.timeIntervalSince($0) <= window } ?? false) != online { continue }
+                if let online, OperatorController.isOnline(record, now: now, configuration: configuration) != online { continue }
                 if total >= first, shown.count < ConsolePages.pageSize {
                     // Shown with the tags it was matched on.
                     var view = OperatorController.view(record, now: now, configuration: configuration)
@@ -245,9 +240,7 @@ struct ConsoleController: Sendable {
     private func commits(_ request: Request) async throws -> Response {
         let session = try await signedIn(request)
         var report: FleetStatusReport?
-        if let json = await controllers.entry(for: session.project)?.handle.statusJSON() {
-            report = try? JSONDecoder().decode(FleetStatusReport.self, from: Data(json))
-        }
+        if let controller = await controllers.entry(for: session.project)?.handle { report = await Self.report(of: controller) }
         let snapshot = try await devices.snapshot(project: session.project)
         var running: [String: [String: Int]] = [:]
         for device in snapshot.devices {
@@ -291,7 +284,7 @@ struct ConsoleController: Sendable {
         let view = OperatorController.view(record, now: now, configuration: configuration)
         let inventory = await controllers.entry(for: session.project)?.handle.inventory()
         let declared = inventory?.declaredTags[id] ?? [:]
-        let tags = record.reportedTags.merging(declared) { _, fromGit in fromGit }
+        let tags = inventory?.effectiveTags(of: id, reported: record.reportedTags) ?? record.reportedTags
         let groups = (inventory?.groups ?? []).filter { group in
             group.devices.contains(id) || (group.selector.flatMap { try? LabelSelector(parsing: $0) }?.matches(tags) ?? false)
         }.map(\.name)
@@ -305,8 +298,7 @@ struct ConsoleController: Sendable {
         try Validate.text(app, field: "app", maximum: 63)
         try Validate.text(group, field: "group", maximum: 63)
         var target: FleetStatusReport.Target?
-        if let controller = await controllers.entry(for: session.project)?.handle, let json = await controller.statusJSON(),
-           let report = try? JSONDecoder().decode(FleetStatusReport.self, from: Data(json)) {
+        if let controller = await controllers.entry(for: session.project)?.handle, let report = await Self.report(of: controller) {
             target = report.apps.first { $0.name == app }?.targets.first { $0.group == group }
         }
         let waves = try await waves(project: session.project, app: app, group: group)
@@ -346,6 +338,12 @@ struct ConsoleController: Sendable {
                                                 subject: "\(app)/\(group)",
                                                 detail: "\(running.last!.deployment.version): \(running.count) waves, \(cancelled) cancelled; from the console"))
         if let controller = await controllers.entry(for: session.project)?.handle { await controller.requestPoll() }
+    }
+
+    /// The controller's last status report; nil before its first reconcile.
+    private static func report(of controller: any ControllerHandle) async -> FleetStatusReport? {
+        guard let json = await controller.statusJSON() else { return nil }
+        return try? JSONDecoder().decode(FleetStatusReport.self, from: Data(json))
     }
 
     // MARK: Live updates

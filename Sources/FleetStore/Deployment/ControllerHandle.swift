@@ -58,6 +58,11 @@ public struct FleetInventory: Sendable, Equatable, Codable {
         self.groups = groups
         self.declaredTags = declaredTags
     }
+
+    /// The tags groups see for a device: what it reports, overridden by what git declares.
+    public func effectiveTags(of id: String, reported: [String: String]) -> [String: String] {
+        declaredTags[id].map { reported.merging($0) { _, fromGit in fromGit } } ?? reported
+    }
 }
 
 extension ControllerHandle {
