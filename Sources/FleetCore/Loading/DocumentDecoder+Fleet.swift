@@ -19,7 +19,7 @@ struct RolloutOverrides {
 }
 
 extension DocumentDecoder {
-    static let fleetKeys = ["project", "description", "defaults", "artifacts", "status", "remote"]
+    static let fleetKeys = ["project", "description", "defaults", "artifacts", "status", "remote", "alerts"]
     static let statusKeys = ["forge", "repository", "apiURL", "contextPrefix", "notes", "branch"]
 
     func decodeFleet(_ node: YAMLNode) -> Fleet? {
@@ -46,9 +46,10 @@ extension DocumentDecoder {
         }
         let status = fields["status"].map(decodeStatus) ?? StatusSettings()
         let remote = fields["remote"].map(decodeRemote) ?? RemoteAccess()
+        let receivers = fields["alerts"].map(decodeAlertReceivers) ?? AlertReceivers()
         guard let project else { return nil }
         return Fleet(project: project.value, rolloutDefaults: defaults, windowDefaults: windows, artifactSources: sources,
-                     status: status, remote: remote, location: node.location)
+                     status: status, remote: remote, alertReceivers: receivers, location: node.location)
     }
 
     func decodeRemote(_ node: YAMLNode) -> RemoteAccess {

@@ -35,6 +35,7 @@ struct DocumentDecoder {
                 loaded.apps.append(app)
                 loaded.appRollouts.append(overrides)
             }
+        case .alertRule: decodeAlertRule(node).map { loaded.alertRules.append($0) }
         }
     }
 

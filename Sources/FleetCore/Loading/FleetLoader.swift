@@ -72,6 +72,7 @@ struct LoadedDocuments {
     var apps: [App] = []
     /// Each app's rollout settings as written, in the order of `apps`, merged with fleet.yaml's later.
     var appRollouts: [RolloutOverrides] = []
+    var alertRules: [DeclaredAlertRule] = []
     /// Kinds with a file or document that failed to load: references to them are not
     /// reported as dangling, since the missing name may be in what failed.
     var incomplete: Set<DocumentKind> = []

@@ -15,7 +15,7 @@ public struct FleetTree: Sendable {
 
     /// The folders whose YAML files hold each kind of document.
     public static let folders: [(folder: String, kind: DocumentKind)] = [
-        ("groups", .group), ("devices", .devices), ("flows", .updateFlow), ("apps", .app),
+        ("groups", .group), ("devices", .devices), ("flows", .updateFlow), ("apps", .app), ("alerts", .alertRule),
     ]
 
     /// Entries by path relative to the root, with `/` separators.
@@ -33,7 +33,7 @@ public struct FleetTree: Sendable {
     }
 
     /// Whether the loader reads this path: `fleet.yaml` at the root, and `.yaml`/`.yml` files
-    /// anywhere under groups/, devices/, flows/ and apps/. Readers use it to skip the rest.
+    /// anywhere under groups/, devices/, flows/, apps/ and alerts/. Readers use it to skip the rest.
     public static func isFleetFile(_ path: String) -> Bool {
         expectedKind(for: path) != nil
     }
@@ -60,6 +60,7 @@ public enum DocumentKind: String, Sendable, CaseIterable {
     case devices = "Devices"
     case updateFlow = "UpdateFlow"
     case app = "App"
+    case alertRule = "AlertRule"
 
     /// Where documents of this kind live.
     public var home: String {
@@ -69,6 +70,7 @@ public enum DocumentKind: String, Sendable, CaseIterable {
         case .devices: "devices/"
         case .updateFlow: "flows/"
         case .app: "apps/"
+        case .alertRule: "alerts/"
         }
     }
 }

@@ -14,6 +14,8 @@ public struct Fleet: Sendable {
     public var status: StatusSettings
     /// What operators may do on the devices over the agent's link (`remote:`); nothing by default.
     public var remote: RemoteAccess = RemoteAccess()
+    /// Where alerts are sent (`alerts:`); nowhere by default.
+    public var alertReceivers: AlertReceivers = AlertReceivers()
     public var location: SourceLocation
 }
 

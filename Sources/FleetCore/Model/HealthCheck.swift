@@ -203,8 +203,17 @@ public struct HealthCheck: Hashable, Sendable {
     /// Whether the check references `baseline`.
     public var usesBaseline: Bool { if case .baseline = operand { true } else { false } }
 
-    /// nil when `sample` passes; else what was observed, in words: "cpu 85 > baseline 40 + 20% = 48".
-    public func failure(in sample: HealthSample, baseline: [HealthSample]) -> String? {
+    /// What a check found in one heartbeat: it holds, it does not (and what was observed, in
+    /// words), or the heartbeat did not say.
+    public enum Evaluation: Sendable, Equatable {
+        case holds(observed: String)
+        case fails(observed: String)
+        case unreported
+    }
+
+    /// The one evaluator of the expression language: a rollout's health gate and alert rules
+    /// both read a heartbeat through it.
+    public func evaluate(_ sample: HealthSample, baseline: [HealthSample] = []) -> Evaluation {
         func format(_ value: Double) -> String {
             value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String((value * 10).rounded() / 10)
         }
@@ -217,15 +226,16 @@ public struct HealthCheck: Hashable, Sendable {
         case .process(let name): number = nil; observed = sample.processes[name].map { $0 ? "up" : "down" }
         case .custom(let name): observed = sample.custom[name]; number = sample.custom[name].flatMap(Self.finite)
         }
-        guard let observed else { return "\(subject.name) not reported" }
+        guard let observed else { return .unreported }
+        func verdict(_ holds: Bool, _ words: String) -> Evaluation { holds ? .holds(observed: words) : .fails(observed: words) }
         switch operand {
         case .text(let expected):
-            return comparison.holds(observed, expected) ? nil : "\(subject.name) is \(observed)"
+            return verdict(comparison.holds(observed, expected), "\(subject.name) is \(observed)")
         case .number(let limit):
-            guard let number else { return "\(subject.name) \(observed) is not a number" }
-            return comparison.holds(number, limit) ? nil : "\(subject.name) \(format(number))"
+            guard let number else { return .fails(observed: "\(subject.name) \(observed) is not a number") }
+            return verdict(comparison.holds(number, limit), "\(subject.name) \(format(number))")
         case .baseline(let offset, let relative):
-            guard let number else { return "\(subject.name) \(observed) is not a number" }
+            guard let number else { return .fails(observed: "\(subject.name) \(observed) is not a number") }
             let before = baseline.compactMap { earlier -> Double? in
                 switch subject {
                 case .cpu: earlier.cpu
@@ -236,10 +246,19 @@ public struct HealthCheck: Hashable, Sendable {
                 }
             }
             // No baseline (no heartbeat before the update was kept): nothing to compare with.
-            guard !before.isEmpty else { return nil }
+            guard !before.isEmpty else { return .holds(observed: "\(subject.name) \(format(number)), no baseline") }
             let mean = before.reduce(0, +) / Double(before.count)
             let limit = relative ? mean * (1 + offset / 100) : mean + offset
-            return comparison.holds(number, limit) ? nil : "\(subject.name) \(format(number)), baseline \(format(mean)) (limit \(format(limit)))"
+            return verdict(comparison.holds(number, limit), "\(subject.name) \(format(number)), baseline \(format(mean)) (limit \(format(limit)))")
+        }
+    }
+
+    /// nil when `sample` passes; else what was observed, in words: "cpu 85, baseline 40 (limit 48)".
+    public func failure(in sample: HealthSample, baseline: [HealthSample]) -> String? {
+        switch evaluate(sample, baseline: baseline) {
+        case .holds: nil
+        case .fails(let observed): observed
+        case .unreported: "\(subject.name) not reported"
         }
     }
 }

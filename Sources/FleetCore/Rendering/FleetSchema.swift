@@ -1,3 +1,5 @@
+import FleetProtocol
+
 /// A JSON Schema (draft 2020-12) of the fleet repository's YAML files, for editors that check
 /// files as people type (yaml-language-server). The property lists are the loader's own.
 public enum FleetSchema {
@@ -9,7 +11,7 @@ public enum FleetSchema {
             ("$schema", .string("https://json-schema.org/draft/2020-12/schema")),
             ("$id", .string(id)),
             ("title", .string("Flotilla fleet repository file")),
-            ("description", .string("fleet.yaml, groups/, devices/, flows/ and apps/ of a Flotilla fleet repository.")),
+            ("description", .string("fleet.yaml, groups/, devices/, flows/, apps/ and alerts/ of a Flotilla fleet repository.")),
             ("type", .string("object")),
             ("required", .array([.string("kind")])),
             ("properties", .object([("kind", .object([("enum", .array(kinds.map(JSONValue.string)))]))])),
@@ -48,6 +50,28 @@ public enum FleetSchema {
                         ("items", text("An absolute path files may be fetched from (flotilla fetch); no . or .. parts.", pattern: fetchPathPattern)),
                     ])),
                 ], description: "What operators may do on the devices over the agent's link; off by default, every use audited.")),
+                ("alerts", strictObject([
+                    ("webhook", strictObject([
+                        ("url", text("Where alerts are posted as JSON.", pattern: urlPattern, format: "uri")),
+                        ("secret", text("The project secret the body is signed with (HMAC-SHA256, X-Flotilla-Signature).", pattern: namePattern)),
+                    ], required: ["url"], description: "A generic JSON webhook.")),
+                    ("slack", strictObject([
+                        ("urlSecret", text("The project secret holding the incoming webhook's URL.", pattern: namePattern)),
+                    ], required: ["urlSecret"], description: "A Slack-compatible incoming webhook.")),
+                    ("alertmanager", strictObject([
+                        ("url", text("Alertmanager's base URL; alerts go to its API v2.", pattern: urlPattern, format: "uri")),
+                    ], required: ["url"], description: "Prometheus Alertmanager.")),
+                ], description: "Where alerts of alerts/ are sent.")),
+            ])),
+            ("AlertRule", kind("AlertRule", required: ["name", "condition"], [
+                ("name", text("The rule's name.", pattern: namePattern)),
+                ("description", text("What the rule is for.")),
+                ("group", text("The group it watches; with neither group nor selector, every device.", pattern: namePattern)),
+                ("selector", text("Label selector over device tags; not with group.", pattern: "\\S")),
+                ("condition", text("cpu > 90%, memory >= 95%, disk > 80, process.NAME == down, custom.NAME >= 5, or offline.", pattern: "\\S")),
+                ("for", duration("How long the condition must hold before it fires (offline: how long the device is silent, at least 1m).")),
+                ("severity", enumeration(AlertSeverity.allCases.map(\.rawValue), "How bad it is; warning unless set.")),
+                ("summary", text("What the alert means, in words, sent with it.")),
             ])),
             ("Group", kind("Group", required: ["name"], [
                 ("name", text("The group's name.", pattern: namePattern)),

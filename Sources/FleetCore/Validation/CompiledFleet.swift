@@ -1,4 +1,5 @@
 public import FoundationEssentials
+public import FleetProtocol
 /// A fleet repository that loaded and validated: the desired state at one commit.
 public struct CompiledFleet: Sendable {
     public var fleet: Fleet
@@ -10,6 +11,13 @@ public struct CompiledFleet: Sendable {
     public var flows: [UpdateFlow]
     /// Sorted by name, each with its flow and its targets resolved.
     public var apps: [CompiledApp]
+    /// Sorted by name.
+    public var alertRules: [AlertRule] = []
+
+    /// The rules and receivers the server evaluates and notifies with.
+    public var alerting: AlertingSettings {
+        AlertingSettings(rules: alertRules.map(\.spec), receivers: fleet.alertReceivers)
+    }
 
     /// The group called `name`.
     public func group(named name: String) -> Group? {

@@ -33,7 +33,13 @@ struct FleetCompiler {
             return compileApp(app, fleet: fleet, flows: flowsByName, groups: groupNames)
         }
         checkZoneTags(devices, apps: compiledApps)
-        return CompiledFleet(fleet: fleet, groups: groups, devices: devices, flows: flows, apps: compiledApps)
+        let rules = unique(documents.alertRules, kind: "AlertRule", name: \.rule.spec.name, location: \.location)
+        for rule in rules {
+            guard let group = rule.group, !groupNames.contains(group.value), !documents.incomplete.contains(.group) else { continue }
+            sink.error(group.location, "unknown group '\(group.value)'" + Suggestion.hint(for: group.value, in: groupNames))
+        }
+        return CompiledFleet(fleet: fleet, groups: groups, devices: devices, flows: flows, apps: compiledApps,
+                             alertRules: rules.map(\.rule))
     }
 
     /// A declared device's zone tag names a zone the rules know.
