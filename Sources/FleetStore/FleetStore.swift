@@ -117,6 +117,19 @@ public protocol FleetStore: Sendable {
     func openCommands(deviceID: String, at date: Date) async throws -> Int
     /// Forgets the commands asked before `date`, with their output.
     func pruneCommands(before date: Date) async throws
+
+    /// The project's alerts (pending, firing and resolved), by rule, then device.
+    func alerts(project: String) async throws -> [AlertRecord]
+    /// The device's alerts, by rule.
+    func alerts(deviceID: String) async throws -> [AlertRecord]
+    /// Stores `record` in place of the one of its rule and device, only if that one is still at
+    /// `record.version` (none at all for 0): returns it as stored, one version on; nil when
+    /// another replica changed it meanwhile (read again, and decide again).
+    func saveAlert(_ record: AlertRecord) async throws -> AlertRecord?
+    /// Removes the alert of `rule` on `device` only if it is still at `version`; whether it did.
+    func removeAlert(project: String, rule: String, device: String, version: Int) async throws -> Bool
+    /// Forgets alerts resolved before `date`.
+    func pruneAlerts(resolvedBefore date: Date) async throws
 }
 
 extension DeviceRecord {

@@ -248,6 +248,38 @@ public actor MemoryFleetStore: FleetStore {
 
     public func approvals(project: String) -> [ApprovalRecord] { approvalRecords.filter { $0.project == project } }
 
+    private var alertRecords: [String: AlertRecord] = [:]
+
+    private static func alertKey(_ project: String, _ rule: String, _ device: String) -> String { project + "\u{0}" + rule + "\u{0}" + device }
+
+    public func alerts(project: String) -> [AlertRecord] {
+        alertRecords.values.filter { $0.project == project }.sorted { ($0.rule, $0.device) < ($1.rule, $1.device) }
+    }
+
+    public func alerts(deviceID: String) -> [AlertRecord] {
+        alertRecords.values.filter { $0.device == deviceID }.sorted { $0.rule < $1.rule }
+    }
+
+    public func saveAlert(_ record: AlertRecord) -> AlertRecord? {
+        let key = Self.alertKey(record.project, record.rule, record.device)
+        guard (alertRecords[key]?.version ?? 0) == record.version else { return nil }
+        var stored = record
+        stored.version += 1
+        alertRecords[key] = stored
+        return stored
+    }
+
+    public func removeAlert(project: String, rule: String, device: String, version: Int) -> Bool {
+        let key = Self.alertKey(project, rule, device)
+        guard let current = alertRecords[key], current.version == version else { return false }
+        alertRecords[key] = nil
+        return true
+    }
+
+    public func pruneAlerts(resolvedBefore date: Date) {
+        alertRecords = alertRecords.filter { !($0.value.state == .resolved && ($0.value.resolvedAt ?? .distantFuture) < date) }
+    }
+
     private var commandRecords: [String: RemoteCommandRecord] = [:]
     private var commandOutputs: [String: [UInt8]] = [:]
 

@@ -126,6 +126,17 @@ enum PostgresSchema {
             "CREATE INDEX remote_command_batch ON remote_command(batch)",
             "CREATE INDEX remote_command_age ON remote_command(requested_at)",
         ]),
+        Migration(name: "2026-12-05 alerts", statements: [
+            // One row per rule and device that is pending, firing or recently resolved (AlertRecord as JSON);
+            // `version` is what replicas compare before they change it.
+            """
+            CREATE TABLE alert (
+                project TEXT NOT NULL, rule TEXT NOT NULL, device_id TEXT NOT NULL, version INTEGER NOT NULL,
+                state TEXT NOT NULL, resolved_at DOUBLE PRECISION, body TEXT NOT NULL,
+                PRIMARY KEY (project, rule, device_id))
+            """,
+            "CREATE INDEX alert_device ON alert(device_id)",
+        ]),
     ]
 
     /// Applies the migrations this database lacks, under the migration lock; returns their names.

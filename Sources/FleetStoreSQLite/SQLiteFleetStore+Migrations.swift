@@ -129,6 +129,16 @@ extension SQLiteFleetStore {
                 CREATE INDEX remote_command_age ON remote_command(requested_at);
                 """)
         }
+        migrator.registerMigration("2026-12-05 alerts") { db in
+            // One row per rule and device that is pending, firing or recently resolved (AlertRecord as JSON).
+            try db.execute(sql: """
+                CREATE TABLE alert (
+                    project TEXT NOT NULL, rule TEXT NOT NULL, device_id TEXT NOT NULL, version INTEGER NOT NULL,
+                    state TEXT NOT NULL, resolved_at REAL, body TEXT NOT NULL,
+                    PRIMARY KEY (project, rule, device_id));
+                CREATE INDEX alert_device ON alert(device_id);
+                """)
+        }
         return migrator
     }
 }

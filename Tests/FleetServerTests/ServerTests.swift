@@ -505,6 +505,13 @@ struct HeldFleetStore: FleetStore {
     }
     func openCommands(deviceID: String, at date: Date) async throws -> Int { try await held.inner.openCommands(deviceID: deviceID, at: date) }
     func pruneCommands(before date: Date) async throws { try await held.inner.pruneCommands(before: date) }
+    func alerts(project: String) async throws -> [AlertRecord] { try await held.inner.alerts(project: project) }
+    func alerts(deviceID: String) async throws -> [AlertRecord] { try await held.inner.alerts(deviceID: deviceID) }
+    func saveAlert(_ record: AlertRecord) async throws -> AlertRecord? { try await held.inner.saveAlert(record) }
+    func removeAlert(project: String, rule: String, device: String, version: Int) async throws -> Bool {
+        try await held.inner.removeAlert(project: project, rule: rule, device: device, version: version)
+    }
+    func pruneAlerts(resolvedBefore date: Date) async throws { try await held.inner.pruneAlerts(resolvedBefore: date) }
     func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
         try await held.inner.setSuspended(suspended, app: app, project: project, at: date)
     }

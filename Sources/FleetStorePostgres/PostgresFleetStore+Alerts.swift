@@ -1,0 +1,56 @@
+public import FleetProtocol
+public import FleetStore
+public import Foundation
+import Logging
+import PostgresNIO
+
+/// Alerts: one row per rule and device, the record as JSON. Replicas change a row only from the
+/// version they read (`WHERE version = …`), so two that saw the same heartbeat's effect never
+/// both notify.
+extension PostgresFleetStore {
+    public func alerts(project: String) async throws -> [AlertRecord] {
+        try await rows("SELECT body FROM alert WHERE project = \(project) ORDER BY rule, device_id") { row in
+            try Self.decode(AlertRecord.self, try row["body"])
+        }
+    }
+
+    public func alerts(deviceID: String) async throws -> [AlertRecord] {
+        try await rows("SELECT body FROM alert WHERE device_id = \(deviceID) ORDER BY rule, project") { row in
+            try Self.decode(AlertRecord.self, try row["body"])
+        }
+    }
+
+    public func saveAlert(_ record: AlertRecord) async throws -> AlertRecord? {
+        var stored = record
+        stored.version += 1
+        let body = try Self.json(stored)
+        let version = stored.version, state = stored.state.rawValue, resolved = stored.resolvedAt?.timeIntervalSince1970
+        let changed: [Int] = try await write { connection in
+            if record.version == 0 {
+                return try await Self.rows(connection, self.logger, """
+                    INSERT INTO alert (project, rule, device_id, version, state, resolved_at, body)
+                    VALUES (\(record.project), \(record.rule), \(record.device), \(version), \(state), \(resolved), \(body))
+                    ON CONFLICT DO NOTHING RETURNING version
+                    """) { row in Int(try row["version"] as Int32) }
+            }
+            return try await Self.rows(connection, self.logger, """
+                UPDATE alert SET version = \(version), state = \(state), resolved_at = \(resolved), body = \(body)
+                WHERE project = \(record.project) AND rule = \(record.rule) AND device_id = \(record.device) AND version = \(record.version)
+                RETURNING version
+                """) { row in Int(try row["version"] as Int32) }
+        }
+        return changed.isEmpty ? nil : stored
+    }
+
+    public func removeAlert(project: String, rule: String, device: String, version: Int) async throws -> Bool {
+        try await write { connection in
+            try await !Self.rows(connection, self.logger, """
+                DELETE FROM alert WHERE project = \(project) AND rule = \(rule) AND device_id = \(device) AND version = \(version) RETURNING 1
+                """, { _ in () }).isEmpty
+        }
+    }
+
+    public func pruneAlerts(resolvedBefore date: Date) async throws {
+        try await execute("DELETE FROM alert WHERE state = 'resolved' AND resolved_at < \(date.timeIntervalSince1970)")
+    }
+}
