@@ -93,8 +93,10 @@ let package = Package(
         .target(
             name: "FleetStatus",
             dependencies: [
-                "FleetCore", "FleetProtocol",
+                "FleetCore", "FleetProtocol", "FleetStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
@@ -120,6 +122,7 @@ let package = Package(
                 "FleetStorePostgres",
                 "FleetProtocol",
                 "FleetController",
+                "FleetStatus",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -186,7 +189,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FleetProtocolTests", dependencies: ["FleetProtocol"]),
-        .testTarget(name: "FleetStatusTests", dependencies: ["FleetStatus", "FleetCore", .product(name: "Hummingbird", package: "hummingbird")]),
+        .testTarget(name: "FleetStatusTests", dependencies: ["FleetStatus", "FleetCore", "FleetProtocol", "FleetStore", "FleetTesting",
+                                                      .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(
             name: "FleetControllerTests",
             dependencies: ["FleetController", "FleetCore", "FleetStore", "FleetGit", "FleetProtocol", "FleetStatus", "FleetTesting",

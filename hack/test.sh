@@ -2,8 +2,8 @@
 # Installs what the tests need, builds everything, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian's Chromium and its driver for the web console's browser test.
-extra_packages=(chromium chromium-driver fonts-dejavu-core)
+# Debian's Chromium and its driver for the web console's browser test; Alertmanager, which alerts are sent to.
+extra_packages=(chromium chromium-driver fonts-dejavu-core prometheus-alertmanager)
 source hack/setup.sh
 # Each step says when it starts and how long the run has taken so far.
 step() { echo "==> $1 [$(date +%H:%M:%S), ${SECONDS}s in]"; }

@@ -3,6 +3,7 @@ import FleetController
 import FleetCore
 import FleetGit
 import FleetServer
+import FleetStatus
 import FleetStore
 import FleetStorePostgres
 import FleetStoreSQLite
@@ -303,7 +304,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: tokens, board: board,
                                                services: services, controllers: ControllerSet(entries), secrets: secrets, registry: registry,
-                                               logger: logger)
+                                               alertNotifier: AlertNotifier(logger: Logger(label: "flotilla.alerts")), logger: logger)
         logger.info("flotilla serving", metadata: ["address": "\(listen)", "data": "\(data.directory)",
                                                    "database": "\(shared.map { "\($0.url)" } ?? "sqlite")"])
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

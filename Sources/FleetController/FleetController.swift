@@ -174,11 +174,14 @@ public actor FleetController: Service, ControllerHandle {
         }
         return ControllerSnapshot(project: fleet.fleet.project, apps: fleet.apps.map(\.name), targets: targets,
                                   status: status.map { String(decoding: $0.json, as: UTF8.self) }, leader: leader, publishedAt: date,
-                                  remote: fleet.fleet.remote, inventory: currentInventory())
+                                  remote: fleet.fleet.remote, inventory: currentInventory(), alerting: fleet.alerting)
     }
 
     /// Declared `async`, as the protocol's default is (see `remoteAccess`).
     public func inventory() async -> FleetInventory? { currentInventory() }
+
+    /// Declared `async`, as the protocol's default is (see `remoteAccess`).
+    public func alerting() async -> AlertingSettings? { desired?.fleet.alerting }
 
     private func currentInventory() -> FleetInventory? {
         guard let fleet = desired?.fleet else { return nil }

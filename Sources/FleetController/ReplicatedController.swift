@@ -119,6 +119,11 @@ public final class ReplicatedController: ControllerHandle, Service, Sendable {
         return await snapshot()?.inventory
     }
 
+    public func alerting() async -> AlertingSettings? {
+        if role.isLeading { return await local.alerting() }
+        return await snapshot()?.alerting
+    }
+
     public func remoteAccess() async -> RemoteAccess? {
         if role.isLeading { return await local.remoteAccess() }
         return await snapshot()?.remote

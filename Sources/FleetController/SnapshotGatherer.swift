@@ -90,12 +90,5 @@ struct SnapshotGatherer {
 }
 
 extension HealthSample {
-    /// What health checks read of a heartbeat: percentages, processes, custom values.
-    init(_ record: HeartbeatRecord) {
-        let report = record.report
-        self.init(at: record.receivedAt, cpu: report.cpuPercent,
-                  memory: report.memoryPercent, disk: report.fullestDiskPercent,
-                  processes: Dictionary((report.processes ?? []).map { ($0.name, $0.running) }, uniquingKeysWith: { $1 }),
-                  custom: report.custom ?? [:], versions: report.apps?.mapValues(\.version))
-    }
+    init(_ record: HeartbeatRecord) { self.init(record.report, at: record.receivedAt) }
 }

@@ -19,6 +19,8 @@ struct AgentController: Sendable {
     var secrets: SecretBox? = nil
     /// Whether each project allows remote commands: heartbeats' answers tell the devices.
     var remoteAccess: RemoteAccessCache? = nil
+    /// Evaluates the project's alert rules on each new heartbeat, without holding its answer.
+    var alerts: AlertEngine? = nil
 
     func addRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.post("enroll") { request, _ in try await enroll(request) }
@@ -222,8 +224,10 @@ struct AgentController: Sendable {
             throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")
         }
         try Self.check(report)
-        let accepted = try await ingest.submit(HeartbeatRecord(deviceID: device, receivedAt: Date(), report: report))
+        let received = Date()
+        let accepted = try await ingest.submit(HeartbeatRecord(deviceID: device, receivedAt: received, report: report))
         directory.heard(device)
+        if accepted { alerts?.observe(project: subject.project, device: device, report: report, at: received) }
         let remote = await remoteAccess?.access(project: subject.project)?.isEnabled ?? false
         return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
                                                               heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds,

@@ -12,15 +12,18 @@ public enum FleetServer {
     public static func buildApplication(configuration: ServerConfiguration, store: any FleetStore,
                                         tokens: DeviceTokens, board: AssignmentBoard = AssignmentBoard(), services: [any Service] = [],
                                         controllers: ControllerSet = ControllerSet(), secrets: SecretBox? = nil,
-                                        registry: RegistryEvents = RegistryEvents(),
+                                        registry: RegistryEvents = RegistryEvents(), alertNotifier: (any AlertNotifying)? = nil,
                                         logger: Logger = Logger(label: "flotilla.server")) -> some ApplicationProtocol {
         let directory = DeviceDirectory(store: store, events: registry)
         let metrics = ServerMetrics()
         let ingest = HeartbeatIngest(store: store, batchSize: configuration.batchSize,
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let events = ConsoleController.events(controllers: controllers, configuration: configuration)
+        let alerts = AlertEngine(store: store, controllers: controllers, secrets: secrets, notifier: alertNotifier,
+                                 logger: Logger(label: "flotilla.alerts"))
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
-                                 board: board, metrics: metrics, controllers: controllers, secrets: secrets, consoleEvents: events)
+                                 board: board, metrics: metrics, controllers: controllers, secrets: secrets, consoleEvents: events,
+                                 alerts: alerts)
         // Idle and slow clients are cut off, and never hold more descriptors than the cap.
         return Application(router: router,
                            server: .http1(configuration: .init(
@@ -28,7 +31,7 @@ public enum FleetServer {
                                idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla",
                                                 availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
-                           services: [ingest, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
+                           services: [ingest, alerts, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
                                                                  metricsRetention: configuration.metricsRetention,
                                                                  every: configuration.retentionCheckInterval)] + services,
                            logger: logger)
@@ -37,7 +40,8 @@ public enum FleetServer {
     static func buildRouter(configuration: ServerConfiguration, store: any FleetStore, tokens: DeviceTokens,
                             directory: DeviceDirectory, ingest: HeartbeatIngest, board: AssignmentBoard,
                             metrics: ServerMetrics, controllers: ControllerSet = ControllerSet(),
-                            secrets: SecretBox? = nil, consoleEvents: ConsoleEvents? = nil) -> Router<FleetRequestContext> {
+                            secrets: SecretBox? = nil, consoleEvents: ConsoleEvents? = nil,
+                            alerts: AlertEngine? = nil) -> Router<FleetRequestContext> {
         let router = Router(context: FleetRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         let routeTable = RouteTable()
@@ -52,12 +56,13 @@ public enum FleetServer {
             metrics.devicesOnline.set(Double(directory.onlineCount(within: window)))
             metrics.recordControllers(await controllers.passMetrics())
             if let role = configuration.leadership { metrics.recordLeadership(role) }
+            if let alerts { metrics.recordAlerts(await alerts.firingCounts(), dropped: alerts.dropped) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
         let remoteAccess = RemoteAccessCache(controllers: controllers)
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
-                        controllers: controllers, secrets: secrets, remoteAccess: remoteAccess)
+                        controllers: controllers, secrets: secrets, remoteAccess: remoteAccess, alerts: alerts)
             .addRoutes(to: router.group("agent/v1"))
         // Every operator route is authenticated here, before its handler: none can forget.
         let operators = router.group("api/v1").add(middleware: OperatorAuthMiddleware(store: store))

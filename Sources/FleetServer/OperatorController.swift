@@ -27,6 +27,48 @@ struct OperatorController: Sendable {
         group.post("tokens") { request, context in try await createToken(request, context) }
         group.delete("tokens/:id") { request, context in try await revokeToken(request, context, id: try PathParameter.require(context, "id")) }
         group.get("audit") { request, context in try await auditLog(request, context) }
+        group.get("alerts") { request, context in try await listAlerts(request, context) }
+    }
+
+    /// An alert as the API shows it.
+    struct AlertView: Codable, Equatable {
+        var rule: String
+        var device: String
+        var state: AlertRecord.State
+        var severity: AlertSeverity
+        var since: Date
+        var firingAt: Date?
+        var resolvedAt: Date?
+        var observed: String
+        var summary: String?
+
+        init(_ alert: AlertRecord) {
+            rule = alert.rule
+            device = alert.device
+            state = alert.state
+            severity = alert.severity
+            since = alert.since
+            firingAt = alert.firingAt
+            resolvedAt = alert.resolvedAt
+            observed = alert.observed
+            summary = alert.summary
+        }
+    }
+
+    /// `GET /alerts[?state=firing|pending|resolved][&device=ID]`: the project's alerts, by rule and device.
+    private func listAlerts(_ request: Request, _ context: FleetRequestContext) async throws -> Response {
+        let token = try context.operatorToken()
+        var state: AlertRecord.State?
+        if let text = request.uri.queryParameters.get("state") {
+            guard let parsed = AlertRecord.State(rawValue: text) else {
+                throw APIError.invalid("'state' is firing, pending or resolved", field: "state")
+            }
+            state = parsed
+        }
+        let device = request.uri.queryParameters.get("device")
+        let alerts = try await store.alerts(project: token.project)
+            .filter { state == nil || $0.state == state } .filter { device == nil || $0.device == device }
+        return try JSONBody.response(["alerts": alerts.map(AlertView.init)])
     }
 
     /// A device as the API shows it: never its secret hash.

@@ -63,6 +63,28 @@ final class ServerMetrics: Sendable {
     }
 
     /// 1 on the replica that runs the controllers, 0 on the others; and how often each led.
+    /// Label sets of `flotilla_alerts_firing` reported before: one that stopped firing reads 0.
+    private let alertSeries = Mutex<Set<[String]>>([])
+
+    /// Firing alerts per project, rule and severity.
+    func recordAlerts(_ counts: [(project: String, rule: String, severity: String, count: Int)], dropped: Int) {
+        let current = Set(counts.map { [$0.project, $0.rule, $0.severity] })
+        let gone = alertSeries.withLock { series in
+            defer { series = current }
+            return series.subtracting(current)
+        }
+        for labels in gone {
+            registry.makeGauge(name: "flotilla_alerts_firing", labels: [("project", labels[0]), ("rule", labels[1]), ("severity", labels[2])],
+                               help: "Devices an alert rule fires on.").set(Double(0))
+        }
+        for count in counts {
+            registry.makeGauge(name: "flotilla_alerts_firing", labels: [("project", count.project), ("rule", count.rule), ("severity", count.severity)],
+                               help: "Devices an alert rule fires on.").set(Double(count.count))
+        }
+        registry.makeGauge(name: "flotilla_alert_heartbeats_dropped", help: "Heartbeats not evaluated for alerts: the queue was full.")
+            .set(Double(dropped))
+    }
+
     func recordLeadership(_ role: any ReplicaRole) {
         registry.makeGauge(name: "flotilla_controller_leader", labels: [("replica", role.holder)],
                            help: "1 when this replica runs the controllers (holds the lease), 0 when it stands by.")

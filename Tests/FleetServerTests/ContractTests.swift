@@ -196,6 +196,16 @@ struct ContractTests {
             _ = try await client.execute(uri: "/api/v1/audit?limit=5", method: .get, headers: admin)
             _ = try await client.execute(uri: "/api/v1/audit?limit=many", method: .get, headers: admin)
 
+            // Alerts.
+            _ = try await tests.store.saveAlert(AlertRecord(project: "acme", rule: "hot", device: enrolled.deviceID, state: .firing,
+                                                            severity: .critical, since: Date(), firingAt: Date(), observed: "cpu 97",
+                                                            summary: "The CPU is pegged."))
+            _ = try await tests.store.saveAlert(AlertRecord(project: "acme", rule: "quiet", device: enrolled.deviceID, state: .pending,
+                                                            severity: .info, since: Date(), observed: "cpu 3"))
+            _ = try await client.execute(uri: "/api/v1/alerts?state=firing", method: .get, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/alerts", method: .get, headers: admin)
+            _ = try await client.execute(uri: "/api/v1/alerts?state=burning", method: .get, headers: admin)
+
             // Secrets.
             let value = ByteBuffer(string: #"{"value":"hunter2"}"#)
             _ = try await client.execute(uri: "/api/v1/secrets/db-password", method: .put, headers: admin, body: value)

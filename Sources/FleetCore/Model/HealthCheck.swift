@@ -1,3 +1,4 @@
+public import FleetProtocol
 public import FoundationEssentials
 
 /// `health:` on an app: what its devices must keep showing in their heartbeats after an update,
@@ -44,6 +45,16 @@ public struct HealthSample: Sendable, Equatable {
         self.disk = disk
         self.processes = processes
         self.custom = custom
+    }
+}
+
+extension HealthSample {
+    /// What health checks and alert rules read of a heartbeat received at `at`: percentages,
+    /// processes, custom values, app versions.
+    public init(_ report: Heartbeat, at: Date) {
+        self.init(at: at, cpu: report.cpuPercent, memory: report.memoryPercent, disk: report.fullestDiskPercent,
+                  processes: Dictionary((report.processes ?? []).map { ($0.name, $0.running) }, uniquingKeysWith: { $1 }),
+                  custom: report.custom ?? [:], versions: report.apps?.mapValues(\.version))
     }
 }
 

@@ -32,6 +32,8 @@ public protocol ControllerHandle: Sendable {
     /// The groups and the tags git declares for devices in the commit in force, for the console;
     /// nil before a commit validated.
     func inventory() async -> FleetInventory?
+    /// The alert rules of the commit in force and where alerts go; nil before a commit validated.
+    func alerting() async -> AlertingSettings?
 }
 
 /// The groups of a commit in force and the tags it declares for devices: what the console
@@ -71,6 +73,7 @@ extension ControllerHandle {
     public func leader() async -> String? { nil }
     public func remoteAccess() async -> RemoteAccess? { nil }
     public func inventory() async -> FleetInventory? { nil }
+    public func alerting() async -> AlertingSettings? { nil }
 }
 
 /// How much work the controller's reconcile passes are: numbers only; the server's Prometheus

@@ -33,9 +33,12 @@ public struct ControllerSnapshot: Sendable, Equatable, Codable {
     public var remote: RemoteAccess?
     /// The groups and declared tags of the commit in force, for the console; absent from an older leader.
     public var inventory: FleetInventory?
+    /// The alert rules and receivers of the commit in force; absent from an older leader (none).
+    public var alerting: AlertingSettings?
 
     public init(project: String, apps: [String], targets: [Target], status: String?, leader: String, publishedAt: Date,
-                remote: RemoteAccess? = nil, inventory: FleetInventory? = nil) {
+                remote: RemoteAccess? = nil, inventory: FleetInventory? = nil, alerting: AlertingSettings? = nil) {
+        self.alerting = alerting
         self.remote = remote
         self.inventory = inventory
         self.project = project

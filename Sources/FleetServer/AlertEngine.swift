@@ -1,0 +1,413 @@
+import FleetCore
+import FleetProtocol
+import FleetStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Alert rules evaluated as heartbeats arrive: each accepted heartbeat is handed over without
+/// waiting (`observe`), and one loop runs the project's rules on it through `AlertEvaluation`.
+/// Nothing scans the fleet on a timer: an `offline` rule sets a deadline per device at each
+/// heartbeat, and only deadlines that come due are looked at.
+///
+/// The store keeps every alert and is the truth between replicas: a change is saved only from the
+/// version this replica read (`saveAlert`), so of two replicas deciding the same change one wins
+/// and notifies, and the other reads again. What is kept here is a cache of the store.
+actor AlertEngine: Service {
+    struct Observation: Sendable {
+        var project: String
+        var device: String
+        var report: Heartbeat
+        var at: Date
+    }
+
+    private struct Project {
+        var settings: AlertingSettings
+        var rules: [AlertRule]
+        var groups: [String: (selector: LabelSelector?, devices: Set<String>)]
+        var inventory: FleetInventory?
+        /// By rule and device (`key`).
+        var alerts: [String: AlertRecord]
+        var checkedAt: ContinuousClock.Instant
+    }
+
+    private let store: any FleetStore
+    private let controllers: ControllerSet
+    private let secrets: SecretBox?
+    private let notifier: (any AlertNotifying)?
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    /// How often deadlines are looked at and projects' rules read again.
+    let tick: Duration
+    /// How often firing alerts are sent to Alertmanager again (it forgets an alert not sent for
+    /// its hold time, so a server that died leaves nothing firing forever).
+    let resendSeconds: Double
+    /// How long a project's rules are used before they are read from its controller again.
+    let settingsLifetime: Duration
+
+    private let input: AsyncStream<Observation>
+    private let continuation: AsyncStream<Observation>.Continuation
+    private let droppedCount = Atomic<Int>(0)
+
+    private var projects: [String: Project] = [:]
+    private var reportedTags: [String: (tags: [String: String], at: ContinuousClock.Instant)] = [:]
+    private var deadlines = DeadlineHeap()
+    private var lastResend: Date?
+
+    init(store: any FleetStore, controllers: ControllerSet, secrets: SecretBox?, notifier: (any AlertNotifying)?,
+         logger: Logger = Logger(label: "flotilla.alerts"), tick: Duration = .seconds(1), resendSeconds: Double = 60,
+         settingsLifetime: Duration = .seconds(5), queue: Int = 10_000, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.controllers = controllers
+        self.secrets = secrets
+        self.notifier = notifier
+        self.logger = logger
+        self.tick = tick
+        self.resendSeconds = resendSeconds
+        self.settingsLifetime = settingsLifetime
+        self.now = now
+        (input, continuation) = AsyncStream.makeStream(of: Observation.self, bufferingPolicy: .bufferingOldest(queue))
+    }
+
+    /// Hands a stored heartbeat over for evaluation, without waiting. When the queue is full (a
+    /// store too slow for the fleet) the heartbeat is not evaluated, and counted.
+    nonisolated func observe(project: String, device: String, report: Heartbeat, at: Date) {
+        if case .dropped = continuation.yield(Observation(project: project, device: device, report: report, at: at)) {
+            droppedCount.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Heartbeats not evaluated because the queue was full.
+    nonisolated var dropped: Int { droppedCount.load(ordering: .relaxed) }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await observation in self.input { await self.evaluate(observation) }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: self.tick)
+                        guard !Task.isCancelled else { break }
+                        await self.runTick()
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.continuation.finish()
+        }
+    }
+
+    // MARK: - Heartbeats
+
+    func evaluate(_ observation: Observation) async {
+        guard let project = await project(observation.project), !project.rules.isEmpty else { return }
+        let sample = HealthSample(observation.report, at: observation.at)
+        var tags: [String: String]?
+        for rule in project.rules {
+            guard await watches(rule, device: observation.device, in: project, tags: &tags) else { continue }
+            if case .offline = rule.condition, let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: observation.at) {
+                deadlines.schedule(Self.key(observation.project, rule.name, observation.device), at: deadline)
+            }
+            await apply(project: observation.project, rule: rule.name, device: observation.device) { current in
+                AlertEvaluation.step(rule: rule, project: observation.project, device: observation.device, current: current, sample: sample)
+            }
+        }
+    }
+
+    private func watches(_ rule: AlertRule, device: String, in project: Project, tags: inout [String: String]?) async -> Bool {
+        guard rule.spec.group != nil || rule.spec.selector != nil else { return true }
+        if tags == nil {
+            let reported = await reportedTags(of: device)
+            tags = project.inventory?.effectiveTags(of: device, reported: reported) ?? reported
+        }
+        return rule.watches(device: device, tags: tags ?? [:], group: rule.spec.group.flatMap { project.groups[$0] })
+    }
+
+    /// What the device reported at enrollment, read from the store at most once a minute.
+    private func reportedTags(of device: String) async -> [String: String] {
+        let instant = ContinuousClock.now
+        if let cached = reportedTags[device], instant - cached.at < .seconds(60) { return cached.tags }
+        let tags = (try? await store.device(id: device))??.reportedTags ?? [:]
+        if reportedTags.count > 100_000 { reportedTags.removeAll() }
+        reportedTags[device] = (tags, instant)
+        return tags
+    }
+
+    /// Decides a change with `decide` on what is cached, saves it from the version read, and
+    /// notifies when it saved a firing or a resolution. When another replica changed the alert
+    /// first, reads it again and decides once more.
+    private func apply(project name: String, rule: String, device: String,
+                       decide: (AlertRecord?) -> (record: AlertRecord?, transition: AlertTransition?)) async {
+        let key = Self.key(rule, device)
+        for _ in 0..<3 {
+            let current = projects[name]?.alerts[key]
+            let (next, transition) = decide(current)
+            guard let transition else { return }
+            do {
+                let won: Bool
+                var saved: AlertRecord?
+                if let next {
+                    saved = try await store.saveAlert(next)
+                    won = saved != nil
+                } else {
+                    won = try await store.removeAlert(project: name, rule: rule, device: device, version: current?.version ?? 0)
+                }
+                if won {
+                    projects[name]?.alerts[key] = saved
+                    if let saved, transition == .fired || transition == .resolved {
+                        logger.notice("alert \(transition == .fired ? "firing" : "resolved")", metadata: [
+                            "project": "\(name)", "rule": "\(rule)", "device": "\(device)", "observed": "\(saved.observed)"])
+                        await notify(saved)
+                    }
+                    return
+                }
+                let fresh = try await store.alerts(deviceID: device).first { $0.project == name && $0.rule == rule }
+                projects[name]?.alerts[key] = fresh
+            } catch {
+                logger.warning("alert not saved", metadata: ["project": "\(name)", "rule": "\(rule)", "device": "\(device)",
+                                                             "error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    // MARK: - Deadlines, rules, resends
+
+    /// Offline deadlines that came due, projects' rules read again, and Alertmanager's resend.
+    func runTick() async {
+        for entry in controllers.entries {
+            let project = entry.handle.assignedProject
+            let scoped = project == nil ? await entry.handle.scope()?.project : project
+            if let scoped { _ = await self.project(scoped) }
+        }
+        let date = now()
+        for key in deadlines.popDue(at: date) { await expire(key, at: date) }
+        if lastResend.map({ date.timeIntervalSince($0) >= resendSeconds }) ?? true {
+            lastResend = date
+            await resendFiring()
+        }
+    }
+
+    private func expire(_ key: String, at date: Date) async {
+        let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3, let project = projects[parts[0]],
+              let rule = project.rules.first(where: { $0.name == parts[1] }), case .offline = rule.condition else { return }
+        let device = parts[2]
+        guard let record = try? await store.device(id: device), !record.deleted, let heard = record.lastHeartbeatAt else { return }
+        var tags: [String: String]? = project.inventory?.effectiveTags(of: device, reported: record.reportedTags) ?? record.reportedTags
+        guard await watches(rule, device: device, in: project, tags: &tags) else { return }
+        // Heard from since (by another replica): its deadline moves on.
+        if let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: heard), deadline > date {
+            deadlines.schedule(key, at: deadline)
+            return
+        }
+        await apply(project: parts[0], rule: rule.name, device: device) { current in
+            AlertEvaluation.silence(rule: rule, project: parts[0], device: device, current: current, lastHeard: heard, now: date)
+        }
+    }
+
+    /// Every firing alert goes to Alertmanager again, as its clients are to do; the store's view,
+    /// so alerts another replica fired are sent too.
+    private func resendFiring() async {
+        guard let notifier else { return }
+        for (name, project) in projects where project.settings.receivers.alertmanager != nil {
+            guard let stored = try? await store.alerts(project: name) else { continue }
+            projects[name]?.alerts = Dictionary(stored.map { (Self.key($0.rule, $0.device), $0) }, uniquingKeysWith: { $1 })
+            let firing = stored.filter { $0.state == .firing }
+            guard !firing.isEmpty else { continue }
+            let receivers = ResolvedAlertReceivers(alertmanagerURL: project.settings.receivers.alertmanager,
+                                                   alertmanagerHoldSeconds: resendSeconds * 4)
+            for alert in firing { await notifier.deliver(AlertDelivery(alert: alert, receivers: receivers, isResend: true)) }
+        }
+    }
+
+    /// The project's rules, read from its controller at most every `settingsLifetime`; its alerts
+    /// read from the store the first time. When the rules change, alerts of a rule that is gone
+    /// resolve, and the devices of a new `offline` rule get their deadlines.
+    private func project(_ name: String) async -> Project? {
+        let instant = ContinuousClock.now
+        if let cached = projects[name], instant - cached.checkedAt < settingsLifetime { return cached }
+        guard let handle = await controllers.entry(for: name)?.handle else { return projects[name] }
+        let settings = await handle.alerting() ?? AlertingSettings()
+        if var cached = projects[name], cached.settings == settings {
+            cached.checkedAt = instant
+            if !cached.rules.isEmpty { cached.inventory = await handle.inventory(); cached.groups = Self.groups(cached.inventory) }
+            projects[name] = cached
+            return cached
+        }
+        let inventory = settings.rules.isEmpty ? nil : await handle.inventory()
+        let previous = projects[name]
+        var alerts = previous?.alerts ?? [:]
+        if previous == nil {
+            guard let stored = try? await store.alerts(project: name) else { return nil }
+            alerts = Dictionary(stored.map { (Self.key($0.rule, $0.device), $0) }, uniquingKeysWith: { $1 })
+        }
+        let rules = settings.rules.compactMap(AlertRule.init(spec:))
+        projects[name] = Project(settings: settings, rules: rules, groups: Self.groups(inventory), inventory: inventory,
+                                 alerts: alerts, checkedAt: instant)
+        await retire(project: name, keeping: Set(rules.map(\.name)))
+        let newOffline = rules.filter { rule in
+            guard case .offline = rule.condition else { return false }
+            return previous?.settings.rules.contains(rule.spec) != true
+        }
+        if !newOffline.isEmpty, let devices = try? await store.devices(project: name) {
+            for device in devices where !device.deleted {
+                for rule in newOffline {
+                    // A device never heard from is not offline: it has not started yet.
+                    guard let heard = device.lastHeartbeatAt, let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: heard) else { continue }
+                    deadlines.schedule(Self.key(name, rule.name, device.id), at: deadline)
+                }
+            }
+        }
+        return projects[name]
+    }
+
+    /// Alerts of rules the commit in force no longer has: a firing one resolves (and says so), a
+    /// pending one is forgotten.
+    private func retire(project name: String, keeping rules: Set<String>) async {
+        guard let alerts = projects[name]?.alerts.values.filter({ !rules.contains($0.rule) && $0.state != .resolved }) else { return }
+        for alert in alerts.sorted(by: { ($0.rule, $0.device) < ($1.rule, $1.device) }) {
+            let date = now()
+            await apply(project: name, rule: alert.rule, device: alert.device) { current in
+                guard let current, current.state != .resolved else { return (current, nil) }
+                guard current.state == .firing else { return (nil, .cleared) }
+                var resolved = current
+                resolved.state = .resolved
+                resolved.resolvedAt = date
+                resolved.observed = "the rule was removed from the fleet repository"
+                return (resolved, .resolved)
+            }
+        }
+    }
+
+    private static func groups(_ inventory: FleetInventory?) -> [String: (selector: LabelSelector?, devices: Set<String>)] {
+        Dictionary((inventory?.groups ?? []).map { group in
+            (group.name, (selector: group.selector.flatMap { try? LabelSelector(parsing: $0) }, devices: Set(group.devices)))
+        }, uniquingKeysWith: { first, _ in first })
+    }
+
+    // MARK: - Notifying
+
+    private func notify(_ alert: AlertRecord) async {
+        guard let notifier, let settings = projects[alert.project]?.settings, !settings.receivers.isEmpty else { return }
+        let receivers = await resolve(settings.receivers, project: alert.project)
+        guard !receivers.isEmpty else { return }
+        await notifier.deliver(AlertDelivery(alert: alert, receivers: receivers))
+    }
+
+    /// The receivers with their secrets opened; one whose secret is not set is left out, and said.
+    private func resolve(_ receivers: AlertReceivers, project: String) async -> ResolvedAlertReceivers {
+        var resolved = ResolvedAlertReceivers(alertmanagerURL: receivers.alertmanager, alertmanagerHoldSeconds: resendSeconds * 4)
+        func open(_ name: String) async -> String? {
+            guard let secrets, let record = try? await store.secret(project: project, name: name),
+                  let value = secrets.open(record.sealed, project: project, name: name) else {
+                logger.warning("alert receiver's secret is not set", metadata: ["project": "\(project)", "secret": "\(name)",
+                                                                                "hint": "flotilla secret set \(name)"])
+                return nil
+            }
+            return value
+        }
+        if let webhook = receivers.webhook {
+            if let name = webhook.secret {
+                if let key = await open(name) {
+                    resolved.webhookURL = webhook.url
+                    resolved.webhookKey = Array(key.utf8)
+                }
+            } else {
+                resolved.webhookURL = webhook.url
+            }
+        }
+        if let name = receivers.slackURLSecret, let url = await open(name) {
+            if case .success = WebURL.parse(url) { resolved.slackURL = url } else {
+                logger.warning("the Slack URL secret is not an http(s) URL", metadata: ["project": "\(project)", "secret": "\(name)"])
+            }
+        }
+        return resolved
+    }
+
+    // MARK: - Reading
+
+    /// Firing alerts per project, rule and severity, for `/metrics`.
+    func firingCounts() -> [(project: String, rule: String, severity: String, count: Int)] {
+        var counts: [String: (project: String, rule: String, severity: String, count: Int)] = [:]
+        for (name, project) in projects {
+            for rule in project.rules {
+                counts[name + "\u{0}" + rule.name] = (name, rule.name, rule.spec.severity.rawValue, 0)
+            }
+            for alert in project.alerts.values where alert.state == .firing {
+                counts[name + "\u{0}" + alert.rule, default: (name, alert.rule, alert.severity.rawValue, 0)].count += 1
+            }
+        }
+        return counts.values.sorted { ($0.project, $0.rule) < ($1.project, $1.rule) }
+    }
+
+    /// How many offline deadlines are waiting (for tests and the benchmark).
+    var scheduledDeadlines: Int { deadlines.count }
+
+    private static func key(_ rule: String, _ device: String) -> String { rule + "\u{0}" + device }
+    private static func key(_ project: String, _ rule: String, _ device: String) -> String { project + "\u{0}" + rule + "\u{0}" + device }
+}
+
+/// Deadlines by key, earliest first: a binary heap with lazy removal (a key rescheduled leaves its
+/// old entry behind, skipped when it comes up), so scheduling is O(log n) and a tick looks only at
+/// what is due.
+struct DeadlineHeap {
+    private var heap: [(at: Date, key: String)] = []
+    private var current: [String: Date] = [:]
+
+    var count: Int { current.count }
+
+    mutating func schedule(_ key: String, at date: Date) {
+        if current[key] == date { return }
+        current[key] = date
+        heap.append((date, key))
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].at < heap[parent].at else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+        // Left-behind entries are dropped once they outnumber the live ones.
+        if heap.count > 64, heap.count > 2 * current.count { rebuild() }
+    }
+
+    mutating func popDue(at date: Date) -> [String] {
+        var due: [String] = []
+        while let first = heap.first, first.at <= date {
+            let last = heap.removeLast()
+            if !heap.isEmpty {
+                heap[0] = last
+                siftDown(0)
+            }
+            if current[first.key] == first.at {
+                current[first.key] = nil
+                due.append(first.key)
+            }
+        }
+        return due
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < heap.count, heap[left].at < heap[smallest].at { smallest = left }
+            if right < heap.count, heap[right].at < heap[smallest].at { smallest = right }
+            guard smallest != parent else { return }
+            heap.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+
+    private mutating func rebuild() {
+        heap = current.map { ($0.value, $0.key) }
+        for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
+    }
+}
