@@ -111,7 +111,7 @@ def main():
     schema = json.loads(subprocess.run([options.binary, "schema"], check=True, capture_output=True, text=True).stdout)
     validator = jsonschema.Draft202012Validator(schema)
     template = options.template
-    # The files check-schema.py reads: fleet.yaml and the YAML of groups/, devices/, flows/, apps/.
+    # The files check-schema.py reads: fleet.yaml and the YAML of groups/, devices/, flows/, apps/, alerts/.
     files = sorted(["fleet.yaml"] + [os.path.relpath(path, template) for path in glob.glob(f"{template}/*/*.yaml")])
     documents = {}
     for path in files:

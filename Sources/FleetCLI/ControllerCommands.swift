@@ -67,6 +67,11 @@ struct StatusCommand: AsyncParsableCommand {
             if !drift.isEmpty { lines += drift.split(separator: "\n").map(String.init) }
             if let error = app.error { lines.append("  not reconciled: " + error) }
         }
+        if let alerts = status.alerts, !alerts.isEmpty {
+            lines.append("")
+            lines.append("alerts firing:")
+            lines += alerts.map { "  " + $0.line }
+        }
         if !status.locked.isEmpty {
             lines.append("")
             lines.append("locked, refusing updates (skipped, never failed):")

@@ -73,6 +73,11 @@ struct ServeCommand: AsyncParsableCommand {
                              discussion: "Without it the cookie is Secure when the proxy says https in X-Forwarded-Proto."))
     var secureCookies = false
 
+    @Option(name: .customLong("alert-receiver-allow"),
+            help: ArgumentHelp("A URL prefix alert receivers must be under (repeatable), such as http://alertmanager:9093/.",
+                               discussion: "Whoever writes a fleet repository chooses where its alerts are posted (fleet.yaml's alerts:); with this, only under these prefixes. Without it, any http(s) URL."))
+    var alertReceiverAllow: [String] = []
+
     @Option(help: ArgumentHelp("Run the projects this file lists, each with its own fleet repository (see docs/SERVER-CONFIG.md).",
                                discussion: "Each project's controller runs apart: one project's invalid commit or unreachable remote never holds another back. Instead of --repo and its flags."))
     var config: String?
@@ -266,6 +271,12 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
         configuration.secureCookies = secureCookies
+        configuration.alertReceiverAllow = try alertReceiverAllow.map { prefix in
+            switch WebURL.parse(prefix) {
+            case .success(let url): return url
+            case .failure(let problem): throw ValidationError("--alert-receiver-allow '\(prefix)': \(problem.reason)")
+            }
+        }
         // Replicas trust what they cached of a device for 15 s at most, even with every revocation
         // announced (see RegistryEvents).
         let board = AssignmentBoard(), registry = RegistryEvents(cacheLifetime: shared == nil ? nil : .seconds(15))

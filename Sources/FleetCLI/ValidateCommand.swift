@@ -26,6 +26,7 @@ struct ValidateCommand: ParsableCommand {
             return
         }
         print("valid: project \(fleet.fleet.project), \(fleet.apps.count) apps, \(fleet.groups.count) groups, "
-              + "\(fleet.flows.count) flows, \(fleet.devices.count) declared devices")
+              + "\(fleet.flows.count) flows, \(fleet.devices.count) declared devices"
+              + (fleet.alertRules.isEmpty ? "" : ", \(fleet.alertRules.count) alert rules"))
     }
 }

@@ -36,6 +36,8 @@ actor AlertEngine: Service {
     private let controllers: ControllerSet
     private let secrets: SecretBox?
     private let notifier: (any AlertNotifying)?
+    /// URL prefixes receivers must be under; empty: any.
+    private let allowedReceivers: [WebURL]
     private let logger: Logger
     private let now: @Sendable () -> Date
     /// How often deadlines are looked at and projects' rules read again.
@@ -56,12 +58,13 @@ actor AlertEngine: Service {
     private var lastResend: Date?
 
     init(store: any FleetStore, controllers: ControllerSet, secrets: SecretBox?, notifier: (any AlertNotifying)?,
-         logger: Logger = Logger(label: "flotilla.alerts"), tick: Duration = .seconds(1), resendSeconds: Double = 60,
+         allowedReceivers: [WebURL] = [], logger: Logger = Logger(label: "flotilla.alerts"), tick: Duration = .seconds(1), resendSeconds: Double = 60,
          settingsLifetime: Duration = .seconds(5), queue: Int = 10_000, now: @escaping @Sendable () -> Date = { Date() }) {
         self.store = store
         self.controllers = controllers
         self.secrets = secrets
         self.notifier = notifier
+        self.allowedReceivers = allowedReceivers
         self.logger = logger
         self.tick = tick
         self.resendSeconds = resendSeconds
@@ -220,8 +223,8 @@ actor AlertEngine: Service {
             projects[name]?.alerts = Dictionary(stored.map { (Self.key($0.rule, $0.device), $0) }, uniquingKeysWith: { $1 })
             let firing = stored.filter { $0.state == .firing }
             guard !firing.isEmpty else { continue }
-            let receivers = ResolvedAlertReceivers(alertmanagerURL: project.settings.receivers.alertmanager,
-                                                   alertmanagerHoldSeconds: resendSeconds * 4)
+            guard let url = allowed(project.settings.receivers.alertmanager, "alertmanager", project: name) else { continue }
+            let receivers = ResolvedAlertReceivers(alertmanagerURL: url, alertmanagerHoldSeconds: resendSeconds * 4)
             for alert in firing { await notifier.deliver(AlertDelivery(alert: alert, receivers: receivers, isResend: true)) }
         }
     }
@@ -327,7 +330,23 @@ actor AlertEngine: Service {
                 logger.warning("the Slack URL secret is not an http(s) URL", metadata: ["project": "\(project)", "secret": "\(name)"])
             }
         }
+        resolved.webhookURL = allowed(resolved.webhookURL, "webhook", project: project)
+        resolved.slackURL = allowed(resolved.slackURL, "slack", project: project)
+        resolved.alertmanagerURL = allowed(resolved.alertmanagerURL, "alertmanager", project: project)
         return resolved
+    }
+
+    /// `url` when the server allows receivers there (`serve --alert-receiver-allow`), else nil,
+    /// and said (without the URL: a Slack webhook's URL is its secret).
+    private func allowed(_ url: String?, _ receiver: String, project: String) -> String? {
+        guard let url, !allowedReceivers.isEmpty else { return url }
+        // A base URL without a path (Alertmanager's) is its root.
+        for candidate in [url, url + "/"] {
+            if case .success(let parsed) = WebURL.parse(candidate), allowedReceivers.contains(where: { $0.contains(parsed) }) { return url }
+        }
+        logger.warning("alert receiver not under a prefix the server allows; not sent",
+                       metadata: ["project": "\(project)", "receiver": "\(receiver)", "hint": "serve --alert-receiver-allow"])
+        return nil
     }
 
     // MARK: - Reading

@@ -20,7 +20,7 @@ public enum FleetServer {
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let events = ConsoleController.events(controllers: controllers, configuration: configuration)
         let alerts = AlertEngine(store: store, controllers: controllers, secrets: secrets, notifier: alertNotifier,
-                                 logger: Logger(label: "flotilla.alerts"))
+                                 allowedReceivers: configuration.alertReceiverAllow, logger: Logger(label: "flotilla.alerts"))
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
                                  board: board, metrics: metrics, controllers: controllers, secrets: secrets, consoleEvents: events,
                                  alerts: alerts)

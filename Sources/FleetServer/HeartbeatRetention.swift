@@ -47,6 +47,8 @@ struct HeartbeatRetention: Service {
         // Remote commands and their output (up to 1 MiB a device) are kept a day: the audit log
         // keeps who ran what where for longer.
         try await store.pruneCommands(before: now.addingTimeInterval(-Self.commandRetentionSeconds))
+        // Resolved alerts are kept a day, for the API and the console; firing ones stay.
+        try await store.pruneAlerts(resolvedBefore: now.addingTimeInterval(-Self.commandRetentionSeconds))
         if let failure { throw failure }
     }
 }

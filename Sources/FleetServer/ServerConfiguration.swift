@@ -1,3 +1,4 @@
+public import FleetProtocol
 public import FleetStore
 #if canImport(Glibc)
 import Glibc
@@ -44,6 +45,10 @@ public struct ServerConfiguration: Sendable {
     /// Mark the console's session cookie Secure (and `__Host-`) whatever the request says: the
     /// server is reached over https through a proxy that terminates TLS.
     public var secureCookies = false
+    /// URL prefixes alert receivers (fleet.yaml's `alerts:`) must be under; empty: any http(s) URL.
+    /// Whoever writes the fleet repository chooses where the server posts alerts; this lets the
+    /// server's operator bound it.
+    public var alertReceiverAllow: [WebURL] = []
     /// Descriptors kept back from clients for SQLite, the key, the git mirror and calls out.
     public static let reservedDescriptors = 256
 

@@ -52,6 +52,11 @@ extension FleetStatusReport {
                 if app.probeFailed > app.probeFailures.count { text += "- … and \(app.probeFailed - app.probeFailures.count) more\n" }
             }
         }
+        if let alerts, !alerts.isEmpty {
+            text += "\n## Alerts firing\n\n| rule | device | severity | since | observed |\n|---|---|---|---|---|\n"
+                + alerts.map { "| \(Self.cell($0.rule)) | `\($0.device)` | \($0.severity) | \($0.firingAt) | \(Self.code($0.observed)) |" }
+                    .joined(separator: "\n") + "\n"
+        }
         if !locked.isEmpty {
             text += "\n## Locked devices\n\nThey refuse updates now and are skipped, never failed:\n\n"
                 + locked.map { "- `\($0.device)`: \(Self.code($0.reason))" }.joined(separator: "\n") + "\n"
@@ -64,8 +69,11 @@ extension FleetStatusReport {
     /// Text a device wrote, as a Markdown code span: its `<!--`, links and emphasis show as they
     /// are instead of hiding or rewriting the rest of STATUS.md on the forge.
     static func code(_ text: String) -> String {
-        "`" + text.replacingOccurrences(of: "`", with: "'") + "`"
+        "`" + text.replacingOccurrences(of: "`", with: "'").replacingOccurrences(of: "|", with: "\\|") + "`"
     }
+
+    /// A name in a table cell: a '|' would end the cell.
+    static func cell(_ text: String) -> String { text.replacingOccurrences(of: "|", with: "\\|") }
 }
 
 extension FleetStatusReport {

@@ -8,6 +8,27 @@ import Testing
 
 /// `flotilla status` prints what holds a target back and which devices refuse updates.
 struct StatusRenderTests {
+    /// Alerts firing, in the CLI and STATUS.md; what a device reported stays inside its cell.
+    @Test func alertsFiringAreListedAndWhatDevicesWroteStaysInItsCell() throws {
+        var report = FleetStatusReport(commit: "c1", head: "c1", headErrors: [], apps: [])
+        #expect(!(try StatusCommand.render(JSONEncoder().encode(report))).contains("alerts firing"))
+        #expect(!report.markdown.contains("Alerts firing"))
+        report.alerts = [
+            .init(rule: "thermostat-down", device: "thermo-4", severity: "critical", firingAt: "2026-12-05T10:00:00Z",
+                  observed: "process.thermostat is down", summary: "Not running."),
+            .init(rule: "errors", device: "thermo-5", severity: "warning", firingAt: "2026-12-05T10:01:00Z", observed: "custom.last is a|b <!-- `x`"),
+        ]
+        let text = try StatusCommand.render(JSONEncoder().encode(report))
+        #expect(text.hasSuffix("alerts firing:\n  [critical] thermostat-down on thermo-4 since 2026-12-05T10:00:00Z: process.thermostat is down\n"
+                               + "  [warning] errors on thermo-5 since 2026-12-05T10:01:00Z: custom.last is a|b <!-- `x`"), "\(text)")
+        #expect(report.markdown.contains("## Alerts firing\n\n| rule | device | severity | since | observed |\n|---|---|---|---|---|\n"
+                                         + "| thermostat-down | `thermo-4` | critical | 2026-12-05T10:00:00Z | `process.thermostat is down` |\n"
+                                         + "| errors | `thermo-5` | warning | 2026-12-05T10:01:00Z | `custom.last is a\\|b <!-- 'x'` |\n"), "\(report.markdown)")
+        // A server without alerts sends none: still read.
+        let older = try JSONDecoder().decode(FleetStatusReport.self, from: Data(#"{"commit":"c1","head":"c1","headErrors":[],"apps":[],"locked":[]}"#.utf8))
+        #expect(older.alerts == nil)
+    }
+
     @Test func waitingTargetsAndLockedDevicesAreShownWithWhy() throws {
         let targets = [
             FleetStatusReport.Target(group: "canary", version: "2.5.0", devices: 3, converged: 2, updating: 0, failed: 0, offline: 0,

@@ -179,7 +179,7 @@ struct GitMirrorTests {
         try work.git("push", "--quiet", "origin", "main")
         let mirror = try GitMirror(url: daemon.url("big"), cacheDirectory: cache)
         let tree = try mirror.fleetTree(at: try mirror.fetch("main").commit)
-        #expect(tree.entries.count == 2_000 + 12)
+        #expect(tree.entries.count == 2_000 + 13)
         let fleet = try FleetLoader.load(tree)
         #expect(fleet.devices.count == 2_004)
     }

@@ -57,13 +57,14 @@ struct AlertEngineTests {
 
         init(_ rules: [AlertRuleSpec], receivers: AlertReceivers = AlertReceivers(alertmanager: "http://127.0.0.1:9093"),
              store: MemoryFleetStore = MemoryFleetStore(), inventory: FleetInventory? = nil, secrets: SecretBox? = nil,
-             controller: Controller? = nil) {
+             controller: Controller? = nil, allowed: [String] = []) {
             self.store = store
             let controller = controller ?? Controller(AlertingSettings(rules: rules, receivers: receivers), inventory: inventory)
             self.controller = controller
             let clock = self.clock
             engine = AlertEngine(store: store, controllers: ControllerSet([ControllerSet.Entry(controller)]), secrets: secrets,
-                                 notifier: recorder, settingsLifetime: .zero, now: { clock.now })
+                                 notifier: recorder, allowedReceivers: allowed.map { try! WebURL.parse($0).get() },
+                                 settingsLifetime: .zero, now: { clock.now })
         }
 
         /// A heartbeat from `device` at `offset` seconds, stored first as the server does.
@@ -224,6 +225,25 @@ struct AlertEngineTests {
         #expect(delivery.receivers.webhookURL == "http://127.0.0.1:1/hook")
         #expect(delivery.receivers.webhookKey == Array("k3y".utf8))
         #expect(delivery.receivers.slackURL == nil, "its secret is not set: left out")
+    }
+
+    /// `serve --alert-receiver-allow`: the repository chooses receivers only under the prefixes
+    /// the server's operator allowed.
+    @Test func receiversOutsideWhatTheServerAllowsAreLeftOut() async throws {
+        let receivers = AlertReceivers(webhook: .init(url: "http://169.254.169.254/latest/meta-data"), alertmanager: "http://alertmanager.internal:9093")
+        let rig = Rig([AlertRuleSpec(name: "hot", condition: "cpu > 90", forSeconds: 0, severity: .critical)], receivers: receivers,
+                      allowed: ["http://alertmanager.internal:9093/"])
+        try await rig.enroll("d1")
+        try await rig.beat("d1", at: 0, cpu: 95)
+        let delivery = try #require(rig.recorder.deliveries.withLock { $0.first })
+        #expect(delivery.receivers.webhookURL == nil)
+        #expect(delivery.receivers.alertmanagerURL == "http://alertmanager.internal:9093")
+        let none = Rig([AlertRuleSpec(name: "hot", condition: "cpu > 90", forSeconds: 0, severity: .critical)], receivers: receivers,
+                       allowed: ["https://hooks.acme.example/"])
+        try await none.enroll("d1")
+        try await none.beat("d1", at: 0, cpu: 95)
+        #expect(none.recorder.deliveries.withLock { $0.isEmpty }, "nothing allowed: nothing sent")
+        #expect(try await none.store.alerts(project: "acme").map(\.state) == [.firing], "the alert is kept all the same")
     }
 
     @Test func deadlinesComeDueInOrderAndARescheduleReplacesTheOld() {

@@ -189,7 +189,13 @@ struct ConsoleTests {
                                                                                  custom: [hostile: hostile]),
                                              executions: [], metrics: DeviceMetrics(device: "d-1", since: Date(), until: Date(), bucketSeconds: 60, points: [])).description
         let audit = ConsolePages.auditMain(entries: [AuditRecord(at: Date(), project: "acme", actor: hostile, action: hostile, subject: hostile, detail: hostile)]).description
-        for page in [list, detail, audit] {
+        var report = Self.report()
+        report.alerts = [.init(rule: "hot", device: hostile, severity: "critical", firingAt: "2026-12-05T10:00:00Z", observed: hostile)]
+        let session = ConsoleSession(record: AccessTokens.make(kind: .session, project: "acme").record, text: "fls_x")
+        let overview = ConsolePages.overviewMain(session: session, state: .reconciled(report, leader: nil), suspended: [], devices: 1, online: 1)
+            .description
+        #expect(overview.contains("<h2>Alerts firing</h2>"))
+        for page in [list, detail, audit, overview] {
             #expect(!page.contains("<script>"), "raw markup from input")
             #expect(page.contains(escaped))
         }

@@ -572,8 +572,15 @@ struct HeartbeatRetentionTests {
             beat("two-days-b", ago: 2 * 86_400, cpu: 30), beat("a-day-less-a-minute", ago: 86_400 - 60, cpu: 50),
             beat("a-day-and-a-minute", ago: 86_400 + 60, cpu: 70), beat("now", ago: 0, cpu: 90),
         ])
+        // Alerts: one resolved two days ago goes, one resolved an hour ago and one firing stay.
+        for (rule, state, resolved) in [("old", AlertRecord.State.resolved, -2 * 86_400.0), ("recent", .resolved, -3_600), ("firing", .firing, 0)] {
+            _ = try await store.saveAlert(AlertRecord(project: "acme", rule: rule, device: "d1", state: state, severity: .info,
+                                                      since: now.addingTimeInterval(-3 * 86_400),
+                                                      resolvedAt: state == .resolved ? now.addingTimeInterval(resolved) : nil, observed: "x"))
+        }
         let retention = HeartbeatRetention(store: store, retention: .seconds(86_400), metricsRetention: .seconds(7 * 86_400), every: .seconds(600))
         try await retention.once(now: now)
+        #expect(try await store.alerts(project: "acme").map(\.rule) == ["firing", "recent"])
         // The cut is the bucket boundary at or before a day ago: both day-old heartbeats are after it.
         #expect(Set(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID)) == ["now", "a-day-less-a-minute", "a-day-and-a-minute"])
         let history = try await store.metrics(deviceID: "d1", since: .distantPast, until: now)

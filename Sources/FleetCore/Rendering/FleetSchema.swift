@@ -68,7 +68,7 @@ public enum FleetSchema {
                 ("description", text("What the rule is for.")),
                 ("group", text("The group it watches; with neither group nor selector, every device.", pattern: namePattern)),
                 ("selector", text("Label selector over device tags; not with group.", pattern: "\\S")),
-                ("condition", text("cpu > 90%, memory >= 95%, disk > 80, process.NAME == down, custom.NAME >= 5, or offline.", pattern: "\\S")),
+                ("condition", text("cpu > 90%, memory >= 95%, disk > 80, process.NAME == down, custom.NAME >= 5, or offline.", pattern: conditionPattern)),
                 ("for", duration("How long the condition must hold before it fires (offline: how long the device is silent, at least 1m).")),
                 ("severity", enumeration(AlertSeverity.allCases.map(\.rawValue), "How bad it is; warning unless set.")),
                 ("summary", text("What the alert means, in words, sent with it.")),
@@ -227,6 +227,8 @@ public enum FleetSchema {
     static let urlPattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$"
     /// An absolute path without empty, `.` or `..` parts, and not `/` itself.
     static let fetchPathPattern = "^(/(?!\\.\\.?(/|$))[^/\\u0000-\\u001f\\u007f]+)+$"
+    /// `offline`, or SUBJECT OP VALUE over a subject alerts know (what can never fire is the loader's to refuse).
+    static let conditionPattern = "^[ \\t]*(offline|(cpu|memory|disk|process\\.[^<>=! \\t]+|custom\\.[^<>=! \\t]+)[ \\t]*(<=|>=|==|!=|<|>)[ \\t]*[^ \\t].*)[ \\t]*$"
     static let namePattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
     /// `TagSyntax`'s rules: an optional lower-case DNS prefix and '/', then a name segment.
     static let tagKeyPattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"

@@ -125,6 +125,34 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     public var apps: [App]
     /// Devices that refuse updates now (an update lock), with why.
     public var locked: [LockedDevice]
+    /// The alerts of `alerts/` firing now, by rule and device; nil from a server without alerts.
+    public var alerts: [Alert]?
+
+    /// An alert rule firing on a device.
+    public struct Alert: Codable, Sendable, Equatable {
+        public var rule: String
+        public var device: String
+        public var severity: String
+        /// RFC 3339, UTC.
+        public var firingAt: String
+        /// What was observed when it fired, in words.
+        public var observed: String
+        public var summary: String?
+
+        public init(rule: String, device: String, severity: String, firingAt: String, observed: String, summary: String? = nil) {
+            self.rule = rule
+            self.device = device
+            self.severity = severity
+            self.firingAt = firingAt
+            self.observed = observed
+            self.summary = summary
+        }
+
+        /// "[critical] hot on d-1 since 2026-12-05T10:00:00Z: cpu 97".
+        public var line: String {
+            "[\(severity)] \(rule) on \(device) since \(firingAt): \(observed)"
+        }
+    }
 
     public typealias LockedDevice = DeviceReason
 

@@ -128,13 +128,19 @@ enum ConsolePages {
             <h2>Devices refusing updates now</h2>
             <ul>\(report.locked.prefix(50).map { "<li><a href=\"/devices/\(URLText.component($0.device))\">\($0.device)</a>: \($0.reason)</li>" as HTML })</ul>
             """
+            let alerts: HTML = (report.alerts ?? []).isEmpty ? "" : """
+            <h2>Alerts firing</h2>
+            <ul>\((report.alerts ?? []).prefix(50).map { alert in
+                "<li><strong>[\(alert.severity)] \(alert.rule)</strong> on <a href=\"/devices/\(URLText.component(alert.device))\">\(alert.device)</a> since \(alert.firingAt): \(alert.observed)</li>" as HTML
+            })</ul>
+            """
             return """
             <h1>Overview of \(session.project)</h1>\(noticeHTML)
             <div class="panel"><p>Commit in force: \(commitLink(report))\
             \(report.commitSubject.map { " <strong>\($0)</strong>" as HTML })\(report.commitAuthor.map { " by \($0)" as HTML })\
             \(leader.map { " · controller on \($0)" as HTML })</p>\(fleet)
             \(action(session, "/reconcile", "Reconcile now"))</div>
-            \(head)\(apps)\(locked)
+            \(head)\(alerts)\(apps)\(locked)
             """
         }
     }
