@@ -70,7 +70,8 @@ struct StatusCommand: AsyncParsableCommand {
         if let alerts = status.alerts, !alerts.isEmpty {
             lines.append("")
             lines.append("alerts firing:")
-            lines += alerts.map { "  " + $0.line }
+            lines += alerts.map { "  " + DisplayText.safe($0.line, limit: 400) }
+            if let total = status.alertsFiring, total > alerts.count { lines.append("  … and \(total - alerts.count) more (GET /api/v1/alerts lists them all)") }
         }
         if !status.locked.isEmpty {
             lines.append("")

@@ -436,16 +436,20 @@ public actor FleetController: Service, ControllerHandle {
         report.commitSubject = desired.summary.map { DisplayText.safe($0.subject, limit: 200) }
         report.commitAuthor = desired.summary.map { DisplayText.safe($0.author, limit: 100) }
         if let reporter = reporter(for: desired.fleet) { report.commitURL = await reporter.commitURL(desired.commit.description) }
-        if !desired.fleet.alertRules.isEmpty {
-            // What the server's alert engine keeps; a store that cannot answer now leaves them out of this pass.
-            report.alerts = (try? await store.alerts(project: desired.fleet.fleet.project))?.filter { $0.state == .firing }.map {
-                FleetStatusReport.Alert(rule: $0.rule, device: $0.device, severity: $0.severity.rawValue, firingAt: Timestamp.format($0.firingAt ?? $0.since),
-                                        observed: $0.observed, summary: $0.summary)
+        if !desired.fleet.alertRules.isEmpty,
+           let firing = (try? await store.alerts(project: desired.fleet.fleet.project))?.filter({ $0.state == .firing }) {
+            // What the server's alert engine keeps (a store that cannot answer now leaves them out
+            // of this pass). Published with the counts, at the status interval: alerts that flap
+            // never write a commit each.
+            report.alertsFiring = firing.count
+            report.alerts = firing.prefix(FleetStatusReport.alertLimit).map {
+                FleetStatusReport.Alert(rule: $0.rule, device: $0.device, severity: $0.severity.rawValue,
+                                        firingAt: Timestamp.format($0.firingAt ?? $0.since), observed: $0.observed, summary: $0.summary)
             }
         }
         status = report
         let fleet = desired.fleet
-        let states = [desired.commit.description, report.head, "\(report.headErrors)", "\(report.alerts?.map(\.line) ?? [])"] + report.apps.map { app in
+        let states = [desired.commit.description, report.head, "\(report.headErrors)"] + report.apps.map { app in
             "\(app.name) \(FleetStatusReport.state(of: app)) \(app.targets.map(\.label)) \(app.drift) \(app.probeFailures) \(app.error ?? "")"
         }
         guard states != lastPublished.states || now.timeIntervalSince(lastPublished.at) >= configuration.statusInterval.seconds else { return }

@@ -259,6 +259,17 @@ struct AgentController: Sendable {
             throw APIError.invalid("'load' values must not be negative", field: "load")
         }
         for (index, process) in (report.processes ?? []).enumerated() { try text(process.name, "processes[\(index)].name") }
+        // Custom values reach alerts, STATUS.md and terminals: names are names, values bounded as
+        // the agent bounds them (a value may hold a newline; it is escaped where it is shown).
+        if let custom = report.custom {
+            guard custom.count <= 64 else { throw APIError.invalid("'custom' holds at most 64 values", field: "custom") }
+            for (name, value) in custom {
+                try text(name, "custom", maximum: 128)
+                guard value.utf8.count <= 1_024 else {
+                    throw APIError.invalid("'custom.\(DisplayText.safe(name, limit: 64))' must be at most 1024 bytes", field: "custom")
+                }
+            }
+        }
         for (name, app) in report.apps ?? [:] {
             if let problem = FleetNames.problem(name) {
                 throw APIError.invalid("app '\(DisplayText.safe(name, limit: 64))' is not an app name: \(problem)", field: "apps")

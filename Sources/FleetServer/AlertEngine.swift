@@ -12,8 +12,11 @@ import Synchronization
 /// heartbeat, and only deadlines that come due are looked at.
 ///
 /// The store keeps every alert and is the truth between replicas: a change is saved only from the
-/// version this replica read (`saveAlert`), so of two replicas deciding the same change one wins
-/// and notifies, and the other reads again. What is kept here is a cache of the store.
+/// row this replica read (its version and start, `saveAlert(_:replacing:)`), so of two replicas
+/// deciding the same change one wins and notifies, and the other reads again. What is kept here
+/// is a cache of the store, read again every few seconds, so a change another replica made is
+/// seen here too (a device's heartbeats may reach either). Every cache is changed in place after
+/// each suspension, never written back from a copy taken before one.
 actor AlertEngine: Service {
     struct Observation: Sendable {
         var project: String
@@ -30,6 +33,10 @@ actor AlertEngine: Service {
         /// By rule and device (`key`).
         var alerts: [String: AlertRecord]
         var checkedAt: ContinuousClock.Instant
+        /// The rules of the commit last read; nil before one was.
+        var loadedRules: [AlertRuleSpec]?
+        /// Each device's last heartbeat evaluated here (bounded by the project's devices).
+        var heard: [String: Date] = [:]
     }
 
     private let store: any FleetStore
@@ -47,6 +54,11 @@ actor AlertEngine: Service {
     let resendSeconds: Double
     /// How long a project's rules are used before they are read from its controller again.
     let settingsLifetime: Duration
+    /// How often each project's alerts are read again from the store.
+    let refreshSeconds: Double
+    /// The server's offline window: no device is silent for less, whatever a rule's `for` says;
+    /// a device heard after a longer gap starts its pending alerts again.
+    let minimumSilence: Double
 
     private let input: AsyncStream<Observation>
     private let continuation: AsyncStream<Observation>.Continuation
@@ -56,10 +68,12 @@ actor AlertEngine: Service {
     private var reportedTags: [String: (tags: [String: String], at: ContinuousClock.Instant)] = [:]
     private var deadlines = DeadlineHeap()
     private var lastResend: Date?
+    private var lastRefresh: Date?
 
     init(store: any FleetStore, controllers: ControllerSet, secrets: SecretBox?, notifier: (any AlertNotifying)?,
-         allowedReceivers: [WebURL] = [], logger: Logger = Logger(label: "flotilla.alerts"), tick: Duration = .seconds(1), resendSeconds: Double = 60,
-         settingsLifetime: Duration = .seconds(5), queue: Int = 10_000, now: @escaping @Sendable () -> Date = { Date() }) {
+         allowedReceivers: [WebURL] = [], logger: Logger = Logger(label: "flotilla.alerts"), tick: Duration = .seconds(1),
+         resendSeconds: Double = 60, settingsLifetime: Duration = .seconds(5), refreshSeconds: Double = 5, minimumSilence: Double = 0,
+         queue: Int = 10_000, now: @escaping @Sendable () -> Date = { Date() }) {
         self.store = store
         self.controllers = controllers
         self.secrets = secrets
@@ -69,6 +83,8 @@ actor AlertEngine: Service {
         self.tick = tick
         self.resendSeconds = resendSeconds
         self.settingsLifetime = settingsLifetime
+        self.refreshSeconds = refreshSeconds
+        self.minimumSilence = minimumSilence
         self.now = now
         (input, continuation) = AsyncStream.makeStream(of: Observation.self, bufferingPolicy: .bufferingOldest(queue))
     }
@@ -108,16 +124,28 @@ actor AlertEngine: Service {
     // MARK: - Heartbeats
 
     func evaluate(_ observation: Observation) async {
-        guard let project = await project(observation.project), !project.rules.isEmpty else { return }
+        let name = observation.project, device = observation.device
+        guard let project = await project(name), !project.rules.isEmpty else { return }
+        let previous = projects[name]?.heard[device]
+        projects[name]?.heard[device] = max(previous ?? observation.at, observation.at)
+        let silentSince = previous.flatMap { minimumSilence > 0 && observation.at.timeIntervalSince($0) > minimumSilence ? $0 : nil }
         let sample = HealthSample(observation.report, at: observation.at)
         var tags: [String: String]?
         for rule in project.rules {
-            guard await watches(rule, device: observation.device, in: project, tags: &tags) else { continue }
-            if case .offline = rule.condition, let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: observation.at) {
-                deadlines.schedule(Self.key(observation.project, rule.name, observation.device), at: deadline)
+            guard await watches(rule, device: device, in: project, tags: &tags) else {
+                // Watched no more (the rule's group or selector changed, or the device's tags): what it raised ends.
+                if let live = projects[name]?.alerts[Self.key(rule.name, device)], live.state != .resolved {
+                    await end(project: name, rule: rule.name, device: device, at: observation.at,
+                              why: "the rule no longer watches this device")
+                }
+                continue
             }
-            await apply(project: observation.project, rule: rule.name, device: observation.device) { current in
-                AlertEvaluation.step(rule: rule, project: observation.project, device: observation.device, current: current, sample: sample)
+            if case .offline = rule.condition,
+               let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: observation.at, minimumSilence: minimumSilence) {
+                deadlines.schedule(Self.key(name, rule.name, device), at: deadline)
+            }
+            await apply(project: name, rule: rule.name, device: device) { current in
+                AlertEvaluation.step(rule: rule, project: name, device: device, current: current, sample: sample, silentSince: silentSince)
             }
         }
     }
@@ -141,128 +169,184 @@ actor AlertEngine: Service {
         return tags
     }
 
-    /// Decides a change with `decide` on what is cached, saves it from the version read, and
-    /// notifies when it saved a firing or a resolution. When another replica changed the alert
-    /// first, reads it again and decides once more.
+    /// Decides a change with `decide` on what is cached, saves it only if the store still holds
+    /// what was decided on, and notifies when it saved a firing or a resolution. When another
+    /// replica changed the alert first, reads it again and decides once more. False when the
+    /// store could not be reached (or kept changing): the caller may try again later.
+    @discardableResult
     private func apply(project name: String, rule: String, device: String,
-                       decide: (AlertRecord?) -> (record: AlertRecord?, transition: AlertTransition?)) async {
+                       decide: (AlertRecord?) -> (record: AlertRecord?, transition: AlertTransition?)) async -> Bool {
         let key = Self.key(rule, device)
+        let metadata: Logger.Metadata = ["project": "\(name)", "rule": "\(rule)", "device": "\(device)"]
         for _ in 0..<3 {
             let current = projects[name]?.alerts[key]
             let (next, transition) = decide(current)
-            guard let transition else { return }
+            guard let transition else { return true }
             do {
-                let won: Bool
-                var saved: AlertRecord?
                 if let next {
-                    saved = try await store.saveAlert(next)
-                    won = saved != nil
-                } else {
-                    won = try await store.removeAlert(project: name, rule: rule, device: device, version: current?.version ?? 0)
-                }
-                if won {
-                    projects[name]?.alerts[key] = saved
-                    if let saved, transition == .fired || transition == .resolved {
-                        logger.notice("alert \(transition == .fired ? "firing" : "resolved")", metadata: [
-                            "project": "\(name)", "rule": "\(rule)", "device": "\(device)", "observed": "\(saved.observed)"])
-                        await notify(saved)
+                    if let saved = try await store.saveAlert(next, replacing: current) {
+                        projects[name]?.alerts[key] = saved
+                        if transition == .fired || transition == .resolved {
+                            logger.notice("alert \(transition == .fired ? "firing" : "resolved")",
+                                          metadata: metadata.merging(["observed": "\(saved.observed)"]) { $1 })
+                            await notify(saved)
+                        }
+                        return true
                     }
-                    return
+                } else if let current {
+                    if try await store.removeAlert(current) {
+                        projects[name]?.alerts[key] = nil
+                        return true
+                    }
+                } else {
+                    return true
                 }
+                // Another replica changed it: read what is stored, and decide again.
                 let fresh = try await store.alerts(deviceID: device).first { $0.project == name && $0.rule == rule }
                 projects[name]?.alerts[key] = fresh
             } catch {
-                logger.warning("alert not saved", metadata: ["project": "\(name)", "rule": "\(rule)", "device": "\(device)",
-                                                             "error": "\(error)"])
-                return
+                logger.warning("alert not saved", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                return false
             }
         }
+        logger.warning("alert changed by other replicas three times while deciding; left for the next heartbeat", metadata: metadata)
+        return false
+    }
+
+    /// Ends what a rule raised on a device, saying why: a firing alert resolves, a pending one is forgotten.
+    private func end(project name: String, rule: String, device: String, at date: Date, why: String) async {
+        await apply(project: name, rule: rule, device: device) { current in
+            guard let current, current.state != .resolved else { return (current, nil) }
+            guard current.state == .firing else { return (nil, .cleared) }
+            var resolved = current
+            resolved.state = .resolved
+            resolved.resolvedAt = date
+            resolved.observed = why
+            return (resolved, .resolved)
+        }
+    }
+
+    /// An operator deleted the device: its alerts end.
+    func deviceDeleted(project name: String, device: String) async {
+        guard let project = await project(name) else { return }
+        let date = now()
+        for alert in project.alerts.values.sorted(by: { $0.rule < $1.rule }) where alert.device == device && alert.state != .resolved {
+            await end(project: name, rule: alert.rule, device: device, at: date, why: "the device was deleted")
+        }
+        projects[name]?.heard[device] = nil
     }
 
     // MARK: - Deadlines, rules, resends
 
-    /// Offline deadlines that came due, projects' rules read again, and Alertmanager's resend.
+    /// Projects' rules read again (and projects no controller answers for any more forgotten),
+    /// their alerts read again from the store, offline deadlines that came due, and
+    /// Alertmanager's resend.
     func runTick() async {
+        var active = Set<String>()
         for entry in controllers.entries {
-            let project = entry.handle.assignedProject
-            let scoped = project == nil ? await entry.handle.scope()?.project : project
-            if let scoped { _ = await self.project(scoped) }
+            let assigned = entry.handle.assignedProject
+            guard let name = assigned == nil ? await entry.handle.scope()?.project : assigned else { continue }
+            active.insert(name)
+            _ = await project(name)
         }
+        for name in projects.keys where !active.contains(name) { projects[name] = nil }
         let date = now()
-        for key in deadlines.popDue(at: date) { await expire(key, at: date) }
+        if lastRefresh.map({ date.timeIntervalSince($0) >= refreshSeconds }) ?? true {
+            lastRefresh = date
+            for name in projects.keys.sorted() {
+                guard let stored = try? await store.alerts(project: name) else { continue }
+                projects[name]?.alerts = Self.keyed(stored)
+            }
+        }
+        for key in deadlines.popDue(at: date) where !(await expire(key, at: date)) {
+            // The store could not tell: look again shortly, or a silent device would never be told of.
+            deadlines.schedule(key, at: date.addingTimeInterval(5))
+        }
         if lastResend.map({ date.timeIntervalSince($0) >= resendSeconds }) ?? true {
             lastResend = date
             await resendFiring()
         }
     }
 
-    private func expire(_ key: String, at date: Date) async {
+    /// An offline deadline came due; false when the store could not be read.
+    private func expire(_ key: String, at date: Date) async -> Bool {
         let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 3, let project = projects[parts[0]],
-              let rule = project.rules.first(where: { $0.name == parts[1] }), case .offline = rule.condition else { return }
-        let device = parts[2]
-        guard let record = try? await store.device(id: device), !record.deleted, let heard = record.lastHeartbeatAt else { return }
-        var tags: [String: String]? = project.inventory?.effectiveTags(of: device, reported: record.reportedTags) ?? record.reportedTags
-        guard await watches(rule, device: device, in: project, tags: &tags) else { return }
-        // Heard from since (by another replica): its deadline moves on.
-        if let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: heard), deadline > date {
-            deadlines.schedule(key, at: deadline)
-            return
+              let rule = project.rules.first(where: { $0.name == parts[1] }), case .offline = rule.condition else { return true }
+        let (name, device) = (parts[0], parts[2])
+        let record: DeviceRecord?
+        do { record = try await store.device(id: device) } catch { return false }
+        guard let record, !record.deleted, record.project == name else {
+            await end(project: name, rule: rule.name, device: device, at: date, why: "the device was deleted")
+            return true
         }
-        await apply(project: parts[0], rule: rule.name, device: device) { current in
-            AlertEvaluation.silence(rule: rule, project: parts[0], device: device, current: current, lastHeard: heard, now: date)
+        guard let heard = record.lastHeartbeatAt else { return true }
+        var tags: [String: String]? = project.inventory?.effectiveTags(of: device, reported: record.reportedTags) ?? record.reportedTags
+        guard await watches(rule, device: device, in: project, tags: &tags) else { return true }
+        // Heard from since (by another replica): its deadline moves on.
+        if let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: heard, minimumSilence: minimumSilence), deadline > date {
+            deadlines.schedule(key, at: deadline)
+            return true
+        }
+        return await apply(project: name, rule: rule.name, device: device) { current in
+            AlertEvaluation.silence(rule: rule, project: name, device: device, current: current, lastHeard: heard, now: date,
+                                    minimumSilence: minimumSilence)
         }
     }
 
-    /// Every firing alert goes to Alertmanager again, as its clients are to do; the store's view,
-    /// so alerts another replica fired are sent too.
+    /// Every firing alert goes to Alertmanager again, as its clients are to do: one request per
+    /// project, from the cache just read again from the store, so alerts another replica fired
+    /// are sent too.
     private func resendFiring() async {
         guard let notifier else { return }
-        for (name, project) in projects where project.settings.receivers.alertmanager != nil {
-            guard let stored = try? await store.alerts(project: name) else { continue }
-            projects[name]?.alerts = Dictionary(stored.map { (Self.key($0.rule, $0.device), $0) }, uniquingKeysWith: { $1 })
-            let firing = stored.filter { $0.state == .firing }
-            guard !firing.isEmpty else { continue }
-            guard let url = allowed(project.settings.receivers.alertmanager, "alertmanager", project: name) else { continue }
+        for name in projects.keys.sorted() {
+            guard let project = projects[name], project.settings.receivers.alertmanager != nil else { continue }
+            let firing = project.alerts.values.filter { $0.state == .firing }.sorted { ($0.rule, $0.device) < ($1.rule, $1.device) }
+            guard !firing.isEmpty, let url = allowed(project.settings.receivers.alertmanager, "alertmanager", project: name) else { continue }
             let receivers = ResolvedAlertReceivers(alertmanagerURL: url, alertmanagerHoldSeconds: resendSeconds * 4)
-            for alert in firing { await notifier.deliver(AlertDelivery(alert: alert, receivers: receivers, isResend: true)) }
+            await notifier.deliver(AlertDelivery(alerts: firing, receivers: receivers, isResend: true))
         }
     }
 
     /// The project's rules, read from its controller at most every `settingsLifetime`; its alerts
-    /// read from the store the first time. When the rules change, alerts of a rule that is gone
-    /// resolve, and the devices of a new `offline` rule get their deadlines.
+    /// read from the store the first time. A controller with no commit in force (or a standby
+    /// that cannot read the leader's word) changes nothing: what is known stays. When a commit's
+    /// rules differ, alerts of a rule that is gone resolve, and the devices of a new `offline`
+    /// rule get their deadlines.
     private func project(_ name: String) async -> Project? {
         let instant = ContinuousClock.now
         if let cached = projects[name], instant - cached.checkedAt < settingsLifetime { return cached }
-        guard let handle = await controllers.entry(for: name)?.handle else { return projects[name] }
-        let settings = await handle.alerting() ?? AlertingSettings()
-        if var cached = projects[name], cached.settings == settings {
-            cached.checkedAt = instant
-            if !cached.rules.isEmpty { cached.inventory = await handle.inventory(); cached.groups = Self.groups(cached.inventory) }
-            projects[name] = cached
-            return cached
+        guard let handle = await controllers.entry(for: name)?.handle, let settings = await handle.alerting() else {
+            return projects[name]
         }
         let inventory = settings.rules.isEmpty ? nil : await handle.inventory()
-        let previous = projects[name]
-        var alerts = previous?.alerts ?? [:]
-        if previous == nil {
+        if projects[name] == nil {
             guard let stored = try? await store.alerts(project: name) else { return nil }
-            alerts = Dictionary(stored.map { (Self.key($0.rule, $0.device), $0) }, uniquingKeysWith: { $1 })
+            if projects[name] == nil {
+                projects[name] = Project(settings: AlertingSettings(), rules: [], groups: [:], inventory: nil, alerts: Self.keyed(stored),
+                                         checkedAt: instant, loadedRules: nil)
+            }
         }
+        let previous = projects[name]?.loadedRules
         let rules = settings.rules.compactMap(AlertRule.init(spec:))
-        projects[name] = Project(settings: settings, rules: rules, groups: Self.groups(inventory), inventory: inventory,
-                                 alerts: alerts, checkedAt: instant)
+        projects[name]?.settings = settings
+        projects[name]?.rules = rules
+        projects[name]?.inventory = inventory
+        projects[name]?.groups = Self.groups(inventory)
+        projects[name]?.checkedAt = instant
+        projects[name]?.loadedRules = settings.rules
+        guard previous != settings.rules else { return projects[name] }
         await retire(project: name, keeping: Set(rules.map(\.name)))
         let newOffline = rules.filter { rule in
             guard case .offline = rule.condition else { return false }
-            return previous?.settings.rules.contains(rule.spec) != true
+            return previous?.contains(rule.spec) != true
         }
         if !newOffline.isEmpty, let devices = try? await store.devices(project: name) {
             for device in devices where !device.deleted {
                 for rule in newOffline {
                     // A device never heard from is not offline: it has not started yet.
-                    guard let heard = device.lastHeartbeatAt, let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: heard) else { continue }
+                    guard let heard = device.lastHeartbeatAt,
+                          let deadline = AlertEvaluation.deadline(rule: rule, lastHeard: heard, minimumSilence: minimumSilence) else { continue }
                     deadlines.schedule(Self.key(name, rule.name, device.id), at: deadline)
                 }
             }
@@ -270,21 +354,11 @@ actor AlertEngine: Service {
         return projects[name]
     }
 
-    /// Alerts of rules the commit in force no longer has: a firing one resolves (and says so), a
-    /// pending one is forgotten.
+    /// Alerts of rules the commit in force no longer has end, and say why.
     private func retire(project name: String, keeping rules: Set<String>) async {
         guard let alerts = projects[name]?.alerts.values.filter({ !rules.contains($0.rule) && $0.state != .resolved }) else { return }
         for alert in alerts.sorted(by: { ($0.rule, $0.device) < ($1.rule, $1.device) }) {
-            let date = now()
-            await apply(project: name, rule: alert.rule, device: alert.device) { current in
-                guard let current, current.state != .resolved else { return (current, nil) }
-                guard current.state == .firing else { return (nil, .cleared) }
-                var resolved = current
-                resolved.state = .resolved
-                resolved.resolvedAt = date
-                resolved.observed = "the rule was removed from the fleet repository"
-                return (resolved, .resolved)
-            }
+            await end(project: name, rule: alert.rule, device: alert.device, at: now(), why: "the rule was removed from the fleet repository")
         }
     }
 
@@ -294,13 +368,17 @@ actor AlertEngine: Service {
         }, uniquingKeysWith: { first, _ in first })
     }
 
+    private static func keyed(_ alerts: [AlertRecord]) -> [String: AlertRecord] {
+        Dictionary(alerts.map { (key($0.rule, $0.device), $0) }, uniquingKeysWith: { $1 })
+    }
+
     // MARK: - Notifying
 
     private func notify(_ alert: AlertRecord) async {
         guard let notifier, let settings = projects[alert.project]?.settings, !settings.receivers.isEmpty else { return }
         let receivers = await resolve(settings.receivers, project: alert.project)
         guard !receivers.isEmpty else { return }
-        await notifier.deliver(AlertDelivery(alert: alert, receivers: receivers))
+        await notifier.deliver(AlertDelivery(alerts: [alert], receivers: receivers))
     }
 
     /// The receivers with their secrets opened; one whose secret is not set is left out, and said.

@@ -20,7 +20,8 @@ public enum FleetServer {
                                      interval: .milliseconds(configuration.batchMilliseconds), metrics: metrics)
         let events = ConsoleController.events(controllers: controllers, configuration: configuration)
         let alerts = AlertEngine(store: store, controllers: controllers, secrets: secrets, notifier: alertNotifier,
-                                 allowedReceivers: configuration.alertReceiverAllow, logger: Logger(label: "flotilla.alerts"))
+                                 allowedReceivers: configuration.alertReceiverAllow, logger: Logger(label: "flotilla.alerts"),
+                                 minimumSilence: configuration.offlineAfterSeconds)
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
                                  board: board, metrics: metrics, controllers: controllers, secrets: secrets, consoleEvents: events,
                                  alerts: alerts)
@@ -66,7 +67,7 @@ public enum FleetServer {
             .addRoutes(to: router.group("agent/v1"))
         // Every operator route is authenticated here, before its handler: none can forget.
         let operators = router.group("api/v1").add(middleware: OperatorAuthMiddleware(store: store))
-        OperatorController(store: store, directory: directory, configuration: configuration).addRoutes(to: operators)
+        OperatorController(store: store, directory: directory, configuration: configuration, alerts: alerts).addRoutes(to: operators)
         DeploymentController(store: store, board: board, configuration: configuration, secrets: secrets).addRoutes(to: operators)
         SecretController(store: store, box: secrets, configuration: configuration).addRoutes(to: operators)
         RemoteController(store: store, board: board, access: remoteAccess, configuration: configuration)

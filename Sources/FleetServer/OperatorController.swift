@@ -9,6 +9,8 @@ struct OperatorController: Sendable {
     let store: any FleetStore
     let directory: DeviceDirectory
     let configuration: ServerConfiguration
+    /// Ends a deleted device's alerts.
+    var alerts: AlertEngine? = nil
 
     func addRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.get("projects") { _, context in
@@ -238,6 +240,7 @@ struct OperatorController: Sendable {
         directory.revoked(deleted)
         try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)",
                                                 action: "device.delete", subject: id))
+        await alerts?.deviceDeleted(project: token.project, device: id)
         return Response(status: .noContent)
     }
 

@@ -55,7 +55,8 @@ public final class AlertNotifier: AlertNotifying, Sendable {
     public func deliver(_ delivery: AlertDelivery) async {
         if case .dropped = continuation.yield(delivery) {
             counts.withLock { $0.dropped += 1 }
-            logger.warning("alert not sent: too many waiting", metadata: ["rule": "\(delivery.alert.rule)", "device": "\(delivery.alert.device)"])
+            logger.warning("alerts not sent: too many waiting", metadata: ["alerts": "\(delivery.alerts.count)",
+                                                                          "project": "\(delivery.alerts.first?.project ?? "")"])
         }
     }
 
@@ -71,18 +72,23 @@ public final class AlertNotifier: AlertNotifying, Sendable {
         let receivers = delivery.receivers
         var requests: [(name: String, request: HTTPClientRequest)] = []
         if !delivery.isResend {
-            if let url = receivers.webhookURL { requests.append(("webhook", Self.webhookRequest(delivery, url: url, now: Date()))) }
-            if let url = receivers.slackURL { requests.append(("slack", Self.slackRequest(delivery.alert, url: url))) }
+            for alert in delivery.alerts {
+                if let url = receivers.webhookURL { requests.append(("webhook", Self.webhookRequest(alert, key: receivers.webhookKey, url: url, now: Date()))) }
+                if let url = receivers.slackURL { requests.append(("slack", Self.slackRequest(alert, url: url))) }
+            }
         }
         if let url = receivers.alertmanagerURL {
-            requests.append(("alertmanager", Self.alertmanagerRequest(delivery.alert, base: url, holdSeconds: receivers.alertmanagerHoldSeconds, now: Date())))
+            // Alertmanager takes a list: a project's alerts go in a few requests, not one each.
+            for start in stride(from: 0, to: delivery.alerts.count, by: 500) {
+                let chunk = Array(delivery.alerts[start..<min(start + 500, delivery.alerts.count)])
+                requests.append(("alertmanager", Self.alertmanagerRequest(chunk, base: url, holdSeconds: receivers.alertmanagerHoldSeconds, now: Date())))
+            }
         }
         for (name, request) in requests {
             let ok = await attempt(request, receiver: name)
             counts.withLock { ok ? ($0.sent += 1) : ($0.failed += 1) }
             if !ok {
-                logger.error("alert not delivered", metadata: ["receiver": "\(name)", "project": "\(delivery.alert.project)",
-                                                               "rule": "\(delivery.alert.rule)", "device": "\(delivery.alert.device)"])
+                logger.error("alert not delivered", metadata: ["receiver": "\(name)", "project": "\(delivery.alerts.first?.project ?? "")"])
             }
         }
     }
@@ -111,14 +117,14 @@ public final class AlertNotifier: AlertNotifying, Sendable {
 
     /// The generic webhook: one JSON object per change; `X-Flotilla-Signature: sha256=<hex>` is
     /// HMAC-SHA256 of the exact body under the project's secret, when it names one.
-    public static func webhookRequest(_ delivery: AlertDelivery, url: String, now: Date) -> HTTPClientRequest {
-        let body = webhookBody(delivery.alert, sentAt: now)
+    public static func webhookRequest(_ alert: AlertRecord, key: [UInt8]?, url: String, now: Date) -> HTTPClientRequest {
+        let body = webhookBody(alert, sentAt: now)
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "flotilla")
         request.headers.add(name: "X-Flotilla-Event", value: "alert")
-        if let key = delivery.receivers.webhookKey {
+        if let key {
             request.headers.add(name: "X-Flotilla-Signature", value: "sha256=" + signature(body, key: key))
         }
         request.body = .bytes(ByteBuffer(bytes: body))
@@ -163,14 +169,14 @@ public final class AlertNotifier: AlertNotifying, Sendable {
         return text
     }
 
-    /// Alertmanager's `POST /api/v2/alerts`: one postable alert, labelled by rule (`alertname`),
+    /// Alertmanager's `POST /api/v2/alerts`: postable alerts, each labelled by rule (`alertname`),
     /// project, device and severity. A firing alert ends `holdSeconds` from now unless sent again;
     /// a resolved one ends when it resolved.
-    public static func alertmanagerRequest(_ alert: AlertRecord, base: String, holdSeconds: Double, now: Date) -> HTTPClientRequest {
+    public static func alertmanagerRequest(_ alerts: [AlertRecord], base: String, holdSeconds: Double, now: Date) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/api/v2/alerts")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: json([alertmanagerAlert(alert, holdSeconds: holdSeconds, now: now)])))
+        request.body = .bytes(ByteBuffer(bytes: json(alerts.map { alertmanagerAlert($0, holdSeconds: holdSeconds, now: now) })))
         return request
     }
 

@@ -56,6 +56,7 @@ extension FleetStatusReport {
             text += "\n## Alerts firing\n\n| rule | device | severity | since | observed |\n|---|---|---|---|---|\n"
                 + alerts.map { "| \(Self.cell($0.rule)) | `\($0.device)` | \($0.severity) | \($0.firingAt) | \(Self.code($0.observed)) |" }
                     .joined(separator: "\n") + "\n"
+            if let total = alertsFiring, total > alerts.count { text += "\n… and \(total - alerts.count) more firing (`flotilla status`, `GET /api/v1/alerts`).\n" }
         }
         if !locked.isEmpty {
             text += "\n## Locked devices\n\nThey refuse updates now and are skipped, never failed:\n\n"
@@ -69,7 +70,8 @@ extension FleetStatusReport {
     /// Text a device wrote, as a Markdown code span: its `<!--`, links and emphasis show as they
     /// are instead of hiding or rewriting the rest of STATUS.md on the forge.
     static func code(_ text: String) -> String {
-        "`" + text.replacingOccurrences(of: "`", with: "'").replacingOccurrences(of: "|", with: "\\|") + "`"
+        "`" + text.replacingOccurrences(of: "`", with: "'").replacingOccurrences(of: "|", with: "\\|")
+            .replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ") + "`"
     }
 
     /// A name in a table cell: a '|' would end the cell.

@@ -122,12 +122,13 @@ public protocol FleetStore: Sendable {
     func alerts(project: String) async throws -> [AlertRecord]
     /// The device's alerts, by rule.
     func alerts(deviceID: String) async throws -> [AlertRecord]
-    /// Stores `record` in place of the one of its rule and device, only if that one is still at
-    /// `record.version` (none at all for 0): returns it as stored, one version on; nil when
-    /// another replica changed it meanwhile (read again, and decide again).
-    func saveAlert(_ record: AlertRecord) async throws -> AlertRecord?
-    /// Removes the alert of `rule` on `device` only if it is still at `version`; whether it did.
-    func removeAlert(project: String, rule: String, device: String, version: Int) async throws -> Bool
+    /// Stores `record` in place of `current` — the alert of its rule and device as the caller last
+    /// read it, nil for none — only if the store still holds just that (the same version and
+    /// start). Returns it as stored, one version on from `current`; nil when another replica
+    /// changed it meanwhile (read again, and decide again).
+    func saveAlert(_ record: AlertRecord, replacing current: AlertRecord?) async throws -> AlertRecord?
+    /// Removes `current` only if the store still holds just that; whether it did.
+    func removeAlert(_ current: AlertRecord) async throws -> Bool
     /// Forgets alerts resolved before `date`.
     func pruneAlerts(resolvedBefore date: Date) async throws
 }

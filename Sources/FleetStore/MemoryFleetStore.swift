@@ -260,18 +260,19 @@ public actor MemoryFleetStore: FleetStore {
         alertRecords.values.filter { $0.device == deviceID }.sorted { $0.rule < $1.rule }
     }
 
-    public func saveAlert(_ record: AlertRecord) -> AlertRecord? {
+    public func saveAlert(_ record: AlertRecord, replacing current: AlertRecord?) -> AlertRecord? {
         let key = Self.alertKey(record.project, record.rule, record.device)
-        guard (alertRecords[key]?.version ?? 0) == record.version else { return nil }
+        let held = alertRecords[key]
+        guard held?.version == current?.version, held?.since == current?.since else { return nil }
         var stored = record
-        stored.version += 1
+        stored.version = (current?.version ?? 0) + 1
         alertRecords[key] = stored
         return stored
     }
 
-    public func removeAlert(project: String, rule: String, device: String, version: Int) -> Bool {
-        let key = Self.alertKey(project, rule, device)
-        guard let current = alertRecords[key], current.version == version else { return false }
+    public func removeAlert(_ current: AlertRecord) -> Bool {
+        let key = Self.alertKey(current.project, current.rule, current.device)
+        guard let held = alertRecords[key], held.version == current.version, held.since == current.since else { return false }
         alertRecords[key] = nil
         return true
     }

@@ -128,11 +128,11 @@ enum PostgresSchema {
         ]),
         Migration(name: "2026-12-05 alerts", statements: [
             // One row per rule and device that is pending, firing or recently resolved (AlertRecord as JSON);
-            // `version` is what replicas compare before they change it.
+            // `version` and `since` are what replicas compare before they change it.
             """
             CREATE TABLE alert (
                 project TEXT NOT NULL, rule TEXT NOT NULL, device_id TEXT NOT NULL, version INTEGER NOT NULL,
-                state TEXT NOT NULL, resolved_at DOUBLE PRECISION, body TEXT NOT NULL,
+                since DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, resolved_at DOUBLE PRECISION, body TEXT NOT NULL,
                 PRIMARY KEY (project, rule, device_id))
             """,
             "CREATE INDEX alert_device ON alert(device_id)",

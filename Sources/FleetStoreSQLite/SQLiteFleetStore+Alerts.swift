@@ -3,7 +3,9 @@ public import FleetStore
 public import Foundation
 import GRDB
 
-/// Alerts: one row per rule and device, the record as JSON, changed only from the version read.
+/// Alerts: one row per rule and device, the record as JSON, changed only from the version (and
+/// start) read: a row removed and made again starts at version 1 again, and its `since` tells
+/// the two apart.
 extension SQLiteFleetStore {
     public func alerts(project: String) async throws -> [AlertRecord] {
         try await read { db in
@@ -19,31 +21,32 @@ extension SQLiteFleetStore {
         }
     }
 
-    public func saveAlert(_ record: AlertRecord) async throws -> AlertRecord? {
-        let stored = { var next = record; next.version += 1; return next }()
+    public func saveAlert(_ record: AlertRecord, replacing current: AlertRecord?) async throws -> AlertRecord? {
+        let stored = { var next = record; next.version = (current?.version ?? 0) + 1; return next }()
         let body = try Self.json(stored)
         return try await write { db in
-            if record.version == 0 {
+            guard let current else {
                 try db.execute(sql: """
-                    INSERT INTO alert (project, rule, device_id, version, state, resolved_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO alert (project, rule, device_id, version, since, state, resolved_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT DO NOTHING
-                    """, arguments: [record.project, record.rule, record.device, stored.version, stored.state.rawValue,
-                                     stored.resolvedAt?.timeIntervalSince1970, body])
-            } else {
-                try db.execute(sql: """
-                    UPDATE alert SET version = ?, state = ?, resolved_at = ?, body = ?
-                    WHERE project = ? AND rule = ? AND device_id = ? AND version = ?
-                    """, arguments: [stored.version, stored.state.rawValue, stored.resolvedAt?.timeIntervalSince1970, body,
-                                     record.project, record.rule, record.device, record.version])
+                    """, arguments: [record.project, record.rule, record.device, stored.version, stored.since.timeIntervalSince1970,
+                                     stored.state.rawValue, stored.resolvedAt?.timeIntervalSince1970, body])
+                return db.changesCount == 1 ? stored : nil
             }
+            try db.execute(sql: """
+                UPDATE alert SET version = ?, since = ?, state = ?, resolved_at = ?, body = ?
+                WHERE project = ? AND rule = ? AND device_id = ? AND version = ? AND since = ?
+                """, arguments: [stored.version, stored.since.timeIntervalSince1970, stored.state.rawValue,
+                                 stored.resolvedAt?.timeIntervalSince1970, body, current.project, current.rule, current.device,
+                                 current.version, current.since.timeIntervalSince1970])
             return db.changesCount == 1 ? stored : nil
         }
     }
 
-    public func removeAlert(project: String, rule: String, device: String, version: Int) async throws -> Bool {
+    public func removeAlert(_ record: AlertRecord) async throws -> Bool {
         try await write { db in
-            try db.execute(sql: "DELETE FROM alert WHERE project = ? AND rule = ? AND device_id = ? AND version = ?",
-                           arguments: [project, rule, device, version])
+            try db.execute(sql: "DELETE FROM alert WHERE project = ? AND rule = ? AND device_id = ? AND version = ? AND since = ?",
+                           arguments: [record.project, record.rule, record.device, record.version, record.since.timeIntervalSince1970])
             return db.changesCount == 1
         }
     }

@@ -134,7 +134,7 @@ extension SQLiteFleetStore {
             try db.execute(sql: """
                 CREATE TABLE alert (
                     project TEXT NOT NULL, rule TEXT NOT NULL, device_id TEXT NOT NULL, version INTEGER NOT NULL,
-                    state TEXT NOT NULL, resolved_at REAL, body TEXT NOT NULL,
+                    since REAL NOT NULL, state TEXT NOT NULL, resolved_at REAL, body TEXT NOT NULL,
                     PRIMARY KEY (project, rule, device_id));
                 CREATE INDEX alert_device ON alert(device_id);
                 """)

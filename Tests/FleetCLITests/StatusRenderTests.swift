@@ -24,6 +24,10 @@ struct StatusRenderTests {
         #expect(report.markdown.contains("## Alerts firing\n\n| rule | device | severity | since | observed |\n|---|---|---|---|---|\n"
                                          + "| thermostat-down | `thermo-4` | critical | 2026-12-05T10:00:00Z | `process.thermostat is down` |\n"
                                          + "| errors | `thermo-5` | warning | 2026-12-05T10:01:00Z | `custom.last is a\\|b <!-- 'x'` |\n"), "\(report.markdown)")
+        // Past the first 50, a count.
+        report.alertsFiring = 60
+        #expect(try StatusCommand.render(JSONEncoder().encode(report)).hasSuffix("\n  … and 58 more (GET /api/v1/alerts lists them all)"))
+        #expect(report.markdown.contains("… and 58 more firing"))
         // A server without alerts sends none: still read.
         let older = try JSONDecoder().decode(FleetStatusReport.self, from: Data(#"{"commit":"c1","head":"c1","headErrors":[],"apps":[],"locked":[]}"#.utf8))
         #expect(older.alerts == nil)

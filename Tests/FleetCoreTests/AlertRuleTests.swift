@@ -172,6 +172,48 @@ struct AlertRuleTests {
         #expect(record?.resolvedAt == Self.t0.addingTimeInterval(80))
     }
 
+    @Test func signedAndExponentThresholdsAreNumbers() throws {
+        for (text, limit) in [("custom.temp < -10", -10.0), ("custom.delta == +1", 1), ("custom.bytes >= 1e3", 1_000)] {
+            guard case .check(let check) = try AlertRule.parseCondition(text).get() else { Issue.record("\(text)"); continue }
+            #expect(check.operand == .number(limit), "\(text)")
+        }
+        #expect(throws: AlertRule.Problem.self) { try AlertRule.parseCondition("cpu > -5").get() }
+    }
+
+    /// A device silent longer than the server's offline window starts its pending alerts again:
+    /// the condition was not seen to hold meanwhile.
+    @Test func aPendingAlertStartsAgainAfterTheDeviceWasSilent() {
+        let rule = Self.rule("cpu > 90", for: 600)
+        let (pending, _) = AlertEvaluation.step(rule: rule, project: "p", device: "d", current: nil, sample: Self.sample(0, cpu: 95))
+        // Silent for two hours, and hot when it is back: pending from now, not firing.
+        let (back, transition) = AlertEvaluation.step(rule: rule, project: "p", device: "d", current: pending, sample: Self.sample(7_200, cpu: 95),
+                                                      silentSince: Self.t0)
+        #expect(transition == .pending)
+        #expect(back?.since == Self.t0.addingTimeInterval(7_200) && back?.state == .pending)
+        // Without the gap it would have fired.
+        #expect(AlertEvaluation.step(rule: rule, project: "p", device: "d", current: pending, sample: Self.sample(7_200, cpu: 95)).transition == .fired)
+        // Back and cool: forgotten.
+        #expect(AlertEvaluation.step(rule: rule, project: "p", device: "d", current: pending, sample: Self.sample(7_200, cpu: 5),
+                                     silentSince: Self.t0).transition == .cleared)
+    }
+
+    @Test func whatADeviceReportedIsKeptPrintable() throws {
+        let rule = try #require(AlertRule(spec: AlertRuleSpec(name: "m", condition: "custom.mode != eco", forSeconds: 0, severity: .info)))
+        let sample = HealthSample(at: Self.t0, custom: ["mode": "\u{1B}]0;pwn\u{7}\n# x" + String(repeating: "y", count: 1_000)])
+        let record = try #require(AlertEvaluation.step(rule: rule, project: "p", device: "d", current: nil, sample: sample).record)
+        #expect(record.observed.hasPrefix("custom.mode is \\u{1b}]0;pwn\\u{7}\\u{a}# x"), "\(record.observed)")
+        #expect(record.observed.count < 260 && record.observed.hasSuffix("…"))
+    }
+
+    @Test func anOfflineRuleNeverFiresInsideTheServersOfflineWindow() {
+        let rule = Self.rule("offline", for: 120)
+        #expect(AlertEvaluation.deadline(rule: rule, lastHeard: Self.t0, minimumSilence: 900) == Self.t0.addingTimeInterval(900))
+        #expect(AlertEvaluation.silence(rule: rule, project: "p", device: "d", current: nil, lastHeard: Self.t0,
+                                        now: Self.t0.addingTimeInterval(300), minimumSilence: 900).transition == nil)
+        #expect(AlertEvaluation.silence(rule: rule, project: "p", device: "d", current: nil, lastHeard: Self.t0,
+                                        now: Self.t0.addingTimeInterval(900), minimumSilence: 900).transition == .fired)
+    }
+
     @Test func firingKeepsItsVersionSoTheStoreCanCompareIt() {
         let rule = Self.rule("cpu > 90")
         var current = AlertRecord(project: "p", rule: "r", device: "d", state: .resolved, severity: .critical, since: Self.t0,

@@ -13,7 +13,8 @@ struct AlertEngineTests {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     actor Controller: ControllerHandle {
-        var settings: AlertingSettings
+        /// nil: no commit in force yet.
+        var settings: AlertingSettings?
         let groups: FleetInventory?
 
         init(_ settings: AlertingSettings, inventory: FleetInventory? = nil) {
@@ -21,7 +22,7 @@ struct AlertEngineTests {
             self.groups = inventory
         }
 
-        func set(_ settings: AlertingSettings) { self.settings = settings }
+        func set(_ settings: AlertingSettings?) { self.settings = settings }
         func requestPoll() {}
         func statusJSON() -> [UInt8]? { nil }
         func setSuspended(_ suspended: Bool, app: String) {}
@@ -38,7 +39,9 @@ struct AlertEngineTests {
         let deliveries = Mutex<[AlertDelivery]>([])
         func deliver(_ delivery: AlertDelivery) async { deliveries.withLock { $0.append(delivery) } }
         var sent: [String] {
-            deliveries.withLock { $0.map { "\($0.alert.rule)/\($0.alert.device) \($0.alert.state.rawValue)\($0.isResend ? " again" : "")" } }
+            deliveries.withLock { $0.flatMap { delivery in
+                delivery.alerts.map { "\($0.rule)/\($0.device) \($0.state.rawValue)\(delivery.isResend ? " again" : "")" }
+            } }
         }
     }
 
@@ -57,14 +60,14 @@ struct AlertEngineTests {
 
         init(_ rules: [AlertRuleSpec], receivers: AlertReceivers = AlertReceivers(alertmanager: "http://127.0.0.1:9093"),
              store: MemoryFleetStore = MemoryFleetStore(), inventory: FleetInventory? = nil, secrets: SecretBox? = nil,
-             controller: Controller? = nil, allowed: [String] = []) {
+             controller: Controller? = nil, allowed: [String] = [], minimumSilence: Double = 90) {
             self.store = store
             let controller = controller ?? Controller(AlertingSettings(rules: rules, receivers: receivers), inventory: inventory)
             self.controller = controller
             let clock = self.clock
             engine = AlertEngine(store: store, controllers: ControllerSet([ControllerSet.Entry(controller)]), secrets: secrets,
                                  notifier: recorder, allowedReceivers: allowed.map { try! WebURL.parse($0).get() },
-                                 settingsLifetime: .zero, now: { clock.now })
+                                 settingsLifetime: .zero, minimumSilence: minimumSilence, now: { clock.now })
         }
 
         /// A heartbeat from `device` at `offset` seconds, stored first as the server does.
@@ -244,6 +247,87 @@ struct AlertEngineTests {
         try await none.beat("d1", at: 0, cpu: 95)
         #expect(none.recorder.deliveries.withLock { $0.isEmpty }, "nothing allowed: nothing sent")
         #expect(try await none.store.alerts(project: "acme").map(\.state) == [.firing], "the alert is kept all the same")
+    }
+
+    /// A controller that has no commit in force (a server just started, a standby that cannot
+    /// read the leader) says nothing of the rules: the alerts stay as they are.
+    @Test func noCommitInForceLeavesTheAlertsAlone() async throws {
+        let store = MemoryFleetStore()
+        let before = Rig([Self.hot], store: store)
+        try await before.enroll("d1")
+        try await before.beat("d1", at: 0, cpu: 95)
+        try await before.beat("d1", at: 60, cpu: 95)
+        let after = Rig([Self.hot], store: store)
+        await after.controller.set(nil)
+        await after.tick(at: 70)
+        #expect(try await store.alerts(project: "acme").map(\.state) == [.firing])
+        #expect(after.recorder.sent.isEmpty)
+        // The commit arrives with the same rule: still the same alert, not fired again.
+        await after.controller.set(AlertingSettings(rules: [Self.hot], receivers: AlertReceivers(alertmanager: "http://127.0.0.1:9093")))
+        try await after.beat("d1", at: 90, cpu: 96)
+        #expect(after.recorder.sent.filter { !$0.hasSuffix("again") }.isEmpty)
+        #expect(try await store.alerts(project: "acme").first?.firingAt == Self.t0.addingTimeInterval(60))
+    }
+
+    /// Replica A fires; the device's heartbeats then reach replica B, which had read the store
+    /// before: once it reads the store again it resolves what A fired.
+    @Test func aReplicaSeesWhatAnotherFiredAndResolvesIt() async throws {
+        let store = MemoryFleetStore()
+        let a = Rig([Self.hot], store: store)
+        let b = Rig([Self.hot], store: store, controller: a.controller)
+        try await a.enroll("d1")
+        await b.tick(at: 0)
+        try await a.beat("d1", at: 0, cpu: 95)
+        try await a.beat("d1", at: 60, cpu: 95)
+        #expect(a.recorder.sent == ["hot/d1 firing"])
+        await b.tick(at: 70)
+        try await b.beat("d1", at: 80, cpu: 5)
+        #expect(b.recorder.sent.filter { !$0.hasSuffix("again") } == ["hot/d1 resolved"])
+    }
+
+    @Test func aDeletedDevicesAlertsResolve() async throws {
+        let rig = Rig([Self.hot])
+        try await rig.enroll("d1")
+        try await rig.beat("d1", at: 0, cpu: 95)
+        try await rig.beat("d1", at: 60, cpu: 95)
+        try await rig.store.deleteDevice(id: "d1")
+        await rig.engine.deviceDeleted(project: "acme", device: "d1")
+        #expect(rig.recorder.sent == ["hot/d1 firing", "hot/d1 resolved"])
+        #expect(try await rig.store.alerts(project: "acme").first?.observed == "the device was deleted")
+    }
+
+    @Test func aDeviceTheRuleNoLongerWatchesHasItsAlertEnd() async throws {
+        let berlin = AlertRuleSpec(name: "hot", selector: "site=berlin", condition: "cpu > 90", forSeconds: 0, severity: .critical)
+        let rig = Rig([berlin])
+        try await rig.enroll("d1", tags: ["site": "berlin"])
+        try await rig.beat("d1", at: 0, cpu: 95)
+        var paris = berlin
+        paris.selector = "site=paris"
+        await rig.controller.set(AlertingSettings(rules: [paris], receivers: AlertReceivers(alertmanager: "http://127.0.0.1:9093")))
+        try await rig.beat("d1", at: 30, cpu: 95)
+        #expect(rig.recorder.sent == ["hot/d1 firing", "hot/d1 resolved"])
+        #expect(try await rig.store.alerts(project: "acme").first?.observed == "the rule no longer watches this device")
+    }
+
+    @Test func aPendingAlertStartsAgainWhenTheDeviceWasSilentInBetween() async throws {
+        let rig = Rig([Self.hot], minimumSilence: 90)
+        try await rig.enroll("d1")
+        try await rig.beat("d1", at: 0, cpu: 95)
+        try await rig.beat("d1", at: 1_000, cpu: 95)
+        #expect(rig.recorder.sent.isEmpty, "not seen to hold for 60 s: silent in between")
+        #expect(try await rig.store.alerts(project: "acme").first?.since == Self.t0.addingTimeInterval(1_000))
+        try await rig.beat("d1", at: 1_060, cpu: 95)
+        #expect(rig.recorder.sent == ["hot/d1 firing"])
+    }
+
+    @Test func firingAlertsGoToAlertmanagerAgainInOneRequestPerProject() async throws {
+        let rig = Rig([AlertRuleSpec(name: "hot", condition: "cpu > 90", forSeconds: 0, severity: .critical)])
+        try await rig.enroll("d1", "d2", "d3")
+        for device in ["d1", "d2", "d3"] { try await rig.beat(device, at: 0, cpu: 95) }
+        await rig.tick(at: 1)
+        let resends = rig.recorder.deliveries.withLock { $0.filter(\.isResend) }
+        #expect(resends.count == 1)
+        #expect(resends.first?.alerts.map(\.device) == ["d1", "d2", "d3"])
     }
 
     @Test func deadlinesComeDueInOrderAndARescheduleReplacesTheOld() {

@@ -199,9 +199,9 @@ struct ContractTests {
             // Alerts.
             _ = try await tests.store.saveAlert(AlertRecord(project: "acme", rule: "hot", device: enrolled.deviceID, state: .firing,
                                                             severity: .critical, since: Date(), firingAt: Date(), observed: "cpu 97",
-                                                            summary: "The CPU is pegged."))
+                                                            summary: "The CPU is pegged."), replacing: nil)
             _ = try await tests.store.saveAlert(AlertRecord(project: "acme", rule: "quiet", device: enrolled.deviceID, state: .pending,
-                                                            severity: .info, since: Date(), observed: "cpu 3"))
+                                                            severity: .info, since: Date(), observed: "cpu 3"), replacing: nil)
             _ = try await client.execute(uri: "/api/v1/alerts?state=firing", method: .get, headers: admin)
             _ = try await client.execute(uri: "/api/v1/alerts", method: .get, headers: admin)
             _ = try await client.execute(uri: "/api/v1/alerts?state=burning", method: .get, headers: admin)

@@ -286,11 +286,18 @@ struct ServerTests {
                                   (#"{"reportID":"r","apps":{"web":{"version":"1","probe":{"version":"1"}}}}"#, "apps.web.probe.atMilliseconds"),
                                   (#"{"reportID":"r","executing":"\#(String(repeating: "e", count: 129))"}"#, "executing"),
                                   (#"{"reportID":"r\u0007"}"#, "reportID"),
+                                  (#"{"reportID":"r","custom":{"mode\u001b[2J":"eco"}}"#, "custom"),
+                                  (#"{"reportID":"r","custom":{"big":"\#(String(repeating: "b", count: 1_025))"}}"#, "custom"),
+                                  ("{\"reportID\":\"r\",\"custom\":{" + (0..<65).map { "\"k\($0)\":\"v\"" }.joined(separator: ",") + "}}", "custom"),
                                   (#"{"reportID":"r","reportID":"s"}"#, "reportID")] {
                 let response = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: ByteBuffer(string: body))
                 #expect(response.status == .badRequest, "\(body)")
                 #expect(try Self.error(response).field == field, "\(body)")
             }
+            // A custom value may hold a newline (a file's lines): it is taken, and escaped where it is shown.
+            let lines = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth,
+                                                 body: ByteBuffer(string: #"{"reportID":"lines","custom":{"log":"a\nb"}}"#))
+            #expect(lines.status == .ok)
             // A NUL anywhere is not the protocol's JSON (no store could keep it).
             let null = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth,
                                                 body: ByteBuffer(string: #"{"reportID":"r\u0000"}"#))
@@ -507,10 +514,10 @@ struct HeldFleetStore: FleetStore {
     func pruneCommands(before date: Date) async throws { try await held.inner.pruneCommands(before: date) }
     func alerts(project: String) async throws -> [AlertRecord] { try await held.inner.alerts(project: project) }
     func alerts(deviceID: String) async throws -> [AlertRecord] { try await held.inner.alerts(deviceID: deviceID) }
-    func saveAlert(_ record: AlertRecord) async throws -> AlertRecord? { try await held.inner.saveAlert(record) }
-    func removeAlert(project: String, rule: String, device: String, version: Int) async throws -> Bool {
-        try await held.inner.removeAlert(project: project, rule: rule, device: device, version: version)
+    func saveAlert(_ record: AlertRecord, replacing current: AlertRecord?) async throws -> AlertRecord? {
+        try await held.inner.saveAlert(record, replacing: current)
     }
+    func removeAlert(_ current: AlertRecord) async throws -> Bool { try await held.inner.removeAlert(current) }
     func pruneAlerts(resolvedBefore date: Date) async throws { try await held.inner.pruneAlerts(resolvedBefore: date) }
     func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
         try await held.inner.setSuspended(suspended, app: app, project: project, at: date)
@@ -576,7 +583,8 @@ struct HeartbeatRetentionTests {
         for (rule, state, resolved) in [("old", AlertRecord.State.resolved, -2 * 86_400.0), ("recent", .resolved, -3_600), ("firing", .firing, 0)] {
             _ = try await store.saveAlert(AlertRecord(project: "acme", rule: rule, device: "d1", state: state, severity: .info,
                                                       since: now.addingTimeInterval(-3 * 86_400),
-                                                      resolvedAt: state == .resolved ? now.addingTimeInterval(resolved) : nil, observed: "x"))
+                                                      resolvedAt: state == .resolved ? now.addingTimeInterval(resolved) : nil, observed: "x"),
+                                          replacing: nil)
         }
         let retention = HeartbeatRetention(store: store, retention: .seconds(86_400), metricsRetention: .seconds(7 * 86_400), every: .seconds(600))
         try await retention.once(now: now)

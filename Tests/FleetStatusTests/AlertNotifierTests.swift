@@ -74,7 +74,7 @@ struct AlertNotifierTests {
         let notifier = AlertNotifier(backoff: .milliseconds(1))
         let receivers = ResolvedAlertReceivers(webhookURL: receiver.url + "/hook", webhookKey: Array("k3y".utf8),
                                                slackURL: receiver.url + "/services/T000/B000/XXXX")
-        await notifier.deliver(AlertDelivery(alert: Self.alert(device: "<!channel> & co"), receivers: receivers))
+        await notifier.deliver(AlertDelivery(alerts: [Self.alert(device: "<!channel> & co")], receivers: receivers))
         await notifier.finish()
         #expect(notifier.sent == AlertNotifier.Counts(sent: 2, failed: 0, dropped: 0))
         let (hook, slack) = try receiver.log.received.withLock { all in (try #require(all.first), try #require(all.last)) }
@@ -105,7 +105,7 @@ struct AlertNotifierTests {
         let receiver = try await Receiver()
         receiver.log.answers.withLock { $0 = [503, 500] }
         let notifier = AlertNotifier(backoff: .milliseconds(1))
-        await notifier.deliver(AlertDelivery(alert: Self.alert(), receivers: ResolvedAlertReceivers(webhookURL: receiver.url + "/hook")))
+        await notifier.deliver(AlertDelivery(alerts: [Self.alert()], receivers: ResolvedAlertReceivers(webhookURL: receiver.url + "/hook")))
         await notifier.finish()
         #expect(receiver.log.received.withLock { $0.count } == 3, "two failures, then delivered")
         #expect(notifier.sent.sent == 1)
@@ -114,7 +114,7 @@ struct AlertNotifierTests {
         let refusing = try await Receiver()
         refusing.log.answers.withLock { $0 = [404, 404, 404] }
         let second = AlertNotifier(backoff: .milliseconds(1))
-        await second.deliver(AlertDelivery(alert: Self.alert(), receivers: ResolvedAlertReceivers(webhookURL: refusing.url + "/gone")))
+        await second.deliver(AlertDelivery(alerts: [Self.alert()], receivers: ResolvedAlertReceivers(webhookURL: refusing.url + "/gone")))
         await second.finish()
         #expect(refusing.log.received.withLock { $0.count } == 1)
         #expect(second.sent == AlertNotifier.Counts(sent: 0, failed: 1, dropped: 0))
@@ -124,7 +124,7 @@ struct AlertNotifierTests {
         let receiver = try await Receiver()
         let notifier = AlertNotifier(backoff: .milliseconds(1))
         let receivers = ResolvedAlertReceivers(webhookURL: receiver.url + "/hook", alertmanagerURL: receiver.url + "/am/")
-        await notifier.deliver(AlertDelivery(alert: Self.alert(), receivers: receivers, isResend: true))
+        await notifier.deliver(AlertDelivery(alerts: [Self.alert()], receivers: receivers, isResend: true))
         await notifier.finish()
         #expect(receiver.log.received.withLock { $0.map(\.path) } == ["/am/api/v2/alerts"])
     }
@@ -135,7 +135,7 @@ struct AlertNotifierTests {
         let receivers = ResolvedAlertReceivers(alertmanagerURL: manager.url, alertmanagerHoldSeconds: 300)
         let firing = AlertRecord(project: "acme", rule: "hot", device: "d-1", state: .firing, severity: .critical, since: Date().addingTimeInterval(-120),
                                  firingAt: Date().addingTimeInterval(-60), observed: "cpu 97", summary: "The CPU is pegged.")
-        await notifier.deliver(AlertDelivery(alert: firing, receivers: receivers))
+        await notifier.deliver(AlertDelivery(alerts: [firing], receivers: receivers))
         var resolved = firing
         resolved.state = .resolved
         resolved.resolvedAt = Date().addingTimeInterval(-1)
@@ -152,7 +152,7 @@ struct AlertNotifierTests {
         #expect((alert["status"] as? [String: Any])?["state"] as? String == "active")
 
         let closing = AlertNotifier(backoff: .milliseconds(100))
-        await closing.deliver(AlertDelivery(alert: resolved, receivers: receivers))
+        await closing.deliver(AlertDelivery(alerts: [resolved], receivers: receivers))
         await closing.finish()
         #expect(closing.sent.sent == 1)
         // Resolved: Alertmanager no longer lists it among active alerts.

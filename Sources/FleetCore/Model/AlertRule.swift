@@ -111,9 +111,24 @@ public enum AlertTransition: Sendable, Equatable {
 /// subject says nothing, and changes nothing: no data is neither an alert nor a recovery.
 public enum AlertEvaluation {
     /// The record after `sample` (nil: none kept), and the transition, if any.
+    ///
+    /// `silentSince`: the device's heartbeat before this one, when it came longer ago than the
+    /// server counts a device offline. A pending alert then starts again from this heartbeat: the
+    /// condition was not seen to hold while the device said nothing.
     public static func step(rule: AlertRule, project: String, device: String, current: AlertRecord?,
-                            sample: HealthSample) -> (record: AlertRecord?, transition: AlertTransition?) {
-        let live = current.flatMap { $0.state == .resolved ? nil : $0 }
+                            sample: HealthSample, silentSince: Date? = nil) -> (record: AlertRecord?, transition: AlertTransition?) {
+        var live = current.flatMap { $0.state == .resolved ? nil : $0 }
+        if silentSince != nil, var pending = live, pending.state == .pending, case .check(let check) = rule.condition {
+            switch check.evaluate(sample) {
+            case .holds(let observed):
+                pending.since = sample.at
+                pending.observed = DisplayText.safe(observed)
+                if rule.spec.forSeconds > 0 { return (pending, .pending) }
+                live = pending
+            case .fails, .unreported:
+                return (nil, .cleared)
+            }
+        }
         switch rule.condition {
         case .offline:
             // A heartbeat: the device is heard from.
@@ -127,20 +142,21 @@ public enum AlertEvaluation {
             case .fails(let observed):
                 guard let live else { return (current, nil) }
                 if live.state == .pending { return (nil, .cleared) }
-                return (resolved(live, at: sample.at, observed: observed), .resolved)
+                return (resolved(live, at: sample.at, observed: DisplayText.safe(observed)), .resolved)
             case .holds(let observed):
                 return holding(rule: rule, project: project, device: device, current: current, live: live,
-                               since: sample.at, at: sample.at, observed: observed)
+                               since: sample.at, at: sample.at, observed: DisplayText.safe(observed))
             }
         }
     }
 
-    /// An `offline` rule at `now` for a device last heard from at `lastHeard`.
+    /// An `offline` rule at `now` for a device last heard from at `lastHeard`. `minimumSilence`:
+    /// the server's own offline window, below which no device counts as silent whatever `for` says.
     public static func silence(rule: AlertRule, project: String, device: String, current: AlertRecord?,
-                               lastHeard: Date, now: Date) -> (record: AlertRecord?, transition: AlertTransition?) {
+                               lastHeard: Date, now: Date, minimumSilence: Double = 0) -> (record: AlertRecord?, transition: AlertTransition?) {
         guard rule.condition == .offline else { return (current, nil) }
         let live = current.flatMap { $0.state == .resolved ? nil : $0 }
-        guard now.timeIntervalSince(lastHeard) >= rule.spec.forSeconds else { return (current, nil) }
+        guard now.timeIntervalSince(lastHeard) >= max(rule.spec.forSeconds, minimumSilence) else { return (current, nil) }
         if live?.state == .firing { return (current, nil) }
         let record = AlertRecord(project: project, rule: rule.name, device: device, state: .firing, severity: rule.spec.severity,
                                  since: lastHeard, firingAt: now, observed: "silent since \(Timestamp.format(lastHeard))",
@@ -149,9 +165,9 @@ public enum AlertEvaluation {
     }
 
     /// When an `offline` rule fires for a device last heard from at `lastHeard`.
-    public static func deadline(rule: AlertRule, lastHeard: Date) -> Date? {
+    public static func deadline(rule: AlertRule, lastHeard: Date, minimumSilence: Double = 0) -> Date? {
         guard rule.condition == .offline else { return nil }
-        return lastHeard.addingTimeInterval(rule.spec.forSeconds)
+        return lastHeard.addingTimeInterval(max(rule.spec.forSeconds, minimumSilence))
     }
 
     private static func holding(rule: AlertRule, project: String, device: String, current: AlertRecord?, live: AlertRecord?,

@@ -196,11 +196,11 @@ public struct HealthCheck: Hashable, Sendable {
         return .success(HealthCheck(subject: subject, comparison: comparison, operand: operand, text: trimmed))
     }
 
-    /// `12`, `12.5`, `90%`.
+    /// `12`, `12.5`, `90%`, `-10`, `+1`, `1e3`: finite decimals, as devices' values are read.
     private static func number(_ text: String) -> (Double, Bool)? {
         let percent = text.hasSuffix("%")
         let digits = percent ? String(text.dropLast()).trimmedSpaces : text
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let value = Double(digits), value.isFinite else { return nil }
+        guard !digits.isEmpty, digits.contains(where: \.isNumber), let value = finite(digits) else { return nil }
         return (value, percent)
     }
 

@@ -125,8 +125,13 @@ public struct FleetStatusReport: Codable, Sendable, Equatable {
     public var apps: [App]
     /// Devices that refuse updates now (an update lock), with why.
     public var locked: [LockedDevice]
-    /// The alerts of `alerts/` firing now, by rule and device; nil from a server without alerts.
+    /// The alerts of `alerts/` firing now, by rule and device, the first `alertLimit`; nil from a
+    /// server without alerts.
     public var alerts: [Alert]?
+    /// How many alerts fire, all of them.
+    public var alertsFiring: Int?
+
+    public static let alertLimit = 50
 
     /// An alert rule firing on a device.
     public struct Alert: Codable, Sendable, Equatable {

@@ -8,16 +8,17 @@ public protocol AlertNotifying: Sendable {
     func deliver(_ delivery: AlertDelivery) async
 }
 
-/// One alert's change, with its project's receivers resolved: secrets opened, ready to send.
+/// Alerts' changes (one, or a project's firing alerts sent again), with their project's
+/// receivers resolved: secrets opened, ready to send.
 public struct AlertDelivery: Sendable, Equatable {
-    public var alert: AlertRecord
+    public var alerts: [AlertRecord]
     public var receivers: ResolvedAlertReceivers
-    /// Whether this is Alertmanager's periodic resend of a firing alert (sent to Alertmanager
-    /// only: webhooks and Slack hear of each change once).
+    /// Whether this is Alertmanager's periodic resend of firing alerts (sent to Alertmanager
+    /// only, in one request: webhooks and Slack hear of each change once).
     public var isResend: Bool
 
-    public init(alert: AlertRecord, receivers: ResolvedAlertReceivers, isResend: Bool = false) {
-        self.alert = alert
+    public init(alerts: [AlertRecord], receivers: ResolvedAlertReceivers, isResend: Bool = false) {
+        self.alerts = alerts
         self.receivers = receivers
         self.isResend = isResend
     }
