@@ -21,6 +21,7 @@ extension Agent {
                         let ack = try api.heartbeat(body)
                         interval.store(max(1, ack.heartbeatIntervalSeconds), ordering: .relaxed)
                         remoteAllowed.store(ack.remote ?? false, ordering: .relaxed)
+                        heardBack.store(true, ordering: .relaxed)
                         backoff.reset()
                     } catch {
                         if handle(error) { return }

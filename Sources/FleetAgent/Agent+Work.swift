@@ -10,7 +10,14 @@ extension Agent {
         if let progress = loadJournal() {
             Log.info("resuming execution \(progress.assignment.executionID) after a restart")
             var progress = progress
-            if let interrupted = progress.recoverInterruptedStep() {
+            if let outcome = resumeSelfUpdate(progress) {
+                // The update of the agent itself, carried across its restart.
+                let result = progress.complete(succeeded: outcome.succeeded, attempts: 1, exitCode: nil, output: outcome.output,
+                                               reason: outcome.reason)
+                save(progress)
+                if !outcome.succeeded { Log.warning("the agent's update failed: \(outcome.reason ?? "")") }
+                enqueue(progress.report(for: result), progress)
+            } else if let interrupted = progress.recoverInterruptedStep() {
                 Log.warning("step '\(interrupted.name)' was interrupted; counted as failed")
             }
             save(progress)
@@ -72,7 +79,7 @@ extension Agent {
             save(progress)
             injectFault("begun:" + point)
             Log.info("\(rollback ? "rollback " : "")step \(index + 1) '\(step.name)' (\(step.kind.rawValue))")
-            let outcome = executor.execute(step, of: progress.assignment)
+            let outcome = step.kind == .agentUpdate ? selfUpdate(step, progress) : executor.execute(step, of: progress.assignment)
             injectFault("ran:" + point)
             let result = progress.complete(succeeded: outcome.succeeded, attempts: outcome.attempts, exitCode: outcome.exitCode,
                                            output: outcome.output, reason: outcome.reason)

@@ -7,7 +7,7 @@ import Synchronization
 /// directory, written atomically: its identity, the installed apps, the journal of the execution
 /// in progress, and the outbox of reports not yet delivered.
 public final class Agent: Sendable {
-    public static let version = AgentRelease.version
+    public static let version = AgentVersion.current
 
     public enum Stop: Error, CustomStringConvertible {
         case configuration(String)
@@ -65,6 +65,8 @@ public final class Agent: Sendable {
     let interval: Atomic<Int>
     let stopped = Atomic<Bool>(false)
     let heartbeatNow = Atomic<Bool>(false)
+    /// A heartbeat of this run was acknowledged: the server heard this agent, at its version.
+    let heardBack = Atomic<Bool>(false)
     /// The server's last heartbeat answer said the project allows remote commands.
     let remoteAllowed = Atomic<Bool>(false)
     /// Remote commands being run now, by id: one the server sends again is not run twice.

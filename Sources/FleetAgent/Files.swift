@@ -79,6 +79,12 @@ public enum Files {
         syncDirectory(of: path)
     }
 
+    /// Copies `source` to `path` atomically (as `writeAtomically` writes), with `mode`.
+    public static func copy(_ source: String, to path: String, mode: UInt32) throws(AgentError) {
+        guard let bytes = try read(source, limit: 512 << 20) else { throw .system("cannot read", source) }
+        try writeAtomically(path, bytes, mode: mode)
+    }
+
     /// Makes the directory entry of `path` durable (a rename or unlink in it).
     public static func syncDirectory(of path: String) {
         let directory = parent(of: path)
@@ -129,6 +135,9 @@ public enum Clock {
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
+
+    /// Seconds since 1970.
+    public static func wall() -> Double { Double(epochMilliseconds()) / 1_000 }
 
     /// Milliseconds since 1970, for reports.
     public static func epochMilliseconds() -> Int64 {

@@ -60,8 +60,8 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
     /// or the allowed roots.
     func refusal(_ step: AssignedStep, of assignment: Assignment) -> String? {
         if let problem = StepRules.problem(in: step, at: "step") { return "refused: \(problem.message)" }
-        guard step.kind == .download else { return nil }
-        guard let url = step.url, let sha256 = step.sha256, let destination = step.destination else {
+        guard step.kind == .download || step.kind == .agentUpdate else { return nil }
+        guard let url = step.url, let sha256 = step.sha256, let destination = step.kind == .agentUpdate ? "/" : step.destination else {
             return "a download needs url, sha256 and destination"
         }
         switch WebURL.parse(url) {
@@ -76,7 +76,7 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
         guard sha256.utf8.count == 64, sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
             return "sha256 must be 64 lower-case hexadecimal digits"
         }
-        guard Self.isUnder(destination, roots: allowedRoots) else {
+        guard step.kind == .agentUpdate || Self.isUnder(destination, roots: allowedRoots) else {
             return "destination '\(destination)' is outside the allowed roots (\(allowedRoots.joined(separator: ", ")))"
         }
         return nil
@@ -127,6 +127,8 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             arguments = ["dpkg", "--force-confdef", "--force-confold", "-i", package]
         case .download:
             return download(step, timeoutSeconds: Int(timeout))
+        case .agentUpdate:
+            return StepOutcome(succeeded: false, reason: "an agentUpdate step is the agent's own to run")
         }
         do {
             let result = try ProcessRunner.run(arguments, environment: stepEnvironment, hiding: Array(assignment.secrets.values),
@@ -140,6 +142,8 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
 
     /// Into a temporary file beside the destination, hashed as it arrives, checked, synced and
     /// renamed into place: the destination is never a partial or unverified file.
+    func downloadFile(_ step: AssignedStep, timeoutSeconds: Int) -> StepOutcome { download(step, timeoutSeconds: timeoutSeconds) }
+
     private func download(_ step: AssignedStep, timeoutSeconds: Int) -> StepOutcome {
         let url = step.url!, expected = step.sha256!, destination = step.destination!
         do {

@@ -107,6 +107,7 @@ struct ActionApplier {
         case .compose(let project, let file, let action):
             assigned.kind = .compose; assigned.project = project; assigned.file = file; assigned.action = action.rawValue
         case .install(let package): assigned.kind = .install; assigned.command = package
+        case .agentUpdate(let url, let sha256): assigned.kind = .agentUpdate; assigned.url = url; assigned.sha256 = sha256
         }
         return assigned
     }

@@ -2,6 +2,9 @@
 public struct AssignedStep: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
         case run, script, download, compose, install
+        /// The agent replaces its own binary (`url`, `sha256`), restarts, and the step succeeds
+        /// only once the new agent reported in; `timeoutSeconds` is how long it has to.
+        case agentUpdate
     }
 
     public var name: String

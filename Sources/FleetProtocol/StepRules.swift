@@ -45,6 +45,7 @@ public enum StepRules {
         switch step.kind {
         case .run, .script, .install: needed = ["command"]
         case .download: needed = ["url", "sha256", "destination"]
+        case .agentUpdate: needed = ["url", "sha256"]
         case .compose: needed = ["project", "file"]
         }
         for key in needed where !texts.contains(where: { $0.key == key && !$0.text.isEmpty }) {
@@ -54,7 +55,7 @@ public enum StepRules {
             return fail("action", "must be one of \(composeActions.joined(separator: ", "))")
         }
         if let destination = step.destination, let problem = pathProblem(destination) { return fail("destination", problem) }
-        if step.kind == .download, let sha256 = step.sha256, !sha256.contains("${"),
+        if step.kind == .download || step.kind == .agentUpdate, let sha256 = step.sha256, !sha256.contains("${"),
            sha256.utf8.count != 64 || !sha256.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
             return fail("sha256", "must be 64 lowercase hexadecimal digits")
         }

@@ -176,7 +176,7 @@ struct DeploymentController: Sendable {
                 if let problem = StepRules.problem(in: rendered, at: path) {
                     throw APIError.invalid(problem.message + " (once its parameters are filled in)", field: problem.field)
                 }
-                guard rendered.kind == .download, let url = rendered.url else { continue }
+                guard rendered.kind == .download || rendered.kind == .agentUpdate, let url = rendered.url else { continue }
                 let field = "\(path).url"
                 guard case .success(let parsed) = WebURL.parse(url) else {
                     throw APIError.invalid("'\(field)' is not an http(s) URL once its parameters are filled in", field: field)

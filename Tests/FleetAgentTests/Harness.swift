@@ -48,10 +48,10 @@ final class ServerUnderTest: @unchecked Sendable {
     }
 
     /// Deploys `steps` (and `rollback`) to one device; returns the execution id.
-    func deploy(to device: String, version: String = "2.0.0", steps: [[String: Any]], rollback: [[String: Any]] = [],
+    func deploy(to device: String, app: String = "web", version: String = "2.0.0", steps: [[String: Any]], rollback: [[String: Any]] = [],
                 allowlist: [String] = []) async throws -> String {
         let created = try await post("/api/v1/deployments", [
-            "app": "web", "version": version, "flow": "test", "devices": [device], "digest": "digest-\(version)",
+            "app": app, "version": version, "flow": "test", "devices": [device], "digest": "digest-\(version)",
             "steps": steps, "rollback": rollback, "artifactAllowlist": allowlist,
         ])
         guard created.status == 201, let executions = created.json["executions"] as? [[String: Any]],

@@ -71,7 +71,7 @@ extension DocumentDecoder {
         for step in steps {
             switch step.action {
             case .run, .script: continue
-            case .download, .compose, .install: break
+            case .download, .compose, .install, .agentUpdate: break
             }
             let used = step.action.templates.flatMap { (Template.references(in: $0).value ?? []).map(\.name) }
             for name in Set(used).intersection(secrets).sorted() {
@@ -170,6 +170,12 @@ extension DocumentDecoder {
         case "run": return text.read(node, key).map { .run(command: $0) }
         case "script": return text.read(node, key).map { .script($0) }
         case "install": return text.read(node, key).map { .install(package: $0) }
+        case "agentUpdate":
+            guard let fields = Fields(node, owner: "agentUpdate of step '\(step)'", known: ["url", "sha256"], sink: sink),
+                  let url = fields.required("url").flatMap({ text.read($0, "url") }),
+                  let sha256 = fields.required("sha256").flatMap({ text.read($0, "sha256") })
+            else { return nil }
+            return .agentUpdate(url: url, sha256: sha256)
         case "download":
             guard let fields = Fields(node, owner: "download of step '\(step)'", known: Self.downloadKeys, sink: sink),
                   let url = fields.required("url").flatMap({ text.read($0, "url") }),

@@ -112,9 +112,13 @@ public struct Step: Sendable {
         case compose(project: String, file: String, action: ComposeAction)
         /// `dpkg -i` of a package file.
         case install(package: String)
+        /// The agent replaces its own binary with the one at `url` (checked against `sha256` and
+        /// the artifact allowlist), restarts, and must report its new version within the step's
+        /// timeout; if it does not, the previous binary is put back.
+        case agentUpdate(url: String, sha256: String)
 
         /// The YAML key of each action, in the order the docs list them.
-        public static let keys = ["run", "script", "download", "compose", "install"]
+        public static let keys = ["run", "script", "download", "compose", "install", "agentUpdate"]
 
         /// Every text field of the action, which may all use `${…}`.
         public var templates: [String] {
@@ -124,6 +128,7 @@ public struct Step: Sendable {
             case .download(let url, let sha256, let destination): [url, sha256, destination]
             case .compose(let project, let file, _): [project, file]
             case .install(let package): [package]
+            case .agentUpdate(let url, let sha256): [url, sha256]
             }
         }
     }

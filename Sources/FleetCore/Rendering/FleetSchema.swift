@@ -180,6 +180,10 @@ public enum FleetSchema {
                     ("action", enumeration(Step.ComposeAction.allCases.map(\.rawValue), "up or down.")),
                 ], required: ["project", "file"])),
                 ("install", text("Path of a .deb to install with dpkg -i.")),
+                ("agentUpdate", strictObject([
+                    ("url", text("http(s) URL of the new flotilla-agent binary, under an allowed artifact source.")),
+                    ("sha256", text("Expected SHA-256 of the binary.")),
+                ], required: ["url", "sha256"])),
                 ("timeout", duration("How long the step may run.", positive: true)),
                 ("retries", .object([("type", .string("integer")), ("minimum", .int(0)), ("maximum", .int(100))])),
                 ("onFailure", enumeration(Step.OnFailure.allCases.map(\.rawValue), "What to do when the step fails.")),

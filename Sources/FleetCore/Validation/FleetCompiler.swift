@@ -200,7 +200,11 @@ struct FleetCompiler {
     private func checkDownloads(app: App, target: App.Target, flow: UpdateFlow, parameters: [String: String], fleet: Fleet) {
         let builtIns = ["version": target.version.value, "app": app.name, "device": "DEVICE"]
         for step in flow.steps + flow.rollback {
-            guard case .download(let template, _, _) = step.action else { continue }
+            let template: String
+            switch step.action {
+            case .download(let url, _, _), .agentUpdate(let url, _): template = url
+            default: continue
+            }
             let url = Template.render(template) { parameters[$0] ?? builtIns[$0] }
             // Blame the value the URL came from: the target's parameter, the app's, or the flow itself.
             let source = Template.references(in: template).map { $0.map(\.name) }.value ?? []

@@ -1,0 +1,163 @@
+import FleetGit
+import FleetProtocol
+import FleetTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// The agent updating itself, end to end: a real server, a real agent run as systemd runs it
+/// (packaging/flotilla-agent.service: the watchdog before every start, `Restart=always`, and the
+/// watchdog's timer), and new builds served over HTTP. A good build reports its version; one
+/// that exits at start, and one that never reports in, are put back by the watchdog — a shell
+/// script that never runs the new binary — and the step fails with why.
+struct SelfUpdateTests {
+    static let watchdog = TestPackage.root + "/packaging/flotilla-agent-watchdog"
+
+    /// What systemd does for the agent's unit, in a loop of its own: `ExecStartPre` (the
+    /// watchdog's `start`), the agent, and a start again after it exits (but for 2 and 3, which
+    /// the unit's `RestartPreventExitStatus` names); and the timer's `check` every second.
+    final class Supervisor: @unchecked Sendable {
+        let binary: String
+        let agent: AgentUnderTest
+        private let pid = Mutex<Int32>(0)
+        private let stopped = Atomic<Bool>(false)
+        private var task: Task<Void, Never>?
+        let starts = Atomic<Int>(0)
+
+        init(binary: String, agent: AgentUnderTest) {
+            self.binary = binary
+            self.agent = agent
+        }
+
+        func start() {
+            task = Task.detached { [self] in
+                var lastCheck = Date.distantPast
+                while !stopped.load(ordering: .relaxed) {
+                    _ = try? ChildProcess.run("/bin/sh", [SelfUpdateTests.watchdog, "start", agent.data])
+                    guard let started = try? ChildProcess.start(binary, ["--config", agent.root + "/agent.yaml"], environment: [:],
+                                                                 logPath: agent.log) else { return }
+                    pid.withLock { $0 = started }
+                    starts.add(1, ordering: .relaxed)
+                    var status: Int32?
+                    while status == nil, !stopped.load(ordering: .relaxed) {
+                        status = ChildProcess.exitStatus(started)
+                        if Date().timeIntervalSince(lastCheck) >= 1 {
+                            lastCheck = Date()
+                            _ = try? ChildProcess.run("/bin/sh", [SelfUpdateTests.watchdog, "check", agent.data],
+                                                      environment: ProcessInfo.processInfo.environment.merging(
+                                                          ["FLOTILLA_AGENT_RESTART": "kill -TERM \(started)"]) { $1 })
+                        }
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                    if status == 2 || status == 3 { return }
+                    try? await Task.sleep(for: .milliseconds(200))  // RestartSec, shortened
+                }
+            }
+        }
+
+        func stop() {
+            stopped.store(true, ordering: .relaxed)
+            let running = pid.withLock { $0 }
+            if running > 0 { ChildProcess.kill(running) }
+        }
+
+        deinit { stop() }
+    }
+
+    /// The agent binary with another version in its marker: another build, byte for byte but there.
+    static func build(version: String) throws -> [UInt8] {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: TestPackage.binary("flotilla-agent"))))
+        let marker = Array("@(#)flotilla-agent \(AgentRelease.version)".utf8)
+        let replacement = Array("@(#)flotilla-agent \(version)".utf8)
+        precondition(marker.count == replacement.count)
+        var found = 0
+        var index = 0
+        while index + marker.count <= bytes.count {
+            if bytes[index] == marker[0], Array(bytes[index..<index + marker.count]) == marker {
+                bytes.replaceSubrange(index..<index + marker.count, with: replacement)
+                found += 1
+                index += marker.count
+            } else {
+                index += 1
+            }
+        }
+        guard found > 0 else { throw TestFailure("no version marker in the agent binary") }
+        return bytes
+    }
+
+    @Test func aGoodBuildReportsItsVersionAndBrokenOnesAreRolledBack() async throws {
+        try await failingWithLogs { watch in
+            let server = try ServerUnderTest()
+            let agent = try AgentUnderTest(server: server)
+            watch(server, agent)
+            // The agent runs from a directory of its own, as /usr/bin/flotilla-agent would.
+            let installed = agent.root + "/bin/flotilla-agent"
+            try FileManager.default.createDirectory(atPath: agent.root + "/bin", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: TestPackage.binary("flotilla-agent"), toPath: installed)
+            let www = agent.root + "/www/releases"
+            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+            let good = try Self.build(version: "0.1.1")
+            try Data(good).write(to: URL(fileURLWithPath: www + "/flotilla-agent-0.1.1"))
+            let crashes = Array("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'flotilla-agent 0.1.2'; exit 0; }\necho 'cannot start' >&2\nexit 1\n".utf8)
+            try Data(crashes).write(to: URL(fileURLWithPath: www + "/flotilla-agent-0.1.2"))
+            let hangs = Array("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'flotilla-agent 0.1.3'; exit 0; }\nexec sleep 600\n".utf8)
+            try Data(hangs).write(to: URL(fileURLWithPath: www + "/flotilla-agent-0.1.3"))
+            let port = try GitDaemon.freePort()
+            let web = try ChildProcess.start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", agent.root + "/www", "\(port)"])
+            defer { ChildProcess.kill(web) }
+            #expect(GitDaemon.waitUntilListening(port: port))
+            let supervisor = Supervisor(binary: installed, agent: agent)
+            supervisor.start()
+            defer { supervisor.stop() }
+            let device = try await agent.deviceID()
+            let allowlist = ["http://127.0.0.1:\(port)/releases/"]
+            func update(_ version: String, _ bytes: [UInt8], timeout: Int = 60) async throws -> [String: Any] {
+                let execution = try await server.deploy(to: device, app: "flotilla-agent", version: version, steps: [[
+                    "name": "replace the agent", "kind": "agentUpdate", "url": "http://127.0.0.1:\(port)/releases/flotilla-agent-\(version)",
+                    "sha256": SHA256.hex(bytes), "timeoutSeconds": timeout, "retries": 0, "onFailure": "rollback", "idempotent": false,
+                ]], allowlist: allowlist)
+                return try await server.finalExecution(execution, seconds: 90)
+            }
+            func reported() async throws -> String? {
+                (try await server.device(hardwareID: agent.hardwareID)?["attributes"] as? [String: Any])?["agentVersion"] as? String
+            }
+            func running() throws -> String { SHA256.hex([UInt8](try Data(contentsOf: URL(fileURLWithPath: installed)))) }
+
+            // A good build: in place, restarted, heard; the step succeeds and the device says 0.1.1.
+            let first = try await update("0.1.1", good)
+            #expect(first["state"] as? String == "succeeded", "\(first)")
+            #expect(((first["results"] as? [[String: Any]])?.first?["outputTail"] as? String) == "flotilla-agent 0.1.1 reported in (was 0.1.0)")
+            #expect(try running() == SHA256.hex(good))
+            _ = try await eventually(seconds: 20, "the device reporting 0.1.1") { try await reported() == "0.1.1" ? true : nil }
+            #expect(!FileManager.default.fileExists(atPath: agent.root + "/bin/.flotilla-agent.previous"))
+            let apps = try await server.device(hardwareID: agent.hardwareID)?["apps"] as? [String: Any]
+            #expect((apps?["flotilla-agent"] as? [String: Any])?["version"] as? String == "0.1.1")
+
+            // A build that exits at start: put back after two starts; the step fails with why.
+            let second = try await update("0.1.2", crashes)
+            #expect(second["state"] as? String == "failed", "\(second)")
+            let why = (second["results"] as? [[String: Any]])?.first?["message"] as? String ?? second["message"] as? String ?? ""
+            #expect(why.contains("flotilla-agent 0.1.2 was rolled back to 0.1.1: the new agent did not start: it stopped 2 times before reporting in"),
+                    "\(second)")
+            #expect(try running() == SHA256.hex(good))
+            let heardAt = try await server.device(hardwareID: agent.hardwareID)?["lastHeartbeatAt"] as? String ?? ""
+            _ = try await eventually(seconds: 20, "heartbeats of 0.1.1 after the rollback") { () -> Bool? in
+                let device = try await server.device(hardwareID: agent.hardwareID)
+                let version = try await reported()
+                return (device?["lastHeartbeatAt"] as? String ?? "") > heardAt && version == "0.1.1" ? true : nil
+            }
+
+            // A build that starts and never reports in: put back once its deadline passed.
+            let third = try await update("0.1.3", hangs, timeout: 10)
+            #expect(third["state"] as? String == "failed", "\(third)")
+            let late = (third["results"] as? [[String: Any]])?.first?["message"] as? String ?? third["message"] as? String ?? ""
+            #expect(late.contains("flotilla-agent 0.1.3 was rolled back to 0.1.1: the new agent did not report in within its deadline"), "\(third)")
+            #expect(try running() == SHA256.hex(good))
+            #expect(try await reported() == "0.1.1")
+        }
+    }
+
+    @Test func theVersionMarkerIsTheRelease() throws {
+        #expect(try Self.build(version: "9.9.9").count > 0)
+    }
+}
