@@ -85,6 +85,12 @@ for unit in flotilla flotilla-agent; do
   check "$unit.service is enabled" enabled "$unit"
   check "$unit.service passes systemd-analyze verify without a warning" verified "$unit.service"
 done
+check "the agent's watchdog is /usr/lib/flotilla/flotilla-agent-watchdog, 0755 root" is_mode /usr/lib/flotilla/flotilla-agent-watchdog "755 0:0"
+check "the agent's unit runs the watchdog before every start" grep -qx \
+  'ExecStartPre=/usr/lib/flotilla/flotilla-agent-watchdog start /var/lib/flotilla' "$root/usr/lib/systemd/system/flotilla-agent.service"
+check "the watchdog's timer is enabled" test -L "$root/etc/systemd/system/timers.target.wants/flotilla-agent-watchdog.timer"
+check "flotilla-agent-watchdog.service passes systemd-analyze verify without a warning" verified flotilla-agent-watchdog.service
+check "flotilla-agent-watchdog.timer passes systemd-analyze verify without a warning" verified flotilla-agent-watchdog.timer
 # The verification can fail: a missing program, and a misspelt setting systemd only warns about.
 cp "$root/usr/lib/systemd/system/flotilla.service" "$work/flotilla.service"
 sed -i 's|ExecStart=/usr/bin/flotilla |ExecStart=/usr/bin/flotilla-missing |' "$root/usr/lib/systemd/system/flotilla.service"

@@ -115,8 +115,13 @@ build_package() {
       install -m 0644 docs/DEPLOYMENT.md docs/SERVER-CONFIG.md "$stage/usr/share/doc/$name/"
       ;;
     flotilla-agent)
-      sed 's|/usr/local/bin/flotilla-agent|/usr/bin/flotilla-agent|' packaging/flotilla-agent.service > "$stage/usr/lib/systemd/system/flotilla-agent.service"
-      chmod 0644 "$stage/usr/lib/systemd/system/flotilla-agent.service"
+      for unit in flotilla-agent.service flotilla-agent-watchdog.service flotilla-agent-watchdog.timer; do
+        sed -e 's|/usr/local/bin/flotilla-agent|/usr/bin/flotilla-agent|' -e 's|/usr/local/lib/flotilla/|/usr/lib/flotilla/|' \
+          "packaging/$unit" > "$stage/usr/lib/systemd/system/$unit"
+        chmod 0644 "$stage/usr/lib/systemd/system/$unit"
+      done
+      install -d -m 0755 "$stage/usr/lib/flotilla"
+      install -m 0755 packaging/flotilla-agent-watchdog "$stage/usr/lib/flotilla/flotilla-agent-watchdog"
       install -m 0600 packaging/agent.yaml "$stage/etc/flotilla/agent.yaml"
       printf '/etc/flotilla/agent.yaml\n' > "$stage/DEBIAN/conffiles"
       ;;

@@ -31,7 +31,7 @@ sed -e 's|actions/checkout@[^ ]*|actions/checkout@v4|' -e 's|actions/github-scri
   fleet-repo-template/.github/workflows/flotilla-plan.yaml > "$stale/flotilla-plan.yaml"
 if "$actionlint" "$stale/flotilla-plan.yaml" > /dev/null; then echo "actionlint accepted actions on Node 20" >&2; exit 1; fi
 rm -rf "${stale%/.github/workflows}"
-shellcheck --severity=warning hack/*.sh hack/lib/*.sh packaging/*.sh packaging/deb/*.preinst packaging/deb/*.postinst packaging/deb/*.prerm packaging/deb/*.postrm
+shellcheck --severity=warning hack/*.sh hack/lib/*.sh packaging/*.sh packaging/flotilla-agent-watchdog packaging/deb/*.preinst packaging/deb/*.postinst packaging/deb/*.prerm packaging/deb/*.postrm
 
 step "the .deb packages, installed into a throwaway root, upgraded and removed"
 ./hack/check-packages.sh .build/debug

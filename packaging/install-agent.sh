@@ -44,7 +44,11 @@ install -d -m 0700 "$root/etc/flotilla" "$root/var/lib/flotilla"
 # Replaced atomically, so a running agent never sees half a binary.
 install -m 0755 "$binary" "$root/usr/local/bin/.flotilla-agent.new"
 mv -f "$root/usr/local/bin/.flotilla-agent.new" "$root/usr/local/bin/flotilla-agent"
-install -m 0644 "$here/flotilla-agent.service" "$root/etc/systemd/system/flotilla-agent.service"
+install -d -m 0755 "$root/usr/local/lib/flotilla"
+install -m 0755 "$here/flotilla-agent-watchdog" "$root/usr/local/lib/flotilla/flotilla-agent-watchdog"
+for unit in flotilla-agent.service flotilla-agent-watchdog.service flotilla-agent-watchdog.timer; do
+  install -m 0644 "$here/$unit" "$root/etc/systemd/system/$unit"
+done
 
 config="$root/etc/flotilla/agent.yaml"
 if [ -e "$config" ]; then
@@ -62,7 +66,8 @@ fi
 
 if [ "$start" -eq 1 ]; then
   systemctl daemon-reload
-  systemctl enable flotilla-agent.service >/dev/null
+  systemctl enable flotilla-agent.service flotilla-agent-watchdog.timer >/dev/null
+  systemctl start flotilla-agent-watchdog.timer
   systemctl restart flotilla-agent.service
   echo "install-agent: flotilla-agent $("$binary" --version | cut -d' ' -f2) is running (journalctl -u flotilla-agent)"
 else

@@ -49,7 +49,8 @@ public enum StepRules {
         case .compose: needed = ["project", "file"]
         }
         for key in needed where !texts.contains(where: { $0.key == key && !$0.text.isEmpty }) {
-            return fail(key, "is required for a \(step.kind.rawValue) step")
+            let kind = step.kind.rawValue
+            return fail(key, "is required for \(kind.first.map { "aeiou".contains($0) } == true ? "an" : "a") \(kind) step")
         }
         if step.kind == .compose, let action = step.action, !composeActions.contains(action) {
             return fail("action", "must be one of \(composeActions.joined(separator: ", "))")

@@ -160,4 +160,14 @@ struct SelfUpdateTests {
     @Test func theVersionMarkerIsTheRelease() throws {
         #expect(try Self.build(version: "9.9.9").count > 0)
     }
+
+    /// The supervisor above does what the unit says; if the unit changes, so must it.
+    @Test func theUnitRunsTheWatchdogAsTheSupervisorDoes() throws {
+        let unit = try String(contentsOfFile: TestPackage.root + "/packaging/flotilla-agent.service", encoding: .utf8).split(separator: "\n")
+        #expect(unit.contains("ExecStartPre=/usr/local/lib/flotilla/flotilla-agent-watchdog start /var/lib/flotilla"))
+        #expect(unit.contains("Restart=always"))
+        #expect(unit.contains("RestartPreventExitStatus=2 3"))
+        let timer = try String(contentsOfFile: TestPackage.root + "/packaging/flotilla-agent-watchdog.service", encoding: .utf8)
+        #expect(timer.contains("ExecStart=/usr/local/lib/flotilla/flotilla-agent-watchdog check /var/lib/flotilla"))
+    }
 }

@@ -50,6 +50,7 @@ public enum FleetLoader {
                 }
             }
         }
+        BuiltInFlows.add(to: &loaded, decoder: decoder)
         return loaded
     }
 
