@@ -87,7 +87,7 @@ for unit in flotilla flotilla-agent; do
 done
 check "the agent's watchdog is /usr/lib/flotilla/flotilla-agent-watchdog, 0755 root" is_mode /usr/lib/flotilla/flotilla-agent-watchdog "755 0:0"
 check "the agent's unit runs the watchdog before every start" grep -qx \
-  'ExecStartPre=/usr/lib/flotilla/flotilla-agent-watchdog start /var/lib/flotilla' "$root/usr/lib/systemd/system/flotilla-agent.service"
+  'ExecStartPre=/usr/lib/flotilla/flotilla-agent-watchdog start /etc/flotilla/agent.yaml' "$root/usr/lib/systemd/system/flotilla-agent.service"
 check "the watchdog's timer is enabled" test -L "$root/etc/systemd/system/timers.target.wants/flotilla-agent-watchdog.timer"
 check "flotilla-agent-watchdog.service passes systemd-analyze verify without a warning" verified flotilla-agent-watchdog.service
 check "flotilla-agent-watchdog.timer passes systemd-analyze verify without a warning" verified flotilla-agent-watchdog.timer

@@ -40,23 +40,37 @@ extension Agent {
         var previous: String
         var from: String
         var to: String
-        var deadline: Int
+        /// Seconds the new agent has to report in, from its first start (the watchdog notes when).
+        var window: Int
 
         var text: String {
-            "execution=\(execution)\nbinary=\(binary)\nprevious=\(previous)\nfrom=\(from)\nto=\(to)\ndeadline=\(deadline)\n"
+            "execution=\(execution)\nbinary=\(binary)\nprevious=\(previous)\nfrom=\(from)\nto=\(to)\nwindow=\(window)\n"
         }
 
+        /// A record with each field once, each as written (a field twice is not ours).
         static func parse(_ text: String) -> PendingUpdate? {
             var fields: [String: String] = [:]
             for line in text.split(byte: 0x0A) {
                 guard let equals = line.firstIndex(of: "=") else { continue }
-                fields[String(line[..<equals])] = String(line[line.index(after: equals)...])
+                let key = String(line[..<equals])
+                guard fields[key] == nil else { return nil }
+                fields[key] = String(line[line.index(after: equals)...])
             }
             guard let execution = fields["execution"], let binary = fields["binary"], let previous = fields["previous"],
-                  let from = fields["from"], let to = fields["to"], let deadline = fields["deadline"].flatMap({ Int($0) }) else { return nil }
-            return PendingUpdate(execution: execution, binary: binary, previous: previous, from: from, to: to, deadline: deadline)
+                  let from = fields["from"], let to = fields["to"], let window = fields["window"].flatMap({ Int($0) }) else { return nil }
+            return PendingUpdate(execution: execution, binary: binary, previous: previous, from: from, to: to, window: window)
+        }
+
+        /// What may go into the record: the watchdog reads it with sed, as root.
+        static func isPlain(_ value: String) -> Bool {
+            !value.isEmpty && value.utf8.count <= 1_024
+                && value.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "=" && $0 != "\\" && $0 != "`" && $0 != "$" }
         }
     }
+
+    /// The shortest time a new agent is given to report in: a start, a TLS connection and a
+    /// heartbeat, after systemd's `RestartSec`.
+    static let minimumWindow = 30
 
     /// The running binary's real path.
     static func runningBinary() -> String? {
@@ -66,32 +80,50 @@ extension Agent {
         return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    var watchdog: String? {
+        if let configured = configuration.selfUpdateWatchdog { return Files.exists(configured) ? configured : nil }
+        return AgentConfiguration.watchdogPaths.first(where: Files.exists)
+    }
+
     /// Runs an `agentUpdate` step up to the restart; returns the outcome when it ends before (a
     /// failure, or the same version already running). On success it does not return.
     func selfUpdate(_ step: AssignedStep, _ progress: ExecutionProgress) -> StepOutcome {
         guard let executor = executor as? SystemStepExecutor else {
             return StepOutcome(succeeded: false, reason: "this agent cannot replace itself")
         }
-        guard let binary = Self.runningBinary(), !binary.contains("\n") else {
+        guard watchdog != nil else {
+            return StepOutcome(succeeded: false, reason: "refused: flotilla-agent-watchdog is not installed on this device (it puts the agent back "
+                               + "when a new one does not take); install this release's package or install-agent.sh first")
+        }
+        guard let binary = Self.runningBinary(), PendingUpdate.isPlain(binary) else {
             return StepOutcome(succeeded: false, reason: "cannot tell where the running agent is (/proc/self/exe)")
         }
+        guard !binary.hasSuffix(" (deleted)"), Files.exists(binary) else {
+            return StepOutcome(succeeded: false, reason: "the running agent's binary was replaced on disk (a package upgrade?); restart the agent first")
+        }
+        let execution = progress.assignment.executionID
+        guard PendingUpdate.isPlain(execution) else { return StepOutcome(succeeded: false, reason: "refused: an execution id that is not plain") }
         let directory = Files.parent(of: binary)
         let new = directory + "/.flotilla-agent.new", previous = directory + "/.flotilla-agent.previous"
         let prepared = executor.prepareAgentUpdate(step, of: progress.assignment, into: new)
         guard prepared.succeeded, let version = prepared.output else { return prepared }
+        guard version == progress.assignment.version, version.utf8.count <= 64 else {
+            Files.remove(new)
+            return StepOutcome(succeeded: false, reason: "the new binary says it is flotilla-agent \(version), but the deployment is of \(progress.assignment.version)")
+        }
         if version == Self.version {
             Files.remove(new)
             return StepOutcome(succeeded: true, output: "flotilla-agent \(version) is running already")
         }
         do {
             try Files.copy(binary, to: previous, mode: 0o755)
-            let pending = PendingUpdate(execution: progress.assignment.executionID, binary: binary, previous: previous,
-                                        from: Self.version, to: version, deadline: Int(Clock.wall()) + max(step.timeoutSeconds, 10))
-            Files.remove(selfUpdateRolledBackPath)
-            Files.remove(selfUpdateStartsPath)
-            try Files.writeAtomically(selfUpdatePath, Array(pending.text.utf8), mode: 0o644)
+            let pending = PendingUpdate(execution: execution, binary: binary, previous: previous, from: Self.version, to: version,
+                                        window: max(step.timeoutSeconds, Self.minimumWindow))
+            clearSelfUpdateRecords()
+            try Files.writeAtomically(selfUpdatePath, Array(pending.text.utf8), mode: 0o600)
         } catch {
             Files.remove(new)
+            Files.remove(previous)
             return StepOutcome(succeeded: false, reason: "cannot keep the running agent to go back to: \(error)")
         }
         guard rename(new, binary) == 0 else {
@@ -107,32 +139,67 @@ extension Agent {
         exit(Self.restartStatus)
     }
 
+    /// `self-update.env` once the watchdog took it to put the previous agent back, or once the new
+    /// agent took it, heard.
+    var selfUpdateRestoringPath: String { selfUpdatePath + ".restoring" }
+    var selfUpdateConfirmedPath: String { selfUpdatePath + ".confirmed" }
+
+    /// Forgets the records of an update; called once its outcome is in the journal.
+    func clearSelfUpdateRecords() {
+        for path in [selfUpdatePath, selfUpdateRestoringPath, selfUpdateConfirmedPath, selfUpdateStartsPath, selfUpdateRolledBackPath,
+                     root + "/self-update.why"] {
+            Files.remove(path)
+        }
+    }
+
     /// On start, with the journal at an `agentUpdate` step: the new agent waits until its
     /// heartbeat is acknowledged; the old one, put back by the watchdog, says why. Returns the
-    /// step's outcome, or nil when no swap was under way.
+    /// step's outcome, or nil when no swap was under way. The records stay until the caller has
+    /// journaled the outcome (`clearSelfUpdateRecords`), so a power cut in between decides the
+    /// same again.
+    ///
+    /// The new agent and the watchdog each take the record by renaming it (`self-update.env` →
+    /// `.confirmed` or `.restoring`): one rename wins, so the watchdog never puts the old binary
+    /// back under an agent that was just heard, nor is an agent it replaced reported a success.
     func resumeSelfUpdate(_ progress: ExecutionProgress) -> StepOutcome? {
-        guard let (step, _, _) = progress.current, step.kind == .agentUpdate,
-              let text = (try? Files.readText(selfUpdatePath)) ?? nil else { return nil }
-        defer {
-            Files.remove(selfUpdatePath)
-            Files.remove(selfUpdateStartsPath)
-            Files.remove(selfUpdateRolledBackPath)
+        guard let (step, _, _) = progress.current, step.kind == .agentUpdate else { return nil }
+        func read(_ path: String) -> PendingUpdate? {
+            ((try? Files.readText(path)) ?? nil).flatMap(PendingUpdate.parse).flatMap { $0.execution == progress.assignment.executionID ? $0 : nil }
         }
-        guard let pending = PendingUpdate.parse(text), pending.execution == progress.assignment.executionID else {
-            return StepOutcome(succeeded: false, reason: "the record of the agent's update cannot be read")
+        if let confirmed = read(selfUpdateConfirmedPath), Self.version == confirmed.to {
+            Files.remove(confirmed.previous)
+            return StepOutcome(succeeded: true, output: "flotilla-agent \(confirmed.to) reported in (was \(confirmed.from))")
         }
-        if let why = ((try? Files.readText(selfUpdateRolledBackPath)) ?? nil)?.trimmed {
-            return StepOutcome(succeeded: false, reason: "flotilla-agent \(pending.to) was rolled back to \(pending.from): \(why)")
+        if let restoring = read(selfUpdateRestoringPath) {
+            guard let why = ((try? Files.readText(selfUpdateRolledBackPath)) ?? nil)?.trimmed, Self.version == restoring.from else {
+                // The watchdog has not finished putting the previous agent back: it does at the next start.
+                Log.warning("the watchdog is putting flotilla-agent \(restoring.from) back; restarting")
+                exit(Self.restartStatus)
+            }
+            Files.remove(restoring.previous)
+            return StepOutcome(succeeded: false, reason: "flotilla-agent \(restoring.to) was rolled back to \(restoring.from): \(why)")
+        }
+        guard let pending = read(selfUpdatePath) else {
+            return Files.exists(selfUpdatePath) ? StepOutcome(succeeded: false, reason: "the record of the agent's update cannot be read") : nil
         }
         guard Self.version == pending.to else {
-            return StepOutcome(succeeded: false, reason: "the agent restarted as \(Self.version), not \(pending.to)")
+            Files.remove(pending.previous)
+            return StepOutcome(succeeded: false, reason: "the agent restarted as \(Self.version), not \(pending.to): the new binary was not put in place")
         }
         Log.info("running as flotilla-agent \(pending.to); waiting for the server to hear it")
         while !heardBack.load(ordering: .relaxed) {
-            if stopped.load(ordering: .relaxed) { exit(0) }
+            // Deleted meanwhile: stop as a deleted device does (systemd does not restart status 3).
+            if stopped.load(ordering: .relaxed) { exit(3) }
             heartbeatNow.store(true, ordering: .relaxed)
             Clock.sleep(seconds: 0.2)
         }
+        guard rename(selfUpdatePath, selfUpdateConfirmedPath) == 0 else {
+            // The watchdog took the record first: the previous binary is going back on disk. Stop, so
+            // the old agent starts and reports why.
+            Log.warning("the watchdog put flotilla-agent \(pending.from) back before this agent was heard; restarting")
+            exit(Self.restartStatus)
+        }
+        Files.syncDirectory(of: selfUpdateConfirmedPath)
         Files.remove(pending.previous)
         return StepOutcome(succeeded: true, output: "flotilla-agent \(pending.to) reported in (was \(pending.from))")
     }

@@ -15,6 +15,7 @@ extension Agent {
                 let result = progress.complete(succeeded: outcome.succeeded, attempts: 1, exitCode: nil, output: outcome.output,
                                                reason: outcome.reason)
                 save(progress)
+                clearSelfUpdateRecords()
                 if !outcome.succeeded { Log.warning("the agent's update failed: \(outcome.reason ?? "")") }
                 enqueue(progress.report(for: result), progress)
             } else if let interrupted = progress.recoverInterruptedStep() {

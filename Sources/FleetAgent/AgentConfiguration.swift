@@ -27,12 +27,16 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// The update lock file (`flotilla-agent lock`); nil: `update.lock` in the data directory.
     public var updateLockFile: String?
     public var lockPath: String { updateLockFile ?? dataDirectory + "/update.lock" }
+    /// The script that puts the previous agent back when a new one does not take; the agent
+    /// replaces itself only where it is installed. Nil: the package's, else install-agent.sh's.
+    public var selfUpdateWatchdog: String?
+    public static let watchdogPaths = ["/usr/lib/flotilla/flotilla-agent-watchdog", "/usr/local/lib/flotilla/flotilla-agent-watchdog"]
 
     public init() {}
 
     static let keys = ["server", "enrollmentToken", "claimCode", "dataDirectory", "heartbeatIntervalSeconds", "name", "hardwareID", "tags",
                        "mounts", "processes", "custom", "allowedRoots", "outboxLimit", "caFile", "retryDelaySeconds",
-                       "updateLockFile"]
+                       "updateLockFile", "selfUpdateWatchdog"]
 
     /// Reads a configuration file; errors say `file:line:column: what`.
     public static func load(path: String) throws(AgentError) -> AgentConfiguration {
@@ -87,6 +91,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             case "custom": configuration.custom = try text()
             case "caFile": configuration.caFile = try text()
             case "updateLockFile": configuration.updateLockFile = try text()
+            case "selfUpdateWatchdog": configuration.selfUpdateWatchdog = try text()
             case "outboxLimit": configuration.outboxLimit = try integer(1...1_000_000)
             case "retryDelaySeconds":
                 guard let seconds = Double(try text()), seconds >= 0, seconds <= 300 else {

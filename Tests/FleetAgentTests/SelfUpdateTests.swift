@@ -88,7 +88,7 @@ struct SelfUpdateTests {
     @Test func aGoodBuildReportsItsVersionAndBrokenOnesAreRolledBack() async throws {
         try await failingWithLogs { watch in
             let server = try ServerUnderTest()
-            let agent = try AgentUnderTest(server: server)
+            let agent = try AgentUnderTest(server: server, settings: "selfUpdateWatchdog: \(Self.watchdog)")
             watch(server, agent)
             // The agent runs from a directory of its own, as /usr/bin/flotilla-agent would.
             let installed = agent.root + "/bin/flotilla-agent"
@@ -151,9 +151,43 @@ struct SelfUpdateTests {
             let third = try await update("0.1.3", hangs, timeout: 10)
             #expect(third["state"] as? String == "failed", "\(third)")
             let late = (third["results"] as? [[String: Any]])?.first?["message"] as? String ?? third["message"] as? String ?? ""
-            #expect(late.contains("flotilla-agent 0.1.3 was rolled back to 0.1.1: the new agent did not report in within its deadline"), "\(third)")
+            #expect(late.contains("flotilla-agent 0.1.3 was rolled back to 0.1.1: the new agent did not report in within 30 s of its first start"),
+                    "\(third)")
             #expect(try running() == SHA256.hex(good))
             #expect(try await reported() == "0.1.1")
+        }
+    }
+
+    /// Refused before anything is replaced: where no watchdog could put the agent back, and a
+    /// binary that is not the version the deployment says.
+    @Test func anUpdateIsRefusedWithoutTheWatchdogOrForAnotherVersion() async throws {
+        try await failingWithLogs { watch in
+            let server = try ServerUnderTest()
+            let bare = try AgentUnderTest(server: server, settings: "selfUpdateWatchdog: /nonexistent/flotilla-agent-watchdog")
+            let watched = try AgentUnderTest(server: server, settings: "selfUpdateWatchdog: \(Self.watchdog)")
+            watch(server, watched)
+            let www = bare.root + "/www/releases"
+            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+            let good = try Self.build(version: "0.1.1")
+            try Data(good).write(to: URL(fileURLWithPath: www + "/flotilla-agent"))
+            let port = try GitDaemon.freePort()
+            let web = try ChildProcess.start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", bare.root + "/www", "\(port)"])
+            defer { ChildProcess.kill(web) }
+            #expect(GitDaemon.waitUntilListening(port: port))
+            try bare.start()
+            try watched.start()
+            func update(_ agent: AgentUnderTest, version: String) async throws -> String {
+                let execution = try await server.deploy(to: try await agent.deviceID(), app: "flotilla-agent", version: version, steps: [[
+                    "name": "replace the agent", "kind": "agentUpdate", "url": "http://127.0.0.1:\(port)/releases/flotilla-agent",
+                    "sha256": SHA256.hex(good), "timeoutSeconds": 60, "retries": 0, "onFailure": "rollback", "idempotent": false,
+                ]], allowlist: ["http://127.0.0.1:\(port)/releases/"])
+                let final = try await server.finalExecution(execution, seconds: 60)
+                #expect(final["state"] as? String == "failed")
+                return final["message"] as? String ?? ""
+            }
+            #expect(try await update(bare, version: "0.1.1").contains("refused: flotilla-agent-watchdog is not installed on this device"))
+            #expect(try await update(watched, version: "0.9.0").contains("the new binary says it is flotilla-agent 0.1.1, but the deployment is of 0.9.0"))
+            #expect(!FileManager.default.fileExists(atPath: (TestPackage.binary("flotilla-agent") as NSString).deletingLastPathComponent + "/.flotilla-agent.new"))
         }
     }
 
@@ -161,13 +195,86 @@ struct SelfUpdateTests {
         #expect(try Self.build(version: "9.9.9").count > 0)
     }
 
+    /// The watchdog alone, on files: it counts starts, puts the previous binary back on the third
+    /// or past the deadline, and leaves alone an update the new agent took first.
+    @Test func theWatchdogPutsThePreviousBinaryBackOnlyWhenTheNewOneDidNotTake() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let binary = root + "/flotilla-agent", previous = root + "/.flotilla-agent.previous", data = root + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        func record(window: Int, firstStart: Int? = nil) throws {
+            try write("new\n", to: binary)
+            try write("old\n", to: previous)
+            try write("execution=ex-1\nbinary=\(binary)\nprevious=\(previous)\nfrom=0.1.0\nto=0.1.1\nwindow=\(window)\n",
+                      to: data + "/self-update.env")
+            for name in ["self-update.starts", "self-update.rolled-back", "self-update.env.restoring", "self-update.env.confirmed",
+                         "self-update.why"] {
+                try? FileManager.default.removeItem(atPath: data + "/" + name)
+            }
+            if let firstStart { try write("1 \(firstStart)\n", to: data + "/self-update.starts") }
+        }
+        func run(_ mode: String) throws {
+            let result = try ChildProcess.run("/bin/sh", [Self.watchdog, mode, data],
+                                              environment: ProcessInfo.processInfo.environment.merging(["FLOTILLA_AGENT_RESTART": "true"]) { $1 })
+            #expect(result.status == 0, "\(result.errorText)")
+        }
+        func running() throws -> String { try String(contentsOfFile: binary, encoding: .utf8) }
+        let now = Int(Date().timeIntervalSince1970)
+
+        // Two starts of the new agent are its chance; the third start gets the old one.
+        try record(window: 3_600)
+        try run("start")
+        try run("start")
+        #expect(try running() == "new\n")
+        try run("check")
+        #expect(try running() == "new\n", "within its time the timer leaves it")
+        try run("start")
+        #expect(try running() == "old\n")
+        #expect(try String(contentsOfFile: data + "/self-update.rolled-back", encoding: .utf8)
+                == "the new agent did not start: it stopped 2 times before reporting in\n")
+        #expect(FileManager.default.fileExists(atPath: data + "/self-update.env.restoring"))
+        try run("start")
+        #expect(try running() == "old\n", "once put back, nothing more")
+
+        // A device off for a day after the swap: the time counts from the new agent's first start.
+        try record(window: 60)
+        try run("check")
+        #expect(try running() == "new\n", "not started yet: nothing to judge")
+        // Started an hour ago and never heard: the timer puts it back.
+        try record(window: 60, firstStart: now - 3_600)
+        try run("check")
+        #expect(try running() == "old\n")
+        #expect(try String(contentsOfFile: data + "/self-update.rolled-back", encoding: .utf8)
+                == "the new agent did not report in within 60 s of its first start\n")
+
+        // A putting back cut short (here: the binary's directory refused the copy) is finished later.
+        try record(window: 60, firstStart: now - 3_600)
+        try FileManager.default.createDirectory(atPath: binary + ".watchdog", withIntermediateDirectories: true)
+        try run("check")
+        #expect(try running() == "new\n")
+        #expect(!FileManager.default.fileExists(atPath: data + "/self-update.rolled-back"))
+        try FileManager.default.removeItem(atPath: binary + ".watchdog")
+        try run("start")
+        #expect(try running() == "old\n")
+        #expect(try String(contentsOfFile: data + "/self-update.rolled-back", encoding: .utf8)
+                == "the new agent did not report in within 60 s of its first start\n")
+
+        // The new agent was heard and took the record first: the timer, even past its time, does nothing.
+        try record(window: 1, firstStart: now - 3_600)
+        try FileManager.default.moveItem(atPath: data + "/self-update.env", toPath: data + "/self-update.env.confirmed")
+        try run("check")
+        try run("start")
+        #expect(try running() == "new\n")
+        #expect(!FileManager.default.fileExists(atPath: data + "/self-update.rolled-back"))
+    }
+
     /// The supervisor above does what the unit says; if the unit changes, so must it.
     @Test func theUnitRunsTheWatchdogAsTheSupervisorDoes() throws {
         let unit = try String(contentsOfFile: TestPackage.root + "/packaging/flotilla-agent.service", encoding: .utf8).split(separator: "\n")
-        #expect(unit.contains("ExecStartPre=/usr/local/lib/flotilla/flotilla-agent-watchdog start /var/lib/flotilla"))
+        #expect(unit.contains("ExecStartPre=/usr/local/lib/flotilla/flotilla-agent-watchdog start /etc/flotilla/agent.yaml"))
         #expect(unit.contains("Restart=always"))
         #expect(unit.contains("RestartPreventExitStatus=2 3"))
         let timer = try String(contentsOfFile: TestPackage.root + "/packaging/flotilla-agent-watchdog.service", encoding: .utf8)
-        #expect(timer.contains("ExecStart=/usr/local/lib/flotilla/flotilla-agent-watchdog check /var/lib/flotilla"))
+        #expect(timer.contains("ExecStart=/usr/local/lib/flotilla/flotilla-agent-watchdog check /etc/flotilla/agent.yaml"))
     }
 }
