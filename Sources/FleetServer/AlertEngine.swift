@@ -66,7 +66,7 @@ actor AlertEngine: Service {
 
     private var projects: [String: Project] = [:]
     private var reportedTags: [String: (tags: [String: String], at: ContinuousClock.Instant)] = [:]
-    private var deadlines = DeadlineHeap()
+    private var deadlines = AlertDeadlines()
     private var lastResend: Date?
     private var lastRefresh: Date?
 
@@ -450,11 +450,17 @@ actor AlertEngine: Service {
     private static func key(_ project: String, _ rule: String, _ device: String) -> String { project + "\u{0}" + rule + "\u{0}" + device }
 }
 
-/// Deadlines by key, earliest first: a binary heap with lazy removal (a key rescheduled leaves its
+/// Deadlines by key, earliest first: a min-heap with lazy removal (a key rescheduled leaves its
 /// old entry behind, skipped when it comes up), so scheduling is O(log n) and a tick looks only at
 /// what is due.
-struct DeadlineHeap {
-    private var heap: [(at: Date, key: String)] = []
+struct AlertDeadlines {
+    private struct Scheduled: Comparable, Sendable {
+        var at: Date
+        var key: String
+        static func < (left: Scheduled, right: Scheduled) -> Bool { left.at < right.at }
+    }
+
+    private var heap = MinHeap<Scheduled>()
     private var current: [String: Date] = [:]
 
     var count: Int { current.count }
@@ -462,49 +468,20 @@ struct DeadlineHeap {
     mutating func schedule(_ key: String, at date: Date) {
         if current[key] == date { return }
         current[key] = date
-        heap.append((date, key))
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].at < heap[parent].at else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
+        heap.insert(Scheduled(at: date, key: key))
         // Left-behind entries are dropped once they outnumber the live ones.
-        if heap.count > 64, heap.count > 2 * current.count { rebuild() }
+        if heap.count > 64, heap.count > 2 * current.count { heap = MinHeap(current.map { Scheduled(at: $0.value, key: $0.key) }) }
     }
 
     mutating func popDue(at date: Date) -> [String] {
         var due: [String] = []
         while let first = heap.first, first.at <= date {
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                siftDown(0)
-            }
+            heap.removeFirst()
             if current[first.key] == first.at {
                 current[first.key] = nil
                 due.append(first.key)
             }
         }
         return due
-    }
-
-    private mutating func siftDown(_ start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < heap.count, heap[left].at < heap[smallest].at { smallest = left }
-            if right < heap.count, heap[right].at < heap[smallest].at { smallest = right }
-            guard smallest != parent else { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
-
-    private mutating func rebuild() {
-        heap = current.map { ($0.value, $0.key) }
-        for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
     }
 }

@@ -331,7 +331,7 @@ struct AlertEngineTests {
     }
 
     @Test func deadlinesComeDueInOrderAndARescheduleReplacesTheOld() {
-        var heap = DeadlineHeap()
+        var heap = AlertDeadlines()
         for (index, offset) in [50.0, 10, 40, 30, 20].enumerated() { heap.schedule("k\(index)", at: Self.t0.addingTimeInterval(offset)) }
         heap.schedule("k0", at: Self.t0.addingTimeInterval(5))
         #expect(heap.popDue(at: Self.t0.addingTimeInterval(25)) == ["k0", "k1", "k4"])

@@ -85,45 +85,27 @@ public actor AssignmentBoard {
     }
 }
 
-/// Waits' deadlines, soonest first: a binary min-heap.
+/// Waits' deadlines, soonest first.
 struct DeadlineHeap {
-    struct Entry {
+    struct Entry: Comparable, Sendable {
         let deadline: ContinuousClock.Instant
         let waiter: Int
         let device: String
+
+        static func < (left: Entry, right: Entry) -> Bool { left.deadline < right.deadline }
+        static func == (left: Entry, right: Entry) -> Bool { left.deadline == right.deadline && left.waiter == right.waiter }
     }
 
-    private var entries: [Entry] = []
+    private var heap = MinHeap<Entry>()
 
-    var first: Entry? { entries.first }
-    var count: Int { entries.count }
+    var first: Entry? { heap.first }
+    var count: Int { heap.count }
 
     mutating func insert(_ deadline: ContinuousClock.Instant, waiter: Int, device: String) {
-        entries.append(Entry(deadline: deadline, waiter: waiter, device: device))
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child].deadline < entries[parent].deadline else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
+        heap.insert(Entry(deadline: deadline, waiter: waiter, device: device))
     }
 
-    mutating func removeFirst() {
-        guard !entries.isEmpty else { return }
-        entries.swapAt(0, entries.count - 1)
-        entries.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < entries.count, entries[left].deadline < entries[smallest].deadline { smallest = left }
-            if right < entries.count, entries[right].deadline < entries[smallest].deadline { smallest = right }
-            guard smallest != parent else { return }
-            entries.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
+    mutating func removeFirst() { heap.removeFirst() }
 }
 
 /// Changes to devices' standing that every replica's caches must see at once: a device deleted
