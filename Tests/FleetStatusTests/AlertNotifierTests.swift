@@ -39,16 +39,7 @@ struct AlertNotifierTests {
                 let status = log.answers.withLock { $0.isEmpty ? 200 : $0.removeFirst() }
                 return Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: status == 200 ? "ok" : "no")))
             }
-            let (ports, listening) = AsyncStream.makeStream(of: Int.self)
-            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                                  onServerRunning: { channel in
-                                      listening.yield(channel.localAddress?.port ?? 0)
-                                      listening.finish()
-                                  })
-            task = Task { try await app.runService() }
-            var bound = 0
-            for await port in ports { bound = port }
-            port = bound
+            (port, task) = await LocalServer.start(router)
         }
 
         var url: String { "http://127.0.0.1:\(port)" }

@@ -43,17 +43,7 @@ struct CommitStatusReporterTests {
                 if let retryAfter { response.headers[.retryAfter] = retryAfter }
                 return response
             }
-            // Port 0, and the port the server got is read once it listens.
-            let (ports, listening) = AsyncStream.makeStream(of: Int.self)
-            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                                  onServerRunning: { channel in
-                                      listening.yield(channel.localAddress?.port ?? 0)
-                                      listening.finish()
-                                  })
-            task = Task { try await app.runService() }
-            var bound = 0
-            for await port in ports { bound = port }
-            port = bound
+            (port, task) = await LocalServer.start(router)
         }
 
         var url: String { "http://127.0.0.1:\(port)" }
@@ -197,5 +187,22 @@ struct CommitStatusReporterTests {
             #expect(resolved.warning?.contains("is not on the configured forge host") == true)
         }
         if expected == nil, forge != .none { #expect(resolved.warning != nil) }
+    }
+}
+
+/// A Hummingbird server on a loopback port the system chose, for a test's fake receiver.
+enum LocalServer {
+    /// Starts `router` on port 0 and returns the port it got once it listens, and its task.
+    static func start(_ router: Router<BasicRequestContext>) async -> (port: Int, task: Task<Void, any Error>) {
+        let (ports, listening) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in
+                                  listening.yield(channel.localAddress?.port ?? 0)
+                                  listening.finish()
+                              })
+        let task = Task { try await app.runService() }
+        var bound = 0
+        for await port in ports { bound = port }
+        return (bound, task)
     }
 }
