@@ -63,6 +63,10 @@ actor AlertEngine: Service {
     private let input: AsyncStream<Observation>
     private let continuation: AsyncStream<Observation>.Continuation
     private let droppedCount = Atomic<Int>(0)
+    /// Projects whose commit in force has no alert rule, or that no controller here answers
+    /// for: their heartbeats are not handed over at all, so a fleet without alerts pays one
+    /// lookup per heartbeat. Kept current by each tick.
+    private let quiet = Mutex<Set<String>>([])
 
     private var projects: [String: Project] = [:]
     private var reportedTags: [String: (tags: [String: String], at: ContinuousClock.Instant)] = [:]
@@ -92,10 +96,14 @@ actor AlertEngine: Service {
     /// Hands a stored heartbeat over for evaluation, without waiting. When the queue is full (a
     /// store too slow for the fleet) the heartbeat is not evaluated, and counted.
     nonisolated func observe(project: String, device: String, report: Heartbeat, at: Date) {
+        guard evaluates(project: project) else { return }
         if case .dropped = continuation.yield(Observation(project: project, device: device, report: report, at: at)) {
             droppedCount.add(1, ordering: .relaxed)
         }
     }
+
+    /// Whether heartbeats of `project` are evaluated (it has rules, or it is not known yet).
+    nonisolated func evaluates(project: String) -> Bool { !quiet.withLock { $0.contains(project) } }
 
     /// Heartbeats not evaluated because the queue was full.
     nonisolated var dropped: Int { droppedCount.load(ordering: .relaxed) }
@@ -250,6 +258,10 @@ actor AlertEngine: Service {
             _ = await project(name)
         }
         for name in projects.keys where !active.contains(name) { projects[name] = nil }
+        quiet.withLock { quiet in
+            quiet = quiet.filter { !active.contains($0) }
+            for name in active where projects[name].map({ $0.rules.isEmpty }) ?? false { quiet.insert(name) }
+        }
         let date = now()
         if lastRefresh.map({ date.timeIntervalSince($0) >= refreshSeconds }) ?? true {
             lastRefresh = date
@@ -316,9 +328,12 @@ actor AlertEngine: Service {
     private func project(_ name: String) async -> Project? {
         let instant = ContinuousClock.now
         if let cached = projects[name], instant - cached.checkedAt < settingsLifetime { return cached }
-        guard let handle = await controllers.entry(for: name)?.handle, let settings = await handle.alerting() else {
+        guard let handle = await controllers.entry(for: name)?.handle else {
+            // No controller here answers for it: nothing to evaluate until one does (each tick looks).
+            quiet.withLock { _ = $0.insert(name) }
             return projects[name]
         }
+        guard let settings = await handle.alerting() else { return projects[name] }
         let inventory = settings.rules.isEmpty ? nil : await handle.inventory()
         if projects[name] == nil {
             guard let stored = try? await store.alerts(project: name) else { return nil }
@@ -335,6 +350,9 @@ actor AlertEngine: Service {
         projects[name]?.groups = Self.groups(inventory)
         projects[name]?.checkedAt = instant
         projects[name]?.loadedRules = settings.rules
+        quiet.withLock { quiet in
+            if rules.isEmpty { quiet.insert(name) } else { quiet.remove(name) }
+        }
         guard previous != settings.rules else { return projects[name] }
         await retire(project: name, keeping: Set(rules.map(\.name)))
         let newOffline = rules.filter { rule in

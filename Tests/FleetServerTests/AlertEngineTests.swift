@@ -330,6 +330,22 @@ struct AlertEngineTests {
         #expect(resends.first?.alerts.map(\.device) == ["d1", "d2", "d3"])
     }
 
+    /// A project without rules, or one no controller here answers for, costs a heartbeat one
+    /// lookup: it is not handed over. Rules that arrive with a commit are evaluated from the next tick.
+    @Test func heartbeatsOfAProjectWithoutRulesAreNotHandedOver() async throws {
+        let rig = Rig([])
+        try await rig.enroll("d1")
+        #expect(rig.engine.evaluates(project: "acme"), "not known yet")
+        await rig.tick(at: 0)
+        #expect(!rig.engine.evaluates(project: "acme"))
+        await rig.controller.set(AlertingSettings(rules: [Self.hot], receivers: AlertReceivers()))
+        await rig.tick(at: 1)
+        #expect(rig.engine.evaluates(project: "acme"))
+        // A project no controller answers for is quiet once asked about.
+        await rig.engine.evaluate(.init(project: "elsewhere", device: "d9", report: Heartbeat(reportID: "r"), at: Self.t0))
+        #expect(!rig.engine.evaluates(project: "elsewhere"))
+    }
+
     @Test func deadlinesComeDueInOrderAndARescheduleReplacesTheOld() {
         var heap = AlertDeadlines()
         for (index, offset) in [50.0, 10, 40, 30, 20].enumerated() { heap.schedule("k\(index)", at: Self.t0.addingTimeInterval(offset)) }
