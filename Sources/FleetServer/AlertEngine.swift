@@ -403,10 +403,9 @@ actor AlertEngine: Service {
     private func resolve(_ receivers: AlertReceivers, project: String) async -> ResolvedAlertReceivers {
         var resolved = ResolvedAlertReceivers(alertmanagerURL: receivers.alertmanager, alertmanagerHoldSeconds: resendSeconds * 4)
         func open(_ name: String) async -> String? {
-            guard let secrets, let record = try? await store.secret(project: project, name: name),
-                  let value = secrets.open(record.sealed, project: project, name: name) else {
+            guard let value = try? await secrets?.value(of: name, project: project, in: store) else {
                 logger.warning("alert receiver's secret is not set", metadata: ["project": "\(project)", "secret": "\(name)",
-                                                                                "hint": "flotilla secret set \(name)"])
+                                                                                "hint": "flotilla secret set \(project) \(name)"])
                 return nil
             }
             return value

@@ -91,8 +91,7 @@ struct DeploymentController: Sendable {
                 throw APIError.invalid("'\(field)' is not a parameter name, or is also in 'parameters'", field: field)
             }
             if let problem = FleetNames.problem(name) { throw APIError.invalid("'\(field)' names no secret: \(problem)", field: field) }
-            guard let record = try await store.secret(project: project, name: name),
-                  let value = secrets?.open(record.sealed, project: project, name: name) else {
+            guard let value = try await secrets?.value(of: name, project: project, in: store) else {
                 throw APIError.invalid("no secret '\(name)' in project \(project); set it with: flotilla secret set \(project) \(name)", field: field)
             }
             values[parameter] = value

@@ -63,6 +63,13 @@ public struct SecretBox: Sendable {
         return Array(combined)
     }
 
+    /// The project's secret `name`, read from `store` and opened; nil when it is not set or does
+    /// not open under this key.
+    func value(of name: String, project: String, in store: any FleetStore) async throws -> String? {
+        guard let record = try await store.secret(project: project, name: name) else { return nil }
+        return open(record.sealed, project: project, name: name)
+    }
+
     /// The value, or nil when it does not open under this key for this project and name.
     func open(_ sealed: [UInt8], project: String, name: String) -> String? {
         guard let box = try? AES.GCM.SealedBox(combined: sealed),
@@ -93,8 +100,7 @@ struct DeploymentSecrets {
     static func open(for deployment: DeploymentRecord, store: any FleetStore, box: SecretBox?) async throws -> DeploymentSecrets {
         var opened = DeploymentSecrets()
         for (parameter, name) in deployment.secrets.sorted(by: { $0.key < $1.key }) {
-            if let box, let record = try await store.secret(project: deployment.project, name: name),
-               let value = box.open(record.sealed, project: deployment.project, name: name) {
+            if let value = try await box?.value(of: name, project: deployment.project, in: store) {
                 opened.values[parameter] = value
             } else {
                 opened.missing.append(name)
