@@ -18,22 +18,33 @@ extension AgentController {
     }
 
     /// The device's queued commands, taken; none yet, it waits for one up to the long-poll limit.
-    /// Only kinds the commit in force still allows are handed out: one queued before a commit
-    /// turned it off stays queued and expires.
-    @inline(never)
+    /// As `assignments` does, the work before and after the wait runs in tasks of their own, so
+    /// the connection's task, which lives as long as the device stays connected, stays shallow.
+    @inline(__always)
     private func commands(_ request: Request) async throws -> Response {
-        let subject = try await subject(request)
-        let device = try await admit(subject)
-        func take() async throws -> [RemoteCommandRecord] {
-            let access = await remoteAccess?.access(project: subject.project) ?? RemoteAccess()
-            let kinds: Set<RemoteCommand.Kind> = Set((access.exec ? [.exec] : []) + (access.fetchPaths.isEmpty ? [] : [.fetch]))
-            return kinds.isEmpty ? [] : try await store.takeCommands(deviceID: device, kinds: kinds, at: Date())
-        }
-        var taken = try await take()
-        if taken.isEmpty {
-            await board.wait(device: "remote:" + device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
-            taken = try await take()
-        }
+        let authorization = request.headers[.authorization]
+        let start = try await Task { () async throws -> LongPollStart in
+            let subject = try await self.subject(authorization: authorization)
+            let device = try await self.admit(subject)
+            let taken = try await self.takeCommands(device: device, project: subject.project)
+            return taken.isEmpty ? .wait(subject) : .answer(try Self.commandList(taken))
+        }.value
+        guard case .wait(let subject) = start else { return start.response }
+        await board.longPoll(device: "remote:" + subject.device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+        return try await Task {
+            try Self.commandList(try await self.takeCommands(device: subject.device, project: subject.project))
+        }.value
+    }
+
+    /// The device's queued commands, taken. Only kinds the commit in force still allows are
+    /// handed out: one queued before a commit turned it off stays queued and expires.
+    private func takeCommands(device: String, project: String) async throws -> [RemoteCommandRecord] {
+        let access = await remoteAccess?.access(project: project) ?? RemoteAccess()
+        let kinds: Set<RemoteCommand.Kind> = Set((access.exec ? [.exec] : []) + (access.fetchPaths.isEmpty ? [] : [.fetch]))
+        return kinds.isEmpty ? [] : try await store.takeCommands(deviceID: device, kinds: kinds, at: Date())
+    }
+
+    private static func commandList(_ taken: [RemoteCommandRecord]) throws -> Response {
         var response = try JSONBody.response(RemoteCommandList(commands: taken.map(\.command)))
         response.headers[.cacheControl] = "no-store"
         return response

@@ -35,20 +35,33 @@ struct AgentController: Sendable {
     /// Answers at once when the device's work differs from what its `If-None-Match` names;
     /// otherwise waits for a change, up to the long-poll limit, then answers 304.
     ///
-    /// Every device waits here nearly all the time, so what this frame holds while it waits is
-    /// paid once per device: the work before and after is in functions of their own (never
-    /// inlined), whose frames exist only while they run.
-    @inline(never)
+    /// Every device waits here nearly all the time, and the task serving a connection keeps
+    /// the deepest stack it ever reached for as long as the connection lives (the concurrency
+    /// runtime frees a task's stack slabs only when the task ends). So the work before and after
+    /// the wait — the token, the store, the rendering — runs in a task of its own that ends with
+    /// it, and the connection's task goes no deeper than this wait. It is inlined into its
+    /// route's closure, for one frame fewer.
+    @inline(__always)
     private func assignments(_ request: Request) async throws -> Response {
-        let device = try await authenticate(request)
-        let known = request.headers[.ifNoneMatch]
-        var executions = try await store.activeExecutions(deviceID: device)
-        if Assignments.entityTag(executions) == known {
-            await board.wait(device: device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
-            executions = try await store.activeExecutions(deviceID: device)
-            let tag = Assignments.entityTag(executions)
-            if tag == known { return Response(status: .notModified, headers: [.eTag: tag]) }
-        }
+        let authorization = request.headers[.authorization], known = request.headers[.ifNoneMatch]
+        let start = try await Task { try await self.assignmentsBeforeWait(authorization: authorization, known: known) }.value
+        guard case .wait(let subject) = start else { return start.response }
+        await board.longPoll(device: subject.device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+        return try await Task { try await self.assignmentsAfterWait(device: subject.device, known: known) }.value
+    }
+
+    private func assignmentsBeforeWait(authorization: String?, known: String?) async throws -> LongPollStart {
+        let subject = try await subject(authorization: authorization)
+        let device = try await admit(subject)
+        let executions = try await store.activeExecutions(deviceID: device)
+        if Assignments.entityTag(executions) == known { return .wait(subject) }
+        return .answer(try await assignmentList(device: device, executions: executions))
+    }
+
+    private func assignmentsAfterWait(device: String, known: String?) async throws -> Response {
+        let executions = try await store.activeExecutions(deviceID: device)
+        let tag = Assignments.entityTag(executions)
+        if tag == known { return Response(status: .notModified, headers: [.eTag: tag]) }
         return try await assignmentList(device: device, executions: executions)
     }
 
@@ -300,7 +313,12 @@ struct AgentController: Sendable {
 
     /// What the request's device token says, its signature checked.
     func subject(_ request: Request) async throws -> DeviceTokens.Subject {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        try await subject(authorization: request.headers[.authorization])
+    }
+
+    /// What the device token in an `Authorization` header says, its signature checked.
+    func subject(authorization header: String?) async throws -> DeviceTokens.Subject {
+        guard let header, header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized("a device token is required (Authorization: Bearer …)")
         }
         return try await tokens.verify(String(header.dropFirst("Bearer ".count)))
@@ -319,6 +337,20 @@ struct AgentController: Sendable {
             throw APIError(.unauthorized, "token_revoked", "this device token was revoked when an operator reset the device's identity")
         }
         return subject.device
+    }
+}
+
+/// What the work before a long-poll's wait decides.
+enum LongPollStart: Sendable {
+    /// Answer now with this.
+    case answer(Response)
+    /// Nothing new for the device the token names (admitted): wait for its work to change.
+    case wait(DeviceTokens.Subject)
+
+    /// The answer, or (never used for `wait`) a 304.
+    var response: Response {
+        if case .answer(let response) = self { return response }
+        return Response(status: .notModified)
     }
 }
 

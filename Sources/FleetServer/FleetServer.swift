@@ -25,8 +25,9 @@ public enum FleetServer {
         let router = buildRouter(configuration: configuration, store: store, tokens: tokens, directory: directory, ingest: ingest,
                                  board: board, metrics: metrics, controllers: controllers, secrets: secrets, consoleEvents: events,
                                  alerts: alerts)
+        let responder = FleetResponder(router: router.buildResponder(), metrics: metrics)
         // Idle and slow clients are cut off, and never hold more descriptors than the cap.
-        return Application(router: router,
+        return Application(responder: responder,
                            server: .http1(configuration: .init(
                                additionalChannelHandlers: [RequestDeadlineHandler(deadline: .seconds(Int64(configuration.requestTimeoutSeconds)))],
                                idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
@@ -43,10 +44,9 @@ public enum FleetServer {
                             metrics: ServerMetrics, controllers: ControllerSet = ControllerSet(),
                             secrets: SecretBox? = nil, consoleEvents: ConsoleEvents? = nil,
                             alerts: AlertEngine? = nil) -> Router<FleetRequestContext> {
+        // Metrics and errors are the responder's (`FleetResponder`), around the whole router;
+        // the router's own 404s and 405s are translated by a middleware added after every route.
         let router = Router(context: FleetRequestContext.self)
-        router.add(middleware: MetricsMiddleware(metrics: metrics))
-        let routeTable = RouteTable()
-        router.add(middleware: ErrorMiddleware(routes: routeTable))
         router.get("healthz") { _, _ in Response(status: .ok) }
         router.get("api/v1/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
@@ -75,7 +75,9 @@ public enum FleetServer {
         ControllerRoutes(controllers: controllers, store: store, replica: configuration.leadership).addRoutes(to: router, operators: operators)
         ConsoleController(store: store, board: board, controllers: controllers, configuration: configuration, events: consoleEvents)
             .addRoutes(to: router)
+        let routeTable = RouteTable()
         routeTable.set(router.routes.map { ($0.method.rawValue, $0.path.description) })
+        router.add(middleware: UnmatchedMiddleware(routes: routeTable))
         return router
     }
 }
@@ -103,30 +105,71 @@ final class RouteTable: Sendable {
     }
 }
 
-/// Turns every error into the API's JSON error: a client's mistake is a 4xx that says why,
-/// anything else a 500 that says nothing internal.
-struct ErrorMiddleware: RouterMiddleware {
+/// The server's responder: the router's, with every request counted and timed, and every error
+/// turned into the API's JSON error — a client's mistake is a 4xx that says why, anything else a
+/// 500 that says nothing internal.
+///
+/// Hummingbird's router answers an `HTTPResponseError` (`APIError`, `HTTPError`) itself; what
+/// reaches this responder is anything else, which becomes a 500 that logs only the error's type.
+///
+/// One frame around the router, where two router middlewares took three: a waiting long-poll
+/// holds every frame between the server and its handler (see `AgentController.assignments`), and
+/// nearly every device has one waiting. The work on either side is in plain functions, whose
+/// locals are on the thread's stack, not in that frame.
+struct FleetResponder: HTTPResponder {
     typealias Context = FleetRequestContext
-    let routes: RouteTable
+    let router: RouterResponder<FleetRequestContext>
+    let metrics: ServerMetrics
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // Every request, long-polls included, holds this frame while it waits: the translation
-        // is a plain function, so its locals are on the thread's stack, not in the frame.
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let start = ContinuousClock.now
         do {
-            return try await next(request, context)
+            return answered(try await router.respond(to: request, context: context), since: start)
         } catch {
-            throw translated(error, request: request, context: context)
+            throw failed(error, request: request, context: context, since: start)
         }
     }
 
     @inline(never)
-    private func translated(_ error: any Error, request: Request, context: Context) -> any Error {
+    private func answered(_ response: Response, since start: ContinuousClock.Instant) -> Response {
+        metrics.recordRequest(status: response.status.code, duration: ContinuousClock.now - start)
+        return response
+    }
+
+    @inline(never)
+    private func failed(_ error: any Error, request: Request, context: Context, since start: ContinuousClock.Instant) -> any Error {
+        let error = APIError.translating(error, request: request, context: context, routes: nil)
+        metrics.recordRequest(status: (error as? APIError)?.status.code ?? 500, duration: ContinuousClock.now - start)
+        return error
+    }
+
+}
+
+/// Added to the router after every route, so it wraps only the router's not-found responder: a
+/// path that exists answers another method with 405 and `Allow`, any other with the API's 404.
+struct UnmatchedMiddleware: RouterMiddleware {
+    typealias Context = FleetRequestContext
+    let routes: RouteTable
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            throw APIError.translating(error, request: request, context: context, routes: routes)
+        }
+    }
+}
+
+extension APIError {
+    /// `error` as the API's JSON error. With `routes`, the router's 404 for a path it has under
+    /// other methods is a 405.
+    @inline(never)
+    static func translating(_ error: any Error, request: Request, context: FleetRequestContext, routes: RouteTable?) -> any Error {
         switch error {
         case let error as APIError:
             return error
         case let error as HTTPError:
-            // The router's 404 for a path it has under other methods is a 405.
-            let allowed = error.status == .notFound ? routes.methods(for: request.uri.path) : []
+            let allowed = error.status == .notFound ? routes?.methods(for: request.uri.path) ?? [] : []
             if !allowed.isEmpty {
                 var refused = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not one of the methods this path takes")
                 refused.allow = allowed

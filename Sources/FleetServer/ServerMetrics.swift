@@ -100,26 +100,3 @@ final class ServerMetrics: Sendable {
         return String(decoding: buffer, as: UTF8.self)
     }
 }
-
-/// Counts and times every request for `/metrics`.
-struct MetricsMiddleware: RouterMiddleware {
-    typealias Context = FleetRequestContext
-    let metrics: ServerMetrics
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = ContinuousClock.now
-        do {
-            let response = try await next(request, context)
-            metrics.recordRequest(status: response.status.code, duration: ContinuousClock.now - start)
-            return response
-        } catch {
-            metrics.recordRequest(status: Self.status(of: error), duration: ContinuousClock.now - start)
-            throw error
-        }
-    }
-
-    @inline(never)
-    private static func status(of error: any Error) -> Int {
-        (error as? APIError)?.status.code ?? 500
-    }
-}

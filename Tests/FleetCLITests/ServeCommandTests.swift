@@ -56,6 +56,39 @@ struct ServeCommandTests {
         #expect(ContinuousClock.now - started < .seconds(10), "the stream's keep-alive is 20 s and its lifetime 10 min")
     }
 
+    /// A device's long-poll does not hold the server's shutdown either: it is answered "nothing
+    /// new" at once, and the device asks again (of this server once it is back, or of another
+    /// replica).
+    @Test func aLongPollDoesNotHoldTheShutdown() async throws {
+        let data = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let server = try RunningServer(data: data)
+        let enrolled = try await post("\(server.base)/agent/v1/enroll",
+                                      ["token": server.enrollmentToken, "hardwareID": "serial-1", "deviceSecret": "0123456789abcdef0123"])
+        let deviceToken = try #require(enrolled.json["deviceToken"] as? String)
+        var first = URLRequest(url: URL(string: server.base + "/agent/v1/assignments")!)
+        first.setValue("Bearer \(deviceToken)", forHTTPHeaderField: "Authorization")
+        let (_, answer) = try await URLSession.shared.data(for: first)
+        let tag = try #require((answer as? HTTPURLResponse)?.value(forHTTPHeaderField: "ETag"))
+
+        // Nothing new for the device: this request waits the server's long-poll limit, 30 s.
+        var poll = first
+        poll.setValue(tag, forHTTPHeaderField: "If-None-Match")
+        poll.timeoutInterval = 60
+        let session = URLSession(configuration: .ephemeral)
+        let waiting = Task { () -> (status: Int, at: ContinuousClock.Instant) in
+            let (_, response) = try await session.data(for: poll)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, ContinuousClock.now)
+        }
+        try await Task.sleep(for: .seconds(1))
+        let started = ContinuousClock.now
+        #expect(try await server.terminate(seconds: 40) == 0)
+        #expect(ContinuousClock.now - started < .seconds(10), "the long-poll's limit is 30 s")
+        let answered = try await waiting.value
+        #expect(answered.status == 304)
+        #expect(answered.at - started < .seconds(10))
+    }
+
     @Test(arguments: [
         (["--forge", "bitbucket"], "--forge must be one of none, github, gitlab, gitea, not 'bitbucket'"),
         (["--forge-api-url", "ftp://forge"], "--forge-api-url must be an http(s) URL, not 'ftp://forge'"),

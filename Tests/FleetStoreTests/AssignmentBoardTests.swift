@@ -50,6 +50,25 @@ struct AssignmentBoardTests {
         await other.value
     }
 
+    /// A server shutting down ends every wait at once, and any wait that starts after returns
+    /// at once: none holds the shutdown until its 10-minute deadline.
+    @Test
+    func closingEndsEveryWaitAndLetsNoneStart() async {
+        let board = AssignmentBoard()
+        let waits = (0..<3).map { index in Task { await board.wait(device: "d-\(index % 2)", timeout: .seconds(600)) } }
+        while await board.waiting < 3 { await Task.yield() }
+        #expect(!board.isClosed)
+        board.close()
+        board.close()  // again, as every waiting request's shutdown handler does
+        for wait in waits { await wait.value }
+        #expect(await board.waiting == 0)
+        #expect(board.isClosed)
+        let started = ContinuousClock.now
+        await board.wait(device: "d-late", timeout: .seconds(600))
+        #expect(ContinuousClock.now - started < .seconds(120))
+        #expect(await board.waiting == 0)
+    }
+
     /// Woken waits leave their deadline behind; when it comes it ends nothing else.
     @Test
     func aWokenWaitsDeadlineEndsNothingLater() async {

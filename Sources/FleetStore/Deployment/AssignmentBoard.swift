@@ -16,8 +16,31 @@ public actor AssignmentBoard {
     /// The one task that ends waits at their deadline, and when it wakes.
     private var sweeper: Task<Void, Never>?
     private var sweeperWakesAt: ContinuousClock.Instant?
+    /// Set once the server begins to shut down: no wait starts any more.
+    private nonisolated let closed = Atomic<Bool>(false)
 
     public init() {}
+
+    /// Whether `close()` was called.
+    public nonisolated var isClosed: Bool { closed.load(ordering: .acquiring) }
+
+    /// Ends every wait now and lets none start after: a server shutting down answers its
+    /// long-polls at once instead of holding the shutdown for their whole length. Safe to call
+    /// from anywhere, any number of times.
+    public nonisolated func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Task { await self.endEveryWait() }
+    }
+
+    private func endEveryWait() {
+        let ended = waiters
+        waiters = [:]
+        deadlines = DeadlineHeap()
+        sweeper?.cancel()
+        sweeper = nil
+        sweeperWakesAt = nil
+        for waiter in ended.values.joined() { waiter.continuation.resume() }
+    }
 
     /// Waits now, counting every device's waits together (for tests and metrics).
     public var waiting: Int { waiters.values.reduce(0) { $0 + $1.count } }
@@ -28,6 +51,8 @@ public actor AssignmentBoard {
         nextWaiter += 1
         let deadline = ContinuousClock.now + timeout
         await withCheckedContinuation { continuation in
+            // Checked here, on the actor: a close whose sweep already ran is seen.
+            guard !isClosed else { return continuation.resume() }
             waiters[device, default: []].append(Waiter(id: id, continuation: continuation))
             deadlines.insert(deadline, waiter: id, device: device)
             sweep(at: deadline)
