@@ -8,6 +8,10 @@
 #   ./hack/bench.sh heartbeat  heartbeat ingest with wrk at 64 connections, against a bare Hummingbird app
 #                              that reads the body and answers 204 (and nginx); then resident memory with
 #                              100,000 registered devices
+#   ./hack/bench.sh connections [N]
+#                              resident memory with N devices (default 10,000) each holding a long-poll and
+#                              heartbeating, against the bare Hummingbird app holding as many long-polls;
+#                              CONNECTIONS_HEARTBEATS=own: each device's heartbeats on a connection of its own
 #   ./hack/bench.sh heartbeat-postgres
 #                              heartbeat ingest on a throwaway PostgreSQL, against pgbench's simple update
 #                              on the same server
@@ -162,6 +166,63 @@ bench_heartbeat() {
   FLOTILLA_TOKENS="$work/tokens-all" wrk -t2 -c64 -d5s -s hack/bench/heartbeat.lua "http://127.0.0.1:$port/agent/v1/heartbeat" > /dev/null
   echo "resident memory (VmRSS):   $(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status") after every device enrolled and 5 s of heartbeats"
   echo "peak resident (VmHWM):     $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status")"
+}
+
+# What a server holds per connected device: N long-polls parked (one connection each, as agents
+# keep them) and heartbeats from every device, against the bare Hummingbird app holding the same
+# long-polls with nothing behind them. The client is hack/bench/hold.py.
+bench_connections() {
+  echo "==> connections: release builds"
+  release_build flotilla
+  release_build flotilla-heartbeat-ceiling
+  local flotilla devices=${1:-10000} hold=${CONNECTIONS_HOLD_SECONDS:-40} lanes=${CONNECTIONS_HEARTBEATS:-shared}
+  flotilla="$release/flotilla"
+  work=$(mktemp -d)
+  cleanup() {
+    for pid in ${holder:-} ${server:-} ${ceiling:-}; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+  # Holds the long-polls until they are all parked and $hold seconds have passed; prints the
+  # server's resident memory then.
+  measure() {  # PID PORT TOKENS HEARTBEAT_EVERY
+    python3 hack/bench/hold.py 127.0.0.1 "$2" "$3" "$devices" $((hold + 30)) "$4" "$lanes" > "$work/hold.out" 2>&1 &
+    holder=$!
+    until grep -q "^parked" "$work/hold.out" 2>/dev/null; do
+      kill -0 "$holder" 2>/dev/null || { cat "$work/hold.out" >&2; exit 1; }
+      sleep 1
+    done
+    sed 's/^/    /' "$work/hold.out" >&2
+    sleep "$hold"
+    rss "$1"
+    kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; holder=""
+  }
+
+  local port=18490 ceiling_port=18498
+  token=$("$flotilla" token create --project bench --data "$work/data")
+  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --heartbeat-interval 25 > "$work/serve.log" 2>&1 &
+  server=$!
+  "$release/flotilla-heartbeat-ceiling" "$ceiling_port" > "$work/ceiling.log" 2>&1 &
+  ceiling=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "==> connections: enrolling $devices devices"
+  python3 hack/bench/enroll.py 127.0.0.1 "$port" "$token" "$devices" "$work/tokens"
+  local ceiling_idle ceiling_held flotilla_idle flotilla_held
+  ceiling_idle=$(rss "$ceiling")
+  flotilla_idle=$(rss "$server")
+  echo "==> connections: heartbeats over $([ "$lanes" = own ] && echo "a connection of each device's own" || echo "64 shared connections")"
+  echo "==> connections: the bare app, $devices long-polls and heartbeats every 25 s, held ${hold}s"
+  ceiling_held=$(measure "$ceiling" "$ceiling_port" "$work/tokens" 25)
+  echo "==> connections: flotilla, $devices devices long-polling and heartbeating every 25 s, held ${hold}s"
+  flotilla_held=$(measure "$server" "$port" "$work/tokens" 25)
+  local stored
+  stored=$(sqlite3 "$work/data/flotilla.sqlite" "SELECT count(*) FROM heartbeat")
+  echo "bare app resident:         ${ceiling_idle} MB idle, ${ceiling_held} MB holding $devices long-polls"
+  echo "flotilla resident:         ${flotilla_idle} MB with $devices devices enrolled, ${flotilla_held} MB with each long-polling and heartbeating ($stored heartbeats stored)"
+  awk -v f="$flotilla_held" -v c="$ceiling_held" -v n="$devices" -v fi="$flotilla_idle" -v ci="$ceiling_idle" 'BEGIN {
+    printf "per waiting device:        bare app %.1f kB, flotilla %.1f kB (above each one idle)\n", (c - ci) * 1024 / n, (f - fi) * 1024 / n
+    printf "ratio flotilla / bare app: %.2f× resident  (target: under 200 MB at 10,000 devices)\n", f / c }'
 }
 
 # Heartbeat ingest on PostgreSQL: a throwaway server (hack/postgres.sh), pgbench's simple-update
@@ -376,12 +437,13 @@ case "$which" in
   decide) bench_decide "${2:-}" ;;
   heartbeat) bench_heartbeat ;;
   heartbeat-postgres) bench_heartbeat_postgres ;;
+  connections) bench_connections "${2:-}" ;;
   agent) bench_agent ;;
   sim) bench_sim "${2:-}" ;;
   controller) bench_controller ;;
   converge) bench_converge "${2:-}" ;;
   metrics) bench_metrics "${2:-}" ;;
   console) bench_console "${2:-}" ;;
-  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_agent; bench_controller; bench_sim; bench_converge; bench_metrics; bench_console ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|agent|controller|sim [DEVICES]|converge [DEVICES]|metrics [DEVICES]|console [DEVICES]|all]" >&2; exit 2 ;;
+  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_connections; bench_agent; bench_controller; bench_sim; bench_converge; bench_metrics; bench_console ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|connections [DEVICES]|agent|controller|sim [DEVICES]|converge [DEVICES]|metrics [DEVICES]|console [DEVICES]|all]" >&2; exit 2 ;;
 esac

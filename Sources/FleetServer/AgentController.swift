@@ -227,11 +227,23 @@ struct AgentController: Sendable {
                                                 detail: "hardware \(device.hardwareID): \(why)"))
     }
 
+    /// A device's heartbeat connection stays open between its heartbeats, and its task keeps
+    /// the deepest stack it reached, as a long-poll's does (see `assignments`): only reading the
+    /// body happens in that task; checking and storing run in a task that ends with them.
+    @inline(__always)
     private func heartbeat(_ request: Request) async throws -> Response {
-        let subject = try await subject(request)
+        // A request with no token at all is refused before its body is read; the token itself is
+        // checked with the rest.
+        let authorization = request.headers[.authorization]
+        _ = try Self.bearer(authorization)
+        let body = try await JSONBody.collect(request, limit: configuration.maximumBodyBytes)
+        return try await Task { try await self.heartbeat(body, authorization: authorization) }.value
+    }
+
+    private func heartbeat(_ body: ByteBuffer, authorization: String?) async throws -> Response {
+        let subject = try await subject(authorization: authorization)
         let device = try await admit(subject)
-        let report = try await JSONBody.decode(Heartbeat.self, from: request, limit: configuration.maximumBodyBytes)
-        _ = try await admit(subject)  // again: the identity may have been reset while the body arrived
+        let report = try JSONBody.decode(Heartbeat.self, from: body)
         try Validate.text(report.reportID, field: "reportID", maximum: 128)
         if let cpu = report.cpuPercent, !(0...100).contains(cpu) || cpu.isNaN {
             throw APIError.invalid("'cpuPercent' must be between 0 and 100", field: "cpuPercent")
@@ -318,10 +330,15 @@ struct AgentController: Sendable {
 
     /// What the device token in an `Authorization` header says, its signature checked.
     func subject(authorization header: String?) async throws -> DeviceTokens.Subject {
+        try await tokens.verify(try Self.bearer(header))
+    }
+
+    /// The token of an `Authorization: Bearer` header; 401 without one.
+    static func bearer(_ header: String?) throws -> String {
         guard let header, header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized("a device token is required (Authorization: Bearer …)")
         }
-        return try await tokens.verify(String(header.dropFirst("Bearer ".count)))
+        return String(header.dropFirst("Bearer ".count))
     }
 
     /// The device, when the registry still lets the token's subject in: known, in its project,

@@ -36,7 +36,11 @@ enum JSONBody {
     /// The hot path: types that read themselves from a parsed document, refusing unknown keys
     /// as they go, with no Codable and no second pass.
     static func decode<T: Codable & WireDecodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
-        let buffer = try await collect(request, limit: limit)
+        try decode(type, from: try await collect(request, limit: limit))
+    }
+
+    /// A body already collected, read as `decode(_:from:limit:)` reads it.
+    static func decode<T: Codable & WireDecodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
         do {
             return try T.decode(wire: buffer.readableBytesView)
         } catch let error where error.field.isEmpty {
