@@ -88,6 +88,22 @@ wrk_rate() { awk '/Requests\/sec/ {print $2}' "$1"; }
 # CPU seconds (user + system) a process has used so far.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 
+# Starts a release `flotilla serve` on 127.0.0.1:PORT (on $work/data, with any further serve
+# flags) and the bare app on CEILING_PORT, and enrolls DEVICES devices, their tokens in
+# $work/tokens. Sets server, ceiling and token; the caller's trap stops both.
+serve_beside_ceiling() {  # NAME PORT CEILING_PORT DEVICES [SERVE FLAGS...]
+  local name=$1 port=$2 ceiling_port=$3 devices=$4
+  shift 4
+  token=$("$release/flotilla" token create --project bench --data "$work/data")
+  "$release/flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" "$@" > "$work/serve.log" 2>&1 &
+  server=$!
+  "$release/flotilla-heartbeat-ceiling" "$ceiling_port" > "$work/ceiling.log" 2>&1 &
+  ceiling=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "==> $name: enrolling $devices devices"
+  python3 hack/bench/enroll.py 127.0.0.1 "$port" "$token" "$devices" "$work/tokens"
+}
+
 # Serves, enrolls, loads and measures on loopback; every process it starts is stopped on exit.
 # The durable heartbeat against the bare Hummingbird app that only reads the same body and answers
 # 204 (the ceiling any handler on this HTTP stack could reach), and nginx for scale.
@@ -109,14 +125,7 @@ bench_heartbeat() {
   trap cleanup EXIT
 
   local port=18480 nginx_port=18481 ceiling_port=18488
-  token=$("$flotilla" token create --project bench --data "$work/data")
-  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" > "$work/serve.log" 2>&1 &
-  server=$!
-  "$release/flotilla-heartbeat-ceiling" "$ceiling_port" > "$work/ceiling.log" 2>&1 &
-  ceiling=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "==> heartbeat: enrolling $devices devices"
-  python3 hack/bench/enroll.py 127.0.0.1 "$port" "$token" "$devices" "$work/tokens"
+  serve_beside_ceiling heartbeat "$port" "$ceiling_port" "$devices"
 
   sed -e "s|PIDFILE|$work/nginx.pid|; s|ERRORLOG|$work/nginx.err|; s|TEMPDIR|$work/nginx-body|; s|PORT|$nginx_port|" \
     hack/bench/nginx.conf > "$work/nginx.conf"
@@ -175,8 +184,7 @@ bench_connections() {
   echo "==> connections: release builds"
   release_build flotilla
   release_build flotilla-heartbeat-ceiling
-  local flotilla devices=${1:-10000} hold=${CONNECTIONS_HOLD_SECONDS:-40} lanes=${CONNECTIONS_HEARTBEATS:-shared}
-  flotilla="$release/flotilla"
+  local devices=${1:-10000} hold=${CONNECTIONS_HOLD_SECONDS:-40} lanes=${CONNECTIONS_HEARTBEATS:-shared}
   work=$(mktemp -d)
   cleanup() {
     for pid in ${holder:-} ${server:-} ${ceiling:-}; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
@@ -200,14 +208,7 @@ bench_connections() {
   }
 
   local port=18490 ceiling_port=18498
-  token=$("$flotilla" token create --project bench --data "$work/data")
-  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --heartbeat-interval 25 > "$work/serve.log" 2>&1 &
-  server=$!
-  "$release/flotilla-heartbeat-ceiling" "$ceiling_port" > "$work/ceiling.log" 2>&1 &
-  ceiling=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "==> connections: enrolling $devices devices"
-  python3 hack/bench/enroll.py 127.0.0.1 "$port" "$token" "$devices" "$work/tokens"
+  serve_beside_ceiling connections "$port" "$ceiling_port" "$devices" --heartbeat-interval 25
   local ceiling_idle ceiling_held flotilla_idle flotilla_held
   ceiling_idle=$(rss "$ceiling")
   flotilla_idle=$(rss "$server")

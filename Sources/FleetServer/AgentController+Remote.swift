@@ -26,13 +26,16 @@ extension AgentController {
         let start = try await Task { () async throws -> LongPollStart in
             let subject = try await self.subject(authorization: authorization)
             let device = try await self.admit(subject)
+            let mark = await self.board.mark()
             let taken = try await self.takeCommands(device: device, project: subject.project)
-            return taken.isEmpty ? .wait(subject) : .answer(try Self.commandList(taken))
+            return taken.isEmpty ? .wait(subject, since: mark) : .answer(try Self.commandList(taken))
         }.value
-        guard case .wait(let subject) = start else { return start.response }
-        await board.longPoll(device: "remote:" + subject.device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+        guard case .wait(let subject, let mark) = start else { return start.response }
+        await board.longPoll(device: "remote:" + subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
         return try await Task {
-            try Self.commandList(try await self.takeCommands(device: subject.device, project: subject.project))
+            // Admitted again: the device may have been deleted, or its identity reset, while it waited.
+            let device = try await self.admit(subject)
+            return try Self.commandList(try await self.takeCommands(device: device, project: subject.project))
         }.value
     }
 

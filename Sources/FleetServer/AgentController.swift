@@ -45,20 +45,24 @@ struct AgentController: Sendable {
     private func assignments(_ request: Request) async throws -> Response {
         let authorization = request.headers[.authorization], known = request.headers[.ifNoneMatch]
         let start = try await Task { try await self.assignmentsBeforeWait(authorization: authorization, known: known) }.value
-        guard case .wait(let subject) = start else { return start.response }
-        await board.longPoll(device: subject.device, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
-        return try await Task { try await self.assignmentsAfterWait(device: subject.device, known: known) }.value
+        guard case .wait(let subject, let mark) = start else { return start.response }
+        await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+        return try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
     }
 
     private func assignmentsBeforeWait(authorization: String?, known: String?) async throws -> LongPollStart {
         let subject = try await subject(authorization: authorization)
         let device = try await admit(subject)
+        // Marked before the read: work queued between the read and the wait still wakes it.
+        let mark = await board.mark()
         let executions = try await store.activeExecutions(deviceID: device)
-        if Assignments.entityTag(executions) == known { return .wait(subject) }
+        if Assignments.entityTag(executions) == known { return .wait(subject, since: mark) }
         return .answer(try await assignmentList(device: device, executions: executions))
     }
 
-    private func assignmentsAfterWait(device: String, known: String?) async throws -> Response {
+    private func assignmentsAfterWait(_ subject: DeviceTokens.Subject, known: String?) async throws -> Response {
+        // Admitted again: the device may have been deleted, or its identity reset, while it waited.
+        let device = try await admit(subject)
         let executions = try await store.activeExecutions(deviceID: device)
         let tag = Assignments.entityTag(executions)
         if tag == known { return Response(status: .notModified, headers: [.eTag: tag]) }
@@ -232,16 +236,21 @@ struct AgentController: Sendable {
     /// body happens in that task; checking and storing run in a task that ends with them.
     @inline(__always)
     private func heartbeat(_ request: Request) async throws -> Response {
-        // A request with no token at all is refused before its body is read; the token itself is
-        // checked with the rest.
-        let authorization = request.headers[.authorization]
-        _ = try Self.bearer(authorization)
+        // The token is checked before the body is read: from the tokens already verified, or
+        // (the first time this process sees it) in a task of its own, whose stack goes with it.
+        let token = try Self.bearer(request.headers[.authorization])
+        let subject: DeviceTokens.Subject
+        if let known = tokens.remembered(token) {
+            subject = known
+        } else {
+            subject = try await Task { try await self.tokens.verify(token) }.value
+        }
         let body = try await JSONBody.collect(request, limit: configuration.maximumBodyBytes)
-        return try await Task { try await self.heartbeat(body, authorization: authorization) }.value
+        return try await Task { try await self.heartbeat(body, subject: subject) }.value
     }
 
-    private func heartbeat(_ body: ByteBuffer, authorization: String?) async throws -> Response {
-        let subject = try await subject(authorization: authorization)
+    private func heartbeat(_ body: ByteBuffer, subject: DeviceTokens.Subject) async throws -> Response {
+        // Admitted once the body is in: the identity may have been reset while it arrived.
         let device = try await admit(subject)
         let report = try JSONBody.decode(Heartbeat.self, from: body)
         try Validate.text(report.reportID, field: "reportID", maximum: 128)
@@ -361,8 +370,9 @@ struct AgentController: Sendable {
 enum LongPollStart: Sendable {
     /// Answer now with this.
     case answer(Response)
-    /// Nothing new for the device the token names (admitted): wait for its work to change.
-    case wait(DeviceTokens.Subject)
+    /// Nothing new for the device the token names (admitted) as of the board's `mark`: wait for
+    /// its work to change.
+    case wait(DeviceTokens.Subject, since: UInt64)
 
     /// The answer, or (never used for `wait`) a 304.
     var response: Response {

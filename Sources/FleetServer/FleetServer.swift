@@ -33,7 +33,7 @@ public enum FleetServer {
                                idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla",
                                                 availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
-                           services: [ingest, alerts, HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
+                           services: [ingest, alerts, LongPollCloser(board: board), HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
                                                                  metricsRetention: configuration.metricsRetention,
                                                                  every: configuration.retentionCheckInterval)] + services,
                            logger: logger)
@@ -110,7 +110,10 @@ final class RouteTable: Sendable {
 /// 500 that says nothing internal.
 ///
 /// Hummingbird's router answers an `HTTPResponseError` (`APIError`, `HTTPError`) itself; what
-/// reaches this responder is anything else, which becomes a 500 that logs only the error's type.
+/// reaches this responder is anything else, which it answers as the API's JSON error — a
+/// duplicate is a 409, a secret gone missing a 409, anything unexpected a 500 that logs only the
+/// error's type. It answers rather than throws: above it, Hummingbird turns any error into an
+/// empty 500.
 ///
 /// One frame around the router, where two router middlewares took three: a waiting long-poll
 /// holds every frame between the server and its handler (see `AgentController.assignments`), and
@@ -123,11 +126,13 @@ struct FleetResponder: HTTPResponder {
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let start = ContinuousClock.now
+        let response: Response
         do {
-            return answered(try await router.respond(to: request, context: context), since: start)
+            response = try await router.respond(to: request, context: context)
         } catch {
-            throw failed(error, request: request, context: context, since: start)
+            response = answer(error, request: request, context: context)
         }
+        return answered(response, since: start)
     }
 
     @inline(never)
@@ -137,12 +142,10 @@ struct FleetResponder: HTTPResponder {
     }
 
     @inline(never)
-    private func failed(_ error: any Error, request: Request, context: Context, since start: ContinuousClock.Instant) -> any Error {
+    private func answer(_ error: any Error, request: Request, context: Context) -> Response {
         let error = APIError.translating(error, request: request, context: context, routes: nil)
-        metrics.recordRequest(status: (error as? APIError)?.status.code ?? 500, duration: ContinuousClock.now - start)
-        return error
+        return (try? error.response(from: request, context: context)) ?? Response(status: .internalServerError)
     }
-
 }
 
 /// Added to the router after every route, so it wraps only the router's not-found responder: a
@@ -164,7 +167,7 @@ extension APIError {
     /// `error` as the API's JSON error. With `routes`, the router's 404 for a path it has under
     /// other methods is a 405.
     @inline(never)
-    static func translating(_ error: any Error, request: Request, context: FleetRequestContext, routes: RouteTable?) -> any Error {
+    static func translating(_ error: any Error, request: Request, context: FleetRequestContext, routes: RouteTable?) -> APIError {
         switch error {
         case let error as APIError:
             return error

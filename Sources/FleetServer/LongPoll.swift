@@ -9,11 +9,26 @@ extension AssignmentBoard {
     ///
     /// The shutdown is heard through the handler ServiceLifecycle gives the task serving the
     /// connection: no task of its own per wait.
-    func longPoll(device: String, timeout: Duration) async {
+    func longPoll(device: String, since mark: UInt64, timeout: Duration) async {
         await withGracefulShutdownHandler {
-            await wait(device: device, timeout: timeout)
+            await wait(device: device, since: mark, timeout: timeout)
         } onGracefulShutdown: {
             self.close()
         }
+    }
+}
+
+/// Ends every long-poll when the server's services are cancelled rather than shut down
+/// gracefully (one of them failed): the connections' tasks are cancelled then, and a wait, which
+/// does not watch for cancellation (that would cost every waiting connection another frame),
+/// would hold the server's end until its deadline.
+struct LongPollCloser: Service {
+    let board: AssignmentBoard
+
+    func run() async {
+        // Returns at a graceful shutdown (the waits have ended already), or throws at once when
+        // the service group is cancelled.
+        try? await gracefulShutdown()
+        board.close()
     }
 }

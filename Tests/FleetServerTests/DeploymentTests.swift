@@ -81,13 +81,20 @@ extension ServerTests {
         }
     }
 
+    /// A device just enrolled, its token as a header, and the entity tag of its empty work: what
+    /// its next long-poll sends as `If-None-Match` to wait.
+    func idleDevice(_ client: some TestClientProtocol, _ tokens: Tokens) async throws
+        -> (device: EnrollmentResponse, auth: HTTPFields, tag: String) {
+        let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+        let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
+        let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
+        return (device, auth, try #require(idle.headers[.eTag]))
+    }
+
     @Test func aLongPollAnswersWhenWorkArrives() async throws {
         // A long limit: answering well before it shows the poll was woken, not timed out.
         try await withServer(longPollSeconds: 60) { client, tokens in
-            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
-            let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
-            let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
-            let tag = try #require(idle.headers[.eTag])
+            let (device, auth, tag) = try await idleDevice(client, tokens)
 
             let start = ContinuousClock.now
             async let waiting = client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth.merging([.ifNoneMatch: tag]))
@@ -100,12 +107,27 @@ extension ServerTests {
         }
     }
 
+    /// A device whose identity an operator reset while it waited is refused when its wait ends:
+    /// the work that woke it is not handed to the old token.
+    @Test func aLongPollWokenAfterItsIdentityWasResetIsRefused() async throws {
+        try await withServer(longPollSeconds: 60) { client, tokens in
+            let (device, auth, tag) = try await idleDevice(client, tokens)
+
+            async let waiting = client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth.merging([.ifNoneMatch: tag]))
+            try await Task.sleep(for: .milliseconds(200))
+            let reset = try await client.execute(uri: "/api/v1/devices/\(device.deviceID)/reset-identity", method: .post,
+                                                 headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(reset.status == .ok)
+            _ = try await deploy(client, tokens, devices: [device.deviceID])
+            let woken = try await waiting
+            #expect(woken.status == .unauthorized)
+            #expect(try Self.error(woken).code == "token_revoked")
+        }
+    }
+
     @Test func aLongPollWithNothingNewAnswers304AtItsLimit() async throws {
         try await withServer(longPollSeconds: 0.5) { client, tokens in
-            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
-            let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
-            let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
-            let tag = try #require(idle.headers[.eTag])
+            let (_, auth, tag) = try await idleDevice(client, tokens)
             let start = ContinuousClock.now
             let quiet = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth.merging([.ifNoneMatch: tag]))
             #expect(quiet.status == .notModified)

@@ -270,6 +270,13 @@ struct ServerTests {
                                                body: Self.json(Heartbeat(reportID: "r")))
             #expect(bad.status == .unauthorized)
             #expect(try Self.error(bad).message == "not a valid device token")
+            // The token is checked before the body is read: without a valid one, neither a body
+            // over the limit nor one of another type is looked at.
+            let oversized = ByteBuffer(string: #"{"reportID":""# + String(repeating: "r", count: 8_000) + #""}"#)
+            for headers: HTTPFields in [[:], [.authorization: "Bearer \(forged)"], [.authorization: "Bearer \(forged)", .contentType: "text/plain"]] {
+                let refused = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: headers, body: oversized)
+                #expect(refused.status == .unauthorized, "\(headers)")
+            }
 
             let auth: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
             for (body, field) in [(#"{"reportID":"r","cpuPercent":250}"#, "cpuPercent"), (#"{"reportID":""}"#, "reportID"),
@@ -455,11 +462,45 @@ struct GracefulShutdownTests {
     }
 }
 
+/// An error no handler turned into an API error — a store failing — still reaches the client as
+/// the API's JSON error, and is counted as what was sent.
+struct StoreFailureTests {
+    @Test(arguments: [
+        (StoreError(.unavailable, "database is locked"), 500, "internal"),
+        (StoreError(.duplicate, "UNIQUE constraint failed"), 409, "conflict"),
+    ])
+    func aFailingStoreIsAnsweredAsTheAPIsError(failure: StoreError, status: Int, code: String) async throws {
+        let held = GracefulShutdownTests.HeldStore()
+        let operatorToken = AccessTokens.make(kind: .operator, project: "acme", now: Date())
+        try await held.inner.insertToken(operatorToken.record)
+        var store = HeldFleetStore(held: held)
+        store.failDevices = failure
+        let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
+        let app = FleetServer.buildApplication(configuration: ServerConfiguration(), store: store,
+                                               tokens: try await DeviceTokens.load(keyFile: keyFile))
+        try await app.test(.router) { client in
+            let response = try await client.execute(uri: "/api/v1/devices", method: .get,
+                                                    headers: [.authorization: "Bearer \(operatorToken.text)"])
+            #expect(response.status.code == status)
+            #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+            let error = try ServerTests.error(response)
+            #expect(error.code == code)
+            #expect(!error.message.contains("database is locked") && !error.message.contains("UNIQUE"), "\(error.message)")
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            let exposition = String(buffer: metrics.body)
+            #expect(exposition.contains("flotilla_http_requests_total{status=\"\(status / 100)xx\"} 1"), "\(exposition)")
+        }
+    }
+}
+
 /// Forwards to a `HeldStore` for heartbeats; nothing else is used by the ingest.
 struct HeldFleetStore: FleetStore {
     let held: GracefulShutdownTests.HeldStore
     /// Makes every rollup fail, as a store refusing a write would.
     var failRollUp = false
+    /// Thrown by `devices(project:)`: a store failing under an operator's request.
+    var failDevices: StoreError? = nil
     func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] { try await held.recordHeartbeats(heartbeats) }
     func ensureProject(_ name: String, at date: Date) async throws { try await held.inner.ensureProject(name, at: date) }
     func projects() async throws -> [ProjectRecord] { try await held.inner.projects() }
@@ -469,7 +510,10 @@ struct HeldFleetStore: FleetStore {
     func revokeToken(id: String) async throws { try await held.inner.revokeToken(id: id) }
     func enroll(_ device: DeviceRecord) async throws -> DeviceRecord { try await held.inner.enroll(device) }
     func device(id: String) async throws -> DeviceRecord? { try await held.inner.device(id: id) }
-    func devices(project: String) async throws -> [DeviceRecord] { try await held.inner.devices(project: project) }
+    func devices(project: String) async throws -> [DeviceRecord] {
+        if let failDevices { throw failDevices }
+        return try await held.inner.devices(project: project)
+    }
     func deleteDevice(id: String) async throws { try await held.inner.deleteDevice(id: id) }
     func resetIdentity(deviceID: String, claimHash: String, claimExpiresAt: Date) async throws -> DeviceRecord {
         try await held.inner.resetIdentity(deviceID: deviceID, claimHash: claimHash, claimExpiresAt: claimExpiresAt)

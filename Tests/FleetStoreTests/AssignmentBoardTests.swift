@@ -50,6 +50,28 @@ struct AssignmentBoardTests {
         await other.value
     }
 
+    /// Work queued between a long-poll's read and its wait still wakes it: a wait given the
+    /// mark taken before the read returns at once when the device was woken after it, and waits
+    /// when the wake came before the mark or was for another device.
+    @Test
+    func aWakeBetweenTheReadAndTheWaitIsNotMissed() async {
+        let board = AssignmentBoard()
+        let mark = await board.mark()
+        await board.notify(["d-1"])
+        let started = ContinuousClock.now
+        await board.wait(device: "d-1", since: mark, timeout: .seconds(60))
+        #expect(ContinuousClock.now - started < .seconds(30), "the wake came after the mark")
+
+        let later = await board.mark()
+        let stale = Task { await board.wait(device: "d-1", since: later, timeout: .seconds(600)) }
+        let other = Task { await board.wait(device: "d-2", since: mark, timeout: .seconds(600)) }
+        while await board.waiting < 2 { await Task.yield() }
+        await board.notify(["d-1", "d-2"])
+        await stale.value
+        await other.value
+        #expect(await board.waiting == 0)
+    }
+
     /// A server shutting down ends every wait at once, and any wait that starts after returns
     /// at once: none holds the shutdown until its 10-minute deadline.
     @Test

@@ -45,8 +45,22 @@ public actor AssignmentBoard {
     /// Waits now, counting every device's waits together (for tests and metrics).
     public var waiting: Int { waiters.values.reduce(0) { $0 + $1.count } }
 
-    /// Returns when `device`'s assignments may have changed, or after `timeout`.
-    public func wait(device: String, timeout: Duration) async {
+    /// Counts every wake; `woken` remembers, per device, the count at its last wake, for about a
+    /// minute (two generations, swapped by the sweeper or a wake a minute after the last swap).
+    private var wakes: UInt64 = 0
+    private var woken: [String: UInt64] = [:]
+    private var wokenBefore: [String: UInt64] = [:]
+    private var generationStarted = ContinuousClock.now
+
+    /// Where the board's wakes stand now: take it before reading what a long-poll compares, and
+    /// give it to `wait(device:since:timeout:)`, so a wake that comes between the read and the
+    /// wait is not missed.
+    public func mark() -> UInt64 { wakes }
+
+    /// Returns when `device`'s assignments may have changed, or after `timeout`. With `since`
+    /// (a `mark()`), it returns at once when the device was woken after that mark.
+    public func wait(device: String, since: UInt64? = nil, timeout: Duration) async {
+        if let since, let at = woken[device] ?? wokenBefore[device], at > since { return }
         let id = nextWaiter
         nextWaiter += 1
         let deadline = ContinuousClock.now + timeout
@@ -77,9 +91,22 @@ public actor AssignmentBoard {
     /// Wakes the devices waiting on this server only: what another replica relayed. (Their
     /// deadlines stay in the heap and are passed over when they come.)
     public func wakeHere(_ devices: some Sequence<String> & Sendable) {
+        wakes += 1
+        rememberWakes()
         for device in devices {
+            woken[device] = wakes
             for waiter in waiters.removeValue(forKey: device) ?? [] { waiter.continuation.resume() }
         }
+    }
+
+    /// Starts a new generation of remembered wakes once the current one is a minute old: a wake
+    /// is remembered one to two minutes, far longer than a long-poll takes between its read and
+    /// its wait.
+    private func rememberWakes(now: ContinuousClock.Instant = .now) {
+        guard now - generationStarted >= .seconds(60) else { return }
+        wokenBefore = woken
+        woken = [:]
+        generationStarted = now
     }
 
     /// Makes sure the sweeper wakes by `deadline`: a sooner deadline replaces a later sleep.
