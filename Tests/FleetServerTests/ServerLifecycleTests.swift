@@ -75,3 +75,23 @@ struct CancelledServerTests {
     }
 }
 
+
+/// The allocator's free memory is handed back at every interval, until the server stops.
+struct MemoryTrimTests {
+    @Test func theAllocatorIsTrimmedAtEveryIntervalUntilShutdown() async throws {
+        let trims = Mutex(0)
+        let service = MemoryTrim(every: .milliseconds(10), trim: { trims.withLock { $0 += 1 } })
+        let group = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        for _ in 0..<2_000 where trims.withLock({ $0 }) < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(trims.withLock { $0 } >= 3)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let afterShutdown = trims.withLock { $0 }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(trims.withLock { $0 } == afterShutdown)
+        // This system's C library is glibc: the real trim is there, and runs.
+        #expect(MemoryTrim.canTrim)
+        MemoryTrim.trimAllocator()
+    }
+}
