@@ -30,7 +30,11 @@ extension AgentController {
             let taken = try await self.takeCommands(device: device, project: subject.project)
             return taken.isEmpty ? .wait(subject, since: mark) : .answer(try Self.commandList(taken))
         }.value
-        guard case .wait(let subject, let mark) = start else { return start.response }
+        let (subject, mark): (DeviceTokens.Subject, UInt64)
+        switch start {
+        case .answer(let response): return response
+        case .wait(let waiting, let since): (subject, mark) = (waiting, since)
+        }
         await board.longPoll(device: "remote:" + subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
         return try await Task {
             // Admitted again: the device may have been deleted, or its identity reset, while it waited.

@@ -45,7 +45,11 @@ struct AgentController: Sendable {
     private func assignments(_ request: Request) async throws -> Response {
         let authorization = request.headers[.authorization], known = request.headers[.ifNoneMatch]
         let start = try await Task { try await self.assignmentsBeforeWait(authorization: authorization, known: known) }.value
-        guard case .wait(let subject, let mark) = start else { return start.response }
+        let (subject, mark): (DeviceTokens.Subject, UInt64)
+        switch start {
+        case .answer(let response): return response
+        case .wait(let waiting, let since): (subject, mark) = (waiting, since)
+        }
         await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
         return try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
     }
@@ -326,12 +330,6 @@ struct AgentController: Sendable {
         }
     }
 
-    /// The device a request's bearer token names; 410 Gone when an operator deleted it.
-    @inline(never)
-    func authenticate(_ request: Request) async throws -> String {
-        try await admit(try await subject(request))
-    }
-
     /// What the request's device token says, its signature checked.
     func subject(_ request: Request) async throws -> DeviceTokens.Subject {
         try await subject(authorization: request.headers[.authorization])
@@ -373,12 +371,6 @@ enum LongPollStart: Sendable {
     /// Nothing new for the device the token names (admitted) as of the board's `mark`: wait for
     /// its work to change.
     case wait(DeviceTokens.Subject, since: UInt64)
-
-    /// The answer, or (never used for `wait`) a 304.
-    var response: Response {
-        if case .answer(let response) = self { return response }
-        return Response(status: .notModified)
-    }
 }
 
 /// Checks shared by the controllers.

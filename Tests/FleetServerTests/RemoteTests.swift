@@ -148,6 +148,22 @@ struct RemoteTests {
         }
     }
 
+    /// A device whose identity an operator reset while it waited for commands is refused when
+    /// its wait ends, rather than handed what was queued for the device meanwhile.
+    @Test func aCommandPollEndingAfterTheIdentityWasResetIsRefused() async throws {
+        try await server.withServer(longPollSeconds: 1, controller: RemoteProject(RemoteAccess(exec: true))) { client, tokens in
+            let device = try await onlineDevice(client, tokens)
+            async let waiting = client.execute(uri: "/agent/v1/commands", method: .get, headers: device.auth)
+            try await Task.sleep(for: .milliseconds(200))
+            let reset = try await client.execute(uri: "/api/v1/devices/\(device.id)/reset-identity", method: .post,
+                                                 headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(reset.status == .ok)
+            let ended = try await waiting
+            #expect(ended.status == .unauthorized)
+            #expect(try ServerTests.error(ended).code == "token_revoked")
+        }
+    }
+
     @Test func anotherProjectsOperatorAndDeviceTokensReachNothing() async throws {
         let everything = RemoteAccess(exec: true, fetchPaths: ["/var/log"])
         let projects = ControllerSet([ControllerSet.Entry(RemoteProject(everything)), ControllerSet.Entry(RemoteProject(everything, project: "other"))])

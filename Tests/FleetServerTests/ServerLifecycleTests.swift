@@ -75,7 +75,6 @@ struct CancelledServerTests {
     }
 }
 
-
 /// The allocator's free memory is handed back at every interval, until the server stops.
 struct MemoryTrimTests {
     @Test func theAllocatorIsTrimmedAtEveryIntervalUntilShutdown() async throws {

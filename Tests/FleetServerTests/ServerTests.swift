@@ -494,7 +494,7 @@ struct StoreFailureTests {
     }
 }
 
-/// Forwards to a `HeldStore` for heartbeats; nothing else is used by the ingest.
+/// Forwards to a `HeldStore` for heartbeats, and can make a rollup or a device listing fail.
 struct HeldFleetStore: FleetStore {
     let held: GracefulShutdownTests.HeldStore
     /// Makes every rollup fail, as a store refusing a write would.

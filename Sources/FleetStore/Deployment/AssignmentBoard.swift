@@ -45,8 +45,9 @@ public actor AssignmentBoard {
     /// Waits now, counting every device's waits together (for tests and metrics).
     public var waiting: Int { waiters.values.reduce(0) { $0 + $1.count } }
 
-    /// Counts every wake; `woken` remembers, per device, the count at its last wake, for about a
-    /// minute (two generations, swapped by the sweeper or a wake a minute after the last swap).
+    /// Counts every wake; `woken` remembers, per device, the count at its last wake, and
+    /// `wokenBefore` the generation before it (swapped by the first wake a minute after the last
+    /// swap, so a wake is remembered one to two minutes).
     private var wakes: UInt64 = 0
     private var woken: [String: UInt64] = [:]
     private var wokenBefore: [String: UInt64] = [:]
