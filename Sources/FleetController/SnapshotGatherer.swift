@@ -52,11 +52,15 @@ struct SnapshotGatherer {
         return Gathered(snapshot: snapshot, deployments: Dictionary(deployments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
     }
 
-    /// How many of a device's newest heartbeats are read to judge its update's health.
-    var samplesPerDevice = 2_000
+    /// Most heartbeats read for one device from its update on: more than an observation of a
+    /// day at the shortest heartbeat interval keeps.
+    var samplesPerDevice = 4_000
 
     /// The heartbeats of devices whose update of a health-checked target finished recently
     /// enough to be judged: only those, so a decision over a large fleet reads a wave's worth.
+    /// Of each, only what a verdict reads: the heartbeats since the update began, and the
+    /// baseline before it (`HealthPolicy.baselineCount`) — not the day of heartbeats a device
+    /// keeps, which over a wave of thousands would be millions of rows on every pass.
     func healthSamples(fleet: CompiledFleet, deployments: [DeploymentRecord], executions: [FleetSnapshot.Execution], now: Date) async throws
         -> [String: [HealthSample]] {
         var observe: [String: Double] = [:]
@@ -68,22 +72,24 @@ struct SnapshotGatherer {
         for deployment in deployments where deployment.purpose == .rollout || deployment.purpose == .heal {
             if let seconds = observe[deployment.digest] { judged[deployment.id] = seconds }
         }
-        var devices = Set<String>()
-        // Successes not judged yet, however old (a device offline since is judged when it is
-        // heard again); and recent failures, for what the status says of them.
-        // Successes not judged yet within the judging horizon (a device offline since is judged
-        // when it is heard again); and recent failures, for what the status says of them.
+        // Each device from the earliest update of it being judged: successes not judged yet
+        // within the judging horizon (a device offline since is judged when it is heard again),
+        // and recent failures, for what the status says of them.
+        var from: [String: Date] = [:]
         for execution in executions {
             guard let observe = judged[execution.deploymentID] else { continue }
             let age = now.timeIntervalSince(execution.updatedAt)
             guard execution.state == .succeeded && !execution.healthPassed && age <= observe + HealthPolicy.judgingHorizon
                 || execution.state == .failed && age <= observe + 3_600 else { continue }
-            devices.insert(execution.deviceID)
+            let began = min(execution.takenAt ?? execution.updatedAt, execution.updatedAt)
+            from[execution.deviceID] = min(from[execution.deviceID] ?? began, began)
         }
         var samples: [String: [HealthSample]] = [:]
-        for device in devices.sorted() {
-            samples[device] = try await store.heartbeats(deviceID: device, limit: samplesPerDevice)
-                .sorted { $0.receivedAt < $1.receivedAt }.map(HealthSample.init)
+        for (device, began) in from.sorted(by: { $0.key < $1.key }) {
+            // The baseline of an update that began later is in what is read since `began`.
+            let baseline = try await store.heartbeats(deviceID: device, before: began, limit: HealthPolicy.baselineCount)
+            let since = try await store.heartbeats(deviceID: device, since: began, until: .distantFuture, limit: samplesPerDevice)
+            samples[device] = (baseline.reversed() + since).map(HealthSample.init)
         }
         return samples
     }

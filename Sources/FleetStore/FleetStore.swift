@@ -34,8 +34,8 @@ public protocol FleetStore: Sendable {
     /// Stores heartbeats in one transaction, in order. Returns, for each, whether it was new:
     /// a report id seen before for the same device is not stored again.
     func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool]
-    /// The device's most recent heartbeats, newest first.
-    func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord]
+    /// The device's most recent heartbeats received before `before`, newest first.
+    func heartbeats(deviceID: String, before: Date, limit: Int) async throws -> [HeartbeatRecord]
     /// Forgets heartbeats received before `date` (the metrics history is bounded).
     func pruneHeartbeats(before date: Date) async throws
     /// The device's heartbeats received from `since` up to (not including) `until`, oldest
@@ -131,6 +131,13 @@ public protocol FleetStore: Sendable {
     func removeAlert(_ current: AlertRecord) async throws -> Bool
     /// Forgets alerts resolved before `date`.
     func pruneAlerts(resolvedBefore date: Date) async throws
+}
+
+extension FleetStore {
+    /// The device's most recent heartbeats, newest first.
+    public func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] {
+        try await heartbeats(deviceID: deviceID, before: .distantFuture, limit: limit)
+    }
 }
 
 extension DeviceRecord {

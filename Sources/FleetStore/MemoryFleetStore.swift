@@ -91,8 +91,12 @@ public actor MemoryFleetStore: FleetStore {
         }
     }
 
-    public func heartbeats(deviceID: String, limit: Int) -> [HeartbeatRecord] {
-        Array((heartbeatRecords[deviceID] ?? []).reversed().prefix(limit))
+    public func heartbeats(deviceID: String, before: Date, limit: Int) -> [HeartbeatRecord] {
+        // Newest received first, and of two received at once the later stored, as the SQL stores order them.
+        let records = heartbeatRecords[deviceID] ?? []
+        return Array(records.indices.reversed().filter { records[$0].receivedAt < before }
+            .sorted { records[$0].receivedAt > records[$1].receivedAt || records[$0].receivedAt == records[$1].receivedAt && $0 > $1 }
+            .prefix(limit).map { records[$0] })
     }
 
     public func pruneHeartbeats(before date: Date) {

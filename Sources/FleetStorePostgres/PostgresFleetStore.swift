@@ -293,10 +293,10 @@ public final class PostgresFleetStore: FleetStore {
         }
     }
 
-    public func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] {
+    public func heartbeats(deviceID: String, before: Date, limit: Int) async throws -> [HeartbeatRecord] {
         let decoder = StoredJSON.decoder()
         return try await rows("""
-            SELECT device_id, received_at, report FROM heartbeat WHERE device_id = \(deviceID)
+            SELECT device_id, received_at, report FROM heartbeat WHERE device_id = \(deviceID) AND received_at < \(before.timeIntervalSince1970)
             ORDER BY received_at DESC, seq DESC LIMIT \(limit)
             """) { row in
             HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),

@@ -176,12 +176,13 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
-    public func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] {
+    public func heartbeats(deviceID: String, before: Date, limit: Int) async throws -> [HeartbeatRecord] {
         try await read { db in
             let decoder = StoredJSON.decoder()
             return try Row.fetchAll(db, sql: """
-                SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? ORDER BY received_at DESC, rowid DESC LIMIT ?
-                """, arguments: [deviceID, limit]).map { row in
+                SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? AND received_at < ?
+                ORDER BY received_at DESC, rowid DESC LIMIT ?
+                """, arguments: [deviceID, before.timeIntervalSince1970, limit]).map { row in
                 HeartbeatRecord(deviceID: row["device_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
                                 report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
             }

@@ -521,7 +521,9 @@ struct HeldFleetStore: FleetStore {
     func claimIdentity(deviceID: String, claimHash: String, secretHash: String, at date: Date) async throws -> DeviceRecord? {
         try await held.inner.claimIdentity(deviceID: deviceID, claimHash: claimHash, secretHash: secretHash, at: date)
     }
-    func heartbeats(deviceID: String, limit: Int) async throws -> [HeartbeatRecord] { try await held.inner.heartbeats(deviceID: deviceID, limit: limit) }
+    func heartbeats(deviceID: String, before: Date, limit: Int) async throws -> [HeartbeatRecord] {
+        try await held.inner.heartbeats(deviceID: deviceID, before: before, limit: limit)
+    }
     func pruneHeartbeats(before date: Date) async throws { try await held.inner.pruneHeartbeats(before: date) }
     func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord] {
         try await held.inner.heartbeats(deviceID: deviceID, since: since, until: until, limit: limit)

@@ -110,9 +110,14 @@ struct StoreConformanceTests {
         #expect(device.apps == ["thermostat": InstalledApp(version: "1.1")])
         #expect(device.attributes == ["arch": "arm64", "agentVersion": "0.1.0"])
         #expect(device.lastHeartbeatAt == now.addingTimeInterval(20))
+        // Before a moment: only those received earlier, newest first, and no more than asked.
+        _ = try await store.recordHeartbeats([heartbeat("d1", "r3", at: 25), heartbeat("d1", "r4", at: 35)])
+        #expect(try await store.heartbeats(deviceID: "d1", before: now.addingTimeInterval(30), limit: 10).map(\.report.reportID) == ["r3", "r2", "r1"])
+        #expect(try await store.heartbeats(deviceID: "d1", before: now.addingTimeInterval(25), limit: 1).map(\.report.reportID) == ["r2"])
+        #expect(try await store.heartbeats(deviceID: "d1", before: now.addingTimeInterval(10), limit: 10).isEmpty)
 
         try await store.pruneHeartbeats(before: now.addingTimeInterval(15))
-        #expect(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID) == ["r2"])
+        #expect(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID) == ["r4", "r3", "r2"])
     }
 
     @Test(arguments: Kind.allCases)

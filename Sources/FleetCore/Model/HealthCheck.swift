@@ -279,6 +279,8 @@ extension HealthPolicy {
     /// A success older than its observation and this is passed without judging: heartbeats are
     /// kept a day, and an app given health checks does not judge its old updates.
     public static let judgingHorizon: Double = 86_400
+    /// How many heartbeats before an update make its baseline.
+    public static let baselineCount = 10
 }
 
 public enum HealthVerdict: Sendable, Equatable {
@@ -304,7 +306,7 @@ extension HealthPolicy {
                         installed: (app: String, version: String)? = nil) -> HealthVerdict {
         let end = succeededAt.addingTimeInterval(observeSeconds)
         let before = takenAt ?? succeededAt
-        let baseline = Array(samples.filter { $0.at < before }.suffix(10))
+        let baseline = Array(samples.filter { $0.at < before }.suffix(Self.baselineCount))
         let after = samples.filter { sample in
             guard sample.at >= succeededAt else { return false }
             guard let installed, let versions = sample.versions else { return true }
