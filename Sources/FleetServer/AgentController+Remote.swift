@@ -9,11 +9,14 @@ import Hummingbird
 extension AgentController {
     func addRemoteRoutes(to group: RouterGroup<FleetRequestContext>) {
         group.get("commands") { request, _ in try await commands(request) }
+        // In tasks of their own, for the connection's sake (see `addRoutes`).
         group.post("commands/:id/output") { request, context in
-            try await commandOutput(request, id: try PathParameter.require(context, "id"))
+            let id = try PathParameter.require(context, "id")
+            return try await Task { try await commandOutput(request, id: id) }.value
         }
         group.post("commands/:id/result") { request, context in
-            try await commandResult(request, id: try PathParameter.require(context, "id"))
+            let id = try PathParameter.require(context, "id")
+            return try await Task { try await commandResult(request, id: id) }.value
         }
     }
 

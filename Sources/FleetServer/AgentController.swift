@@ -23,14 +23,21 @@ struct AgentController: Sendable {
     var alerts: AlertEngine? = nil
 
     func addRoutes(to group: RouterGroup<FleetRequestContext>) {
-        group.post("enroll") { request, _ in try await enroll(request) }
+        group.post("enroll") { request, _ in try await Task { try await enroll(request) }.value }
         group.post("heartbeat") { request, _ in try await heartbeat(request) }
         group.get("assignments") { request, _ in try await assignments(request) }
         group.post("executions/:id/report") { request, context in
-            try await report(request, execution: try PathParameter.require(context, "id"))
+            let execution = try PathParameter.require(context, "id")
+            return try await Task { try await report(request, execution: execution) }.value
         }
         addRemoteRoutes(to: group)
     }
+
+    // Enrollment, execution reports and remote commands' output run in a task of their own, as a
+    // heartbeat's checks and storing do: a device's connection stays open between its requests,
+    // and the task serving it keeps the deepest stack any of them reached (its stack slabs are
+    // freed only when it ends). In the converge benchmark's server at 3,000 devices this took
+    // 13–19 MB off the heap (heaptrack), through every phase of the run.
 
     /// Answers at once when the device's work differs from what its `If-None-Match` names;
     /// otherwise waits for a change, up to the long-poll limit, then answers 304.
