@@ -33,9 +33,10 @@ public enum FleetServer {
                                idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flotilla",
                                                 availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
-                           services: [ingest, alerts, LongPollCloser(board: board), MemoryTrim(), HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
-                                                                 metricsRetention: configuration.metricsRetention,
-                                                                 every: configuration.retentionCheckInterval)] + services,
+                           services: [ingest, alerts, LongPollCloser(board: board), MemoryTrim(),
+                                      HeartbeatRetention(store: store, retention: configuration.heartbeatRetention,
+                                                         metricsRetention: configuration.metricsRetention,
+                                                         every: configuration.retentionCheckInterval)] + services,
                            logger: logger)
     }
 
