@@ -6,6 +6,19 @@ import FoundationInternationalization
 
 /// The rollout engine's invariants, checked after every decision the simulator applies.
 extension FleetSimulator {
+    /// The decision over the history a controller reads (`ExecutionHistory`) is the decision
+    /// over the whole history.
+    func checkHistoryCut(_ full: FleetSnapshot, decision: RolloutDecision, at second: Int) {
+        var cut = full
+        cut.executions = ExecutionHistory.kept(in: full)
+        historyDropped += full.executions.count - cut.executions.count
+        let again = try? RolloutDecision.decide(cut)
+        if again?.actions != decision.actions || again?.report != decision.report || again?.recheckAt != decision.recheckAt {
+            violate(second, "deciding over the \(cut.executions.count) executions kept of \(full.executions.count) changed the decision: "
+                + "\(decision.actions) over all, \(again?.actions ?? []) over those kept")
+        }
+    }
+
     func checkInvariants(at second: Int) {
         let app = fleet.apps[0]
         let policy = app.app.rollout

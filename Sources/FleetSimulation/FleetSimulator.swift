@@ -13,6 +13,8 @@ public final class FleetSimulator {
     public let scenario: Scenario
     public internal(set) var violations: [Violation] = []
     public private(set) var decisions = 0
+    /// Executions left out of decisions' snapshots by `ExecutionHistory`, summed over them all.
+    public internal(set) var historyDropped = 0
     var trace: ((String) -> Void)?
 
     // The server's side.
@@ -330,12 +332,14 @@ public final class FleetSimulator {
         lastDecision = second
         decisions += 1
         let decision: RolloutDecision
+        let full = snapshot(at: second)
         do {
-            decision = try RolloutDecision.decide(snapshot(at: second))
+            decision = try RolloutDecision.decide(full)
         } catch {
             violate(second, "the decision threw: \(error)")
             return
         }
+        checkHistoryCut(full, decision: decision, at: second)
         if restart {
             // A restarted controller has only what the store has, listed in another order.
             let again = try? RolloutDecision.decide(snapshot(at: second, shuffled: true))
