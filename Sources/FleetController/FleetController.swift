@@ -403,6 +403,10 @@ public actor FleetController: Service, ControllerHandle {
         let gathered = try await SnapshotGatherer(store: store, settings: rolloutSettings)
             .gather(desired: desired, head: head, headErrors: headErrors,
                     suspended: try await suspendedApps(project: desired.fleet.fleet.project), now: now)
+        logger.debug("gathered the fleet", metadata: [
+            "devices": "\(gathered.snapshot.inventory.count)", "deployments": "\(gathered.deployments.count)",
+            "executionsRead": "\(gathered.executionsRead)", "executionsKept": "\(gathered.snapshot.executions.count)",
+        ])
         var decision = try RolloutDecision.decide(gathered.snapshot)
         // An observed device passes at its first heartbeat after its observation: look again
         // then (and, once it has ended, every second), not only at the next interval.

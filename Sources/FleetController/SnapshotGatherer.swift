@@ -11,11 +11,16 @@ struct SnapshotGatherer {
     let settings: RolloutSettings
     /// How many of the project's newest deployments are read.
     var deploymentLimit = 10_000
+    /// How many deployments' executions are read at a time: what a pass holds of the history
+    /// beyond what it keeps (`ExecutionHistory`) is one such read.
+    var deploymentsPerRead = 50
 
     struct Gathered {
         var snapshot: FleetSnapshot
         /// The deployments read, by id: a rollback copies one of them.
         var deployments: [String: DeploymentRecord]
+        /// Executions read, of which the snapshot keeps what the decision reads.
+        var executionsRead: Int
     }
 
     func gather(desired: FleetController.Desired, head: CommitID?, headErrors: [String], suspended: Set<String>, now: Date) async throws
@@ -32,10 +37,23 @@ struct SnapshotGatherer {
         }
         let appNames = Set(fleet.apps.map(\.name))
         let deployments = try await store.deployments(project: project, limit: deploymentLimit).filter { appNames.contains($0.app) }
-        let executions = try await store.executionSummaries(deploymentIDs: deployments.map(\.id)).map { summary in
-            FleetSnapshot.Execution(id: summary.id, deploymentID: summary.deploymentID, deviceID: summary.deviceID, state: summary.state,
-                                    updatedAt: summary.updatedAt, takenAt: summary.takenAt, healthPassed: summary.healthPassed)
+        let snapshotDeployments = deployments.map {
+            FleetSnapshot.Deployment(id: $0.id, app: $0.app, version: $0.version, digest: $0.digest, purpose: $0.purpose,
+                                     group: $0.group, createdAt: $0.createdAt, aborted: $0.aborted)
         }
+        // The history a few deployments at a time, keeping only what the decision reads of it.
+        var history = ExecutionHistory(fleet: fleet, deployments: snapshotDeployments, executing: Set(records.compactMap(\.executing)),
+                                       now: now, settings: settings)
+        for start in stride(from: 0, to: deployments.count, by: deploymentsPerRead) {
+            let ids = deployments[start..<min(start + deploymentsPerRead, deployments.count)].map(\.id)
+            for summary in try await store.executionSummaries(deploymentIDs: ids) {
+                history.offer(FleetSnapshot.Execution(id: summary.id, deploymentID: summary.deploymentID, deviceID: summary.deviceID,
+                                                      state: summary.state, updatedAt: summary.updatedAt, takenAt: summary.takenAt,
+                                                      healthPassed: summary.healthPassed),
+                              position: summary.order)
+            }
+        }
+        let executions = history.executions()
         // Only approvals of targets that ask for one are read into the snapshot.
         let gated = fleet.apps.contains { $0.targets.contains { $0.gate.approval } }
         let approvals = gated ? Set(try await store.approvals(project: project).map {
@@ -44,12 +62,9 @@ struct SnapshotGatherer {
         let samples = try await healthSamples(fleet: fleet, deployments: deployments, executions: executions, now: now)
         let snapshot = FleetSnapshot(
             commit: desired.commit.description, head: head?.description, headErrors: headErrors, fleet: fleet, devices: devices,
-            deployments: deployments.map {
-                FleetSnapshot.Deployment(id: $0.id, app: $0.app, version: $0.version, digest: $0.digest, purpose: $0.purpose,
-                                         group: $0.group, createdAt: $0.createdAt, aborted: $0.aborted)
-            },
-            executions: executions, suspended: suspended, approvals: approvals, samples: samples, now: now, settings: settings)
-        return Gathered(snapshot: snapshot, deployments: Dictionary(deployments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
+            deployments: snapshotDeployments, executions: executions, suspended: suspended, approvals: approvals, samples: samples, now: now, settings: settings)
+        return Gathered(snapshot: snapshot, deployments: Dictionary(deployments.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }),
+                        executionsRead: history.offeredCount)
     }
 
     /// Most heartbeats read for one device from its update on: more than an observation of a

@@ -93,9 +93,12 @@ public struct ExecutionSummary: Sendable, Equatable {
     public var takenAt: Date?
     /// Its device passed the app's health checks after it succeeded: judged, never again.
     public var healthPassed: Bool
+    /// Its place in the store's creation order: one made later has a larger number.
+    public var order: Int64
 
     public init(id: String, deploymentID: String, deviceID: String, state: ExecutionState, updatedAt: Date, takenAt: Date? = nil,
-                healthPassed: Bool = false) {
+                healthPassed: Bool = false, order: Int64 = 0) {
+        self.order = order
         self.healthPassed = healthPassed
         self.id = id
         self.deploymentID = deploymentID

@@ -158,7 +158,12 @@ public actor MemoryFleetStore: FleetStore {
 
     public func executionSummaries(deploymentIDs: [String]) -> [ExecutionSummary] {
         let wanted = Set(deploymentIDs)
-        return executionOrder.compactMap { executionRecords[$0] }.filter { wanted.contains($0.deploymentID) }.map(\.summary)
+        return executionOrder.enumerated().compactMap { order, id in
+            guard let record = executionRecords[id], wanted.contains(record.deploymentID) else { return nil }
+            var summary = record.summary
+            summary.order = Int64(order)
+            return summary
+        }
     }
 
     public func activeExecutions(deviceID: String) -> [ExecutionRecord] {

@@ -47,7 +47,7 @@ extension PostgresFleetStore {
         guard !deploymentIDs.isEmpty else { return [] }
         // Columns only: no body is read or decoded.
         return try await rows("""
-            SELECT id, deployment_id, device_id, state, updated_at, taken_at, health_passed FROM execution
+            SELECT seq, id, deployment_id, device_id, state, updated_at, taken_at, health_passed FROM execution
             WHERE deployment_id = ANY(\(deploymentIDs)) ORDER BY seq
             """) { row in
             let state: String = try row["state"]
@@ -56,7 +56,7 @@ extension PostgresFleetStore {
             }
             return ExecutionSummary(id: try row["id"], deploymentID: try row["deployment_id"], deviceID: try row["device_id"], state: known,
                                     updatedAt: try row.date("updated_at"), takenAt: try row.optionalDate("taken_at"),
-                                    healthPassed: try row["health_passed"])
+                                    healthPassed: try row["health_passed"], order: try row["seq"])
         }
     }
 

@@ -359,7 +359,7 @@ public final class SQLiteFleetStore: FleetStore {
                     summaries.append((row["seq"], ExecutionSummary(id: row["id"], deploymentID: row["deployment_id"], deviceID: row["device_id"],
                                                                    state: known, updatedAt: Date(timeIntervalSince1970: updated),
                                                                    takenAt: (row["taken_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                                                                   healthPassed: row["health_passed"])))
+                                                                   healthPassed: row["health_passed"], order: row["seq"])))
                 }
             }
             return summaries.sorted { $0.seq < $1.seq }.map(\.summary)

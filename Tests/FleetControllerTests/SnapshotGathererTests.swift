@@ -1,12 +1,13 @@
 @testable import FleetController
 import FleetCore
+import FleetGit
 import FleetProtocol
 import FleetStore
 import Foundation
 import Testing
 
-/// What the controller reads to judge updates' health: what a verdict needs, not a device's day
-/// of heartbeats.
+/// What the controller reads: of heartbeats, what a health verdict needs, not a device's day of
+/// them; of executions, what the decision reads, not every rollout before.
 struct SnapshotGathererTests {
     static let files: [String: String] = [
         "fleet.yaml": "kind: Fleet\nproject: acme\n",
@@ -112,5 +113,63 @@ struct SnapshotGathererTests {
         let verdict = health.verdict(samples: read, takenAt: dbTaken, succeededAt: dbTaken.addingTimeInterval(60), installed: ("db", "5.0"))
         guard case .failed(let why) = verdict else { Issue.record("expected a failed verdict, got \(verdict)"); return }
         #expect(why.contains("baseline 30"))
+    }
+
+    /// Thirty releases of `web` rolled out to twenty devices before the one wanted now: read a
+    /// few deployments at a time, and of them only each device's newest kept.
+    @Test func aPassKeepsOnlyTheHistoryItsDecisionReads() async throws {
+        let store = MemoryFleetStore()
+        let fleet = try fleet()
+        let devices = (1...20).map { "d\($0)" }
+        for device in devices {
+            _ = try await store.enroll(DeviceRecord(id: device, project: "acme", name: device, hardwareID: device, secretHash: "",
+                                                    enrolledAt: now.addingTimeInterval(-86_400)))
+        }
+        _ = try await store.recordHeartbeats(devices.map { device in
+            HeartbeatRecord(deviceID: device, receivedAt: now.addingTimeInterval(-5),
+                            report: Heartbeat(reportID: "\(device)-now", cpuPercent: 10, apps: ["web": InstalledApp(version: "1.29")]))
+        })
+        for release in 0..<30 {
+            let created = now.addingTimeInterval(Double(-100_000 + release * 600))
+            var record = try deployment("old\(release)", fleet, app: "web")
+            record.version = "1.\(release)"
+            record.digest = "old\(release)"
+            record.createdAt = created
+            try await store.createDeployment(record, executions: devices.map {
+                ExecutionRecord(id: "old\(release)-\($0)", deploymentID: record.id, deviceID: $0, state: .succeeded,
+                                updatedAt: created.addingTimeInterval(60), takenAt: created)
+            })
+        }
+        var wanted = try deployment("new", fleet, app: "web")
+        wanted.createdAt = now.addingTimeInterval(-3_600)
+        try await store.createDeployment(wanted, executions: devices.prefix(11).enumerated().map { index, device in
+            ExecutionRecord(id: "new-\(device)", deploymentID: wanted.id, deviceID: device, state: index < 10 ? .succeeded : .running,
+                            updatedAt: now.addingTimeInterval(-3_000), takenAt: now.addingTimeInterval(-3_100))
+        })
+        var gatherer = SnapshotGatherer(store: store, settings: RolloutSettings())
+        gatherer.deploymentsPerRead = 7
+        let desired = FleetController.Desired(commit: try #require(CommitID(String(repeating: "a", count: 40))), fleet: fleet)
+        let gathered = try await gatherer.gather(desired: desired, head: nil, headErrors: [], suspended: [], now: now)
+        #expect(gathered.executionsRead == 30 * 20 + 11)
+        let kept = gathered.snapshot.executions
+        // The wanted release's eleven, and each device's newest of the thirty before.
+        #expect(kept.count == 11 + 20)
+        #expect(Set(kept.filter { $0.deploymentID.hasPrefix("old") }.map(\.deploymentID)) == ["old29"])
+        // In creation order, as the decision reads them, whatever order the reads came in.
+        let all = try await store.executionSummaries(deploymentIDs: gathered.deployments.keys.sorted())
+        let rank = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.order) })
+        #expect(kept.map { rank[$0.id]! } == kept.map { rank[$0.id]! }.sorted())
+        // And the decision over them is the decision over the whole history.
+        var whole = gathered.snapshot
+        whole.executions = all.map {
+            FleetSnapshot.Execution(id: $0.id, deploymentID: $0.deploymentID, deviceID: $0.deviceID, state: $0.state, updatedAt: $0.updatedAt,
+                                    takenAt: $0.takenAt, healthPassed: $0.healthPassed)
+        }
+        #expect(whole.executions.count == 611)
+        let overKept = try RolloutDecision.decide(gathered.snapshot)
+        let overWhole = try RolloutDecision.decide(whole)
+        #expect(overKept.actions == overWhole.actions)
+        #expect(overKept.report == overWhole.report)
+        #expect(!overWhole.actions.isEmpty)
     }
 }
