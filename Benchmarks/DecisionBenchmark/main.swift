@@ -101,3 +101,39 @@ for _ in 0..<rounds {
     })
 }
 print("of which string lookups: \(String(format: "%.1f", lookups * 1_000)) ms")
+
+// A long-lived fleet: 10,000 devices × 3 apps with 30 releases of each rolled out before the one
+// wanted now (900,000 executions). The decision over the whole history is the baseline; against
+// it, cutting the history to what the decision reads (`ExecutionHistory`, as the controller does
+// while it reads) and deciding over that.
+let historyDevices = 10_000, releases = 30
+var longDeployments = deployments
+var longExecutions: [FleetSnapshot.Execution] = []
+for release in 0..<releases {
+    for app in fleet.apps {
+        let id = "r\(release)-\(app.name)"
+        longDeployments.append(.init(id: id, app: app.name, version: "1.\(release)", digest: "d\(release)", purpose: .rollout,
+                                     createdAt: now.addingTimeInterval(Double(-90 * 86_400 + release * 86_400))))
+        for number in 0..<historyDevices {
+            longExecutions.append(.init(id: "\(id)-\(number)", deploymentID: id, deviceID: "device-\(number)",
+                                        state: number % 97 == release % 97 ? .failed : .succeeded,
+                                        updatedAt: now.addingTimeInterval(Double(-90 * 86_400 + release * 86_400 + 60))))
+        }
+    }
+}
+longExecutions += executions.filter { $0.deploymentID.hasPrefix("w-") && Int($0.deviceID.dropFirst(7))! < historyDevices }
+let longSnapshot = FleetSnapshot(commit: "c", fleet: fleet, devices: Array(devices.prefix(historyDevices)), deployments: longDeployments,
+                                 executions: longExecutions, now: now)
+var whole = Double.infinity, cutting = Double.infinity, overCut = Double.infinity
+var kept: [FleetSnapshot.Execution] = []
+for _ in 0..<rounds {
+    whole = min(whole, try seconds { _ = try RolloutDecision.decide(longSnapshot) })
+    cutting = min(cutting, seconds { kept = ExecutionHistory.kept(in: longSnapshot) })
+    var cut = longSnapshot
+    cut.executions = kept
+    overCut = min(overCut, try seconds { _ = try RolloutDecision.decide(cut) })
+}
+print("history: \(historyDevices) devices × 3 apps, \(releases) releases before: decision over all \(longExecutions.count) executions "
+      + "\(String(format: "%.1f", whole * 1_000)) ms (baseline); kept \(kept.count) in \(String(format: "%.1f", cutting * 1_000)) ms, "
+      + "decision over them \(String(format: "%.1f", overCut * 1_000)) ms; ratio \(String(format: "%.2f", overCut / whole))× "
+      + "(\(String(format: "%.2f", (cutting + overCut) / whole))× with the cut)")

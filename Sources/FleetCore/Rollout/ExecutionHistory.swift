@@ -43,15 +43,15 @@ public struct ExecutionHistory: Sendable {
         var success: Candidate?
     }
 
-    private struct SlotKey: Hashable {
-        var device: String
-        var app: Int32
-    }
-
     private let facts: [String: Facts]
+    private let appCount: Int
     private let executing: Set<String>
     private var kept: [(position: Int64, execution: FleetSnapshot.Execution)] = []
-    private var slots: [SlotKey: Slots] = [:]
+    /// Per device (numbered as first offered) and app: `appCount` slots a device.
+    private var deviceNumbers: [String: Int] = [:]
+    private var slots: [Slots] = []
+    /// A deployment's executions come together: its facts are looked up once per run of them.
+    private var last: (deploymentID: String, facts: Facts?) = ("", nil)
     private var offered = 0
 
     /// How many executions were offered.
@@ -79,6 +79,7 @@ public struct ExecutionHistory: Sendable {
             facts[deployment.id] = Facts(app: app, created: deployment.createdAt.timeIntervalSinceReferenceDate, live: live)
         }
         self.facts = facts
+        appCount = wanted.count
         self.executing = executing
     }
 
@@ -86,24 +87,31 @@ public struct ExecutionHistory: Sendable {
     /// execution made later has a larger one), which breaks ties in time and orders the result.
     public mutating func offer(_ execution: FleetSnapshot.Execution, position: Int64) {
         offered += 1
-        guard let facts = facts[execution.deploymentID] else { return }
-        if facts.live || !execution.state.isFinal || executing.contains(execution.id) {
+        if execution.deploymentID != last.deploymentID { last = (execution.deploymentID, facts[execution.deploymentID]) }
+        guard let facts = last.facts else { return }
+        if facts.live || !execution.state.isFinal || !executing.isEmpty && executing.contains(execution.id) {
             kept.append((position, execution))
             if facts.live || !execution.state.isFinal { return }
         }
         guard execution.state != .cancelled else { return }
         let candidate = Candidate(position: position, created: facts.created, execution: execution)
-        let key = SlotKey(device: execution.deviceID, app: facts.app)
-        var slot = slots[key] ?? Slots()
-        if candidate.supersedes(slot.newest) { slot.newest = candidate }
-        if execution.state == .succeeded, candidate.supersedes(slot.success) { slot.success = candidate }
-        slots[key] = slot
+        let device: Int
+        if let known = deviceNumbers[execution.deviceID] {
+            device = known
+        } else {
+            device = deviceNumbers.count
+            deviceNumbers[execution.deviceID] = device
+            slots.append(contentsOf: repeatElement(Slots(), count: appCount))
+        }
+        let slot = device * appCount + Int(facts.app)
+        if candidate.supersedes(slots[slot].newest) { slots[slot].newest = candidate }
+        if execution.state == .succeeded, candidate.supersedes(slots[slot].success) { slots[slot].success = candidate }
     }
 
     /// What is kept, in creation order.
     public func executions() -> [FleetSnapshot.Execution] {
         var all = kept
-        for slot in slots.values {
+        for slot in slots {
             for candidate in [slot.newest, slot.success] {
                 if let candidate { all.append((candidate.position, candidate.execution)) }
             }
