@@ -112,4 +112,29 @@ struct ExecutionHistoryTests {
         #expect(overCut.actions == whole.actions)
         #expect(overCut.report == whole.report)
     }
+
+    /// Snapshots no store makes, decided alike anyway: a deployment id listed twice is the first
+    /// listed, and an empty id is an id like any other.
+    @Test func aRepeatedOrEmptyDeploymentIdIsReadAsTheDecisionReadsIt() throws {
+        var world = World(fleet: try RolloutDecisionTests.fleet(), count: 2)
+        world.report("d1", version: "1.8", digest: "o2")
+        world.deployments = [
+            .init(id: "x", app: "app", version: "2.0", digest: world.digest, purpose: .rollout, group: "all", createdAt: world.now.addingTimeInterval(-100)),
+            .init(id: "x", app: "app", version: "1.5", digest: "o", purpose: .manual, createdAt: world.now.addingTimeInterval(-500)),
+            .init(id: "y", app: "app", version: "1.8", digest: "o2", purpose: .manual, createdAt: world.now.addingTimeInterval(-200)),
+        ]
+        world.executions = [
+            .init(id: "e1", deploymentID: "x", deviceID: "d1", state: .succeeded, updatedAt: world.now.addingTimeInterval(-90)),
+            .init(id: "e2", deploymentID: "y", deviceID: "d1", state: .succeeded, updatedAt: world.now.addingTimeInterval(-190)),
+        ]
+        // e1 is of the first "x", the rollout: d1 finished it, so no wave takes it.
+        #expect(RolloutDecisionTests.waves(try RolloutDecision.decide(Self.snapshot(world))) == [["d2"]])
+        try Self.expectKeptAndNeeded(world, "e1")
+
+        world.deployments[0].id = ""
+        world.deployments.remove(at: 1)
+        world.executions = [.init(id: "e1", deploymentID: "", deviceID: "d1", state: .succeeded, updatedAt: world.now.addingTimeInterval(-90))]
+        #expect(RolloutDecisionTests.waves(try RolloutDecision.decide(Self.snapshot(world))) == [["d2"]])
+        try Self.expectKeptAndNeeded(world, "e1")
+    }
 }

@@ -51,7 +51,7 @@ public struct ExecutionHistory: Sendable {
     private var deviceNumbers: [String: Int] = [:]
     private var slots: [Slots] = []
     /// A deployment's executions come together: its facts are looked up once per run of them.
-    private var last: (deploymentID: String, facts: Facts?) = ("", nil)
+    private var last: (deploymentID: String?, facts: Facts?) = (nil, nil)
     private var offered = 0
 
     /// How many executions were offered.
@@ -72,8 +72,13 @@ public struct ExecutionHistory: Sendable {
         let recent = now.timeIntervalSinceReferenceDate - settings.selfHealInterval
         var facts: [String: Facts] = [:]
         facts.reserveCapacity(deployments.count)
-        for deployment in deployments {
-            guard let app = appNumber[deployment.app] else { continue }
+        for deployment in deployments where facts[deployment.id] == nil {
+            // An id listed twice is the first listed, as in the decision; one of an app not in
+            // the fleet has no facts (its executions are dropped).
+            guard let app = appNumber[deployment.app] else {
+                facts[deployment.id] = Facts(app: -1, created: 0, live: false)
+                continue
+            }
             var live = wanted[Int(app)].contains(deployment.digest) || deployment.createdAt.timeIntervalSinceReferenceDate >= recent
             if case .rollback(let aborted) = deployment.purpose, wanted[Int(app)].contains(aborted) { live = true }
             facts[deployment.id] = Facts(app: app, created: deployment.createdAt.timeIntervalSinceReferenceDate, live: live)
@@ -88,7 +93,7 @@ public struct ExecutionHistory: Sendable {
     public mutating func offer(_ execution: FleetSnapshot.Execution, position: Int64) {
         offered += 1
         if execution.deploymentID != last.deploymentID { last = (execution.deploymentID, facts[execution.deploymentID]) }
-        guard let facts = last.facts else { return }
+        guard let facts = last.facts, facts.app >= 0 else { return }
         if facts.live || !execution.state.isFinal || !executing.isEmpty && executing.contains(execution.id) {
             kept.append((position, execution))
             if facts.live || !execution.state.isFinal { return }

@@ -123,7 +123,7 @@ struct AppLedger {
         let ids = snapshot.inventory.ids
         snapshot.executions.withUnsafeBufferPointer { executions in
             // Executions come in creation order, a deployment's together: its id is looked up once per run.
-            var last: (id: String, position: Int?) = ("", nil)
+            var last: (id: String?, position: Int?) = (nil, nil)
             for index in executions.indices {
                 if executions[index].deploymentID != last.id {
                     last = (executions[index].deploymentID, deploymentTable.position(of: executions[index].deploymentID, in: deploymentIDs))
