@@ -157,6 +157,12 @@ let package = Package(
             dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Benchmarks/MetricsBenchmark"
         ),
+        // What a controller pass reads of a long history from the SQLite store.
+        .executableTarget(
+            name: "flotilla-history-bench",
+            dependencies: ["FleetStore", "FleetStoreSQLite", "FleetProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Benchmarks/HistoryBenchmark"
+        ),
         .executableTarget(
             name: "flotilla-console-bench",
             dependencies: ["FleetCore", "FleetProtocol", "FleetServer", "FleetStore", "FleetStoreSQLite",

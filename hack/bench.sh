@@ -26,6 +26,9 @@
 #   ./hack/bench.sh metrics [N]
 #                              the metrics history's size: N devices (default 10,000) × a day of heartbeats at
 #                              25 s through the SQLite store, raw and rolled up, against the heartbeats' own JSON
+#   ./hack/bench.sh history [N]
+#                              what a controller pass reads of a long history: N devices (default 10,000) × 30
+#                              releases in SQLite, read as the controller does, against their key columns alone
 #   ./hack/bench.sh console [N]
 #                              the web console's server time with N devices (default 100,000) in SQLite: the
 #                              overview, device list pages and a device's page, against GET /api/v1/devices
@@ -73,6 +76,12 @@ bench_metrics() {
   echo "==> the metrics history: ${1:-10000} devices × a day of heartbeats, release build"
   release_build flotilla-metrics-bench
   "$release/flotilla-metrics-bench" "${1:-10000}"
+}
+
+bench_history() {
+  echo "==> a long history: ${1:-10000} devices × 30 releases, read as a controller pass reads it, release build"
+  release_build flotilla-history-bench
+  "$release/flotilla-history-bench" "${1:-10000}"
 }
 
 bench_git() {
@@ -444,7 +453,8 @@ case "$which" in
   controller) bench_controller ;;
   converge) bench_converge "${2:-}" ;;
   metrics) bench_metrics "${2:-}" ;;
+  history) bench_history "${2:-}" ;;
   console) bench_console "${2:-}" ;;
-  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_connections; bench_agent; bench_controller; bench_sim; bench_converge; bench_metrics; bench_console ;;
-  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|connections [DEVICES]|agent|controller|sim [DEVICES]|converge [DEVICES]|metrics [DEVICES]|console [DEVICES]|all]" >&2; exit 2 ;;
+  all) bench_plan; bench_decide; bench_git; bench_heartbeat; bench_heartbeat_postgres; bench_connections; bench_agent; bench_controller; bench_sim; bench_converge; bench_metrics; bench_history; bench_console ;;
+  *) echo "usage: hack/bench.sh [plan [DEVICES]|decide [DEVICES]|git [ROUNDS]|heartbeat|heartbeat-postgres|connections [DEVICES]|agent|controller|sim [DEVICES]|converge [DEVICES]|metrics [DEVICES]|history [DEVICES]|console [DEVICES]|all]" >&2; exit 2 ;;
 esac

@@ -139,6 +139,17 @@ extension SQLiteFleetStore {
                 CREATE INDEX alert_device ON alert(device_id);
                 """)
         }
+        migrator.registerMigration("2026-12-05 execution summary columns") { db in
+            // What every controller pass reads of every execution, as columns: SQLite 3.40
+            // parses the whole body again for each field json_extract takes out of it.
+            try db.execute(sql: """
+                ALTER TABLE execution ADD COLUMN updated_at REAL;
+                ALTER TABLE execution ADD COLUMN taken_at REAL;
+                ALTER TABLE execution ADD COLUMN health_passed INTEGER NOT NULL DEFAULT 0;
+                UPDATE execution SET updated_at = json_extract(body, '$.updatedAt'), taken_at = json_extract(body, '$.takenAt'),
+                    health_passed = json_extract(body, '$.healthPassedAt') IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

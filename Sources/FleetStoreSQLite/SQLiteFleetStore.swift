@@ -341,28 +341,27 @@ public final class SQLiteFleetStore: FleetStore {
     public func executionSummaries(deploymentIDs: [String]) async throws -> [ExecutionSummary] {
         guard !deploymentIDs.isEmpty else { return [] }
         return try await read { db in
-            var summaries: [(seq: Int64, summary: ExecutionSummary)] = []
-            // Columns and one field of the body read by SQLite itself: no record is decoded.
-            // (Dates in bodies are seconds since 1970: `StoredJSON`.)
+            var summaries: [ExecutionSummary] = []
+            // Columns only, by position: no body is read or decoded.
             for chunk in stride(from: 0, to: deploymentIDs.count, by: 500).map({ deploymentIDs[$0..<min($0 + 500, deploymentIDs.count)] }) {
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchCursor(db, sql: """
-                    SELECT seq, id, deployment_id, device_id, state, json_extract(body, '$.updatedAt') AS updated_at,
-                        json_extract(body, '$.takenAt') AS taken_at, json_extract(body, '$.healthPassedAt') IS NOT NULL AS health_passed
+                    SELECT seq, id, deployment_id, device_id, state, updated_at, taken_at, health_passed
                     FROM execution WHERE deployment_id IN (\(marks))
                     """, arguments: StatementArguments(Array(chunk)))
                 while let row = try rows.next() {
-                    let state: String = row["state"]
-                    guard let known = ExecutionState(rawValue: state), let updated = row["updated_at"] as Double? else {
-                        throw StoreError(.corrupt, "execution \(row["id"] as String) has state '\(state)' or no updatedAt")
+                    let state: String = row[4]
+                    guard let known = ExecutionState(rawValue: state), let updated = row[5] as Double? else {
+                        throw StoreError(.corrupt, "execution \(row[1] as String) has state '\(state)' or no updatedAt")
                     }
-                    summaries.append((row["seq"], ExecutionSummary(id: row["id"], deploymentID: row["deployment_id"], deviceID: row["device_id"],
-                                                                   state: known, updatedAt: Date(timeIntervalSince1970: updated),
-                                                                   takenAt: (row["taken_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                                                                   healthPassed: row["health_passed"], order: row["seq"])))
+                    summaries.append(ExecutionSummary(id: row[1], deploymentID: row[2], deviceID: row[3], state: known,
+                                                      updatedAt: Date(timeIntervalSince1970: updated),
+                                                      takenAt: (row[6] as Double?).map(Date.init(timeIntervalSince1970:)),
+                                                      healthPassed: row[7], order: row[0]))
                 }
             }
-            return summaries.sorted { $0.seq < $1.seq }.map(\.summary)
+            summaries.sort { $0.order < $1.order }
+            return summaries
         }
     }
 
@@ -442,13 +441,17 @@ public final class SQLiteFleetStore: FleetStore {
     }
 
     private static func insert(_ execution: ExecutionRecord, _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO execution (id, deployment_id, device_id, state, body) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [execution.id, execution.deploymentID, execution.deviceID, execution.state.rawValue, execution.wireJSON()])
+        try db.cachedStatement(sql: """
+            INSERT INTO execution (id, deployment_id, device_id, state, updated_at, taken_at, health_passed, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [execution.id, execution.deploymentID, execution.deviceID, execution.state.rawValue,
+                                     execution.updatedAt.timeIntervalSince1970, execution.takenAt?.timeIntervalSince1970,
+                                     execution.healthPassedAt != nil, execution.wireJSON()])
     }
 
     private static func update(_ execution: ExecutionRecord, _ db: Database) throws {
-        try db.cachedStatement(sql: "UPDATE execution SET state = ?, body = ? WHERE id = ?")
-            .execute(arguments: [execution.state.rawValue, execution.wireJSON(), execution.id])
+        try db.cachedStatement(sql: "UPDATE execution SET state = ?, updated_at = ?, taken_at = ?, health_passed = ?, body = ? WHERE id = ?")
+            .execute(arguments: [execution.state.rawValue, execution.updatedAt.timeIntervalSince1970, execution.takenAt?.timeIntervalSince1970,
+                                 execution.healthPassedAt != nil, execution.wireJSON(), execution.id])
     }
 
     private static func execution(_ body: String) throws -> ExecutionRecord {

@@ -64,5 +64,9 @@ struct MigrationTests {
         #expect(stored.last?.takenAt == nil)
         let summaries = try await store.executionSummaries(deploymentIDs: ["dep-1"])
         #expect(summaries.allSatisfy { abs($0.updatedAt.timeIntervalSince(updated)) < 0.001 })
+        // The summary columns are filled from the bodies of rows written before they were.
+        #expect(abs(try #require(summaries.first?.takenAt).timeIntervalSince(taken)) < 0.001)
+        #expect(summaries.last?.takenAt == nil)
+        #expect(summaries.allSatisfy { !$0.healthPassed })
     }
 }
