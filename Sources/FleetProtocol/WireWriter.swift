@@ -21,6 +21,8 @@ public struct WireWriter {
     }
 
     public mutating func string(_ value: String) { separate(); writeString(value); needsComma = true }
+    /// A value already written as JSON (by another encoder), as it is.
+    public mutating func json(_ value: some Sequence<UInt8>) { separate(); bytes.append(contentsOf: value); needsComma = true }
     public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8); needsComma = true }
     public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8); needsComma = true }
     public mutating func int(_ value: Int64) { separate(); bytes.append(contentsOf: String(value).utf8); needsComma = true }

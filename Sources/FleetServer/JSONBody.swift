@@ -1,4 +1,6 @@
+import FleetCore
 import FleetProtocol
+import FleetStore
 import Foundation
 import Hummingbird
 import Synchronization
@@ -84,6 +86,29 @@ enum JSONBody {
         }
         KnownShapes.shared.insert(shape)
         return value
+    }
+
+    /// A deployment and its executions, the same JSON `response` would write: the executions
+    /// (one per device, thousands in a fleet's deployment) by the wire writer, not through
+    /// JSONEncoder's tree of every one of them.
+    static func response(_ detail: DeploymentDetail, status: HTTPResponse.Status = .ok) throws -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: try bytes(detail))))
+    }
+
+    static func bytes(_ detail: DeploymentDetail) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        var writer = WireWriter()
+        writer.beginObject()
+        writer.key("deployment")
+        writer.json(try encoder.encode(detail.deployment))
+        writer.key("executions")
+        writer.beginArray()
+        for execution in detail.executions { execution.write(to: &writer, dateText: Timestamp.format) }
+        writer.endArray()
+        writer.endObject()
+        return writer.bytes
     }
 
     static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {

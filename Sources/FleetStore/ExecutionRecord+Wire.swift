@@ -22,11 +22,19 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         try object.finish()
     }
 
-    public func write(to writer: inout WireWriter) {
+    public func write(to writer: inout WireWriter) { write(to: &writer, dateText: nil) }
+
+    /// Writes the record with each date as `dateText` makes it (the operator API's ISO 8601),
+    /// or, when it is nil, as seconds since 1970 (the stores' bodies).
+    public func write(to writer: inout WireWriter, dateText: ((Date) -> String)?) {
+        func date(_ name: String, _ value: Date?) {
+            guard let value else { return }
+            if let dateText { writer.field(name, dateText(value)) } else { writer.field(name, value.timeIntervalSince1970) }
+        }
         writer.beginObject()
         writer.field("deploymentID", deploymentID)
         writer.field("deviceID", deviceID)
-        writer.field("healthPassedAt", healthPassedAt?.timeIntervalSince1970)
+        date("healthPassedAt", healthPassedAt)
         writer.field("id", id)
         writer.field("message", message)
         writer.key("results")
@@ -35,8 +43,8 @@ extension ExecutionRecord: WireDecodable, WireEncodable {
         writer.endArray()
         writer.field("revision", revision)
         writer.field("state", state.rawValue)
-        writer.field("takenAt", takenAt?.timeIntervalSince1970)
-        writer.field("updatedAt", updatedAt.timeIntervalSince1970)
+        date("takenAt", takenAt)
+        date("updatedAt", updatedAt)
         writer.endObject()
     }
 }
