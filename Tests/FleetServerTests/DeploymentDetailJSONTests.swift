@@ -23,7 +23,10 @@ struct DeploymentDetailJSONTests {
         let failed = ExecutionRecord(id: "e-3", deploymentID: "dep-1", deviceID: "d-3", state: .failed,
                                      results: [StepResult(index: 1, name: "restore", status: .failed, rollback: true, attempts: 2, exitCode: 7)],
                                      updatedAt: Date(timeIntervalSince1970: 4_102_444_799.9))
-        let detail = DeploymentDetail(deployment: deployment, executions: [passed, queued, failed])
+        // A hair before a whole second: counted from 1970 it rounds up to it; Foundation's is the second before.
+        let edge = ExecutionRecord(id: "e-4", deploymentID: "dep-1", deviceID: "d-4",
+                                   updatedAt: Date(timeIntervalSinceReferenceDate: 800_000_000.0.nextDown))
+        let detail = DeploymentDetail(deployment: deployment, executions: [passed, queued, failed, edge])
 
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -37,11 +40,12 @@ struct DeploymentDetailJSONTests {
         #expect(text.contains(#""updatedAt":"2026-12-04T16:01:00Z""#))
         #expect(text.contains(#""updatedAt":"1970-01-01T00:00:00Z""#))
         #expect(text.contains(#""updatedAt":"2099-12-31T23:59:59Z""#))
+        #expect(text.contains(#""updatedAt":"2026-05-09T06:13:19Z""#))
         // And it reads back as the record it was, to the second.
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         let read = try decoder.decode(DeploymentDetail.self, from: Data(written))
-        #expect(read.executions.map(\.id) == ["e-1", "e-2", "e-3"])
+        #expect(read.executions.map(\.id) == ["e-1", "e-2", "e-3", "e-4"])
         #expect(read.executions[0].results == passed.results)
         #expect(read.executions[0].healthPassedAt == Date(timeIntervalSince1970: (passed.healthPassedAt!.timeIntervalSince1970).rounded(.down)))
     }

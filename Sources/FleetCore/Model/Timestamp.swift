@@ -60,9 +60,12 @@ public enum Timestamp {
         return .success(Date(timeIntervalSince1970: seconds))
     }
 
-    /// `2026-12-05T02:00:00Z`: the UTC form, to the second.
+    /// `2026-12-05T02:00:00Z`: the UTC form, to the second, as Foundation's ISO 8601 writes
+    /// it for the years 1583 to 9999 (the Gregorian calendar's, in four digits). The second is
+    /// counted from 2001, as a `Date` keeps it: counted from 1970, a date a hair before a whole
+    /// second can round up to it.
     public static func format(_ date: Date) -> String {
-        let total = Int(date.timeIntervalSince1970.rounded(.down))
+        let total = Int(date.timeIntervalSinceReferenceDate.rounded(.down)) + 978_307_200
         var days = total / 86_400, rest = total % 86_400
         if rest < 0 { rest += 86_400; days -= 1 }
         let (year, month, day) = civil(days)
