@@ -403,6 +403,8 @@ public actor FleetController: Service, ControllerHandle {
         let gathered = try await SnapshotGatherer(store: store, settings: rolloutSettings)
             .gather(desired: desired, head: head, headErrors: headErrors,
                     suspended: try await suspendedApps(project: desired.fleet.fleet.project), now: now)
+        passMetrics.lastExecutionsRead = gathered.executionsRead
+        passMetrics.lastExecutionsKept = gathered.snapshot.executions.count
         logger.debug("gathered the fleet", metadata: [
             "devices": "\(gathered.snapshot.inventory.count)", "deployments": "\(gathered.deployments.count)",
             "executionsRead": "\(gathered.executionsRead)", "executionsKept": "\(gathered.snapshot.executions.count)",

@@ -59,6 +59,12 @@ final class ServerMetrics: Sendable {
                 .increment(by: max(0, metrics.passSeconds - previous.passSeconds))
             registry.makeGauge(name: "flotilla_controller_last_pass_seconds", labels: labels, help: "How long the last reconcile pass took.")
                 .set(metrics.lastPassSeconds)
+            registry.makeGauge(name: "flotilla_controller_executions_read", labels: labels,
+                               help: "Executions the last reconcile pass read from the store (grows with the history).")
+                .set(Double(metrics.lastExecutionsRead))
+            registry.makeGauge(name: "flotilla_controller_executions_kept", labels: labels,
+                               help: "Executions of those the last pass's decision read (about the fleet's size).")
+                .set(Double(metrics.lastExecutionsKept))
         }
     }
 

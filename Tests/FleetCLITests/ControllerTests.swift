@@ -304,6 +304,12 @@ struct ControllerTests {
         let passes = metrics.split(separator: "\n").first { $0.hasPrefix("flotilla_controller_passes_total ") }
         #expect((passes?.split(separator: " ").last.flatMap { Int($0) } ?? 0) > 1, "\(metrics)")
         #expect(metrics.contains("flotilla_controller_pass_seconds_total ") && metrics.contains("# TYPE flotilla_controller_last_pass_seconds gauge"))
+        // And how much of the history the last pass read, and kept for its decision.
+        func gauge(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }?.split(separator: " ").last.flatMap { Double($0) }
+        }
+        let read = gauge("flotilla_controller_executions_read"), kept = gauge("flotilla_controller_executions_kept")
+        #expect((kept ?? 0) > 0 && (read ?? 0) >= (kept ?? .infinity), "\(metrics)")
         environment["FLOTILLA_TOKEN"] = nil
         let noToken = try ChildProcess.run(TestPaths.flotilla, ["status", "--server", fleet.base], environment: environment)
         #expect(noToken.status == 2 && noToken.errorText.contains("FLOTILLA_TOKEN"))

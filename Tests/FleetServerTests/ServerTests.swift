@@ -776,11 +776,15 @@ struct ControllerSetTests {
         registry.recordControllers([("a \"quoted\" project", metrics)])
         metrics.passes = 5
         metrics.lastPassSeconds = 0.125
+        metrics.lastExecutionsRead = 30_011
+        metrics.lastExecutionsKept = 1_011
         registry.recordControllers([("a \"quoted\" project", metrics)])
         let text = registry.exposition()
         #expect(text.contains("flotilla_controller_passes_total{project=\"a \\\"quoted\\\" project\"} 5\n"), "\(text)")
         #expect(text.contains("flotilla_controller_pass_seconds_total{project=\"a \\\"quoted\\\" project\"} 0.5\n"), "\(text)")
         #expect(text.contains("flotilla_controller_last_pass_seconds{project=\"a \\\"quoted\\\" project\"} 0.125\n"), "\(text)")
+        #expect(text.contains("flotilla_controller_executions_read{project=\"a \\\"quoted\\\" project\"} 30011"), "\(text)")
+        #expect(text.contains("flotilla_controller_executions_kept{project=\"a \\\"quoted\\\" project\"} 1011"), "\(text)")
     }
 
     @Test func routesAndWebhooksGoToTheTokensProject() async throws {

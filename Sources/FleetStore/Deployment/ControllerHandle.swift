@@ -82,6 +82,10 @@ public struct ControllerMetrics: Sendable, Equatable {
     public var passes = 0
     public var passSeconds = 0.0
     public var lastPassSeconds = 0.0
+    /// Executions the last pass read from the store, and of them those its decision reads: the
+    /// first grows with the project's history, the second with its fleet.
+    public var lastExecutionsRead = 0
+    public var lastExecutionsKept = 0
 
     public init() {}
 }
