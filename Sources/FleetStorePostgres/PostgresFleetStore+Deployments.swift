@@ -34,9 +34,25 @@ extension PostgresFleetStore {
     }
 
     public func deployments(project: String, limit: Int) async throws -> [DeploymentRecord] {
-        try await rows("SELECT body FROM deployment WHERE project = \(project) ORDER BY created_at DESC, seq DESC LIMIT \(limit)") {
-            try Self.decode(DeploymentRecord.self, try $0["body"])
+        // The controller lists up to 10,000 deployments on every pass; a deployment's body
+        // changes only when it is aborted (on any replica: the flag is read each time), so
+        // decoded ones are kept and only new or newly aborted ones are read and decoded again.
+        let listed: [(id: String, aborted: Bool)] = try await rows(
+            "SELECT id, aborted FROM deployment WHERE project = \(project) ORDER BY created_at DESC, seq DESC LIMIT \(limit)"
+        ) { (try $0["id"], try $0["aborted"]) }
+        var known: [String: DeploymentRecord] = [:]
+        var missing: [String] = []
+        for (id, aborted) in listed {
+            if let record = deploymentCache.record(id: id, aborted: aborted) { known[id] = record } else { missing.append(id) }
         }
+        if !missing.isEmpty {
+            for record in try await rows("SELECT body FROM deployment WHERE id = ANY(\(missing))", { try Self.decode(DeploymentRecord.self, try $0["body"]) }) {
+                deploymentCache.keep(record)
+                known[record.id] = record
+            }
+        }
+        // A deployment deleted between the two reads is left out, as if listed a moment later.
+        return listed.compactMap { known[$0.id] }
     }
 
     public func executions(deploymentID: String) async throws -> [ExecutionRecord] {

@@ -33,6 +33,8 @@ public final class PostgresFleetStore: FleetStore {
     /// When set, every transaction first checks that this lease is still held, and fails
     /// otherwise: what a controller writes cannot land after another replica took over.
     let fence: LeaderLease?
+    /// Deployments decoded before, shared with the fenced views (`deployments(project:limit:)`).
+    let deploymentCache: DeploymentCache
 
     /// Connects to the database at `url` (failing fast, with the server's own error, when it
     /// cannot be reached), and applies the migrations it lacks.
@@ -63,7 +65,7 @@ public final class PostgresFleetStore: FleetStore {
         var background = logger
         background.logLevel = max(logger.logLevel, .error)
         let store = PostgresFleetStore(pool: Pool(PostgresClient(configuration: configuration, backgroundLogger: background)), url: url,
-                                       logger: logger, fence: nil)
+                                       logger: logger, fence: nil, deploymentCache: DeploymentCache())
         do {
             let applied = try await PostgresSchema.migrate(store.client, logger: logger)
             if !applied.isEmpty { logger.info("migrated the database", metadata: ["migrations": "\(applied)"]) }
@@ -74,7 +76,8 @@ public final class PostgresFleetStore: FleetStore {
         return store
     }
 
-    private init(pool: Pool, url: DatabaseURL, logger: Logger, fence: LeaderLease?) {
+    private init(pool: Pool, url: DatabaseURL, logger: Logger, fence: LeaderLease?, deploymentCache: DeploymentCache) {
+        self.deploymentCache = deploymentCache
         self.pool = pool
         self.url = url
         self.logger = logger
@@ -83,7 +86,7 @@ public final class PostgresFleetStore: FleetStore {
 
     /// This store, with every transaction fenced by `lease` (see `fence`).
     public func fenced(by lease: LeaderLease) -> PostgresFleetStore {
-        PostgresFleetStore(pool: pool, url: url, logger: logger, fence: lease)
+        PostgresFleetStore(pool: pool, url: url, logger: logger, fence: lease, deploymentCache: deploymentCache)
     }
 
     /// Closes every connection; the store (and its fenced views) are unusable afterwards.

@@ -531,20 +531,3 @@ public final class SQLiteFleetStore: FleetStore {
                      lock: try StoredColumns.lock(row["update_lock"]))
     }
 }
-
-/// Decoded deployments by id, valid while their `aborted` flag is what was decoded. Bounded: it
-/// starts over past 50,000 entries.
-final class DeploymentCache: Sendable {
-    private let records = Mutex<[String: DeploymentRecord]>([:])
-
-    func record(id: String, aborted: Bool) -> DeploymentRecord? {
-        records.withLock { $0[id].flatMap { $0.aborted == aborted ? $0 : nil } }
-    }
-
-    func keep(_ record: DeploymentRecord) {
-        records.withLock { records in
-            if records.count >= 50_000 { records.removeAll(keepingCapacity: true) }
-            records[record.id] = record
-        }
-    }
-}

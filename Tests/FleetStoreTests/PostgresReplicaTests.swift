@@ -34,6 +34,28 @@ struct PostgresReplicaTests {
         #expect(try await stores[0].projects().map(\.name) == ["acme"])
     }
 
+    /// A replica keeps the deployments it decoded; one aborted or made on another replica is
+    /// read again, not answered from what it kept.
+    @Test func aDeploymentAbortedOnAnotherReplicaIsListedAborted() async throws {
+        let url = try await database()
+        let a = try await PostgresFleetStore.open(url), b = try await PostgresFleetStore.open(url)
+        try await a.ensureProject("acme", at: now)
+        func deployment(_ id: String, at offset: Double) -> DeploymentRecord {
+            DeploymentRecord(id: id, project: "acme", app: "thermostat", version: "2.5.0", flow: "compose-app", digest: id,
+                             parameters: [:], steps: [], rollback: [], artifactAllowlist: [], createdAt: now.addingTimeInterval(offset), createdBy: "test")
+        }
+        try await a.createDeployment(deployment("dep-1", at: 0), executions: [])
+        try await a.createDeployment(deployment("dep-2", at: 1), executions: [])
+        #expect(try await a.deployments(project: "acme", limit: 10).map(\.id) == ["dep-2", "dep-1"])
+        _ = try await b.abortDeployment(id: "dep-1", at: now)
+        try await b.createDeployment(deployment("dep-3", at: 2), executions: [])
+        let listed = try await a.deployments(project: "acme", limit: 10)
+        #expect(listed.map(\.id) == ["dep-3", "dep-2", "dep-1"])
+        #expect(listed.map(\.aborted) == [false, false, true])
+        // The limit still takes the newest.
+        #expect(try await a.deployments(project: "acme", limit: 2).map(\.id) == ["dep-3", "dep-2"])
+    }
+
     /// The same report reaching two replicas at once (an agent's retry through a load balancer)
     /// is applied once; the same device's long-polls on two replicas take each execution once.
     @Test func theSameReportAndTheSameWorkAreHandledOnce() async throws {
