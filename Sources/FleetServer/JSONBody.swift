@@ -96,13 +96,10 @@ enum JSONBody {
     }
 
     static func bytes(_ detail: DeploymentDetail) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
         var writer = WireWriter()
         writer.beginObject()
         writer.key("deployment")
-        writer.json(try encoder.encode(detail.deployment))
+        writer.json(try encoder().encode(detail.deployment))
         writer.key("executions")
         writer.beginArray()
         for execution in detail.executions { execution.write(to: &writer, dateText: Timestamp.format) }
@@ -112,11 +109,15 @@ enum JSONBody {
     }
 
     static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder().encode(value))))
+    }
+
+    /// How the operator API writes JSON: sorted keys, dates in ISO 8601.
+    private static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+        return encoder
     }
 
     /// The path of the first key that appears twice in one object.

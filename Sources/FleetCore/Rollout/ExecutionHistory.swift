@@ -117,9 +117,8 @@ public struct ExecutionHistory: Sendable {
     public func executions() -> [FleetSnapshot.Execution] {
         var all = kept
         for slot in slots {
-            for candidate in [slot.newest, slot.success] {
-                if let candidate { all.append((candidate.position, candidate.execution)) }
-            }
+            if let newest = slot.newest { all.append((newest.position, newest.execution)) }
+            if let success = slot.success { all.append((success.position, success.execution)) }
         }
         all.sort { $0.position < $1.position }
         var result: [FleetSnapshot.Execution] = []
