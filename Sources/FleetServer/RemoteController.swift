@@ -121,12 +121,15 @@ struct RemoteController: Sendable {
             throw APIError.notFound("no device '\(DisplayText.safe(device, limit: 64))' in remote request '\(DisplayText.safe(batch, limit: 64))' "
                                     + "of project \(token.project)")
         }
-        // A fetched file is read by whoever holds an operator token of the project: each first
-        // read is audited, as the fetch was.
-        if offset == 0, let record = try await store.commands(batch: batch, project: token.project, at: Date()).first(where: { $0.deviceID == device }),
-           record.command.kind == .fetch, record.state.isFinal {
+        // A fetched file is read by whoever holds an operator token of the project: every read
+        // of it is audited, as the fetch was — from whatever offset, and while the fetch still
+        // runs (a read from byte 1, or before the end, shows the file all the same).
+        if offset == 0 || !bytes.isEmpty,
+           let record = try await store.commands(batch: batch, project: token.project, at: Date()).first(where: { $0.deviceID == device }),
+           record.command.kind == .fetch {
+            let part = offset == 0 ? "" : " from byte \(offset)"
             try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)", action: "remote.fetch.read",
-                                                    subject: batch, detail: "read \(record.command.path ?? "") of \(device)"))
+                                                    subject: batch, detail: "read \(record.command.path ?? "")\(part) of \(device)"))
         }
         return Response(status: .ok, headers: [.contentType: "application/octet-stream", .cacheControl: "no-store"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))

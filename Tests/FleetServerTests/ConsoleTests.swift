@@ -149,6 +149,23 @@ struct ConsoleTests {
             let cookie = try #require(proxied.response.headers[.setCookie])
             #expect(cookie.hasPrefix("__Host-flotilla_session=") && cookie.hasSuffix("; Secure"))
             #expect(try await get(client, "/", cookie: proxied.cookie).status == .ok)
+
+            // Over TLS only the `__Host-` cookie counts. A plain-named one a sibling subdomain set
+            // with a longer path comes first in the header; were it taken, the operator's pages
+            // and forms would be another project's.
+            let tls: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
+            let foreign = try await signIn(client, token: tokens.otherOperator)
+            #expect(foreign.cookie.hasPrefix("flotilla_session="))
+            var shadowed = tls
+            shadowed[.cookie] = "\(foreign.cookie); \(proxied.cookie)"
+            let page = String(buffer: try await client.execute(uri: "/", method: .get, headers: shadowed).body)
+            #expect(page.contains("project <strong>acme</strong>"), "the session over TLS is the operator's own")
+            var plainOnly = tls
+            plainOnly[.cookie] = foreign.cookie
+            let refused = try await client.execute(uri: "/", method: .get, headers: plainOnly)
+            #expect(refused.status == .seeOther || refused.status == .found, "over TLS a plain-named cookie signs no one in")
+            // Over plain HTTP the plain name is the session's own, as before.
+            #expect(String(buffer: try await get(client, "/", cookie: foreign.cookie).body).contains("project <strong>other</strong>"))
         }
     }
 

@@ -271,9 +271,18 @@ struct RemoteTests {
             var headers = device.auth
             headers[.contentType] = "application/octet-stream"
             _ = try await client.execute(uri: "/agent/v1/commands/\(command.id)/output?offset=0", method: .post, headers: headers, body: ByteBuffer(string: "log\n"))
+            let batch = try ServerTests.decode(RemoteBatchView.self, created).id
+            // Read while the fetch still runs, and from byte 1: each shows the file, each is audited.
+            for (offset, shown, detail) in [(0, "log\n", "read /var/log/app/app.log of \(device.id)"),
+                                            (1, "og\n", "read /var/log/app/app.log from byte 1 of \(device.id)")] {
+                let early = try await client.execute(uri: "/api/v1/remote/\(batch)/devices/\(device.id)/output?offset=\(offset)", method: .get,
+                                                     headers: [.authorization: "Bearer \(tokens.operator)"])
+                #expect(String(buffer: early.body) == shown)
+                let entry = try await server.store.audit(project: "acme", limit: 1).first
+                #expect(entry?.action == "remote.fetch.read" && entry?.detail == detail, "offset \(offset)")
+            }
             _ = try await client.execute(uri: "/agent/v1/commands/\(command.id)/result", method: .post, headers: device.auth,
                                          body: ServerTests.json(RemoteCommandResult(exitCode: 0, outputBytes: 4)))
-            let batch = try ServerTests.decode(RemoteBatchView.self, created).id
             let read = try await client.execute(uri: "/api/v1/remote/\(batch)/devices/\(device.id)/output", method: .get,
                                                 headers: [.authorization: "Bearer \(tokens.operator)"])
             #expect(String(buffer: read.body) == "log\n")

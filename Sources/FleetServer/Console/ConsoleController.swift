@@ -40,7 +40,7 @@ struct ConsoleController: Sendable {
     }
 
     func addRoutes(to router: Router<FleetRequestContext>) {
-        let console = router.group().add(middleware: ConsoleErrorMiddleware(store: store))
+        let console = router.group().add(middleware: ConsoleErrorMiddleware(store: store, configuration: configuration))
         console.get("console/console.css") { _, _ in asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
         console.get("console/console.js") { _, _ in asset(ConsoleAssets.js, type: "text/javascript; charset=utf-8") }
         console.get("sign-in") { request, _ in
@@ -112,7 +112,7 @@ struct ConsoleController: Sendable {
         do {
             let session = try await ConsoleSession.signIn(operatorToken: fields["token"] ?? "", store: store, now: Date())
             // Signing in again ends the session the browser held: it is not left valid behind.
-            if let previous = try await ConsoleSession.from(request, store: store, now: Date()) {
+            if let previous = try await ConsoleSession.from(request, overTLS: ConsoleSession.overTLS(request, configuration: configuration), store: store, now: Date()) {
                 try await store.revokeToken(id: previous.record.id)
             }
             var response = redirect(next)
@@ -125,14 +125,14 @@ struct ConsoleController: Sendable {
 
     /// The session of the request, or a redirect to the sign-in page that comes back here.
     private func signedIn(_ request: Request) async throws -> ConsoleSession {
-        if let session = try await ConsoleSession.from(request, store: store, now: Date()) { return session }
+        if let session = try await ConsoleSession.from(request, overTLS: ConsoleSession.overTLS(request, configuration: configuration), store: store, now: Date()) { return session }
         let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         throw ConsoleRedirect(location: "/sign-in" + URLText.query([("next", here == "/" ? nil : here)]))
     }
 
     /// A form posted by one of the console's own pages, with its CSRF token: the session that sent it.
     private func form(_ request: Request) async throws -> ConsoleSession {
-        guard let session = try await ConsoleSession.from(request, store: store, now: Date()) else {
+        guard let session = try await ConsoleSession.from(request, overTLS: ConsoleSession.overTLS(request, configuration: configuration), store: store, now: Date()) else {
             throw APIError.unauthorized("you are not signed in, or your session ended; sign in and try again")
         }
         guard ConsoleSession.sameSite(request) else {
@@ -351,7 +351,7 @@ struct ConsoleController: Sendable {
     /// `text/event-stream`: `changed` whenever the project's status changes, a comment every
     /// `keepAlive` otherwise. The page fetches its main part again on `changed`.
     private func eventStream(_ request: Request) async throws -> Response {
-        guard let session = try await ConsoleSession.from(request, store: store, now: Date()) else {
+        guard let session = try await ConsoleSession.from(request, overTLS: ConsoleSession.overTLS(request, configuration: configuration), store: store, now: Date()) else {
             throw APIError.unauthorized("you are not signed in, or your session ended")
         }
         let project = session.project, events = self.events, keepAlive = self.keepAlive, store = self.store
@@ -439,6 +439,7 @@ struct ConsoleRedirect: Error {
 struct ConsoleErrorMiddleware: RouterMiddleware {
     typealias Context = FleetRequestContext
     let store: any FleetStore
+    let configuration: ServerConfiguration
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -446,7 +447,7 @@ struct ConsoleErrorMiddleware: RouterMiddleware {
         } catch let moved as ConsoleRedirect {
             return redirect(moved.location)
         } catch let error as APIError {
-            let session = try? await ConsoleSession.from(request, store: store, now: Date())
+            let session = try? await ConsoleSession.from(request, overTLS: ConsoleSession.overTLS(request, configuration: configuration), store: store, now: Date())
             return html(ConsolePages.error(status: Int(error.status.code), message: error.message, session: session), status: error.status)
         } catch let error as HTTPError {
             return html(ConsolePages.error(status: Int(error.status.code), message: error.body ?? error.status.reasonPhrase, session: nil),

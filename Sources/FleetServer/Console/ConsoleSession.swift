@@ -59,8 +59,11 @@ struct ConsoleSession: Sendable {
 
     /// The session a request's cookie names, when it is one that holds now. Every cookie of the
     /// session's names is tried (at most a few): one planted beside the real one cannot shadow it.
-    static func from(_ request: Request, store: any FleetStore, now: Date) async throws -> ConsoleSession? {
-        for text in cookies([secureCookieName, cookieName], in: request.headers).prefix(4) {
+    /// Over TLS only the `__Host-` cookie counts: the plain name is one a sibling subdomain, or a
+    /// response injected into plain HTTP, can set — with a longer path, so the browser sends it
+    /// first — and the operator's forms would then act in the planter's project.
+    static func from(_ request: Request, overTLS: Bool, store: any FleetStore, now: Date) async throws -> ConsoleSession? {
+        for text in cookies(overTLS ? [secureCookieName] : [secureCookieName, cookieName], in: request.headers).prefix(4) {
             if let record = try? await AccessTokens.verify(text, kind: .session, store: store, now: now) {
                 return ConsoleSession(record: record, text: text)
             }
