@@ -61,7 +61,7 @@ struct StatusCommand: AsyncParsableCommand {
                              + "\(target.failed)".column(7) + " " + "\(target.offline)".column(8) + " " + target.label
                              + (target.observing > 0 ? ", \(target.observing) observed for health" : "")
                              + (target.outsideWindow > 0 ? ", \(target.outsideWindow) outside their window" : ""))
-                for device in target.unhealthy { lines.append("    unhealthy \(device.device): \(device.reason)") }
+                for device in target.unhealthy { lines.append("    unhealthy \(device.device): \(DisplayText.safe(device.reason, limit: 400))") }
             }
             let drift = app.driftLines(indent: "  ")
             if !drift.isEmpty { lines += drift.split(separator: "\n").map(String.init) }
@@ -76,7 +76,7 @@ struct StatusCommand: AsyncParsableCommand {
         if !status.locked.isEmpty {
             lines.append("")
             lines.append("locked, refusing updates (skipped, never failed):")
-            lines += status.locked.map { "  \($0.device): \($0.reason)" }
+            lines += status.locked.map { "  \($0.device): \(DisplayText.safe($0.reason, limit: 400))" }
         }
         return lines.joined(separator: "\n")
     }

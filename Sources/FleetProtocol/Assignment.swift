@@ -140,6 +140,11 @@ public struct StepResult: Codable, Sendable, Equatable {
         case succeeded, failed, skipped
     }
 
+    /// The most steps (or rollback steps) a report may number: `index` is below it.
+    public static let maximumCount = 10_000
+    /// The most attempts a report may count for one step.
+    public static let maximumAttempts = 1_000_000
+
     /// Position in the steps, or in the rollback steps when `rollback` is true.
     public var index: Int
     public var name: String

@@ -127,9 +127,8 @@ struct AgentController: Sendable {
         guard [.running, .succeeded, .failed].contains(report.state) else {
             throw APIError.invalid("'state' from a device is running, succeeded or failed", field: "state")
         }
-        if let output = report.step?.outputTail, output.utf8.count > 16 * 1024 {
-            throw APIError.invalid("'step.outputTail' is limited to 16 KiB; send the tail", field: "step.outputTail")
-        }
+        try Self.check(report)
+        report.message = report.message.map(Self.shownMessage)
         report = try await redacted(report, execution: execution, device: device)
         switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
         case .applied(let record):
@@ -276,6 +275,40 @@ struct AgentController: Sendable {
         return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
                                                               heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds,
                                                               remote: remote ? true : nil))
+    }
+
+    /// What an execution report may say. Its step is stored and shown (the console numbers it
+    /// from one, tables print its name), so its numbers are bounded and its name is a step's name.
+    static func check(_ report: ExecutionReport) throws {
+        guard let step = report.step else { return }
+        guard (0..<StepResult.maximumCount).contains(step.index) else {
+            throw APIError.invalid("'step.index' must be from 0 to \(StepResult.maximumCount - 1)", field: "step.index")
+        }
+        if let problem = StepRules.nameProblem(step.name) { throw APIError.invalid("'step.name' \(problem)", field: "step.name") }
+        guard (0...StepResult.maximumAttempts).contains(step.attempts) else {
+            throw APIError.invalid("'step.attempts' must be from 0 to \(StepResult.maximumAttempts)", field: "step.attempts")
+        }
+        if let output = step.outputTail, output.utf8.count > 16 * 1024 {
+            throw APIError.invalid("'step.outputTail' is limited to 16 KiB; send the tail", field: "step.outputTail")
+        }
+    }
+
+    /// A report's message as it is kept: at most 2 KiB, with control characters other than line
+    /// breaks and tabs replaced. It is the agent's own words about a failure, so it is kept rather
+    /// than refused — refusing it would leave the execution waiting on a report that never lands.
+    static func shownMessage(_ message: String) -> String {
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in message.unicodeScalars {
+            let shown: Unicode.Scalar = StepRules.isControl(scalar) && scalar != "\n" && scalar != "\t" ? "\u{FFFD}" : scalar
+            bytes += UTF8.width(shown)
+            guard bytes <= 2 * 1024 - 3 else {
+                kept.append("\u{2026}")
+                break
+            }
+            kept.append(shown)
+        }
+        return String(kept)
     }
 
     /// What a heartbeat may say: sizes are not negative, names are names, texts are bounded and

@@ -14,12 +14,12 @@ extension FleetStatusReport {
             for target in app.targets {
                 text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
                     + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.label))\n"
-                for device in target.unhealthy { text += "    unhealthy \(device.device): \(device.reason)\n" }
+                for device in target.unhealthy { text += "    unhealthy \(device.device): \(DisplayText.safe(device.reason, limit: 400))\n" }
             }
             text += app.driftLines(indent: "  ")
         }
         if !locked.isEmpty {
-            text += "locked (refusing updates): " + locked.map { "\($0.device) (\($0.reason))" }.joined(separator: ", ") + "\n"
+            text += "locked (refusing updates): " + locked.map { "\($0.device) (\(DisplayText.safe($0.reason)))" }.joined(separator: ", ") + "\n"
         }
         return text
     }
@@ -38,11 +38,11 @@ extension FleetStatusReport {
             let unhealthy = app.targets.flatMap { target in target.unhealthy.map { (target.group, $0) } }
             if !unhealthy.isEmpty {
                 text += "\nFailed their health checks after the update (counted as failed):\n\n"
-                    + unhealthy.map { "- `\($0.1.device)` (\($0.0)): \($0.1.reason)" }.joined(separator: "\n") + "\n"
+                    + unhealthy.map { "- `\($0.1.device)` (\($0.0)): \(Self.code($0.1.reason))" }.joined(separator: "\n") + "\n"
             }
             if !app.drift.isEmpty {
                 text += "\nDrifted (running another version than it was given, with nothing in flight):\n\n"
-                    + app.drift.map { "- `\($0.device)`: \($0.reason)" }.joined(separator: "\n") + "\n"
+                    + app.drift.map { "- `\($0.device)`: \(Self.code($0.reason))" }.joined(separator: "\n") + "\n"
             } else if !app.drifted.isEmpty {
                 text += "\nDrifted (reporting another version with nothing in flight): " + app.drifted.map { "`\($0)`" }.joined(separator: ", ") + "\n"
             }
@@ -68,9 +68,10 @@ extension FleetStatusReport {
 
 extension FleetStatusReport {
     /// Text a device wrote, as a Markdown code span: its `<!--`, links and emphasis show as they
-    /// are instead of hiding or rewriting the rest of STATUS.md on the forge.
+    /// are instead of hiding or rewriting the rest of STATUS.md on the forge, and its control
+    /// characters are written out (`DisplayText.safe`) for whoever reads the file in a terminal.
     static func code(_ text: String) -> String {
-        "`" + text.replacingOccurrences(of: "`", with: "'").replacingOccurrences(of: "|", with: "\\|")
+        "`" + DisplayText.safe(text, limit: 400).replacingOccurrences(of: "`", with: "'").replacingOccurrences(of: "|", with: "\\|")
             .replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ") + "`"
     }
 

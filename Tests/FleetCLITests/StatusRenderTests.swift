@@ -57,8 +57,30 @@ struct StatusRenderTests {
         let report = FleetStatusReport(commit: "c1", head: "c1", headErrors: [], apps: [FleetStatusReport.App(name: "thermostat", targets: [target], drifted: [])])
         let text = try StatusCommand.render(JSONEncoder().encode(report))
         #expect(text.contains("updating, 2 observed for health, 2 outside their window\n    unhealthy thermo-4: \(why)"), "\(text)")
-        #expect(report.markdown.contains("- `thermo-4` (europe): \(why)"))
+        #expect(report.markdown.contains("- `thermo-4` (europe): `\(why)`"))
         #expect(report.note(prefix: "flotilla").contains("    unhealthy thermo-4: \(why)"))
+    }
+
+    /// Reasons quote what devices reported (a custom value, a version): on the forge they stay
+    /// in a code span, and no terminal that prints the note, STATUS.md or `flotilla status` obeys
+    /// their control characters.
+    @Test func whatDevicesReportedInReasonsIsQuotedAndPrintable() throws {
+        let hostile = "custom.mode is \u{1B}]52;c;cHduZWQ=\u{07}\n\n<!-- `x`"
+        let target = FleetStatusReport.Target(group: "europe", version: "2.5.1", devices: 2, converged: 0, updating: 0, failed: 1, offline: 0,
+                                              state: "updating", unhealthy: [.init(device: "thermo-4", reason: hostile)])
+        var app = FleetStatusReport.App(name: "thermostat", targets: [target], drifted: ["thermo-5"])
+        app.drift = [.init(device: "thermo-5", reason: "reports 1.0 <!-- \u{1B}[2J, desired 2.5.1")]
+        app.probeFailures = [.init(device: "thermo-6", reason: "probe said \u{1B}[31m")]
+        app.probeFailed = 1
+        let report = FleetStatusReport(commit: "c1", head: "c1", headErrors: [], apps: [app], locked: [.init(device: "thermo-7", reason: "\u{1B}[2J")])
+        let cli = try StatusCommand.render(JSONEncoder().encode(report))
+        for text in [cli, report.markdown, report.note(prefix: "flotilla")] {
+            #expect(!text.contains("\u{1B}") && !text.contains("\u{07}"), "\(text)")
+        }
+        let markdown = report.markdown
+        #expect(markdown.contains("- `thermo-4` (europe): `custom.mode is "), "\(markdown)")
+        #expect(markdown.contains("- `thermo-5`: `reports 1.0 <!-- "), "\(markdown)")
+        #expect(!markdown.contains("\n<!--"), "a device's '<!--' never starts a line, nor leaves its code span")
     }
 
     /// Drift says what says so (the probe, or the agent), and probes that cannot tell are listed
@@ -74,7 +96,7 @@ struct StatusRenderTests {
         let text = try StatusCommand.render(JSONEncoder().encode(report))
         #expect(text.contains("  drifted thermo-1: probe says 2.4.1, desired 2.5.0\n  drifted thermo-2: reports 2.4.0, desired 2.5.0\n"
                               + "  probe of thermo-3 cannot tell: probe timed out after 30 s"), "\(text)")
-        #expect(report.markdown.contains("- `thermo-1`: probe says 2.4.1, desired 2.5.0\n- `thermo-2`: reports 2.4.0, desired 2.5.0\n"), "\(report.markdown)")
+        #expect(report.markdown.contains("- `thermo-1`: `probe says 2.4.1, desired 2.5.0`\n- `thermo-2`: `reports 2.4.0, desired 2.5.0`\n"), "\(report.markdown)")
         #expect(report.markdown.contains("never as drift):\n\n- `thermo-3`: `probe timed out after 30 s`\n"), "\(report.markdown)")
         // What a device wrote cannot hide the rest of STATUS.md or add a link: it is a code span.
         var hostile = app

@@ -218,6 +218,19 @@ struct ConsoleTests {
         }
     }
 
+    @Test func aStepNumberStoredBeforeReportsWereCheckedIsShownNotCountedOn() {
+        // Reports are checked now (`DeploymentTests`); a store may still hold one from before.
+        let device = OperatorDeviceView(id: "d-1", name: "d-1", project: "acme", hardwareID: "hw", tags: [:], attributes: [:], apps: [:],
+                                        online: true, enrolledAt: Date(timeIntervalSince1970: 0), lastHeartbeatAt: nil)
+        let deployment = DeploymentRecord(id: "dep-1", project: "acme", app: "thermostat", version: "2.5.0", flow: "install", digest: "sha256:a",
+                                          parameters: [:], steps: [], rollback: [], artifactAllowlist: [], createdAt: Date(), createdBy: "controller")
+        var execution = ExecutionRecord(id: "exe-1", deploymentID: "dep-1", deviceID: "d-1", updatedAt: Date())
+        execution.results = [StepResult(index: .max, name: "x", status: .failed), StepResult(index: 2, name: "y", status: .succeeded)]
+        let page = ConsolePages.deviceMain(device: device, latest: nil, executions: [.init(deployment: deployment, execution: execution)],
+                                           metrics: DeviceMetrics(device: "d-1", since: Date(), until: Date(), bucketSeconds: 60, points: [])).description
+        #expect(page.contains("step #\(Int.max) <strong>x</strong>") && page.contains("step 3 <strong>y</strong>"))
+    }
+
     @Test func formsAreParsedAsBrowsersSendThem() {
         #expect(FormBody.parse("token=flo_a%2Bb&next=%2Fdevices%3Fa%3D1&csrf=") == ["token": "flo_a+b", "next": "/devices?a=1", "csrf": ""])
         #expect(FormBody.parse("a=one+two&a=three&=x&b") == ["a": "one two", "": "x", "b": ""], "the first of a repeated name wins")

@@ -81,6 +81,47 @@ extension ServerTests {
         }
     }
 
+    @Test func aReportsStepIsCheckedAndItsMessageKeptPrintable() async throws {
+        try await withServer { client, tokens in
+            let one = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-1"))
+            let created = try Self.decode(DeploymentController.Detail.self, try await deploy(client, tokens, devices: [one.deviceID]))
+            let auth: HTTPFields = [.authorization: "Bearer \(one.deviceToken)"]
+            let execution = try #require(created.executions.first).id
+            func send(_ report: ExecutionReport) async throws -> TestResponse {
+                try await client.execute(uri: "/agent/v1/executions/\(execution)/report", method: .post, headers: auth, body: Self.json(report))
+            }
+            // The console numbers a step from one: Int.max once made every view of the device trap.
+            let hostile: [(StepResult, String)] = [
+                (StepResult(index: .max, name: "x", status: .failed), "step.index"),
+                (StepResult(index: -1, name: "x", status: .failed), "step.index"),
+                (StepResult(index: StepResult.maximumCount, name: "x", status: .failed), "step.index"),
+                (StepResult(index: 0, name: "\u{1B}[2J", status: .failed), "step.name"),
+                (StepResult(index: 0, name: "", status: .failed), "step.name"),
+                (StepResult(index: 0, name: "x", status: .failed, attempts: -1), "step.attempts"),
+            ]
+            for (number, (step, field)) in hostile.enumerated() {
+                let refused = try await send(ExecutionReport(reportID: "bad-\(number)", state: .running, step: step))
+                #expect(refused.status == .badRequest, "\(field)")
+                #expect(try Self.error(refused).field == field)
+            }
+            func stored() async throws -> ExecutionRecord {
+                let shown = try await client.execute(uri: "/api/v1/deployments/\(created.deployment.id)", method: .get,
+                                                     headers: [.authorization: "Bearer \(tokens.operator)"])
+                return try #require(try Self.decode(DeploymentController.Detail.self, shown).executions.first)
+            }
+            #expect(try await stored().results.isEmpty, "nothing refused was kept")
+
+            // A message is the agent's own words: kept, bounded and without terminal controls.
+            let message = "step 'fetch' failed: \u{1B}]52;c;cHduZWQ=\u{07}\n" + String(repeating: "é", count: 1_500)
+            let final = try await send(ExecutionReport(reportID: "last", state: .failed, step: StepResult(index: 0, name: "fetch", status: .failed),
+                                                       message: message))
+            #expect(final.status == .ok)
+            let kept = try #require(try await stored().message)
+            #expect(kept.utf8.count <= 2 * 1_024 && kept.hasSuffix("\u{2026}"))
+            #expect(kept.hasPrefix("step 'fetch' failed: \u{FFFD}]52;c;cHduZWQ=\u{FFFD}\n"), "line breaks stay, controls do not")
+        }
+    }
+
     /// A device just enrolled, its token as a header, and the entity tag of its empty work: what
     /// its next long-poll sends as `If-None-Match` to wait.
     func idleDevice(_ client: some TestClientProtocol, _ tokens: Tokens) async throws

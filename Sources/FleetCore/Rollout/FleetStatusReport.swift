@@ -207,11 +207,12 @@ extension FleetStatusReport.App {
     public func driftLines(indent: String) -> String {
         var text = ""
         if !drift.isEmpty {
-            for device in drift { text += "\(indent)drifted \(device.device): \(device.reason)\n" }
+            // A reason quotes what the device reported: printed, never obeyed by a terminal.
+            for device in drift { text += "\(indent)drifted \(device.device): \(DisplayText.safe(device.reason, limit: 400))\n" }
         } else if !drifted.isEmpty {
             text += "\(indent)drifted: \(drifted.joined(separator: ", "))\n"
         }
-        for device in probeFailures { text += "\(indent)probe of \(device.device) cannot tell: \(device.reason)\n" }
+        for device in probeFailures { text += "\(indent)probe of \(device.device) cannot tell: \(DisplayText.safe(device.reason, limit: 400))\n" }
         if probeFailed > probeFailures.count { text += "\(indent)… and \(probeFailed - probeFailures.count) more probes that cannot tell\n" }
         return text
     }

@@ -445,8 +445,11 @@ enum ConsolePages {
         }
         let runs = executions.map { item -> HTML in
             let steps = item.execution.results.map { step -> HTML in
-                """
-                <li>\(step.rollback ? "rollback " : "")step \(step.index + 1) <strong>\(step.name)</strong>: \(badge(step.status.rawValue))\
+                // Counted from one; a number no report may carry now (one stored before reports
+                // were checked) is shown as it is rather than counted on.
+                let number = (0..<StepResult.maximumCount).contains(step.index) ? String(step.index + 1) : "#\(step.index)"
+                return """
+                <li>\(step.rollback ? "rollback " : "")step \(number) <strong>\(step.name)</strong>: \(badge(step.status.rawValue))\
                 \(step.exitCode.map { " exit \($0)" } ?? "")\(step.attempts > 1 ? " after \(step.attempts) attempts" : "")\
                 \(step.outputTail.map { "<pre>\($0)</pre>" as HTML })</li>
                 """
