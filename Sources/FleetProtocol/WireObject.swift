@@ -157,8 +157,13 @@ public struct WireObject {
     public static func int64(_ value: WireJSON, path: String) throws(WireDecodingError) -> Int64 {
         guard case .number(let number, let integer) = value else { throw wrongType(path) }
         if let integer { return integer }
-        // 12.0 is an integer too; 12.5 or 1e30 is not.
-        guard number.rounded() == number, let exact = Int64(exactly: number) else { throw wrongType(path) }
+        // 12.0 is an integer too; 12.5 or 1e30 is not, nor any past 2^53, where a double no
+        // longer holds every integer: -9223372036854775809 would read as Int64.min, and
+        // 9007199254740993.0 as 9007199254740992. (An integer written plainly within Int64
+        // comes exact, above.)
+        guard number.rounded() == number, abs(number) < 9_007_199_254_740_992, let exact = Int64(exactly: number) else {
+            throw wrongType(path)
+        }
         return exact
     }
 

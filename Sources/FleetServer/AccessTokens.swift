@@ -16,12 +16,17 @@ public enum AccessTokens {
         return (record, "\(prefix(kind))_\(id)_\(secret)")
     }
 
-    /// The id and secret of a token's text, when it has the shape of one of `kind`.
+    /// The id and secret of a token's text, when it has the shape of one of `kind`: both in
+    /// lowercase hex, as `make` writes them. Nothing else reaches the store (a NUL in an id is an
+    /// error in PostgreSQL, a 500 for a request no one signed).
     static func parse(_ text: String, kind: AccessTokenRecord.Kind) -> (id: String, secret: String)? {
         let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == prefix(kind), parts[1].count == 12, parts[2].count == 32 else { return nil }
+        guard parts.count == 3, parts[0] == prefix(kind), parts[1].utf8.count == 12, parts[2].utf8.count == 32,
+              parts[1].utf8.allSatisfy(isHexDigit), parts[2].utf8.allSatisfy(isHexDigit) else { return nil }
         return (String(parts[1]), String(parts[2]))
     }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte) }
 
     /// Checks a presented token against the store: exists, of this kind, not revoked, not expired, secret matches.
     static func verify(_ text: String, kind: AccessTokenRecord.Kind, store: any FleetStore, now: Date) async throws -> AccessTokenRecord {

@@ -128,8 +128,9 @@ struct AgentController: Sendable {
             throw APIError.invalid("'state' from a device is running, succeeded or failed", field: "state")
         }
         try Self.check(report)
-        report.message = report.message.map(Self.shownMessage)
         report = try await redacted(report, execution: execution, device: device)
+        // Cut after the secrets are hidden: a cut through one would leave a part no mark replaces.
+        report.message = report.message.map(Self.shownMessage)
         switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
         case .applied(let record):
             if record.state.isFinal, !controllers.isEmpty {
@@ -176,6 +177,7 @@ struct AgentController: Sendable {
         let now = Date()
         let token = try await AccessTokens.verify(body.token, kind: .enrollment, store: store, now: now)
         try Validate.text(body.hardwareID, field: "hardwareID", maximum: 256)
+        try Self.checkDescription(body)
         guard body.deviceSecret.utf8.count >= 16, body.deviceSecret.utf8.count <= 256 else {
             throw APIError.invalid("'deviceSecret' must be 16 to 256 characters", field: "deviceSecret")
         }
@@ -275,6 +277,28 @@ struct AgentController: Sendable {
         return try JSONBody.response(HeartbeatAcknowledgement(reportID: report.reportID, accepted: accepted,
                                                               heartbeatIntervalSeconds: configuration.heartbeatIntervalSeconds,
                                                               remote: remote ? true : nil))
+    }
+
+    /// What a device says of itself at enrollment, shown in the console, the API and terminals:
+    /// its name is a name; its tags are tags a selector can match (the fleet repository's rules);
+    /// its attributes are bounded and free of control characters.
+    static func checkDescription(_ body: EnrollmentRequest) throws {
+        if let name = body.name { try Validate.text(name, field: "name", maximum: 256) }
+        let tags = body.tags ?? [:], attributes = body.attributes ?? [:]
+        guard tags.count <= 64 else { throw APIError.invalid("'tags' holds at most 64 tags", field: "tags") }
+        for (key, value) in tags.sorted(by: { $0.key < $1.key }) {
+            if let problem = TagSyntax.keyProblem(key) ?? TagSyntax.valueProblem(value) {
+                throw APIError.invalid(DisplayText.safe(problem, limit: 300), field: "tags")
+            }
+        }
+        guard attributes.count <= 64 else { throw APIError.invalid("'attributes' holds at most 64 values", field: "attributes") }
+        for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
+            try Validate.text(key, field: "attributes", maximum: 128)
+            guard value.utf8.count <= 1_024, !value.unicodeScalars.contains(where: StepRules.isControl) else {
+                throw APIError.invalid("'attributes.\(DisplayText.safe(key, limit: 64))' must be at most 1024 bytes without control characters",
+                                       field: "attributes")
+            }
+        }
     }
 
     /// What an execution report may say. Its step is stored and shown (the console numbers it

@@ -166,29 +166,36 @@ enum JSONBody {
     }
 }
 
-/// Key shapes already checked: a bounded set, forgotten whole when full.
+/// Key shapes already checked: a bounded set, forgotten whole when full. A shape longer than
+/// `longest` (a map of thousands of keys) is checked every time and not kept: the set holds at
+/// most `4,096 × longest` bytes, not thousands of copies of the largest bodies clients sent.
 final class KnownShapes: Sendable {
     static let shared = KnownShapes()
+    static let longest = 2_048
     private let shapes = Mutex(Set<String>())
 
     func contains(_ shape: String) -> Bool { shapes.withLock { $0.contains(shape) } }
 
     func insert(_ shape: String) {
+        guard shape.utf8.count <= Self.longest else { return }
         shapes.withLock { shapes in
             if shapes.count >= 4_096 { shapes.removeAll() }
             shapes.insert(shape)
         }
     }
+
+    var count: Int { shapes.withLock { $0.count } }
 }
 
 /// Comparing the keys a client sent with the keys a type knows, on the same parsed document the
 /// agent API reads: one JSON reader for both APIs.
 extension WireJSON {
     /// The keys of every object, nested, without values: equal shapes have the same unknown keys.
+    /// Each key is written with its length first, so no key can spell out the shape of others.
     func shape() -> String {
         switch self {
         case .object(let members):
-            return "{" + members.sorted { $0.key < $1.key }.map { "\($0.key):" + $0.value.shape() }.joined(separator: ",") + "}"
+            return "{" + members.sorted { $0.key < $1.key }.map { "\($0.key.utf8.count)#\($0.key):" + $0.value.shape() }.joined(separator: ",") + "}"
         case .array(let items):
             return "[" + items.map { $0.shape() }.joined(separator: ",") + "]"
         case .null:
@@ -202,9 +209,11 @@ extension WireJSON {
     func firstKey(missingFrom other: WireJSON, path: String) -> String? {
         switch (self, other) {
         case (.object(let mine), .object(let theirs)):
+            // By key: a map of a hundred thousand entries is one pass, not one scan per key.
+            let known = Dictionary(theirs.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
             for member in mine.sorted(by: { $0.key < $1.key }) {
                 let child = path.isEmpty ? member.key : "\(path).\(member.key)"
-                guard let counterpart = theirs.first(where: { $0.key == member.key })?.value else {
+                guard let counterpart = known[member.key] else {
                     if member.value == .null { continue }
                     return child
                 }

@@ -94,6 +94,9 @@ import Testing
         (#"{"reportID":"r","custom":{"k":1}}"#, "custom.k", "'custom.k' has the wrong type"),
         (#"{"reportID":"r","processes":[{"name":"x","running":"yes"}]}"#, "processes[0].running", "'processes[0].running' has the wrong type"),
         (#"{"reportID":"r","extra":true}"#, "extra", "unknown field 'extra'"),
+        (#"{"reportID":"r","sentAtMilliseconds":-9223372036854775809}"#, "sentAtMilliseconds", "'sentAtMilliseconds' has the wrong type"),
+        (#"{"reportID":"r","sentAtMilliseconds":9223372036854775808}"#, "sentAtMilliseconds", "'sentAtMilliseconds' has the wrong type"),
+        (#"{"reportID":"r","uptimeSeconds":9007199254740993.0}"#, "uptimeSeconds", "'uptimeSeconds' has the wrong type"),
         (#"["reportID"]"#, "", "'' has the wrong type"),
         (#"{"reportID":"r""#, "", "the body is not valid JSON"),
     ])
@@ -106,6 +109,9 @@ import Testing
     @Test func integralDoublesAreIntegersAndNullsAreAbsent() throws {
         let heartbeat = try Heartbeat.decode(wire: Array(#"{"reportID":"r","uptimeSeconds":12.0,"agentVersion":null,"other":null}"#.utf8))
         #expect(heartbeat == Heartbeat(reportID: "r", uptimeSeconds: 12))
+        // An integer written plainly is exact to Int64's ends.
+        let largest = try Heartbeat.decode(wire: Array(#"{"reportID":"r","uptimeSeconds":9223372036854775807}"#.utf8))
+        #expect(largest.uptimeSeconds == .max)
     }
 }
 

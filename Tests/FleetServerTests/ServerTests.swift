@@ -233,6 +233,35 @@ struct ServerTests {
         ("too large", #"{"token":""# + String(repeating: "x", count: 5_000) + #""}"#, .contentTooLarge, "body_too_large", nil),
     ]
 
+    /// What a device says of itself is shown in the console, the API and terminals, and its tags
+    /// are matched by selectors: checked as the fleet repository's are, with the field named.
+    @Test func whatADeviceSaysOfItselfAtEnrollmentIsChecked() async throws {
+        try await withServer { client, tokens in
+            func enroll(name: String? = nil, tags: [String: String] = [:], attributes: [String: String] = [:]) async throws -> TestResponse {
+                try await client.execute(uri: "/agent/v1/enroll", method: .post,
+                                         body: Self.json(EnrollmentRequest(token: tokens.enrollment, hardwareID: "hw-1", deviceSecret: "0123456789abcdef",
+                                                                           name: name, tags: tags, attributes: attributes)))
+            }
+            let refused: [(TestResponse, String)] = [
+                (try await enroll(name: "\u{1B}[2J"), "name"),
+                (try await enroll(name: String(repeating: "n", count: 257)), "name"),
+                (try await enroll(tags: ["site": "berlin west"]), "tags"),
+                (try await enroll(tags: ["-site": "berlin"]), "tags"),
+                (try await enroll(tags: Dictionary(uniqueKeysWithValues: (0..<65).map { ("t\($0)", "v") })), "tags"),
+                (try await enroll(attributes: ["os": "linux\u{1B}]0;owned\u{07}"]), "attributes"),
+                (try await enroll(attributes: ["os": String(repeating: "x", count: 1_025)]), "attributes"),
+                (try await enroll(attributes: ["": "x"]), "attributes"),
+            ]
+            for (number, (response, field)) in refused.enumerated() {
+                #expect(response.status == .badRequest, "case \(number)")
+                #expect(try Self.error(response).field == field, "case \(number)")
+            }
+            let accepted = try await enroll(name: "Thermostat 4 (hall)", tags: ["site": "berlin", "example.com/hw": "rpi4", "empty": ""],
+                                            attributes: ["os": "Debian GNU/Linux 12 (bookworm)"])
+            #expect(accepted.status == .created)
+        }
+    }
+
     @Test(arguments: enrollmentCases)
     func enrollmentRejectsBadInput(_ testCase: (String, String, HTTPResponse.Status, String, String?)) async throws {
         try await withServer { client, _ in

@@ -52,6 +52,18 @@ extension ServerTests {
         }
     }
 
+    /// Only the shape `make` writes reaches the store: a NUL (which PostgreSQL refuses, a 500 for
+    /// a request no one signed), another byte or uppercase hex is not a token.
+    @Test func onlyLowercaseHexIdsAndSecretsAreTokens() {
+        let made = AccessTokens.make(kind: .operator, project: "acme")
+        #expect(AccessTokens.parse(made.text, kind: .operator)?.id == made.record.id)
+        let secret = String(repeating: "0", count: 32)
+        for id in ["\0\0\0\0\0\0\0\0\0\0\0\0", "00000000000g", "00000000000A", "0000000000 0", "00000000000é"] {
+            #expect(AccessTokens.parse("flo_\(id)_\(secret)", kind: .operator) == nil, "\(id.debugDescription)")
+        }
+        #expect(AccessTokens.parse("flo_000000000000_" + String(repeating: "0", count: 31) + "\0", kind: .operator) == nil)
+    }
+
     /// A leaked token's heirs go with it: revoking a token revokes what it made, at once.
     @Test func revokingATokenRevokesWhatItMadeAtOnce() async throws {
         try await withServer { client, tokens in
