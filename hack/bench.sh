@@ -104,7 +104,7 @@ serve_beside_ceiling() {  # NAME PORT CEILING_PORT DEVICES [SERVE FLAGS...]
   local name=$1 port=$2 ceiling_port=$3 devices=$4
   shift 4
   token=$("$release/flotilla" token create --project bench --data "$work/data")
-  "$release/flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" "$@" > "$work/serve.log" 2>&1 &
+  "$release/flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" "$@" ${BENCH_SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
   server=$!
   "$release/flotilla-heartbeat-ceiling" "$ceiling_port" > "$work/ceiling.log" 2>&1 &
   ceiling=$!
@@ -402,9 +402,10 @@ start_controlled_fleet() {
   echo "webhook-secret" > "$work/secret"
   token=$("$flotilla" token create --project acme-climate --data "$work/data")
   operator=$("$flotilla" token create --project acme-climate --operator --data "$work/data")
-  # BENCH_SERVER_PREFIX runs the server under a profiler, e.g. "heaptrack -o /tmp/converge".
+  # BENCH_SERVER_PREFIX runs the server under a profiler, e.g. "heaptrack -o /tmp/converge";
+  # BENCH_SERVE_FLAGS adds flags to its command line, e.g. "--idle-timeout 5".
   ${BENCH_SERVER_PREFIX:-} "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
-    --webhook-secret-file "$work/secret" --heartbeat-interval "$heartbeat" > "$work/serve.log" 2>&1 &
+    --webhook-secret-file "$work/secret" --heartbeat-interval "$heartbeat" ${BENCH_SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 }

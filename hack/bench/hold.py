@@ -105,14 +105,23 @@ async def heartbeats(lane, lanes):
                                "apps": {"thermostat": {"version": "2.4.1"}}, "agentVersion": "0.1.0"}).encode()
             request = (f"POST /agent/v1/heartbeat HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {tokens[index % len(tokens)]}\r\n"
                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(host, port)
-                status, _, _ = await exchange(reader, writer, request)
-                stats["heartbeats" if status in (200, 204) else "heartbeat_errors"] += 1
-            except Exception:
-                stats["heartbeat_errors"] += 1
-                writer = None
+            # A kept connection the server closed while it idled is opened again, and a request
+            # that fails on a reused connection is sent once more on a new one, as libcurl does.
+            for attempt in range(2):
+                try:
+                    reused = writer is not None and not reader.at_eof()
+                    if not reused:
+                        if writer is not None:
+                            writer.close()
+                        reader, writer = await asyncio.open_connection(host, port)
+                    status, _, _ = await exchange(reader, writer, request)
+                    stats["heartbeats" if status in (200, 204) else "heartbeat_errors"] += 1
+                    break
+                except Exception:
+                    writer = None
+                    if not reused or attempt == 1:
+                        stats["heartbeat_errors"] += 1
+                        break
             await asyncio.sleep(max(0, pause - (time.monotonic() - started)))
 
 
