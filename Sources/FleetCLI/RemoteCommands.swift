@@ -214,12 +214,14 @@ struct RemoteFollower {
         }
         while true {
             for device in view.devices where device.outputBytes > printed[device.device, default: 0] || (device.state.isFinal && !ended.contains(device.device)) {
-                if device.outputBytes > printed[device.device, default: 0] {
+                // Output is read only to be shown: a fetch waits for its end and reads the file
+                // once (each read of a fetched file is an audit entry).
+                if echo, device.outputBytes > printed[device.device, default: 0] {
                     let data = try await client.get(Self.outputPath(batch: view.id, device: device.device, offset: printed[device.device, default: 0]))
                     printed[device.device, default: 0] += data.count
                     emit(device.device, data, flush: false)
                 }
-                if device.state.isFinal, printed[device.device, default: 0] >= device.outputBytes {
+                if device.state.isFinal, !echo || printed[device.device, default: 0] >= device.outputBytes {
                     ended.insert(device.device)
                     emit(device.device, Data(), flush: true)
                     if echo, let line = Self.ending(device, prefixed: prefixed) { FileHandle.standardError.write(Data((line + "\n").utf8)) }

@@ -177,7 +177,7 @@ struct AgentController: Sendable {
         let now = Date()
         let token = try await AccessTokens.verify(body.token, kind: .enrollment, store: store, now: now)
         try Validate.text(body.hardwareID, field: "hardwareID", maximum: 256)
-        try Self.checkDescription(body)
+        let attributes = try Self.checkDescription(body)
         guard body.deviceSecret.utf8.count >= 16, body.deviceSecret.utf8.count <= 256 else {
             throw APIError.invalid("'deviceSecret' must be 16 to 256 characters", field: "deviceSecret")
         }
@@ -186,7 +186,7 @@ struct AgentController: Sendable {
         let candidate = DeviceRecord(id: "d-" + AccessTokens.randomHex(bytes: 8), project: token.project,
                                      name: body.name ?? body.hardwareID, hardwareID: body.hardwareID,
                                      secretHash: AccessTokens.hash(body.deviceSecret), reportedTags: tags,
-                                     attributes: body.attributes ?? [:], enrolledAt: now)
+                                     attributes: attributes, enrolledAt: now)
         if let code = body.claimCode { try Validate.text(code, field: "claimCode", maximum: 128) }
         var device = try await store.enroll(candidate)
         let again = device.id != candidate.id
@@ -281,9 +281,16 @@ struct AgentController: Sendable {
 
     /// What a device says of itself at enrollment, shown in the console, the API and terminals:
     /// its name is a name; its tags are tags a selector can match (the fleet repository's rules);
-    /// its attributes are bounded and free of control characters.
-    static func checkDescription(_ body: EnrollmentRequest) throws {
-        if let name = body.name { try Validate.text(name, field: "name", maximum: 256) }
+    /// its attributes' names are names. Its attributes' values are facts it read (an os-release
+    /// line, a kernel version): kept, cut to 1 KiB with control characters replaced, as
+    /// returned — an odd byte in a file the device reads must not keep it from enrolling.
+    static func checkDescription(_ body: EnrollmentRequest) throws -> [String: String] {
+        func name(_ value: String, _ field: String, maximum: Int) throws {
+            guard !value.isEmpty, value.utf8.count <= maximum, !value.unicodeScalars.contains(where: StepRules.isControl) else {
+                throw APIError.invalid("'\(field)' must be 1 to \(maximum) bytes without control characters", field: field)
+            }
+        }
+        if let given = body.name { try name(given, "name", maximum: 256) }
         let tags = body.tags ?? [:], attributes = body.attributes ?? [:]
         guard tags.count <= 64 else { throw APIError.invalid("'tags' holds at most 64 tags", field: "tags") }
         for (key, value) in tags.sorted(by: { $0.key < $1.key }) {
@@ -292,13 +299,8 @@ struct AgentController: Sendable {
             }
         }
         guard attributes.count <= 64 else { throw APIError.invalid("'attributes' holds at most 64 values", field: "attributes") }
-        for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
-            try Validate.text(key, field: "attributes", maximum: 128)
-            guard value.utf8.count <= 1_024, !value.unicodeScalars.contains(where: StepRules.isControl) else {
-                throw APIError.invalid("'attributes.\(DisplayText.safe(key, limit: 64))' must be at most 1024 bytes without control characters",
-                                       field: "attributes")
-            }
-        }
+        for key in attributes.keys.sorted() { try name(key, "attributes", maximum: 128) }
+        return attributes.mapValues { Self.printable($0, maximum: 1_024, keeping: []) }
     }
 
     /// What an execution report may say. Its step is stored and shown (the console numbers it
@@ -321,12 +323,18 @@ struct AgentController: Sendable {
     /// breaks and tabs replaced. It is the agent's own words about a failure, so it is kept rather
     /// than refused — refusing it would leave the execution waiting on a report that never lands.
     static func shownMessage(_ message: String) -> String {
+        printable(message.replacingOccurrences(of: "\r\n", with: "\n"), maximum: 2 * 1_024, keeping: ["\n", "\t"])
+    }
+
+    /// `text` at most `maximum` bytes (cut with "…"), its control characters other than
+    /// `keeping` replaced by U+FFFD.
+    static func printable(_ text: String, maximum: Int, keeping: Set<Unicode.Scalar>) -> String {
         var kept = String.UnicodeScalarView()
         var bytes = 0
-        for scalar in message.unicodeScalars {
-            let shown: Unicode.Scalar = StepRules.isControl(scalar) && scalar != "\n" && scalar != "\t" ? "\u{FFFD}" : scalar
+        for scalar in text.unicodeScalars {
+            let shown: Unicode.Scalar = StepRules.isControl(scalar) && !keeping.contains(scalar) ? "\u{FFFD}" : scalar
             bytes += UTF8.width(shown)
-            guard bytes <= 2 * 1024 - 3 else {
+            guard bytes <= maximum - 3 else {
                 kept.append("\u{2026}")
                 break
             }

@@ -137,6 +137,10 @@ struct DeploymentController: Sendable {
         if let probe = body.probe { try check(probe: probe, values: values, secrets: Set(secretValues.keys)) }
         var total = 0
         for (list, steps) in [("steps", body.steps), ("rollback", body.rollback ?? [])] {
+            // A device reports each step by its number, and reports take numbers below this.
+            guard steps.count <= StepResult.maximumCount else {
+                throw APIError.invalid("'\(list)' holds at most \(StepResult.maximumCount) steps", field: list)
+            }
             for (index, step) in steps.enumerated() {
                 let path = "\(list)[\(index)]"
                 if let problem = StepRules.problem(in: step, at: path) { throw APIError.invalid(problem.message, field: problem.field) }

@@ -117,16 +117,18 @@ struct RemoteController: Sendable {
     private func output(_ request: Request, _ context: FleetRequestContext, batch: String, device: String) async throws -> Response {
         let token = try context.operatorToken()
         let offset = try Validate.offset(request)
-        guard let bytes = try await store.commandOutput(id: batch + "-" + device, project: token.project, offset: offset) else {
+        // The command by its batch and device, and its output by the command's own id: a batch and
+        // device that only join into another command's id (`r-1-d` and `2` for `r-1-d-2`) name
+        // no command, and read nothing.
+        let record = try await store.commands(batch: batch, project: token.project, at: Date()).first { $0.deviceID == device }
+        guard let record, let bytes = try await store.commandOutput(id: record.id, project: token.project, offset: offset) else {
             throw APIError.notFound("no device '\(DisplayText.safe(device, limit: 64))' in remote request '\(DisplayText.safe(batch, limit: 64))' "
                                     + "of project \(token.project)")
         }
         // A fetched file is read by whoever holds an operator token of the project: every read
         // of it is audited, as the fetch was — from whatever offset, and while the fetch still
         // runs (a read from byte 1, or before the end, shows the file all the same).
-        if offset == 0 || !bytes.isEmpty,
-           let record = try await store.commands(batch: batch, project: token.project, at: Date()).first(where: { $0.deviceID == device }),
-           record.command.kind == .fetch {
+        if record.command.kind == .fetch, offset == 0 || !bytes.isEmpty {
             let part = offset == 0 ? "" : " from byte \(offset)"
             try await store.appendAudit(AuditRecord(at: Date(), project: token.project, actor: "operator:\(token.id)", action: "remote.fetch.read",
                                                     subject: batch, detail: "read \(record.command.path ?? "")\(part) of \(device)"))

@@ -70,10 +70,7 @@ extension FleetStatusReport {
     /// Text a device wrote, as a Markdown code span: its `<!--`, links and emphasis show as they
     /// are instead of hiding or rewriting the rest of STATUS.md on the forge, and its control
     /// characters are written out (`DisplayText.safe`) for whoever reads the file in a terminal.
-    static func code(_ text: String) -> String {
-        "`" + DisplayText.safe(text, limit: 400).replacingOccurrences(of: "`", with: "'").replacingOccurrences(of: "|", with: "\\|")
-            .replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ") + "`"
-    }
+    static func code(_ text: String) -> String { DisplayText.codeSpan(text) }
 
     /// A name in a table cell: a '|' would end the cell.
     static func cell(_ text: String) -> String { text.replacingOccurrences(of: "|", with: "\\|") }

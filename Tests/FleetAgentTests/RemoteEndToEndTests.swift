@@ -105,6 +105,8 @@ struct RemoteEndToEndTests {
         let audit = try await server.get("/api/v1/audit")["entries"] as? [[String: Any]] ?? []
         #expect(audit.contains { $0["action"] as? String == "remote.exec" && ($0["detail"] as? String ?? "").contains("head -c 3000000 /dev/zero on \(id)") })
         #expect(audit.filter { $0["action"] as? String == "remote.fetch" }.count == 2)
+        // The one file fetched was read once: the CLI waits for the fetch to end, then reads it.
+        #expect(audit.filter { $0["action"] as? String == "remote.fetch.read" }.count == 1)
         // The operator's words never reach the agent's log.
         #expect(!agent.logText.contains("echo out"))
     }

@@ -1,3 +1,4 @@
+import FleetProtocol
 import FleetCore
 import Testing
 

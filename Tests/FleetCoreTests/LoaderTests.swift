@@ -128,6 +128,18 @@ struct LoaderTests {
         #expect(DisplayText.safe("abcdef", limit: 3) == "abc…")
     }
 
+    /// A device reports each step by its number, and the server refuses numbers past
+    /// `StepResult.maximumCount`: a flow longer than that is refused where it is written.
+    @Test func aFlowOfMoreStepsThanReportsCanNumberIsRefused() {
+        var files = FleetFixtures.shop
+        let step = "  - name: s\n    run: 'true'\n"
+        files["flows/simple.yaml"] = "kind: UpdateFlow\nname: simple\nparameters:\n  color: {type: enum, values: [red, blue], default: red}\nsteps:\n"
+            + String(repeating: step, count: StepResult.maximumCount + 1)
+        let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
+        #expect(error?.diagnostics.contains { $0.description.contains("flows/simple.yaml:6:") && $0.description.contains("at most 10000") } == true,
+                "\(error?.description ?? "")")
+    }
+
     @Test func quotedSelectorErrorsPointInsideTheQuotes() {
         var files = FleetFixtures.shop
         files["groups/all.yaml"] = "kind: Group\nname: canary\nselector: 'ring in canary'\n"

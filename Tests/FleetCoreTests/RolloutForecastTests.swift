@@ -34,7 +34,12 @@ struct RolloutForecastTests {
         ])
         let text = forecast.rendered(markdown: false)
         #expect(text.contains("  app → main 2.0: 1 waves, about 42m\n"), "\(text)")
-        #expect(forecast.rendered(markdown: true).contains("- at risk: `m2` — locked: surgery in progress"))
+        #expect(forecast.rendered(markdown: true).contains("- at risk: `m2` — `locked: surgery in progress`"))
+        // A lock's reason is the device's own words, posted in a pull request: quoted, and never
+        // a comment, a mention or a terminal's command.
+        let hostile = RolloutForecast(plan, facts: .init(now: now, locked: ["m2": "<!-- @admins \u{1B}[2J `x` |"]))
+        #expect(hostile.rendered(markdown: true).contains("- at risk: `m2` — `locked: <!-- @admins \\u{1b}[2J 'x' \\|`"))
+        #expect(!hostile.rendered(markdown: false).contains("\u{1B}"))
         // Without execution times the duration is not guessed.
         #expect(RolloutForecast(plan, facts: .init(now: now)).targets[1].expectedSeconds == nil)
     }

@@ -81,6 +81,18 @@ extension ServerTests {
         }
     }
 
+    /// Reports number steps below `StepResult.maximumCount`: a deployment of more would have
+    /// its later steps' reports refused, so it is refused itself.
+    @Test func aDeploymentOfMoreStepsThanReportsCanNumberIsRefused() async throws {
+        try await withServer(operatorBodyLimit: 8 << 20) { client, tokens in
+            let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+            let step = AssignedStep(name: "s", kind: .run, command: "true", timeoutSeconds: 1, retries: 0, onFailure: "abort", idempotent: true)
+            let refused = try await deploy(client, tokens, devices: [device.deviceID], steps: Array(repeating: step, count: StepResult.maximumCount + 1))
+            #expect(refused.status == .badRequest)
+            #expect(try Self.error(refused).field == "steps")
+        }
+    }
+
     @Test func aReportsStepIsCheckedAndItsMessageKeptPrintable() async throws {
         try await withServer { client, tokens in
             let one = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-1"))
@@ -112,7 +124,7 @@ extension ServerTests {
             #expect(try await stored().results.isEmpty, "nothing refused was kept")
 
             // A message is the agent's own words: kept, bounded and without terminal controls.
-            let message = "step 'fetch' failed: \u{1B}]52;c;cHduZWQ=\u{07}\n" + String(repeating: "é", count: 1_500)
+            let message = "step 'fetch' failed: \u{1B}]52;c;cHduZWQ=\u{07}\r\n" + String(repeating: "é", count: 1_500)
             let final = try await send(ExecutionReport(reportID: "last", state: .failed, step: StepResult(index: 0, name: "fetch", status: .failed),
                                                        message: message))
             #expect(final.status == .ok)

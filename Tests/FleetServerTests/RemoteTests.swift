@@ -281,6 +281,14 @@ struct RemoteTests {
                 let entry = try await server.store.audit(project: "acme", limit: 1).first
                 #expect(entry?.action == "remote.fetch.read" && entry?.detail == detail, "offset \(offset)")
             }
+            // A batch and device that only join into the command's id name no command, and read nothing.
+            let joined = "\(batch)-\(device.id)"
+            let split = joined.index(joined.startIndex, offsetBy: batch.count + 2)
+            // `r-…-d` and `…`: joined with '-' by the old lookup, the real command's id.
+            #expect(joined[..<split] + "-" + joined[joined.index(after: split)...] == command.id)
+            let sideways = try await client.execute(uri: "/api/v1/remote/\(joined[..<split])/devices/\(joined[joined.index(after: split)...])/output", method: .get,
+                                                    headers: [.authorization: "Bearer \(tokens.operator)"])
+            #expect(sideways.status == .notFound)
             _ = try await client.execute(uri: "/agent/v1/commands/\(command.id)/result", method: .post, headers: device.auth,
                                          body: ServerTests.json(RemoteCommandResult(exitCode: 0, outputBytes: 4)))
             let read = try await client.execute(uri: "/api/v1/remote/\(batch)/devices/\(device.id)/output", method: .get,

@@ -248,17 +248,23 @@ struct ServerTests {
                 (try await enroll(tags: ["site": "berlin west"]), "tags"),
                 (try await enroll(tags: ["-site": "berlin"]), "tags"),
                 (try await enroll(tags: Dictionary(uniqueKeysWithValues: (0..<65).map { ("t\($0)", "v") })), "tags"),
-                (try await enroll(attributes: ["os": "linux\u{1B}]0;owned\u{07}"]), "attributes"),
-                (try await enroll(attributes: ["os": String(repeating: "x", count: 1_025)]), "attributes"),
+                (try await enroll(name: "thermostat\u{202E}lmth.exe"), "name"),
                 (try await enroll(attributes: ["": "x"]), "attributes"),
+                (try await enroll(attributes: ["o\u{9B}s": "x"]), "attributes"),
             ]
             for (number, (response, field)) in refused.enumerated() {
                 #expect(response.status == .badRequest, "case \(number)")
                 #expect(try Self.error(response).field == field, "case \(number)")
             }
+            // Attributes are facts the device read: an odd byte in its os-release is replaced, not refused.
             let accepted = try await enroll(name: "Thermostat 4 (hall)", tags: ["site": "berlin", "example.com/hw": "rpi4", "empty": ""],
-                                            attributes: ["os": "Debian GNU/Linux 12 (bookworm)"])
+                                            attributes: ["os": "Debian GNU/Linux 12 (bookworm)\r\u{1B}]0;owned\u{07}", "long": String(repeating: "x", count: 2_000)])
             #expect(accepted.status == .created)
+            let device = try Self.decode(EnrollmentResponse.self, accepted).deviceID
+            let shown = try await client.execute(uri: "/api/v1/devices/\(device)", method: .get, headers: [.authorization: "Bearer \(tokens.operator)"])
+            let attributes = try Self.decode(OperatorDeviceDetail.self, shown).device.attributes
+            #expect(attributes["os"] == "Debian GNU/Linux 12 (bookworm)\u{FFFD}\u{FFFD}]0;owned\u{FFFD}")
+            #expect(attributes["long"].map { $0.utf8.count <= 1_024 && $0.hasSuffix("\u{2026}") } == true)
         }
     }
 

@@ -23,4 +23,20 @@ public enum DisplayText {
         }
         return result
     }
+
+    /// Text from others as a Markdown code span, for what is posted where Markdown is rendered
+    /// (STATUS.md, a pull request's comment): its `<!--`, links, mentions and emphasis show as
+    /// they are instead of hiding or rewriting what follows, and its control characters are
+    /// written out. Safe in a table cell too.
+    public static func codeSpan(_ text: String, limit: Int = 400) -> String {
+        var span = "`"
+        for character in safe(text, limit: limit) {
+            switch character {
+            case "`": span += "'"
+            case "|": span += "\\|"
+            default: span.append(character)
+            }
+        }
+        return span + "`"
+    }
 }

@@ -136,6 +136,11 @@ extension DocumentDecoder {
         if items.isEmpty, key == "steps" {
             sink.error(node.location, "\(owner) has no steps")
         }
+        // A device reports each step by its number, and the server takes numbers below this.
+        if items.count > StepResult.maximumCount {
+            sink.error(node.location, "\(owner) has \(items.count) \(key == "steps" ? "steps" : "rollback steps"); at most \(StepResult.maximumCount)")
+            return nil
+        }
         return items.enumerated().compactMap { decodeStep($1, number: $0 + 1, list: key, known: known) }
     }
 

@@ -1,3 +1,4 @@
+import FleetProtocol
 extension DocumentDecoder {
     static let groupKeys = ["name", "description", "selector", "devices"]
     static let devicesKeys = ["devices"]

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import FleetProtocol
 import FoundationInternationalization
 
 extension DocumentDecoder {

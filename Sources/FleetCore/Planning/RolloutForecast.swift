@@ -113,8 +113,10 @@ public struct RolloutForecast: Sendable {
                 lines.append(markdown ? "- wave \(number + 1): \(list(wave))" : "    wave \(number + 1): \(list(wave))")
             }
             for risk in target.atRisk.prefix(limit) {
+                // A reason may quote a device (why it is locked): quoted, never rendered or obeyed.
                 let (device, reason) = (risk.device, risk.reason)
-                lines.append(markdown ? "- at risk: `\(device)` — \(reason)" : "    at risk: \(device) — \(reason)")
+                lines.append(markdown ? "- at risk: `\(device)` — \(DisplayText.codeSpan(reason))"
+                                      : "    at risk: \(device) — \(DisplayText.safe(reason, limit: 400))")
             }
             if target.atRisk.count > limit { lines.append(markdown ? "- … and \(target.atRisk.count - limit) more at risk" : "    … and \(target.atRisk.count - limit) more at risk") }
             if markdown { lines.append("") }

@@ -1,3 +1,4 @@
+import FleetProtocol
 /// A hand-written scanner and parser for label selectors with Kubernetes' grammar, so every
 /// error points at a column:
 ///
