@@ -171,7 +171,7 @@ final class RemoteOutput: Sendable {
 
     func bytes(from offset: Int, maximum: Int) -> [UInt8] {
         state.withLock { state in
-            guard offset < state.bytes.count else { return [] }
+            guard offset >= 0, offset < state.bytes.count else { return [] }
             return Array(state.bytes[offset..<min(state.bytes.count, offset + maximum)])
         }
     }

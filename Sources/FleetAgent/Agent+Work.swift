@@ -48,7 +48,11 @@ extension Agent {
                 case .changed(let list, let tag):
                     entityTag = tag
                     let finished = Set(finishedExecutions())
-                    if let assignment = list.assignments.first(where: { !finished.contains($0.executionID) }) {
+                    // An id no report could be kept under is not run: its end could never be recorded.
+                    for refused in list.assignments where !Outbox.canKeep(execution: refused.executionID) {
+                        Log.error("refused an assignment whose execution id cannot name a file: \(refused.executionID.prefix(80).debugDescription)")
+                    }
+                    if let assignment = list.assignments.first(where: { !finished.contains($0.executionID) && Outbox.canKeep(execution: $0.executionID) }) {
                         var progress = ExecutionProgress(assignment: assignment)
                         Log.info("execution \(assignment.executionID): \(assignment.app) \(assignment.version), \(assignment.steps.count) steps")
                         save(progress)
@@ -111,8 +115,16 @@ extension Agent {
         writer.beginArray()
         for id in finished.suffix(64) { writer.string(id) }
         writer.endArray()
-        do { try Files.writeAtomically(finishedPath, writer.bytes) } catch { Log.error("cannot record finished executions: \(error)") }
-        enqueue(report, progress)
+        // Without the record of its end and its final report, the next poll would start this
+        // execution again from its first step: stop instead, journal kept, and finish it from the
+        // journal when started again (as a journal that cannot be written stops the agent).
+        do {
+            try Files.writeAtomically(finishedPath, writer.bytes)
+            try outbox.enqueue(report: report, execution: assignment.executionID)
+        } catch {
+            Log.error("cannot record the end of execution \(assignment.executionID): \(error); stopping, to finish it from the journal")
+            exit(1)
+        }
         Files.remove(journalPath)
         Log.info("execution \(assignment.executionID) \(report.state.rawValue)\(report.message.map { ": \($0)" } ?? "")")
         heartbeatNow.store(true, ordering: .relaxed)
@@ -134,7 +146,17 @@ extension Agent {
     }
 
     func loadJournal() -> ExecutionProgress? {
-        guard let bytes = (try? Files.read(journalPath)) ?? nil else { return nil }
+        // Read whole (a long flow's journal holds every step's output tail), and a journal that
+        // is there but cannot be read (an I/O error, no descriptors left) stops the agent: taken
+        // for no journal, its execution would start again from its first step.
+        let bytes: [UInt8]
+        do {
+            guard let read = try Files.read(journalPath, limit: 256 << 20) else { return nil }
+            bytes = read
+        } catch {
+            Log.error("the journal \(journalPath) cannot be read (\(error)); stopping rather than start its execution again")
+            exit(1)
+        }
         do {
             return try ExecutionProgress.decode(wire: bytes)
         } catch {

@@ -164,7 +164,9 @@ public final class Agent: Sendable {
         var attributes = ["arch": field(names.machine), "kernel": field(names.release), "agentVersion": version]
         if let release = (try? Files.readText("/etc/os-release", limit: 8_192)) ?? nil {
             for line in release.split(byte: 0x0A) where line.hasPrefix("PRETTY_NAME=") {
-                attributes["os"] = String(line.dropFirst("PRETTY_NAME=".count)).trimmingQuotes
+                // A file written with CRLF, or anything else odd in it, is not sent as a control character.
+                let value = String(line.dropFirst("PRETTY_NAME=".count)).unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }
+                attributes["os"] = String(String.UnicodeScalarView(value)).trimmingQuotes
             }
         }
         return attributes

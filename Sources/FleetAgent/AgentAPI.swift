@@ -106,6 +106,12 @@ public final class AgentAPI {
             throw .deleted
         case 408, 425, 429, 500...:
             throw .unavailable("HTTP \(response.status): \(Self.message(response))", retryAfterSeconds: response.retryAfterSeconds)
+        case 300..<400:
+            // The server never redirects its agent API: a redirect is something in between (a
+            // captive portal, a proxy not yet routed), the server not reached yet. A report is kept
+            // and sent again, not dropped as refused. (A 4xx is a refusal, whoever sent it: one
+            // kept forever would hold every report and heartbeat queued behind it.)
+            throw .unavailable("HTTP \(response.status): a redirect, not the server's answer", retryAfterSeconds: nil)
         default:
             throw .rejected(status: response.status, Self.message(response))
         }

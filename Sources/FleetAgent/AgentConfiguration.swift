@@ -1,3 +1,4 @@
+import FleetProtocol
 import CLibYAML
 
 /// The agent's settings: a YAML file (`/etc/flotilla/agent.yaml` by default), then flags.
@@ -30,13 +31,43 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// The script that puts the previous agent back when a new one does not take; the agent
     /// replaces itself only where it is installed. Nil: the package's, else install-agent.sh's.
     public var selfUpdateWatchdog: String?
+    /// Talk to a server over plain HTTP on another machine: whoever is on the path can then
+    /// hand this device commands to run as root. Off; a server on this machine needs no leave.
+    public var allowPlainHTTP = false
+    /// Tags the server would refuse at enrollment, each as `file:line:column: why`.
+    public var tagProblems: [String] = []
     public static let watchdogPaths = ["/usr/lib/flotilla/flotilla-agent-watchdog", "/usr/local/lib/flotilla/flotilla-agent-watchdog"]
 
     public init() {}
 
     static let keys = ["server", "enrollmentToken", "claimCode", "dataDirectory", "heartbeatIntervalSeconds", "name", "hardwareID", "tags",
                        "mounts", "processes", "custom", "allowedRoots", "outboxLimit", "caFile", "retryDelaySeconds",
-                       "updateLockFile", "selfUpdateWatchdog"]
+                       "updateLockFile", "selfUpdateWatchdog", "allowPlainHTTP"]
+
+    /// Why the agent will not talk to `server`, or nil: https://, or plain http:// to this
+    /// machine (localhost, 127.x.y.z, [::1]), or plain HTTP set on purpose (`allowPlainHTTP`).
+    /// A server without a scheme is refused: libcurl would guess plain HTTP for it.
+    public static func plainHTTPProblem(server: String, allowed: Bool) -> String? {
+        let lowered = server.lowercased()
+        if lowered.hasPrefix("https://") || allowed && lowered.hasPrefix("http://") { return nil }
+        guard lowered.hasPrefix("http://") else { return "server \(server) must start with https:// (or http:// for a server on this machine)" }
+        var authority = lowered.dropFirst("http://".count).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        // The host is what follows any user and password: `http://127.0.0.1:x@elsewhere/` goes elsewhere.
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        let host: Substring
+        if authority.hasPrefix("[") {
+            host = authority.dropFirst().prefix { $0 != "]" }
+        } else {
+            host = authority.prefix { $0 != ":" }
+        }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        let loopbackV4 = parts.count == 4 && parts[0] == "127" && parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber) && Int(part).map { $0 <= 255 } == true
+        }
+        if host == "localhost" || host == "::1" || loopbackV4 { return nil }
+        return "server \(server) is plain HTTP on another machine: anyone on the way could give this device commands to run as root; "
+            + "use https://, or set 'allowPlainHTTP: true' in the configuration if the network is yours alone"
+    }
 
     /// Reads a configuration file; errors say `file:line:column: what`.
     public static func load(path: String) throws(AgentError) -> AgentConfiguration {
@@ -82,6 +113,12 @@ public struct AgentConfiguration: Sendable, Equatable {
             }
             switch key.text {
             case "server": configuration.server = try text()
+            case "allowPlainHTTP":
+                switch try text() {
+                case "true": configuration.allowPlainHTTP = true
+                case "false": configuration.allowPlainHTTP = false
+                default: throw fail(value, "'allowPlainHTTP' must be true or false")
+                }
             case "enrollmentToken": configuration.enrollmentToken = try text()
             case "claimCode": configuration.claimCode = try text()
             case "dataDirectory": configuration.dataDirectory = try text()
@@ -108,6 +145,11 @@ public struct AgentConfiguration: Sendable, Equatable {
                 guard case .mapping(let pairs) = value.value else { throw fail(value, "'tags' must be a mapping of tag to value") }
                 for (tag, tagValue) in pairs {
                     guard case .scalar(let text) = tagValue.value else { throw fail(tagValue, "tag '\(tag.text)' must have a single value") }
+                    // The server refuses a tag no selector could match: said here, where it is written.
+                    // The server refuses to enroll a device with a tag no selector could match:
+                    // said here, where it is written (a device enrolled before is only warned).
+                    if let problem = TagSyntax.keyProblem(tag.text) { configuration.tagProblems.append(fail(tag, problem).description) }
+                    if let problem = TagSyntax.valueProblem(text) { configuration.tagProblems.append(fail(tagValue, problem).description) }
                     configuration.tags[tag.text] = text
                 }
             case "processes":

@@ -22,13 +22,22 @@ public enum Files {
     }
 
     /// The whole file, or nil when it does not exist; at most `limit` bytes are read.
-    public static func read(_ path: String, limit: Int = 16 << 20) throws(AgentError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    ///
+    /// `untrusted`: a file another user may have put there (an app's custom data, its pidfile,
+    /// its update lock). The agent reads those as root, so a link is not followed (a link to a
+    /// root-only file would send that file in a heartbeat), and only a regular file is read: a
+    /// FIFO would block the reading thread for good.
+    public static func read(_ path: String, limit: Int = 16 << 20, untrusted: Bool = false) throws(AgentError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (untrusted ? O_NOFOLLOW | O_NONBLOCK : 0))
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
             throw .system("cannot open", path)
         }
         defer { close(fd) }
+        if untrusted {
+            var info = stat()
+            guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw AgentError("\(path) is not a regular file") }
+        }
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while result.count < limit {
@@ -43,8 +52,8 @@ public enum Files {
         return result
     }
 
-    public static func readText(_ path: String, limit: Int = 16 << 20) throws(AgentError) -> String? {
-        try read(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+    public static func readText(_ path: String, limit: Int = 16 << 20, untrusted: Bool = false) throws(AgentError) -> String? {
+        try read(path, limit: limit, untrusted: untrusted).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path` and

@@ -42,8 +42,11 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// Whether reports on `execution` can be kept here (its id names a file).
+    public static func canKeep(execution: String) -> Bool { !execution.isEmpty && execution.utf8.allSatisfy { safe($0) } }
+
     public func enqueue(report: ExecutionReport, execution: String) throws(AgentError) {
-        guard !execution.isEmpty, execution.utf8.allSatisfy({ Self.safe($0) }) else {
+        guard Self.canKeep(execution: execution) else {
             throw AgentError("execution id '\(execution)' has characters that cannot name a file")
         }
         makeRoom()

@@ -152,7 +152,14 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             return StepOutcome(succeeded: false, reason: error.description)
         }
         let partial = destination + ".flotilla-partial"
-        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // Made afresh, never opened as found: the directory may be writable by the app's own
+        // user, who could leave a link there (to /etc/shadow, truncated and overwritten as root)
+        // or a FIFO (the open would block for good). The old one goes (unlink removes a link, not
+        // what it points to), and O_EXCL refuses whatever appears in its place meanwhile.
+        if unlink(partial) != 0, errno != ENOENT {
+            return StepOutcome(succeeded: false, reason: AgentError.system("cannot remove", partial).description)
+        }
+        let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return StepOutcome(succeeded: false, reason: AgentError.system("cannot create", partial).description) }
         let sink = DownloadSink(fd: fd)
         let status = Self.fetch(url, into: sink, timeoutSeconds: timeoutSeconds, caFile: caFile)

@@ -87,7 +87,7 @@ public final class SystemMetrics {
         }
         return watched.map { process in
             if let pidfile = process.pidfile {
-                guard let text = (try? Files.readText(pidfile, limit: 64)) ?? nil, let pid = Int32(text.trimmed), pid > 0 else {
+                guard let text = (try? Files.readText(pidfile, limit: 64, untrusted: true)) ?? nil, let pid = Int32(text.trimmed), pid > 0 else {
                     return .init(name: process.name, running: false)
                 }
                 return .init(name: process.name, running: kill(pid, 0) == 0 || errno == EPERM)
@@ -108,12 +108,12 @@ public enum CustomData {
         var values: [String: String] = [:]
         if Files.isDirectory(path) {
             for name in Files.list(path).prefix(maximumEntries) where !name.hasPrefix(".") {
-                guard let text = (try? Files.readText(path + "/" + name, limit: maximumValueBytes)) ?? nil else { continue }
+                guard let text = (try? Files.readText(path + "/" + name, limit: maximumValueBytes, untrusted: true)) ?? nil else { continue }
                 values[name] = text.trimmed
             }
             return values
         }
-        guard let bytes = (try? Files.read(path, limit: 64 * 1024)) ?? nil, let members = WireJSON.parse(bytes)?.members else {
+        guard let bytes = (try? Files.read(path, limit: 64 * 1024, untrusted: true)) ?? nil, let members = WireJSON.parse(bytes)?.members else {
             return values
         }
         for member in members.prefix(maximumEntries) {

@@ -11,12 +11,13 @@ public enum UpdateLockFile {
     public static func read(_ path: String, now: Int64 = Clock.epochMilliseconds()) -> Heartbeat.UpdateLock? {
         let text: String
         do {
-            guard let read = try Files.readText(path, limit: 4_096) else { return nil }
+            guard let read = try Files.readText(path, limit: 4_096, untrusted: true) else { return nil }
             text = read
         } catch {
             // A lock file that is there but cannot be read still locks: refusing an update is
             // the safe side of not knowing.
-            return Heartbeat.UpdateLock(reason: "the update lock file cannot be read")
+            // A link there is not followed (its target's first line would go out as the reason).
+            return Heartbeat.UpdateLock(reason: "the update lock file cannot be read (\(error.description)); a link is not followed")
         }
         var reason = ""
         var until: Int64?

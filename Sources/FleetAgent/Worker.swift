@@ -8,11 +8,15 @@ struct Backoff {
     var base = 1.0
     var cap = 300.0
 
+    /// The most a server's `Retry-After` holds the agent back: an answer of years (or one that
+    /// does not fit an Int once printed) from a proxy must not stop heartbeats for good.
+    static let longestRetryAfter = 3_600
+
     mutating func next(retryAfter: Int? = nil) -> Double {
         defer { attempt += 1 }
         let ceiling = min(cap, base * Double(1 << min(attempt, 16)))
         let delay = Double.random(in: ceiling / 2...ceiling)
-        return max(delay, Double(retryAfter ?? 0))
+        return max(delay, Double(min(max(retryAfter ?? 0, 0), Self.longestRetryAfter)))
     }
 
     mutating func reset() { attempt = 0 }

@@ -206,6 +206,8 @@ extension RemoteCommandAcknowledgement: WireDecodable, WireEncodable {
     public init(wire value: WireJSON, path: String) throws(WireDecodingError) {
         var object = try WireObject(value, path: path)
         outputBytes = try object.int("outputBytes")
+        // A count the agent slices its output by: a negative one is no count at all.
+        guard outputBytes >= 0 else { throw WireDecodingError(field: object.child("outputBytes"), message: "'outputBytes' must not be negative") }
         ended = try object.bool("ended")
     }
 

@@ -98,11 +98,14 @@ public struct WireWriter {
     private mutating func writeString(_ value: String) { Self.quote(value, into: &bytes) }
 
     /// `value` as a JSON string, quoted and escaped: the one escaping routine of every JSON the
-    /// project writes by hand.
+    /// project writes by hand. A NUL is written as U+FFFD: the reader refuses `\u0000` (no store
+    /// keeps one), and what is written here must read back — a step that printed a NUL once left
+    /// an agent's journal unreadable, and the execution started again from its first step.
     public static func quote(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         for byte in value.utf8 {
             switch byte {
+            case 0: bytes.append(contentsOf: [0xEF, 0xBF, 0xBD])
             case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
             case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
             case UInt8(ascii: "\n"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])

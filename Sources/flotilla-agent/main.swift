@@ -106,7 +106,16 @@ if let lockCommand {
     print("updates locked: \(reason)" + (flags["--for"].map { " (for \($0))" } ?? ""))
     exit(0)
 }
-guard configuration.server != nil else { fail("no server: set 'server' in \(configPath ?? "/etc/flotilla/agent.yaml") or pass --server URL") }
+guard let server = configuration.server else { fail("no server: set 'server' in \(configPath ?? "/etc/flotilla/agent.yaml") or pass --server URL") }
+// A device not enrolled yet is refused what the server would refuse, or what would hand it to
+// whoever is on the way; one enrolled before these checks keeps running, warned at every start.
+let enrolled = Files.exists(configuration.dataDirectory + "/identity.json")
+for problem in configuration.tagProblems {
+    if enrolled { Log.warning(problem + " (sent only at enrollment: fix it before this device enrolls again)") } else { fail(problem) }
+}
+if let problem = AgentConfiguration.plainHTTPProblem(server: server, allowed: configuration.allowPlainHTTP) {
+    if enrolled { Log.error(problem) } else { fail(problem) }
+}
 
 let executor = SystemStepExecutor(allowedRoots: configuration.allowedRoots, retryDelaySeconds: configuration.retryDelaySeconds,
                                   caFile: configuration.caFile)

@@ -61,6 +61,62 @@ func write(_ text: String, to path: String) throws {
     }
 }
 
+@Suite struct PlainHTTPTests {
+    /// Whoever is on the path to a plain-HTTP server can hand the device commands run as root.
+    @Test func plainHTTPIsForThisMachineOrSetOnPurpose() throws {
+        for local in ["http://127.0.0.1:8080", "http://localhost/", "http://[::1]:80", "https://fleet.example.com", "HTTPS://fleet.example.com"] {
+            #expect(AgentConfiguration.plainHTTPProblem(server: local, allowed: false) == nil, "\(local)")
+        }
+        for remote in ["http://fleet.example.com", "HTTP://10.0.0.5:8080", "http://127.0.0.1.evil.example/", "http://localhost.evil.example"] {
+            #expect(AgentConfiguration.plainHTTPProblem(server: remote, allowed: false)?.contains("allowPlainHTTP: true") == true, "\(remote)")
+            #expect(AgentConfiguration.plainHTTPProblem(server: remote, allowed: true) == nil, "\(remote)")
+        }
+        for bypass in ["fleet.example.com:8080", "http://127.evil.example.com/", "http://127.0.0.1:x@fleet.example.com/", "http://localhost:pw@fleet.example.com"] {
+            #expect(AgentConfiguration.plainHTTPProblem(server: bypass, allowed: false) != nil, "\(bypass)")
+        }
+        #expect(try AgentConfiguration.parse(Array("allowPlainHTTP: true\n".utf8), file: "agent.yaml").allowPlainHTTP)
+        // Tags the server would refuse are named where they are written.
+        let tagged = try AgentConfiguration.parse(Array("tags:\n  site: Berlin West\n  -ring: main\n".utf8), file: "agent.yaml")
+        #expect(tagged.tagProblems.count == 2 && tagged.tagProblems[0].hasPrefix("agent.yaml:2:9: invalid tag value 'Berlin West'")
+                 && tagged.tagProblems[1].hasPrefix("agent.yaml:3:3: invalid tag name '-ring'"), "\(tagged.tagProblems)")
+        #expect(throws: AgentError.self) { try AgentConfiguration.parse(Array("allowPlainHTTP: yes\n".utf8), file: "agent.yaml") }
+    }
+}
+
+@Suite struct UntrustedFileTests {
+    /// An app's custom data, pidfile and update lock are files its own user writes; the agent
+    /// reads them as root. A link there is not followed (its target would go out in a heartbeat),
+    /// and a FIFO is refused at once rather than blocking the heartbeat thread for good.
+    @Test(.timeLimit(.minutes(1))) func filesAnAppWritesAreReadOnlyWhenRegularAndNotLinks() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write("root only\n", to: root + "/shadow")
+        #expect(symlink(root + "/shadow", root + "/linked") == 0)
+        #expect(mkfifo(root + "/piped", 0o644) == 0)
+        #expect(throws: AgentError.self) { try Files.read(root + "/linked", untrusted: true) }
+        #expect(throws: AgentError.self) { try Files.read(root + "/piped", untrusted: true) }
+        #expect(try Files.read(root + "/shadow", untrusted: true) == Array("root only\n".utf8))
+        #expect(try Files.read(root + "/absent", untrusted: true) == nil)
+        // The custom-data directory reads what is regular and skips the rest.
+        try FileManager.default.createDirectory(atPath: root + "/custom", withIntermediateDirectories: true)
+        try write("eco", to: root + "/custom/mode")
+        #expect(symlink(root + "/shadow", root + "/custom/stolen") == 0)
+        #expect(mkfifo(root + "/custom/stuck", 0o644) == 0)
+        #expect(CustomData.read(root + "/custom") == ["mode": "eco"])
+    }
+}
+
+@Suite struct BackoffTests {
+    /// A server (or a proxy before it) answering `Retry-After: 9223372036854775807` once crashed
+    /// the agent where the wait was logged, and an answer of years stopped its heartbeats.
+    @Test func aServersRetryAfterIsHeededUpToAnHour() {
+        var backoff = Backoff()
+        #expect(backoff.next(retryAfter: .max) == Double(Backoff.longestRetryAfter))
+        #expect(Int(backoff.next(retryAfter: 100_000_000)) == Backoff.longestRetryAfter)
+        #expect(backoff.next(retryAfter: 120) >= 120)
+    }
+}
+
 @Suite struct SystemMetricsTests {
     @Test func readsProcFiles() throws {
         let root = try temporaryDirectory()
@@ -156,7 +212,12 @@ struct UpdateLockFileTests {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/update.lock", withIntermediateDirectories: true)
-        #expect(UpdateLockFile.read(root + "/update.lock")?.reason == "the update lock file cannot be read")
+        #expect(UpdateLockFile.read(root + "/update.lock")?.reason.hasPrefix("the update lock file cannot be read (") == true)
+        // A link is not followed: its target's first line (a root-only file's) would go out as the reason.
+        try write("root:secret\n", to: root + "/shadow")
+        #expect(symlink(root + "/shadow", root + "/linked.lock") == 0)
+        let linked = UpdateLockFile.read(root + "/linked.lock")
+        #expect(linked?.reason.contains("a link is not followed") == true && linked?.reason.contains("root:secret") == false)
     }
 
     @Test(arguments: ["", "2", "h", "2x", "-1h", "0s", "１h", "36501d", String(repeating: "999999999d", count: 200)])

@@ -92,4 +92,27 @@ struct CrashMatrixTests {
         }
         #expect((installed["web"] != nil) == (testCase.expectedState == "succeeded"))
     }
+
+    /// The end of an execution that cannot be recorded (a full disk; here the record's path is
+    /// a directory) stops the agent with the journal kept; started again, it finishes from the
+    /// journal and runs nothing twice.
+    @Test func anEndThatCannotBeRecordedStopsTheAgentAndFinishesOnRestart() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        let log = agent.root + "/apps/log"
+        try FileManager.default.createDirectory(atPath: agent.root + "/apps", withIntermediateDirectories: true)
+        try agent.start()
+        let device = try await agent.deviceID()
+        let blocked = agent.root + "/data/finished.json"
+        try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: true)
+        let execution = try await server.deploy(to: device, steps: [step("prepare", "echo prepare >> \(log)", idempotent: false)],
+                                                rollback: [step("undo", "echo undo >> \(log)", onFailure: "continue")])
+        #expect(try await agent.waitForExit(seconds: 60) == 1, "\(agent.logText)")
+        #expect(FileManager.default.fileExists(atPath: agent.root + "/data/journal.json"), "the journal is kept")
+        try FileManager.default.removeItem(atPath: blocked)
+        try agent.start()
+        let result = try await server.finalExecution(execution)
+        #expect(result["state"] as? String == "succeeded", "\(agent.logText)")
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "prepare\n", "the step ran once")
+    }
 }

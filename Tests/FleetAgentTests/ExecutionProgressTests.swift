@@ -24,6 +24,21 @@ import Testing
         return ran
     }
 
+    /// A step may print anything, a NUL among it (`find -print0`, a binary on stdout). The journal
+    /// written after it must read back, or a restart would run the execution again from its first
+    /// step, steps that must not run twice included.
+    @Test func aJournalWithANulInAStepsOutputReadsBack() throws {
+        var progress = ExecutionProgress(assignment: Self.assignment([Self.step("a"), Self.step("b")]))
+        progress.begin()
+        progress.complete(succeeded: true, exitCode: 0, output: "one\u{0}two\u{0}")
+        progress.begin()
+        let read = try ExecutionProgress.decode(wire: Array(progress.wireJSON().utf8))
+        #expect(read.results.first?.outputTail == "one\u{FFFD}two\u{FFFD}")
+        #expect(read.current?.step.name == "b", "it resumes at the step it was on")
+        // And the report of that step is one the server reads.
+        #expect(try StepResult.decode(wire: Array(read.results[0].wireJSON().utf8)).outputTail == "one\u{FFFD}two\u{FFFD}")
+    }
+
     @Test func allStepsSucceed() {
         var progress = ExecutionProgress(assignment: Self.assignment([Self.step("a"), Self.step("b")]))
         #expect(drive(&progress, [:]) == ["a", "b"])

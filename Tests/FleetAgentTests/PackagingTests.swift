@@ -67,5 +67,9 @@ import Testing
         let noToken = try ChildProcess.run(Binaries.agent, ["--server", "http://127.0.0.1:9", "--data", root + "/data", "--hardware-id", "x"],
                                            environment: ["PATH": "/usr/bin:/bin"])
         #expect(noToken.status == 2 && noToken.errorText.contains("no enrollment token"))
+        // Plain HTTP to another machine is refused unless set on purpose.
+        let plain = try ChildProcess.run(Binaries.agent, ["--server", "http://fleet.example.com", "--data", root + "/data", "--hardware-id", "x"],
+                                         environment: ["PATH": "/usr/bin:/bin"])
+        #expect(plain.status == 2 && plain.errorText.contains("allowPlainHTTP: true"), "\(plain.errorText)")
     }
 }

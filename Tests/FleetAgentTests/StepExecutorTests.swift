@@ -109,7 +109,7 @@ import Testing
             """)
     }
 
-    @Test func downloadsAreVerifiedAndRefusedOutsideTheirBounds() async throws {
+    @Test(.timeLimit(.minutes(1))) func downloadsAreVerifiedAndRefusedOutsideTheirBounds() async throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let payload = String(repeating: "flotilla artifact\n", count: 10_000)
@@ -149,6 +149,34 @@ import Testing
         #expect(elsewhere.reason?.hasPrefix("destination '/etc/passwd' is outside the allowed roots") == true)
         let missing = executor.execute(download(base + "/releases/none.tar", digest, root + "/apps/none"), of: assignment)
         #expect(missing.reason == "download answered HTTP 404")
+
+        // A redirect (here http.server's, for a directory asked without its slash) is not the
+        // server's answer: not a refusal that drops a report, the server not reached yet.
+        try FileManager.default.createDirectory(atPath: root + "/www/agent/v1/assignments", withIntermediateDirectories: true)
+        let api = AgentAPI(server: base, deviceToken: "t")
+        do {
+            _ = try api.assignments(entityTag: nil, waitSeconds: 1)
+            Issue.record("a redirect was taken as an answer")
+        } catch {
+            if case .unavailable = error {} else { Issue.record("a redirect taken for the server's refusal: \(error)") }
+        }
+
+        // The app's own user may write where its artifacts go, and leave a link (or a FIFO) where
+        // the download's temporary file will be: the agent, as root, makes its own file instead
+        // of writing through the link (or blocking on the FIFO).
+        let precious = root + "/precious"
+        try write("keep me\n", to: precious)
+        let planted = root + "/apps/web/linked.tar"
+        try FileManager.default.createSymbolicLink(atPath: planted + ".flotilla-partial", withDestinationPath: precious)
+        let linked = executor.execute(download(base + "/releases/web-2.0.tar", digest, planted), of: assignment)
+        #expect(linked.succeeded, "\(linked.reason ?? "")")
+        #expect(try String(contentsOfFile: precious, encoding: .utf8) == "keep me\n", "the link's target is untouched")
+        #expect(try String(contentsOfFile: planted, encoding: .utf8) == payload)
+        let piped = root + "/apps/web/piped.tar"
+        #expect(mkfifo(piped + ".flotilla-partial", 0o644) == 0)
+        let fifo = executor.execute(download(base + "/releases/web-2.0.tar", digest, piped), of: assignment)
+        #expect(fifo.succeeded, "\(fifo.reason ?? "")")
+        #expect(try String(contentsOfFile: piped, encoding: .utf8) == payload)
     }
 
     /// What the server should never send, the agent refuses itself rather than trap on: an

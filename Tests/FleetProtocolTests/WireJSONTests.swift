@@ -106,6 +106,15 @@ import Testing
         }
     }
 
+    /// The agent slices its output by the count a server acknowledges: a negative one (from a
+    /// hostile or broken server) once crashed it, killing the step it was running.
+    @Test func anAcknowledgementWithANegativeCountIsRefused() throws {
+        #expect(throws: WireDecodingError.self) {
+            try RemoteCommandAcknowledgement.decode(wire: Array(#"{"outputBytes":-1,"ended":false}"#.utf8))
+        }
+        #expect(try RemoteCommandAcknowledgement.decode(wire: Array(#"{"outputBytes":0,"ended":true}"#.utf8)).ended)
+    }
+
     @Test func integralDoublesAreIntegersAndNullsAreAbsent() throws {
         let heartbeat = try Heartbeat.decode(wire: Array(#"{"reportID":"r","uptimeSeconds":12.0,"agentVersion":null,"other":null}"#.utf8))
         #expect(heartbeat == Heartbeat(reportID: "r", uptimeSeconds: 12))
