@@ -9,6 +9,8 @@
 #   --token TOKEN   the enrollment token, written into a new agent.yaml (never printed)
 #   --root DIR      install under DIR instead of / (for packaging and tests); does not start it
 #   --no-start      install, but do not enable or start the service
+#   --allow-plain-http  let --server be plain http:// on another machine (anyone on the way could
+#                   give the device commands to run as root: a network that is yours alone)
 #
 # An existing agent.yaml is kept as it is; a running agent is restarted on the new binary.
 set -eu
@@ -19,6 +21,7 @@ server=""
 token=""
 root=""
 start=1
+allow_plain=0
 
 fail() { echo "install-agent: $*" >&2; exit 2; }
 
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
     --token) [ $# -ge 2 ] || fail "--token needs a value"; token=$2; shift 2 ;;
     --root) [ $# -ge 2 ] || fail "--root needs a directory"; root=$2; start=0; shift 2 ;;
     --no-start) start=0; shift ;;
+    --allow-plain-http) allow_plain=1; shift ;;
     -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) fail "unknown option '$1' (see --help)" ;;
   esac
@@ -37,6 +41,15 @@ done
 [ -x "$binary" ] || fail "no agent binary at $binary (pass --binary PATH)"
 "$binary" --version >/dev/null 2>&1 || fail "$binary does not run on this machine"
 case "$server" in ""|http://*|https://*) ;; *) fail "--server must be an http:// or https:// URL" ;; esac
+# The agent refuses plain HTTP to another machine before it enrolls: said here, before installing.
+case "$server" in
+  http://*)
+    host=${server#http://}; host=${host%%/*}; host=${host##*@}
+    case "$host" in
+      localhost|localhost:*|127.*|"[::1]"|"[::1]:"*) ;;
+      *) [ "$allow_plain" -eq 1 ] || fail "--server $server is plain HTTP to another machine: anyone on the way could give this device commands to run as root; use https://, or pass --allow-plain-http if the network is yours alone" ;;
+    esac ;;
+esac
 if [ -z "$root" ] && [ "$(id -u)" -ne 0 ]; then fail "run as root (or pass --root DIR)"; fi
 
 install -d -m 0755 "$root/usr/local/bin" "$root/etc/systemd/system"
@@ -58,6 +71,7 @@ else
   umask 077
   sed -e "s|^server: .*|server: $server|" \
       -e "s|^enrollmentToken: .*|enrollmentToken: ${token:-fle_REPLACE_ME}|" \
+      -e "s|^# allowPlainHTTP: false|$( [ "$allow_plain" -eq 1 ] && echo 'allowPlainHTTP: true' || echo '# allowPlainHTTP: false' )|" \
       "$here/agent.yaml" > "$config.new"
   chmod 0600 "$config.new"
   mv "$config.new" "$config"

@@ -10,7 +10,21 @@ public enum Log {
     public static func debug(_ message: @autoclosure () -> String) { if verbose { write("debug", message()) } }
 
     private static func write(_ level: String, _ message: String) {
-        let line = "flotilla-agent \(level): \(message)\n"
+        let line = "flotilla-agent \(level): \(printable(message))\n"
         _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress, $0.count - 1) }
     }
+
+    /// One line, whatever a message quotes (a server's ids, a step's output): a newline in it
+    /// would start a line that looks like the agent's own, and an escape sequence would act on
+    /// the terminal that shows the journal. Control characters are written out as `\u{…}`.
+    static func printable(_ message: String) -> String {
+        guard message.unicodeScalars.contains(where: isControl) else { return message }
+        var line = ""
+        for scalar in message.unicodeScalars {
+            if isControl(scalar) { line += "\\u{" + String(scalar.value, radix: 16) + "}" } else { line.unicodeScalars.append(scalar) }
+        }
+        return line
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
 }

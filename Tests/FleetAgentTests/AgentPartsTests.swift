@@ -106,6 +106,14 @@ func write(_ text: String, to path: String) throws {
     }
 }
 
+@Suite struct LogTests {
+    /// What a log line quotes from a server or a step cannot start a line of its own.
+    @Test func aLogLineStaysOneLine() {
+        #expect(Log.printable("execution ex-1\nflotilla-agent info: all good\u{1B}[2J") == "execution ex-1\\u{a}flotilla-agent info: all good\\u{1b}[2J")
+        #expect(Log.printable("plain text, é") == "plain text, é")
+    }
+}
+
 @Suite struct BackoffTests {
     /// A server (or a proxy before it) answering `Retry-After: 9223372036854775807` once crashed
     /// the agent where the wait was logged, and an answer of years stopped its heartbeats.

@@ -51,6 +51,17 @@ import Testing
         #expect(noBinary.status == 2 && noBinary.errorText.contains("no agent binary"))
         let noServer = try ChildProcess.run("/bin/sh", [script, "--root", root, "--binary", Binaries.agent])
         #expect(noServer.status == 2 && noServer.errorText.contains("pass --server"))
+        // Plain HTTP to another machine is said before anything is installed; on purpose, it is written down.
+        let plain = try ChildProcess.run("/bin/sh", [script, "--root", root, "--binary", Binaries.agent, "--server", "http://fleet.example.com"])
+        #expect(plain.status == 2 && plain.errorText.contains("--allow-plain-http"), "\(plain.errorText)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/etc/flotilla/agent.yaml"))
+        let allowed = try ChildProcess.run("/bin/sh", [script, "--root", root, "--binary", Binaries.agent, "--server", "http://fleet.example.com",
+                                                       "--allow-plain-http"])
+        #expect(allowed.status == 0, "\(allowed.errorText)")
+        let written = try String(contentsOfFile: root + "/etc/flotilla/agent.yaml", encoding: .utf8)
+        #expect(written.contains("\nallowPlainHTTP: true\n") && written.contains("server: http://fleet.example.com"))
+        let configuration = try AgentConfiguration.parse(Array(written.utf8), file: "agent.yaml")
+        #expect(configuration.allowPlainHTTP && configuration.server == "http://fleet.example.com")
     }
 
     @Test func theAgentRefusesBadFlagsAndSettings() throws {
