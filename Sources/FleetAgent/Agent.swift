@@ -74,7 +74,7 @@ public final class Agent: Sendable {
     let fault: String?
 
     var root: String { configuration.dataDirectory }
-    var identityPath: String { root + "/identity.json" }
+    var identityPath: String { configuration.identityPath }
     var secretPath: String { root + "/device-secret" }
     var appsPath: String { root + "/apps.json" }
     var journalPath: String { root + "/journal.json" }
@@ -165,7 +165,7 @@ public final class Agent: Sendable {
         if let release = (try? Files.readText("/etc/os-release", limit: 8_192)) ?? nil {
             for line in release.split(byte: 0x0A) where line.hasPrefix("PRETTY_NAME=") {
                 // A file written with CRLF, or anything else odd in it, is not sent as a control character.
-                let value = String(line.dropFirst("PRETTY_NAME=".count)).unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }
+                let value = String(line.dropFirst("PRETTY_NAME=".count)).unicodeScalars.filter { !StepRules.isControl($0) }
                 attributes["os"] = String(String.UnicodeScalarView(value)).trimmingQuotes
             }
         }

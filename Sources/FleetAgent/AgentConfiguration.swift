@@ -28,6 +28,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// The update lock file (`flotilla-agent lock`); nil: `update.lock` in the data directory.
     public var updateLockFile: String?
     public var lockPath: String { updateLockFile ?? dataDirectory + "/update.lock" }
+    /// Where the device's identity is kept once it has enrolled.
+    public var identityPath: String { dataDirectory + "/identity.json" }
     /// The script that puts the previous agent back when a new one does not take; the agent
     /// replaces itself only where it is installed. Nil: the package's, else install-agent.sh's.
     public var selfUpdateWatchdog: String?
@@ -145,7 +147,6 @@ public struct AgentConfiguration: Sendable, Equatable {
                 guard case .mapping(let pairs) = value.value else { throw fail(value, "'tags' must be a mapping of tag to value") }
                 for (tag, tagValue) in pairs {
                     guard case .scalar(let text) = tagValue.value else { throw fail(tagValue, "tag '\(tag.text)' must have a single value") }
-                    // The server refuses a tag no selector could match: said here, where it is written.
                     // The server refuses to enroll a device with a tag no selector could match:
                     // said here, where it is written (a device enrolled before is only warned).
                     if let problem = TagSyntax.keyProblem(tag.text) { configuration.tagProblems.append(fail(tag, problem).description) }

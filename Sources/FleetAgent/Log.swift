@@ -1,3 +1,4 @@
+import FleetProtocol
 import Glibc
 
 /// Lines on standard error, for journald or a terminal. Never given a token or a secret.
@@ -17,14 +18,5 @@ public enum Log {
     /// One line, whatever a message quotes (a server's ids, a step's output): a newline in it
     /// would start a line that looks like the agent's own, and an escape sequence would act on
     /// the terminal that shows the journal. Control characters are written out as `\u{…}`.
-    static func printable(_ message: String) -> String {
-        guard message.unicodeScalars.contains(where: isControl) else { return message }
-        var line = ""
-        for scalar in message.unicodeScalars {
-            if isControl(scalar) { line += "\\u{" + String(scalar.value, radix: 16) + "}" } else { line.unicodeScalars.append(scalar) }
-        }
-        return line
-    }
-
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
+    static func printable(_ message: String) -> String { DisplayText.safe(message, limit: .max) }
 }

@@ -1,3 +1,4 @@
+import FleetProtocol
 import ArgumentParser
 import FleetCore
 import NIOHTTP1

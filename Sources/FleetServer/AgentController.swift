@@ -285,12 +285,7 @@ struct AgentController: Sendable {
     /// line, a kernel version): kept, cut to 1 KiB with control characters replaced, as
     /// returned — an odd byte in a file the device reads must not keep it from enrolling.
     static func checkDescription(_ body: EnrollmentRequest) throws -> [String: String] {
-        func name(_ value: String, _ field: String, maximum: Int) throws {
-            guard !value.isEmpty, value.utf8.count <= maximum, !value.unicodeScalars.contains(where: StepRules.isControl) else {
-                throw APIError.invalid("'\(field)' must be 1 to \(maximum) bytes without control characters", field: field)
-            }
-        }
-        if let given = body.name { try name(given, "name", maximum: 256) }
+        if let name = body.name { try Validate.shown(name, field: "name", maximum: 256) }
         let tags = body.tags ?? [:], attributes = body.attributes ?? [:]
         guard tags.count <= 64 else { throw APIError.invalid("'tags' holds at most 64 tags", field: "tags") }
         for (key, value) in tags.sorted(by: { $0.key < $1.key }) {
@@ -299,7 +294,7 @@ struct AgentController: Sendable {
             }
         }
         guard attributes.count <= 64 else { throw APIError.invalid("'attributes' holds at most 64 values", field: "attributes") }
-        for key in attributes.keys.sorted() { try name(key, "attributes", maximum: 128) }
+        for key in attributes.keys.sorted() { try Validate.shown(key, field: "attributes", maximum: 128) }
         return attributes.mapValues { Self.printable($0, maximum: 1_024, keeping: []) }
     }
 
@@ -346,11 +341,7 @@ struct AgentController: Sendable {
     /// What a heartbeat may say: sizes are not negative, names are names, texts are bounded and
     /// free of control characters — it ends up in the console, the API and operators' terminals.
     static func check(_ report: Heartbeat) throws {
-        func text(_ value: String, _ field: String, maximum: Int = 256) throws {
-            guard !value.isEmpty, value.utf8.count <= maximum, !value.unicodeScalars.contains(where: StepRules.isControl) else {
-                throw APIError.invalid("'\(field)' must be 1 to \(maximum) bytes without control characters", field: field)
-            }
-        }
+        func text(_ value: String, _ field: String, maximum: Int = 256) throws { try Validate.shown(value, field: field, maximum: maximum) }
         func size(_ value: Int64, _ field: String) throws {
             guard value >= 0 else { throw APIError.invalid("'\(field)' must not be negative", field: field) }
         }
@@ -453,6 +444,15 @@ enum Validate {
             throw APIError.invalid("'offset' is a whole number from 0 to \(RemoteCommand.maximumOffset)", field: "offset")
         }
         return value
+    }
+
+    /// Text shown to people (the console, the API, terminals): 1 to `maximum` bytes, without any
+    /// control character `StepRules.isControl` names — C1, line separators and bidirectional
+    /// overrides too, not only what `text` refuses.
+    static func shown(_ value: String, field: String, maximum: Int) throws {
+        guard !value.isEmpty, value.utf8.count <= maximum, !value.unicodeScalars.contains(where: StepRules.isControl) else {
+            throw APIError.invalid("'\(field)' must be 1 to \(maximum) bytes without control characters", field: field)
+        }
     }
 
     static func text(_ value: String, field: String, maximum: Int) throws {

@@ -183,8 +183,6 @@ final class KnownShapes: Sendable {
             shapes.insert(shape)
         }
     }
-
-    var count: Int { shapes.withLock { $0.count } }
 }
 
 /// Comparing the keys a client sent with the keys a type knows, on the same parsed document the

@@ -1,3 +1,4 @@
+import FleetProtocol
 public import AsyncHTTPClient
 public import FleetCore
 import Foundation

@@ -109,7 +109,7 @@ if let lockCommand {
 guard let server = configuration.server else { fail("no server: set 'server' in \(configPath ?? "/etc/flotilla/agent.yaml") or pass --server URL") }
 // A device not enrolled yet is refused what the server would refuse, or what would hand it to
 // whoever is on the way; one enrolled before these checks keeps running, warned at every start.
-let enrolled = Files.exists(configuration.dataDirectory + "/identity.json")
+let enrolled = Files.exists(configuration.identityPath)
 for problem in configuration.tagProblems {
     if enrolled { Log.warning(problem + " (sent only at enrollment: fix it before this device enrolls again)") } else { fail(problem) }
 }

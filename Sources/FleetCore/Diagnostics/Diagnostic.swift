@@ -1,3 +1,4 @@
+import FleetProtocol
 /// One problem found in the fleet repository, with where it is and why it is wrong.
 ///
 /// Printed like a compiler's message, so editors and CI logs link straight to it:

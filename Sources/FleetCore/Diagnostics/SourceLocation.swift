@@ -1,3 +1,4 @@
+import FleetProtocol
 /// A place in the fleet repository: a file, and where known a line and column (both from 1).
 public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The path of the file, relative to the repository root, with `/` separators.

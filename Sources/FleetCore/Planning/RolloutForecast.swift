@@ -1,3 +1,4 @@
+import FleetProtocol
 public import FoundationEssentials
 import FoundationInternationalization
 

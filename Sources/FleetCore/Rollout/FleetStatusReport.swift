@@ -1,3 +1,4 @@
+import FleetProtocol
 /// What the controller last saw, per app and target: for the note, STATUS.md, status.json,
 /// the API and the forge. Made by `RolloutDecision.decide` alongside its actions.
 public struct FleetStatusReport: Codable, Sendable, Equatable {

@@ -1,3 +1,4 @@
+import FleetProtocol
 internal import Yams
 
 /// Turns a file's bytes into YAML documents with source locations, refusing what would

@@ -1,5 +1,3 @@
-import FleetProtocol
-
 /// Text from others (file names in a repository, a device's hardware id, a server's answer)
 /// made safe to print: a terminal shows it, it never acts on it.
 public enum DisplayText {
