@@ -16,8 +16,9 @@ extension Agent {
                 continue
             }
             do throws(AgentAPI.Failure) {
-                let list = try api.commands(waitSeconds: 30)
+                let (list, askAgainIn) = try api.commands(waitSeconds: 30)
                 backoff.reset()
+                if list.commands.isEmpty, let pause = Backoff.deferral(askAgainIn) { pauseUnlessStopped(seconds: pause) }
                 for command in list.commands where remoteRunning.withLock({ $0.insert(command.id).inserted }) {
                     // The command's words are not logged: an operator may have typed a password into one.
                     Log.info("remote \(command.kind.rawValue) \(command.id) from an operator")

@@ -43,8 +43,8 @@ extension Agent {
             do throws(AgentAPI.Failure) {
                 try? outbox.flush(api)
                 switch try api.assignments(entityTag: entityTag, waitSeconds: 30) {
-                case .unchanged:
-                    break
+                case .unchanged(let askAgainIn):
+                    if let pause = Backoff.deferral(askAgainIn) { pauseUnlessStopped(seconds: pause) }
                 case .changed(let list, let tag):
                     entityTag = tag
                     let finished = Set(finishedExecutions())
@@ -67,6 +67,14 @@ extension Agent {
                 Log.warning("cannot fetch assignments (\(error)); trying again in \(Int(delay)) s")
                 Clock.sleep(seconds: delay)
             }
+        }
+    }
+
+    /// Sleeps `seconds` in slices of a second, ending early once the agent stops.
+    func pauseUnlessStopped(seconds: Double) {
+        let end = Clock.monotonic() + seconds
+        while !stopped.load(ordering: .relaxed), case let left = end - Clock.monotonic(), left > 0 {
+            Clock.sleep(seconds: min(left, 1))
         }
     }
 

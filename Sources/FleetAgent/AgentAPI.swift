@@ -45,18 +45,23 @@ public final class AgentAPI {
 
     public enum Assignments {
         case changed(AssignmentList, entityTag: String?)
-        case unchanged
+        /// Nothing new. With `askAgainIn`, the server did not hold the poll (it holds its limit
+        /// of them): ask again after that many seconds, not at once.
+        case unchanged(askAgainIn: Int?)
     }
 
     /// Long-polls: the server answers at once when the work differs from `entityTag`, else
-    /// within `waitSeconds`.
+    /// within `waitSeconds` — or at once, saying when to ask again, when it holds its limit of
+    /// long-polls (`LongPollDeferral`).
     public func assignments(entityTag: String?, waitSeconds: Int) throws(Failure) -> Assignments {
-        var headers: [String] = []
+        var headers = [Self.deferrable]
         if let entityTag { headers.append("If-None-Match: \(entityTag)") }
         let response = try call("GET", "/agent/v1/assignments", headers: headers, timeoutSeconds: waitSeconds + 15)
-        if response.status == 304 { return .unchanged }
+        if response.status == 304 { return .unchanged(askAgainIn: response.retryAfterSeconds) }
         return .changed(try decode(AssignmentList.self, response), entityTag: response.entityTag)
     }
+
+    private static let deferrable = "\(LongPollDeferral.header): \(LongPollDeferral.value)"
 
     public func report(execution: String, _ body: [UInt8]) throws(Failure) -> ExecutionReportAcknowledgement {
         let response = try call("POST", "/agent/v1/executions/\(execution)/report", bytes: body)
@@ -64,10 +69,11 @@ public final class AgentAPI {
     }
 
     /// Long-polls for remote commands: the server answers at once when there are some, else
-    /// within `waitSeconds` with none.
-    public func commands(waitSeconds: Int) throws(Failure) -> RemoteCommandList {
-        let response = try call("GET", "/agent/v1/commands", timeoutSeconds: waitSeconds + 15)
-        return try decode(RemoteCommandList.self, response)
+    /// within `waitSeconds` with none — or at once with none and `askAgainIn` seconds, when it
+    /// holds its limit of long-polls.
+    public func commands(waitSeconds: Int) throws(Failure) -> (list: RemoteCommandList, askAgainIn: Int?) {
+        let response = try call("GET", "/agent/v1/commands", headers: [Self.deferrable], timeoutSeconds: waitSeconds + 15)
+        return (try decode(RemoteCommandList.self, response), response.retryAfterSeconds)
     }
 
     /// Sends a command's output from byte `offset`, as it is.

@@ -69,6 +69,10 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Defaults to the open-file limit less 256 descriptors kept for the database and the git mirror."))
     var maxConnections: Int?
 
+    @Option(help: ArgumentHelp("Devices' long-polls held open at once; agents past it ask again about 30 s later.",
+                               discussion: "Each held long-poll keeps a connection and about 25 kB. Past the limit an agent is answered at once and asks again in 15-30 s on a new connection, so it sees new work up to that much later. Defaults to half of --max-connections."))
+    var maxLongPolls: Int?
+
     @Flag(help: ArgumentHelp("Always mark the web console's session cookie Secure: browsers reach this server over https through a proxy.",
                              discussion: "Without it the cookie is Secure when the proxy says https in X-Forwarded-Proto."))
     var secureCookies = false
@@ -202,6 +206,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--max-connections must be from 1 to \(ceiling) (the open-file limit less \(ServerConfiguration.reservedDescriptors))")
             }
         }
+        if let maxLongPolls, maxLongPolls < 1 {
+            throw ValidationError("--max-long-polls must be at least 1")
+        }
     }
 
     /// `--heartbeat-retention` and `--metrics-retention`, read and checked.
@@ -270,6 +277,7 @@ struct ServeCommand: AsyncParsableCommand {
         (configuration.heartbeatRetention, configuration.metricsRetention) = try retentions()
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
+        configuration.maximumLongPolls = maxLongPolls
         configuration.secureCookies = secureCookies
         configuration.alertReceiverAllow = try alertReceiverAllow.map { prefix in
             switch WebURL.parse(prefix) {

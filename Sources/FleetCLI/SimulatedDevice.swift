@@ -140,10 +140,15 @@ struct SimulatedDevice: Sendable {
         var entityTag: String?
         var finished: [String] = []
         while !Task.isCancelled {
-            var headers: [(String, String)] = []
+            var headers = [(LongPollDeferral.header, LongPollDeferral.value)]
             if let entityTag { headers.append(("If-None-Match", entityTag)) }
             switch await send("GET", "/agent/v1/assignments", body: nil, token: token, headers: headers, timeout: 60) {
             case .success(let response) where response.status == 304:
+                // Not held (the server holds its limit of long-polls): asked again when it says.
+                if let seconds = response.retryAfter {
+                    stats.deferred.add(1, ordering: .relaxed)
+                    try? await Task.sleep(for: .seconds(min(max(seconds, 1), 300)))
+                }
                 continue
             case .success(let response) where response.status == 200:
                 entityTag = response.entityTag
@@ -209,6 +214,7 @@ struct SimulatedDevice: Sendable {
         var status: Int
         var body: [UInt8]
         var entityTag: String?
+        var retryAfter: Int?
     }
 
     private func send(_ method: String, _ path: String, body: String?, token: String?, headers: [(String, String)] = [],
@@ -225,7 +231,8 @@ struct SimulatedDevice: Sendable {
             let response = try await client.execute(request, timeout: .seconds(timeout))
             let bytes = try await response.body.collect(upTo: 4 << 20)
             return .success(Answer(status: Int(response.status.code), body: Array(bytes.readableBytesView),
-                                   entityTag: response.headers.first(name: "ETag")))
+                                   entityTag: response.headers.first(name: "ETag"),
+                                   retryAfter: response.headers.first(name: "Retry-After").flatMap { Int($0) }))
         } catch {
             if !Task.isCancelled { stats.noteError("\(method) \(path.split(separator: "/").prefix(3).joined(separator: "/")): \(error)") }
             return .failure(error)

@@ -37,6 +37,8 @@ final class SimulationStats: Sendable {
     let succeeded = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
+    /// Polls for assignments the server did not hold (it held its limit of long-polls).
+    let deferred = Atomic<Int>(0)
     /// Heartbeats' round trips, acknowledged ones only.
     let heartbeatLatency = HeartbeatLatencies()
 
@@ -52,6 +54,7 @@ final class SimulationStats: Sendable {
             + "\(heartbeats.load(ordering: .relaxed)) heartbeats; executions: \(running.load(ordering: .relaxed)) running, "
             + "\(succeeded.load(ordering: .relaxed)) succeeded, \(failed.load(ordering: .relaxed)) failed"
             + (errors.load(ordering: .relaxed) > 0 ? "; \(errors.load(ordering: .relaxed)) request errors" : "")
+            + (deferred.load(ordering: .relaxed) > 0 ? "; \(deferred.load(ordering: .relaxed)) polls deferred" : "")
     }
 
     /// The progress line with the heartbeats' latency since the previous one.

@@ -112,6 +112,16 @@ public struct Assignment: Codable, Sendable, Equatable {
     }
 }
 
+/// How a device's long-polls (`GET /agent/v1/assignments`, `GET /agent/v1/commands`) may be
+/// deferred. Each held poll keeps a connection and its memory on the server; one that already
+/// holds its limit of them answers a device that sent `header: value` at once instead — a 304
+/// (or no commands), `Retry-After` seconds to wait before asking again, and `Connection: close`.
+/// A device that did not send the header is always held, as before: it would ask again at once.
+public enum LongPollDeferral {
+    public static let header = "Flotilla-Poll"
+    public static let value = "may-defer"
+}
+
 /// `GET /agent/v1/assignments`: the device's unfinished executions, oldest first.
 public struct AssignmentList: Codable, Sendable, Equatable {
     public var assignments: [Assignment]

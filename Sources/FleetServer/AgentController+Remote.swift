@@ -38,7 +38,9 @@ extension AgentController {
         case .answer(let response): return response
         case .wait(let waiting, let since): (subject, mark) = (waiting, since)
         }
-        await board.longPoll(device: "remote:" + subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+        guard await board.longPoll(device: "remote:" + subject.device, since: mark,
+                                   timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)), limit: longPollLimit(request))
+        else { return deferred(try Self.commandList([])) }
         return try await Task {
             // Admitted again: the device may have been deleted, or its identity reset, while it waited.
             let device = try await self.admit(subject)

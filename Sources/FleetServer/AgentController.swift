@@ -56,8 +56,27 @@ struct AgentController: Sendable {
         case .answer(let response): return response
         case .wait(let waiting, let since): (subject, mark) = (waiting, since)
         }
-        await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)))
+        guard await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)),
+                                   limit: longPollLimit(request))
+        else { return deferred(Response(status: .notModified, headers: [.eTag: known ?? ""])) }
         return try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
+    }
+
+    /// How many waits this poll may join: the server's limit when the device can be deferred
+    /// (`LongPollDeferral`), else no limit — an agent that cannot would ask again at once.
+    func longPollLimit(_ request: Request) -> Int {
+        request.headers[.flotillaPoll] == LongPollDeferral.value ? configuration.longPollLimit : .max
+    }
+
+    /// A long-poll not held, because the server holds its limit of them: the device asks again
+    /// in a half to a whole long-poll's time (spread, so devices turned away together come back
+    /// apart), on a new connection — this one is closed, as the point is to keep none for it.
+    func deferred(_ answer: Response) -> Response {
+        var response = answer
+        let longest = max(1, Int(configuration.longPollSeconds.rounded()))
+        response.headers[.retryAfter] = String(Int.random(in: max(1, longest / 2)...longest))
+        response.headers[.connection] = "close"
+        return response
     }
 
     private func assignmentsBeforeWait(authorization: String?, known: String?) async throws -> LongPollStart {

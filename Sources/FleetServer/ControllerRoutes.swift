@@ -221,4 +221,6 @@ extension HTTPField.Name {
     /// On a status served by one of several replicas: which one, and which leads the controllers.
     static let flotillaReplica = HTTPField.Name("Flotilla-Replica")!
     static let flotillaLeader = HTTPField.Name("Flotilla-Leader")!
+    /// A device that heeds a deferred long-poll's `Retry-After` (`LongPollDeferral`).
+    static let flotillaPoll = HTTPField.Name(LongPollDeferral.header)!
 }

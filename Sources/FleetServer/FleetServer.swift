@@ -59,6 +59,7 @@ public enum FleetServer {
             metrics.recordControllers(await controllers.passMetrics())
             if let role = configuration.leadership { metrics.recordLeadership(role) }
             if let alerts { metrics.recordAlerts(await alerts.firingCounts(), dropped: alerts.dropped) }
+            metrics.recordLongPolls(held: await board.waiting, deferred: await board.declined)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }

@@ -9,9 +9,10 @@ extension AssignmentBoard {
     ///
     /// The shutdown is heard through the handler ServiceLifecycle gives the task serving the
     /// connection: no task of its own per wait.
-    func longPoll(device: String, since mark: UInt64, timeout: Duration) async {
+    /// False when the wait did not start because `limit` were held already.
+    func longPoll(device: String, since mark: UInt64, timeout: Duration, limit: Int = .max) async -> Bool {
         await withGracefulShutdownHandler {
-            await wait(device: device, since: mark, timeout: timeout)
+            await wait(device: device, since: mark, timeout: timeout, limit: limit)
         } onGracefulShutdown: {
             self.close()
         }

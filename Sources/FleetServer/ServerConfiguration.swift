@@ -26,6 +26,14 @@ public struct ServerConfiguration: Sendable {
     public var leadership: (any ReplicaRole)?
     /// How long a poll for assignments waits for work before answering 304.
     public var longPollSeconds: Double = 30
+    /// Long-polls held open at once (assignments and remote commands together). A device past it
+    /// that can be deferred (`LongPollDeferral`) is answered at once and asks again after about a
+    /// long-poll's time, on a connection of its own: it learns of new work up to that much later,
+    /// and the server keeps no connection for it meanwhile. nil: half of `maximumConnections`, so
+    /// waiting devices never take the connections heartbeats and operators need.
+    public var maximumLongPolls: Int?
+    /// `maximumLongPolls`, or its default.
+    public var longPollLimit: Int { maximumLongPolls ?? max(1, maximumConnections / 2) }
     /// How long heartbeats are kept as history.
     public var heartbeatRetention: Duration = .seconds(24 * 3_600)
     /// How long the metrics history (heartbeats summed up per ten minutes) is kept.

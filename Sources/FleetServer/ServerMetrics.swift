@@ -14,6 +14,9 @@ final class ServerMetrics: Sendable {
     let batchSize: ValueHistogram
     let devicesOnline: Gauge
     private let requestDuration: DurationHistogram
+    private let longPollsHeld: Gauge
+    private let longPollsDeferred: Counter
+    private let deferredCounted = Mutex(0)
 
     init() {
         heartbeats = registry.makeCounter(name: "flotilla_heartbeats_total", help: "Heartbeats stored.")
@@ -27,9 +30,23 @@ final class ServerMetrics: Sendable {
             name: "flotilla_http_request_duration_seconds",
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(35)],
             help: "HTTP request latency, long-polls included.")
+        longPollsHeld = registry.makeGauge(name: "flotilla_long_polls_held",
+                                           help: "Devices' long-polls (assignments and commands) waiting on this server now.")
+        longPollsDeferred = registry.makeCounter(name: "flotilla_long_polls_deferred_total",
+                                                 help: "Long-polls answered at once with Retry-After: the server held its --max-long-polls.")
         requestCounters = (1...5).map { [registry] statusClass in
             registry.makeCounter(name: "flotilla_http_requests_total", labels: [("status", "\(statusClass)xx")], help: "HTTP requests answered.")
         }
+    }
+
+    /// The board's count of waits now, and of waits it turned away since it began.
+    func recordLongPolls(held: Int, deferred: Int) {
+        longPollsHeld.set(Double(held))
+        let added = deferredCounted.withLock { counted in
+            defer { counted = max(counted, deferred) }
+            return max(0, deferred - counted)
+        }
+        if added > 0 { longPollsDeferred.increment(by: Int64(added)) }
     }
 
     func recordRequest(status: Int, duration: Duration) {

@@ -111,6 +111,36 @@ struct AgentEndToEndTests {
         #expect(installed == "2.0.0")
     }
 
+    /// A server that holds its limit of long-polls (here one) tells the other agent to ask again
+    /// later: that agent waits as told, rather than asking again at once, and its work still
+    /// reaches it when it asks.
+    @Test func anAgentTurnedAwayByAFullServerAsksAgainLaterAndGetsItsWork() async throws {
+        let server = try ServerUnderTest(flags: ["--max-long-polls", "1"])
+        let first = try AgentUnderTest(server: server), second = try AgentUnderTest(server: server)
+        try first.start()
+        try second.start()
+        let devices = [try await first.deviceID(), try await second.deviceID()]
+        func deferred() async throws -> Int {
+            let metrics = try await server.running.text("/metrics")
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("flotilla_long_polls_deferred_total ") }
+            return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let turnedAway = try await eventually(seconds: 20, "a long-poll deferred") { () -> Int? in
+            let count = try await deferred()
+            return count >= 1 ? count : nil
+        }
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await deferred() <= turnedAway + 1, "an agent told to ask again in 15-30 s asked again sooner")
+
+        var executions: [String] = []
+        for (device, agent) in zip(devices, [first, second]) {
+            executions.append(try await server.deploy(to: device, steps: [step("install", "mkdir -p \(agent.root)/apps")]))
+        }
+        for execution in executions {
+            #expect(try await server.finalExecution(execution, seconds: 60)["state"] as? String == "succeeded")
+        }
+    }
+
     /// `flotilla-agent lock`: the heartbeat carries the lock and its reason, no new work is taken
     /// while it holds, and `unlock` lets the waiting deployment run.
     @Test func aLockedDeviceTakesNoNewWorkUntilUnlocked() async throws {

@@ -136,9 +136,9 @@ extension ServerTests {
 
     /// A device just enrolled, its token as a header, and the entity tag of its empty work: what
     /// its next long-poll sends as `If-None-Match` to wait.
-    func idleDevice(_ client: some TestClientProtocol, _ tokens: Tokens) async throws
+    func idleDevice(_ client: some TestClientProtocol, _ tokens: Tokens, hardware: String = "serial-1") async throws
         -> (device: EnrollmentResponse, auth: HTTPFields, tag: String) {
-        let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
+        let device = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: hardware))
         let auth: HTTPFields = [.authorization: "Bearer \(device.deviceToken)"]
         let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
         return (device, auth, try #require(idle.headers[.eTag]))
@@ -175,6 +175,48 @@ extension ServerTests {
             let woken = try await waiting
             #expect(woken.status == .unauthorized)
             #expect(try Self.error(woken).code == "token_revoked")
+        }
+    }
+
+    /// A server holding its limit of long-polls answers a device that can be deferred at once:
+    /// nothing new, when to ask again (a half to a whole long-poll), and a connection to close.
+    /// Work queued meanwhile is not lost: the device's next poll gets it at once. A device that
+    /// did not say it can be deferred (an older agent, which would ask again at once) is held.
+    @Test func pastItsLimitOfLongPollsTheServerTellsDevicesToAskAgainLater() async throws {
+        try await withServer(longPollSeconds: 60, maximumLongPolls: 1) { client, tokens in
+            let deferrable: HTTPFields = [.flotillaPoll: LongPollDeferral.value]
+            let (first, firstAuth, firstTag) = try await idleDevice(client, tokens, hardware: "serial-1")
+            let (second, secondAuth, secondTag) = try await idleDevice(client, tokens, hardware: "serial-2")
+            let (third, thirdAuth, thirdTag) = try await idleDevice(client, tokens, hardware: "serial-3")
+
+            async let held = client.execute(uri: "/agent/v1/assignments", method: .get,
+                                            headers: firstAuth.merging([.ifNoneMatch: firstTag]).merging(deferrable))
+            try await Task.sleep(for: .milliseconds(200))
+            let start = ContinuousClock.now
+            let turnedAway = try await client.execute(uri: "/agent/v1/assignments", method: .get,
+                                                      headers: secondAuth.merging([.ifNoneMatch: secondTag]).merging(deferrable))
+            #expect(ContinuousClock.now - start < .seconds(10), "a device past the limit is answered at once")
+            #expect(turnedAway.status == .notModified)
+            #expect(turnedAway.headers[.eTag] == secondTag)
+            #expect(turnedAway.headers[.connection] == "close")
+            let askAgainIn = try #require(turnedAway.headers[.retryAfter].flatMap { Int($0) })
+            #expect((30...60).contains(askAgainIn))
+
+            _ = try await deploy(client, tokens, devices: [second.deviceID])
+            let asksAgain = try await client.execute(uri: "/agent/v1/assignments", method: .get,
+                                                     headers: secondAuth.merging([.ifNoneMatch: secondTag]).merging(deferrable))
+            #expect(asksAgain.status == .ok)
+            #expect(try Self.decode(AssignmentList.self, asksAgain).assignments.count == 1)
+
+            // Without the header, held past the limit: answered when its work arrives, not at once.
+            async let older = client.execute(uri: "/agent/v1/assignments", method: .get, headers: thirdAuth.merging([.ifNoneMatch: thirdTag]))
+            try await Task.sleep(for: .milliseconds(200))
+            _ = try await deploy(client, tokens, devices: [third.deviceID, first.deviceID])
+            let (olderAnswer, heldAnswer) = try await (older, held)
+            #expect(olderAnswer.status == .ok)
+            #expect(olderAnswer.headers[.retryAfter] == nil)
+            #expect(heldAnswer.status == .ok)
+            #expect(try Self.decode(AssignmentList.self, heldAnswer).assignments.count == 1)
         }
     }
 

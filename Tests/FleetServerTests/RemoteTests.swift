@@ -148,6 +148,33 @@ struct RemoteTests {
         }
     }
 
+    /// The command long-poll counts against the same limit as the assignments one: past it, a
+    /// device that can be deferred gets no commands, when to ask again, and a closed connection.
+    @Test func aCommandPollPastTheLimitOfLongPollsIsToldToAskAgainLater() async throws {
+        try await server.withServer(longPollSeconds: 60, maximumLongPolls: 1, controller: RemoteProject(RemoteAccess(exec: true))) { client, tokens in
+            let device = try await onlineDevice(client, tokens)
+            let deferrable: HTTPFields = [.flotillaPoll: LongPollDeferral.value]
+            let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: device.auth)
+            let tag = try #require(idle.headers[.eTag])
+            async let held = client.execute(uri: "/agent/v1/assignments", method: .get,
+                                            headers: device.auth.merging([.ifNoneMatch: tag]).merging(deferrable))
+            try await Task.sleep(for: .milliseconds(200))
+            let start = ContinuousClock.now
+            let turnedAway = try await client.execute(uri: "/agent/v1/commands", method: .get, headers: device.auth.merging(deferrable))
+            #expect(ContinuousClock.now - start < .seconds(10))
+            #expect(turnedAway.status == .ok)
+            #expect(try ServerTests.decode(RemoteCommandList.self, turnedAway).commands.isEmpty)
+            #expect(turnedAway.headers[.connection] == "close")
+            #expect(turnedAway.headers[.retryAfter].flatMap { Int($0) }.map { (30...60).contains($0) } == true)
+            // A command queued meanwhile is handed out when the device asks again.
+            #expect(try await exec(client, tokens.operator, ["devices": [device.id], "command": ["uptime"]]).status == .created)
+            let again = try await client.execute(uri: "/agent/v1/commands", method: .get, headers: device.auth.merging(deferrable))
+            #expect(try ServerTests.decode(RemoteCommandList.self, again).commands.map(\.command) == [["uptime"]])
+            _ = try await server.deploy(client, tokens, devices: [device.id])
+            #expect(try await held.status == .ok)
+        }
+    }
+
     /// A device whose identity an operator reset while it waited for commands is refused when
     /// its wait ends, rather than handed what was queued for the device meanwhile.
     @Test func aCommandPollEndingAfterTheIdentityWasResetIsRefused() async throws {

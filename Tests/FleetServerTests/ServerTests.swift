@@ -20,7 +20,8 @@ struct ServerTests {
     }()
 
     /// A server with one project, an enrollment token and an operator token, and a client.
-    func withServer(longPollSeconds: Double? = nil, operatorBodyLimit: Int? = nil, controller: (any ControllerHandle)? = nil,
+    func withServer(longPollSeconds: Double? = nil, maximumLongPolls: Int? = nil, operatorBodyLimit: Int? = nil,
+                    controller: (any ControllerHandle)? = nil,
                     controllers: ControllerSet? = nil, secrets: SecretBox? = SecretBox(key: SymmetricKey(size: .bits256)),
                     _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
@@ -34,6 +35,7 @@ struct ServerTests {
         for made in [enrollment, expired, operatorToken, otherOperator] { try await store.insertToken(made.record) }
         var configuration = self.configuration
         if let longPollSeconds { configuration.longPollSeconds = longPollSeconds }
+        if let maximumLongPolls { configuration.maximumLongPolls = maximumLongPolls }
         if let operatorBodyLimit { configuration.maximumOperatorBodyBytes = operatorBodyLimit }
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens,
                                                controllers: controllers ?? ControllerSet(controller.map { [ControllerSet.Entry($0)] } ?? []),

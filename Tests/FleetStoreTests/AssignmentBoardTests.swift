@@ -50,6 +50,55 @@ struct AssignmentBoardTests {
         await other.value
     }
 
+    /// With a limit, a wait that would make one too many does not start and says so; the count
+    /// falls as waits end (woken or timed out), so a later one is held again. A device woken
+    /// since its mark is answered, not turned away, however full the board is.
+    @Test
+    func aWaitPastTheLimitIsDeclinedUntilAnotherEnds() async {
+        let board = AssignmentBoard()
+        let first = Task { await board.wait(device: "d-1", timeout: .seconds(600), limit: 2) }
+        let second = Task { await board.wait(device: "d-2", timeout: .seconds(600), limit: 2) }
+        while await board.waiting < 2 { await Task.yield() }
+        let mark = await board.mark()
+        #expect(await board.wait(device: "d-3", since: mark, timeout: .seconds(600), limit: 2) == false)
+        #expect(await board.declined == 1)
+        // No limit: held whatever the count (an agent that cannot be told to come back later).
+        let unlimited = Task { await board.wait(device: "d-4", timeout: .seconds(600)) }
+        while await board.waiting < 3 { await Task.yield() }
+
+        // Woken, the count falls; a wait that times out gives its place back too.
+        await board.notify(["d-2", "d-4"])
+        #expect(await second.value)
+        #expect(await unlimited.value)
+        #expect(await board.waiting == 1)
+        #expect(await board.wait(device: "d-5", timeout: .milliseconds(20), limit: 2))
+        #expect(await board.waiting == 1)
+        let third = Task { await board.wait(device: "d-3", timeout: .seconds(600), limit: 2) }
+        while await board.waiting < 2 { await Task.yield() }
+        #expect(await board.declined == 1)
+
+        // Full again; d-6's work changed since its mark: answered at once, not declined.
+        let before = await board.mark()
+        await board.notify(["d-6"])
+        #expect(await board.wait(device: "d-6", since: before, timeout: .seconds(600), limit: 2))
+        #expect(await board.declined == 1)
+        await board.notify(["d-1", "d-3"])
+        #expect(await first.value)
+        #expect(await third.value)
+        #expect(await board.waiting == 0)
+    }
+
+    /// Closing the board resets the count with the waits it ends.
+    @Test
+    func closingEndsTheCountWithTheWaits() async {
+        let board = AssignmentBoard()
+        let waits = (0..<2).map { index in Task { await board.wait(device: "d-\(index)", timeout: .seconds(600), limit: 2) } }
+        while await board.waiting < 2 { await Task.yield() }
+        board.close()
+        for wait in waits { #expect(await wait.value) }
+        #expect(await board.waiting == 0)
+    }
+
     /// Work queued between a long-poll's read and its wait still wakes it: a wait given the
     /// mark taken before the read returns at once when the device was woken after it, and waits
     /// when the wake came before the mark or was for another device.

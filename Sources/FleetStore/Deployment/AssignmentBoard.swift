@@ -11,6 +11,8 @@ public actor AssignmentBoard {
     }
 
     private var waiters: [String: [Waiter]] = [:]
+    /// Waits now, every device's together.
+    private var held = 0
     private var deadlines = DeadlineHeap()
     private var nextWaiter = 0
     /// The one task that ends waits at their deadline, and when it wakes.
@@ -35,6 +37,7 @@ public actor AssignmentBoard {
     private func endEveryWait() {
         let ended = waiters
         waiters = [:]
+        held = 0
         deadlines = DeadlineHeap()
         sweeper?.cancel()
         sweeper = nil
@@ -43,7 +46,7 @@ public actor AssignmentBoard {
     }
 
     /// Waits now, counting every device's waits together (for tests and metrics).
-    public var waiting: Int { waiters.values.reduce(0) { $0 + $1.count } }
+    public var waiting: Int { held }
 
     /// Counts every wake; `woken` remembers, per device, the count at its last wake, and
     /// `wokenBefore` the generation before it (swapped by the first wake a minute after the last
@@ -60,19 +63,33 @@ public actor AssignmentBoard {
 
     /// Returns when `device`'s assignments may have changed, or after `timeout`. With `since`
     /// (a `mark()`), it returns at once when the device was woken after that mark.
-    public func wait(device: String, since: UInt64? = nil, timeout: Duration) async {
-        if let since, let at = woken[device] ?? wokenBefore[device], at > since { return }
+    ///
+    /// With `limit`, a wait that would make more than `limit` at once does not start: it returns
+    /// false at once, and the caller tells the device to ask again later. A wake since `since`
+    /// still returns true first, so a device whose work just changed is never turned away.
+    @discardableResult
+    public func wait(device: String, since: UInt64? = nil, timeout: Duration, limit: Int = .max) async -> Bool {
+        if let since, let at = woken[device] ?? wokenBefore[device], at > since { return true }
+        guard held < limit else {
+            declined += 1
+            return false
+        }
         let id = nextWaiter
         nextWaiter += 1
         let deadline = ContinuousClock.now + timeout
         await withCheckedContinuation { continuation in
             // Checked here, on the actor: a close whose sweep already ran is seen.
             guard !isClosed else { return continuation.resume() }
+            held += 1
             waiters[device, default: []].append(Waiter(id: id, continuation: continuation))
             deadlines.insert(deadline, waiter: id, device: device)
             sweep(at: deadline)
         }
+        return true
     }
+
+    /// Waits turned away since the board began, because `limit` were held already.
+    public private(set) var declined = 0
 
     private var relay: (@Sendable ([String]) async -> Void)?
 
@@ -96,7 +113,9 @@ public actor AssignmentBoard {
         rememberWakes()
         for device in devices {
             woken[device] = wakes
-            for waiter in waiters.removeValue(forKey: device) ?? [] { waiter.continuation.resume() }
+            guard let list = waiters.removeValue(forKey: device) else { continue }
+            held -= list.count
+            for waiter in list { waiter.continuation.resume() }
         }
     }
 
@@ -132,6 +151,7 @@ public actor AssignmentBoard {
             guard var list = waiters[soonest.device], let index = list.firstIndex(where: { $0.id == soonest.waiter }) else { continue }
             let waiter = list.remove(at: index)
             waiters[soonest.device] = list.isEmpty ? nil : list
+            held -= 1
             waiter.continuation.resume()
         }
         if let next = deadlines.first { sweep(at: next.deadline) }
