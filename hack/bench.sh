@@ -438,7 +438,7 @@ bench_converge() {
     --tag hw=rpi4:2,rpi3:1 --step-seconds 0.2-1.0 --status-every 30 > "$work/sim.log" 2>&1 &
   sim=$!
   python3 hack/bench/fleet.py wait-online 127.0.0.1 "$port" "$operator" "$devices" 900
-  python3 hack/bench/converge.py "$work/clone" 127.0.0.1 "$port" "$operator" webhook-secret "$devices" 1800
+  python3 hack/bench/converge.py "$work/clone" 127.0.0.1 "$port" "$operator" webhook-secret "$devices" 1800 "$server"
   echo "server resident (VmRSS):   $(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status"); peak $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status")"
 }
 

@@ -12,6 +12,8 @@ public struct APIError: HTTPResponseError, Sendable {
     public var field: String?
     /// The methods a path takes, for a 405.
     var allow: [String] = []
+    /// Seconds to wait before asking again, for a 429 or 503.
+    var retryAfter: Int?
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) {
         self.status = status
@@ -25,6 +27,7 @@ public struct APIError: HTTPResponseError, Sendable {
         var headers: HTTPFields = [.contentType: "application/json"]
         headers[.xContentTypeOptions] = "nosniff"
         if !allow.isEmpty { headers[.allow] = allow.joined(separator: ", ") }
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 

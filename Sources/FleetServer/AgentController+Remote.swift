@@ -38,9 +38,12 @@ extension AgentController {
         case .answer(let response): return response
         case .wait(let waiting, let since): (subject, mark) = (waiting, since)
         }
-        guard await board.longPoll(device: "remote:" + subject.device, since: mark,
-                                   timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)), limit: longPollLimit(request))
-        else { return deferred(try Self.commandList([])) }
+        switch await board.longPoll(device: "remote:" + subject.device, since: mark,
+                                    timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)), limit: longPollLimit(request)) {
+        case .ended: break
+        case .declined: return deferred(try Self.commandList([]))
+        case .deviceBusy: throw busy()
+        }
         return try await Task {
             // Admitted again: the device may have been deleted, or its identity reset, while it waited.
             let device = try await self.admit(subject)

@@ -56,9 +56,12 @@ struct AgentController: Sendable {
         case .answer(let response): return response
         case .wait(let waiting, let since): (subject, mark) = (waiting, since)
         }
-        guard await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)),
-                                   limit: longPollLimit(request))
-        else { return deferred(Response(status: .notModified, headers: [.eTag: known ?? ""])) }
+        switch await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)),
+                                    limit: longPollLimit(request)) {
+        case .ended: break
+        case .declined: return deferred(Response(status: .notModified, headers: [.eTag: known ?? ""]))
+        case .deviceBusy: throw busy()
+        }
         return try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
     }
 
@@ -77,6 +80,15 @@ struct AgentController: Sendable {
         response.headers[.retryAfter] = String(Int.random(in: max(1, longest / 2)...longest))
         response.headers[.connection] = "close"
         return response
+    }
+
+    /// A device already waiting `AssignmentBoard.waitsPerDevice` times: it is refused, and told
+    /// when to ask again, so one device's token cannot fill the board for every other device.
+    func busy() -> APIError {
+        var error = APIError(.tooManyRequests, "too_many_polls",
+                             "this device already has \(AssignmentBoard.waitsPerDevice) long-polls of this kind waiting")
+        error.retryAfter = max(1, Int(configuration.longPollSeconds.rounded()))
+        return error
     }
 
     private func assignmentsBeforeWait(authorization: String?, known: String?) async throws -> LongPollStart {

@@ -9,10 +9,13 @@ extension AssignmentBoard {
     ///
     /// The shutdown is heard through the handler ServiceLifecycle gives the task serving the
     /// connection: no task of its own per wait.
-    /// False when the wait did not start because `limit` were held already.
-    func longPoll(device: String, since mark: UInt64, timeout: Duration, limit: Int = .max) async -> Bool {
+    /// Most waits one device holds under one key at once. An agent holds one; a few more are a
+    /// poll asked again after its connection dropped, whose earlier wait has not ended yet.
+    static let waitsPerDevice = 4
+
+    func longPoll(device: String, since mark: UInt64, timeout: Duration, limit: Int = .max) async -> WaitOutcome {
         await withGracefulShutdownHandler {
-            await wait(device: device, since: mark, timeout: timeout, limit: limit)
+            await wait(device: device, since: mark, timeout: timeout, limit: limit, perDevice: Self.waitsPerDevice)
         } onGracefulShutdown: {
             self.close()
         }

@@ -284,6 +284,22 @@ struct ContractTests {
             _ = try await client.execute(uri: output + "?offset=-3", method: .get, headers: admin)
             _ = try await client.execute(uri: "/api/v1/remote/\(batch.id)/devices/d-none/output", method: .get, headers: admin)
 
+            // One device polling many times at once: past its share of waits, 429. (The waits
+            // last 0.2 s here, so the crowd is sent again until one is refused.)
+            func crowd(_ uri: String, _ headers: HTTPFields) async throws {
+                for _ in 0..<20 {
+                    let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                        for _ in 0..<8 { group.addTask { try await client.execute(uri: uri, method: .get, headers: headers).status } }
+                        return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+                    }
+                    if statuses.contains(.tooManyRequests) { return }
+                }
+                Issue.record("no poll of \(uri) was refused past the device's share of waits")
+            }
+            try await crowd("/agent/v1/commands", device)
+            let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: device)
+            try await crowd("/agent/v1/assignments", device.merging([.ifNoneMatch: try #require(idle.headers[.eTag])]))
+
             // Reset, delete, and what the deleted device then hears.
             _ = try await client.execute(uri: "/api/v1/devices/\(other.deviceID)/reset-identity", method: .post, headers: admin)
             _ = try await client.execute(uri: "/api/v1/devices/\(other.deviceID)/reset-identity", method: .post, headers: admin,

@@ -220,6 +220,31 @@ extension ServerTests {
         }
     }
 
+    /// A device's token opening poll after poll gets its share of the board (four waits), then
+    /// 429 with when to ask again — deferrable or not, so it cannot fill the board for the others.
+    @Test func oneDeviceCannotHoldMoreThanItsShareOfLongPolls() async throws {
+        try await withServer(longPollSeconds: 60) { client, tokens in
+            let (device, auth, tag) = try await idleDevice(client, tokens)
+            let (other, otherAuth, otherTag) = try await idleDevice(client, tokens, hardware: "serial-2")
+            let waiting = auth.merging([.ifNoneMatch: tag])
+            async let first = client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
+            async let second = client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
+            async let third = client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
+            async let fourth = client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
+            try await Task.sleep(for: .milliseconds(300))
+            let fifth = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
+            #expect(fifth.status == .tooManyRequests)
+            #expect(try Self.error(fifth).code == "too_many_polls")
+            #expect(fifth.headers[.retryAfter] == "60")
+            // Another device still waits, and is woken by its work.
+            async let otherWaits = client.execute(uri: "/agent/v1/assignments", method: .get, headers: otherAuth.merging([.ifNoneMatch: otherTag]))
+            try await Task.sleep(for: .milliseconds(200))
+            _ = try await deploy(client, tokens, devices: [device.deviceID, other.deviceID])
+            #expect(try await otherWaits.status == .ok)
+            for answer in try await [first, second, third, fourth] { #expect(answer.status == .ok) }
+        }
+    }
+
     @Test func aLongPollWithNothingNewAnswers304AtItsLimit() async throws {
         try await withServer(longPollSeconds: 0.5) { client, tokens in
             let (_, auth, tag) = try await idleDevice(client, tokens)

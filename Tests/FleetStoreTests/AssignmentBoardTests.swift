@@ -60,7 +60,7 @@ struct AssignmentBoardTests {
         let second = Task { await board.wait(device: "d-2", timeout: .seconds(600), limit: 2) }
         while await board.waiting < 2 { await Task.yield() }
         let mark = await board.mark()
-        #expect(await board.wait(device: "d-3", since: mark, timeout: .seconds(600), limit: 2) == false)
+        #expect(await board.wait(device: "d-3", since: mark, timeout: .seconds(600), limit: 2) == .declined)
         #expect(await board.declined == 1)
         // No limit: held whatever the count (an agent that cannot be told to come back later).
         let unlimited = Task { await board.wait(device: "d-4", timeout: .seconds(600)) }
@@ -68,10 +68,10 @@ struct AssignmentBoardTests {
 
         // Woken, the count falls; a wait that times out gives its place back too.
         await board.notify(["d-2", "d-4"])
-        #expect(await second.value)
-        #expect(await unlimited.value)
+        #expect(await second.value == .ended)
+        #expect(await unlimited.value == .ended)
         #expect(await board.waiting == 1)
-        #expect(await board.wait(device: "d-5", timeout: .milliseconds(20), limit: 2))
+        #expect(await board.wait(device: "d-5", timeout: .milliseconds(20), limit: 2) == .ended)
         #expect(await board.waiting == 1)
         let third = Task { await board.wait(device: "d-3", timeout: .seconds(600), limit: 2) }
         while await board.waiting < 2 { await Task.yield() }
@@ -80,11 +80,28 @@ struct AssignmentBoardTests {
         // Full again; d-6's work changed since its mark: answered at once, not declined.
         let before = await board.mark()
         await board.notify(["d-6"])
-        #expect(await board.wait(device: "d-6", since: before, timeout: .seconds(600), limit: 2))
+        #expect(await board.wait(device: "d-6", since: before, timeout: .seconds(600), limit: 2) == .ended)
         #expect(await board.declined == 1)
         await board.notify(["d-1", "d-3"])
-        #expect(await first.value)
-        #expect(await third.value)
+        #expect(await first.value == .ended)
+        #expect(await third.value == .ended)
+        #expect(await board.waiting == 0)
+    }
+
+    /// One device cannot hold more than `perDevice` waits, however much room the board has:
+    /// its token alone cannot fill the board for every other device. Other devices still wait.
+    @Test
+    func oneDeviceHoldsAtMostItsShareOfWaits() async {
+        let board = AssignmentBoard()
+        let held = (0..<2).map { _ in Task { await board.wait(device: "d-1", timeout: .seconds(600), perDevice: 2) } }
+        while await board.waiting < 2 { await Task.yield() }
+        #expect(await board.wait(device: "d-1", timeout: .seconds(600), perDevice: 2) == .deviceBusy)
+        #expect(await board.declined == 0)
+        let other = Task { await board.wait(device: "d-2", timeout: .seconds(600), perDevice: 2) }
+        while await board.waiting < 3 { await Task.yield() }
+        await board.notify(["d-1", "d-2"])
+        for wait in held { #expect(await wait.value == .ended) }
+        #expect(await other.value == .ended)
         #expect(await board.waiting == 0)
     }
 
@@ -95,7 +112,7 @@ struct AssignmentBoardTests {
         let waits = (0..<2).map { index in Task { await board.wait(device: "d-\(index)", timeout: .seconds(600), limit: 2) } }
         while await board.waiting < 2 { await Task.yield() }
         board.close()
-        for wait in waits { #expect(await wait.value) }
+        for wait in waits { #expect(await wait.value == .ended) }
         #expect(await board.waiting == 0)
     }
 

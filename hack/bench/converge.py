@@ -2,13 +2,17 @@
 """A fleet of simulated devices converging on a new version through the controller
 (hack/bench.sh converge), against one deployment of a flow as long to every device at once.
 
-usage: converge.py CLONE HOST PORT OPERATOR_TOKEN WEBHOOK_SECRET DEVICES TIMEOUT
+usage: converge.py CLONE HOST PORT OPERATOR_TOKEN WEBHOOK_SECRET DEVICES TIMEOUT [SERVER_PID]
+
+With SERVER_PID, the server's resident memory is read every second and summed up per phase.
 """
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -16,7 +20,44 @@ from fleet import call, deploy_all
 
 clone, host, port, token, secret = sys.argv[1:6]
 devices, timeout = int(sys.argv[6]), float(sys.argv[7])
+server_pid = int(sys.argv[8]) if len(sys.argv) > 8 else None
 base = f"http://{host}:{port}"
+
+
+class Resident(threading.Thread):
+    """The server's resident memory (VmRSS), read every second and kept under the phase set."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.phase, self.samples = pid, None, {}
+
+    def run(self):
+        while True:
+            try:
+                with open(f"/proc/{self.pid}/status") as status:
+                    kilobytes = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                return
+            if self.phase:
+                self.samples.setdefault(self.phase, []).append(kilobytes / 1024)
+            time.sleep(1)
+
+    def summary(self, phase):
+        values = sorted(self.samples.get(phase, []))
+        if not values:
+            return "not read"
+        return (f"median {values[len(values) // 2]:.0f} MB, 90th percentile {values[int(len(values) * 0.9)]:.0f} MB, "
+                f"most {values[-1]:.0f} MB ({len(values)} readings)")
+
+
+resident = Resident(server_pid) if server_pid and os.path.exists(f"/proc/{server_pid}/status") else None
+if resident:
+    resident.start()
+
+
+def phase(name):
+    if resident:
+        resident.phase = name
 
 
 def api(path, body=None):
@@ -69,9 +110,11 @@ def main():
 
     # The baseline: one deployment of a flow with as many steps, to every device at once, no waves.
     flow = 4
+    phase("baseline")
     baseline, states = deploy_all(base, token, "baseline", "1.0.0", [f"step {n + 1}" for n in range(flow)], timeout, poll=1)
     print(f"baseline:                  {baseline:.1f} s for one deployment of {flow} steps to all {sum(states.values())} devices at once "
           f"({states.get('succeeded', 0)} succeeded)", flush=True)
+    phase(None)
 
     # A user's version bump of every thermostat target, pushed, with the forge's webhook.
     path = f"{clone}/apps/thermostat.yaml"
@@ -83,6 +126,7 @@ def main():
     before = {d["id"] for d in api("/api/v1/deployments")["deployments"]}
     passes0, pass_seconds0 = controller_metrics()
     started = time.monotonic()
+    phase("bump")
     git("push", "--quiet", "origin", "HEAD:main")
     bump = git("rev-parse", "HEAD")
     body = json.dumps({"ref": "refs/heads/main", "after": bump}).encode()
@@ -91,6 +135,7 @@ def main():
                                                   headers={"X-Hub-Signature-256": signature, "X-GitHub-Event": "push"}),
                            timeout=10).read()
     seconds = wait_converged(bump, started, "version bump")
+    phase(None)
     waves = [d for d in api("/api/v1/deployments")["deployments"] if d["id"] not in before and d["createdBy"] == "controller"]
     print(f"version bump converged:    {seconds:.1f} s from push to every device reporting its new version, "
           f"{len(waves)} waves over 3 targets", flush=True)
@@ -99,6 +144,9 @@ def main():
     print(f"controller passes:         {passes:.0f} during the rollout, {pass_seconds / max(passes, 1) * 1000:.0f} ms of wall time each "
           f"on average, {pass_seconds / seconds * 100:.0f}% of the rollout (one pass every {seconds / max(passes, 1):.1f} s)")
     print(f"ratio bump / baseline:     {seconds / baseline:.2f}×  (waves of 20% run one after another by policy)")
+    if resident:
+        print(f"server resident, baseline: {resident.summary('baseline')}")
+        print(f"server resident, bump:     {resident.summary('bump')}")
 
 
 main()

@@ -61,18 +61,30 @@ public actor AssignmentBoard {
     /// wait is not missed.
     public func mark() -> UInt64 { wakes }
 
+    /// How a wait ended, or why it did not start.
+    public enum WaitOutcome: Sendable, Equatable {
+        /// Woken, timed out, or the board closed: the device's work is read again.
+        case ended
+        /// Not started: the board holds `limit` waits already.
+        case declined
+        /// Not started: this device holds `perDevice` waits already.
+        case deviceBusy
+    }
+
     /// Returns when `device`'s assignments may have changed, or after `timeout`. With `since`
     /// (a `mark()`), it returns at once when the device was woken after that mark.
     ///
-    /// With `limit`, a wait that would make more than `limit` at once does not start: it returns
-    /// false at once, and the caller tells the device to ask again later. A wake since `since`
-    /// still returns true first, so a device whose work just changed is never turned away.
+    /// With `limit`, a wait that would make more than `limit` at once does not start, and the
+    /// caller tells the device to ask again later; with `perDevice`, neither does one that would
+    /// give one device more than that many — so no device can fill the board for the others. A
+    /// wake since `since` ends the wait first: a device whose work just changed is never turned away.
     @discardableResult
-    public func wait(device: String, since: UInt64? = nil, timeout: Duration, limit: Int = .max) async -> Bool {
-        if let since, let at = woken[device] ?? wokenBefore[device], at > since { return true }
+    public func wait(device: String, since: UInt64? = nil, timeout: Duration, limit: Int = .max, perDevice: Int = .max) async -> WaitOutcome {
+        if let since, let at = woken[device] ?? wokenBefore[device], at > since { return .ended }
+        guard (waiters[device]?.count ?? 0) < perDevice else { return .deviceBusy }
         guard held < limit else {
             declined += 1
-            return false
+            return .declined
         }
         let id = nextWaiter
         nextWaiter += 1
@@ -85,7 +97,7 @@ public actor AssignmentBoard {
             deadlines.insert(deadline, waiter: id, device: device)
             sweep(at: deadline)
         }
-        return true
+        return .ended
     }
 
     /// Waits turned away since the board began, because `limit` were held already.
