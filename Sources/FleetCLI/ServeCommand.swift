@@ -69,8 +69,8 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Defaults to the open-file limit less 256 descriptors kept for the database and the git mirror."))
     var maxConnections: Int?
 
-    @Option(help: ArgumentHelp("Devices' long-polls held open at once; agents past it ask again about 30 s later.",
-                               discussion: "Each held long-poll keeps a connection and about 25 kB. Past the limit an agent is answered at once and asks again in 15-30 s on a new connection, so it sees new work up to that much later. Defaults to half of --max-connections."))
+    @Option(help: ArgumentHelp("Devices' long-polls held open at once; agents past it ask again 15-30 s later.",
+                               discussion: "Each held long-poll keeps a connection and about 25 kB. Past the limit an agent is answered at once and asks again in 15-30 s on a new connection, so it sees new work up to that much later; agents too old to be told so are still held. Defaults to seven eighths of --max-connections."))
     var maxLongPolls: Int?
 
     @Flag(help: ArgumentHelp("Always mark the web console's session cookie Secure: browsers reach this server over https through a proxy.",

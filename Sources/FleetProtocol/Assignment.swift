@@ -116,7 +116,7 @@ public struct Assignment: Codable, Sendable, Equatable {
 /// deferred. Each held poll keeps a connection and its memory on the server; one that already
 /// holds its limit of them answers a device that sent `header: value` at once instead — a 304
 /// (or no commands), `Retry-After` seconds to wait before asking again, and `Connection: close`.
-/// A device that did not send the header is always held, as before: it would ask again at once.
+/// A device that did not send the header is not deferred, as before: it would ask again at once.
 public enum LongPollDeferral {
     public static let header = "Flotilla-Poll"
     public static let value = "may-defer"

@@ -41,7 +41,13 @@ extension AgentController {
         switch await board.longPoll(device: "remote:" + subject.device, since: mark,
                                     timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)), limit: longPollLimit(request)) {
         case .ended: break
-        case .declined: return deferred(try Self.commandList([]))
+        case .declined:
+            // Taken once more: a command queued after the first look, whose wake has not come yet.
+            let taken = try await Task { () async throws -> [RemoteCommandRecord] in
+                let device = try await self.admit(subject)
+                return try await self.takeCommands(device: device, project: subject.project)
+            }.value
+            return taken.isEmpty ? deferred(try Self.commandList([])) : try Self.commandList(taken)
         case .deviceBusy: throw busy()
         }
         return try await Task {

@@ -59,7 +59,11 @@ struct AgentController: Sendable {
         switch await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)),
                                     limit: longPollLimit(request)) {
         case .ended: break
-        case .declined: return deferred(Response(status: .notModified, headers: [.eTag: known ?? ""]))
+        case .declined:
+            // Read once more: work committed after the first read, whose wake has not come yet,
+            // is handed out rather than left for the device's next poll.
+            let answer = try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
+            return answer.status == .notModified ? deferred(answer) : answer
         case .deviceBusy: throw busy()
         }
         return try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
@@ -73,7 +77,8 @@ struct AgentController: Sendable {
 
     /// A long-poll not held, because the server holds its limit of them: the device asks again
     /// in a half to a whole long-poll's time (spread, so devices turned away together come back
-    /// apart), on a new connection — this one is closed, as the point is to keep none for it.
+    /// apart), on a new connection — it is asked to close this one (the agent does), as the
+    /// point is to keep none for it.
     func deferred(_ answer: Response) -> Response {
         var response = answer
         let longest = max(1, Int(configuration.longPollSeconds.rounded()))

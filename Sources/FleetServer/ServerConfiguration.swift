@@ -27,13 +27,14 @@ public struct ServerConfiguration: Sendable {
     /// How long a poll for assignments waits for work before answering 304.
     public var longPollSeconds: Double = 30
     /// Long-polls held open at once (assignments and remote commands together). A device past it
-    /// that can be deferred (`LongPollDeferral`) is answered at once and asks again after about a
-    /// long-poll's time, on a connection of its own: it learns of new work up to that much later,
-    /// and the server keeps no connection for it meanwhile. nil: half of `maximumConnections`, so
-    /// waiting devices never take the connections heartbeats and operators need.
+    /// that can be deferred (`LongPollDeferral`) is answered at once and asks again after a half
+    /// to a whole long-poll's time, asked to close its connection meanwhile: it learns of new
+    /// work up to that much later. nil: seven eighths of `maximumConnections` — a fleet whose
+    /// polls fit the connections is never deferred (one deferred device holds up every wave it
+    /// is in), and the last eighth stays for heartbeats, reports and operators.
     public var maximumLongPolls: Int?
     /// `maximumLongPolls`, or its default.
-    public var longPollLimit: Int { maximumLongPolls ?? max(1, maximumConnections / 2) }
+    public var longPollLimit: Int { maximumLongPolls ?? max(1, maximumConnections - maximumConnections / 8) }
     /// How long heartbeats are kept as history.
     public var heartbeatRetention: Duration = .seconds(24 * 3_600)
     /// How long the metrics history (heartbeats summed up per ten minutes) is kept.

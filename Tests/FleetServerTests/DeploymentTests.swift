@@ -191,7 +191,7 @@ extension ServerTests {
 
             async let held = client.execute(uri: "/agent/v1/assignments", method: .get,
                                             headers: firstAuth.merging([.ifNoneMatch: firstTag]).merging(deferrable))
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntilHeld(client, 1)
             let start = ContinuousClock.now
             let turnedAway = try await client.execute(uri: "/agent/v1/assignments", method: .get,
                                                       headers: secondAuth.merging([.ifNoneMatch: secondTag]).merging(deferrable))
@@ -210,7 +210,7 @@ extension ServerTests {
 
             // Without the header, held past the limit: answered when its work arrives, not at once.
             async let older = client.execute(uri: "/agent/v1/assignments", method: .get, headers: thirdAuth.merging([.ifNoneMatch: thirdTag]))
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntilHeld(client, 2)
             _ = try await deploy(client, tokens, devices: [third.deviceID, first.deviceID])
             let (olderAnswer, heldAnswer) = try await (older, held)
             #expect(olderAnswer.status == .ok)
@@ -231,14 +231,14 @@ extension ServerTests {
             async let second = client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
             async let third = client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
             async let fourth = client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntilHeld(client, 4)
             let fifth = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: waiting)
             #expect(fifth.status == .tooManyRequests)
             #expect(try Self.error(fifth).code == "too_many_polls")
             #expect(fifth.headers[.retryAfter] == "60")
             // Another device still waits, and is woken by its work.
             async let otherWaits = client.execute(uri: "/agent/v1/assignments", method: .get, headers: otherAuth.merging([.ifNoneMatch: otherTag]))
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntilHeld(client, 5)
             _ = try await deploy(client, tokens, devices: [device.deviceID, other.deviceID])
             #expect(try await otherWaits.status == .ok)
             for answer in try await [first, second, third, fourth] { #expect(answer.status == .ok) }

@@ -158,7 +158,7 @@ struct RemoteTests {
             let tag = try #require(idle.headers[.eTag])
             async let held = client.execute(uri: "/agent/v1/assignments", method: .get,
                                             headers: device.auth.merging([.ifNoneMatch: tag]).merging(deferrable))
-            try await Task.sleep(for: .milliseconds(200))
+            try await server.waitUntilHeld(client, 1)
             let start = ContinuousClock.now
             let turnedAway = try await client.execute(uri: "/agent/v1/commands", method: .get, headers: device.auth.merging(deferrable))
             #expect(ContinuousClock.now - start < .seconds(10))

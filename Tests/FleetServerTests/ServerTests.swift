@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// The agent and operator APIs through the real router, against an in-memory store.
@@ -56,6 +57,16 @@ struct ServerTests {
         }
 
         var port: Int? { raw.port }
+    }
+
+    /// Waits until the server holds `count` long-polls (`flotilla_long_polls_held` on /metrics).
+    func waitUntilHeld(_ client: some TestClientProtocol, _ count: Int) async throws {
+        for _ in 0..<3_000 {
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            if String(buffer: metrics.body).split(separator: "\n").contains(where: { $0 == "flotilla_long_polls_held \(count).0" }) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("the server never held \(count) long-polls")
     }
 
     struct Tokens: Sendable {
@@ -499,6 +510,54 @@ struct GracefulShutdownTests {
     }
 }
 
+/// A long-poll the server is too full to hold reads the device's work once more before telling
+/// it to ask again later: work committed just after the first read, whose wake has not come yet,
+/// is handed out now rather than 15–30 s later.
+struct LongPollDeferralTests {
+    @Test func workCommittedAfterTheFirstReadIsHandedOutNotDeferred() async throws {
+        let held = GracefulShutdownTests.HeldStore()
+        let inner = held.inner
+        let enrollment = AccessTokens.make(kind: .enrollment, project: "acme", now: Date())
+        try await inner.insertToken(enrollment.record)
+        let slipIn = Mutex<String?>(nil)
+        var store = HeldFleetStore(held: held)
+        store.afterActiveExecutions = { device in
+            guard slipIn.withLock({ armed in defer { if armed == device { armed = nil } }; return armed == device }) else { return }
+            // Made behind the board's back: no wake comes for it.
+            let deployment = DeploymentRecord(id: "dep-late", project: "acme", app: "thermostat", version: "2.5.0", flow: "compose", digest: "d",
+                                              parameters: [:], steps: [], rollback: [], artifactAllowlist: [], createdAt: Date(), createdBy: "operator:t")
+            try await inner.createDeployment(deployment, executions: [ExecutionRecord(id: "exe-late", deploymentID: deployment.id, deviceID: device,
+                                                                                      updatedAt: Date())])
+        }
+        var configuration = ServerConfiguration()
+        configuration.maximumLongPolls = 1
+        configuration.longPollSeconds = 2
+        let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
+        let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: try await DeviceTokens.load(keyFile: keyFile))
+        let tests = ServerTests()
+        try await app.test(.router) { raw in
+            let client = ServerTests.JSONClient(raw: raw)
+            let deferrable: HTTPFields = [.flotillaPoll: LongPollDeferral.value]
+            var devices: [(id: String, waiting: HTTPFields)] = []
+            for hardware in ["serial-1", "serial-2"] {
+                let enrolled = try ServerTests.decode(EnrollmentResponse.self, try await tests.enroll(client, token: enrollment.text, hardware: hardware))
+                let auth: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
+                let idle = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth)
+                devices.append((enrolled.deviceID, auth.merging([.ifNoneMatch: try #require(idle.headers[.eTag])]).merging(deferrable)))
+            }
+            let first = devices[0].waiting
+            async let holding = client.execute(uri: "/agent/v1/assignments", method: .get, headers: first)
+            try await tests.waitUntilHeld(client, 1)
+            slipIn.withLock { $0 = devices[1].id }
+            let answer = try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: devices[1].waiting)
+            #expect(answer.status == .ok)
+            #expect(try ServerTests.decode(AssignmentList.self, answer).assignments.map(\.executionID) == ["exe-late"])
+            #expect(try await holding.status == .notModified)
+        }
+    }
+}
+
 /// An error no handler turned into an API error — a store failing — still reaches the client as
 /// the API's JSON error, and is counted as what was sent.
 struct StoreFailureTests {
@@ -538,6 +597,9 @@ struct HeldFleetStore: FleetStore {
     var failRollUp = false
     /// Thrown by `devices(project:)`: a store failing under an operator's request.
     var failDevices: StoreError? = nil
+    /// Called with the device after each `activeExecutions` read, before its result is returned:
+    /// a change made there is one committed just after the read.
+    var afterActiveExecutions: (@Sendable (String) async throws -> Void)? = nil
     func recordHeartbeats(_ heartbeats: [HeartbeatRecord]) async throws -> [Bool] { try await held.recordHeartbeats(heartbeats) }
     func ensureProject(_ name: String, at date: Date) async throws { try await held.inner.ensureProject(name, at: date) }
     func projects() async throws -> [ProjectRecord] { try await held.inner.projects() }
@@ -612,7 +674,11 @@ struct HeldFleetStore: FleetStore {
     func deployments(project: String, limit: Int) async throws -> [DeploymentRecord] { try await held.inner.deployments(project: project, limit: limit) }
     func executions(deploymentID: String) async throws -> [ExecutionRecord] { try await held.inner.executions(deploymentID: deploymentID) }
     func executionSummaries(deploymentIDs: [String]) async throws -> [ExecutionSummary] { try await held.inner.executionSummaries(deploymentIDs: deploymentIDs) }
-    func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] { try await held.inner.activeExecutions(deviceID: deviceID) }
+    func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] {
+        let read = try await held.inner.activeExecutions(deviceID: deviceID)
+        try await afterActiveExecutions?(deviceID)
+        return read
+    }
     func applyExecutionReport(executionID: String, deviceID: String, report: ExecutionReport, at date: Date) async throws -> ExecutionReportOutcome {
         try await held.inner.applyExecutionReport(executionID: executionID, deviceID: deviceID, report: report, at: date)
     }

@@ -8,6 +8,7 @@ import Testing
 /// The suite shares two cores with every other suite, and a task may wait seconds for a thread;
 /// so an upper bound here is far above any scheduling delay yet far below what the bug it guards
 /// against would take (a wait that never ends, or one held until a 10-minute deadline).
+@Suite(.timeLimit(.minutes(1)))
 struct AssignmentBoardTests {
     @Test
     func aWaitEndsAtItsDeadline() async {
