@@ -11,13 +11,10 @@ struct Backoff {
     /// The most a server's `Retry-After` holds the agent back: an answer of years (or one that
     /// does not fit an Int once printed) from a proxy must not stop heartbeats for good.
     static let longestRetryAfter = 3_600
-    /// The most a deferred long-poll (`LongPollDeferral`) holds the agent back before it asks
-    /// for work again: the server asks for 15 to 30 s.
-    static let longestDeferral = 300
 
     /// How long to wait before asking again after a long-poll the server did not hold.
     static func deferral(_ askAgainIn: Int?) -> Double? {
-        askAgainIn.map { Double(min(max($0, 1), longestDeferral)) }
+        LongPollDeferral.pause(retryAfter: askAgainIn).map(Double.init)
     }
 
     mutating func next(retryAfter: Int? = nil) -> Double {

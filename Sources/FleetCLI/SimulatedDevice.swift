@@ -145,9 +145,9 @@ struct SimulatedDevice: Sendable {
             switch await send("GET", "/agent/v1/assignments", body: nil, token: token, headers: headers, timeout: 60) {
             case .success(let response) where response.status == 304:
                 // Not held (the server holds its limit of long-polls): asked again when it says.
-                if let seconds = response.retryAfter {
+                if let seconds = LongPollDeferral.pause(retryAfter: response.retryAfter) {
                     stats.deferred.add(1, ordering: .relaxed)
-                    try? await Task.sleep(for: .seconds(min(max(seconds, 1), 300)))
+                    try? await Task.sleep(for: .seconds(seconds))
                 }
                 continue
             case .success(let response) where response.status == 200:

@@ -120,6 +120,15 @@ public struct Assignment: Codable, Sendable, Equatable {
 public enum LongPollDeferral {
     public static let header = "Flotilla-Poll"
     public static let value = "may-defer"
+    /// The most a deferred poll holds a device back before it asks again (the server asks for
+    /// 15 to 30 s): a server or proxy answering years does not silence it.
+    public static let longestPause = 300
+
+    /// Seconds to wait before asking again, from a deferred poll's `Retry-After`; nil when the
+    /// answer carried none (the poll was held, and the device asks again at once).
+    public static func pause(retryAfter: Int?) -> Int? {
+        retryAfter.map { min(max($0, 1), longestPause) }
+    }
 }
 
 /// `GET /agent/v1/assignments`: the device's unfinished executions, oldest first.

@@ -38,23 +38,21 @@ extension AgentController {
         case .answer(let response): return response
         case .wait(let waiting, let since): (subject, mark) = (waiting, since)
         }
+        let declined: Bool
         switch await board.longPoll(device: "remote:" + subject.device, since: mark,
                                     timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)), limit: longPollLimit(request)) {
-        case .ended: break
-        case .declined:
-            // Taken once more: a command queued after the first look, whose wake has not come yet.
-            let taken = try await Task { () async throws -> [RemoteCommandRecord] in
-                let device = try await self.admit(subject)
-                return try await self.takeCommands(device: device, project: subject.project)
-            }.value
-            return taken.isEmpty ? deferred(try Self.commandList([])) : try Self.commandList(taken)
+        case .ended: declined = false
+        case .declined: declined = true
         case .deviceBusy: throw busy()
         }
-        return try await Task {
+        // Also when the wait was declined: a command queued after the first look, whose wake
+        // has not come yet, is handed out rather than left for the device's next poll.
+        let taken = try await Task {
             // Admitted again: the device may have been deleted, or its identity reset, while it waited.
             let device = try await self.admit(subject)
-            return try Self.commandList(try await self.takeCommands(device: device, project: subject.project))
+            return try await self.takeCommands(device: device, project: subject.project)
         }.value
+        return declined && taken.isEmpty ? deferred(try Self.commandList([])) : try Self.commandList(taken)
     }
 
     /// The device's queued commands, taken. Only kinds the commit in force still allows are

@@ -56,17 +56,17 @@ struct AgentController: Sendable {
         case .answer(let response): return response
         case .wait(let waiting, let since): (subject, mark) = (waiting, since)
         }
+        let declined: Bool
         switch await board.longPoll(device: subject.device, since: mark, timeout: .milliseconds(Int(configuration.longPollSeconds * 1_000)),
                                     limit: longPollLimit(request)) {
-        case .ended: break
-        case .declined:
-            // Read once more: work committed after the first read, whose wake has not come yet,
-            // is handed out rather than left for the device's next poll.
-            let answer = try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
-            return answer.status == .notModified ? deferred(answer) : answer
+        case .ended: declined = false
+        case .declined: declined = true
         case .deviceBusy: throw busy()
         }
-        return try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
+        // Read again also when the wait was declined: work committed after the first read, whose
+        // wake has not come yet, is handed out rather than left for the device's next poll.
+        let answer = try await Task { try await self.assignmentsAfterWait(subject, known: known) }.value
+        return declined && answer.status == .notModified ? deferred(answer) : answer
     }
 
     /// How many waits this poll may join: the server's limit when the device can be deferred

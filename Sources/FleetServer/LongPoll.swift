@@ -2,6 +2,10 @@ import FleetStore
 import ServiceLifecycle
 
 extension AssignmentBoard {
+    /// Most waits one device holds under one key at once. An agent holds one; a few more are a
+    /// poll asked again after its connection dropped, whose earlier wait has not ended yet.
+    static let waitsPerDevice = 4
+
     /// A long-poll's wait, which the server's graceful shutdown ends at once: a device waiting
     /// up to the long-poll limit would otherwise hold the shutdown (a restart, a rolling
     /// upgrade) that long. The device gets its "nothing new" answer and asks again, of this
@@ -9,10 +13,6 @@ extension AssignmentBoard {
     ///
     /// The shutdown is heard through the handler ServiceLifecycle gives the task serving the
     /// connection: no task of its own per wait.
-    /// Most waits one device holds under one key at once. An agent holds one; a few more are a
-    /// poll asked again after its connection dropped, whose earlier wait has not ended yet.
-    static let waitsPerDevice = 4
-
     func longPoll(device: String, since mark: UInt64, timeout: Duration, limit: Int = .max) async -> WaitOutcome {
         await withGracefulShutdownHandler {
             await wait(device: device, since: mark, timeout: timeout, limit: limit, perDevice: Self.waitsPerDevice)
