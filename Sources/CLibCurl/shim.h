@@ -1,6 +1,7 @@
 #ifndef FLOTILLA_CLIBCURL_SHIM_H
 #define FLOTILLA_CLIBCURL_SHIM_H
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call: one typed
 // wrapper per argument type.
@@ -22,5 +23,18 @@ static inline CURLcode flotilla_curl_setopt_write(CURL *handle, CURLoption optio
 }
 static inline CURLcode flotilla_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
+}
+static inline CURLcode flotilla_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+// Sockets libcurl opens are close-on-exec from the start: a step the agent starts while one of
+// its requests is open (its long-poll nearly always is) must not inherit the connection.
+static inline curl_socket_t flotilla_curl_cloexec_socket(void *context, curlsocktype purpose, struct curl_sockaddr *address) {
+    (void)context;
+    (void)purpose;
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+static inline CURLcode flotilla_curl_private_sockets(CURL *handle) {
+    return curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, flotilla_curl_cloexec_socket);
 }
 #endif

@@ -25,6 +25,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// A CA bundle for a server with a private certificate.
     public var caFile: String?
     public var retryDelaySeconds = 1.0
+    /// The most bytes one download may bring (none by default), and the bytes every download
+    /// leaves free on its destination's file system.
+    public var downloadLimitBytes: Int64?
+    public var downloadReserveBytes = SystemStepExecutor.defaultDownloadReserveBytes
     /// The update lock file (`flotilla-agent lock`); nil: `update.lock` in the data directory.
     public var updateLockFile: String?
     public var lockPath: String { updateLockFile ?? dataDirectory + "/update.lock" }
@@ -42,9 +46,19 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     public init() {}
 
+    /// The value of `name` in the agent's environment, taken out of it: the steps the agent runs,
+    /// and whatever they start, inherit its environment, and a secret handed to the agent
+    /// (`FLOTILLA_ENROLLMENT_TOKEN`, `FLOTILLA_CLAIM_CODE`) is for the agent alone.
+    public static func takeFromEnvironment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        let text = String(cString: value)
+        unsetenv(name)
+        return text
+    }
+
     static let keys = ["server", "enrollmentToken", "claimCode", "dataDirectory", "heartbeatIntervalSeconds", "name", "hardwareID", "tags",
                        "mounts", "processes", "custom", "allowedRoots", "outboxLimit", "caFile", "retryDelaySeconds",
-                       "updateLockFile", "selfUpdateWatchdog", "allowPlainHTTP"]
+                       "updateLockFile", "selfUpdateWatchdog", "allowPlainHTTP", "downloadLimitBytes", "downloadReserveBytes"]
 
     /// Why the agent will not talk to `server`, or nil: https://, or plain http:// to this
     /// machine (localhost, 127.x.y.z, [::1]), or plain HTTP set on purpose (`allowPlainHTTP`).
@@ -101,6 +115,12 @@ public struct AgentConfiguration: Sendable, Equatable {
                 }
                 return number
             }
+            func bytes(atLeast least: Int64) throws(AgentError) -> Int64 {
+                guard let number = Int64(try text()), number >= least else {
+                    throw fail(value, "'\(key.text)' must be a whole number of bytes, at least \(least)")
+                }
+                return number
+            }
             func list() throws(AgentError) -> [YAMLNode] {
                 guard case .sequence(let items) = value.value else { throw fail(value, "'\(key.text)' must be a list") }
                 return items
@@ -132,6 +152,8 @@ public struct AgentConfiguration: Sendable, Equatable {
             case "updateLockFile": configuration.updateLockFile = try text()
             case "selfUpdateWatchdog": configuration.selfUpdateWatchdog = try text()
             case "outboxLimit": configuration.outboxLimit = try integer(1...1_000_000)
+            case "downloadLimitBytes": configuration.downloadLimitBytes = try bytes(atLeast: 1)
+            case "downloadReserveBytes": configuration.downloadReserveBytes = try bytes(atLeast: 0)
             case "retryDelaySeconds":
                 guard let seconds = Double(try text()), seconds >= 0, seconds <= 300 else {
                     throw fail(value, "'retryDelaySeconds' must be a number of seconds from 0 to 300")

@@ -38,6 +38,7 @@ public final class HTTPClient {
         for header in headers + ["Expect:", "Accept: application/json"] { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }
 
+        flotilla_curl_private_sockets(handle)
         flotilla_curl_setopt_string(handle, CURLOPT_URL, url)
         flotilla_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method)
         flotilla_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)

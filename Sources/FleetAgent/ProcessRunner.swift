@@ -28,6 +28,23 @@ public enum ProcessRunner {
     /// Held while pipes are made and while a program is started (see `run`).
     private static let spawning = Mutex<Void>(())
 
+    /// Marks every descriptor above standard error close-on-exec, so a program the agent starts
+    /// gets only its own 0, 1 and 2: not the agent's connections to the server (libcurl opens
+    /// them close-on-exec too, see `flotilla_curl_private_sockets`), not its journal, and not
+    /// whatever the agent's own parent left open in it. A daemon a step starts lives on with
+    /// what it inherited. Called under `spawning`, right before a program is started.
+    static func closeOnExecInherited() {
+        guard let directory = opendir("/proc/self/fd") else { return }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd > 2, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+
     public static let tailBytes = 4_096
     public static let headBytes = 4_096
 
@@ -100,7 +117,12 @@ public enum ProcessRunner {
         // thread is starting; that passes within milliseconds.
         for attempt in 0..<5 {
             status = withCStrings(arguments) { argv in
-                withCStrings(variables) { envp in spawning.withLock { _ in posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp) } }
+                withCStrings(variables) { envp in
+                    spawning.withLock { _ in
+                        closeOnExecInherited()
+                        return posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+                    }
+                }
             }
             guard status == ETXTBSY, attempt < 4 else { break }
             Clock.sleep(seconds: 0.05 * Double(attempt + 1))

@@ -32,11 +32,22 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
     /// Seconds before the first retry; doubled for each one after, up to 30.
     public var retryDelaySeconds: Double
     public var caFile: String?
+    /// The most bytes one download may bring; nil for no bound but the free space below.
+    public var downloadLimitBytes: Int64?
+    /// Bytes a download leaves free on its destination's file system: a download that would
+    /// take more stops there and fails, so an artifact server that sends without end (or an
+    /// artifact larger than the device) cannot fill the disk the device runs from.
+    public var downloadReserveBytes: Int64
 
-    public init(allowedRoots: [String], retryDelaySeconds: Double = 1, caFile: String? = nil) {
+    public static let defaultDownloadReserveBytes: Int64 = 64 << 20
+
+    public init(allowedRoots: [String], retryDelaySeconds: Double = 1, caFile: String? = nil,
+                downloadLimitBytes: Int64? = nil, downloadReserveBytes: Int64 = Self.defaultDownloadReserveBytes) {
         self.allowedRoots = allowedRoots
         self.retryDelaySeconds = retryDelaySeconds
         self.caFile = caFile
+        self.downloadLimitBytes = downloadLimitBytes
+        self.downloadReserveBytes = downloadReserveBytes
     }
 
     public func execute(_ step: AssignedStep, of assignment: Assignment) -> StepOutcome {
@@ -161,7 +172,7 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
         }
         let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return StepOutcome(succeeded: false, reason: AgentError.system("cannot create", partial).description) }
-        let sink = DownloadSink(fd: fd)
+        let sink = DownloadSink(fd: fd, destination: destination, limit: downloadLimitBytes, reserve: downloadReserveBytes)
         let status = Self.fetch(url, into: sink, timeoutSeconds: timeoutSeconds, caFile: caFile)
         let synced = fsync(fd) == 0
         close(fd)
@@ -169,9 +180,11 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             unlink(partial)
             return StepOutcome(succeeded: false, reason: reason)
         }
+        // The sink's own reason first: when it stops the transfer, libcurl reports only that
+        // writing failed.
+        if let failed = sink.failed { return fail(failed) }
         if let error = status.error { return fail(error) }
         guard (200..<300).contains(status.code) else { return fail("download answered HTTP \(status.code)") }
-        guard sink.failed == nil else { return fail(sink.failed!) }
         guard synced else { return fail("cannot sync \(partial)") }
         var hasher = sink.hasher
         let actual = hasher.finalizeHex()
@@ -188,6 +201,7 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
         defer { curl_easy_cleanup(handle) }
         let context = Unmanaged.passRetained(sink)
         defer { context.release() }
+        flotilla_curl_private_sockets(handle)
         flotilla_curl_setopt_string(handle, CURLOPT_URL, url)
         flotilla_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
         flotilla_curl_setopt_long(handle, CURLOPT_TIMEOUT, timeoutSeconds)
@@ -198,6 +212,19 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             let sink = Unmanaged<DownloadSink>.fromOpaque(context!).takeUnretainedValue()
             let total = size * count
             guard let data, total > 0 else { return total }
+            if !sink.started {
+                sink.started = true
+                var announced: curl_off_t = -1
+                if let handle = sink.handle, flotilla_curl_getinfo_offset(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK,
+                   announced > 0, let refusal = sink.refusal(adding: Int64(announced), announced: true) {
+                    sink.failed = refusal
+                    return 0
+                }
+            }
+            if let refusal = sink.refusal(adding: Int64(total), announced: false) {
+                sink.failed = refusal
+                return 0
+            }
             let bytes = UnsafeRawBufferPointer(start: data, count: total)
             sink.hasher.update(bytes)
             var offset = 0
@@ -214,6 +241,8 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             return total
         })
         flotilla_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
+        sink.handle = handle
+        defer { sink.handle = nil }
         let code = curl_easy_perform(handle)
         guard code == CURLE_OK else { return (0, "download failed: \(String(cString: curl_easy_strerror(code)))") }
         var status = 0
@@ -224,9 +253,40 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
 
 private final class DownloadSink {
     let fd: Int32
+    let destination: String
+    let limit: Int64?
+    let reserve: Int64
+    var handle: UnsafeMutableRawPointer?
+    var started = false
     var hasher = SHA256.Hasher()
     var bytes = 0
     var failed: String?
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, destination: String, limit: Int64?, reserve: Int64) {
+        self.fd = fd
+        self.destination = destination
+        self.limit = limit
+        self.reserve = reserve
+    }
+
+    /// Why `count` more bytes (or, `announced`, a body the server says is `count` bytes long)
+    /// must not be written: past the download limit, or into the free space kept on the
+    /// destination's file system. Nil when they may.
+    func refusal(adding count: Int64, announced: Bool) -> String? {
+        let after = announced ? count : Int64(bytes) + count
+        if let limit, after > limit {
+            return announced
+                ? "the download is \(after) bytes, more than this agent's limit of \(limit) (downloadLimitBytes)"
+                : "the download passed this agent's limit of \(limit) bytes (downloadLimitBytes) and was stopped"
+        }
+        var space = statvfs()
+        guard fstatvfs(fd, &space) == 0 else { return nil }
+        let free = Int64(space.f_bavail) * Int64(space.f_frsize)
+        let needed = announced ? count - Int64(bytes) : count
+        guard free - needed < reserve else { return nil }
+        let kept = "keeping \(reserve) bytes free (downloadReserveBytes)"
+        return announced
+            ? "the download is \(count) bytes and \(free) are free where \(destination) goes; not started, \(kept)"
+            : "the download stopped after \(bytes) bytes: \(free) are free where \(destination) goes, \(kept)"
+    }
 }

@@ -10,7 +10,9 @@ let usage = """
 
     Enrolls this device with a Flotilla server once, then sends heartbeats and runs the update
     flows the server assigns. Settings come from FILE (default /etc/flotilla/agent.yaml, when it
-    exists), then from flags. FLOTILLA_ENROLLMENT_TOKEN is read when no token is given.
+    exists), then from flags. FLOTILLA_ENROLLMENT_TOKEN is read when no token is given (and
+    kept from the steps the agent runs); a --token is visible to every user of this machine
+    in its process list, so prefer the file or the environment.
     A board that replaces an enrolled device enrolls with the claim code that
     `flotilla devices reset-identity` printed (--claim-code, or FLOTILLA_CLAIM_CODE).
 
@@ -73,11 +75,14 @@ do {
 } catch {
     fail(error.description)
 }
+// Taken out of the environment whether used or not: every step inherits what is left.
+let environmentToken = AgentConfiguration.takeFromEnvironment("FLOTILLA_ENROLLMENT_TOKEN")
+let environmentClaimCode = AgentConfiguration.takeFromEnvironment("FLOTILLA_CLAIM_CODE")
 if let value = flags["--server"] { configuration.server = value }
 if let value = flags["--token"] { configuration.enrollmentToken = value }
-if configuration.enrollmentToken == nil, let value = getenv("FLOTILLA_ENROLLMENT_TOKEN") { configuration.enrollmentToken = String(cString: value) }
+if configuration.enrollmentToken == nil { configuration.enrollmentToken = environmentToken }
 if let value = flags["--claim-code"] { configuration.claimCode = value }
-if configuration.claimCode == nil, let value = getenv("FLOTILLA_CLAIM_CODE") { configuration.claimCode = String(cString: value) }
+if configuration.claimCode == nil { configuration.claimCode = environmentClaimCode }
 if let value = flags["--data"] { configuration.dataDirectory = value }
 if let value = flags["--name"] { configuration.name = value }
 if let value = flags["--hardware-id"] { configuration.hardwareID = value }
@@ -118,7 +123,8 @@ if let problem = AgentConfiguration.plainHTTPProblem(server: server, allowed: co
 }
 
 let executor = SystemStepExecutor(allowedRoots: configuration.allowedRoots, retryDelaySeconds: configuration.retryDelaySeconds,
-                                  caFile: configuration.caFile)
+                                  caFile: configuration.caFile, downloadLimitBytes: configuration.downloadLimitBytes,
+                                  downloadReserveBytes: configuration.downloadReserveBytes)
 let fault = getenv("FLOTILLA_AGENT_FAULT").map { String(cString: $0) }
 do {
     let agent = try Agent(configuration: configuration, executor: executor, fault: fault)

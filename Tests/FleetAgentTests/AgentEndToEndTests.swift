@@ -1,3 +1,4 @@
+import FleetAgent
 import FleetGit
 import FleetProtocol
 import FleetTesting
@@ -109,6 +110,60 @@ struct AgentEndToEndTests {
             return ((device?["apps"] as? [String: Any])?["web"] as? [String: Any])?["version"] as? String
         }
         #expect(installed == "2.0.0")
+    }
+
+    /// An enrollment token handed to the agent in its environment enrolls it, and is not in the
+    /// environment of the steps it runs (nor of what they start): a flow's script, or an app it
+    /// launches, cannot read the project's token and enroll devices of its own.
+    @Test func theEnrollmentTokenFromTheEnvironmentIsKeptFromSteps() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server, tokenInEnvironment: true)
+        try agent.start()
+        let device = try await agent.deviceID()
+        let execution = try await server.deploy(to: device, steps: [
+            step("look", "echo \"[$FLOTILLA_ENROLLMENT_TOKEN]\"; env | grep -c '\(server.enrollmentToken)' || true"),
+        ])
+        let result = try await server.finalExecution(execution)
+        #expect(result["state"] as? String == "succeeded")
+        #expect((result["results"] as? [[String: Any]])?.first?["outputTail"] as? String == "[]\n0\n")
+    }
+
+    /// A step, and whatever it leaves running, inherits none of the agent's connections to the
+    /// server (its long-poll and heartbeat connections stay open while the step runs): a daemon
+    /// a step starts must not hold them open, or write into them, for as long as it lives.
+    @Test func stepsInheritNoneOfTheAgentsConnections() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        try agent.start()
+        let device = try await agent.deviceID()
+        let execution = try await server.deploy(to: device, steps: [
+            step("look", "for fd in /proc/$$/fd/*; do readlink \"$fd\"; done | grep -c '^socket:' || true"),
+        ])
+        let result = try await server.finalExecution(execution)
+        #expect(result["state"] as? String == "succeeded")
+        #expect((result["results"] as? [[String: Any]])?.first?["outputTail"] as? String == "0\n")
+    }
+
+    /// The agent's connections are close-on-exec from the moment libcurl makes them, so a step
+    /// started by another thread while one is being made cannot inherit it either.
+    @Test func theAgentsConnectionsAreCloseOnExecFromTheStart() async throws {
+        let server = try ServerUnderTest()
+        HTTPClient.initialize()
+        let client = HTTPClient()
+        #expect(try client.send("GET", server.base + "/healthz").status == 200)
+        // The connection is kept for the next request: find it by the server's port.
+        var found = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            guard let fd = Int32(name) else { continue }
+            var address = sockaddr_in(), length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let peer = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+            }
+            guard peer == 0, address.sin_family == sa_family_t(AF_INET), Int(UInt16(bigEndian: address.sin_port)) == server.port else { continue }
+            found += 1
+            #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "descriptor \(fd), connected to the server, is inherited by programs the agent starts")
+        }
+        #expect(found == 1)
     }
 
     /// A server that holds its limit of long-polls (here one) tells the other agent to ask again

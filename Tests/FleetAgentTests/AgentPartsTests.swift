@@ -28,8 +28,13 @@ func write(_ text: String, to path: String) throws {
             custom: /var/lib/x/custom
             allowedRoots: [/opt/apps]
             outboxLimit: 50
+            downloadLimitBytes: 1073741824
+            downloadReserveBytes: 0
             """
         let configuration = try AgentConfiguration.parse(Array(text.utf8), file: "agent.yaml")
+        #expect(configuration.downloadLimitBytes == 1 << 30 && configuration.downloadReserveBytes == 0)
+        let defaults = AgentConfiguration()
+        #expect(defaults.downloadLimitBytes == nil && defaults.downloadReserveBytes == 64 << 20)
         #expect(configuration.server == "https://fleet.example.com")
         #expect(configuration.claimCode == "0123abcd")
         #expect(configuration.heartbeatIntervalSeconds == 10)
@@ -50,6 +55,8 @@ func write(_ text: String, to path: String) throws {
         ("server: [1,\n", "agent.yaml:2:1:"),
         ("server: a\nserver: b\n", "agent.yaml:2:1: 'server' is set twice"),
         ("processes: [{pid: 3}]\n", "agent.yaml:1:14: unknown key 'pid' in a process"),
+        ("downloadLimitBytes: 0\n", "agent.yaml:1:21: 'downloadLimitBytes' must be a whole number of bytes, at least 1"),
+        ("downloadReserveBytes: 64M\n", "agent.yaml:1:23: 'downloadReserveBytes' must be a whole number of bytes, at least 0"),
     ])
     func errorsNameFileLineAndColumn(_ testCase: (String, String)) {
         do {
@@ -58,6 +65,25 @@ func write(_ text: String, to path: String) throws {
         } catch {
             #expect(error.description.hasPrefix(testCase.1), "\(error.description)")
         }
+    }
+}
+
+@Suite(.serialized) struct HandedSecretsTests {
+    /// A secret handed to the agent in its environment is taken out of it: the steps it runs,
+    /// and what they start, inherit the rest of its environment, not that.
+    @Test func aSecretTakenFromTheEnvironmentIsNotInheritedBySteps() throws {
+        let name = "FLOTILLA_TEST_HANDED_SECRET"
+        setenv(name, "fle_handed_0123", 1)
+        defer { unsetenv(name) }
+        #expect(AgentConfiguration.takeFromEnvironment(name) == "fle_handed_0123")
+        #expect(getenv(name) == nil)
+        #expect(AgentConfiguration.takeFromEnvironment(name) == nil)
+        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
+        let step = AssignedStep(name: "s", kind: .run, command: "echo \"[$\(name)]\"; env | grep -c fle_handed || true", timeoutSeconds: 10,
+                                retries: 0, onFailure: "rollback", idempotent: false)
+        let assignment = Assignment(executionID: "e", deploymentID: "d", app: "a", version: "1", digest: "", steps: [step],
+                                    rollback: [], artifactAllowlist: [])
+        #expect(executor.execute(step, of: assignment).output == "[]\n0\n")
     }
 }
 

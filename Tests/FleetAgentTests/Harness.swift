@@ -90,14 +90,18 @@ final class AgentUnderTest: @unchecked Sendable {
     var data: String { root + "/data" }
     var log: String { root + "/agent.log" }
 
+    /// The enrollment token as the agent's environment hands it, not its configuration.
+    private let tokenInEnvironment: Bool
+
     /// `hardwareID`: another agent's, for a board that replaces that one.
-    init(server: ServerUnderTest, settings: String = "", hardwareID: String? = nil) throws {
+    init(server: ServerUnderTest, settings: String = "", hardwareID: String? = nil, tokenInEnvironment: Bool = false) throws {
         root = try temporaryDirectory()
         self.hardwareID = hardwareID ?? "hw-" + UUID().uuidString.prefix(8).lowercased()
         self.server = server
+        self.tokenInEnvironment = tokenInEnvironment
         try write("""
             server: \(server.base)
-            enrollmentToken: \(server.enrollmentToken)
+            \(tokenInEnvironment ? "" : "enrollmentToken: " + server.enrollmentToken)
             dataDirectory: \(root)/data
             hardwareID: \(self.hardwareID)
             retryDelaySeconds: 0
@@ -107,8 +111,9 @@ final class AgentUnderTest: @unchecked Sendable {
     }
 
     func start(fault: String? = nil) throws {
-        pid = try ChildProcess.start(Binaries.agent, ["--config", root + "/agent.yaml"],
-                                     environment: fault.map { ["FLOTILLA_AGENT_FAULT": $0] } ?? [:], logPath: log)
+        var environment = fault.map { ["FLOTILLA_AGENT_FAULT": $0] } ?? [:]
+        if tokenInEnvironment { environment["FLOTILLA_ENROLLMENT_TOKEN"] = server.enrollmentToken }
+        pid = try ChildProcess.start(Binaries.agent, ["--config", root + "/agent.yaml"], environment: environment, logPath: log)
     }
 
     /// Waits for the agent to end by itself; its exit status (137 after SIGKILL).

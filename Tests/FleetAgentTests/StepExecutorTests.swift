@@ -179,6 +179,75 @@ import Testing
         #expect(try String(contentsOfFile: piped, encoding: .utf8) == payload)
     }
 
+    /// An artifact server that sends without end, or announces more than the device holds,
+    /// cannot fill the disk the device runs from: the download stops at the agent's limit, or
+    /// before the free space it keeps, and leaves nothing behind.
+    @Test(.timeLimit(.minutes(1))) func aDownloadStopsAtItsLimitAndBeforeTheFreeSpaceKept() async throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // /endless: no length, 256 KiB at a time until the client goes; /huge: announces a petabyte.
+        try write("""
+            import socket, sys, threading
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", int(sys.argv[1])))
+            listener.listen(8)
+            chunk = b"x" * 262144
+            def serve(client):
+                try:
+                    request = client.recv(65536)
+                    head = b"HTTP/1.0 200 OK\\r\\n"
+                    if b"/huge" in request:
+                        head += b"Content-Length: 1000000000000000\\r\\n"
+                    client.sendall(head + b"\\r\\n")
+                    while True:
+                        client.sendall(chunk)
+                except OSError:
+                    pass
+                client.close()
+            while True:
+                client, _ = listener.accept()
+                threading.Thread(target=serve, args=(client,), daemon=True).start()
+            """, to: root + "/endless.py")
+        let port = try GitDaemon.freePort()
+        let server = try ChildProcess.start("/usr/bin/python3", [root + "/endless.py", "\(port)"])
+        defer { ChildProcess.kill(server) }
+        #expect(GitDaemon.waitUntilListening(port: port))
+        let base = "http://127.0.0.1:\(port)"
+        let assignment = Self.assignment(allowlist: [base + "/"])
+        func download(_ path: String, to destination: String) -> AssignedStep {
+            AssignedStep(name: "fetch", kind: .download, url: base + path, sha256: String(repeating: "0", count: 64),
+                         destination: destination, timeoutSeconds: 30, retries: 0, onFailure: "rollback", idempotent: true)
+        }
+        let destination = root + "/apps/web.tar"
+        func nothingLeft() -> Bool {
+            !FileManager.default.fileExists(atPath: destination) && !FileManager.default.fileExists(atPath: destination + ".flotilla-partial")
+        }
+
+        let limited = SystemStepExecutor(allowedRoots: [root + "/apps"], retryDelaySeconds: 0, downloadLimitBytes: 1 << 20)
+        let endless = limited.execute(download("/endless", to: destination), of: assignment)
+        #expect(!endless.succeeded)
+        #expect(endless.reason == "the download passed this agent's limit of 1048576 bytes (downloadLimitBytes) and was stopped")
+        #expect(nothingLeft())
+        let huge = limited.execute(download("/huge", to: destination), of: assignment)
+        #expect(huge.reason == "the download is 1000000000000000 bytes, more than this agent's limit of 1048576 (downloadLimitBytes)")
+        #expect(nothingLeft())
+
+        // No limit: the free space decides. Keep all but 4 MiB of what is free now.
+        var space = statvfs()
+        #expect(statvfs(root, &space) == 0)
+        let free = Int64(space.f_bavail) * Int64(space.f_frsize)
+        let keeping = SystemStepExecutor(allowedRoots: [root + "/apps"], retryDelaySeconds: 0, downloadReserveBytes: free - (4 << 20))
+        let filling = keeping.execute(download("/endless", to: destination), of: assignment)
+        #expect(filling.reason?.hasPrefix("the download stopped after ") == true, "\(filling.reason ?? "")")
+        #expect(filling.reason?.hasSuffix("keeping \(free - (4 << 20)) bytes free (downloadReserveBytes)") == true)
+        #expect(nothingLeft())
+        let announced = SystemStepExecutor(allowedRoots: [root + "/apps"], retryDelaySeconds: 0).execute(download("/huge", to: destination), of: assignment)
+        #expect(announced.reason?.hasPrefix("the download is 1000000000000000 bytes and ") == true, "\(announced.reason ?? "")")
+        #expect(announced.reason?.contains("not started") == true)
+        #expect(nothingLeft())
+    }
+
     /// What the server should never send, the agent refuses itself rather than trap on: an
     /// overflowing retry count, a negative timeout, an unknown onFailure.
     @Test(arguments: [
