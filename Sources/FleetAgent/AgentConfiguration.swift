@@ -52,6 +52,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     public static func takeFromEnvironment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         let text = String(cString: value)
+        // Overwritten first: unsetenv only drops the entry from `environ`, and the bytes of the
+        // environment the agent started with stay readable in /proc/PID/environ.
+        memset(value, 0, strlen(value))
         unsetenv(name)
         return text
     }

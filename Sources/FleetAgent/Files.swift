@@ -38,6 +38,42 @@ public enum Files {
             var info = stat()
             guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw AgentError("\(path) is not a regular file") }
         }
+        return try read(descriptor: fd, limit: limit, path: path)
+    }
+
+    /// What an untrusted directory holds (see `read(_:limit:untrusted:)`), as the agent reads it
+    /// as root: the directory itself is not reached through a link (a link to /var/lib/flotilla,
+    /// /etc/ssh or /root/.ssh would send their files in a heartbeat), and each entry is read
+    /// through the directory's descriptor, only when it is a regular file and not a link.
+    /// Entries' names, sorted, with up to `limit` bytes of each; nil when `path` is not there
+    /// or is not a directory.
+    public static func readUntrustedDirectory(_ path: String, limit: Int, entries: Int) -> [(name: String, bytes: [UInt8])]? {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard let directory = fdopendir(fd) else {
+            close(fd)
+            return nil
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+            if !name.hasPrefix(".") { names.append(name) }
+        }
+        var result: [(name: String, bytes: [UInt8])] = []
+        for name in names.sorted().prefix(entries) {
+            let file = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            guard file >= 0 else { continue }
+            defer { close(file) }
+            var info = stat()
+            guard fstat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+                  let bytes = try? read(descriptor: file, limit: limit, path: path + "/" + name) else { continue }
+            result.append((name, bytes))
+        }
+        return result
+    }
+
+    private static func read(descriptor fd: Int32, limit: Int, path: String) throws(AgentError) -> [UInt8] {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while result.count < limit {
@@ -60,7 +96,12 @@ public enum Files {
     /// fsyncs the directory: after a crash the file holds either the old or the new content.
     public static func writeAtomically(_ path: String, _ bytes: some Collection<UInt8>, mode: UInt32 = 0o600) throws(AgentError) {
         let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        // Made afresh, never opened as found: where another user may write (an update lock in
+        // an app's directory), a link left at this name would have root truncate and write its
+        // target. The old one goes (unlink removes a link, not its target), and O_EXCL refuses
+        // whatever appears in its place meanwhile.
+        if unlink(temporary) != 0, errno != ENOENT { throw .system("cannot remove", temporary) }
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .system("cannot create", temporary) }
         var failure: AgentError?
         let data = Array(bytes)

@@ -28,6 +28,13 @@ public enum ProcessRunner {
     /// Held while pipes are made and while a program is started (see `run`).
     private static let spawning = Mutex<Void>(())
 
+    /// `posix_spawn_file_actions_addclosefrom_np`, looked up when the agent runs rather than
+    /// linked: the same binary starts on a C library without it (and sweeps instead).
+    static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     /// Marks every descriptor above standard error close-on-exec, so a program the agent starts
     /// gets only its own 0, 1 and 2: not the agent's connections to the server (libcurl opens
     /// them close-on-exec too, see `flotilla_curl_private_sockets`), not its journal, and not
@@ -87,6 +94,10 @@ public enum ProcessRunner {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, separateStandardOutput ? outputEnds[1] : pipeEnds[1], 1)
         posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
+        // Where the C library has it (glibc 2.34 and later), the child closes everything above
+        // 2 itself: nothing another thread opens between the sweep below and the start (libcurl's
+        // resolver makes socket pairs without close-on-exec) reaches the program either.
+        if let closeFrom = Self.closeFrom { _ = closeFrom(&actions, 3) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -212,10 +212,17 @@ public struct SystemStepExecutor: StepExecutor, Sendable {
             let sink = Unmanaged<DownloadSink>.fromOpaque(context!).takeUnretainedValue()
             let total = size * count
             guard let data, total > 0 else { return total }
-            if !sink.started {
+            if !sink.started, let handle = sink.handle {
                 sink.started = true
+                // An error's body is not the artifact: not written, and the status is the reason.
+                var code = 0
+                flotilla_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+                guard (200..<300).contains(code) else {
+                    sink.failed = "download answered HTTP \(code)"
+                    return 0
+                }
                 var announced: curl_off_t = -1
-                if let handle = sink.handle, flotilla_curl_getinfo_offset(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK,
+                if flotilla_curl_getinfo_offset(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK,
                    announced > 0, let refusal = sink.refusal(adding: Int64(announced), announced: true) {
                     sink.failed = refusal
                     return 0
@@ -261,6 +268,10 @@ private final class DownloadSink {
     var hasher = SHA256.Hasher()
     var bytes = 0
     var failed: String?
+    /// The free space last read, and `bytes` then: the file system is read again only every
+    /// `recheckBytes` or once what is left comes near the reserve (on NFS each read is a round trip).
+    private var checked: (free: Int64, bytes: Int)?
+    static let recheckBytes = 4 << 20
 
     init(fd: Int32, destination: String, limit: Int64?, reserve: Int64) {
         self.fd = fd
@@ -279,10 +290,18 @@ private final class DownloadSink {
                 ? "the download is \(after) bytes, more than this agent's limit of \(limit) (downloadLimitBytes)"
                 : "the download passed this agent's limit of \(limit) bytes (downloadLimitBytes) and was stopped"
         }
-        var space = statvfs()
-        guard fstatvfs(fd, &space) == 0 else { return nil }
-        let free = Int64(space.f_bavail) * Int64(space.f_frsize)
         let needed = announced ? count - Int64(bytes) : count
+        if !announced, let checked, bytes - checked.bytes < Self.recheckBytes,
+           checked.free - Int64(bytes - checked.bytes) - needed >= reserve + Int64(Self.recheckBytes) {
+            return nil
+        }
+        var space = statvfs()
+        // A file system that cannot say (no statvfs) bounds the download by its limit alone.
+        guard fstatvfs(fd, &space) == 0 else { return nil }
+        // Some file systems (FUSE, network ones) report sizes whose product overflows.
+        let (product, overflow) = Int64(clamping: space.f_bavail).multipliedReportingOverflow(by: Int64(clamping: space.f_frsize))
+        let free = overflow ? Int64.max : product
+        checked = (free, bytes)
         guard free - needed < reserve else { return nil }
         let kept = "keeping \(reserve) bytes free (downloadReserveBytes)"
         return announced

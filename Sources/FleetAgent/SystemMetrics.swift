@@ -104,13 +104,12 @@ public enum CustomData {
     public static let maximumEntries = 64
     public static let maximumValueBytes = 1_024
 
+    public static let maximumNameBytes = 128
+
     public static func read(_ path: String) -> [String: String] {
         var values: [String: String] = [:]
-        if Files.isDirectory(path) {
-            for name in Files.list(path).prefix(maximumEntries) where !name.hasPrefix(".") {
-                guard let text = (try? Files.readText(path + "/" + name, limit: maximumValueBytes, untrusted: true)) ?? nil else { continue }
-                values[name] = text.trimmed
-            }
+        if let files = Files.readUntrustedDirectory(path, limit: maximumValueBytes, entries: maximumEntries) {
+            for (name, bytes) in files { keep(name, String(decoding: bytes, as: UTF8.self).trimmed, in: &values) }
             return values
         }
         guard let bytes = (try? Files.read(path, limit: 64 * 1024, untrusted: true)) ?? nil, let members = WireJSON.parse(bytes)?.members else {
@@ -118,12 +117,28 @@ public enum CustomData {
         }
         for member in members.prefix(maximumEntries) {
             switch member.value {
-            case .string(let text): values[member.key] = String(text.utf8.prefix(maximumValueBytes)) ?? text
-            case .number(let number, let integer): values[member.key] = integer.map(String.init) ?? String(number)
-            case .bool(let flag): values[member.key] = flag ? "true" : "false"
+            case .string(let text): keep(member.key, text, in: &values)
+            case .number(let number, let integer): keep(member.key, integer.map(String.init) ?? String(number), in: &values)
+            case .bool(let flag): keep(member.key, flag ? "true" : "false", in: &values)
             default: continue
             }
         }
         return values
+    }
+
+    /// What the server accepts, so one odd file an app wrote cannot get every heartbeat refused
+    /// (and the device taken for offline): a name of 1 to 128 bytes without control characters,
+    /// or the value is left out; a value cut to 1 KiB on a character's boundary (after invalid
+    /// UTF-8 was replaced, which can make it longer).
+    static func keep(_ name: String, _ value: String, in values: inout [String: String]) {
+        guard !name.isEmpty, name.utf8.count <= maximumNameBytes, !name.unicodeScalars.contains(where: StepRules.isControl) else { return }
+        var cut = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in value.unicodeScalars {
+            bytes += UTF8.width(scalar)
+            guard bytes <= maximumValueBytes else { break }
+            cut.append(scalar)
+        }
+        values[name] = String(cut)
     }
 }

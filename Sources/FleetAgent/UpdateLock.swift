@@ -30,7 +30,7 @@ public enum UpdateLockFile {
         }
         if let until, until <= now { return nil }
         // What the server accepts: 1 to 200 bytes, no control characters.
-        var clean = String(String.UnicodeScalarView(reason.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }))
+        var clean = String(String.UnicodeScalarView(reason.unicodeScalars.filter { !StepRules.isControl($0) }))
         while clean.utf8.count > 200 { clean.removeLast() }
         return Heartbeat.UpdateLock(reason: clean.isEmpty ? "locked" : clean, untilMilliseconds: until)
     }

@@ -68,25 +68,6 @@ func write(_ text: String, to path: String) throws {
     }
 }
 
-@Suite(.serialized) struct HandedSecretsTests {
-    /// A secret handed to the agent in its environment is taken out of it: the steps it runs,
-    /// and what they start, inherit the rest of its environment, not that.
-    @Test func aSecretTakenFromTheEnvironmentIsNotInheritedBySteps() throws {
-        let name = "FLOTILLA_TEST_HANDED_SECRET"
-        setenv(name, "fle_handed_0123", 1)
-        defer { unsetenv(name) }
-        #expect(AgentConfiguration.takeFromEnvironment(name) == "fle_handed_0123")
-        #expect(getenv(name) == nil)
-        #expect(AgentConfiguration.takeFromEnvironment(name) == nil)
-        let executor = SystemStepExecutor(allowedRoots: ["/tmp"], retryDelaySeconds: 0)
-        let step = AssignedStep(name: "s", kind: .run, command: "echo \"[$\(name)]\"; env | grep -c fle_handed || true", timeoutSeconds: 10,
-                                retries: 0, onFailure: "rollback", idempotent: false)
-        let assignment = Assignment(executionID: "e", deploymentID: "d", app: "a", version: "1", digest: "", steps: [step],
-                                    rollback: [], artifactAllowlist: [])
-        #expect(executor.execute(step, of: assignment).output == "[]\n0\n")
-    }
-}
-
 @Suite struct PlainHTTPTests {
     /// Whoever is on the path to a plain-HTTP server can hand the device commands run as root.
     @Test func plainHTTPIsForThisMachineOrSetOnPurpose() throws {
@@ -129,6 +110,53 @@ func write(_ text: String, to path: String) throws {
         #expect(symlink(root + "/shadow", root + "/custom/stolen") == 0)
         #expect(mkfifo(root + "/custom/stuck", 0o644) == 0)
         #expect(CustomData.read(root + "/custom") == ["mode": "eco"])
+        // Nor is the directory itself reached through a link: pointed at a root-only directory,
+        // its files would go out in a heartbeat.
+        try FileManager.default.createDirectory(atPath: root + "/private", withIntermediateDirectories: true)
+        try write("-----BEGIN PRIVATE KEY-----\n", to: root + "/private/ssh_host_key")
+        #expect(symlink(root + "/private", root + "/status") == 0)
+        #expect(CustomData.read(root + "/private") == ["ssh_host_key": "-----BEGIN PRIVATE KEY-----"], "read as a directory when it is one")
+        #expect(CustomData.read(root + "/status") == [:])
+    }
+
+    /// An app's user may write where the update lock is, and leave a link where the agent will
+    /// write its temporary file: the agent, as root, makes its own file instead of truncating
+    /// and writing the link's target.
+    @Test func aFileWrittenAtomicallyIsNotWrittenThroughALinkLeftForIt() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write("root:x:0:0\n", to: root + "/shadow")
+        let lock = root + "/app/update.lock"
+        try FileManager.default.createDirectory(atPath: root + "/app", withIntermediateDirectories: true)
+        #expect(symlink(root + "/shadow", lock + ".tmp-\(getpid())") == 0)
+        try UpdateLockFile.write(lock, reason: "calibrating", untilMilliseconds: nil)
+        #expect(try String(contentsOfFile: root + "/shadow", encoding: .utf8) == "root:x:0:0\n", "the link's target is untouched")
+        #expect(try String(contentsOfFile: lock, encoding: .utf8) == "calibrating\n")
+        #expect(UpdateLockFile.read(lock)?.reason == "calibrating")
+    }
+
+    /// What an app writes for the heartbeat is held to what the server accepts, so one odd file
+    /// cannot get every heartbeat refused: a bad name is left out, a value cut to 1 KiB on a
+    /// character's boundary, invalid UTF-8 included (its replacement characters are longer).
+    @Test func customDataIsHeldToWhatTheServerAccepts() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write("ok", to: root + "/custom/" + String(repeating: "n", count: 128))
+        try write("too long a name", to: root + "/custom/" + String(repeating: "n", count: 129))
+        try write("control", to: root + "/custom/bell\u{7}")
+        try write(String(repeating: "é", count: 600), to: root + "/custom/accents")
+        try Data(repeating: 0xFF, count: 1_024).write(to: URL(fileURLWithPath: root + "/custom/garbage"))
+        let values = CustomData.read(root + "/custom")
+        #expect(Set(values.keys) == [String(repeating: "n", count: 128), "accents", "garbage"])
+        #expect(values["accents"] == String(repeating: "é", count: 512))
+        #expect(values["garbage"] == String(repeating: "\u{FFFD}", count: 341))
+        for value in values.values { #expect(value.utf8.count <= CustomData.maximumValueBytes) }
+        // The same from a JSON file.
+        try write(#"{"a\u2028b": "x", "mode": "\#(String(repeating: "é", count: 600))"}"#, to: root + "/custom.json")
+        #expect(CustomData.read(root + "/custom.json") == ["mode": String(repeating: "é", count: 512)])
+        // An update lock's reason loses every character the server refuses, not only ASCII controls.
+        try write("calibrating\u{9B}\u{202E} now\n", to: root + "/update.lock")
+        #expect(UpdateLockFile.read(root + "/update.lock")?.reason == "calibrating now")
     }
 }
 
