@@ -117,17 +117,11 @@ extension Agent {
             do { try Files.writeAtomically(appsPath, Array(installed.wireJSON().utf8)) } catch { Log.error("cannot record installed apps: \(error)") }
             self.installed(app: assignment.app, probe: assignment.probe)
         }
-        var finished = finishedExecutions()
-        if !finished.contains(assignment.executionID) { finished.append(assignment.executionID) }
-        var writer = WireWriter()
-        writer.beginArray()
-        for id in finished.suffix(64) { writer.string(id) }
-        writer.endArray()
         // Without the record of its end and its final report, the next poll would start this
         // execution again from its first step: stop instead, journal kept, and finish it from the
         // journal when started again (as a journal that cannot be written stops the agent).
         do {
-            try Files.writeAtomically(finishedPath, writer.bytes)
+            try recordFinished(assignment.executionID)
             try outbox.enqueue(report: report, execution: assignment.executionID)
         } catch {
             Log.error("cannot record the end of execution \(assignment.executionID): \(error); stopping, to finish it from the journal")
@@ -169,9 +163,44 @@ extension Agent {
             return try ExecutionProgress.decode(wire: bytes)
         } catch {
             Log.error("the journal \(journalPath) cannot be read (\(error.message)); set aside as journal.json.unreadable")
+            abandon(unreadable: bytes)
             rename(journalPath, journalPath + ".unreadable")
             return nil
         }
+    }
+
+    /// The execution of a journal that cannot be decoded ends failed, rather than starting again
+    /// from its first step when the server assigns it again: which of its steps ran is unknown,
+    /// and running one twice is what the journal is for. Its end is recorded before the journal
+    /// is set aside; when that cannot be written the agent stops, journal kept.
+    func abandon(unreadable bytes: [UInt8]) {
+        guard let execution = ExecutionProgress.executionID(inUnreadable: bytes), Outbox.canKeep(execution: execution) else {
+            Log.error("the unreadable journal names no execution; whatever it was running is not resumed")
+            return
+        }
+        let report = ExecutionReport(reportID: "\(execution):final", state: .failed,
+                                     message: "the agent's journal of this execution could not be read after a restart; "
+                                         + "which steps ran is unknown, so none was run again")
+        do {
+            try recordFinished(execution)
+            try outbox.enqueue(report: report, execution: execution)
+        } catch {
+            Log.error("cannot record the end of execution \(execution): \(error); stopping")
+            exit(1)
+        }
+        Log.warning("execution \(execution) reported failed: its journal could not be read")
+    }
+
+    /// Records that `execution` ended, so the next poll does not start it again. The record
+    /// keeps the last 64.
+    func recordFinished(_ execution: String) throws(AgentError) {
+        var finished = finishedExecutions()
+        if !finished.contains(execution) { finished.append(execution) }
+        var writer = WireWriter()
+        writer.beginArray()
+        for id in finished.suffix(64) { writer.string(id) }
+        writer.endArray()
+        try Files.writeAtomically(finishedPath, writer.bytes)
     }
 
     func finishedExecutions() -> [String] {

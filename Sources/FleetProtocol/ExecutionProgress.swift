@@ -110,6 +110,18 @@ public struct ExecutionProgress: Sendable, Equatable {
     }
 }
 
+extension ExecutionProgress {
+    /// The execution a journal names, read from JSON too damaged (or too new: written by a later
+    /// agent, before a rollback of the agent itself) to decode as a whole. Nil when even that
+    /// cannot be found.
+    public static func executionID(inUnreadable bytes: [UInt8]) -> String? {
+        guard case .object(let members)? = WireJSON.parse(bytes),
+              case .object(let assignment)? = members.first(where: { $0.key == "assignment" })?.value,
+              case .string(let id)? = assignment.first(where: { $0.key == "executionID" })?.value, !id.isEmpty else { return nil }
+        return id
+    }
+}
+
 extension ExecutionProgress: WireDecodable, WireEncodable {
     public init(wire value: WireJSON, path: String) throws(WireDecodingError) {
         var object = try WireObject(value, path: path)

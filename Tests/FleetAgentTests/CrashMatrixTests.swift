@@ -115,4 +115,31 @@ struct CrashMatrixTests {
         #expect(result["state"] as? String == "succeeded", "\(agent.logText)")
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "prepare\n", "the step ran once")
     }
+
+    /// A journal the restarted agent cannot decode (here one a later agent wrote, in a phase
+    /// this one does not know, as after a rollback of the agent itself) does not start its
+    /// execution again from the first step when the server hands it out again: the execution
+    /// ends failed, saying why, and no step runs twice.
+    @Test func anUnreadableJournalFailsItsExecutionRatherThanRunningItAgain() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        let log = agent.root + "/apps/log"
+        try FileManager.default.createDirectory(atPath: agent.root + "/apps", withIntermediateDirectories: true)
+        try agent.start(fault: "begun:step:1")
+        let device = try await agent.deviceID()
+        let execution = try await server.deploy(to: device, steps: [step("prepare", "echo prepare >> \(log)"), step("switch", "echo switch >> \(log)")],
+                                                rollback: [step("undo", "echo undo >> \(log)", onFailure: "continue")])
+        #expect(try await agent.waitForExit() == 128 + SIGKILL)
+        let journal = agent.root + "/data/journal.json"
+        let written = try String(contentsOfFile: journal, encoding: .utf8)
+        #expect(written.contains("\"phase\":\"steps\""))
+        try written.replacingOccurrences(of: "\"phase\":\"steps\"", with: "\"phase\":\"verifying\"")
+            .write(toFile: journal, atomically: true, encoding: .utf8)
+        try agent.start()
+        let result = try await server.finalExecution(execution)
+        #expect(result["state"] as? String == "failed", "\(agent.logText)")
+        #expect((result["message"] as? String)?.contains("journal of this execution could not be read") == true, "\(result)")
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "prepare\n", "nothing ran twice, and nothing after the restart")
+        #expect(FileManager.default.fileExists(atPath: journal + ".unreadable"))
+    }
 }

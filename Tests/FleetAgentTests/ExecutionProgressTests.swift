@@ -1,5 +1,6 @@
 import FleetAgent
 import FleetProtocol
+import Foundation
 import Testing
 
 @Suite struct ExecutionProgressTests {
@@ -22,6 +23,22 @@ import Testing
             progress.complete(succeeded: outcomes[name] ?? true)
         }
         return ran
+    }
+
+    /// A journal that does not decode still names its execution when its JSON holds one, so
+    /// that execution can be ended rather than started again; nothing is made up otherwise.
+    @Test func anUnreadableJournalStillNamesItsExecutionWhenItCan() {
+        var progress = ExecutionProgress(assignment: Self.assignment([Self.step("a")]))
+        progress.begin()
+        let written = progress.wireJSON()
+        let later = written.replacingOccurrences(of: "\"phase\":\"steps\"", with: "\"phase\":\"verifying\"")
+        #expect(later != written)
+        #expect((try? ExecutionProgress.decode(wire: Array(later.utf8))) == nil)
+        #expect(ExecutionProgress.executionID(inUnreadable: Array(later.utf8)) == "ex-1")
+        for damaged in ["", "{", String(written.prefix(40)), "[\"ex-1\"]", #"{"assignment":{"executionID":""}}"#,
+                        #"{"assignment":{"executionID":7}}"#, #"{"executionID":"ex-1"}"#] {
+            #expect(ExecutionProgress.executionID(inUnreadable: Array(damaged.utf8)) == nil, "\(damaged)")
+        }
     }
 
     /// A step may print anything, a NUL among it (`find -print0`, a binary on stdout). The journal
