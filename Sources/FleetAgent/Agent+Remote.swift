@@ -64,8 +64,32 @@ extension Agent {
         case .fetch:
             result = Self.fetch(command, into: output, agentData: configuration.dataDirectory)
         }
-        sender.finish(output, result: result)
+        var said = result
+        said.message = result.message.map(Self.shown)
+        sender.finish(output, result: said)
         Log.info("remote \(command.kind.rawValue) \(command.id) ended\(result.message.map { ": \($0)" } ?? "")")
+    }
+
+    /// `O_PATH`, which <fcntl.h> defines only for _GNU_SOURCE (the same value on every Linux
+    /// the agent is built for).
+    static let pathOnly: Int32 = 0o10_000_000
+
+    /// A result's message as the server accepts it: at most 1 KiB, no control characters (a path
+    /// a local user named, or a link's target, may hold any byte). Refused, the result would be
+    /// lost and the operator left with a timeout.
+    static func shown(_ message: String) -> String {
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in message.unicodeScalars {
+            let shown: Unicode.Scalar = StepRules.isControl(scalar) ? "\u{FFFD}" : scalar
+            bytes += UTF8.width(shown)
+            guard bytes <= 1_024 - 3 else {
+                kept.append("\u{2026}")
+                break
+            }
+            kept.append(shown)
+        }
+        return String(kept)
     }
 
     static func result(of outcome: Result<ProcessRunner.Outcome, AgentError>, command: RemoteCommand, output: RemoteOutput)
@@ -106,17 +130,25 @@ extension Agent {
         }
         // Only a regular file is opened at all: opening a device node can act (a watchdog arms, a
         // serial line resets what hangs on it).
-        var seen = stat()
-        guard lstat(real, &seen) == 0, seen.st_mode & S_IFMT == S_IFREG else { return refused("\(path) is not a regular file") }
-        let descriptor = open(real, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)
-        guard descriptor >= 0 else { return refused("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        // What was opened, not what was checked: a directory swapped for a link in between is caught here.
-        guard let opened = realPath("/proc/self/fd/\(descriptor)"), isAllowed(opened) else {
+        // The path is first only looked up (O_PATH opens nothing: no device acts on it), and what
+        // it found is checked — its real path, and that it is a regular file — before that very
+        // file is opened for reading through its descriptor. A directory on the way swapped for
+        // a link (to /dev, say) between the check above and the open is caught before any open.
+        let found = open(real, Self.pathOnly | O_NOFOLLOW | O_CLOEXEC)
+        guard found >= 0 else { return refused("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(found) }
+        guard let opened = realPath("/proc/self/fd/\(found)"), isAllowed(opened) else {
             return refused("\(path) changed while it was opened; not sent")
         }
+        var seen = stat()
+        guard fstat(found, &seen) == 0, seen.st_mode & S_IFMT == S_IFREG else { return refused("\(path) is not a regular file") }
+        let descriptor = open("/proc/self/fd/\(found)", O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard descriptor >= 0 else { return refused("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
         var status = stat()
-        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return refused("\(path) is not a regular file") }
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG, status.st_ino == seen.st_ino, status.st_dev == seen.st_dev else {
+            return refused("\(path) changed while it was opened; not sent")
+        }
         let deadline = Clock.monotonic() + Double(command.timeoutSeconds)
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while Clock.monotonic() < deadline {

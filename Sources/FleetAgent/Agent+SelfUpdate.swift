@@ -171,7 +171,14 @@ extension Agent {
             return StepOutcome(succeeded: true, output: "flotilla-agent \(confirmed.to) reported in (was \(confirmed.from))")
         }
         if let restoring = read(selfUpdateRestoringPath) {
-            guard let why = ((try? Files.readText(selfUpdateRolledBackPath)) ?? nil)?.trimmed, Self.version == restoring.from else {
+            let finished = ((try? Files.readText(selfUpdateRolledBackPath)) ?? nil)?.trimmed
+            // The watchdog finished but could not put the previous agent back (its copy was gone):
+            // this one stays, and says so, rather than restarting for ever to wait for the other.
+            if let why = finished, Self.version == restoring.to, Self.version != restoring.from {
+                return StepOutcome(succeeded: false, reason: "flotilla-agent \(restoring.to) was to be rolled back to \(restoring.from), "
+                                       + "which could not be put back: \(why); \(restoring.to) keeps running")
+            }
+            guard let why = finished, Self.version == restoring.from else {
                 // The watchdog has not finished putting the previous agent back: it does at the next start.
                 Log.warning("the watchdog is putting flotilla-agent \(restoring.from) back; restarting")
                 exit(Self.restartStatus)

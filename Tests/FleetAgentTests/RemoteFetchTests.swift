@@ -41,6 +41,25 @@ struct RemoteFetchTests {
         #expect(Self.fetch(root + "/logs/missing.log", allowed: [root + "/logs"]).0.message?.contains("No such file") == true)
     }
 
+    /// A refusal names the path, and a link's target, which a local user may have made of any
+    /// bytes and up to 4 KiB: the message is cut and cleaned to what the server accepts, or the
+    /// result would be refused and the operator left with a timeout.
+    @Test func aResultsMessageIsHeldToWhatTheServerAccepts() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let odd = root + "/" + String(repeating: "d", count: 200) + "\u{1B}[31m\u{202E}"
+        try write("secret\n", to: odd)
+        try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/logs/out.log", withDestinationPath: odd)
+        let (refused, _) = Self.fetch(root + "/logs/out.log", allowed: [root + "/logs"] + (1...12).map { "/opt/" + String(repeating: "a", count: 100) + "\($0)" })
+        let message = try #require(refused.message)
+        #expect(message.utf8.count > 1_024 && message.unicodeScalars.contains(where: StepRules.isControl), "the case is one the server refuses")
+        let shown = Agent.shown(message)
+        #expect(shown.utf8.count <= 1_024 && !shown.unicodeScalars.contains(where: StepRules.isControl))
+        #expect(shown.hasPrefix(String(message.prefix(40))) && shown.hasSuffix("\u{2026}"))
+        #expect(Agent.shown("cannot open /var/log/app.log: Permission denied") == "cannot open /var/log/app.log: Permission denied")
+    }
+
     @Test func onlyRegularFilesAreReadAndNothingBlocks() throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

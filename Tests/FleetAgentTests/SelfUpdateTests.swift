@@ -191,6 +191,42 @@ struct SelfUpdateTests {
         }
     }
 
+    /// The watchdog gave up putting the previous agent back (its kept copy was gone) and said
+    /// so: the agent that stays ends the step failed, saying why, instead of restarting for ever
+    /// to wait for the previous one.
+    @Test func anAgentTheWatchdogCouldNotReplaceEndsTheStepAndKeepsRunning() async throws {
+        try await failingWithLogs { watch in
+            let server = try ServerUnderTest()
+            let agent = try AgentUnderTest(server: server, settings: "selfUpdateWatchdog: \(Self.watchdog)")
+            watch(server, agent)
+            try agent.start(fault: "begun:step:0")
+            let device = try await agent.deviceID()
+            let execution = try await server.deploy(to: device, app: "flotilla-agent", version: AgentRelease.version, steps: [[
+                "name": "replace the agent", "kind": "agentUpdate", "url": "http://127.0.0.1:9/releases/flotilla-agent",
+                "sha256": String(repeating: "0", count: 64), "timeoutSeconds": 60, "retries": 0, "onFailure": "rollback", "idempotent": false,
+            ]], allowlist: ["http://127.0.0.1:9/releases/"])
+            #expect(try await agent.waitForExit() == 128 + SIGKILL)
+            // As the watchdog leaves it when the previous binary is missing.
+            try write("""
+                execution=\(execution)
+                binary=\(agent.root)/bin/flotilla-agent
+                previous=\(agent.root)/bin/.flotilla-agent.previous
+                from=0.0.9
+                to=\(AgentRelease.version)
+                window=30
+
+                """, to: agent.data + "/self-update.env.restoring")
+            try write("the new agent did not report in within 30 s of its first start; the previous binary is missing, so nothing was put back\n",
+                      to: agent.data + "/self-update.rolled-back")
+            try agent.start()
+            let final = try await server.finalExecution(execution, seconds: 30)
+            #expect(final["state"] as? String == "failed")
+            let why = (final["results"] as? [[String: Any]])?.first?["message"] as? String ?? final["message"] as? String ?? ""
+            #expect(why.contains("was to be rolled back to 0.0.9, which could not be put back"), "\(final)")
+            #expect(ChildProcess.exitStatus(agent.pid) == nil, "the agent keeps running: \(agent.logText)")
+        }
+    }
+
     @Test func theVersionMarkerIsTheRelease() throws {
         #expect(try Self.build(version: "9.9.9").count > 0)
     }
