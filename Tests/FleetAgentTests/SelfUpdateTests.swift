@@ -249,8 +249,8 @@ struct SelfUpdateTests {
             }
             if let firstStart { try write("1 \(firstStart)\n", to: data + "/self-update.starts") }
         }
-        func run(_ mode: String) throws {
-            let result = try ChildProcess.run("/bin/sh", [Self.watchdog, mode, data],
+        func run(_ mode: String, _ target: String? = nil) throws {
+            let result = try ChildProcess.run("/bin/sh", [Self.watchdog, mode, target ?? data],
                                               environment: ProcessInfo.processInfo.environment.merging(["FLOTILLA_AGENT_RESTART": "true"]) { $1 })
             #expect(result.status == 0, "\(result.errorText)")
         }
@@ -294,6 +294,13 @@ struct SelfUpdateTests {
         #expect(try running() == "old\n")
         #expect(try String(contentsOfFile: data + "/self-update.rolled-back", encoding: .utf8)
                 == "the new agent did not report in within 60 s of its first start\n")
+
+        // Given the agent's configuration, as the unit gives it, the watchdog finds the data
+        // directory as the agent's YAML reads it: quoted, and with a comment after it.
+        try write("server: https://fleet.example.com\ndataDirectory: \"\(data)\"   # where the agent keeps its state\n", to: root + "/agent.yaml")
+        try record(window: 60, firstStart: now - 3_600)
+        try run("check", root + "/agent.yaml")
+        #expect(try running() == "old\n")
 
         // The new agent was heard and took the record first: the timer, even past its time, does nothing.
         try record(window: 1, firstStart: now - 3_600)
