@@ -164,7 +164,20 @@ struct AgentController: Sendable {
             throw APIError.invalid("'state' from a device is running, succeeded or failed", field: "state")
         }
         try Self.check(report)
-        report = try await redacted(report, execution: execution, device: device)
+        // The flow the execution runs: a step's result is for one of its steps (a device could
+        // otherwise grow its execution by a result for every index up to the rules' maximum).
+        guard let record = try await store.execution(id: execution, deviceID: device) else {
+            throw APIError.notFound("no execution '\(execution)' for this device")
+        }
+        let deployment = try await store.deployment(id: record.deploymentID)
+        if let step = report.step, let deployment {
+            let count = step.rollback ? deployment.rollback.count : deployment.steps.count
+            guard step.index < count else {
+                throw APIError.invalid("'step.index' must name one of the \(count) \(step.rollback ? "rollback steps" : "steps") of this execution's flow",
+                                       field: "step.index")
+            }
+        }
+        report = try await redacted(report, deployment: deployment)
         // Cut after the secrets are hidden: a cut through one would leave a part no mark replaces.
         report.message = report.message.map(Self.shownMessage)
         switch try await store.applyExecutionReport(executionID: execution, deviceID: device, report: report, at: Date()) {
@@ -187,11 +200,8 @@ struct AgentController: Sendable {
     /// is stored, so no API answer, log or report ever holds it — also for a late report on an
     /// execution the server already ended. When a secret cannot be opened (deleted, or sealed
     /// under another key), what the device sent cannot be checked, so it is withheld.
-    private func redacted(_ report: ExecutionReport, execution: String, device: String) async throws -> ExecutionReport {
-        guard report.step?.outputTail != nil || report.message != nil,
-              let record = try await store.execution(id: execution, deviceID: device),
-              let deployment = try await store.deployment(id: record.deploymentID), !deployment.secrets.isEmpty
-        else { return report }
+    private func redacted(_ report: ExecutionReport, deployment: DeploymentRecord?) async throws -> ExecutionReport {
+        guard report.step?.outputTail != nil || report.message != nil, let deployment, !deployment.secrets.isEmpty else { return report }
         let opened = try await DeploymentSecrets.open(for: deployment, store: store, box: secrets)
         var redacted = report
         guard opened.missing.isEmpty else {
@@ -224,6 +234,7 @@ struct AgentController: Sendable {
                                      secretHash: AccessTokens.hash(body.deviceSecret), reportedTags: tags,
                                      attributes: attributes, enrolledAt: now)
         if let code = body.claimCode { try Validate.text(code, field: "claimCode", maximum: 128) }
+        let mark = directory.mark
         var device = try await store.enroll(candidate)
         let again = device.id != candidate.id
         var action = again ? "device.reenroll" : "device.enroll"
@@ -241,7 +252,7 @@ struct AgentController: Sendable {
                            + "replaced, an operator resets its identity (flotilla devices reset-identity \(device.id)) and gives "
                            + "the new board the claim code")
         }
-        directory.remember(device)
+        directory.remember(device, readSince: mark)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "token:\(token.id)",
                                                 action: action, subject: device.id, detail: "hardware \(body.hardwareID)"))
         let deviceToken = try await tokens.issue(device: device.id, project: device.project, generation: device.tokenGeneration, now: now)

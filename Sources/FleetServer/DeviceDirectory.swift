@@ -76,9 +76,23 @@ final class DeviceDirectory: Sendable {
         }
     }
 
-    func remember(_ record: DeviceRecord) {
+    /// Where forgetting stands: taken before a read of the store whose record is then
+    /// `remember`ed, so a deletion or reset noted in between wins over what was read.
+    var mark: Int { state.withLock { $0.forgetting } }
+
+    /// Caches `record`, unless something was forgotten since `mark` (the record may be what was
+    /// revoked), or what is cached already is later: what an operator did stays done — a
+    /// device deleted stays deleted, and a token generation never goes back — whatever order
+    /// an enrollment read before it and the revocation reach this cache in.
+    func remember(_ record: DeviceRecord, readSince mark: Int? = nil) {
         let now = ContinuousClock.now
-        state.withLock { $0.entries[record.id] = (Entry(record), now) }
+        let entry = Entry(record)
+        state.withLock { state in
+            if let mark, state.forgetting != mark { return }
+            if let known = state.entries[record.id]?.entry,
+               known.tokenGeneration > entry.tokenGeneration || (known.deleted && !entry.deleted) { return }
+            state.entries[record.id] = (entry, now)
+        }
     }
 
     /// Notes that `device` was heard from now.

@@ -107,6 +107,11 @@ extension ServerTests {
                 (StepResult(index: .max, name: "x", status: .failed), "step.index"),
                 (StepResult(index: -1, name: "x", status: .failed), "step.index"),
                 (StepResult(index: StepResult.maximumCount, name: "x", status: .failed), "step.index"),
+                // Within the rules, but past the flow's two steps (and its no rollback steps): a
+                // result for every index would grow the execution without bound.
+                (StepResult(index: 2, name: "x", status: .failed), "step.index"),
+                (StepResult(index: 9_999, name: "x", status: .failed), "step.index"),
+                (StepResult(index: 0, name: "x", status: .failed, rollback: true), "step.index"),
                 (StepResult(index: 0, name: "\u{1B}[2J", status: .failed), "step.name"),
                 (StepResult(index: 0, name: "", status: .failed), "step.name"),
                 (StepResult(index: 0, name: "x", status: .failed, attempts: -1), "step.attempts"),

@@ -389,6 +389,38 @@ struct ServerTests {
         #expect(try await directory.entry(for: "d1")?.tokenGeneration == 3)
     }
 
+    /// An enrollment that read the device just before an operator deleted it (or reset its
+    /// identity) and reaches the cache after the revocation does not bring the old identity
+    /// back: on one server the cache is never read again, so the old token would work until a
+    /// restart.
+    @Test func aRevocationWinsOverAnEnrollmentReadBeforeIt() async throws {
+        let store = MemoryFleetStore()
+        let directory = DeviceDirectory(store: store)
+        let enrolled = try await store.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "hw", secretHash: "h",
+                                                           reportedTags: [:], attributes: [:], enrolledAt: Date()))
+        #expect(try await directory.entry(for: "d1")?.deleted == false)
+        // Read by an enrollment, then deleted by an operator, then remembered by the enrollment.
+        let mark = directory.mark
+        var deleted = enrolled
+        deleted.deleted = true
+        directory.revoked(deleted)
+        directory.remember(enrolled, readSince: mark)
+        #expect(try await directory.entry(for: "d1")?.deleted == true)
+        // Without a mark (or with one taken after), a later state still wins over an earlier one.
+        directory.remember(enrolled)
+        #expect(try await directory.entry(for: "d1")?.deleted == true)
+        var reset = enrolled
+        reset.tokenGeneration = 2
+        let other = DeviceDirectory(store: store)
+        other.revoked(reset)
+        other.remember(enrolled, readSince: other.mark)
+        #expect(try await other.entry(for: "d1")?.tokenGeneration == 2)
+        // A newer record is taken.
+        reset.tokenGeneration = 3
+        other.remember(reset, readSince: other.mark)
+        #expect(try await other.entry(for: "d1")?.tokenGeneration == 3)
+    }
+
     /// Path parameters are percent-decoded, and checked like body fields.
     @Test func pathParametersAreDecodedAndChecked() async throws {
         try await withServer { client, tokens in
