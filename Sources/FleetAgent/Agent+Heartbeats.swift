@@ -9,19 +9,20 @@ extension Agent {
         let api = makeAPI(token: identity.deviceToken)
         let metrics = SystemMetrics()
         var backoff = Backoff()
-        var nextBeat = Clock.monotonic()
+        // The next beat is reckoned from the last one by the interval as it is now: the first
+        // acknowledgement after a start sets the server's interval, which counts from that beat
+        // (not from the next, a whole configured interval later).
+        var lastBeat: Double?
+        var nextBeat: Double { lastBeat.map { $0 + Double(interval.load(ordering: .relaxed)) } ?? 0 }
         var nextAttempt = 0.0
         while !stopped.load(ordering: .relaxed) {
             let now = Clock.monotonic()
             if now >= nextBeat || heartbeatNow.exchange(false, ordering: .relaxed) {
-                nextBeat = now + Double(interval.load(ordering: .relaxed))
+                lastBeat = now
                 let body = Array(heartbeat(metrics).wireJSON().utf8)
                 if outbox.isEmpty, now >= nextAttempt {
                     do throws(AgentAPI.Failure) {
-                        let ack = try api.heartbeat(body)
-                        interval.store(max(1, ack.heartbeatIntervalSeconds), ordering: .relaxed)
-                        remoteAllowed.store(ack.remote ?? false, ordering: .relaxed)
-                        heardBack.store(true, ordering: .relaxed)
+                        heard(try api.heartbeat(body))
                         backoff.reset()
                     } catch {
                         if handle(error) { return }
@@ -34,7 +35,7 @@ extension Agent {
             }
             if !outbox.isEmpty, Clock.monotonic() >= nextAttempt {
                 do throws(AgentAPI.Failure) {
-                    try outbox.flush(api)
+                    try flushOutbox(api)
                     backoff.reset()
                     Log.info("the server is reachable again; queued reports delivered")
                 } catch {
@@ -48,6 +49,22 @@ extension Agent {
             // Short naps, so a finished execution's heartbeat goes out at once.
             Clock.sleep(seconds: min(0.25, max(0.01, wake - Clock.monotonic())))
         }
+    }
+
+    /// What a heartbeat's acknowledgement tells: the interval the server wants, whether remote
+    /// access is on, and that the server hears this agent (a new agent waits for that).
+    func heard(_ acknowledgement: HeartbeatAcknowledgement) {
+        interval.store(max(1, acknowledgement.heartbeatIntervalSeconds), ordering: .relaxed)
+        remoteAllowed.store(acknowledgement.remote ?? false, ordering: .relaxed)
+        heardBack.store(true, ordering: .relaxed)
+    }
+
+    /// Sends what is queued. A heartbeat queued behind a report (as at every start that resumes
+    /// an execution) is acknowledged like one sent at once: otherwise the interval the server
+    /// wants, and its hearing a new agent, would wait for the next heartbeat sent directly —
+    /// 25 s on the default interval.
+    func flushOutbox(_ api: AgentAPI) throws(AgentAPI.Failure) {
+        try outbox.flush(api) { acknowledgement in self.heard(acknowledgement) }
     }
 
     func queue(_ body: [UInt8]) {

@@ -34,14 +34,14 @@ extension Agent {
             if let lock = UpdateLockFile.read(configuration.lockPath) {
                 if !lockedSaid { Log.info("updates locked (\(lock.reason)); taking no new work until unlocked") }
                 lockedSaid = true
-                try? outbox.flush(api)
+                try? flushOutbox(api)
                 Clock.sleep(seconds: 1)
                 continue
             }
             if lockedSaid { Log.info("updates unlocked") }
             lockedSaid = false
             do throws(AgentAPI.Failure) {
-                try? outbox.flush(api)
+                try? flushOutbox(api)
                 switch try api.assignments(entityTag: entityTag, waitSeconds: 30) {
                 case .unchanged(let askAgainIn):
                     if let pause = Backoff.deferral(askAgainIn) { pauseUnlessStopped(seconds: pause) }
@@ -100,7 +100,7 @@ extension Agent {
             injectFault("completed:" + point)
             if !outcome.succeeded { Log.warning("step '\(step.name)' failed: \(outcome.reason ?? "no reason given")") }
             enqueue(progress.report(for: result), progress)
-            try? outbox.flush(api)
+            try? flushOutbox(api)
         }
         finish(progress, api)
     }
@@ -130,7 +130,7 @@ extension Agent {
         Files.remove(journalPath)
         Log.info("execution \(assignment.executionID) \(report.state.rawValue)\(report.message.map { ": \($0)" } ?? "")")
         heartbeatNow.store(true, ordering: .relaxed)
-        try? outbox.flush(api)
+        try? flushOutbox(api)
     }
 
     func enqueue(_ report: ExecutionReport, _ progress: ExecutionProgress) {

@@ -66,7 +66,9 @@ public final class Outbox: Sendable {
     /// Sends what waits, in order, until the outbox is empty or the server is unavailable.
     /// An entry the server refuses outright (or a report on an execution it already closed) is
     /// dropped with a warning; anything else stays for the next try.
-    public func flush(_ api: AgentAPI) throws(AgentAPI.Failure) {
+    /// Sends what is queued, oldest first; `heard` is given each queued heartbeat's
+    /// acknowledgement (the interval the server wants, whether remote access is on).
+    public func flush(_ api: AgentAPI, heard: ((HeartbeatAcknowledgement) -> Void)? = nil) throws(AgentAPI.Failure) {
         try sending.withLock { (_: inout ()) throws(AgentAPI.Failure) in
             for name in entries {
                 let path = directory + "/" + name
@@ -76,7 +78,8 @@ public final class Outbox: Sendable {
                         let execution = String(name[marker.upperBound...].dropLast(".json".count))
                         _ = try api.report(execution: execution, body)
                     } else {
-                        _ = try api.heartbeat(body)
+                        let acknowledgement = try api.heartbeat(body)
+                        heard?(acknowledgement)
                     }
                 } catch .rejected(let status, let why) {
                     Log.warning("dropped \(name): the server refused it (\(status)): \(why)")

@@ -170,6 +170,31 @@ struct AgentEndToEndTests {
         #expect(found == 1)
     }
 
+    /// An agent that starts with a report still queued (as one that resumes an execution does)
+    /// queues its first heartbeat behind it; that heartbeat's acknowledgement still sets the
+    /// interval the server wants (here 1 s), rather than the default 25 s holding until the
+    /// next heartbeat sent directly.
+    @Test func aHeartbeatQueuedBehindAReportStillSetsTheInterval() async throws {
+        let server = try ServerUnderTest()
+        let agent = try AgentUnderTest(server: server)
+        try agent.start()
+        _ = try await agent.deviceID()
+        agent.kill()
+        // Left from before the stop: a report on an execution the server does not know (refused, and dropped).
+        try write(#"{"reportID":"gone:final","state":"failed"}"#, to: agent.data + "/outbox/000000000001-report-ex-gone.json")
+        try agent.start()
+        var seen: Set<String> = []
+        do {
+            _ = try await eventually(seconds: 15, "heartbeats a second apart after the start") { () -> Bool? in
+                if let at = try await server.device(hardwareID: agent.hardwareID)?["lastHeartbeatAt"] as? String { seen.insert(at) }
+                return seen.count >= 5 ? true : nil
+            }
+        } catch {
+            Issue.record("\(error): \(seen.sorted())\n\(agent.logText)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: agent.data + "/outbox/000000000001-report-ex-gone.json"))
+    }
+
     /// A server that holds its limit of long-polls (here one) tells the other agent to ask again
     /// later: that agent waits as told, rather than asking again at once, and its work still
     /// reaches it when it asks.
