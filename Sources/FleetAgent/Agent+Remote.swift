@@ -77,20 +77,7 @@ extension Agent {
     /// A result's message as the server accepts it: at most 1 KiB, no control characters (a path
     /// a local user named, or a link's target, may hold any byte). Refused, the result would be
     /// lost and the operator left with a timeout.
-    static func shown(_ message: String) -> String {
-        var kept = String.UnicodeScalarView()
-        var bytes = 0
-        for scalar in message.unicodeScalars {
-            let shown: Unicode.Scalar = StepRules.isControl(scalar) ? "\u{FFFD}" : scalar
-            bytes += UTF8.width(shown)
-            guard bytes <= 1_024 - 3 else {
-                kept.append("\u{2026}")
-                break
-            }
-            kept.append(shown)
-        }
-        return String(kept)
-    }
+    static func shown(_ message: String) -> String { DisplayText.printable(message, maximumBytes: 1_024) }
 
     static func result(of outcome: Result<ProcessRunner.Outcome, AgentError>, command: RemoteCommand, output: RemoteOutput)
         -> RemoteCommandResult {
@@ -129,11 +116,10 @@ extension Agent {
             return refused("\(path) leads to \(real), which is not under a path the project allows (\(command.allowedPaths.joined(separator: ", ")))")
         }
         // Only a regular file is opened at all: opening a device node can act (a watchdog arms, a
-        // serial line resets what hangs on it).
-        // The path is first only looked up (O_PATH opens nothing: no device acts on it), and what
-        // it found is checked — its real path, and that it is a regular file — before that very
-        // file is opened for reading through its descriptor. A directory on the way swapped for
-        // a link (to /dev, say) between the check above and the open is caught before any open.
+        // serial line resets what hangs on it). So the path is first only looked up (O_PATH opens
+        // nothing), and what it found is checked — its real path, and that it is a regular file —
+        // before that very file is opened for reading through its descriptor: a directory on the
+        // way swapped for a link (to /dev, say) after the check above is caught before any open.
         let found = open(real, Self.pathOnly | O_NOFOLLOW | O_CLOEXEC)
         guard found >= 0 else { return refused("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(found) }

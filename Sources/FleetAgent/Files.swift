@@ -55,13 +55,8 @@ public enum Files {
             return nil
         }
         defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
         var result: [(name: String, bytes: [UInt8])] = []
-        for name in names.sorted().prefix(entries) {
+        for name in names(in: directory).filter({ !$0.hasPrefix(".") }).sorted().prefix(entries) {
             let file = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             guard file >= 0 else { continue }
             defer { close(file) }
@@ -166,6 +161,11 @@ public enum Files {
     public static func list(_ path: String) -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
+        return names(in: directory).sorted()
+    }
+
+    /// The names an open directory stream holds, as read, without "." and "..".
+    static func names(in directory: OpaquePointer) -> [String] {
         var names: [String] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
@@ -173,7 +173,7 @@ public enum Files {
             }
             if name != ".", name != ".." { names.append(name) }
         }
-        return names.sorted()
+        return names
     }
 }
 

@@ -65,9 +65,9 @@ public final class Outbox: Sendable {
 
     /// Sends what waits, in order, until the outbox is empty or the server is unavailable.
     /// An entry the server refuses outright (or a report on an execution it already closed) is
-    /// dropped with a warning; anything else stays for the next try.
-    /// Sends what is queued, oldest first; `heard` is given each queued heartbeat's
-    /// acknowledgement (the interval the server wants, whether remote access is on).
+    /// dropped with a warning; anything else stays for the next try. `heard` is given each
+    /// queued heartbeat's acknowledgement (the interval the server wants, whether remote access
+    /// is on).
     public func flush(_ api: AgentAPI, heard: ((HeartbeatAcknowledgement) -> Void)? = nil) throws(AgentAPI.Failure) {
         try sending.withLock { (_: inout ()) throws(AgentAPI.Failure) in
             for name in entries {

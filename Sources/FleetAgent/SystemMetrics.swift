@@ -103,7 +103,6 @@ public final class SystemMetrics {
 public enum CustomData {
     public static let maximumEntries = 64
     public static let maximumValueBytes = 1_024
-
     public static let maximumNameBytes = 128
 
     public static func read(_ path: String) -> [String: String] {

@@ -22,6 +22,25 @@ public enum DisplayText {
         return result
     }
 
+    /// `text` at most `maximumBytes` of UTF-8 (cut with "…"), its control characters other than
+    /// `keeping` replaced by U+FFFD: what a device says, kept as said but bounded and unable to
+    /// act on a terminal. The server keeps reports' messages and attributes so; the agent sends
+    /// what it says of a remote command so.
+    public static func printable(_ text: String, maximumBytes: Int, keeping: Set<Unicode.Scalar> = []) -> String {
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in text.unicodeScalars {
+            let shown: Unicode.Scalar = StepRules.isControl(scalar) && !keeping.contains(scalar) ? "\u{FFFD}" : scalar
+            bytes += UTF8.width(shown)
+            guard bytes <= maximumBytes - 3 else {
+                kept.append("\u{2026}")
+                break
+            }
+            kept.append(shown)
+        }
+        return String(kept)
+    }
+
     /// Text from others as a Markdown code span, for what is posted where Markdown is rendered
     /// (STATUS.md, a pull request's comment): its `<!--`, links, mentions and emphasis show as
     /// they are instead of hiding or rewriting what follows, and its control characters are

@@ -342,7 +342,7 @@ struct AgentController: Sendable {
         }
         guard attributes.count <= 64 else { throw APIError.invalid("'attributes' holds at most 64 values", field: "attributes") }
         for key in attributes.keys.sorted() { try Validate.shown(key, field: "attributes", maximum: 128) }
-        return attributes.mapValues { Self.printable($0, maximum: 1_024, keeping: []) }
+        return attributes.mapValues { DisplayText.printable($0, maximumBytes: 1_024) }
     }
 
     /// What an execution report may say. Its step is stored and shown (the console numbers it
@@ -365,24 +365,7 @@ struct AgentController: Sendable {
     /// breaks and tabs replaced. It is the agent's own words about a failure, so it is kept rather
     /// than refused — refusing it would leave the execution waiting on a report that never lands.
     static func shownMessage(_ message: String) -> String {
-        printable(message.replacingOccurrences(of: "\r\n", with: "\n"), maximum: 2 * 1_024, keeping: ["\n", "\t"])
-    }
-
-    /// `text` at most `maximum` bytes (cut with "…"), its control characters other than
-    /// `keeping` replaced by U+FFFD.
-    static func printable(_ text: String, maximum: Int, keeping: Set<Unicode.Scalar>) -> String {
-        var kept = String.UnicodeScalarView()
-        var bytes = 0
-        for scalar in text.unicodeScalars {
-            let shown: Unicode.Scalar = StepRules.isControl(scalar) && !keeping.contains(scalar) ? "\u{FFFD}" : scalar
-            bytes += UTF8.width(shown)
-            guard bytes <= maximum - 3 else {
-                kept.append("\u{2026}")
-                break
-            }
-            kept.append(shown)
-        }
-        return String(kept)
+        DisplayText.printable(message.replacingOccurrences(of: "\r\n", with: "\n"), maximumBytes: 2 * 1_024, keeping: ["\n", "\t"])
     }
 
     /// What a heartbeat may say: sizes are not negative, names are names, texts are bounded and
