@@ -34,12 +34,17 @@ extension Agent {
                 }
             }
             if !outbox.isEmpty, Clock.monotonic() >= nextAttempt {
+                let waiting = outbox.entries.count
                 do throws(AgentAPI.Failure) {
                     try flushOutbox(api)
                     backoff.reset()
                     Log.info("the server is reachable again; queued reports delivered")
                 } catch {
                     if handle(error) { return }
+                    // Some went through before this refusal (a server holding the device to its
+                    // allowance of requests): it is reachable, so wait what it says, not longer
+                    // each time — a backlog would otherwise drain ever more slowly.
+                    if outbox.entries.count < waiting { backoff.reset() }
                     let delay = backoff.next(retryAfter: error.retryAfter)
                     nextAttempt = Clock.monotonic() + delay
                     Log.warning("server unreachable (\(error)); \(outbox.entries.count) reports queued; next try in \(Int(delay)) s")

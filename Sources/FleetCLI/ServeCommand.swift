@@ -73,6 +73,14 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Each held long-poll keeps a connection and about 25 kB. Past the limit an agent is answered at once and asks again in 15-30 s on a new connection, so it sees new work up to that much later; agents too old to be told so are still held. Defaults to seven eighths of --max-connections."))
     var maxLongPolls: Int?
 
+    @Option(help: ArgumentHelp("Requests a second each device may send on average (heartbeats, reports, remote output); 0 for no limit.",
+                               discussion: "A device past its allowance is answered 429 with Retry-After, and its agent sends again then, losing nothing. Bounds what a compromised device can make the server store. Counted per replica."))
+    var deviceRequestRate: Double = DeviceRequestAllowance.standard.perSecond
+
+    @Option(help: ArgumentHelp("Requests each device may send at once before --device-request-rate applies.",
+                               discussion: "Room for an agent sending what it queued during an outage (its outbox keeps 1,000 entries by default)."))
+    var deviceRequestBurst: Int = Int(DeviceRequestAllowance.standard.burst)
+
     @Flag(help: ArgumentHelp("Always mark the web console's session cookie Secure: browsers reach this server over https through a proxy.",
                              discussion: "Without it the cookie is Secure when the proxy says https in X-Forwarded-Proto."))
     var secureCookies = false
@@ -209,6 +217,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxLongPolls, maxLongPolls < 1 {
             throw ValidationError("--max-long-polls must be at least 1")
         }
+        guard deviceRequestRate.isFinite, deviceRequestRate >= 0, deviceRequestRate <= 1_000_000 else {
+            throw ValidationError("--device-request-rate must be from 0 (no limit) to 1000000 requests a second")
+        }
+        guard (1...1_000_000).contains(deviceRequestBurst) else {
+            throw ValidationError("--device-request-burst must be from 1 to 1000000")
+        }
     }
 
     /// `--heartbeat-retention` and `--metrics-retention`, read and checked.
@@ -278,6 +292,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
         configuration.maximumLongPolls = maxLongPolls
+        configuration.deviceRequests = deviceRequestRate == 0 ? nil
+            : DeviceRequestAllowance(perSecond: deviceRequestRate, burst: Double(deviceRequestBurst))
         configuration.secureCookies = secureCookies
         configuration.alertReceiverAllow = try alertReceiverAllow.map { prefix in
             switch WebURL.parse(prefix) {

@@ -71,6 +71,7 @@ extension AgentController {
 
     private func commandOutput(_ request: Request, id: String) async throws -> Response {
         let subject = try await subject(request)
+        try limiter.take(subject.device)
         let device = try await admit(subject)
         let offset = try Validate.offset(request)
         let buffer: ByteBuffer
@@ -87,6 +88,7 @@ extension AgentController {
 
     private func commandResult(_ request: Request, id: String) async throws -> Response {
         let subject = try await subject(request)
+        try limiter.take(subject.device)
         let device = try await admit(subject)
         let result = try await JSONBody.decode(RemoteCommandResult.self, from: request, limit: configuration.maximumBodyBytes)
         _ = try await admit(subject)

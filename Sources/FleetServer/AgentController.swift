@@ -12,6 +12,8 @@ struct AgentController: Sendable {
     let ingest: HeartbeatIngest
     let board: AssignmentBoard
     let configuration: ServerConfiguration
+    /// Each device's allowance of heartbeats, reports and remote output, taken before a body is read.
+    let limiter: DeviceRequestLimiter
     /// The device's project's controller is told when an execution ends, so the next wave of a
     /// rollout need not wait for a pass.
     var controllers = ControllerSet()
@@ -156,6 +158,7 @@ struct AgentController: Sendable {
 
     private func report(_ request: Request, execution: String) async throws -> Response {
         let subject = try await subject(request)
+        try limiter.take(subject.device)
         let device = try await admit(subject)
         var report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
         _ = try await admit(subject)  // again: the identity may have been reset while the body arrived
@@ -303,6 +306,7 @@ struct AgentController: Sendable {
         } else {
             subject = try await Task { try await self.tokens.verify(token) }.value
         }
+        try limiter.take(subject.device)
         let body = try await JSONBody.collect(request, limit: configuration.maximumBodyBytes)
         return try await Task { try await self.heartbeat(body, subject: subject) }.value
     }

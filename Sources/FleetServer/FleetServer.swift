@@ -48,6 +48,7 @@ public enum FleetServer {
         // Metrics and errors are the responder's (`FleetResponder`), around the whole router;
         // the router's own 404s and 405s are translated by a middleware added after every route.
         let router = Router(context: FleetRequestContext.self)
+        let limiter = DeviceRequestLimiter(configuration.deviceRequests)
         router.get("healthz") { _, _ in Response(status: .ok) }
         router.get("api/v1/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
@@ -60,12 +61,13 @@ public enum FleetServer {
             if let role = configuration.leadership { metrics.recordLeadership(role) }
             if let alerts { metrics.recordAlerts(await alerts.firingCounts(), dropped: alerts.dropped) }
             metrics.recordLongPolls(held: await board.waiting, deferred: await board.declined)
+            metrics.recordLimited(limiter.refused)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
         let remoteAccess = RemoteAccessCache(controllers: controllers)
         AgentController(store: store, tokens: tokens, directory: directory, ingest: ingest, board: board, configuration: configuration,
-                        controllers: controllers, secrets: secrets, remoteAccess: remoteAccess, alerts: alerts)
+                        limiter: limiter, controllers: controllers, secrets: secrets, remoteAccess: remoteAccess, alerts: alerts)
             .addRoutes(to: router.group("agent/v1"))
         // Every operator route is authenticated here, before its handler: none can forget.
         let operators = router.group("api/v1").add(middleware: OperatorAuthMiddleware(store: store))

@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     public var maximumLongPolls: Int?
     /// `maximumLongPolls`, or its default.
     public var longPollLimit: Int { maximumLongPolls ?? max(1, maximumConnections - maximumConnections / 8) }
+    /// What each device may send (heartbeats, reports, remote output) before it is answered 429;
+    /// nil: no limit.
+    public var deviceRequests: DeviceRequestAllowance? = .standard
     /// How long heartbeats are kept as history.
     public var heartbeatRetention: Duration = .seconds(24 * 3_600)
     /// How long the metrics history (heartbeats summed up per ten minutes) is kept.

@@ -17,6 +17,8 @@ final class ServerMetrics: Sendable {
     private let longPollsHeld: Gauge
     private let longPollsDeferred: Counter
     private let deferredCounted = Mutex(0)
+    private let devicesLimited: Counter
+    private let limitedCounted = Mutex(0)
 
     init() {
         heartbeats = registry.makeCounter(name: "flotilla_heartbeats_total", help: "Heartbeats stored.")
@@ -34,6 +36,8 @@ final class ServerMetrics: Sendable {
                                            help: "Devices' long-polls (assignments and commands) waiting on this server now.")
         longPollsDeferred = registry.makeCounter(name: "flotilla_long_polls_deferred_total",
                                                  help: "Long-polls answered at once with Retry-After: the server held its --max-long-polls.")
+        devicesLimited = registry.makeCounter(name: "flotilla_device_requests_limited_total",
+                                              help: "Devices' requests answered 429: the device was past its allowance (--device-request-rate).")
         requestCounters = (1...5).map { [registry] statusClass in
             registry.makeCounter(name: "flotilla_http_requests_total", labels: [("status", "\(statusClass)xx")], help: "HTTP requests answered.")
         }
@@ -47,6 +51,15 @@ final class ServerMetrics: Sendable {
             return max(0, deferred - counted)
         }
         if added > 0 { longPollsDeferred.increment(by: Int64(added)) }
+    }
+
+    /// The limiter's count of refusals since it began.
+    func recordLimited(_ refused: Int) {
+        let added = limitedCounted.withLock { counted in
+            defer { counted = max(counted, refused) }
+            return max(0, refused - counted)
+        }
+        if added > 0 { devicesLimited.increment(by: Int64(added)) }
     }
 
     func recordRequest(status: Int, duration: Duration) {

@@ -336,4 +336,60 @@ struct AgentEndToEndTests {
         let counts = rows.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
         #expect(counts.count == 2 && counts[0] == counts[1] && counts[0] >= queued.filter { $0.hasSuffix("heartbeat.json") }.count)
     }
+
+    /// A server holding a device to a small allowance of requests (here two at once, then two a
+    /// second) refuses some of its reports and heartbeats with 429: the agent keeps them, sends
+    /// them again when told, and nothing is lost — the execution ends with every step's result,
+    /// nothing is dropped, and no heartbeat is stored twice.
+    @Test func anAgentHeldToItsAllowanceOfRequestsLosesNothing() async throws {
+        let server = try ServerUnderTest(heartbeatInterval: 1, flags: ["--device-request-burst", "2", "--device-request-rate", "2"])
+        let agent = try AgentUnderTest(server: server)
+        try agent.start()
+        let device = try await agent.deviceID()
+        let execution = try await server.deploy(to: device, steps: (1...4).map { step("step-\($0)", "echo \($0)") })
+        let result = try await server.finalExecution(execution, seconds: 60)
+        #expect(result["state"] as? String == "succeeded")
+        #expect((result["results"] as? [[String: Any]])?.map { $0["outputTail"] as? String } == ["1\n", "2\n", "3\n", "4\n"])
+        let metrics = try await server.running.text("/metrics")
+        let limited = metrics.split(separator: "\n").first { $0.hasPrefix("flotilla_device_requests_limited_total ") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(limited >= 1, "the server never held the agent back, so this tested nothing")
+        _ = try await eventually(seconds: 30, "the outbox to drain") { () -> Bool? in
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: agent.data + "/outbox")) ?? []
+            return names.filter { $0.hasSuffix(".json") }.isEmpty ? true : nil
+        }
+        #expect(!agent.logText.contains("dropped"), "\(agent.logText)")
+        let rows = try ChildProcess.run("/usr/bin/sqlite3", [server.root + "/server/flotilla.sqlite",
+                                                              "SELECT count(*), count(DISTINCT report_id) FROM heartbeat"]).outputText
+        let counts = rows.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
+        #expect(counts.count == 2 && counts[0] == counts[1] && counts[0] >= 2, "\(rows)")
+    }
+
+
+    /// A backlog (what an agent kept through an outage) sent to a server that lets three
+    /// through at a time: each refusal says to ask again in a second, and the agent does, for
+    /// as long as some get through — it does not wait longer after each refusal as it does for
+    /// a server that cannot be reached (there, 20 entries would take minutes).
+    @Test func aBacklogHeldToTheAllowanceDrainsAtTheRateTheServerSays() async throws {
+        let server = try ServerUnderTest(heartbeatInterval: 1, flags: ["--device-request-burst", "3", "--device-request-rate", "4"])
+        let agent = try AgentUnderTest(server: server)
+        try agent.start()
+        _ = try await agent.deviceID()
+        agent.kill()
+        for index in 1...20 {
+            try write(#"{"reportID":"kept-\#(index)"}"#, to: agent.data + "/outbox/" + String(format: "%012d", index) + "-heartbeat.json")
+        }
+        try agent.start()
+        let started = ContinuousClock.now
+        _ = try await eventually(seconds: 40, "the backlog to drain") { () -> Bool? in
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: agent.data + "/outbox")) ?? []
+            return names.contains { $0.hasPrefix("0000000000") && Int($0.prefix(12)) ?? 99 <= 20 } ? nil : true
+        }
+        let took = ContinuousClock.now - started
+        #expect(took < .seconds(15), "20 kept heartbeats took \(took) to drain at 3 at a time")
+        let rows = try ChildProcess.run("/usr/bin/sqlite3", [server.root + "/server/flotilla.sqlite",
+                                                              "SELECT count(*), count(DISTINCT report_id) FROM heartbeat WHERE report_id LIKE 'kept-%'"]).outputText
+        #expect(rows.trimmingCharacters(in: .whitespacesAndNewlines) == "20|20")
+    }
+
 }
