@@ -60,8 +60,11 @@ actor AlertEngine: Service {
     /// a device heard after a longer gap starts its pending alerts again.
     let minimumSilence: Double
 
-    private let input: AsyncStream<Observation>
-    private let continuation: AsyncStream<Observation>.Continuation
+    /// What waits for evaluation, one heartbeat per device (`AlertMailbox`); `wakes` tells the
+    /// loop there is some.
+    private let mailbox: Mutex<AlertMailbox<Observation>>
+    private let wakes: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
     private let droppedCount = Atomic<Int>(0)
     /// Projects whose commit in force has no alert rule, or that no controller here answers
     /// for: their heartbeats are not handed over at all, so a fleet without alerts pays one
@@ -90,17 +93,25 @@ actor AlertEngine: Service {
         self.refreshSeconds = refreshSeconds
         self.minimumSilence = minimumSilence
         self.now = now
-        (input, continuation) = AsyncStream.makeStream(of: Observation.self, bufferingPolicy: .bufferingOldest(queue))
+        mailbox = Mutex(AlertMailbox(capacity: queue))
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Hands a stored heartbeat over for evaluation, without waiting. When the queue is full (a
-    /// store too slow for the fleet) the heartbeat is not evaluated, and counted.
+    /// Hands a stored heartbeat over for evaluation, without waiting. A device's heartbeat still
+    /// waiting is replaced by its newer one; when `queue` devices wait already (a store too slow
+    /// for the fleet) the heartbeat is not evaluated, and counted.
     nonisolated func observe(project: String, device: String, report: Heartbeat, at: Date) {
         guard evaluates(project: project) else { return }
-        if case .dropped = continuation.yield(Observation(project: project, device: device, report: report, at: at)) {
-            droppedCount.add(1, ordering: .relaxed)
+        let observation = Observation(project: project, device: device, report: report, at: at)
+        switch mailbox.withLock({ $0.push(observation, for: .init(project: project, device: device)) }) {
+        case .queued: wake.yield()
+        case .replaced: break
+        case .dropped: droppedCount.add(1, ordering: .relaxed)
         }
     }
+
+    /// Heartbeats waiting for evaluation.
+    nonisolated var waiting: Int { mailbox.withLock { $0.count } }
 
     /// Whether heartbeats of `project` are evaluated (it has rules, or it is not known yet).
     nonisolated func evaluates(project: String) -> Bool { !quiet.withLock { $0.contains(project) } }
@@ -112,7 +123,7 @@ actor AlertEngine: Service {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await observation in self.input { await self.evaluate(observation) }
+                    for await _ in self.wakes { await self.evaluateWaiting() }
                 }
                 group.addTask {
                     while !Task.isCancelled {
@@ -125,11 +136,16 @@ actor AlertEngine: Service {
                 group.cancelAll()
             }
         } onGracefulShutdown: {
-            self.continuation.finish()
+            self.wake.finish()
         }
     }
 
     // MARK: - Heartbeats
+
+    /// Evaluates what waits, the device waiting longest first, until nothing does.
+    func evaluateWaiting() async {
+        while let next = mailbox.withLock({ $0.pop() }) { await evaluate(next.value) }
+    }
 
     func evaluate(_ observation: Observation) async {
         let name = observation.project, device = observation.device

@@ -60,14 +60,14 @@ struct AlertEngineTests {
 
         init(_ rules: [AlertRuleSpec], receivers: AlertReceivers = AlertReceivers(alertmanager: "http://127.0.0.1:9093"),
              store: MemoryFleetStore = MemoryFleetStore(), inventory: FleetInventory? = nil, secrets: SecretBox? = nil,
-             controller: Controller? = nil, allowed: [String] = [], minimumSilence: Double = 90) {
+             controller: Controller? = nil, allowed: [String] = [], minimumSilence: Double = 90, queue: Int = 10_000) {
             self.store = store
             let controller = controller ?? Controller(AlertingSettings(rules: rules, receivers: receivers), inventory: inventory)
             self.controller = controller
             let clock = self.clock
             engine = AlertEngine(store: store, controllers: ControllerSet([ControllerSet.Entry(controller)]), secrets: secrets,
                                  notifier: recorder, allowedReceivers: allowed.map { try! WebURL.parse($0).get() },
-                                 settingsLifetime: .zero, minimumSilence: minimumSilence, now: { clock.now })
+                                 settingsLifetime: .zero, minimumSilence: minimumSilence, queue: queue, now: { clock.now })
         }
 
         /// A heartbeat from `device` at `offset` seconds, stored first as the server does.
@@ -111,6 +111,95 @@ struct AlertEngineTests {
         try await rig.beat("d1", at: 150, cpu: 20)
         #expect(rig.recorder.sent == ["hot/d1 firing", "hot/d1 resolved"])
         #expect(await rig.engine.firingCounts().map(\.count) == [0])
+    }
+
+    /// A device sending without pause holds one place among the heartbeats waiting for
+    /// evaluation, its newest: another device's heartbeat behind it is still evaluated, and the
+    /// flood's last word is what its rules judge. Only more devices waiting than the queue holds
+    /// are dropped.
+    @Test func aFloodingDeviceHoldsOnePlaceInTheQueue() async throws {
+        let rig = Rig([AlertRuleSpec(name: "hot", condition: "cpu > 90", forSeconds: 0, severity: .critical)], queue: 2)
+        try await rig.enroll("d1", "d2", "d3")
+        func observe(_ device: String, cpu: Double, at offset: Double) {
+            rig.engine.observe(project: "acme", device: device, report: Heartbeat(reportID: "\(device)-\(offset)", cpuPercent: cpu),
+                               at: Self.t0.addingTimeInterval(offset))
+        }
+        for second in 0..<1_000 { observe("d1", cpu: second == 999 ? 99 : 10, at: Double(second) / 100) }
+        observe("d2", cpu: 95, at: 10)
+        #expect(rig.engine.waiting == 2)
+        #expect(rig.engine.dropped == 0)
+        // A third device while two wait: past the queue.
+        observe("d3", cpu: 97, at: 10)
+        #expect(rig.engine.dropped == 1)
+        rig.clock.set(11)
+        await rig.engine.evaluateWaiting()
+        #expect(rig.engine.waiting == 0)
+        #expect(Set(rig.recorder.sent) == ["hot/d1 firing", "hot/d2 firing"])
+        #expect(try await rig.store.alerts(project: "acme").first { $0.device == "d1" }?.observed == "cpu 99")
+    }
+
+    @Test(arguments: [
+        // Pushes (device, value) and what each did; then the order they come out in, with values.
+        ([("a", 1), ("b", 2), ("a", 3)], [AlertMailbox<Int>.Outcome.queued, .queued, .replaced], 9, ["a=3", "b=2"]),
+        ([("a", 1), ("b", 2), ("c", 3), ("b", 4)], [.queued, .queued, .dropped, .replaced], 2, ["a=1", "b=4"]),
+        ([("a", 1)], [.queued], 1, ["a=1"]),
+    ] as [([(String, Int)], [AlertMailbox<Int>.Outcome], Int, [String])])
+    func theMailboxKeepsEachDevicesNewestInItsPlace(pushes: [(String, Int)], outcomes: [AlertMailbox<Int>.Outcome], capacity: Int,
+                                                    popped: [String]) {
+        var mailbox = AlertMailbox<Int>(capacity: capacity)
+        #expect(pushes.map { mailbox.push($0.1, for: .init(project: "p", device: $0.0)) } == outcomes)
+        var out: [String] = []
+        while let next = mailbox.pop() { out.append("\(next.key.device)=\(next.value)") }
+        #expect(out == popped)
+        #expect(mailbox.count == 0)
+        // Emptied, it takes devices again, in the order they come.
+        #expect(mailbox.push(7, for: .init(project: "p", device: "z")) == .queued)
+        #expect(mailbox.pop()?.value == 7)
+    }
+
+    /// The mailbox against a plain model of it (a list searched from the front), over thirty
+    /// thousand seeded pushes and pops among 3,000 devices: the same outcomes, the same
+    /// devices out in the same order with the same values, across the compactions of its order.
+    @Test func theMailboxMatchesItsModelOverManyRounds() {
+        var mailbox = AlertMailbox<Int>(capacity: 2_500)
+        var model: [(device: String, value: Int)] = []
+        var random = SplitMix(seed: 7)
+        for step in 0..<30_000 {
+            if random.next() % 5 < 3 {
+                let device = "d\(random.next() % 3_000)"
+                let expected: AlertMailbox<Int>.Outcome
+                if let index = model.firstIndex(where: { $0.device == device }) {
+                    model[index].value = step
+                    expected = .replaced
+                } else if model.count < 2_500 {
+                    model.append((device, step))
+                    expected = .queued
+                } else {
+                    expected = .dropped
+                }
+                let outcome = mailbox.push(step, for: .init(project: "p", device: device))
+                guard outcome == expected else { Issue.record("step \(step): \(outcome), expected \(expected)"); return }
+            } else {
+                let next = mailbox.pop()
+                let expected = model.isEmpty ? nil : model.removeFirst()
+                guard next?.key.device == expected?.device, next?.value == expected?.value else {
+                    Issue.record("step \(step): \(String(describing: next)), expected \(String(describing: expected))")
+                    return
+                }
+            }
+        }
+        #expect(mailbox.count == model.count)
+    }
+
+    struct SplitMix {
+        var seed: UInt64
+        mutating func next() -> UInt64 {
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            var z = seed
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
     }
 
     @Test func oneSpikeIsNoAlert() async throws {
