@@ -104,7 +104,8 @@ serve_beside_ceiling() {  # NAME PORT CEILING_PORT DEVICES [SERVE FLAGS...]
   local name=$1 port=$2 ceiling_port=$3 devices=$4
   shift 4
   token=$("$release/flotilla" token create --project bench --data "$work/data")
-  "$release/flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" "$@" ${BENCH_SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
+  # Enrollment is not what is measured, and N devices may be more than a token's burst.
+  "$release/flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --enrollment-rate 0 "$@" ${BENCH_SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
   server=$!
   "$release/flotilla-heartbeat-ceiling" "$ceiling_port" > "$work/ceiling.log" 2>&1 &
   ceiling=$!
@@ -175,7 +176,8 @@ bench_heartbeat() {
   awk -v f="$flotilla_rate" -v e="$empty_rate" 'BEGIN { printf "ratio heartbeat / empty:    %.2f×\n", f / e }'
 
   echo "==> heartbeat: resident memory with 100,000 registered devices"
-  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" > "$work/serve2.log" 2>&1 &
+  # 100,000 enrollments at once: ten times an enrollment token's burst.
+  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --enrollment-rate 0 > "$work/serve2.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   token=$("$flotilla" token create --project bench --data "$work/data")
@@ -350,7 +352,7 @@ bench_sim() {
   local port=18483 token operator
   token=$("$flotilla" token create --project bench --data "$work/data")
   operator=$("$flotilla" token create --project bench --operator --data "$work/data")
-  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --heartbeat-interval 10 > "$work/serve.log" 2>&1 &
+  "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --heartbeat-interval 10 --enrollment-rate 0 > "$work/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "==> sim: $devices devices, heartbeat every 10 s, steps of 0.2-1.0 s"
@@ -405,7 +407,7 @@ start_controlled_fleet() {
   # BENCH_SERVER_PREFIX runs the server under a profiler, e.g. "heaptrack -o /tmp/converge";
   # BENCH_SERVE_FLAGS adds flags to its command line, e.g. "--idle-timeout 5".
   ${BENCH_SERVER_PREFIX:-} "$flotilla" serve --data "$work/data" --listen "127.0.0.1:$port" --repo "git://127.0.0.1:$git_port/fleet.git" \
-    --webhook-secret-file "$work/secret" --heartbeat-interval "$heartbeat" ${BENCH_SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
+    --webhook-secret-file "$work/secret" --heartbeat-interval "$heartbeat" --enrollment-rate 0 ${BENCH_SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 }

@@ -41,10 +41,11 @@ extension Agent {
                     Log.info("the server is reachable again; queued reports delivered")
                 } catch {
                     if handle(error) { return }
-                    // Some went through before this refusal (a server holding the device to its
-                    // allowance of requests): it is reachable, so wait what it says, not longer
-                    // each time — a backlog would otherwise drain ever more slowly.
-                    if outbox.entries.count < waiting { backoff.reset() }
+                    // Some went through before a refusal that says when to ask again (a server
+                    // holding the device to its allowance of requests): wait what it says, not
+                    // longer each time — a backlog would otherwise drain ever more slowly. Other
+                    // failures (an overloaded server, a timeout) still back off further.
+                    if outbox.entries.count < waiting, error.retryAfter != nil { backoff.reset() }
                     let delay = backoff.next(retryAfter: error.retryAfter)
                     nextAttempt = Clock.monotonic() + delay
                     Log.warning("server unreachable (\(error)); \(outbox.entries.count) reports queued; next try in \(Int(delay)) s")

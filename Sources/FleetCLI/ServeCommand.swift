@@ -73,13 +73,21 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Each held long-poll keeps a connection and about 25 kB. Past the limit an agent is answered at once and asks again in 15-30 s on a new connection, so it sees new work up to that much later; agents too old to be told so are still held. Defaults to seven eighths of --max-connections."))
     var maxLongPolls: Int?
 
-    @Option(help: ArgumentHelp("Requests a second each device may send on average (heartbeats, reports, remote output); 0 for no limit.",
-                               discussion: "A device past its allowance is answered 429 with Retry-After, and its agent sends again then, losing nothing. Bounds what a compromised device can make the server store. Counted per replica."))
+    @Option(help: ArgumentHelp("Requests a second each device may send on average, of each kind (heartbeats and reports; remote output; polls); 0 for no limit.",
+                               discussion: "A device past an allowance is answered 429 with Retry-After, and its agent sends again then, losing nothing. Bounds what a compromised device can make the server store and do. Counted per replica."))
     var deviceRequestRate: Double = DeviceRequestAllowance.standard.perSecond
 
     @Option(help: ArgumentHelp("Requests each device may send at once before --device-request-rate applies.",
                                discussion: "Room for an agent sending what it queued during an outage (its outbox keeps 1,000 entries by default)."))
     var deviceRequestBurst: Int = Int(DeviceRequestAllowance.standard.burst)
+
+    @Option(help: ArgumentHelp("Devices a second each enrollment token may enroll on average; 0 for no limit.",
+                               discussion: "The enrollment token is on every device: this bounds how fast whoever took one makes devices of their own. Past it, agents are told when to ask again."))
+    var enrollmentRate: Double = DeviceRequestAllowance.enrollments.perSecond
+
+    @Option(help: ArgumentHelp("Devices each enrollment token may enroll at once before --enrollment-rate applies.",
+                               discussion: "Room for a fleet coming up at once on its first boot."))
+    var enrollmentBurst: Int = Int(DeviceRequestAllowance.enrollments.burst)
 
     @Flag(help: ArgumentHelp("Always mark the web console's session cookie Secure: browsers reach this server over https through a proxy.",
                              discussion: "Without it the cookie is Secure when the proxy says https in X-Forwarded-Proto."))
@@ -217,11 +225,17 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxLongPolls, maxLongPolls < 1 {
             throw ValidationError("--max-long-polls must be at least 1")
         }
-        guard deviceRequestRate.isFinite, deviceRequestRate >= 0, deviceRequestRate <= 1_000_000 else {
-            throw ValidationError("--device-request-rate must be from 0 (no limit) to 1000000 requests a second")
+        guard deviceRequestRate == 0 || (deviceRequestRate.isFinite && deviceRequestRate >= DeviceRequestAllowance.slowest && deviceRequestRate <= 1_000_000) else {
+            throw ValidationError("--device-request-rate must be 0 (no limit) or from 0.001 to 1000000 requests a second")
         }
         guard (1...1_000_000).contains(deviceRequestBurst) else {
             throw ValidationError("--device-request-burst must be from 1 to 1000000")
+        }
+        guard enrollmentRate == 0 || (enrollmentRate.isFinite && enrollmentRate >= DeviceRequestAllowance.slowest && enrollmentRate <= 1_000_000) else {
+            throw ValidationError("--enrollment-rate must be 0 (no limit) or from 0.001 to 1000000 enrollments a second")
+        }
+        guard (1...1_000_000).contains(enrollmentBurst) else {
+            throw ValidationError("--enrollment-burst must be from 1 to 1000000")
         }
     }
 
@@ -294,6 +308,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maximumLongPolls = maxLongPolls
         configuration.deviceRequests = deviceRequestRate == 0 ? nil
             : DeviceRequestAllowance(perSecond: deviceRequestRate, burst: Double(deviceRequestBurst))
+        configuration.enrollments = enrollmentRate == 0 ? nil
+            : DeviceRequestAllowance(perSecond: enrollmentRate, burst: Double(enrollmentBurst))
         configuration.secureCookies = secureCookies
         configuration.alertReceiverAllow = try alertReceiverAllow.map { prefix in
             switch WebURL.parse(prefix) {

@@ -28,6 +28,7 @@ extension AgentController {
         let authorization = request.headers[.authorization]
         let start = try await Task { () async throws -> LongPollStart in
             let subject = try await self.subject(authorization: authorization)
+            try self.limiter.take(subject, .polls)
             let device = try await self.admit(subject)
             let mark = await self.board.mark()
             let taken = try await self.takeCommands(device: device, project: subject.project)
@@ -71,7 +72,7 @@ extension AgentController {
 
     private func commandOutput(_ request: Request, id: String) async throws -> Response {
         let subject = try await subject(request)
-        try limiter.take(subject.device)
+        try limiter.take(subject, .remote)
         let device = try await admit(subject)
         let offset = try Validate.offset(request)
         let buffer: ByteBuffer
@@ -88,7 +89,7 @@ extension AgentController {
 
     private func commandResult(_ request: Request, id: String) async throws -> Response {
         let subject = try await subject(request)
-        try limiter.take(subject.device)
+        try limiter.take(subject, .remote)
         let device = try await admit(subject)
         let result = try await JSONBody.decode(RemoteCommandResult.self, from: request, limit: configuration.maximumBodyBytes)
         _ = try await admit(subject)

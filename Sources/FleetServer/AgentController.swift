@@ -100,6 +100,7 @@ struct AgentController: Sendable {
 
     private func assignmentsBeforeWait(authorization: String?, known: String?) async throws -> LongPollStart {
         let subject = try await subject(authorization: authorization)
+        try limiter.take(subject, .polls)
         let device = try await admit(subject)
         // Marked before the read: work queued between the read and the wait still wakes it.
         let mark = await board.mark()
@@ -158,7 +159,7 @@ struct AgentController: Sendable {
 
     private func report(_ request: Request, execution: String) async throws -> Response {
         let subject = try await subject(request)
-        try limiter.take(subject.device)
+        try limiter.take(subject, .reports)
         let device = try await admit(subject)
         var report = try await JSONBody.decode(ExecutionReport.self, from: request, limit: configuration.maximumBodyBytes)
         _ = try await admit(subject)  // again: the identity may have been reset while the body arrived
@@ -225,6 +226,7 @@ struct AgentController: Sendable {
         let body = try await JSONBody.decode(EnrollmentRequest.self, from: request, limit: configuration.maximumBodyBytes)
         let now = Date()
         let token = try await AccessTokens.verify(body.token, kind: .enrollment, store: store, now: now)
+        try limiter.take(enrollmentToken: token.id)
         try Validate.text(body.hardwareID, field: "hardwareID", maximum: 256)
         let attributes = try Self.checkDescription(body)
         guard body.deviceSecret.utf8.count >= 16, body.deviceSecret.utf8.count <= 256 else {
@@ -306,7 +308,7 @@ struct AgentController: Sendable {
         } else {
             subject = try await Task { try await self.tokens.verify(token) }.value
         }
-        try limiter.take(subject.device)
+        try limiter.take(subject, .reports)
         let body = try await JSONBody.collect(request, limit: configuration.maximumBodyBytes)
         return try await Task { try await self.heartbeat(body, subject: subject) }.value
     }

@@ -20,6 +20,20 @@ public struct DeviceRequestAllowance: Sendable, Equatable {
     }
 
     public static let standard = DeviceRequestAllowance(perSecond: 1, burst: 1_200)
+
+    /// Each enrollment token's: a fleet of 10,000 coming up at once is enrolled at once, and
+    /// more at ten a second (AWS IoT's fleet provisioning allows about as many). The token is
+    /// on every device: this bounds how fast whoever took one from a device makes devices.
+    public static let enrollments = DeviceRequestAllowance(perSecond: 10, burst: 10_000)
+
+    /// The slowest rate taken: one an hour less a little (a slower one would tell a device to wait
+    /// longer than an agent heeds a Retry-After).
+    public static let slowest = 0.001
+
+    /// Whether the server can work with this: a rate from `slowest` on, a burst of at least one.
+    public var isUsable: Bool {
+        perSecond.isFinite && perSecond >= Self.slowest && perSecond <= 1_000_000 && burst.isFinite && burst >= 1 && burst <= 1_000_000
+    }
 }
 
 /// A token bucket: full at `burst`, refilled at `perSecond`, one token per request. A decision
@@ -60,16 +74,43 @@ struct RequestBucket: Sendable, Equatable {
     }
 }
 
-/// Every device's bucket, on this server (replicas count apart: a device spread over three is
-/// held to three allowances). A device past its allowance is answered 429 with Retry-After,
+/// Every device's buckets, on this server (replicas count apart: a device spread over three is
+/// held to three allowances). A device past an allowance is answered 429 with Retry-After,
 /// before its body is read; the agent keeps what it was sending and sends it again then.
+///
+/// A device has one bucket per kind of request, so remote commands' output (sent twice a second
+/// while a command runs) never holds back its heartbeats, nor its polls its reports. Buckets
+/// are kept per token generation: a token revoked by an identity reset (or a deleted device's)
+/// cannot use up the allowance of the device's new token. An enrollment token has a bucket of
+/// its own (`enrollments`, larger), for the devices it enrolls: it is on every device, and each
+/// device it makes has allowances of its own.
 final class DeviceRequestLimiter: Sendable {
+    enum Kind: UInt8, Sendable {
+        case reports, remote, polls, enrollments
+
+        var requests: String {
+            switch self {
+            case .reports: "heartbeats and execution reports"
+            case .remote: "remote commands' output and results"
+            case .polls: "polls for work"
+            case .enrollments: "enrollments"
+            }
+        }
+    }
+
+    struct Key: Hashable, Sendable {
+        var name: String
+        var generation: Int
+        var kind: Kind
+    }
+
     let allowance: DeviceRequestAllowance?
+    let enrollmentAllowance: DeviceRequestAllowance?
     private let clock: @Sendable () -> Double
     private let logger: Logger
 
     private struct State {
-        var buckets: [String: (bucket: RequestBucket, warnedAt: Double?)] = [:]
+        var buckets: [Key: (bucket: RequestBucket, warnedAt: Double?)] = [:]
         var refused = 0
         /// Full buckets are dropped when the table has grown past this since the last sweep.
         var sweepAt = 4_096
@@ -77,10 +118,14 @@ final class DeviceRequestLimiter: Sendable {
 
     private let state = Mutex(State())
 
-    /// nil `allowance`: no limit.
-    init(_ allowance: DeviceRequestAllowance?, logger: Logger = Logger(label: "flotilla.server"),
+    /// nil `allowance` (or `enrollments`): no limit.
+    init(_ allowance: DeviceRequestAllowance?, enrollments: DeviceRequestAllowance? = nil, logger: Logger = Logger(label: "flotilla.server"),
          clock: @escaping @Sendable () -> Double = DeviceRequestLimiter.monotonicSeconds) {
+        for given in [allowance, enrollments] {
+            precondition(given?.isUsable ?? true, "an allowance needs a rate of at least \(DeviceRequestAllowance.slowest) a second and a burst of at least 1")
+        }
         self.allowance = allowance
+        self.enrollmentAllowance = enrollments
         self.clock = clock
         self.logger = logger
     }
@@ -95,23 +140,36 @@ final class DeviceRequestLimiter: Sendable {
     /// Requests refused since the server started.
     var refused: Int { state.withLock { $0.refused } }
 
-    /// Counts one request of `device`'s; past its allowance, throws 429 with when to ask again.
-    func take(_ device: String) throws {
-        guard let allowance else { return }
+    /// Buckets kept (the others are as good as new).
+    var tracked: Int { state.withLock { $0.buckets.count } }
+
+    /// Counts one request of `kind` by the device (and token generation) `subject` names;
+    /// past its allowance, throws 429 with when to ask again.
+    func take(_ subject: DeviceTokens.Subject, _ kind: Kind) throws {
+        try take(Key(name: subject.device, generation: subject.generation, kind: kind))
+    }
+
+    /// Counts one enrollment with the enrollment token `id`.
+    func take(enrollmentToken id: String) throws {
+        try take(Key(name: id, generation: 0, kind: .enrollments))
+    }
+
+    func take(_ key: Key) throws {
+        guard let allowance = key.kind == .enrollments ? enrollmentAllowance : allowance else { return }
         let now = clock()
         let (wait, warn) = state.withLock { state -> (Double?, Bool) in
-            var entry = state.buckets[device] ?? (RequestBucket(full: allowance, at: now), nil)
+            var entry = state.buckets[key] ?? (RequestBucket(full: allowance, at: now), nil)
             let wait = entry.bucket.take(at: now, allowance)
             var warn = false
             if wait != nil {
                 state.refused += 1
-                // Said once a minute per device, not once per refusal: a flood must not flood the log too.
+                // Said once a minute per bucket, not once per refusal: a flood must not flood the log too.
                 if entry.warnedAt.map({ now - $0 >= 60 }) ?? true {
                     entry.warnedAt = now
                     warn = true
                 }
             }
-            state.buckets[device] = entry
+            state.buckets[key] = entry
             if state.buckets.count >= state.sweepAt {
                 state.buckets = state.buckets.filter { !$0.value.bucket.isFull(at: now, allowance) }
                 state.sweepAt = max(4_096, state.buckets.count * 2)
@@ -119,20 +177,24 @@ final class DeviceRequestLimiter: Sendable {
             return (wait, warn)
         }
         guard let wait else { return }
+        let enrollment = key.kind == .enrollments
         if warn {
-            logger.warning("a device sends more than its allowance of requests; refusing until it slows down",
-                           metadata: ["device": "\(device)", "burst": "\(Int(allowance.burst))", "perSecond": "\(allowance.perSecond)"])
+            logger.warning("\(enrollment ? "an enrollment token is used" : "a device sends") past its allowance of \(key.kind.requests); refusing until it slows down",
+                           metadata: [enrollment ? "token" : "device": "\(key.name)", "burst": "\(Int(allowance.burst))",
+                                      "perSecond": "\(allowance.perSecond)"])
         }
+        let seconds = Self.seconds(wait)
         var error = APIError(.tooManyRequests, "rate_limited",
-                             "this device sent more than its allowance of requests (\(Int(allowance.burst)) at once, then \(Self.rate(allowance.perSecond))); ask again in \(Self.seconds(wait)) s")
-        error.retryAfter = Self.seconds(wait)
+                             "\(enrollment ? "this enrollment token was used for" : "this device sent") more than its allowance of \(key.kind.requests) (\(Int(allowance.burst)) at once, then \(Self.rate(allowance.perSecond))); ask again in \(seconds) s")
+        error.retryAfter = seconds
         throw error
     }
 
-    /// Devices with a bucket kept (the others are as good as new).
-    var tracked: Int { state.withLock { $0.buckets.count } }
-
-    static func seconds(_ wait: Double) -> Int { max(1, Int(wait.rounded(.up))) }
+    /// Whole seconds to wait, at least one, at most an hour (what an agent heeds).
+    static func seconds(_ wait: Double) -> Int {
+        guard wait.isFinite else { return 3_600 }
+        return Int(min(3_600, max(1, wait.rounded(.up))))
+    }
 
     static func rate(_ perSecond: Double) -> String {
         func shown(_ value: Double) -> String {

@@ -48,7 +48,7 @@ public enum FleetServer {
         // Metrics and errors are the responder's (`FleetResponder`), around the whole router;
         // the router's own 404s and 405s are translated by a middleware added after every route.
         let router = Router(context: FleetRequestContext.self)
-        let limiter = DeviceRequestLimiter(configuration.deviceRequests)
+        let limiter = DeviceRequestLimiter(configuration.deviceRequests, enrollments: configuration.enrollments)
         router.get("healthz") { _, _ in Response(status: .ok) }
         router.get("api/v1/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],

@@ -38,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     /// What each device may send (heartbeats, reports, remote output) before it is answered 429;
     /// nil: no limit.
     public var deviceRequests: DeviceRequestAllowance? = .standard
+    /// How many devices each enrollment token may enroll before it is answered 429; nil: no limit.
+    public var enrollments: DeviceRequestAllowance? = .enrollments
     /// How long heartbeats are kept as history.
     public var heartbeatRetention: Duration = .seconds(24 * 3_600)
     /// How long the metrics history (heartbeats summed up per ten minutes) is kept.

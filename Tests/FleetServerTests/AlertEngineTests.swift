@@ -163,7 +163,7 @@ struct AlertEngineTests {
     @Test func theMailboxMatchesItsModelOverManyRounds() {
         var mailbox = AlertMailbox<Int>(capacity: 2_500)
         var model: [(device: String, value: Int)] = []
-        var random = SplitMix(seed: 7)
+        var random = SeededGenerator(seed: 7)
         for step in 0..<30_000 {
             if random.next() % 5 < 3 {
                 let device = "d\(random.next() % 3_000)"
@@ -189,17 +189,6 @@ struct AlertEngineTests {
             }
         }
         #expect(mailbox.count == model.count)
-    }
-
-    struct SplitMix {
-        var seed: UInt64
-        mutating func next() -> UInt64 {
-            seed &+= 0x9E37_79B9_7F4A_7C15
-            var z = seed
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 
     @Test func oneSpikeIsNoAlert() async throws {

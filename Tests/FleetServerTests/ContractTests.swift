@@ -334,17 +334,21 @@ struct ContractTests {
             _ = try await inner.execute(uri: "/api/v1/exec", method: .post, headers: admin, body: ByteBuffer(string: #"{"selector":"a=b","command":["uptime"]}"#))
             _ = try await inner.execute(uri: "/hooks/git", method: .post, headers: [.init("X-Hub-Signature-256")!: "sha256=00"], body: ByteBuffer(string: "{}"))
         }
-        // A device past its allowance, on every route that counts against it.
-        try await tests.withServer(deviceRequests: DeviceRequestAllowance(perSecond: 0.01, burst: 1)) { raw, tokens in
+        // A device past its allowances, on every route that counts against one.
+        let allowance = DeviceRequestAllowance(perSecond: 0.01, burst: 1)
+        try await tests.withServer(deviceRequests: allowance, enrollments: allowance) { raw, tokens in
             let client = try #require(seen.withLock { $0 })
             let inner = CheckingClient((raw as! ServerTests.JSONClient).raw, document: document, record: client.record)
             let enrolled = try ServerTests.decode(EnrollmentResponse.self, try await tests.enroll(inner, token: tokens.enrollment))
+            _ = try await tests.enroll(inner, token: tokens.enrollment, hardware: "serial-2")
             let device: HTTPFields = [.authorization: "Bearer \(enrolled.deviceToken)"]
             let beat = try ServerTests.json(Heartbeat(reportID: "r-1"))
             _ = try await inner.execute(uri: "/agent/v1/heartbeat", method: .post, headers: device, body: beat)
             _ = try await inner.execute(uri: "/agent/v1/heartbeat", method: .post, headers: device, body: beat)
             _ = try await inner.execute(uri: "/agent/v1/executions/exe-1/report", method: .post, headers: device,
                                         body: ServerTests.json(ExecutionReport(reportID: "p-1", state: .running)))
+            _ = try await inner.execute(uri: "/agent/v1/commands/cmd-1/output?offset=0", method: .post,
+                                        headers: device.merging([.contentType: "application/octet-stream"]), body: ByteBuffer(string: "x"))
             _ = try await inner.execute(uri: "/agent/v1/commands/cmd-1/output?offset=0", method: .post,
                                         headers: device.merging([.contentType: "application/octet-stream"]), body: ByteBuffer(string: "x"))
             _ = try await inner.execute(uri: "/agent/v1/commands/cmd-1/result", method: .post, headers: device,

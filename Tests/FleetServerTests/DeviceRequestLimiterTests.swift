@@ -50,33 +50,83 @@ struct DeviceRequestLimiterTests {
         func advance(_ seconds: Double) { now.withLock { $0 += seconds } }
     }
 
+    static func device(_ id: String, generation: Int = 0) -> DeviceTokens.Subject {
+        DeviceTokens.Subject(device: id, project: "acme", generation: generation)
+    }
+
     @Test func aDevicePastItsAllowanceIsToldWhenAndOthersAreNot() throws {
         let clock = FakeClock()
         let limiter = DeviceRequestLimiter(DeviceRequestAllowance(perSecond: 0.5, burst: 2), clock: { clock.now.withLock { $0 } })
-        try limiter.take("d-1")
-        try limiter.take("d-1")
+        let d1 = Self.device("d-1")
+        try limiter.take(d1, .reports)
+        try limiter.take(d1, .reports)
         do {
-            try limiter.take("d-1")
+            try limiter.take(d1, .reports)
             Issue.record("a third request at once went through")
         } catch let error as APIError {
             #expect(error.status == .tooManyRequests)
             #expect(error.code == "rate_limited")
             #expect(error.retryAfter == 2)
-            #expect(error.message.contains("2 at once, then one every 2 s"), "\(error.message)")
+            #expect(error.message == "this device sent more than its allowance of heartbeats and execution reports (2 at once, then one every 2 s); ask again in 2 s")
         }
-        // Another device has an allowance of its own.
-        try limiter.take("d-2")
-        try limiter.take("d-2")
+        // Another device has allowances of its own; so has each kind of request.
+        try limiter.take(Self.device("d-2"), .reports)
+        try limiter.take(Self.device("d-2"), .reports)
+        try limiter.take(d1, .remote)
+        try limiter.take(d1, .polls)
         #expect(limiter.refused == 1)
         clock.advance(2)
-        try limiter.take("d-1")
-        #expect(throws: APIError.self) { try limiter.take("d-1") }
+        try limiter.take(d1, .reports)
+        #expect(throws: APIError.self) { try limiter.take(d1, .reports) }
         #expect(limiter.refused == 2)
+    }
+
+    /// A token revoked by an identity reset keeps the device id: whoever holds it cannot use up
+    /// the allowance of the device's new token.
+    @Test func aRevokedTokensRequestsDoNotCountAgainstTheNewOne() throws {
+        let limiter = DeviceRequestLimiter(DeviceRequestAllowance(perSecond: 0.001, burst: 1), clock: { 0 })
+        try limiter.take(Self.device("d-1", generation: 0), .reports)
+        #expect(throws: APIError.self) { try limiter.take(Self.device("d-1", generation: 0), .reports) }
+        try limiter.take(Self.device("d-1", generation: 1), .reports)
+    }
+
+    /// An enrollment token is counted apart from the devices it enrolls, by an allowance of its
+    /// own, and says so.
+    @Test func anEnrollmentTokenHasAnAllowanceOfItsOwn() throws {
+        let limiter = DeviceRequestLimiter(DeviceRequestAllowance(perSecond: 0.001, burst: 1),
+                                           enrollments: DeviceRequestAllowance(perSecond: 1, burst: 1), clock: { 0 })
+        try limiter.take(enrollmentToken: "tok-1")
+        try limiter.take(Self.device("tok-1"), .reports)
+        do {
+            try limiter.take(enrollmentToken: "tok-1")
+            Issue.record("a second enrollment at once went through")
+        } catch let error as APIError {
+            #expect(error.message == "this enrollment token was used for more than its allowance of enrollments (1 at once, then 1 a second); ask again in 1 s")
+        }
+        try limiter.take(enrollmentToken: "tok-2")
+        // Without an allowance for enrollments, only devices are limited.
+        let devicesOnly = DeviceRequestLimiter(DeviceRequestAllowance(perSecond: 1, burst: 1), clock: { 0 })
+        for _ in 0..<100 { try devicesOnly.take(enrollmentToken: "tok-1") }
+    }
+
+    /// What is told to wait is whole seconds an agent heeds: at least one, at most an hour.
+    @Test(arguments: [(0.2, 1), (1.0, 1), (1.01, 2), (5_000.0, 3_600), (Double.infinity, 3_600), (Double.nan, 3_600)])
+    func waitsAreWholeSecondsAnAgentHeeds(wait: Double, told: Int) {
+        #expect(DeviceRequestLimiter.seconds(wait) == told)
+    }
+
+    @Test(arguments: [
+        (DeviceRequestAllowance.standard, true), (DeviceRequestAllowance(perSecond: 0.001, burst: 1), true),
+        (DeviceRequestAllowance(perSecond: 0, burst: 10), false), (DeviceRequestAllowance(perSecond: 1e-300, burst: 10), false),
+        (DeviceRequestAllowance(perSecond: .nan, burst: 10), false), (DeviceRequestAllowance(perSecond: 1, burst: 0.5), false),
+    ])
+    func onlyAllowancesTheServerCanWorkWithAreUsable(allowance: DeviceRequestAllowance, usable: Bool) {
+        #expect(allowance.isUsable == usable)
     }
 
     @Test func withoutAnAllowanceNothingIsCountedOrKept() throws {
         let limiter = DeviceRequestLimiter(nil)
-        for _ in 0..<10_000 { try limiter.take("d-1") }
+        for _ in 0..<10_000 { try limiter.take(Self.device("d-1"), .reports) }
         #expect(limiter.refused == 0)
         #expect(limiter.tracked == 0)
     }
@@ -86,18 +136,19 @@ struct DeviceRequestLimiterTests {
     @Test func fullBucketsAreDroppedAndLimitedOnesKept() throws {
         let clock = FakeClock()
         let limiter = DeviceRequestLimiter(DeviceRequestAllowance(perSecond: 1, burst: 1), clock: { clock.now.withLock { $0 } })
-        try limiter.take("busy")
-        #expect(throws: APIError.self) { try limiter.take("busy") }
-        for device in 0..<4_000 { try limiter.take("d-\(device)") }
+        let busy = Self.device("busy")
+        try limiter.take(busy, .reports)
+        #expect(throws: APIError.self) { try limiter.take(busy, .reports) }
+        for device in 0..<4_000 { try limiter.take(Self.device("d-\(device)"), .reports) }
         clock.advance(0.5)
         // The table reaches its first sweep half a second on: no bucket is full yet, none goes.
-        for device in 4_000..<4_100 { try limiter.take("d-\(device)") }
+        for device in 4_000..<4_100 { try limiter.take(Self.device("d-\(device)"), .reports) }
         #expect(limiter.tracked == 4_101)
         clock.advance(1)
-        #expect(throws: APIError.self) { try limiter.take("busy"); try limiter.take("busy") }
+        #expect(throws: APIError.self) { try limiter.take(busy, .reports); try limiter.take(busy, .reports) }
         // Past the next sweep (twice the table), the full ones go; the busy device stays refused.
-        for device in 4_100..<8_300 { try limiter.take("d-\(device)") }
+        for device in 4_100..<8_300 { try limiter.take(Self.device("d-\(device)"), .reports) }
         #expect(limiter.tracked < 4_300)
-        #expect(throws: APIError.self) { try limiter.take("busy") }
+        #expect(throws: APIError.self) { try limiter.take(busy, .reports) }
     }
 }

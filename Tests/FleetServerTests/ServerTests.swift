@@ -22,7 +22,8 @@ struct ServerTests {
 
     /// A server with one project, an enrollment token and an operator token, and a client.
     func withServer(longPollSeconds: Double? = nil, maximumLongPolls: Int? = nil, operatorBodyLimit: Int? = nil,
-                    deviceRequests: DeviceRequestAllowance? = .standard, controller: (any ControllerHandle)? = nil,
+                    deviceRequests: DeviceRequestAllowance? = .standard, enrollments: DeviceRequestAllowance? = .enrollments,
+                    controller: (any ControllerHandle)? = nil,
                     controllers: ControllerSet? = nil, secrets: SecretBox? = SecretBox(key: SymmetricKey(size: .bits256)),
                     _ body: @Sendable (any TestClientProtocol, Tokens) async throws -> Void) async throws {
         let keyFile = NSTemporaryDirectory() + "flotilla-key-\(UUID().uuidString).pem"
@@ -39,6 +40,7 @@ struct ServerTests {
         if let maximumLongPolls { configuration.maximumLongPolls = maximumLongPolls }
         if let operatorBodyLimit { configuration.maximumOperatorBodyBytes = operatorBodyLimit }
         configuration.deviceRequests = deviceRequests
+        configuration.enrollments = enrollments
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens,
                                                controllers: controllers ?? ControllerSet(controller.map { [ControllerSet.Entry($0)] } ?? []),
                                                secrets: secrets)
@@ -140,19 +142,24 @@ struct ServerTests {
         }
     }
 
-    /// A compromised device sending without pause is answered 429 with Retry-After once past its
-    /// allowance — before its body is read, and with nothing stored — on every route that
-    /// writes; another device is not held back by it.
+    /// A compromised device sending without pause is answered 429 with Retry-After once past an
+    /// allowance — before its body is read, and with nothing stored — on every route it can
+    /// call, each kind of request counted apart; another device is not held back by it, and the
+    /// enrollment token (on every device) enrolls no more devices than its own allowance.
     @Test func aDevicePastItsAllowanceIsRefusedBeforeItsBodyIsRead() async throws {
-        try await withServer(deviceRequests: DeviceRequestAllowance(perSecond: 0.001, burst: 3)) { client, tokens in
+        let allowance = DeviceRequestAllowance(perSecond: 0.001, burst: 2)
+        try await withServer(deviceRequests: allowance, enrollments: allowance) { client, tokens in
             let flooding = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment))
             let other = try Self.decode(EnrollmentResponse.self, try await enroll(client, token: tokens.enrollment, hardware: "serial-2"))
+            let third = try await enroll(client, token: tokens.enrollment, hardware: "serial-3")
+            #expect(third.status == .tooManyRequests)
+            #expect(try Self.error(third).message.hasPrefix("this enrollment token was used for more than its allowance of enrollments"))
             let auth: HTTPFields = [.authorization: "Bearer \(flooding.deviceToken)"]
-            for index in 0..<3 {
+            for index in 0..<2 {
                 let ack = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: Self.json(Heartbeat(reportID: "r-\(index)")))
                 #expect(ack.status == .ok)
             }
-            let refused = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: Self.json(Heartbeat(reportID: "r-3")))
+            let refused = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth, body: Self.json(Heartbeat(reportID: "r-2")))
             #expect(refused.status == .tooManyRequests)
             #expect(try Self.error(refused).code == "rate_limited")
             // A token a thousand seconds, less what came back while the test ran (on a busy machine, seconds).
@@ -161,17 +168,24 @@ struct ServerTests {
             let oversized = try await client.execute(uri: "/agent/v1/heartbeat", method: .post, headers: auth,
                                                      body: ByteBuffer(string: String(repeating: " ", count: 10_000)))
             #expect(oversized.status == .tooManyRequests)
-            // Reports and remote output count against the same allowance.
+            // Reports count with heartbeats.
             let report = try await client.execute(uri: "/agent/v1/executions/exe-none/report", method: .post, headers: auth,
                                                   body: Self.json(ExecutionReport(reportID: "p-1", state: .running)))
             #expect(report.status == .tooManyRequests)
-            let output = try await client.execute(uri: "/agent/v1/commands/cmd-none/output?offset=0", method: .post,
-                                                  headers: auth.merging([.contentType: "application/octet-stream"]), body: ByteBuffer(string: "x"))
-            #expect(output.status == .tooManyRequests)
+            // Remote output and results have an allowance of their own; so do polls.
+            func output() async throws -> HTTPResponse.Status {
+                try await client.execute(uri: "/agent/v1/commands/cmd-none/output?offset=0", method: .post,
+                                         headers: auth.merging([.contentType: "application/octet-stream"]), body: ByteBuffer(string: "x")).status
+            }
+            #expect(try await output() == .notFound)
+            #expect(try await output() == .notFound)
             let result = try await client.execute(uri: "/agent/v1/commands/cmd-none/result", method: .post, headers: auth,
                                                   body: ByteBuffer(string: #"{"exitCode":0,"outputBytes":0}"#))
             #expect(result.status == .tooManyRequests)
-            #expect(try await store.heartbeats(deviceID: flooding.deviceID, limit: 10).map(\.report.reportID).sorted() == ["r-0", "r-1", "r-2"])
+            for expected in [HTTPResponse.Status.ok, .ok, .tooManyRequests] {
+                #expect(try await client.execute(uri: "/agent/v1/assignments", method: .get, headers: auth).status == expected)
+            }
+            #expect(try await store.heartbeats(deviceID: flooding.deviceID, limit: 10).map(\.report.reportID).sorted() == ["r-0", "r-1"])
             // Another device is let through; an unauthenticated flood takes nothing from anyone's allowance.
             for _ in 0..<5 {
                 #expect(try await client.execute(uri: "/agent/v1/heartbeat", method: .post, body: Self.json(Heartbeat(reportID: "x"))).status == .unauthorized)
@@ -180,7 +194,7 @@ struct ServerTests {
                                                body: Self.json(Heartbeat(reportID: "o-1")))
             #expect(ack.status == .ok)
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
-            #expect(metrics.split(separator: "\n").contains("flotilla_device_requests_limited_total 5"), "\(metrics)")
+            #expect(metrics.split(separator: "\n").contains("flotilla_device_requests_limited_total 6"), "\(metrics)")
         }
     }
 
