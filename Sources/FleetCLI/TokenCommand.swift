@@ -33,7 +33,17 @@ struct TokenCommand: AsyncParsableCommand {
         @Flag(help: "An operator API token instead of an enrollment token.")
         var `operator` = false
 
+        @Option(help: ArgumentHelp("With --operator: read, deploy or admin (the default).",
+                                   discussion: "read: everything but remote commands' output; deploy: also deploy, abort, approve, suspend, resume and reconcile; admin: also remote commands, tokens, secrets, deleting devices and resetting their identity. A console session signed in with the token may do the same."))
+        var access: String?
+
         func validate() throws {
+            if let access {
+                guard `operator` else { throw ValidationError("--access applies to operator tokens (--operator)") }
+                guard OperatorAccess(rawValue: access) != nil else {
+                    throw ValidationError("--access must be read, deploy or admin, not '\(access)'")
+                }
+            }
             if let problem = FleetNames.problem(project) { throw ValidationError("--project: \(problem)") }
             if let expires, case .failure(let problem) = DurationText.parse(expires) {
                 throw ValidationError("--expires: \(problem.reason)")
@@ -47,11 +57,12 @@ struct TokenCommand: AsyncParsableCommand {
             let lifetime = try expires.map { try DurationText.parse($0).get() }
             let expiry = lifetime.map { now.addingTimeInterval(Double($0.components.seconds)) }
             let made = AccessTokens.make(kind: `operator` ? .operator : .enrollment, project: project, group: group,
-                                         expiresAt: expiry, now: now)
+                                         expiresAt: expiry, access: access.flatMap(OperatorAccess.init(rawValue:)), now: now)
             try await store.ensureProject(project, at: now)
             try await store.insertToken(made.record)
             try await store.appendAudit(AuditRecord(at: now, project: project, actor: "cli", action: "token.create",
-                                                    subject: made.record.id, detail: made.record.kind.rawValue))
+                                                    subject: made.record.id,
+                                                    detail: made.record.kind.rawValue + (made.record.access.map { " (access \($0.rawValue))" } ?? "")))
             print(made.text)
         }
     }
@@ -68,10 +79,10 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             let body = try await connection.client().get("/api/v1/tokens")
             let tokens = try ServerClient.decode([String: [TokenView]].self, from: body)["tokens"] ?? []
-            print("ID".column(14) + "KIND".column(12) + "CREATED".column(22) + "EXPIRES".column(22) + "STATE".column(9) + "MADE BY")
+            print("ID".column(14) + "KIND".column(17) + "CREATED".column(22) + "EXPIRES".column(22) + "STATE".column(9) + "MADE BY")
             for token in tokens {
                 let state = token.revoked ? "revoked" : (token.expiresAt.map { $0 <= Date() } ?? false) ? "expired" : "valid"
-                print(token.id.column(14) + (token.kind + (token.group.map { ":\($0)" } ?? "")).column(12) + token.createdAt.ISO8601Format().column(22)
+                print(token.id.column(14) + (token.kind + ((token.group ?? token.access).map { ":\($0)" } ?? "")).column(17) + token.createdAt.ISO8601Format().column(22)
                       + (token.expiresAt?.ISO8601Format() ?? "never").column(22) + state.column(9) + (token.createdBy ?? "-"))
             }
         }

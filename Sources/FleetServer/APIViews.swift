@@ -12,6 +12,8 @@ public struct TokenView: Codable, Sendable {
     public var revoked: Bool
     /// The token that made this one through the API.
     public var createdBy: String?
+    /// An operator token's (or console session's) access: read, deploy or admin.
+    public var access: String?
 
     public init(_ record: AccessTokenRecord) {
         id = record.id
@@ -21,6 +23,7 @@ public struct TokenView: Codable, Sendable {
         expiresAt = record.expiresAt
         revoked = record.revoked
         createdBy = record.createdBy
+        access = record.kind == .enrollment ? nil : record.grants.rawValue
     }
 }
 

@@ -9,10 +9,10 @@ public import Foundation
 public enum AccessTokens {
     /// A new token: its record for the store, and the text to hand to the person, once.
     public static func make(kind: AccessTokenRecord.Kind, project: String, group: String? = nil,
-                            expiresAt: Date? = nil, now: Date = Date()) -> (record: AccessTokenRecord, text: String) {
+                            expiresAt: Date? = nil, access: OperatorAccess? = nil, now: Date = Date()) -> (record: AccessTokenRecord, text: String) {
         let id = randomHex(bytes: 6), secret = randomHex(bytes: 16)
         let record = AccessTokenRecord(id: id, kind: kind, project: project, group: group, secretHash: hash(secret),
-                                       createdAt: now, expiresAt: expiresAt)
+                                       createdAt: now, expiresAt: expiresAt, access: access)
         return (record, "\(prefix(kind))_\(id)_\(secret)")
     }
 

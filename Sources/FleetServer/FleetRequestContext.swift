@@ -29,7 +29,9 @@ struct OperatorAuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.authenticatedOperator = try await OperatorAuth.authenticate(request, store: store)
+        let token = try await OperatorAuth.authenticate(request, store: store)
+        try OperatorAccessRules.check(token, method: request.method.rawValue, path: request.uri.path)
+        context.authenticatedOperator = token
         return try await next(request, context)
     }
 }

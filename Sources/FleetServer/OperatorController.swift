@@ -84,6 +84,8 @@ struct OperatorController: Sendable {
         var kind: AccessTokenRecord.Kind
         var group: String?
         var expiresInSeconds: Int?
+        /// An operator token's access; without it, the access of the token making it.
+        var access: OperatorAccess?
     }
 
     struct CreatedToken: Codable {
@@ -258,6 +260,13 @@ struct OperatorController: Sendable {
             guard body.kind == .enrollment else { throw APIError.invalid("'group' applies to enrollment tokens", field: "group") }
             if let problem = FleetNames.problem(group) { throw APIError.invalid("'group': \(problem)", field: "group") }
         }
+        if let access = body.access {
+            guard body.kind == .operator else { throw APIError.invalid("'access' applies to operator tokens", field: "access") }
+            // Never more than the token making it (which, to make tokens at all, is an admin's).
+            guard access <= token.grants else {
+                throw APIError.invalid("'access' cannot exceed that of the token making it ('\(token.grants.rawValue)')", field: "access")
+            }
+        }
         let now = Date()
         // A token never makes one that outlives it: without a lifetime the new token expires with
         // the one that made it, and a longer one is refused.
@@ -269,11 +278,13 @@ struct OperatorController: Sendable {
             }
             expiry = expiry ?? limit
         }
-        var made = AccessTokens.make(kind: body.kind, project: token.project, group: body.group, expiresAt: expiry, now: now)
+        let access = body.kind == .operator ? body.access ?? token.access : nil
+        var made = AccessTokens.make(kind: body.kind, project: token.project, group: body.group, expiresAt: expiry, access: access, now: now)
         made.record.createdBy = token.id
         try await store.insertToken(made.record)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
-                                                action: "token.create", subject: made.record.id, detail: body.kind.rawValue))
+                                                action: "token.create", subject: made.record.id,
+                                                detail: body.kind.rawValue + (access.map { " (access \($0.rawValue))" } ?? "")))
         return try JSONBody.response(CreatedToken(token: made.text, info: TokenView(made.record)), status: .created)
     }
 

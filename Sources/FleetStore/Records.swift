@@ -34,9 +34,15 @@ public struct AccessTokenRecord: Codable, Sendable, Equatable {
     /// The operator token that made this one through the API; nil for tokens made on the
     /// server's own machine (`flotilla token create`). Revoking a token revokes what it made.
     public var createdBy: String?
+    /// What an operator token, or a console session it signed in, may do; nil: everything
+    /// (`admin`), as every token made before access existed.
+    public var access: OperatorAccess?
+
+    /// `access`, or `admin` when none was given.
+    public var grants: OperatorAccess { access ?? .admin }
 
     public init(id: String, kind: Kind, project: String, group: String? = nil, secretHash: String, createdAt: Date,
-                expiresAt: Date? = nil, revoked: Bool = false, createdBy: String? = nil) {
+                expiresAt: Date? = nil, revoked: Bool = false, createdBy: String? = nil, access: OperatorAccess? = nil) {
         self.id = id
         self.kind = kind
         self.project = project
@@ -46,6 +52,24 @@ public struct AccessTokenRecord: Codable, Sendable, Equatable {
         self.expiresAt = expiresAt
         self.revoked = revoked
         self.createdBy = createdBy
+        self.access = access
+    }
+}
+
+/// What an operator may do with the API and the console, each level including the one before:
+/// `read` everything but remote commands' output; `deploy` also deploy, abort, approve, suspend,
+/// resume and reconcile; `admin` also run remote commands and read their output, manage tokens
+/// and secrets, and delete devices or reset their identity.
+public enum OperatorAccess: String, Codable, Sendable, CaseIterable, Comparable {
+    case read, deploy, admin
+
+    public static func < (lhs: OperatorAccess, rhs: OperatorAccess) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+
+    /// A stored value; one this release does not know (a newer one's) grants the least.
+    public init(stored: String) {
+        self = OperatorAccess(rawValue: stored) ?? .read
     }
 }
 

@@ -116,9 +116,10 @@ public final class PostgresFleetStore: FleetStore {
         try await write { connection in
             try await Self.ensureProject(token.project, at: token.createdAt, connection, self.logger)
             try await connection.query("""
-                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked, created_by)
+                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked, created_by, access)
                 VALUES (\(token.id), \(token.kind.rawValue), \(token.project), \(token.group), \(token.secretHash),
-                        \(token.createdAt.timeIntervalSince1970), \(token.expiresAt?.timeIntervalSince1970), \(token.revoked), \(token.createdBy))
+                        \(token.createdAt.timeIntervalSince1970), \(token.expiresAt?.timeIntervalSince1970), \(token.revoked), \(token.createdBy),
+                        \(token.access?.rawValue))
                 """, logger: self.logger)
         }
     }
@@ -454,7 +455,8 @@ public final class PostgresFleetStore: FleetStore {
     static func token(_ row: Columns) throws -> AccessTokenRecord {
         AccessTokenRecord(id: try row["id"], kind: AccessTokenRecord.Kind(rawValue: try row["kind"]) ?? .enrollment, project: try row["project"],
                           group: try row["grp"], secretHash: try row["secret_hash"], createdAt: try row.date("created_at"),
-                          expiresAt: try row.optionalDate("expires_at"), revoked: try row["revoked"], createdBy: try row["created_by"])
+                          expiresAt: try row.optionalDate("expires_at"), revoked: try row["revoked"], createdBy: try row["created_by"],
+                          access: (try row["access"] as String?).map(OperatorAccess.init(stored:)))
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {

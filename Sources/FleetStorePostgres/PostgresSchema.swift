@@ -137,6 +137,8 @@ enum PostgresSchema {
             """,
             "CREATE INDEX alert_device ON alert(device_id)",
         ]),
+        // NULL: everything, as every token made before.
+        Migration(name: "2026-12-06 operator token access", statements: ["ALTER TABLE access_token ADD COLUMN access TEXT"]),
     ]
 
     /// Applies the migrations this database lacks, under the migration lock; returns their names.

@@ -150,6 +150,10 @@ extension SQLiteFleetStore {
                     health_passed = json_extract(body, '$.healthPassedAt') IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("2026-12-06 operator token access") { db in
+            // NULL: everything, as every token made before.
+            try db.execute(sql: "ALTER TABLE access_token ADD COLUMN access TEXT")
+        }
         return migrator
     }
 }

@@ -55,11 +55,11 @@ public final class SQLiteFleetStore: FleetStore {
             try db.execute(sql: "INSERT OR IGNORE INTO project (name, created_at) VALUES (?, ?)",
                            arguments: [token.project, token.createdAt.timeIntervalSince1970])
             try db.execute(sql: """
-                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked, created_by)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO access_token (id, kind, project, grp, secret_hash, created_at, expires_at, revoked, created_by, access)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [token.id, token.kind.rawValue, token.project, token.group, token.secretHash,
                                  token.createdAt.timeIntervalSince1970, token.expiresAt?.timeIntervalSince1970, token.revoked,
-                                 token.createdBy])
+                                 token.createdBy, token.access?.rawValue])
         }
     }
 
@@ -522,7 +522,7 @@ public final class SQLiteFleetStore: FleetStore {
         AccessTokenRecord(id: row["id"], kind: AccessTokenRecord.Kind(rawValue: row["kind"]) ?? .enrollment, project: row["project"],
                           group: row["grp"], secretHash: row["secret_hash"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
                           expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), revoked: row["revoked"],
-                          createdBy: row["created_by"])
+                          createdBy: row["created_by"], access: (row["access"] as String?).map(OperatorAccess.init(stored:)))
     }
 
     /// A device row's columns, in the order `device(_:)` reads them by position. By name, a

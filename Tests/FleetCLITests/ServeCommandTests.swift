@@ -227,6 +227,21 @@ struct ServeCommandTests {
         #expect(result.stderr.contains("--expires: spaces are not allowed"))
     }
 
+    /// `--access` goes with operator tokens and names a level; a token made with it keeps it.
+    @Test func tokenCreateTakesAnAccessForOperatorTokensOnly() throws {
+        let root = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let enrollment = try CommandResult.run(["token", "create", "--project", "acme", "--access", "read", "--data", root + "/data"])
+        #expect(enrollment.status == 2 && enrollment.stderr.contains("--access applies to operator tokens (--operator)"), "\(enrollment.stderr)")
+        let unknown = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--access", "owner", "--data", root + "/data"])
+        #expect(unknown.status == 2 && unknown.stderr.contains("--access must be read, deploy or admin, not 'owner'"), "\(unknown.stderr)")
+        let made = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--access", "deploy", "--data", root + "/data"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let id = made.stdout.split(separator: "_").dropFirst().first.map(String.init) ?? ""
+        let stored = try ChildProcess.run("/usr/bin/sqlite3", [root + "/data/flotilla.sqlite", "SELECT access FROM access_token WHERE id = '\(id)'"])
+        #expect(stored.outputText.trimmingCharacters(in: .whitespacesAndNewlines) == "deploy")
+    }
+
     struct HTTPResult {
         var status: Int
         var json: [String: Any]

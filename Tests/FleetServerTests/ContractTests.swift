@@ -354,6 +354,19 @@ struct ContractTests {
             _ = try await inner.execute(uri: "/agent/v1/commands/cmd-1/result", method: .post, headers: device,
                                         body: ByteBuffer(string: #"{"exitCode":0,"outputBytes":0}"#))
         }
+        // A token that may only read, on every operation that needs more.
+        try await tests.withServer { raw, _ in
+            let client = try #require(seen.withLock { $0 })
+            let inner = CheckingClient((raw as! ServerTests.JSONClient).raw, document: document, record: client.record)
+            let reader = AccessTokens.make(kind: .operator, project: "acme", access: .read)
+            try await tests.store.insertToken(reader.record)
+            for operation in client.operations where operation.template.starts(with: ["api", "v1"]) {
+                let path = "/" + operation.template.map { $0.hasPrefix("{") ? "x" : String($0) }.joined(separator: "/")
+                guard OperatorAccessRules.required(method: operation.method, path: path) > .read else { continue }
+                _ = try await inner.execute(uri: path, method: HTTPRequest.Method(operation.method)!,
+                                            headers: [.authorization: "Bearer \(reader.text)"], body: ByteBuffer(string: "{}"))
+            }
+        }
         let client = try #require(seen.withLock { $0 })
         let (answered, faults) = client.record.state.withLock { ($0.seen, $0.faults) }
         #expect(faults.isEmpty, "\(faults.joined(separator: "\n"))")

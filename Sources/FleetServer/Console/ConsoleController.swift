@@ -144,6 +144,7 @@ struct ConsoleController: Sendable {
         }
         // The session may have been ended (signed out, its operator token revoked) while the form arrived.
         try await AccessTokens.confirm(session.record, store: store, now: Date())
+        try OperatorAccessRules.check(session.record, method: request.method.rawValue, path: request.uri.path)
         return session
     }
 

@@ -50,6 +50,8 @@ struct ConsoleSession: Sendable {
         if let limit = token.expiresAt { expiry = min(expiry, limit) }
         var made = AccessTokens.make(kind: .session, project: token.project, expiresAt: expiry, now: now)
         made.record.createdBy = token.id
+        // The session may do what its token may, no more.
+        made.record.access = token.access
         try await store.insertToken(made.record)
         try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
                                                 action: "console.sign-in", subject: made.record.id,
