@@ -51,9 +51,11 @@ enum ConsolePages {
         "<input type=\"hidden\" name=\"csrf\" value=\"\(session.csrfToken)\">"
     }
 
-    /// A button that posts to `action` with the session's CSRF token.
+    /// A button that posts to `action` with the session's CSRF token; none where the session's
+    /// access does not reach (the form would be refused).
     static func action(_ session: ConsoleSession, _ action: String, _ label: String, danger: Bool = false,
                        fields: [(String, String)] = []) -> HTML {
+        guard OperatorAccessRules.required(method: "POST", path: action) <= session.record.grants else { return "" }
         let hidden = fields.map { name, value -> HTML in "<input type=\"hidden\" name=\"\(name)\" value=\"\(value)\">" }
         return """
         <form class="inline" method="post" action="\(action)">\(csrfField(session))\(hidden)\
