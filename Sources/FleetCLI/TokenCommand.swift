@@ -33,15 +33,15 @@ struct TokenCommand: AsyncParsableCommand {
         @Flag(help: "An operator API token instead of an enrollment token.")
         var `operator` = false
 
-        @Option(help: ArgumentHelp("With --operator: read, deploy or admin (the default).",
-                                   discussion: "read: everything but remote commands' output; deploy: also deploy, abort, approve, suspend, resume and reconcile; admin: also remote commands, tokens, secrets, deleting devices and resetting their identity. A console session signed in with the token may do the same."))
+        @Option(help: ArgumentHelp("With --operator: read, rollout or admin (the default).",
+                                   discussion: "read: everything but remote commands' output; rollout: also approve, abort, suspend, resume and reconcile the repository's rollouts; admin: also deployments made through the API and remote commands (both run code on devices), tokens, secrets, deleting devices and resetting their identity. A console session signed in with the token may do the same."))
         var access: String?
 
         func validate() throws {
             if let access {
                 guard `operator` else { throw ValidationError("--access applies to operator tokens (--operator)") }
                 guard OperatorAccess(rawValue: access) != nil else {
-                    throw ValidationError("--access must be read, deploy or admin, not '\(access)'")
+                    throw ValidationError("--access must be read, rollout or admin, not '\(access)'")
                 }
             }
             if let problem = FleetNames.problem(project) { throw ValidationError("--project: \(problem)") }

@@ -318,7 +318,8 @@ struct OperatorController: Sendable {
             }
             limit = value
         }
-        let entries = try await store.audit(project: token.project, limit: limit).map(AuditView.init)
+        let entries = try await store.audit(project: token.project, limit: limit)
+            .map { AuditView(OperatorAccessRules.shown($0, to: token.grants)) }
         return try JSONBody.response(["entries": entries])
     }
 }

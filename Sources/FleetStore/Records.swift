@@ -57,11 +57,12 @@ public struct AccessTokenRecord: Codable, Sendable, Equatable {
 }
 
 /// What an operator may do with the API and the console, each level including the one before:
-/// `read` everything but remote commands' output; `deploy` also deploy, abort, approve, suspend,
-/// resume and reconcile; `admin` also run remote commands and read their output, manage tokens
-/// and secrets, and delete devices or reset their identity.
+/// `read` everything but remote commands' output; `rollout` also steer the rollouts the fleet
+/// repository asks for — approve, abort, suspend, resume, reconcile; `admin` also everything
+/// that runs code on devices or reaches secrets (deployments made through the API, remote
+/// commands and their output), tokens, secrets, and deleting devices or resetting their identity.
 public enum OperatorAccess: String, Codable, Sendable, CaseIterable, Comparable {
-    case read, deploy, admin
+    case read, rollout, admin
 
     public static func < (lhs: OperatorAccess, rhs: OperatorAccess) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!

@@ -234,12 +234,12 @@ struct ServeCommandTests {
         let enrollment = try CommandResult.run(["token", "create", "--project", "acme", "--access", "read", "--data", root + "/data"])
         #expect(enrollment.status == 2 && enrollment.stderr.contains("--access applies to operator tokens (--operator)"), "\(enrollment.stderr)")
         let unknown = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--access", "owner", "--data", root + "/data"])
-        #expect(unknown.status == 2 && unknown.stderr.contains("--access must be read, deploy or admin, not 'owner'"), "\(unknown.stderr)")
-        let made = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--access", "deploy", "--data", root + "/data"])
+        #expect(unknown.status == 2 && unknown.stderr.contains("--access must be read, rollout or admin, not 'owner'"), "\(unknown.stderr)")
+        let made = try CommandResult.run(["token", "create", "--project", "acme", "--operator", "--access", "rollout", "--data", root + "/data"])
         #expect(made.status == 0, "\(made.stderr)")
         let id = made.stdout.split(separator: "_").dropFirst().first.map(String.init) ?? ""
         let stored = try ChildProcess.run("/usr/bin/sqlite3", [root + "/data/flotilla.sqlite", "SELECT access FROM access_token WHERE id = '\(id)'"])
-        #expect(stored.outputText.trimmingCharacters(in: .whitespacesAndNewlines) == "deploy")
+        #expect(stored.outputText.trimmingCharacters(in: .whitespacesAndNewlines) == "rollout")
     }
 
     struct HTTPResult {

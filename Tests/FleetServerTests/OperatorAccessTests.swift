@@ -6,7 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-/// Operator tokens of `read`, `deploy` and `admin` access: the rule for every route, and the
+/// Operator tokens of `read`, `rollout` and `admin` access: the rule for every route, and the
 /// real router refusing each route to a token below it.
 struct OperatorAccessTests {
     /// Every operation of the operator API and every console form, with the access it needs —
@@ -16,22 +16,23 @@ struct OperatorAccessTests {
         "GET /api/v1/projects": .read, "GET /api/v1/devices": .read, "GET /api/v1/devices/{id}": .read,
         "DELETE /api/v1/devices/{id}": .admin, "GET /api/v1/devices/{id}/metrics": .read,
         "POST /api/v1/devices/{id}/reset-identity": .admin, "GET /api/v1/deployments": .read,
-        "POST /api/v1/deployments": .deploy, "GET /api/v1/deployments/{id}": .read,
-        "POST /api/v1/deployments/{id}/abort": .deploy, "GET /api/v1/tokens": .read, "POST /api/v1/tokens": .admin,
+        "POST /api/v1/deployments": .admin, "GET /api/v1/deployments/{id}": .read,
+        "POST /api/v1/deployments/{id}/abort": .rollout, "GET /api/v1/tokens": .read, "POST /api/v1/tokens": .admin,
         "DELETE /api/v1/tokens/{id}": .admin, "GET /api/v1/audit": .read, "GET /api/v1/alerts": .read,
         "POST /api/v1/exec": .admin, "POST /api/v1/fetch": .admin, "GET /api/v1/remote/{id}": .admin,
-        "GET /api/v1/remote/{id}/devices/{device}/output": .admin, "POST /api/v1/reconcile": .deploy,
-        "GET /api/v1/status": .read, "POST /api/v1/apps/{app}/suspend": .deploy, "POST /api/v1/apps/{app}/resume": .deploy,
+        "GET /api/v1/remote/{id}/devices/{device}/output": .admin, "POST /api/v1/reconcile": .rollout,
+        "GET /api/v1/status": .read, "POST /api/v1/apps/{app}/suspend": .rollout, "POST /api/v1/apps/{app}/resume": .rollout,
         "GET /api/v1/secrets": .read, "PUT /api/v1/secrets/{name}": .admin, "DELETE /api/v1/secrets/{name}": .admin,
-        "POST /api/v1/apps/{app}/targets/{group}/approve": .deploy,
+        "POST /api/v1/apps/{app}/targets/{group}/approve": .rollout,
     ]
 
     static let consoleForms: [(String, OperatorAccess)] = [
-        ("POST /sign-out", .read), ("POST /reconcile", .deploy), ("POST /apps/thermostat/suspend", .deploy),
-        ("POST /apps/thermostat/resume", .deploy), ("POST /rollouts/thermostat/canary/abort", .deploy),
-        ("POST /rollouts/thermostat/canary/approve", .deploy),
-        // Not a route the console has: closed until given a level.
-        ("POST /devices/d-1/forget", .admin), ("PUT /api/v1/anything", .admin),
+        ("POST /sign-out", .read), ("POST /reconcile", .rollout), ("POST /apps/thermostat/suspend", .rollout),
+        ("POST /apps/thermostat/resume", .rollout), ("POST /rollouts/thermostat/canary/abort", .rollout),
+        ("POST /rollouts/thermostat/canary/approve", .rollout),
+        // Not a route the server has: closed until given a level.
+        ("POST /devices/d-1/forget", .admin), ("PUT /api/v1/anything", .admin), ("GET /api/v1/anything", .admin),
+        ("GET /api/v1", .admin),
     ]
 
     static func operations() throws -> [(method: String, template: String)] {
@@ -54,7 +55,7 @@ struct OperatorAccessTests {
     }
 
     @Test func accessLevelsAreOrdered() {
-        #expect(OperatorAccess.read < .deploy && OperatorAccess.deploy < .admin)
+        #expect(OperatorAccess.read < .rollout && OperatorAccess.rollout < .admin)
         #expect(OperatorAccess(stored: "owner") == .read, "a level a newer release wrote grants the least")
         #expect(AccessTokenRecord(id: "t", kind: .operator, project: "p", secretHash: "h", createdAt: Date()).grants == .admin)
     }
@@ -95,9 +96,10 @@ struct OperatorAccessTests {
             #expect(try await tests.store.token(id: made.info.id)?.access == .read)
             let reader: HTTPFields = [.authorization: "Bearer \(made.token)"]
             #expect(try await client.execute(uri: "/api/v1/devices", method: .get, headers: reader).status == .ok)
-            let deploy = try await client.execute(uri: "/api/v1/deployments", method: .post, headers: reader, body: ByteBuffer(string: "{}"))
-            #expect(deploy.status == .forbidden)
-            #expect(try ServerTests.error(deploy).message == "this token's access is 'read'; POST /api/v1/deployments needs 'deploy' (an operator token made with --access deploy)")
+            let approve = try await client.execute(uri: "/api/v1/apps/thermostat/targets/canary/approve", method: .post, headers: reader)
+            #expect(approve.status == .forbidden)
+            #expect(try ServerTests.error(approve).message
+                    == "this token's access is 'read'; POST /api/v1/apps/thermostat/targets/canary/approve needs 'rollout' (an operator token made with --access rollout)")
             let escalate = try await client.execute(uri: "/api/v1/tokens", method: .post, headers: reader,
                                                     body: ByteBuffer(string: #"{"kind":"operator","access":"admin"}"#))
             #expect(escalate.status == .forbidden)
@@ -108,6 +110,27 @@ struct OperatorAccessTests {
             let listed = try ServerTests.decode([String: [TokenView]].self, try await client.execute(uri: "/api/v1/tokens", method: .get, headers: admin))
             #expect(listed["tokens"]?.first { $0.id == made.info.id }?.access == "read")
             #expect(try await tests.store.audit(project: "acme", limit: 10).contains { $0.action == "token.create" && $0.detail == "operator (access read)" })
+        }
+    }
+
+    /// A remote command's words may hold a password typed into one: the audit log shows them
+    /// to admin tokens (who may run commands) only, in the API and the console alike.
+    @Test func remoteCommandsWordsInTheAuditLogAreForAdminsOnly() async throws {
+        let console = ConsoleTests()
+        try await console.server.withServer(controller: ConsoleProject(ConsoleTests.report())) { client, tokens in
+            try await console.server.store.appendAudit(AuditRecord(at: Date(), project: "acme", actor: "operator:x", action: "remote.exec",
+                                                                   subject: "cmd-1", detail: "mysql -p hunter2 on d-1"))
+            let reader = AccessTokens.make(kind: .operator, project: "acme", access: .read)
+            try await console.server.store.insertToken(reader.record)
+            func details(_ token: String) async throws -> [String] {
+                let body = try await client.execute(uri: "/api/v1/audit", method: .get, headers: [.authorization: "Bearer \(token)"])
+                return (try ServerTests.decode([String: [AuditView]].self, body)["entries"] ?? []).filter { $0.action == "remote.exec" }.map(\.detail)
+            }
+            #expect(try await details(tokens.operator) == ["mysql -p hunter2 on d-1"])
+            #expect(try await details(reader.text) == ["(shown to admin tokens only)"])
+            let session = try await console.signIn(client, token: reader.text)
+            let page = String(buffer: try await console.get(client, "/audit", cookie: session.cookie).body)
+            #expect(page.contains("remote.exec") && !page.contains("hunter2"))
         }
     }
 

@@ -52,7 +52,7 @@ struct StoreConformanceTests {
         #expect(try await store.tokens(project: "acme").map(\.id) == ["t1"])
         #expect(try await store.token(id: "nope") == nil)
         // An operator token's access is kept; one without any grants everything, as before access existed.
-        for (id, access) in [("t2", OperatorAccess.read), ("t3", .deploy), ("t4", nil)] as [(String, OperatorAccess?)] {
+        for (id, access) in [("t2", OperatorAccess.read), ("t3", .rollout), ("t4", nil)] as [(String, OperatorAccess?)] {
             let made = AccessTokenRecord(id: id, kind: .operator, project: "acme", secretHash: "h-\(id)", createdAt: now, access: access)
             try await store.insertToken(made)
             #expect(try await store.token(id: id) == made)

@@ -259,6 +259,7 @@ struct ConsoleController: Sendable {
         // The latest entries, filtered here: devices' entries (refused re-enrollments, say)
         // cannot push the operators' actions out of reach.
         let entries = try await store.audit(project: session.project, limit: 10_000).filter(who.admits)
+            .map { OperatorAccessRules.shown($0, to: session.record.grants) }
         let first = min(entries.count, (page - 1) * ConsolePages.auditPageSize)
         return self.page(request, session: session, title: "Audit log", section: .audit,
                          main: ConsolePages.auditMain(entries: Array(entries[first..<min(entries.count, first + ConsolePages.auditPageSize)]),
