@@ -88,6 +88,10 @@ public final class Agent: Sendable {
         self.fault = fault
         try Files.makeDirectories(configuration.dataDirectory)
         chmod(configuration.dataDirectory, 0o700)
+        for directory in [configuration.dataDirectory, configuration.dataDirectory + "/outbox"] {
+            let removed = Files.removeLeftovers(in: directory)
+            if removed > 0 { Log.info("removed \(removed) files an interrupted write left in \(directory)") }
+        }
         outbox = try Outbox(directory: configuration.dataDirectory + "/outbox", limit: configuration.outboxLimit)
         apps = Mutex(try Self.readMap(configuration.dataDirectory + "/apps.json") as [String: InstalledApp])
         probes = Mutex(Self.loadProbes(configuration.dataDirectory + "/probes.json"))

@@ -157,6 +157,23 @@ public enum Files {
         if unlink(path) == 0 { syncDirectory(of: path) }
     }
 
+    /// Removes what writes cut short left in `directory` (a power cut between a temporary file's
+    /// creation and its rename): `NAME.tmp-PID` files of processes no longer running. They may
+    /// hold what the file they were to replace holds (a device token, a journal's secrets), and
+    /// each power cut would leave another. Returns how many went.
+    @discardableResult
+    public static func removeLeftovers(in directory: String) -> Int {
+        var removed = 0
+        for name in list(directory) {
+            guard let marker = name.ranges(of: ".tmp-").last,
+                  let pid = Int32(name[marker.upperBound...]), pid > 0, pid != getpid() else { continue }
+            // A process still running may be writing it (`flotilla-agent lock`, say).
+            guard kill(pid, 0) != 0, errno == ESRCH else { continue }
+            if unlink(directory + "/" + name) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// Names in a directory, sorted, without "." and "..".
     public static func list(_ path: String) -> [String] {
         guard let directory = opendir(path) else { return [] }

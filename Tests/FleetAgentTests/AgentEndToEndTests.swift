@@ -182,6 +182,9 @@ struct AgentEndToEndTests {
         agent.kill()
         // Left from before the stop: a report on an execution the server does not know (refused, and dropped).
         try write(#"{"reportID":"gone:final","state":"failed"}"#, to: agent.data + "/outbox/000000000001-report-ex-gone.json")
+        // And what a power cut mid-write would leave, by a process long gone.
+        try write("{}", to: agent.data + "/outbox/000000000002-heartbeat.json.tmp-999999999")
+        try write("{}", to: agent.data + "/journal.json.tmp-999999999")
         try agent.start()
         var seen: Set<String> = []
         do {
@@ -193,6 +196,8 @@ struct AgentEndToEndTests {
             Issue.record("\(error): \(seen.sorted())\n\(agent.logText)")
         }
         #expect(!FileManager.default.fileExists(atPath: agent.data + "/outbox/000000000001-report-ex-gone.json"))
+        #expect(!FileManager.default.fileExists(atPath: agent.data + "/outbox/000000000002-heartbeat.json.tmp-999999999"))
+        #expect(!FileManager.default.fileExists(atPath: agent.data + "/journal.json.tmp-999999999"))
     }
 
     /// A server that holds its limit of long-polls (here one) tells the other agent to ask again

@@ -91,6 +91,25 @@ func write(_ text: String, to path: String) throws {
 }
 
 @Suite struct UntrustedFileTests {
+    /// What a power cut between a temporary file's creation and its rename leaves goes at the next
+    /// start — unless the process that made it still runs (it may be writing it now).
+    @Test func leftoversOfInterruptedWritesGoUnlessTheirWriterRuns() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/true")
+        try process.run()
+        process.waitUntilExit()
+        let ended = process.processIdentifier
+        for name in ["identity.json.tmp-\(ended)", "journal.json.tmp-\(ended)", "identity.json", "notes.tmp-x",
+                     "lock.tmp-\(getppid())", "mine.tmp-\(getpid())"] {
+            try write("{}", to: root + "/" + name)
+        }
+        #expect(Files.removeLeftovers(in: root) == 2)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: root))
+                == ["identity.json", "notes.tmp-x", "lock.tmp-\(getppid())", "mine.tmp-\(getpid())"])
+    }
+
     /// An app's custom data, pidfile and update lock are files its own user writes; the agent
     /// reads them as root. A link there is not followed (its target would go out in a heartbeat),
     /// and a FIFO is refused at once rather than blocking the heartbeat thread for good.
