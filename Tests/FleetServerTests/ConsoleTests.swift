@@ -130,6 +130,24 @@ struct ConsoleTests {
         }
     }
 
+    /// One token signing in from ever more browsers (a dashboard's, in a loop) holds at most 16
+    /// sessions: the seventeenth ends the oldest, and says so in the audit log.
+    @Test func oneTokenHoldsABoundedNumberOfSessions() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            var cookies: [String] = []
+            for _ in 0..<(ConsoleSession.sessionsPerToken + 1) {
+                let signedIn = try await signIn(client, token: tokens.operator)
+                #expect(signedIn.response.status == .seeOther)
+                cookies.append(signedIn.cookie)
+            }
+            #expect(try await get(client, "/devices", cookie: cookies[0]).status == .seeOther, "the oldest session still works")
+            for cookie in cookies.dropFirst() { #expect(try await get(client, "/devices", cookie: cookie).status == .ok) }
+            let live = try await server.store.tokens(project: "acme").filter { $0.kind == .session && !$0.revoked }
+            #expect(live.count == ConsoleSession.sessionsPerToken)
+            #expect(try await server.store.audit(project: "acme", limit: 100).filter { $0.action == "console.session.ended" }.count == 1)
+        }
+    }
+
     @Test func signingInAgainEndsTheSessionTheBrowserHeld() async throws {
         try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
             let first = try await signIn(client, token: tokens.operator)

@@ -22,6 +22,10 @@ struct ConsoleSession: Sendable {
     static let secureCookieName = "__Host-flotilla_session"
     /// How long a session lasts at most; never past the operator token that made it.
     static let lifetime: TimeInterval = 12 * 3_600
+    /// Sessions one operator token holds at once; signing in past it ends the oldest. Each holds
+    /// a row and up to four live pages' connections: a token handed to a dashboard that signs
+    /// in without end must not fill either.
+    static let sessionsPerToken = 16
 
     var project: String { record.project }
     /// Who acts, in the audit log: the operator token that signed in.
@@ -48,6 +52,15 @@ struct ConsoleSession: Sendable {
         let token = try await AccessTokens.verify(text.trimmingCharacters(in: .whitespacesAndNewlines), kind: .operator, store: store, now: now)
         var expiry = now.addingTimeInterval(lifetime)
         if let limit = token.expiresAt { expiry = min(expiry, limit) }
+        let live = try await store.tokens(project: token.project)
+            .filter { $0.kind == .session && $0.createdBy == token.id && !$0.revoked && ($0.expiresAt.map { $0 > now } ?? true) }
+            .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        for oldest in live.prefix(max(0, live.count - (sessionsPerToken - 1))) {
+            try await store.revokeToken(id: oldest.id)
+            try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
+                                                    action: "console.session.ended", subject: oldest.id,
+                                                    detail: "the token signed in a \(sessionsPerToken + 1)th time"))
+        }
         var made = AccessTokens.make(kind: .session, project: token.project, expiresAt: expiry, now: now)
         made.record.createdBy = token.id
         // The session may do what its token may, no more.
