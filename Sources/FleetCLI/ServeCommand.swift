@@ -225,18 +225,17 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxLongPolls, maxLongPolls < 1 {
             throw ValidationError("--max-long-polls must be at least 1")
         }
-        guard deviceRequestRate == 0 || (deviceRequestRate.isFinite && deviceRequestRate >= DeviceRequestAllowance.slowest && deviceRequestRate <= 1_000_000) else {
-            throw ValidationError("--device-request-rate must be 0 (no limit) or from 0.001 to 1000000 requests a second")
+        _ = try Self.allowance(rate: deviceRequestRate, burst: deviceRequestBurst, flags: "--device-request", of: "requests")
+        _ = try Self.allowance(rate: enrollmentRate, burst: enrollmentBurst, flags: "--enrollment", of: "enrollments")
+    }
+
+    /// An allowance from its `FLAGS-rate` and `FLAGS-burst`, checked; nil for a rate of 0 (no limit).
+    static func allowance(rate: Double, burst: Int, flags: String, of what: String) throws -> DeviceRequestAllowance? {
+        guard rate == 0 || (rate.isFinite && rate >= DeviceRequestAllowance.slowest && rate <= 1_000_000) else {
+            throw ValidationError("\(flags)-rate must be 0 (no limit) or from 0.001 to 1000000 \(what) a second")
         }
-        guard (1...1_000_000).contains(deviceRequestBurst) else {
-            throw ValidationError("--device-request-burst must be from 1 to 1000000")
-        }
-        guard enrollmentRate == 0 || (enrollmentRate.isFinite && enrollmentRate >= DeviceRequestAllowance.slowest && enrollmentRate <= 1_000_000) else {
-            throw ValidationError("--enrollment-rate must be 0 (no limit) or from 0.001 to 1000000 enrollments a second")
-        }
-        guard (1...1_000_000).contains(enrollmentBurst) else {
-            throw ValidationError("--enrollment-burst must be from 1 to 1000000")
-        }
+        guard (1...1_000_000).contains(burst) else { throw ValidationError("\(flags)-burst must be from 1 to 1000000") }
+        return rate == 0 ? nil : DeviceRequestAllowance(perSecond: rate, burst: Double(burst))
     }
 
     /// `--heartbeat-retention` and `--metrics-retention`, read and checked.
@@ -306,10 +305,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.requestTimeoutSeconds = requestTimeout
         if let maxConnections { configuration.maximumConnections = maxConnections }
         configuration.maximumLongPolls = maxLongPolls
-        configuration.deviceRequests = deviceRequestRate == 0 ? nil
-            : DeviceRequestAllowance(perSecond: deviceRequestRate, burst: Double(deviceRequestBurst))
-        configuration.enrollments = enrollmentRate == 0 ? nil
-            : DeviceRequestAllowance(perSecond: enrollmentRate, burst: Double(enrollmentBurst))
+        configuration.deviceRequests = try Self.allowance(rate: deviceRequestRate, burst: deviceRequestBurst, flags: "--device-request", of: "requests")
+        configuration.enrollments = try Self.allowance(rate: enrollmentRate, burst: enrollmentBurst, flags: "--enrollment", of: "enrollments")
         configuration.secureCookies = secureCookies
         configuration.alertReceiverAllow = try alertReceiverAllow.map { prefix in
             switch WebURL.parse(prefix) {
