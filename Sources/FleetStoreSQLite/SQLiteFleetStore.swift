@@ -17,6 +17,9 @@ public final class SQLiteFleetStore: FleetStore {
     public init(path: String) throws {
         self.path = path
         var configuration = Configuration()
+        // Another process may write the same file (`flotilla token create` beside a running
+        // server): wait for its lock rather than fail the enrollment or heartbeats at hand.
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")

@@ -336,6 +336,33 @@ struct StoreConformanceTests {
         #expect(try await store.executionSummaries(deploymentIDs: many).map(\.id) == ["e3-d3"])
     }
 
+    /// Another process writing the same database (`flotilla token create` on the server's machine,
+    /// while the server runs) makes a write wait for its lock, not fail at once: the server's
+    /// enrollments and heartbeats were answered 500 when one came in that instant.
+    @Test func aWriteWaitsForAnotherProcessHoldingTheDatabase() async throws {
+        let root = NSTemporaryDirectory() + "flotilla-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try SQLiteFleetStore(path: root + "/flotilla.sqlite")
+        try await store.ensureProject("acme", at: now)
+        // The sqlite3 shell takes the write lock, says so, and holds it for a second.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        holder.arguments = [root + "/flotilla.sqlite"]
+        let input = Pipe()
+        holder.standardInput = input
+        try holder.run()
+        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\n.shell touch \(root)/held; sleep 1\nCOMMIT;\n".utf8))
+        try input.fileHandleForWriting.close()
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: root + "/held") { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(FileManager.default.fileExists(atPath: root + "/held"), "the other process never took the lock")
+        let token = AccessTokenRecord(id: "t1", kind: .operator, project: "acme", secretHash: "h", createdAt: now)
+        try await store.insertToken(token)
+        #expect(try await store.token(id: "t1") == token)
+        holder.waitUntilExit()
+        #expect(holder.terminationStatus == 0)
+    }
+
     @Test func theSQLiteStoreKeepsItsDataAcrossReopening() async throws {
         let path = NSTemporaryDirectory() + "flotilla-store-\(UUID().uuidString).sqlite"
         do {
