@@ -3,8 +3,8 @@ import HTTPTypes
 import Logging
 import Synchronization
 
-/// How many writing requests (heartbeats, execution reports, remote commands' output and
-/// results) one device may send: `burst` at once, then `perSecond` on average.
+/// How many requests of one kind a device (or an enrollment token) may make: `burst` at once,
+/// then `perSecond` on average.
 ///
 /// An agent sends a heartbeat every interval (25 s by default) and a report or two per step;
 /// after an outage it sends what its outbox kept (1,000 entries at most, by default) back to
@@ -154,8 +154,12 @@ final class DeviceRequestLimiter: Sendable {
         try take(Key(name: id, generation: 0, kind: .enrollments))
     }
 
+    private func allowance(of kind: Kind) -> DeviceRequestAllowance? {
+        kind == .enrollments ? enrollmentAllowance : allowance
+    }
+
     func take(_ key: Key) throws {
-        guard let allowance = key.kind == .enrollments ? enrollmentAllowance : allowance else { return }
+        guard let allowance = allowance(of: key.kind) else { return }
         let now = clock()
         let (wait, warn) = state.withLock { state -> (Double?, Bool) in
             var entry = state.buckets[key] ?? (RequestBucket(full: allowance, at: now), nil)
@@ -171,7 +175,10 @@ final class DeviceRequestLimiter: Sendable {
             }
             state.buckets[key] = entry
             if state.buckets.count >= state.sweepAt {
-                state.buckets = state.buckets.filter { !$0.value.bucket.isFull(at: now, allowance) }
+                // Each bucket judged by its own kind's allowance: an enrollment token's is larger.
+                state.buckets = state.buckets.filter { key, entry in
+                    self.allowance(of: key.kind).map { !entry.bucket.isFull(at: now, $0) } ?? false
+                }
                 state.sweepAt = max(4_096, state.buckets.count * 2)
             }
             return (wait, warn)

@@ -151,4 +151,16 @@ struct DeviceRequestLimiterTests {
         #expect(limiter.tracked < 4_300)
         #expect(throws: APIError.self) { try limiter.take(busy, .reports) }
     }
+
+    /// The sweep judges each bucket by its own kind's allowance: an enrollment token part-used
+    /// (not full by its larger burst) is kept when devices' buckets fill the table.
+    @Test func theSweepKeepsAPartUsedEnrollmentBucket() throws {
+        let limiter = DeviceRequestLimiter(DeviceRequestAllowance(perSecond: 1, burst: 1),
+                                           enrollments: DeviceRequestAllowance(perSecond: 0.001, burst: 3), clock: { 0 })
+        try limiter.take(enrollmentToken: "tok-1")
+        for device in 0..<5_000 { try limiter.take(Self.device("d-\(device)"), .reports) }
+        for _ in 0..<2 { try limiter.take(enrollmentToken: "tok-1") }
+        #expect(throws: APIError.self) { try limiter.take(enrollmentToken: "tok-1") }
+    }
+
 }
