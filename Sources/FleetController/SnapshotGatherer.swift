@@ -70,6 +70,9 @@ struct SnapshotGatherer {
     /// Most heartbeats read for one device from its update on: more than an observation of a
     /// day at the shortest heartbeat interval keeps.
     var samplesPerDevice = 4_000
+    /// Most bytes of those heartbeats' stored JSON read for one device: 4,000 of 4 kB, where an
+    /// ordinary heartbeat is under one. A device decides how large its heartbeats are.
+    var sampleBytesPerDevice = 16 << 20
 
     /// The heartbeats of devices whose update of a health-checked target finished recently
     /// enough to be judged: only those, so a decision over a large fleet reads a wave's worth.
@@ -103,7 +106,9 @@ struct SnapshotGatherer {
         for (device, began) in from.sorted(by: { $0.key < $1.key }) {
             // The baseline of an update that began later is in what is read since `began`.
             let baseline = try await store.heartbeats(deviceID: device, before: began, limit: HealthPolicy.baselineCount)
-            let since = try await store.heartbeats(deviceID: device, since: began, until: .distantFuture, limit: samplesPerDevice)
+            // Bounded by size too: a device that sent huge heartbeats is judged on the first that fit.
+            let since = try await store.heartbeats(deviceID: device, since: began, until: .distantFuture, limit: samplesPerDevice,
+                                                   maximumBytes: sampleBytesPerDevice).records
             samples[device] = (baseline.reversed() + since).map(HealthSample.init)
         }
         return samples

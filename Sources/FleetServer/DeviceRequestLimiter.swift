@@ -30,6 +30,10 @@ public struct DeviceRequestAllowance: Sendable, Equatable {
     /// longer than an agent heeds a Retry-After).
     public static let slowest = 0.001
 
+    /// What one operator token may sign in to the console: 30 at once, then one a minute. Each
+    /// sign-in stores a session and writes the audit log; a person signs in a few times a day.
+    public static let signIns = DeviceRequestAllowance(perSecond: 1.0 / 60, burst: 30)
+
     /// Whether the server can work with this: a rate from `slowest` on, a burst of at least one.
     public var isUsable: Bool {
         perSecond.isFinite && perSecond >= Self.slowest && perSecond <= 1_000_000 && burst.isFinite && burst >= 1 && burst <= 1_000_000
@@ -86,7 +90,7 @@ struct RequestBucket: Sendable, Equatable {
 /// device it makes has allowances of its own.
 final class DeviceRequestLimiter: Sendable {
     enum Kind: UInt8, Sendable {
-        case reports, remote, polls, enrollments
+        case reports, remote, polls, enrollments, signIns
 
         var requests: String {
             switch self {
@@ -94,6 +98,16 @@ final class DeviceRequestLimiter: Sendable {
             case .remote: "remote commands' output and results"
             case .polls: "polls for work"
             case .enrollments: "enrollments"
+            case .signIns: "sign-ins to the console"
+            }
+        }
+
+        /// Who is held to the allowance, in the words of a refusal and of the log.
+        var holder: (said: String, field: String) {
+            switch self {
+            case .reports, .remote, .polls: ("this device sent", "device")
+            case .enrollments: ("this enrollment token was used for", "token")
+            case .signIns: ("this operator token was used for", "token")
             }
         }
     }
@@ -106,6 +120,8 @@ final class DeviceRequestLimiter: Sendable {
 
     let allowance: DeviceRequestAllowance?
     let enrollmentAllowance: DeviceRequestAllowance?
+    /// Always counted, whatever the devices' allowances are.
+    let signInAllowance: DeviceRequestAllowance
     private let clock: @Sendable () -> Double
     private let logger: Logger
 
@@ -119,13 +135,14 @@ final class DeviceRequestLimiter: Sendable {
     private let state = Mutex(State())
 
     /// nil `allowance` (or `enrollments`): no limit.
-    init(_ allowance: DeviceRequestAllowance?, enrollments: DeviceRequestAllowance? = nil, logger: Logger = Logger(label: "flotilla.server"),
-         clock: @escaping @Sendable () -> Double = DeviceRequestLimiter.monotonicSeconds) {
-        for given in [allowance, enrollments] {
+    init(_ allowance: DeviceRequestAllowance?, enrollments: DeviceRequestAllowance? = nil, signIns: DeviceRequestAllowance = .signIns,
+         logger: Logger = Logger(label: "flotilla.server"), clock: @escaping @Sendable () -> Double = DeviceRequestLimiter.monotonicSeconds) {
+        for given in [allowance, enrollments, signIns] {
             precondition(given?.isUsable ?? true, "an allowance needs a rate of at least \(DeviceRequestAllowance.slowest) a second and a burst of at least 1")
         }
         self.allowance = allowance
         self.enrollmentAllowance = enrollments
+        self.signInAllowance = signIns
         self.clock = clock
         self.logger = logger
     }
@@ -154,8 +171,18 @@ final class DeviceRequestLimiter: Sendable {
         try take(Key(name: id, generation: 0, kind: .enrollments))
     }
 
+    /// Counts one console sign-in with the operator token `id` (one already verified: a sign-in
+    /// with a wrong secret must not use up the allowance of the token it names).
+    func take(signInWith id: String) throws {
+        try take(Key(name: id, generation: 0, kind: .signIns))
+    }
+
     private func allowance(of kind: Kind) -> DeviceRequestAllowance? {
-        kind == .enrollments ? enrollmentAllowance : allowance
+        switch kind {
+        case .enrollments: enrollmentAllowance
+        case .signIns: signInAllowance
+        case .reports, .remote, .polls: allowance
+        }
     }
 
     func take(_ key: Key) throws {
@@ -184,15 +211,14 @@ final class DeviceRequestLimiter: Sendable {
             return (wait, warn)
         }
         guard let wait else { return }
-        let enrollment = key.kind == .enrollments
+        let holder = key.kind.holder
         if warn {
-            logger.warning("\(enrollment ? "an enrollment token is used" : "a device sends") past its allowance of \(key.kind.requests); refusing until it slows down",
-                           metadata: [enrollment ? "token" : "device": "\(key.name)", "burst": "\(Int(allowance.burst))",
-                                      "perSecond": "\(allowance.perSecond)"])
+            logger.warning("past an allowance of \(key.kind.requests); refusing until it slows down",
+                           metadata: [holder.field: "\(key.name)", "burst": "\(Int(allowance.burst))", "perSecond": "\(allowance.perSecond)"])
         }
         let seconds = Self.seconds(wait)
         var error = APIError(.tooManyRequests, "rate_limited",
-                             "\(enrollment ? "this enrollment token was used for" : "this device sent") more than its allowance of \(key.kind.requests) (\(Int(allowance.burst)) at once, then \(Self.rate(allowance.perSecond))); ask again in \(seconds) s")
+                             "\(holder.said) more than its allowance of \(key.kind.requests) (\(Int(allowance.burst)) at once, then \(Self.rate(allowance.perSecond))); ask again in \(seconds) s")
         error.retryAfter = seconds
         throw error
     }

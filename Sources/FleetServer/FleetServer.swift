@@ -77,7 +77,7 @@ public enum FleetServer {
         RemoteController(store: store, board: board, access: remoteAccess, configuration: configuration)
             .addRoutes(to: operators)
         ControllerRoutes(controllers: controllers, store: store, replica: configuration.leadership).addRoutes(to: router, operators: operators)
-        ConsoleController(store: store, board: board, controllers: controllers, configuration: configuration, events: consoleEvents)
+        ConsoleController(store: store, board: board, controllers: controllers, configuration: configuration, events: consoleEvents, limiter: limiter)
             .addRoutes(to: router)
         let routeTable = RouteTable()
         routeTable.set(router.routes.map { ($0.method.rawValue, $0.path.description) })

@@ -49,6 +49,9 @@ struct HeartbeatRetention: Service {
         try await store.pruneCommands(before: now.addingTimeInterval(-Self.commandRetentionSeconds))
         // Resolved alerts are kept a day, for the API and the console; firing ones stay.
         try await store.pruneAlerts(resolvedBefore: now.addingTimeInterval(-Self.commandRetentionSeconds))
+        // Ended console sessions: each sign-in stores one, and a sign-in reads its token's.
+        let sessions = try await store.pruneSessions(expiredBefore: now)
+        if sessions > 0 { logger.debug("ended console sessions forgotten", metadata: ["sessions": "\(sessions)"]) }
         if let failure { throw failure }
     }
 }

@@ -182,13 +182,17 @@ struct OperatorController: Sendable {
         let history = MetricHistory.bucketSeconds
         var width = MetricHistory.width(span: until.timeIntervalSince(since), points: points)
         let rolled = try await store.metrics(deviceID: id, since: MetricHistory.bucketStart(since, seconds: history), until: until)
-        // A device sends one every interval: a day of them is a few thousand. One that sent far
-        // more is refused, not read whole into memory.
-        let raw = try await store.heartbeats(deviceID: id, since: since, until: until, limit: Self.maximumHeartbeatsRead + 1)
-        guard raw.count <= Self.maximumHeartbeatsRead else {
-            throw APIError.invalid("device \(id) sent more than \(Self.maximumHeartbeatsRead) heartbeats in that span, far more than its interval asks; "
+        // A device sends one every interval: a day of them is a few thousand, of a few kilobytes
+        // each. One that sent far more, or far larger ones, is refused, not read whole into memory.
+        let span = try await store.heartbeats(deviceID: id, since: since, until: until, limit: Self.maximumHeartbeatsRead,
+                                              maximumBytes: configuration.maximumMetricsReadBytes)
+        guard span.complete else {
+            let what = span.records.count == Self.maximumHeartbeatsRead
+                ? "more than \(Self.maximumHeartbeatsRead) heartbeats" : "more than \(configuration.maximumMetricsReadBytes >> 10) KiB of heartbeats"
+            throw APIError.invalid("device \(id) sent \(what) in that span, far more than its interval asks; "
                                    + "ask for a shorter span, or one more than \(configuration.heartbeatRetention.components.seconds / 3_600) h ago", field: "since")
         }
+        let raw = span.records
         let buckets: [MetricBucket]
         if width < history, rolled.isEmpty {
             buckets = MetricHistory.buckets(raw, seconds: width)

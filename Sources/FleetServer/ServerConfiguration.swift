@@ -18,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var maximumBodyBytes: Int
     /// Operator requests may be larger: a deployment lists every device it reaches.
     public var maximumOperatorBodyBytes = 8 << 20
+    /// The most of a device's stored heartbeats (their JSON) one metrics request reads: about 25
+    /// times a day of an ordinary device's (3,456 heartbeats of under a kilobyte, more with
+    /// custom data). A device decides how large its heartbeats are.
+    public var maximumMetricsReadBytes = 64 << 20
     /// Heartbeats are committed together at least this often, in milliseconds.
     public var batchMilliseconds: Int
     /// … or as soon as this many are waiting.

@@ -37,7 +37,7 @@ final class ServerMetrics: Sendable {
         longPollsDeferred = registry.makeCounter(name: "flotilla_long_polls_deferred_total",
                                                  help: "Long-polls answered at once with Retry-After: the server held its --max-long-polls.")
         devicesLimited = registry.makeCounter(name: "flotilla_device_requests_limited_total",
-                                              help: "Devices' requests answered 429: the device was past its allowance (--device-request-rate).")
+                                              help: "Requests answered 429 past an allowance: a device's (--device-request-rate), an enrollment token's (--enrollment-rate), an operator token's console sign-ins.")
         requestCounters = (1...5).map { [registry] statusClass in
             registry.makeCounter(name: "flotilla_http_requests_total", labels: [("status", "\(statusClass)xx")], help: "HTTP requests answered.")
         }

@@ -39,8 +39,11 @@ public protocol FleetStore: Sendable {
     /// Forgets heartbeats received before `date` (the metrics history is bounded).
     func pruneHeartbeats(before date: Date) async throws
     /// The device's heartbeats received from `since` up to (not including) `until`, oldest
-    /// first, at most `limit` of them.
-    func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord]
+    /// first: at most `limit` of them, and at most `maximumBytes` of their stored JSON (the
+    /// first that would pass it is left out, with all after it). A device decides how large its
+    /// heartbeats are, so what is read is bounded by size, not only by count. `complete` says
+    /// whether either bound left any out.
+    func heartbeats(deviceID: String, since: Date, until: Date, limit: Int, maximumBytes: Int) async throws -> HeartbeatSpan
     /// Sums up the heartbeats received before `date` into the metrics history, in buckets of
     /// `bucketSeconds` (merged with a bucket already there), and forgets them, each device's in
     /// one transaction: nothing is counted twice or lost on a crash. Returns how many it rolled up.
@@ -131,6 +134,9 @@ public protocol FleetStore: Sendable {
     func removeAlert(_ current: AlertRecord) async throws -> Bool
     /// Forgets alerts resolved before `date`.
     func pruneAlerts(resolvedBefore date: Date) async throws
+    /// Forgets console sessions that ended: revoked ones, and those expired before `date`.
+    /// Returns how many. (A session is no use once ended; each sign-in makes one.)
+    func pruneSessions(expiredBefore date: Date) async throws -> Int
 }
 
 extension FleetStore {

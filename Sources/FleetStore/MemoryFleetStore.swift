@@ -35,6 +35,12 @@ public actor MemoryFleetStore: FleetStore {
         tokenRecords.values.filter { $0.project == project }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
 
+    public func pruneSessions(expiredBefore date: Date) -> Int {
+        let ended = tokenRecords.values.filter { $0.kind == .session && ($0.revoked || $0.expiresAt.map { $0 < date } ?? false) }
+        for record in ended { tokenRecords[record.id] = nil }
+        return ended.count
+    }
+
     public func revokeToken(id: String) throws {
         guard tokenRecords[id] != nil else { throw StoreError(.notFound, "no token \(id)") }
         tokenRecords[id]?.revoked = true
@@ -107,9 +113,14 @@ public actor MemoryFleetStore: FleetStore {
         }
     }
 
-    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) -> [HeartbeatRecord] {
-        Array((heartbeatRecords[deviceID] ?? []).filter { $0.receivedAt >= since && $0.receivedAt < until }.sorted { $0.receivedAt < $1.receivedAt }
-            .prefix(limit))
+    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int, maximumBytes: Int) -> HeartbeatSpan {
+        var span = HeartbeatSpan.Builder(limit: limit, maximumBytes: maximumBytes)
+        for record in (heartbeatRecords[deviceID] ?? []).filter({ $0.receivedAt >= since && $0.receivedAt < until }).sorted(by: { $0.receivedAt < $1.receivedAt }) {
+            let size = record.report.wireJSON().utf8.count
+            guard span.fits(size: size) else { break }
+            span.take(record, size: size)
+        }
+        return span.span
     }
 
     public func rollUpHeartbeats(before date: Date, bucketSeconds: Int) -> Int {

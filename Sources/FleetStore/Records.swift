@@ -125,6 +125,50 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
 }
 
 /// One heartbeat as stored: the device, when it arrived, and the report.
+/// Heartbeats read over a span of time, and whether they are all of the span's.
+public struct HeartbeatSpan: Sendable, Equatable {
+    public var records: [HeartbeatRecord]
+    /// False when a bound on count or size left some of the span's heartbeats out.
+    public var complete: Bool
+
+    public init(records: [HeartbeatRecord], complete: Bool) {
+        self.records = records
+        self.complete = complete
+    }
+
+    /// Keeps rows, oldest first, while they fit `limit` and `maximumBytes`; `size` is a row's
+    /// stored JSON in bytes. Stops at the first row that does not fit (`take` is not called for
+    /// it or any after), so a reader can stop reading there.
+    public struct Builder {
+        public let limit: Int
+        public let maximumBytes: Int
+        public private(set) var records: [HeartbeatRecord] = []
+        public private(set) var bytes = 0
+        public private(set) var complete = true
+
+        public init(limit: Int, maximumBytes: Int) {
+            self.limit = limit
+            self.maximumBytes = maximumBytes
+        }
+
+        /// Whether a row of `size` bytes fits; once one does not, none after it is asked about.
+        public mutating func fits(size: Int) -> Bool {
+            guard complete, records.count < limit, size <= maximumBytes - bytes else {
+                complete = false
+                return false
+            }
+            return true
+        }
+
+        public mutating func take(_ record: HeartbeatRecord, size: Int) {
+            records.append(record)
+            bytes += size
+        }
+
+        public var span: HeartbeatSpan { HeartbeatSpan(records: records, complete: complete) }
+    }
+}
+
 public struct HeartbeatRecord: Codable, Sendable, Equatable {
     public var deviceID: String
     public var receivedAt: Date

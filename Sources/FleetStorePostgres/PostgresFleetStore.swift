@@ -132,6 +132,12 @@ public final class PostgresFleetStore: FleetStore {
         try await rows("SELECT * FROM access_token WHERE project = \(project) ORDER BY created_at, id COLLATE \"C\"", Self.token)
     }
 
+    public func pruneSessions(expiredBefore date: Date) async throws -> Int {
+        try await rows("""
+            DELETE FROM access_token WHERE kind = 'session' AND (revoked OR expires_at < \(date.timeIntervalSince1970)) RETURNING id
+            """) { _ in () }.count
+    }
+
     public func revokeToken(id: String) async throws {
         let revoked = try await rows("UPDATE access_token SET revoked = TRUE WHERE id = \(id) RETURNING id") { try $0["id"] as String }
         guard !revoked.isEmpty else { throw StoreError(.notFound, "no token \(id)") }
@@ -314,16 +320,28 @@ public final class PostgresFleetStore: FleetStore {
 
     // MARK: - Metrics history
 
-    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord] {
+    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int, maximumBytes: Int) async throws -> HeartbeatSpan {
         let decoder = StoredJSON.decoder()
-        return try await rows("""
-            SELECT device_id, received_at, report FROM heartbeat
-            WHERE device_id = \(deviceID) AND received_at >= \(since.timeIntervalSince1970) AND received_at < \(until.timeIntervalSince1970)
-            ORDER BY received_at, seq LIMIT \(limit)
-            """) { row in
-            HeartbeatRecord(deviceID: try row["device_id"], receivedAt: try row.date("received_at"),
-                            report: try StoredColumns.heartbeat(try row["report"] as String, decoder: decoder))
+        var span = HeartbeatSpan.Builder(limit: limit, maximumBytes: maximumBytes)
+        // The server sends only the rows within the size (and the first past it, which tells that
+        // some were left out): each row's running total of bytes, from the sizes PostgreSQL
+        // keeps, without reading the reports that are not sent.
+        let rows = try await rows("""
+            SELECT received_at, size, report FROM (
+                SELECT received_at, seq, report, octet_length(report)::bigint AS size,
+                       sum(octet_length(report)) OVER (ORDER BY received_at, seq ROWS UNBOUNDED PRECEDING) AS running
+                FROM heartbeat
+                WHERE device_id = \(deviceID) AND received_at >= \(since.timeIntervalSince1970) AND received_at < \(until.timeIntervalSince1970)
+            ) AS span
+            WHERE running - size <= \(maximumBytes)
+            ORDER BY received_at, seq LIMIT \(limit + 1)
+            """) { row in (at: try row.date("received_at"), size: try row["size"] as Int, report: try row["report"] as String) }
+        for row in rows {
+            guard span.fits(size: row.size) else { break }
+            span.take(HeartbeatRecord(deviceID: deviceID, receivedAt: row.at, report: try StoredColumns.heartbeat(row.report, decoder: decoder)),
+                      size: row.size)
         }
+        return span.span
     }
 
     public func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int {

@@ -76,6 +76,14 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
+    public func pruneSessions(expiredBefore date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM access_token WHERE kind = 'session' AND (revoked = 1 OR expires_at < ?)",
+                           arguments: [date.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
     public func revokeToken(id: String) async throws {
         try await write { db in
             try db.execute(sql: "UPDATE access_token SET revoked = 1 WHERE id = ?", arguments: [id])
@@ -206,16 +214,23 @@ public final class SQLiteFleetStore: FleetStore {
 
     // MARK: Metrics history
 
-    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord] {
+    public func heartbeats(deviceID: String, since: Date, until: Date, limit: Int, maximumBytes: Int) async throws -> HeartbeatSpan {
         try await read { db in
             let decoder = StoredJSON.decoder()
-            return try Row.fetchAll(db, sql: """
-                SELECT device_id, received_at, report FROM heartbeat WHERE device_id = ? AND received_at >= ? AND received_at < ?
+            var span = HeartbeatSpan.Builder(limit: limit, maximumBytes: maximumBytes)
+            // Stepped a row at a time, and a row's size is asked before its JSON is read: the
+            // read stops at the first row that does not fit.
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT received_at, length(CAST(report AS BLOB)), report FROM heartbeat WHERE device_id = ? AND received_at >= ? AND received_at < ?
                 ORDER BY received_at, rowid LIMIT ?
-                """, arguments: [deviceID, since.timeIntervalSince1970, until.timeIntervalSince1970, limit]).map { row in
-                HeartbeatRecord(deviceID: row["device_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
-                                report: try StoredColumns.heartbeat(row["report"] as String, decoder: decoder))
+                """, arguments: [deviceID, since.timeIntervalSince1970, until.timeIntervalSince1970, limit + 1])
+            while let row = try rows.next() {
+                let size: Int = row[1]
+                guard span.fits(size: size) else { break }
+                span.take(HeartbeatRecord(deviceID: deviceID, receivedAt: Date(timeIntervalSince1970: row[0]),
+                                          report: try StoredColumns.heartbeat(row[2] as String, decoder: decoder)), size: size)
             }
+            return span.span
         }
     }
 

@@ -198,6 +198,40 @@ struct LabelSelectorTests {
         #expect(throws: LabelSelector.ParseError(offset: row.1, reason: row.2)) { try LabelSelector(parsing: row.0) }
     }
 
+    /// A selector is checked against every device: a long one is work on every device, so one
+    /// holds at most `maximumRequirements` different requirements, and a repeated one counts once.
+    @Test func aSelectorHoldsABoundedNumberOfRequirements() throws {
+        let most = LabelSelector.maximumRequirements
+        let keys = (0..<most).map { "k\($0)" }
+        #expect(try LabelSelector(parsing: keys.map { "!" + $0 }.joined(separator: ",")).requirements.count == most)
+        // One more, at its column.
+        let over = keys.map { "!" + $0 }.joined(separator: ",") + ",x=1"
+        #expect(throws: LabelSelector.ParseError(offset: over.count - 3, reason: "a selector holds at most \(most) different requirements")) {
+            try LabelSelector(parsing: over)
+        }
+        // The same requirement 20,000 times is one requirement, however it is spelled.
+        let repeated = try LabelSelector(parsing: Array(repeating: "!x", count: 20_000).joined(separator: ","))
+        #expect(repeated.requirements.count == 1)
+        #expect(repeated.description == "!x")
+        #expect(try LabelSelector(parsing: "site in (b,a),site in (a,b,a), ring").description == "ring,site in (a,b)")
+        // Still an AND: two different requirements on one key both hold.
+        #expect(try LabelSelector(parsing: "x>1,x<5,x>1").requirements.count == 2)
+    }
+
+    /// `in` and `notin` look a value up among the sorted values: the same answers as a plain
+    /// search of the list, for every value and its neighbours.
+    @Test func aLongListOfValuesIsSearchedAsAPlainListWouldBe() throws {
+        let values = (0..<500).map { "v\($0 * 3)" }
+        let within = try LabelSelector(parsing: "x in (\(values.joined(separator: ",")))")
+        let without = try LabelSelector(parsing: "x notin (\(values.joined(separator: ",")))")
+        for probe in (0..<1_502).map({ "v\($0)" }) + ["", "a", "w", "v", "v00"] {
+            #expect(within.matches(["x": probe]) == values.contains(probe), "\(probe)")
+            #expect(without.matches(["x": probe]) == !values.contains(probe), "\(probe)")
+        }
+        #expect(!within.matches([:]))
+        #expect(without.matches([:]))
+    }
+
     @Test func aPrefixOf253CharactersIsAllowed() throws {
         let prefix = String(repeating: "a.", count: 126) + "a"  // 253 characters
         #expect(prefix.count == 253)

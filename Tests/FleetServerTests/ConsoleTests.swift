@@ -148,6 +148,26 @@ struct ConsoleTests {
         }
     }
 
+    /// Each sign-in stores a session and writes the audit log: a token signing in in a loop is
+    /// held to its allowance, and a wrong secret naming the token uses none of it.
+    @Test func aTokenSignsInAtMostItsAllowance() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let wrong = String(tokens.operator.dropLast()) + (tokens.operator.hasSuffix("a") ? "b" : "a")
+            for _ in 0..<40 { #expect(try await signIn(client, token: wrong).response.status == .unauthorized) }
+            let burst = Int(DeviceRequestAllowance.signIns.burst)
+            for _ in 0..<burst { #expect(try await signIn(client, token: tokens.operator).response.status == .seeOther) }
+            let refused = try await signIn(client, token: tokens.operator)
+            #expect(refused.response.status == .tooManyRequests)
+            #expect(refused.cookie.isEmpty)
+            #expect((1...60).contains(Int(refused.response.headers[.retryAfter] ?? "") ?? 0))
+            #expect(String(buffer: refused.response.body).contains("more than its allowance of sign-ins to the console"))
+            // Nothing of the refused one is kept; another token signs in as before.
+            #expect(try await server.store.tokens(project: "acme").filter { $0.kind == .session }.count == burst)
+            #expect(try await server.store.audit(project: "acme", limit: 1_000).filter { $0.action == "console.sign-in" }.count == burst)
+            #expect(try await signIn(client, token: tokens.otherOperator).response.status == .seeOther)
+        }
+    }
+
     @Test func signingInAgainEndsTheSessionTheBrowserHeld() async throws {
         try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
             let first = try await signIn(client, token: tokens.operator)

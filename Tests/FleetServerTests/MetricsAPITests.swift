@@ -70,4 +70,31 @@ extension ServerTests {
             #expect(try await client.execute(uri: "/api/v1/devices/d1/metrics", method: .get).status == .unauthorized)
         }
     }
+
+    /// A device decides how large its heartbeats are: a day of the largest a body may be is
+    /// gigabytes, so a metrics read stops at a size and says why, rather than read it all.
+    @Test func aDevicesMetricsAreReadUpToASize() async throws {
+        let now = Date()
+        _ = try await store.enroll(DeviceRecord(id: "d1", project: "acme", name: "d1", hardwareID: "h1", secretHash: "x", enrolledAt: now))
+        let padding = String(repeating: "x", count: 62 << 10)
+        // 30 heartbeats of 62 KiB, 25 s apart, against a read of at most 1 MiB.
+        let beats = (0..<30).map { index in
+            HeartbeatRecord(deviceID: "d1", receivedAt: now.addingTimeInterval(-Double(30 - index) * 25),
+                            report: Heartbeat(reportID: "r\(index)", cpuPercent: 10, custom: ["blob": padding]))
+        }
+        _ = try await store.recordHeartbeats(beats)
+        try await withServer(metricsReadBytes: 1 << 20) { client, tokens in
+            let auth: HTTPFields = [.authorization: "Bearer \(tokens.operator)"]
+            let whole = try await client.execute(uri: "/api/v1/devices/d1/metrics", method: .get, headers: auth)
+            #expect(whole.status == .badRequest)
+            #expect(try Self.error(whole).message.contains("more than 1024 KiB of heartbeats"))
+            #expect(try Self.error(whole).field == "since")
+            // A shorter span, within the size, is read: the last ten.
+            let iso = ISO8601DateFormatter()
+            let since = iso.string(from: now.addingTimeInterval(-10 * 25 - 1)), until = iso.string(from: now)
+            let recent = try await client.execute(uri: "/api/v1/devices/d1/metrics?since=\(since)&until=\(until)", method: .get, headers: auth)
+            #expect(recent.status == .ok)
+            #expect(try Self.decode(DeviceMetrics.self, recent).points.reduce(0) { $0 + $1.samples } == 10)
+        }
+    }
 }

@@ -21,7 +21,7 @@ struct ServerTests {
     }()
 
     /// A server with one project, an enrollment token and an operator token, and a client.
-    func withServer(longPollSeconds: Double? = nil, maximumLongPolls: Int? = nil, operatorBodyLimit: Int? = nil,
+    func withServer(longPollSeconds: Double? = nil, maximumLongPolls: Int? = nil, operatorBodyLimit: Int? = nil, metricsReadBytes: Int? = nil,
                     deviceRequests: DeviceRequestAllowance? = .standard, enrollments: DeviceRequestAllowance? = .enrollments,
                     controller: (any ControllerHandle)? = nil,
                     controllers: ControllerSet? = nil, secrets: SecretBox? = SecretBox(key: SymmetricKey(size: .bits256)),
@@ -39,6 +39,7 @@ struct ServerTests {
         if let longPollSeconds { configuration.longPollSeconds = longPollSeconds }
         if let maximumLongPolls { configuration.maximumLongPolls = maximumLongPolls }
         if let operatorBodyLimit { configuration.maximumOperatorBodyBytes = operatorBodyLimit }
+        if let metricsReadBytes { configuration.maximumMetricsReadBytes = metricsReadBytes }
         configuration.deviceRequests = deviceRequests
         configuration.enrollments = enrollments
         let app = FleetServer.buildApplication(configuration: configuration, store: store, tokens: deviceTokens,
@@ -715,8 +716,8 @@ struct HeldFleetStore: FleetStore {
         try await held.inner.heartbeats(deviceID: deviceID, before: before, limit: limit)
     }
     func pruneHeartbeats(before date: Date) async throws { try await held.inner.pruneHeartbeats(before: date) }
-    func heartbeats(deviceID: String, since: Date, until: Date, limit: Int) async throws -> [HeartbeatRecord] {
-        try await held.inner.heartbeats(deviceID: deviceID, since: since, until: until, limit: limit)
+    func heartbeats(deviceID: String, since: Date, until: Date, limit: Int, maximumBytes: Int) async throws -> HeartbeatSpan {
+        try await held.inner.heartbeats(deviceID: deviceID, since: since, until: until, limit: limit, maximumBytes: maximumBytes)
     }
     func rollUpHeartbeats(before date: Date, bucketSeconds: Int) async throws -> Int {
         if failRollUp { throw StoreError(.unavailable, "the disk is full") }
@@ -755,6 +756,7 @@ struct HeldFleetStore: FleetStore {
     }
     func removeAlert(_ current: AlertRecord) async throws -> Bool { try await held.inner.removeAlert(current) }
     func pruneAlerts(resolvedBefore date: Date) async throws { try await held.inner.pruneAlerts(resolvedBefore: date) }
+    func pruneSessions(expiredBefore date: Date) async throws -> Int { try await held.inner.pruneSessions(expiredBefore: date) }
     func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
         try await held.inner.setSuspended(suspended, app: app, project: project, at: date)
     }
@@ -826,9 +828,15 @@ struct HeartbeatRetentionTests {
                                                       resolvedAt: state == .resolved ? now.addingTimeInterval(resolved) : nil, observed: "x"),
                                           replacing: nil)
         }
+        // Console sessions: an expired one goes, a live one stays.
+        for (id, expires) in [("ended", -60.0), ("live", 3_600)] {
+            try await store.insertToken(AccessTokenRecord(id: id, kind: .session, project: "acme", secretHash: id, createdAt: now,
+                                                          expiresAt: now.addingTimeInterval(expires)))
+        }
         let retention = HeartbeatRetention(store: store, retention: .seconds(86_400), metricsRetention: .seconds(7 * 86_400), every: .seconds(600))
         try await retention.once(now: now)
         #expect(try await store.alerts(project: "acme").map(\.rule) == ["firing", "recent"])
+        #expect(try await store.tokens(project: "acme").filter { $0.kind == .session }.map(\.id) == ["live"])
         // The cut is the bucket boundary at or before a day ago: both day-old heartbeats are after it.
         #expect(Set(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID)) == ["now", "a-day-less-a-minute", "a-day-and-a-minute"])
         let history = try await store.metrics(deviceID: "d1", since: .distantPast, until: now)

@@ -98,7 +98,8 @@ extension StoreConformanceTests {
         ]) == [true, true, true, true])
         #expect(try await store.rollUpHeartbeats(before: now.addingTimeInterval(600), bucketSeconds: 600) == 3)
         // What was rolled up is forgotten; the rest stays.
-        #expect(try await store.heartbeats(deviceID: "d1", since: now, until: now.addingTimeInterval(3_600), limit: 100).map(\.receivedAt)
+        #expect(try await store.heartbeats(deviceID: "d1", since: now, until: now.addingTimeInterval(3_600), limit: 100,
+                                               maximumBytes: .max).records.map(\.receivedAt)
                 == [now.addingTimeInterval(650)])
         var history = try await store.metrics(deviceID: "d1", since: now.addingTimeInterval(-600), until: now.addingTimeInterval(3_600))
         #expect(history == [MetricBucket(deviceID: "d1", start: now, seconds: 600, samples: 2, cpu: .init(count: 2, mean: 20, max: 30),

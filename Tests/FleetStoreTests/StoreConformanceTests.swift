@@ -127,6 +127,68 @@ struct StoreConformanceTests {
         #expect(try await store.heartbeats(deviceID: "d1", limit: 10).map(\.report.reportID) == ["r4", "r3", "r2"])
     }
 
+    /// Ended console sessions go; live ones and every other token stay, revoked or expired.
+    @Test(arguments: Kind.allCases)
+    func endedSessionsArePruned(_ kind: Kind) async throws {
+        let store = try await kind.make()
+        try await store.ensureProject("acme", at: now)
+        let made: [(String, AccessTokenRecord.Kind, Double?, Bool)] = [
+            ("live", .session, 3_600, false), ("revoked", .session, 3_600, true), ("expired", .session, -1, false),
+            ("old-operator", .operator, -1, true), ("enrollment", .enrollment, -1, false), ("operator", .operator, nil, false),
+        ]
+        for (id, tokenKind, expires, revoked) in made {
+            var record = AccessTokenRecord(id: id, kind: tokenKind, project: "acme", secretHash: "h-\(id)", createdAt: now,
+                                           expiresAt: expires.map { now.addingTimeInterval($0) })
+            record.revoked = revoked
+            try await store.insertToken(record)
+        }
+        #expect(try await store.pruneSessions(expiredBefore: now) == 2)
+        #expect(try await store.tokens(project: "acme").map(\.id).sorted() == ["enrollment", "live", "old-operator", "operator"])
+        #expect(try await store.pruneSessions(expiredBefore: now) == 0)
+        #expect(try await store.pruneSessions(expiredBefore: now.addingTimeInterval(7_200)) == 1)
+    }
+
+    /// A device decides how large its heartbeats are: a span is read up to a count and a size,
+    /// and says whether either left some out.
+    @Test(arguments: Kind.allCases)
+    func aSpanOfHeartbeatsIsBoundedByCountAndBySize(_ kind: Kind) async throws {
+        let store = try await kind.make()
+        _ = try await store.enroll(device("d1", hardware: "serial-1"))
+        var beats: [HeartbeatRecord] = []
+        for (index, padding) in [10, 5_000, 10, 20_000, 10].enumerated() {
+            var beat = heartbeat("d1", "r\(index)", at: Double(index) * 25)
+            beat.report.custom = ["blob": String(repeating: "x", count: padding)]
+            beats.append(beat)
+        }
+        _ = try await store.recordHeartbeats(beats)
+        let sizes = beats.map { $0.report.wireJSON().utf8.count }
+        let all = now.addingTimeInterval(1_000)
+        func read(limit: Int = 100, bytes: Int, since: Date? = nil) async throws -> (ids: [String], complete: Bool) {
+            let span = try await store.heartbeats(deviceID: "d1", since: since ?? now, until: all, limit: limit, maximumBytes: bytes)
+            return (span.records.map(\.report.reportID), span.complete)
+        }
+        let total = sizes.reduce(0, +)
+        let cases: [(limit: Int, bytes: Int, since: Date?, ids: [String], complete: Bool)] = [
+            (100, .max, nil, ["r0", "r1", "r2", "r3", "r4"], true),
+            (5, total, nil, ["r0", "r1", "r2", "r3", "r4"], true),
+            (4, .max, nil, ["r0", "r1", "r2", "r3"], false),
+            (100, total - 1, nil, ["r0", "r1", "r2", "r3"], false),
+            // The large one does not fit: it and all after it are left out, small ones too.
+            (100, sizes[0] + sizes[1] + sizes[2] + 100, nil, ["r0", "r1", "r2"], false),
+            (100, sizes[0] + sizes[1], nil, ["r0", "r1"], false),
+            (100, sizes[0] - 1, nil, [], false),
+            (100, sizes[3] + sizes[4], now.addingTimeInterval(75), ["r3", "r4"], true),
+            (1, .max, now.addingTimeInterval(100), ["r4"], true),
+        ]
+        for test in cases {
+            let got = try await read(limit: test.limit, bytes: test.bytes, since: test.since)
+            #expect(got.ids == test.ids, "limit \(test.limit), \(test.bytes) bytes")
+            #expect(got.complete == test.complete, "limit \(test.limit), \(test.bytes) bytes")
+        }
+        let read = try await store.heartbeats(deviceID: "d1", since: now, until: all, limit: 100, maximumBytes: .max).records
+        #expect(read == beats)
+    }
+
     @Test(arguments: Kind.allCases)
     func theAuditLogIsPerProjectNewestFirst(_ kind: Kind) async throws {
         let store = try await kind.make()

@@ -41,6 +41,10 @@ public struct LabelSelector: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The most different requirements one selector holds (a repeated one counts once): more
+    /// than any grouping of devices needs, few enough that checking every device stays cheap.
+    public static let maximumRequirements = 64
+
     /// Parses selector text; fails with the offset of the first problem.
     public init(parsing text: String) throws(ParseError) {
         var parser = SelectorParser(text)
@@ -65,12 +69,22 @@ extension LabelSelector.Requirement: CustomStringConvertible {
         case .doesNotExist: return value == nil
         case .equals, .doubleEquals: return value == values[0]
         case .notEquals: return value != values[0]
-        case .in: return value.map(values.contains) ?? false
-        case .notIn: return value.map { !values.contains($0) } ?? true
+        case .in: return value.map(holds) ?? false
+        case .notIn: return value.map { !holds($0) } ?? true
         case .greaterThan, .lessThan:
             guard let value, let number = Int64(value), let bound = Int64(values[0]) else { return false }
             return op == .greaterThan ? number > bound : number < bound
         }
+    }
+
+    /// Whether `value` is one of `values` (sorted): a binary search, as a list may be long.
+    private func holds(_ value: String) -> Bool {
+        var low = 0, high = values.count
+        while low < high {
+            let middle = (low + high) / 2
+            if values[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low < values.count && values[low] == value
     }
 
     public var description: String {

@@ -42,8 +42,18 @@ struct SelectorParser {
         case .word, .bang: break
         default: throw fail(at: peek, "expected a tag name or '!', found \(peek.shown)")
         }
+        // The same requirement twice holds when once does: kept once. Past the most a selector
+        // may hold, refused: a selector is checked against every device, so its length is work.
+        var seen = Set<Requirement>()
         while true {
-            requirements.append(try parseRequirement())
+            let start = peek
+            let requirement = try parseRequirement()
+            if seen.insert(requirement).inserted {
+                guard requirements.count < LabelSelector.maximumRequirements else {
+                    throw fail(at: start, "a selector holds at most \(LabelSelector.maximumRequirements) different requirements")
+                }
+                requirements.append(requirement)
+            }
             let next = take()
             switch next.kind {
             case .end:

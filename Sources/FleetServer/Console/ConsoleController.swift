@@ -18,14 +18,17 @@ struct ConsoleController: Sendable {
     let configuration: ServerConfiguration
     let events: ConsoleEvents
     let devices: ConsoleDeviceCache
+    /// Holds each operator token to its allowance of sign-ins.
+    let limiter: DeviceRequestLimiter
     /// How long an open event stream waits before a keep-alive comment (proxies close silent ones).
     var keepAlive: Duration = .seconds(20)
     /// How long one event stream lasts; the browser opens the next by itself.
     var streamLifetime: Duration = .seconds(600)
 
     init(store: any FleetStore, board: AssignmentBoard, controllers: ControllerSet, configuration: ServerConfiguration,
-         events: ConsoleEvents? = nil) {
+         events: ConsoleEvents? = nil, limiter: DeviceRequestLimiter = DeviceRequestLimiter(nil)) {
         self.store = store
+        self.limiter = limiter
         self.board = board
         self.controllers = controllers
         self.configuration = configuration
@@ -110,7 +113,8 @@ struct ConsoleController: Sendable {
         let fields = try await FormBody.read(request)
         let next = Self.safeNext(fields["next"])
         do {
-            let session = try await ConsoleSession.signIn(operatorToken: fields["token"] ?? "", store: store, now: Date())
+            let session = try await ConsoleSession.signIn(operatorToken: fields["token"] ?? "", store: store, now: Date(),
+                                                          admit: { try limiter.take(signInWith: $0.id) })
             // Signing in again ends the session the browser held: it is not left valid behind.
             if let previous = try await ConsoleSession.from(request, overTLS: ConsoleSession.overTLS(request, configuration: configuration), store: store, now: Date()) {
                 try await store.revokeToken(id: previous.record.id)
@@ -120,6 +124,10 @@ struct ConsoleController: Sendable {
             return response
         } catch let error as APIError where error.status == .unauthorized {
             return html(ConsolePages.signIn(error: "Not signed in: \(error.message).", next: next), status: .unauthorized)
+        } catch let error as APIError where error.status == .tooManyRequests {
+            var response = html(ConsolePages.signIn(error: "Not signed in: \(error.message).", next: next), status: .tooManyRequests)
+            if let seconds = error.retryAfter { response.headers[.retryAfter] = String(seconds) }
+            return response
         }
     }
 

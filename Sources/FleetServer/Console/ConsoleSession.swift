@@ -46,10 +46,13 @@ struct ConsoleSession: Sendable {
                                                              using: SymmetricKey(data: Array(text.utf8)))
     }
 
-    /// Signs in: the operator token must be valid now; the session it makes expires in
-    /// `lifetime`, or with the token if that comes first.
-    static func signIn(operatorToken text: String, store: any FleetStore, now: Date) async throws -> ConsoleSession {
+    /// Signs in: the operator token must be valid now, and `admit` must let it (its allowance
+    /// of sign-ins); the session it makes expires in `lifetime`, or with the token if that
+    /// comes first.
+    static func signIn(operatorToken text: String, store: any FleetStore, now: Date,
+                       admit: (AccessTokenRecord) throws -> Void = { _ in }) async throws -> ConsoleSession {
         let token = try await AccessTokens.verify(text.trimmingCharacters(in: .whitespacesAndNewlines), kind: .operator, store: store, now: now)
+        try admit(token)
         var expiry = now.addingTimeInterval(lifetime)
         if let limit = token.expiresAt { expiry = min(expiry, limit) }
         let live = try await store.tokens(project: token.project)
