@@ -13,13 +13,21 @@ public enum FleetDirectory {
             throw CLIError("\(root): not a directory; give the root of a fleet repository")
         }
         var tree = FleetTree()
+        var visited = 0
         for top in ["fleet.yaml", "fleet.yml"] + FleetTree.folders.map(\.folder) {
-            try visit(top, root: root, into: &tree)
+            try visit(top, root: root, into: &tree, visited: &visited)
         }
         return tree
     }
 
-    private static func visit(_ relative: String, root: String, into tree: inout FleetTree) throws(CLIError) {
+    private static func visit(_ relative: String, root: String, into tree: inout FleetTree, visited: inout Int) throws(CLIError) {
+        // Past a limit the tree says where and why, and the loader refuses it: nothing more is read.
+        guard tree.overflow == nil else { return }
+        visited += 1
+        guard visited <= FleetTree.maximumEntriesVisited else {
+            tree.stop(at: relative, "the repository has more than \(FleetTree.maximumEntriesVisited) entries under its fleet folders")
+            return
+        }
         let path = root + "/" + relative
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               let type = attributes[.type] as? FileAttributeType
@@ -31,7 +39,7 @@ public enum FleetDirectory {
         case .typeDirectory:
             let children = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
             for child in children.sorted() where !FleetTree.isHidden(child) {
-                try visit(relative + "/" + child, root: root, into: &tree)
+                try visit(relative + "/" + child, root: root, into: &tree, visited: &visited)
             }
         case .typeRegular where FleetTree.isFleetFile(relative):
             let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
@@ -39,6 +47,7 @@ public enum FleetDirectory {
                 tree.add(relative, .tooLarge(size: size))
                 return
             }
+            guard tree.admits(size: size, at: relative) else { return }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw CLIError("\(path): cannot be read")
             }

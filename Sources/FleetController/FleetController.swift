@@ -318,6 +318,9 @@ public actor FleetController: Service, ControllerHandle {
     // MARK: Watching
 
     func poll() async {
+        // A head that could not be read (its signature or its tree) is read again at the next
+        // poll, not taken as seen: a passing failure must not leave a commit never reconciled.
+        let seen = head
         do {
             if mirror == nil {
                 mirror = try GitMirror(url: configuration.repository, cacheDirectory: configuration.cacheDirectory,
@@ -358,7 +361,8 @@ public actor FleetController: Service, ControllerHandle {
                 await refuse(fetched.commit, errors: errors, total: error.diagnostics.count, why: "does not validate")
             }
         } catch {
-            logger.error("cannot read the fleet repository", metadata: ["error": "\(error)"])
+            head = seen
+            logger.error("cannot read the fleet repository; trying again at the next poll", metadata: ["error": "\(error)"])
         }
     }
 
@@ -379,6 +383,9 @@ public actor FleetController: Service, ControllerHandle {
     /// A head that is not rolled out: the last good state stays in force, and the note and the
     /// forge say why.
     private func refuse(_ commit: CommitID, errors: [String], total: Int, why: String) async {
+        // Errors quote what the repository says: cut, and their control characters written out,
+        // before they go to the note, the forge, status.json and STATUS.md.
+        let errors = errors.map { DisplayText.safe($0, limit: 600) }
         headErrors = errors
         logger.warning("commit \(why); the last good state stays in force", metadata: ["commit": "\(commit)", "errors": "\(total)"])
         await writeNote(FleetStatusReport.invalidNote(commit: commit.description, errors: errors, total: total, lastGood: desired?.commit.description, why: why), on: commit)

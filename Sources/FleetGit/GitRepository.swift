@@ -107,6 +107,8 @@ public final class GitRepository {
             }, pointer)
         }
         if let failure = walk.failure { throw GitError(.failed, operation: operation, message: failure) }
+        // Stopped at a limit: the tree says where and why, and the loader refuses it.
+        guard walk.tree.overflow == nil else { return walk.tree }
         try Libgit2.check(result, operation)
         return walk.tree
     }
@@ -158,17 +160,29 @@ private struct TreeWalk {
     let repository: OpaquePointer
     var tree = FleetTree()
     var failure: String?
+    var visited = 0
 
-    /// 0 to go on, 1 to skip a folder the loader never reads, -1 to stop on an error.
+    /// 0 to go on, 1 to skip a folder the loader never reads, -1 to stop on an error or at a
+    /// limit (the tree's `overflow` says which).
     mutating func visit(root: String, entry: OpaquePointer) -> Int32 {
         let name = String(cString: git_tree_entry_name(entry))
         let path = root + name
         let mode = git_tree_entry_filemode(entry)
+        visited += 1
+        guard visited <= FleetTree.maximumEntriesVisited else {
+            tree.stop(at: path, "the repository has more than \(FleetTree.maximumEntriesVisited) entries under its fleet folders")
+            return -1
+        }
         if mode == GIT_FILEMODE_TREE {
             // Descend only into the folders that hold fleet files.
             return root.isEmpty && !FleetTree.folders.contains(where: { $0.folder == name }) ? 1 : 0
         }
         guard FleetTree.isFleetFile(path) else { return 0 }
+        if mode == GIT_FILEMODE_COMMIT {
+            // A gitlink names a commit of another repository: there is no blob to read.
+            tree.add(path, .submodule(commit: git_tree_entry_id(entry).map { CommitID($0.pointee).hex } ?? "?"))
+            return tree.overflow == nil ? 0 : -1
+        }
         var blob: OpaquePointer?
         guard git_blob_lookup(&blob, repository, git_tree_entry_id(entry)) == 0 else {
             failure = "cannot read \(path)"
@@ -176,6 +190,8 @@ private struct TreeWalk {
         }
         defer { git_blob_free(blob) }
         let size = Int(git_blob_rawsize(blob))
+        // Asked before the bytes are copied: a tree may name one large blob many times.
+        guard tree.admits(size: mode == GIT_FILEMODE_LINK || size > FleetTree.maximumFileSize ? 0 : size, at: path) else { return -1 }
         let bytes = git_blob_rawcontent(blob).map {
             Array(UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UInt8.self), count: min(size, FleetTree.maximumFileSize + 1)))
         } ?? []
@@ -186,6 +202,6 @@ private struct TreeWalk {
         } else {
             tree.addFile(path, bytes: bytes)
         }
-        return 0
+        return tree.overflow == nil ? 0 : -1
     }
 }

@@ -11,7 +11,7 @@ extension FleetStatusReport {
         var text = ""
         for app in apps {
             text += "\(prefix)/\(app.name): \(Self.state(of: app))\n"
-            if let error = app.error { text += "  not reconciled: \(error)\n" }
+            if let error = app.error { text += "  not reconciled: \(DisplayText.safe(error, limit: 400))\n" }
             for target in app.targets {
                 text += "  \(target.group) → \(target.version): \(target.converged)/\(target.devices) converged"
                     + ", \(target.updating) updating, \(target.failed) failed, \(target.offline) offline (\(target.label))\n"
@@ -28,10 +28,10 @@ extension FleetStatusReport {
     /// STATUS.md.
     public var markdown: String {
         var text = "# Fleet status\n\nReconciled commit `\(commit)`"
-        text += head == commit ? ".\n" : "; the branch head `\(head)` does not validate:\n\n" + headErrors.map { "- `\($0)`" }.joined(separator: "\n") + "\n"
+        text += head == commit ? ".\n" : "; the branch head `\(head)` does not validate:\n\n" + headErrors.map { "- " + Self.code($0) }.joined(separator: "\n") + "\n"
         for app in apps {
             text += "\n## \(app.name): \(Self.state(of: app))\n\n"
-            if let error = app.error { text += "Not reconciled: \(error)\n\n" }
+            if let error = app.error { text += "Not reconciled: \(Self.code(error))\n\n" }
             text += "| group | version | converged | updating | failed | offline | state |\n|---|---|---|---|---|---|---|\n"
             for target in app.targets {
                 text += "| \(target.group) | \(target.version) | \(target.converged)/\(target.devices) | \(target.updating) | \(target.failed) | \(target.offline) | \(target.label) |\n"

@@ -184,6 +184,73 @@ struct GitMirrorTests {
         #expect(fleet.devices.count == 2_004)
     }
 
+    /// Replaces `groups/` in the work tree's head with `tree` (a tree object id) and pushes it.
+    private func pushGroups(_ tree: String, in work: WorkTree, _ message: String) throws {
+        let root = try work.git("rev-parse", "HEAD^{tree}")
+        let listing = try work.git("ls-tree", root).split(separator: "\n").filter { !$0.hasSuffix("\tgroups") }
+        let newRoot = try GitCommand.run(["mktree"], in: work.path, input: (listing + ["040000 tree \(tree)\tgroups"]).joined(separator: "\n") + "\n")
+        let commit = try GitCommand.run(["commit-tree", newRoot, "-p", "HEAD", "-m", message], in: work.path)
+        try work.git("update-ref", "refs/heads/main", commit)
+        try work.git("push", "--quiet", "origin", "main")
+    }
+
+    /// Folders of 16 entries, `depth` deep, each naming `entry` (a blob or a tree) 16 times.
+    private func nested(_ entry: String, kind: String, name: String, depth: Int, in work: WorkTree) throws -> String {
+        var tree = try GitCommand.run(["mktree"], in: work.path,
+                                      input: (0..<16).map { "\(kind == "blob" ? "100644" : "040000") \(kind) \(entry)\t\(name)\($0)\(kind == "blob" ? ".yaml" : "")" }
+                                          .joined(separator: "\n") + "\n")
+        for _ in 1..<depth {
+            tree = try GitCommand.run(["mktree"], in: work.path, input: (0..<16).map { "040000 tree \(tree)\td\($0)" }.joined(separator: "\n") + "\n")
+        }
+        return tree
+    }
+
+    /// A few kilobytes of git naming one 600 KiB blob a million times: the walk stops at the
+    /// tree's 64 MiB, having copied no more, and the loader refuses the commit with why.
+    @Test func aTreeNamingOneBlobAMillionTimesStopsAtItsLimit() throws {
+        let work = try daemon.createRepository("bomb", contents: Self.template)
+        let blob = try GitCommand.run(["hash-object", "-w", "--stdin"], in: work.path,
+                                      input: "kind: Devices\n# " + String(repeating: "x", count: 600 << 10) + "\n")
+        try pushGroups(try nested(blob, kind: "blob", name: "x", depth: 5, in: work), in: work, "A million files of one blob")
+        let mirror = try GitMirror(url: daemon.url("bomb"), cacheDirectory: cache)
+        let tree = try mirror.fleetTree(at: try mirror.fetch("main").commit)
+        #expect(tree.overflow?.reason == "the repository's fleet files are more than 64 MiB in all")
+        #expect(tree.totalBytes <= FleetTree.maximumTotalBytes)
+        let error = #expect(throws: FleetValidationError.self) { try FleetLoader.load(tree) }
+        #expect(error?.diagnostics.count == 1)
+        #expect(error?.diagnostics.first?.message.contains("reading stopped here and nothing was loaded") == true)
+    }
+
+    /// A million entries the loader never reads still cost a walk: it stops at its limit.
+    @Test func aTreeOfAMillionEntriesIsWalkedOnlyToItsLimit() throws {
+        let work = try daemon.createRepository("wide", contents: Self.template)
+        let blob = try GitCommand.run(["hash-object", "-w", "--stdin"], in: work.path, input: "not a fleet file\n")
+        let listing = (0..<16).map { "100644 blob \(blob)\tnote\($0).txt" }.joined(separator: "\n") + "\n"
+        var tree = try GitCommand.run(["mktree"], in: work.path, input: listing)
+        for _ in 1..<5 {
+            tree = try GitCommand.run(["mktree"], in: work.path, input: (0..<16).map { "040000 tree \(tree)\td\($0)" }.joined(separator: "\n") + "\n")
+        }
+        try pushGroups(tree, in: work, "A million notes")
+        let mirror = try GitMirror(url: daemon.url("wide"), cacheDirectory: cache)
+        let read = try mirror.fleetTree(at: try mirror.fetch("main").commit)
+        #expect(read.overflow?.reason == "the repository has more than 100000 entries under its fleet folders")
+    }
+
+    /// A submodule (gitlink) where a fleet file belongs is named as such, not an unreadable blob.
+    @Test func aSubmoduleInAFleetFolderIsNamed() throws {
+        let work = try daemon.createRepository("sub", contents: Self.template)
+        let commit = String(repeating: "ab", count: 20)
+        try work.git("update-index", "--add", "--cacheinfo", "160000,\(commit),groups/vendor.yaml")
+        try work.git("commit", "--quiet", "-m", "A submodule")
+        try work.git("push", "--quiet", "origin", "main")
+        let mirror = try GitMirror(url: daemon.url("sub"), cacheDirectory: cache)
+        let tree = try mirror.fleetTree(at: try mirror.fetch("main").commit)
+        let error = #expect(throws: FleetValidationError.self) { try FleetLoader.load(tree) }
+        #expect(error?.diagnostics.map(\.description) == [
+            "groups/vendor.yaml: error: is a submodule (commit \(commit)); submodules are not followed, commit the file itself",
+        ])
+    }
+
     @Test func readsFromALocalPathAndAFileURL() throws {
         let work = try daemon.createRepository("fleet", contents: Self.template)
         let head = try work.git("rev-parse", "HEAD")

@@ -34,12 +34,36 @@ public struct FleetValidationError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Collects problems while a repository is loaded, so one pass reports all of them.
+///
+/// Bounded, as what it reads is anyone's to write: at most `maximumKept` problems are kept, the
+/// last of them saying more were found, and each message is cut to `maximumMessageLength`. A
+/// message is made only when it is kept (`@autoclosure`): a file that makes the same error
+/// quoting a long value a hundred thousand times costs a thousand messages, not the rest.
 final class DiagnosticSink {
+    static let maximumKept = 1_000
+    static let maximumMessageLength = 2_000
+
     private(set) var diagnostics: [Diagnostic] = []
+    /// Problems found past `maximumKept`, not kept.
+    private(set) var dropped = 0
 
     var isEmpty: Bool { diagnostics.isEmpty }
 
-    func error(_ location: SourceLocation, _ message: String) {
-        diagnostics.append(Diagnostic(location, message))
+    func error(_ location: SourceLocation, _ message: @autoclosure () -> String) {
+        guard diagnostics.count < Self.maximumKept else {
+            dropped += 1
+            return
+        }
+        if diagnostics.count == Self.maximumKept - 1 {
+            diagnostics.append(Diagnostic(location, "more problems were found than the \(Self.maximumKept) listed; fix these and validate again"))
+            dropped += 1
+            return
+        }
+        diagnostics.append(Diagnostic(location, Self.cut(message())))
+    }
+
+    static func cut(_ message: String) -> String {
+        guard message.utf8.count > maximumMessageLength else { return message }
+        return String(message.unicodeScalars.prefix(maximumMessageLength)) + "…"
     }
 }

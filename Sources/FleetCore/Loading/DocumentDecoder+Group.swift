@@ -21,7 +21,13 @@ extension DocumentDecoder {
                 sink.error(location, "invalid selector: \(error.reason)")
             }
         }
-        let devices = fields.strings("devices") ?? []
+        // Checked here as devices/ checks its ids: a long or odd id is refused at once, before
+        // it is looked up among the declared devices.
+        let devices = (fields.strings("devices") ?? []).filter { id in
+            guard let problem = Self.deviceIDProblem(id.value) else { return true }
+            sink.error(id.location, "invalid device id '\(DisplayText.safe(id.value, limit: 80))': \(problem)")
+            return false
+        }
         if fields["selector"] == nil, fields["devices"] == nil, !fields.hasUnknownKeys {
             sink.error(node.location, "Group '\(name?.value ?? "")' selects no devices; give it a 'selector', 'devices', or both")
         }
@@ -35,7 +41,7 @@ extension DocumentDecoder {
         else { return [] }
         return entries.compactMap { id, value in
             if let problem = Self.deviceIDProblem(id.value) {
-                sink.error(id.location, "invalid device id '\(id.value)': \(problem)")
+                sink.error(id.location, "invalid device id '\(DisplayText.safe(id.value, limit: 80))': \(problem)")
                 return nil
             }
             var tags: [String: String] = [:]
@@ -61,8 +67,9 @@ extension DocumentDecoder {
 
     /// Device ids are the ids agents enroll with: 1–253 letters, digits, '.', '_', ':' and '-'.
     static func deviceIDProblem(_ id: String) -> String? {
+        // Bytes first: counting the scalars of a long text is work of its own.
         let scalars = id.unicodeScalars
-        guard !scalars.isEmpty, scalars.count <= 253 else { return "use 1 to 253 characters" }
+        guard !id.isEmpty, id.utf8.count <= 253 * 4, scalars.count <= 253 else { return "use 1 to 253 characters" }
         let allowed = scalars.allSatisfy {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._:-".unicodeScalars.contains($0)
         }

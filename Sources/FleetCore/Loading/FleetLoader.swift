@@ -1,3 +1,4 @@
+import FleetProtocol
 /// Loads and validates a fleet repository from its files.
 ///
 /// ```swift
@@ -13,6 +14,8 @@ public enum FleetLoader {
     public static func load(_ tree: FleetTree) throws(FleetValidationError) -> CompiledFleet {
         let sink = DiagnosticSink()
         let documents = readDocuments(tree, sink: sink)
+        // Over the tree's limits nothing was read: compiling nothing would only add to the one error.
+        if tree.overflow != nil { throw FleetValidationError(diagnostics: sink.diagnostics) }
         let compiled = FleetCompiler(documents: documents, sink: sink).compile()
         guard sink.isEmpty, let compiled else {
             throw FleetValidationError(diagnostics: sink.diagnostics)
@@ -23,6 +26,14 @@ public enum FleetLoader {
     /// Every document of every fleet file, decoded into the model; problems go to `sink`.
     static func readDocuments(_ tree: FleetTree, sink: DiagnosticSink) -> LoadedDocuments {
         var loaded = LoadedDocuments()
+        if let overflow = tree.overflow {
+            // Part of a repository would compile to another desired state than the whole: none of it is read.
+            sink.error(SourceLocation(path: overflow.path), "\(overflow.reason); reading stopped here and nothing was loaded "
+                       + "(at most \(FleetTree.maximumFiles) files and \(FleetTree.maximumTotalBytes >> 20) MiB under fleet.yaml, "
+                       + "\(FleetTree.folders.map { $0.folder + "/" }.joined(separator: ", ")))")
+            loaded.incomplete = Set(DocumentKind.allCases)
+            return loaded
+        }
         let decoder = DocumentDecoder(sink: sink)
         for path in tree.entries.keys.sorted() {
             guard let expected = FleetTree.expectedKind(for: path), let content = tree.entries[path] else { continue }
@@ -38,6 +49,9 @@ public enum FleetLoader {
                 continue
             case .tooLarge(let size):
                 sink.error(fileLocation, "is \(formatSize(size)), over the \(formatSize(FleetTree.maximumFileSize)) limit for a fleet file")
+                continue
+            case .submodule(let commit):
+                sink.error(fileLocation, "is a submodule (commit \(DisplayText.safe(commit, limit: 40))); submodules are not followed, commit the file itself")
                 continue
             }
             switch YAMLReader.documents(in: bytes, path: path) {

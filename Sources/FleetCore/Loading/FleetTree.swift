@@ -8,10 +8,24 @@ public struct FleetTree: Sendable {
         case symlink(target: String)
         /// A file over `maximumFileSize`, whose bytes were not read.
         case tooLarge(size: Int)
+        /// A submodule (a gitlink) where a fleet file is expected; the loader does not follow it.
+        case submodule(commit: String)
     }
 
     /// Files larger than this are refused rather than read.
     public static let maximumFileSize = 1 << 20
+    /// At most this many fleet files, and this many bytes of them in all, are read: a git tree
+    /// can name one blob a million times in a few kilobytes.
+    public static let maximumFiles = 10_000
+    public static let maximumTotalBytes = 64 << 20
+    /// Readers visit at most this many entries (folders and files the loader skips included).
+    public static let maximumEntriesVisited = 100_000
+
+    /// Why the reader stopped, at which path, when the tree was over a limit: what was read is
+    /// not the whole repository, and the loader refuses it.
+    public private(set) var overflow: (path: String, reason: String)?
+    /// Bytes of the files read.
+    public private(set) var totalBytes = 0
 
     /// The folders whose YAML files hold each kind of document.
     public static let folders: [(folder: String, kind: DocumentKind)] = [
@@ -24,12 +38,33 @@ public struct FleetTree: Sendable {
     public init() {}
 
     public mutating func add(_ path: String, _ content: Content) {
+        let size = if case .file(let bytes) = content { bytes.count } else { 0 }
+        guard admits(size: size, at: path) else { return }
+        totalBytes += size
         entries[path] = content
     }
 
     /// Adds a file's bytes, or a `tooLarge` marker when they exceed the limit.
     public mutating func addFile(_ path: String, bytes: [UInt8]) {
-        entries[path] = bytes.count > Self.maximumFileSize ? .tooLarge(size: bytes.count) : .file(bytes)
+        add(path, bytes.count > Self.maximumFileSize ? .tooLarge(size: bytes.count) : .file(bytes))
+    }
+
+    /// Whether a file of `size` bytes at `path` may be added. When it may not, the tree is over
+    /// its limits from then on (`overflow`) and takes nothing more: a reader asks before it reads
+    /// the bytes, and stops when told no.
+    public mutating func admits(size: Int, at path: String) -> Bool {
+        guard overflow == nil else { return false }
+        if entries[path] == nil, entries.count >= Self.maximumFiles {
+            overflow = (path, "the repository has more than \(Self.maximumFiles) fleet files")
+        } else if size <= Self.maximumFileSize, totalBytes + size > Self.maximumTotalBytes {
+            overflow = (path, "the repository's fleet files are more than \(Self.maximumTotalBytes >> 20) MiB in all")
+        }
+        return overflow == nil
+    }
+
+    /// Stops the tree at `path` for a reason of the reader's (too many entries visited).
+    public mutating func stop(at path: String, _ reason: String) {
+        if overflow == nil { overflow = (path, reason) }
     }
 
     /// Whether the loader reads this path: `fleet.yaml` at the root, and `.yaml`/`.yml` files

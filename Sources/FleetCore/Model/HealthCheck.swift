@@ -19,8 +19,17 @@ public struct HealthPolicy: Hashable, Sendable {
 
     /// In words, for plans.
     public var summary: String {
-        checks.map(\.text).joined(separator: ", ") + (observeSeconds > 0
-            ? ", observed for \(DurationText.format(.milliseconds(Int64(observeSeconds * 1_000))))" : "")
+        checks.map(\.text).joined(separator: ", ") + observed
+    }
+
+    /// In words, for a pull request's comment: each check as a code span, so what its text says
+    /// (`<!--`, a link, a new line) shows as written instead of hiding or forging what follows.
+    public var markdownSummary: String {
+        checks.map { DisplayText.codeSpan($0.text) }.joined(separator: ", ") + observed
+    }
+
+    private var observed: String {
+        observeSeconds > 0 ? ", observed for \(DurationText.format(.milliseconds(Int64(observeSeconds * 1_000))))" : ""
     }
 }
 

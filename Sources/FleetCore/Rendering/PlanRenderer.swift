@@ -1,3 +1,4 @@
+import FleetProtocol
 /// Plans as people and tools read them: a terminal listing, a pull-request comment, JSON.
 public enum PlanRenderer {
     /// Terminal text: per app and target, the devices that change, up to `limit` per target.
@@ -14,7 +15,7 @@ public enum PlanRenderer {
                 lines.append("\(header) \(changeSummary(target)), \(target.unchanged.count) unchanged; waves \(waveSummary(target.waves))")
                 if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines.append("    \(gate)") }
                 if let windows = target.target.windows { lines.append("    starts devices only inside their windows: \(windows.summary)") }
-                if let health = target.target.health { lines.append("    each wave must pass: \(health.summary)") }
+                if let health = target.target.health { lines.append("    each wave must pass: \(DisplayText.safe(health.summary, limit: 600))") }
                 for change in target.changes.prefix(limit) {
                     let symbol = change.kind == .install ? "+" : "~"
                     let from = plan.fromVersion(change) ?? "(not installed)"
@@ -69,7 +70,7 @@ public enum PlanRenderer {
                 }
                 if let gate = target.target.gate.summary(app: app.name, group: target.target.group) { lines += ["", "**Gate:** \(gate)."] }
                 if let windows = target.target.windows { lines += ["", "**Windows:** devices start only inside them: \(windows.summary)."] }
-                if let health = target.target.health { lines += ["", "**Health:** each wave must pass \(health.summary)."] }
+                if let health = target.target.health { lines += ["", "**Health:** each wave must pass \(health.markdownSummary)."] }
                 lines += [""] + waveLines(plan, target) + ["", "</details>"]
             }
         }

@@ -2,9 +2,15 @@
 enum Suggestion {
     /// The candidate closest to `word`, if it is close enough to be a likely typo.
     static func closest(to word: String, in candidates: some Sequence<String>) -> String? {
+        // A typo is a few characters off a name: a long word is none, and a candidate whose
+        // length is further off than the most a hint allows (3) is not one. Neither costs an
+        // edit distance, whose work is the product of the two lengths.
+        let length = word.unicodeScalars.count
+        guard length <= maximumWordLength else { return nil }
         let lowered = word.lowercased()
         var best: (name: String, distance: Int)?
         for candidate in candidates {
+            guard abs(candidate.unicodeScalars.count - length) <= 3 else { continue }
             let distance = editDistance(lowered, candidate.lowercased())
             // Ties go to the name that sorts first, so the hint does not depend on set order.
             if let current = best, distance > current.distance || (distance == current.distance && candidate >= current.name) {
@@ -16,6 +22,9 @@ enum Suggestion {
         let allowed = max(1, min(3, best.name.count / 3))
         return best.distance <= allowed ? best.name : nil
     }
+
+    /// Longer words get no hint.
+    static let maximumWordLength = 256
 
     /// `; did you mean 'x'?` or nothing.
     static func hint(for word: String, in candidates: some Sequence<String>) -> String {

@@ -1,3 +1,4 @@
+import FleetProtocol
 /// Cross-checks the documents of a repository and resolves each app target.
 struct FleetCompiler {
     let documents: LoadedDocuments
@@ -130,7 +131,8 @@ struct FleetCompiler {
             }
             seenGroups[target.group.value] = target.group.location
             checkDeclared(target.parameters, in: flow, owner: "the target for group '\(target.group.value)'")
-            guard let resolved = resolve(app: app, target: target, flow: flow) else { continue }
+            guard let resolved = resolve(app: app, target: target, flow: flow),
+                  checkRenderedLengths(app: app, target: target, flow: flow, parameters: resolved) else { continue }
             checkDownloads(app: app, target: target, flow: flow, parameters: resolved, fleet: fleet)
             let secretNames = Set(flow.parameters.filter { $0.kind == .secret }.map(\.name))
             var desired = DesiredTarget(app: app.name, group: target.group.value, version: target.version.value, flow: flow.name,
@@ -194,6 +196,40 @@ struct FleetCompiler {
             }
         }
         return complete ? resolved : nil
+    }
+
+    /// Every `${…}` of the flow's steps and the app's health checks, filled in with this target's
+    /// values, must leave a text a step may hold (the agent refuses a longer one). Measured, never
+    /// built: a value referenced thousands of times would otherwise be expanded here, and again
+    /// for every device it is handed to. A secret's value is not known here; it is counted as the
+    /// reference itself. False when some text is too long (reported): the target is not compiled.
+    private func checkRenderedLengths(app: App, target: App.Target, flow: UpdateFlow, parameters: [String: String]) -> Bool {
+        let secrets = Set(flow.parameters.filter { $0.kind == .secret }.map(\.name))
+        // A device's id is the server's (a few dozen bytes); 256 bounds it.
+        let builtIns = ["version": target.version.value.utf8.count, "app": app.name.utf8.count, "device": 256]
+        func length(_ template: String) -> Int {
+            guard template.contains("$") else { return template.utf8.count }
+            return Template.renderedLength(template) { name in secrets.contains(name) ? nil : parameters[name]?.utf8.count ?? builtIns[name] }
+        }
+        let most = StepRules.maximumTextLength
+        var fits = true
+        for step in flow.steps + flow.rollback {
+            for template in step.action.templates {
+                let filled = length(template)
+                guard filled > most else { continue }
+                sink.error(step.location, "step '\(step.name)' of flow '\(flow.name)', filled in for group '\(target.group.value)', "
+                           + "would be \(filled) bytes, over the \(most) a step's text may hold")
+                fits = false
+            }
+        }
+        for (index, check) in (app.health?.checks ?? []).enumerated() {
+            guard case .text(let text) = check.operand else { continue }
+            let filled = length(text)
+            guard filled > most else { continue }
+            sink.error(app.healthLocations[index], "a health check, filled in for group '\(target.group.value)', would be \(filled) bytes, over the \(most) it may hold")
+            fits = false
+        }
+        return fits
     }
 
     /// Download URLs, once parameters are filled in, must lie under an allowed artifact source.

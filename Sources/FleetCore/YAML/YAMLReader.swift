@@ -6,6 +6,10 @@ internal import Yams
 enum YAMLReader {
     /// How many nodes one file may expand to once aliases are followed.
     static let nodeBudget = 200_000
+    /// How many bytes of text one file may expand to once aliases are followed: four times the
+    /// largest file, so only aliases can reach it, and what follows (hashing names, quoting them
+    /// in errors) works on at most this much.
+    static let textBudget = 4 * FleetTree.maximumFileSize
     /// The core schema: what a plain or quoted value resolves to. Anything else came from an
     /// explicit tag (`!custom`, `!!python/object`, `!!binary`) and is refused.
     static let allowedTags: Set<String> = Set(["str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge"]
@@ -30,7 +34,7 @@ enum YAMLReader {
             // implicit typing, a regular expression per rule tried on every plain scalar, is not run.
             let parser = try Parser(yaml: text, resolver: textResolver)
             var documents: [YAMLNode] = []
-            var budget = nodeBudget
+            var budget = (nodes: nodeBudget, text: textBudget)
             while let root = try parser.nextRoot() {
                 documents.append(try convert(root, path: path, budget: &budget))
             }
@@ -82,10 +86,10 @@ enum YAMLReader {
         return nil
     }
 
-    private static func convert(_ node: Node, path: String, budget: inout Int) throws -> YAMLNode {
+    private static func convert(_ node: Node, path: String, budget: inout (nodes: Int, text: Int)) throws -> YAMLNode {
         let location = SourceLocation(path: path, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
-        budget -= 1
-        if budget < 0 {
+        budget.nodes -= 1
+        if budget.nodes < 0 {
             throw Diagnostic(location, "document expands to more than \(nodeBudget) nodes; "
                              + "YAML aliases (*name) may not be used to multiply content")
         }
@@ -95,6 +99,11 @@ enum YAMLReader {
         }
         switch node {
         case .scalar(let scalar):
+            budget.text -= scalar.string.utf8.count
+            if budget.text < 0 {
+                throw Diagnostic(location, "document expands to more than \(textBudget >> 20) MiB of text; "
+                                 + "YAML aliases (*name) may not be used to multiply content")
+            }
             // Plain and not explicitly `!!str`: YAML may read it as a number or a boolean.
             let plain = scalar.style == .plain && scalar.tag.rawValue != "tag:yaml.org,2002:str"
             return YAMLNode(value: .scalar(scalar.string, plain: plain), location: location)
