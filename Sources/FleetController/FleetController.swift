@@ -339,8 +339,11 @@ public actor FleetController: Service, ControllerHandle {
                 }
             }
             let tree = try await offPool { try mirror.fleetTree(at: fetched.commit) }
+            // Loaded on the git queue too: a large repository takes a while, and the shared
+            // threads serve every project's devices meanwhile.
+            let loaded = try await offPool { Result { () throws(FleetValidationError) in try FleetLoader.load(tree) } }
             do {
-                let fleet = try FleetLoader.load(tree)
+                let fleet = try loaded.get()
                 if let project = configuration.project, fleet.fleet.project != project {
                     let place = fleet.fleet.location
                     await refuse(fetched.commit, errors: ["\(place.path):\(place.line):\(place.column): fleet.yaml says project '\(fleet.fleet.project)', "

@@ -62,6 +62,9 @@ public protocol FleetStore: Sendable {
     /// Where each execution of these deployments stands, without its step results: what the
     /// controller reads on every pass. In creation order.
     func executionSummaries(deploymentIDs: [String]) async throws -> [ExecutionSummary]
+    /// The device's latest `limit` executions, newest first, whatever their state: a device's
+    /// page reads these, not every execution of the project's recent deployments.
+    func executions(deviceID: String, limit: Int) async throws -> [ExecutionRecord]
     /// The device's executions that are not final, oldest first.
     func activeExecutions(deviceID: String) async throws -> [ExecutionRecord]
     /// Applies a device's report to its execution, once per report id.

@@ -177,6 +177,10 @@ public actor MemoryFleetStore: FleetStore {
         }
     }
 
+    public func executions(deviceID: String, limit: Int) -> [ExecutionRecord] {
+        Array(executionOrder.reversed().lazy.compactMap { self.executionRecords[$0] }.filter { $0.deviceID == deviceID }.prefix(limit))
+    }
+
     public func activeExecutions(deviceID: String) -> [ExecutionRecord] {
         executionOrder.compactMap { executionRecords[$0] }.filter { $0.deviceID == deviceID && !$0.state.isFinal }
     }

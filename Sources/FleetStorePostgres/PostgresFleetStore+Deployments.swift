@@ -76,6 +76,10 @@ extension PostgresFleetStore {
         }
     }
 
+    public func executions(deviceID: String, limit: Int) async throws -> [ExecutionRecord] {
+        try await rows("SELECT body FROM execution WHERE device_id = \(deviceID) ORDER BY seq DESC LIMIT \(limit)") { try Self.execution(try $0["body"]) }
+    }
+
     public func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] {
         try await rows("""
             SELECT body FROM execution WHERE device_id = \(deviceID) AND state IN ('queued', 'assigned', 'running') ORDER BY seq

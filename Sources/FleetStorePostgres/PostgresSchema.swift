@@ -139,6 +139,8 @@ enum PostgresSchema {
         ]),
         // NULL: everything, as every token made before.
         Migration(name: "2026-12-06 operator token access", statements: ["ALTER TABLE access_token ADD COLUMN access TEXT"]),
+        // A device's page reads its latest executions, whatever their state.
+        Migration(name: "2026-12-06 executions by device", statements: ["CREATE INDEX execution_device ON execution(device_id, seq)"]),
     ]
 
     /// Applies the migrations this database lacks, under the migration lock; returns their names.

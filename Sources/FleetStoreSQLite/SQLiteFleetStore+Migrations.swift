@@ -154,6 +154,10 @@ extension SQLiteFleetStore {
             // NULL: everything, as every token made before.
             try db.execute(sql: "ALTER TABLE access_token ADD COLUMN access TEXT")
         }
+        migrator.registerMigration("2026-12-06 executions by device") { db in
+            // A device's page reads its latest executions, whatever their state.
+            try db.execute(sql: "CREATE INDEX execution_device ON execution(device_id, seq)")
+        }
         return migrator
     }
 }

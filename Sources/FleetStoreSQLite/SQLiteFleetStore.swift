@@ -389,6 +389,13 @@ public final class SQLiteFleetStore: FleetStore {
         }
     }
 
+    public func executions(deviceID: String, limit: Int) async throws -> [ExecutionRecord] {
+        try await read { db in
+            try String.fetchAll(db.cachedStatement(sql: "SELECT body FROM execution WHERE device_id = ? ORDER BY seq DESC LIMIT ?"),
+                                arguments: [deviceID, limit]).map { try Self.execution($0) }
+        }
+    }
+
     public func activeExecutions(deviceID: String) async throws -> [ExecutionRecord] {
         try await read { db in
             try String.fetchAll(db.cachedStatement(sql: """

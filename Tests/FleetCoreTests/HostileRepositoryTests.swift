@@ -6,24 +6,31 @@ import Testing
 /// would change before anyone merges it: what a repository says must cost bounded work and
 /// memory to load, and must not rewrite what a plan or a status shows.
 struct HostileRepositoryTests {
+    /// The shop's flow with one more string parameter and these steps.
+    static func flow(_ parameter: String, default value: String, steps: String) -> String {
+        """
+        kind: UpdateFlow
+        name: simple
+        parameters:
+          color: {type: enum, values: [red, blue], default: red}
+          \(parameter): {type: string, default: "\(value)"}
+        steps:
+        \(steps)
+        """
+    }
+
     /// A flow referencing a long value thousands of times: measured, refused at the step, never
     /// expanded (here gigabytes, and again for every device it would be handed to).
     @Test func aTemplateThatWouldFillGigabytesIsRefusedUnexpanded() {
         let references = String(repeating: "${blob}", count: 20_000)
         let blob = String(repeating: "x", count: 100_000)
         var files = FleetFixtures.shop
-        files["flows/simple.yaml"] = """
-            kind: UpdateFlow
-            name: simple
-            parameters:
-              color: {type: enum, values: [red, blue], default: red}
-              blob: {type: string, default: "\(blob)"}
-            steps:
+        files["flows/simple.yaml"] = Self.flow("blob", default: blob, steps: """
               - name: install
                 run: "\(references)"
               - name: fetch
                 download: {url: "https://cdn.example.com/${blob}${blob}", sha256: "\(String(repeating: "a", count: 64))", destination: /opt/x}
-            """
+            """)
         let error = #expect(throws: FleetValidationError.self) { try FleetFixtures.load(files) }
         let messages = error?.diagnostics.map(\.description) ?? []
         #expect(messages.contains { $0.hasPrefix("flows/simple.yaml:7:5: error: step 'install' of flow 'simple', filled in for group ")
@@ -33,31 +40,19 @@ struct HostileRepositoryTests {
 
         // At the limit it compiles; a secret's value is not known here and counts as its reference.
         var fits = FleetFixtures.shop
-        fits["flows/simple.yaml"] = """
-            kind: UpdateFlow
-            name: simple
-            parameters:
-              color: {type: enum, values: [red, blue], default: red}
-              blob: {type: string, default: "\(String(repeating: "x", count: 1_000))"}
-            steps:
+        fits["flows/simple.yaml"] = Self.flow("blob", default: String(repeating: "x", count: 1_000), steps: """
               - name: install
                 run: "\(String(repeating: "${blob}", count: 65))"
-            """
+            """)
         #expect(throws: Never.self) { try FleetFixtures.load(fits) }
     }
 
     @Test func aHealthCheckThatWouldFillGigabytesIsRefusedUnexpanded() {
         var files = FleetFixtures.shop
-        files["flows/simple.yaml"] = """
-            kind: UpdateFlow
-            name: simple
-            parameters:
-              color: {type: enum, values: [red, blue], default: red}
-              note: {type: string, default: "\(String(repeating: "n", count: 100_000))"}
-            steps:
+        files["flows/simple.yaml"] = Self.flow("note", default: String(repeating: "n", count: 100_000), steps: """
               - name: install
                 run: install
-            """
+            """)
         files["apps/printer.yaml"] = """
             kind: App
             name: printer
@@ -123,7 +118,7 @@ struct HostileRepositoryTests {
     /// Skipping candidates by length, and long words altogether, gives the same hints as
     /// comparing every candidate, over seeded random words and names.
     @Test func hintsAreTheSameWithoutComparingWhatCannotBeATypo() {
-        var generator = SeededGenerator(seed: 7)
+        var generator = SelectorMembershipTests.Generator(state: 7)
         let letters = Array("abcde-")
         func word(_ length: Int) -> String {
             String((0..<length).map { _ in letters[Int(generator.next() % UInt64(letters.count))] })
@@ -215,18 +210,5 @@ struct HostileRepositoryTests {
         #expect(markdown.contains("**Health:** each wave must pass `custom.note == x\\u{a}<!--`."), "\(markdown)")
         #expect(!markdown.contains("\n<!--"))
         #expect(PlanRenderer.text(plan).contains("each wave must pass: custom.note == x\\u{a}<!--"))
-    }
-}
-
-/// SplitMix64, for seeded tests.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

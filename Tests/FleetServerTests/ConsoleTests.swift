@@ -309,6 +309,32 @@ struct ConsoleTests {
         }
     }
 
+    /// A device's page lists its own latest executions, found by the device: one in an older
+    /// deployment than the project's latest forty is still there, and nobody else's is.
+    @Test func aDevicesPageListsItsOwnLatestExecutions() async throws {
+        try await server.withServer(controller: ConsoleProject(Self.report())) { client, tokens in
+            let device = try await RemoteTests().onlineDevice(client, tokens)
+            let now = Date()
+            func deployment(_ index: Int, version: String) -> DeploymentRecord {
+                DeploymentRecord(id: "dep-\(index)", project: "acme", app: "thermostat", version: version, flow: "compose", digest: "d-\(index)",
+                                 parameters: [:], steps: [], rollback: [], artifactAllowlist: [], createdAt: now.addingTimeInterval(Double(index)),
+                                 createdBy: "controller", purpose: .rollout, group: "canary")
+            }
+            try await server.store.createDeployment(deployment(0, version: "9.9.9-own"), executions: [
+                ExecutionRecord(id: "exe-own", deploymentID: "dep-0", deviceID: device.id, state: .succeeded, updatedAt: now),
+            ])
+            for index in 1...45 {
+                try await server.store.createDeployment(deployment(index, version: "1.0.\(index)"), executions: [
+                    ExecutionRecord(id: "exe-\(index)", deploymentID: "dep-\(index)", deviceID: "d-someone-else", updatedAt: now),
+                ])
+            }
+            let session = try await signIn(client, token: tokens.operator)
+            let page = String(buffer: try await get(client, "/devices/\(device.id)", cookie: session.cookie).body)
+            #expect(page.contains("9.9.9-own"), "\(page)")
+            #expect(!page.contains("1.0.45"))
+        }
+    }
+
     @Test func aRunningRolloutIsAbortedAndAWaitingTargetApprovedEachAudited() async throws {
         let project = ConsoleProject(Self.report())
         try await server.withServer(controller: project) { client, tokens in

@@ -757,6 +757,7 @@ struct HeldFleetStore: FleetStore {
     func removeAlert(_ current: AlertRecord) async throws -> Bool { try await held.inner.removeAlert(current) }
     func pruneAlerts(resolvedBefore date: Date) async throws { try await held.inner.pruneAlerts(resolvedBefore: date) }
     func pruneSessions(expiredBefore date: Date) async throws -> Int { try await held.inner.pruneSessions(expiredBefore: date) }
+    func executions(deviceID: String, limit: Int) async throws -> [ExecutionRecord] { try await held.inner.executions(deviceID: deviceID, limit: limit) }
     func setSuspended(_ suspended: Bool, app: String, project: String, at date: Date) async throws {
         try await held.inner.setSuspended(suspended, app: app, project: project, at: date)
     }

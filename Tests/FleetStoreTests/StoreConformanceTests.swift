@@ -209,6 +209,22 @@ struct StoreConformanceTests {
                          createdBy: "operator:t1")
     }
 
+    /// A device's latest executions, newest first, finished or not, and only its own.
+    @Test(arguments: Kind.allCases)
+    func aDevicesLatestExecutionsAreReadByTheDevice(_ kind: Kind) async throws {
+        let store = try await kind.make()
+        for index in 0..<5 {
+            try await store.createDeployment(deployment("dep\(index)", at: Double(index)), executions: ["d1", "d2"].map {
+                ExecutionRecord(id: "e\(index)-\($0)", deploymentID: "dep\(index)", deviceID: $0, updatedAt: now)
+            })
+        }
+        _ = try await store.abortDeployment(id: "dep3", at: now)
+        #expect(try await store.executions(deviceID: "d1", limit: 3).map(\.id) == ["e4-d1", "e3-d1", "e2-d1"])
+        #expect(try await store.executions(deviceID: "d1", limit: 3).map(\.state) == [.queued, .cancelled, .queued])
+        #expect(try await store.executions(deviceID: "d2", limit: 10).map(\.id) == ["e4-d2", "e3-d2", "e2-d2", "e1-d2", "e0-d2"])
+        #expect(try await store.executions(deviceID: "d3", limit: 10).isEmpty)
+    }
+
     @Test(arguments: Kind.allCases)
     func deploymentsAndExecutionsFollowReports(_ kind: Kind) async throws {
         let store = try await kind.make()

@@ -77,12 +77,13 @@ public enum FleetSchema {
                 ("name", text("The group's name.", pattern: namePattern)),
                 ("description", text("What the group is for.")),
                 ("selector", text("Label selector over device tags, e.g. \"site in (berlin,paris),ring!=canary\"; not empty.", pattern: "\\S")),
-                ("devices", .object([("type", .string("array")), ("items", text("A device id."))])),
+                ("devices", .object([("type", .string("array")), ("items", text("A device id.", pattern: deviceIDPattern))])),
             ], anyOfKeys: ["selector", "devices"])),
             ("Devices", kind("Devices", required: ["devices"], [
                 ("devices", .object([
                     ("type", .string("object")),
                     ("description", .string("Tags declared per device id.")),
+                    ("propertyNames", .object([("pattern", .string(deviceIDPattern))])),
                     ("additionalProperties", strictObject([
                         ("tags", .object([
                             ("type", .string("object")),
@@ -234,6 +235,8 @@ public enum FleetSchema {
     /// `offline`, or SUBJECT OP VALUE over a subject alerts know (what can never fire is the loader's to refuse).
     static let conditionPattern = "^[ \\t]*(offline|(cpu|memory|disk|process\\.[^<>=! \\t]+|custom\\.[^<>=! \\t]+)[ \\t]*(<=|>=|==|!=|<|>)[ \\t]*[^ \\t].*)[ \\t]*$"
     static let namePattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+    /// A device id, as devices/ and a group's `devices:` write it (`DocumentDecoder.deviceIDProblem`).
+    static let deviceIDPattern = "^[A-Za-z0-9._:-]{1,253}$"
     /// `TagSyntax`'s rules: an optional lower-case DNS prefix and '/', then a name segment.
     static let tagKeyPattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
     static let tagValuePattern = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"

@@ -284,12 +284,12 @@ struct ConsoleController: Sendable {
         let range = ConsolePages.ChartRange(rawValue: request.uri.queryParameters["range"].map(String.init) ?? "") ?? .hour
         let metrics = try await OperatorController.metrics(of: id, since: now.addingTimeInterval(-range.seconds), until: now,
                                                            points: range.points, store: store, configuration: configuration)
+        // The device's own latest ten, by its index: not every execution of the project's recent
+        // deployments (each as large as the fleet it reached).
         var executions: [ConsolePages.DeviceExecution] = []
-        for deployment in try await store.deployments(project: session.project, limit: 40) {
-            if let execution = try await store.executions(deploymentID: deployment.id).first(where: { $0.deviceID == id }) {
-                executions.append(.init(deployment: deployment, execution: execution))
-            }
-            if executions.count >= 10 { break }
+        for execution in try await store.executions(deviceID: id, limit: 10) {
+            guard let deployment = try await store.deployment(id: execution.deploymentID), deployment.project == session.project else { continue }
+            executions.append(.init(deployment: deployment, execution: execution))
         }
         let view = OperatorController.view(record, now: now, configuration: configuration)
         let inventory = await controllers.entry(for: session.project)?.handle.inventory()
