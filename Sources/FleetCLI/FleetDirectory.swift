@@ -23,22 +23,24 @@ public enum FleetDirectory {
     private static func visit(_ relative: String, root: String, into tree: inout FleetTree, visited: inout Int) throws(CLIError) {
         // Past a limit the tree says where and why, and the loader refuses it: nothing more is read.
         guard tree.overflow == nil else { return }
-        visited += 1
-        guard visited <= FleetTree.maximumEntriesVisited else {
-            tree.stop(at: relative, "the repository has more than \(FleetTree.maximumEntriesVisited) entries under its fleet folders")
-            return
-        }
         let path = root + "/" + relative
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               let type = attributes[.type] as? FileAttributeType
         else { return }
         switch type {
-        case .typeSymbolicLink:
+        case .typeSymbolicLink where FleetTree.isFleetFile(relative):
             let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?"
             tree.add(relative, .symlink(target: target))
         case .typeDirectory:
             let children = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-            for child in children.sorted() where !FleetTree.isHidden(child) {
+            // Every entry under a fleet folder counts, hidden ones too, as the git walk counts them.
+            for child in children.sorted() {
+                visited += 1
+                guard visited <= FleetTree.maximumEntriesVisited else {
+                    tree.stop(at: relative + "/" + child, "the repository has more than \(FleetTree.maximumEntriesVisited) entries under its fleet folders")
+                    return
+                }
+                guard !FleetTree.isHidden(child) else { continue }
                 try visit(relative + "/" + child, root: root, into: &tree, visited: &visited)
             }
         case .typeRegular where FleetTree.isFleetFile(relative):

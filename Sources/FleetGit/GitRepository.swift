@@ -99,7 +99,10 @@ public final class GitRepository {
         let operation = "read tree of \(commit.short) in \(path)"
         let tree = try commitTree(commit, operation: operation)
         defer { git_tree_free(tree) }
-        var walk = TreeWalk(repository: handle)
+        var odb: OpaquePointer?
+        try Libgit2.check(git_repository_odb(&odb, handle), operation)
+        defer { git_odb_free(odb) }
+        var walk = TreeWalk(repository: handle, objects: odb!)
         let result = withUnsafeMutablePointer(to: &walk) { pointer in
             git_tree_walk(tree, GIT_TREEWALK_PRE, { root, entry, payload in
                 let walk = payload!.assumingMemoryBound(to: TreeWalk.self)
@@ -158,23 +161,32 @@ public final class GitRepository {
 /// State for one `git_tree_walk`, passed to the C callback through its payload pointer.
 private struct TreeWalk {
     let repository: OpaquePointer
+    /// The object database, to learn a blob's size from its header before loading it.
+    let objects: OpaquePointer
     var tree = FleetTree()
     var failure: String?
     var visited = 0
 
+    /// The most of a link's target kept: a path, not content.
+    static let maximumLinkTarget = 4_096
+
     /// 0 to go on, 1 to skip a folder the loader never reads, -1 to stop on an error or at a
-    /// limit (the tree's `overflow` says which).
+    /// limit (the tree's `overflow` says which). Entries under the fleet folders are counted, as
+    /// `FleetDirectory` counts them: hidden ones too, though neither reads them.
     mutating func visit(root: String, entry: OpaquePointer) -> Int32 {
         let name = String(cString: git_tree_entry_name(entry))
         let path = root + name
         let mode = git_tree_entry_filemode(entry)
-        visited += 1
-        guard visited <= FleetTree.maximumEntriesVisited else {
-            tree.stop(at: path, "the repository has more than \(FleetTree.maximumEntriesVisited) entries under its fleet folders")
-            return -1
+        if !root.isEmpty {
+            visited += 1
+            guard visited <= FleetTree.maximumEntriesVisited else {
+                tree.stop(at: path, "the repository has more than \(FleetTree.maximumEntriesVisited) entries under its fleet folders")
+                return -1
+            }
         }
         if mode == GIT_FILEMODE_TREE {
-            // Descend only into the folders that hold fleet files.
+            // Descend only into the folders that hold fleet files, never into hidden ones.
+            if FleetTree.isHidden(name) { return 1 }
             return root.isEmpty && !FleetTree.folders.contains(where: { $0.folder == name }) ? 1 : 0
         }
         guard FleetTree.isFleetFile(path) else { return 0 }
@@ -183,22 +195,31 @@ private struct TreeWalk {
             tree.add(path, .submodule(commit: git_tree_entry_id(entry).map { CommitID($0.pointee).hex } ?? "?"))
             return tree.overflow == nil ? 0 : -1
         }
+        // The size from the object's header, before anything is inflated: a tree may name one
+        // huge blob many times, and a blob too large (or a link too long) is never loaded.
+        var size = 0
+        var type = GIT_OBJECT_ANY
+        guard git_odb_read_header(&size, &type, objects, git_tree_entry_id(entry)) == 0 else {
+            failure = "cannot read \(path)"
+            return -1
+        }
+        let link = mode == GIT_FILEMODE_LINK
+        if link ? size > Self.maximumLinkTarget : size > FleetTree.maximumFileSize {
+            tree.add(path, link ? .symlink(target: "(a link of \(size) bytes)") : .tooLarge(size: size))
+            return tree.overflow == nil ? 0 : -1
+        }
+        guard tree.admits(size: size, at: path) else { return -1 }
         var blob: OpaquePointer?
         guard git_blob_lookup(&blob, repository, git_tree_entry_id(entry)) == 0 else {
             failure = "cannot read \(path)"
             return -1
         }
         defer { git_blob_free(blob) }
-        let size = Int(git_blob_rawsize(blob))
-        // Asked before the bytes are copied: a tree may name one large blob many times.
-        guard tree.admits(size: mode == GIT_FILEMODE_LINK || size > FleetTree.maximumFileSize ? 0 : size, at: path) else { return -1 }
         let bytes = git_blob_rawcontent(blob).map {
-            Array(UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UInt8.self), count: min(size, FleetTree.maximumFileSize + 1)))
+            Array(UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UInt8.self), count: min(Int(git_blob_rawsize(blob)), size)))
         } ?? []
-        if mode == GIT_FILEMODE_LINK {
+        if link {
             tree.add(path, .symlink(target: String(decoding: bytes, as: UTF8.self)))
-        } else if size > FleetTree.maximumFileSize {
-            tree.add(path, .tooLarge(size: size))
         } else {
             tree.addFile(path, bytes: bytes)
         }

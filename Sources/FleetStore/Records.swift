@@ -124,7 +124,6 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// One heartbeat as stored: the device, when it arrived, and the report.
 /// Heartbeats read over a span of time, and whether they are all of the span's.
 public struct HeartbeatSpan: Sendable, Equatable {
     public var records: [HeartbeatRecord]
@@ -169,6 +168,7 @@ public struct HeartbeatSpan: Sendable, Equatable {
     }
 }
 
+/// One heartbeat as stored: the device, when it arrived, and the report.
 public struct HeartbeatRecord: Codable, Sendable, Equatable {
     public var deviceID: String
     public var receivedAt: Date

@@ -221,6 +221,33 @@ struct GitMirrorTests {
         #expect(error?.diagnostics.first?.message.contains("reading stopped here and nothing was loaded") == true)
     }
 
+    /// A blob over the file limit is named from its object header, never inflated: 4,096 names
+    /// of one 20 MiB blob (80 GB inflated) read in moments. A link over 4 KiB is not loaded either.
+    @Test(.timeLimit(.minutes(1)))
+    func blobsTooLargeAndLongLinksAreNeverLoaded() throws {
+        let work = try daemon.createRepository("large", contents: Self.template)
+        let big = try GitCommand.run(["hash-object", "-w", "--stdin"], in: work.path, input: String(repeating: "0", count: 20 << 20))
+        let longLink = try GitCommand.run(["hash-object", "-w", "--stdin"], in: work.path, input: String(repeating: "a/", count: 2_600))
+        let files = try nested(big, kind: "blob", name: "huge", depth: 3, in: work)
+        let top = try GitCommand.run(["mktree"], in: work.path,
+                                     input: "040000 tree \(files)\tmany\n120000 blob \(longLink)\tlink.yaml\n")
+        try pushGroups(top, in: work, "Large blobs and a long link")
+        let mirror = try GitMirror(url: daemon.url("large"), cacheDirectory: cache)
+        let tree = try mirror.fleetTree(at: try mirror.fetch("main").commit)
+        #expect(tree.overflow == nil)
+        #expect(tree.totalBytes < 1 << 20, "the template's own files only: no blob over the limit is read")
+        guard case .tooLarge(let size) = tree.entries["groups/many/d0/d0/huge0.yaml"] else {
+            Issue.record("a 20 MiB blob is too large, not read")
+            return
+        }
+        #expect(size == 20 << 20)
+        guard case .symlink(let target) = tree.entries["groups/link.yaml"] else {
+            Issue.record("the link is named as a link")
+            return
+        }
+        #expect(target == "(a link of 5200 bytes)")
+    }
+
     /// A million entries the loader never reads still cost a walk: it stops at its limit.
     @Test func aTreeOfAMillionEntriesIsWalkedOnlyToItsLimit() throws {
         let work = try daemon.createRepository("wide", contents: Self.template)
@@ -234,6 +261,10 @@ struct GitMirrorTests {
         let mirror = try GitMirror(url: daemon.url("wide"), cacheDirectory: cache)
         let read = try mirror.fleetTree(at: try mirror.fetch("main").commit)
         #expect(read.overflow?.reason == "the repository has more than 100000 entries under its fleet folders")
+        // Under a hidden folder, which neither reader opens, the same tree costs one entry.
+        let hidden = try GitCommand.run(["mktree"], in: work.path, input: "040000 tree \(tree)\t.archive\n")
+        try pushGroups(hidden, in: work, "The notes, archived")
+        #expect(try mirror.fleetTree(at: try mirror.fetch("main").commit).overflow == nil)
     }
 
     /// A submodule (gitlink) where a fleet file belongs is named as such, not an unreadable blob.

@@ -309,6 +309,25 @@ struct ConsoleTests {
         }
     }
 
+    /// A device that sent more heartbeat data than a chart reads does not take its page with
+    /// it: the page says why the charts are missing, and shows the rest.
+    @Test func aDevicePastWhatAChartReadsStillHasItsPage() async throws {
+        try await server.withServer(metricsReadBytes: 64 << 10, controller: ConsoleProject(Self.report())) { client, tokens in
+            let device = try await RemoteTests().onlineDevice(client, tokens)
+            let padding = String(repeating: "x", count: 20 << 10)
+            _ = try await server.store.recordHeartbeats((0..<5).map { index in
+                HeartbeatRecord(deviceID: device.id, receivedAt: Date().addingTimeInterval(-Double(index) * 60),
+                                report: Heartbeat(reportID: "big-\(index)", cpuPercent: 5, custom: ["blob": padding]))
+            })
+            let session = try await signIn(client, token: tokens.operator)
+            let page = try await get(client, "/devices/\(device.id)", cookie: session.cookie)
+            #expect(page.status == .ok)
+            let text = String(buffer: page.body)
+            #expect(text.contains("Not charted: device \(device.id) sent more than 64 KiB of heartbeats in that span"), "\(text)")
+            #expect(text.contains("<h2>Tags</h2>"))
+        }
+    }
+
     /// A device's page lists its own latest executions, found by the device: one in an older
     /// deployment than the project's latest forty is still there, and nobody else's is.
     @Test func aDevicesPageListsItsOwnLatestExecutions() async throws {

@@ -35,8 +35,9 @@ public struct FleetValidationError: Error, Sendable, CustomStringConvertible {
 
 /// Collects problems while a repository is loaded, so one pass reports all of them.
 ///
-/// Bounded, as what it reads is anyone's to write: at most `maximumKept` problems are kept, the
-/// last of them saying more were found, and each message is cut to `maximumMessageLength`. A
+/// Bounded, as what it reads is anyone's to write: at most `maximumKept` problems are kept, and
+/// one more, where the first left out was found, says there were more; each message is cut to
+/// `maximumMessageLength`. A
 /// message is made only when it is kept (`@autoclosure`): a file that makes the same error
 /// quoting a long value a hundred thousand times costs a thousand messages, not the rest.
 final class DiagnosticSink {
@@ -51,11 +52,9 @@ final class DiagnosticSink {
 
     func error(_ location: SourceLocation, _ message: @autoclosure () -> String) {
         guard diagnostics.count < Self.maximumKept else {
-            dropped += 1
-            return
-        }
-        if diagnostics.count == Self.maximumKept - 1 {
-            diagnostics.append(Diagnostic(location, "more problems were found than the \(Self.maximumKept) listed; fix these and validate again"))
+            if dropped == 0 {
+                diagnostics.append(Diagnostic(location, "more problems were found than the \(Self.maximumKept) listed; fix these and validate again"))
+            }
             dropped += 1
             return
         }

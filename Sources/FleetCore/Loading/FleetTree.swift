@@ -38,7 +38,11 @@ public struct FleetTree: Sendable {
     public init() {}
 
     public mutating func add(_ path: String, _ content: Content) {
-        let size = if case .file(let bytes) = content { bytes.count } else { 0 }
+        let size = switch content {
+        case .file(let bytes): bytes.count
+        case .symlink(let target): target.utf8.count
+        case .tooLarge, .submodule: 0
+        }
         guard admits(size: size, at: path) else { return }
         totalBytes += size
         entries[path] = content

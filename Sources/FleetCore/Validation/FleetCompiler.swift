@@ -103,6 +103,8 @@ struct FleetCompiler {
         checkDeclared(app.parameters, in: flow, owner: "App '\(app.name)'")
         var targets: [DesiredTarget] = []
         var seenGroups: [String: SourceLocation] = [:]
+        // Each template read once for the app, measured for each target by its values.
+        let measures = TemplateMeasures(app: app, flow: flow)
         for target in app.targets {
             guard groups.contains(target.group.value) else {
                 if documents.incomplete.contains(.group) { continue }
@@ -132,7 +134,7 @@ struct FleetCompiler {
             seenGroups[target.group.value] = target.group.location
             checkDeclared(target.parameters, in: flow, owner: "the target for group '\(target.group.value)'")
             guard let resolved = resolve(app: app, target: target, flow: flow),
-                  checkRenderedLengths(app: app, target: target, flow: flow, parameters: resolved) else { continue }
+                  checkRenderedLengths(app: app, target: target, flow: flow, parameters: resolved, measures: measures) else { continue }
             checkDownloads(app: app, target: target, flow: flow, parameters: resolved, fleet: fleet)
             let secretNames = Set(flow.parameters.filter { $0.kind == .secret }.map(\.name))
             var desired = DesiredTarget(app: app.name, group: target.group.value, version: target.version.value, flow: flow.name,
@@ -203,28 +205,25 @@ struct FleetCompiler {
     /// built: a value referenced thousands of times would otherwise be expanded here, and again
     /// for every device it is handed to. A secret's value is not known here; it is counted as the
     /// reference itself. False when some text is too long (reported): the target is not compiled.
-    private func checkRenderedLengths(app: App, target: App.Target, flow: UpdateFlow, parameters: [String: String]) -> Bool {
+    private func checkRenderedLengths(app: App, target: App.Target, flow: UpdateFlow, parameters: [String: String],
+                                      measures: TemplateMeasures) -> Bool {
         let secrets = Set(flow.parameters.filter { $0.kind == .secret }.map(\.name))
         // A device's id is the server's (a few dozen bytes); 256 bounds it.
         let builtIns = ["version": target.version.value.utf8.count, "app": app.name.utf8.count, "device": 256]
-        func length(_ template: String) -> Int {
-            guard template.contains("$") else { return template.utf8.count }
-            return Template.renderedLength(template) { name in secrets.contains(name) ? nil : parameters[name]?.utf8.count ?? builtIns[name] }
+        func length(_ measure: Template.Measure) -> Int {
+            measure.renderedLength { name in secrets.contains(name) ? nil : parameters[name]?.utf8.count ?? builtIns[name] }
         }
         let most = StepRules.maximumTextLength
         var fits = true
-        for step in flow.steps + flow.rollback {
-            for template in step.action.templates {
-                let filled = length(template)
-                guard filled > most else { continue }
-                sink.error(step.location, "step '\(step.name)' of flow '\(flow.name)', filled in for group '\(target.group.value)', "
-                           + "would be \(filled) bytes, over the \(most) a step's text may hold")
-                fits = false
-            }
+        for (step, measure) in measures.steps {
+            let filled = length(measure)
+            guard filled > most else { continue }
+            sink.error(step.location, "step '\(step.name)' of flow '\(flow.name)', filled in for group '\(target.group.value)', "
+                       + "would be \(filled) bytes, over the \(most) a step's text may hold")
+            fits = false
         }
-        for (index, check) in (app.health?.checks ?? []).enumerated() {
-            guard case .text(let text) = check.operand else { continue }
-            let filled = length(text)
+        for (index, measure) in measures.health {
+            let filled = length(measure)
             guard filled > most else { continue }
             sink.error(app.healthLocations[index], "a health check, filled in for group '\(target.group.value)', would be \(filled) bytes, over the \(most) it may hold")
             fits = false
@@ -270,5 +269,20 @@ extension Result {
     var value: Success? {
         if case .success(let value) = self { return value }
         return nil
+    }
+}
+
+/// Every template of an app's flow steps and health checks, each read once.
+struct TemplateMeasures {
+    var steps: [(step: Step, measure: Template.Measure)] = []
+    var health: [(index: Int, measure: Template.Measure)] = []
+
+    init(app: App, flow: UpdateFlow) {
+        for step in flow.steps + flow.rollback {
+            for template in step.action.templates { steps.append((step, Template.Measure(template))) }
+        }
+        for (index, check) in (app.health?.checks ?? []).enumerated() {
+            if case .text(let text) = check.operand { health.append((index, Template.Measure(text))) }
+        }
     }
 }

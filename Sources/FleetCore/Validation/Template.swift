@@ -49,12 +49,35 @@ public enum Template {
     /// How long, in UTF-8 bytes, `render` would make the template, without building it: a
     /// template repeating a long value thousands of times is measured, not expanded.
     public static func renderedLength(_ template: String, _ valueLength: (String) -> Int?) -> Int {
-        var substituted = 0
-        let bare = scan(template) { name, _ in
-            substituted += valueLength(name) ?? (name.utf8.count + 3)
-            return ""
-        }.output
-        return bare.utf8.count + substituted
+        Measure(template).renderedLength(valueLength)
+    }
+
+    /// A template read once: its text without references, and how often it names each name. What
+    /// it renders to for any values is then a sum over its names, not another scan.
+    public struct Measure: Sendable {
+        public let bare: Int
+        public let references: [String: Int]
+
+        public init(_ template: String) {
+            guard template.contains("$") else {
+                bare = template.utf8.count
+                references = [:]
+                return
+            }
+            var references: [String: Int] = [:]
+            bare = Template.scan(template) { name, _ in
+                references[name, default: 0] += 1
+                return ""
+            }.output.utf8.count
+            self.references = references
+        }
+
+        /// `valueLength` nil: the name stays as written (`${name}`).
+        public func renderedLength(_ valueLength: (String) -> Int?) -> Int {
+            references.reduce(bare) { total, reference in
+                total + reference.value * (valueLength(reference.key) ?? (reference.key.utf8.count + 3))
+            }
+        }
     }
 
     private static func scan(_ template: String, _ substitute: (String, Int) -> String) -> (output: String, problem: Problem?) {

@@ -53,7 +53,7 @@ struct ConsoleController: Sendable {
         console.post("sign-in") { request, _ in try await signIn(request) }
         console.post("sign-out") { request, _ in
             let session = try await form(request)
-            try await store.revokeToken(id: session.record.id)
+            try await ConsoleSession.end(session.record.id, store: store)
             try await store.appendAudit(AuditRecord(at: Date(), project: session.project, actor: session.actor,
                                                     action: "console.sign-out", subject: session.record.id))
             var response = redirect("/sign-in")
@@ -117,7 +117,7 @@ struct ConsoleController: Sendable {
                                                           admit: { try limiter.take(signInWith: $0.id) })
             // Signing in again ends the session the browser held: it is not left valid behind.
             if let previous = try await ConsoleSession.from(request, overTLS: ConsoleSession.overTLS(request, configuration: configuration), store: store, now: Date()) {
-                try await store.revokeToken(id: previous.record.id)
+                try await ConsoleSession.end(previous.record.id, store: store)
             }
             var response = redirect(next)
             response.headers[.setCookie] = session.setCookie(secure: ConsoleSession.overTLS(request, configuration: configuration), now: Date())
@@ -282,8 +282,16 @@ struct ConsoleController: Sendable {
         let now = Date()
         let latest = try await store.heartbeats(deviceID: id, limit: 1).first?.report
         let range = ConsolePages.ChartRange(rawValue: request.uri.queryParameters["range"].map(String.init) ?? "") ?? .hour
-        let metrics = try await OperatorController.metrics(of: id, since: now.addingTimeInterval(-range.seconds), until: now,
-                                                           points: range.points, store: store, configuration: configuration)
+        // A device that sent more heartbeat data than a chart reads does not take its page with it.
+        let since = now.addingTimeInterval(-range.seconds)
+        var metrics = DeviceMetrics(device: id, since: since, until: now, bucketSeconds: MetricHistory.bucketSeconds, points: [])
+        var chartNote: String?
+        do {
+            metrics = try await OperatorController.metrics(of: id, since: since, until: now, points: range.points, store: store,
+                                                           configuration: configuration)
+        } catch let error as APIError where error.status == .badRequest {
+            chartNote = error.message
+        }
         // The device's own latest ten, by its index: not every execution of the project's recent
         // deployments (each as large as the fleet it reached).
         var executions: [ConsolePages.DeviceExecution] = []
@@ -300,7 +308,7 @@ struct ConsoleController: Sendable {
         }.map(\.name)
         return page(request, session: session, title: "Device \(id)", section: .devices,
                     main: ConsolePages.deviceMain(device: view, latest: latest, executions: executions, metrics: metrics, range: range,
-                                                  declared: declared, groups: groups))
+                                                  declared: declared, groups: groups, chartNote: chartNote))
     }
 
     private func rollout(_ request: Request, app: String, group: String) async throws -> Response {

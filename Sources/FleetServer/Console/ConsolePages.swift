@@ -417,7 +417,8 @@ enum ConsolePages {
     }
 
     static func deviceMain(device: OperatorDeviceView, latest: Heartbeat?, executions: [DeviceExecution], metrics: DeviceMetrics,
-                           range: ChartRange = .hour, declared: [String: String] = [:], groups: [String] = []) -> HTML {
+                           range: ChartRange = .hour, declared: [String: String] = [:], groups: [String] = [],
+                           chartNote: String? = nil) -> HTML {
         let ranges = ChartRange.allCases.map { option -> HTML in
             option == range ? "<strong aria-current=\"true\">\(option.rawValue)</strong>"
                 : "<a href=\"/devices/\(URLText.component(device.id))?range=\(option.rawValue)\">\(option.rawValue)</a>"
@@ -473,6 +474,7 @@ enum ConsolePages {
         hardware <code>\(device.hardwareID)</code>\(latest?.agentVersion.map { " · agent \($0)" as HTML })</p></div>
         <h2>Resource use</h2>
         <p>Last: \(ranges.map { "\($0) " as HTML })</p>
+        \(chartNote.map { "<p class=\"note\">Not charted: \($0)</p>" as HTML })
         <div class="charts">
         \(SVGChart.render(title: "CPU", unit: "%", points: metrics.points.map { ($0.at, $0.cpu?.mean) }, since: metrics.since, until: metrics.until))
         \(SVGChart.render(title: "Memory", unit: "%", points: metrics.points.map { ($0.at, $0.memory?.mean) }, since: metrics.since, until: metrics.until))

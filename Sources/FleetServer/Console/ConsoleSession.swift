@@ -39,6 +39,15 @@ struct ConsoleSession: Sendable {
         return mac.map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Revokes a session; one already gone (the retention pass deletes ended sessions) is ended.
+    static func end(_ id: String, store: any FleetStore) async throws {
+        do {
+            try await store.revokeToken(id: id)
+        } catch let error as StoreError where error.code == .notFound {
+            return
+        }
+    }
+
     /// Whether `presented` is this session's CSRF token, compared in constant time.
     func acceptsCSRF(_ presented: String?) -> Bool {
         guard let presented, let mac = ControllerRoutes.bytes(hex: Substring(presented)) else { return false }
@@ -59,7 +68,7 @@ struct ConsoleSession: Sendable {
             .filter { $0.kind == .session && $0.createdBy == token.id && !$0.revoked && ($0.expiresAt.map { $0 > now } ?? true) }
             .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         for oldest in live.prefix(max(0, live.count - (sessionsPerToken - 1))) {
-            try await store.revokeToken(id: oldest.id)
+            try await end(oldest.id, store: store)
             try await store.appendAudit(AuditRecord(at: now, project: token.project, actor: "operator:\(token.id)",
                                                     action: "console.session.ended", subject: oldest.id,
                                                     detail: "the token signed in a \(sessionsPerToken + 1)th time"))
